@@ -1,0 +1,78 @@
+"""The FastAPI application: built by `create_app`, its resources owned by the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+from api.audit.routes import router as audit_router
+from api.auth.routes import router as auth_router
+from api.clients.routes import router as clients_router
+from api.ib.routes import self_router as ib_self_router
+from api.ib.routes import staff_router as ib_staff_router
+from api.me.routes import router as me_router
+from api.problems import install_problem_handlers
+from api.signup.routes import router as signup_router
+from api.staff.routes import router as staff_router
+from api.state import AppState
+from api.system.routes import router as system_router
+from api.temporal import TemporalConnector
+from db.embedded import owner_database_url
+from db.sealed import SecretBox
+from db.session import create_engine, create_sessionmaker
+from db.urls import app_database_url
+from observability.metrics import ApiMetrics
+from observability.tracing import configure_tracing
+from settings import Settings, get_settings
+
+ROUTERS = (
+    system_router,
+    auth_router,
+    signup_router,
+    me_router,
+    ib_self_router,
+    staff_router,
+    clients_router,
+    ib_staff_router,
+    audit_router,
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(app_database_url(owner_database_url(settings), settings))
+        SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
+        app.state.brokerflow = AppState(
+            settings=settings,
+            engine=engine,
+            sessions=create_sessionmaker(engine),
+            temporal=TemporalConnector(settings.temporal_address, settings.temporal_namespace),
+            secret_box=SecretBox(settings.secrets_key),
+        )
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="BrokerFlow",
+        version="0.1.0",
+        summary="Back-office for MetaTrader 5 brokers",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    metrics = ApiMetrics()
+    app.state.metrics = metrics
+    app.middleware("http")(metrics.middleware)
+    for router in ROUTERS:
+        app.include_router(router)
+    configure_tracing("brokerflow-api", settings)
+    FastAPIInstrumentor.instrument_app(app)
+    return app

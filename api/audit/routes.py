@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
+
+from api.deps import SessionDep
+from api.policy import AuditorPrincipal
+from db.models import AuditEntry
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+ShortText = Annotated[str | None, Query(max_length=64)]
+
+
+class AuditView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    occurred_at: datetime
+    actor_kind: str
+    actor_id: str | None
+    actor_roles: list[str]
+    on_behalf_of: str | None
+    action: str
+    entity_type: str
+    entity_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    ip: str | None
+    request_id: str | None
+    trace_id: str | None
+    reason: str | None
+
+
+class AuditPage(BaseModel):
+    items: list[AuditView]
+    next_before_id: int | None
+
+
+@router.get("")
+async def search_audit_log(
+    _: AuditorPrincipal,
+    session: SessionDep,
+    entity_type: ShortText = None,
+    entity_id: ShortText = None,
+    actor_id: ShortText = None,
+    action: ShortText = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before_id: Annotated[int | None, Query(gt=0, lt=2**63)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> AuditPage:
+    """Newest first. Page with `before_id` = the previous page's `next_before_id`."""
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+    filters = {
+        AuditEntry.entity_type: entity_type,
+        AuditEntry.entity_id: entity_id,
+        AuditEntry.actor_id: actor_id,
+        AuditEntry.action: action,
+    }
+    for column, value in filters.items():
+        if value is not None:
+            query = query.where(column == value)
+    if since is not None:
+        query = query.where(AuditEntry.occurred_at >= since)
+    if until is not None:
+        query = query.where(AuditEntry.occurred_at <= until)
+    if before_id is not None:
+        query = query.where(AuditEntry.id < before_id)
+    entries = list(await session.scalars(query))
+    return AuditPage(
+        items=[AuditView.model_validate(e) for e in entries],
+        next_before_id=entries[-1].id if len(entries) == limit else None,
+    )

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.me.schemas import ApplicationView, ClientProfile, Mt5AccountView
+
+
+class ClientSummary(ClientProfile):
+    referred_by_ib_id: UUID | None
+
+
+class ClientDetail(BaseModel):
+    client: ClientSummary
+    accounts: list[Mt5AccountView]
+    applications: list[ApplicationView]
+
+
+class ClientStatusChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["active", "blocked"]
+    reason: str = Field(min_length=3, max_length=500)
+
+
+class ClientPage(BaseModel):
+    items: list[ClientSummary]
+    next_before: datetime | None

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter
+
+from api.deps import SecretBoxDep, SessionDep
+from api.me import service
+from api.me.schemas import ApplicationView, ClientProfile, Mt5AccountView, Mt5Credentials
+from api.policy import ClientPrincipal
+from api.schemas import Mt5Login
+
+router = APIRouter(prefix="/v1/me", tags=["client self-service"])
+NOT_YOURS = {404: {"description": "no such object among yours"}}
+
+
+@router.get("")
+async def my_profile(me: ClientPrincipal, session: SessionDep) -> ClientProfile:
+    return ClientProfile.model_validate(await service.profile(session, me.id))
+
+
+@router.get("/accounts")
+async def my_accounts(me: ClientPrincipal, session: SessionDep) -> list[Mt5AccountView]:
+    """Your MT5 accounts; a new demo account appears here once its workflow has finished."""
+    return [Mt5AccountView.model_validate(a) for a in await service.accounts(session, me.id)]
+
+
+@router.get("/accounts/{login}", responses=NOT_YOURS)
+async def my_account(login: Mt5Login, me: ClientPrincipal, session: SessionDep) -> Mt5AccountView:
+    return Mt5AccountView.model_validate(await service.own_account(session, me.id, login))
+
+
+@router.post(
+    "/accounts/{login}/credentials",
+    responses={**NOT_YOURS, 410: {"description": "already handed over"}},
+)
+async def reveal_my_credentials(
+    login: Mt5Login, me: ClientPrincipal, session: SessionDep, box: SecretBoxDep
+) -> Mt5Credentials:
+    """The MT5 passwords of a new account, shown exactly once."""
+    return await service.reveal_credentials_once(session, me, login, box)
+
+
+@router.get("/applications")
+async def my_applications(me: ClientPrincipal, session: SessionDep) -> list[ApplicationView]:
+    return [ApplicationView.model_validate(a) for a in await service.applications(session, me.id)]
+
+
+@router.get("/applications/{application_id}", responses=NOT_YOURS)
+async def my_application(
+    application_id: UUID, me: ClientPrincipal, session: SessionDep
+) -> ApplicationView:
+    return ApplicationView.model_validate(
+        await service.own_application(session, me.id, application_id)
+    )

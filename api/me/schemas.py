@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ClientProfile(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UUID
+    email: str
+    full_name: str
+    country: str
+    date_of_birth: date
+    status: str
+    created_at: datetime
+
+
+class Mt5AccountView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    login: int
+    server: str
+    group: str
+    leverage: int
+    currency: str
+    kind: str
+    created_at: datetime
+
+
+class ApplicationView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UUID
+    account_type: str
+    kind: str
+    status: str
+    mt5_server: str
+    mt5_login: int | None
+    failure_reason: str | None
+    created_at: datetime
+
+
+class Mt5Credentials(BaseModel):
+    login: int
+    server: str
+    password: str
+    investor_password: str

@@ -1,0 +1,168 @@
+"""Who may call a route. Every route declares exactly one `Policy`; a test walks all of them.
+
+A policy authenticates the bearer token, reloads the principal from the database on every request
+(so a disabled user or a removed role takes effect at once) and, for staff, enforces the user's
+IP allowlist.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.context import RequestContext
+from api.deps import ContextDep, SessionDep, SettingsDep
+from api.security import read_token
+from db.audit import Actor
+from db.models import Client, IntroducingBroker, StaffUser
+from domain.errors import Forbidden, NotAuthenticated
+from domain.roles import PrincipalKind, StaffRole
+
+_bearer = HTTPBearer(auto_error=False)
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: PrincipalKind
+    id: uuid.UUID
+    email: str
+    roles: frozenset[StaffRole]
+    context: RequestContext
+
+    def actor(self) -> Actor:
+        return Actor(
+            kind=self.kind.value,
+            id=str(self.id),
+            roles=tuple(sorted(self.roles)),
+            ip=self.context.ip,
+            request_id=self.context.request_id,
+            trace_id=self.context.trace_id,
+        )
+
+    def has_role(self, *roles: StaffRole) -> bool:
+        return bool(self.roles.intersection(roles))
+
+
+class Policy:
+    """A dependency that lets through only the principals it names."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        staff: frozenset[StaffRole] = frozenset(),
+        clients: bool = False,
+        ibs: bool = False,
+    ) -> None:
+        self.name = name
+        self.staff_roles = staff
+        self.clients = clients
+        self.ibs = ibs
+
+    def __repr__(self) -> str:
+        return f"Policy({self.name})"
+
+    def admits(self, kind: PrincipalKind, roles: frozenset[StaffRole]) -> bool:
+        if kind is PrincipalKind.STAFF:
+            return bool(self.staff_roles & roles)
+        return self.clients if kind is PrincipalKind.CLIENT else self.ibs
+
+    async def __call__(
+        self,
+        credentials: BearerDep,
+        session: SessionDep,
+        settings: SettingsDep,
+        context: ContextDep,
+    ) -> Principal:
+        if credentials is None:
+            raise NotAuthenticated("this route needs a bearer access token")
+        claims = read_token(credentials.credentials, settings.jwt_secret.get_secret_value())
+        principal = await _load_principal(session, claims.kind, claims.subject, context)
+        if not self.admits(principal.kind, principal.roles):
+            raise Forbidden(f"{self.name}: your role may not do this")
+        return principal
+
+
+class PublicPolicy:
+    """Explicitly open to anyone: sign-up, log-in, health, metrics."""
+
+    name = "public"
+
+    def __repr__(self) -> str:
+        return "Policy(public)"
+
+    async def __call__(self) -> None:
+        return None
+
+
+async def _load_principal(
+    session: SessionDep, kind: PrincipalKind, subject: uuid.UUID, context: RequestContext
+) -> Principal:
+    if kind is PrincipalKind.STAFF:
+        staff = await session.get(StaffUser, subject)
+        if staff is None or not staff.active:
+            raise NotAuthenticated("staff account is disabled or gone")
+        if not ip_allowed(context.ip, staff.ip_allowlist):
+            raise Forbidden(f"requests from {context.ip} are not allowed for this staff account")
+        return Principal(
+            kind, staff.id, staff.email, frozenset(StaffRole(r) for r in staff.roles), context
+        )
+    if kind is PrincipalKind.CLIENT:
+        client = await session.get(Client, subject)
+        if client is None or client.status != "active":
+            raise NotAuthenticated("client account is disabled or gone")
+        return Principal(kind, client.id, client.email, frozenset(), context)
+    ib = await session.get(IntroducingBroker, subject)
+    if ib is None:
+        raise NotAuthenticated("IB account is gone")
+    return Principal(kind, ib.id, ib.email, frozenset(), context)
+
+
+def ip_allowed(ip: str, allowlist: list[str]) -> bool:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(str(cidr), strict=False) for cidr in allowlist)
+
+
+ALL_STAFF = frozenset(StaffRole)
+OPERATIONS_READERS = frozenset(
+    {
+        StaffRole.ADMIN,
+        StaffRole.COMPLIANCE,
+        StaffRole.SUPPORT,
+        StaffRole.FINANCE,
+        StaffRole.RISK,
+        StaffRole.DEALER,
+        StaffRole.AUDITOR,
+    }
+)
+
+public = PublicPolicy()
+clients_only = Policy("clients", clients=True)
+ibs_only = Policy("introducing brokers", ibs=True)
+admins = Policy("administrators", staff=frozenset({StaffRole.ADMIN}))
+auditors = Policy("auditors", staff=frozenset({StaffRole.ADMIN, StaffRole.AUDITOR}))
+client_reviewers = Policy("client readers", staff=OPERATIONS_READERS)
+client_managers = Policy(
+    "client managers", staff=frozenset({StaffRole.ADMIN, StaffRole.COMPLIANCE})
+)
+ib_readers = Policy(
+    "IB readers", staff=frozenset({StaffRole.ADMIN, StaffRole.FINANCE, StaffRole.AUDITOR})
+)
+
+PublicAccess = Annotated[None, Depends(public)]
+ClientPrincipal = Annotated[Principal, Depends(clients_only)]
+IbPrincipal = Annotated[Principal, Depends(ibs_only)]
+AdminPrincipal = Annotated[Principal, Depends(admins)]
+AuditorPrincipal = Annotated[Principal, Depends(auditors)]
+ClientReviewer = Annotated[Principal, Depends(client_reviewers)]
+ClientManager = Annotated[Principal, Depends(client_managers)]
+IbReader = Annotated[Principal, Depends(ib_readers)]

@@ -1,0 +1,78 @@
+"""Every error leaves as `application/problem+json` (RFC 9457) with a reason a person can act on."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain.errors import BackOfficeError
+
+log = logging.getLogger(__name__)
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+async def _business_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BackOfficeError)
+    return problem(exc.status_code, exc.title, exc.detail, **exc.extra)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "field": ".".join(str(part) for part in error.get("loc", ()) if part != "body"),
+            "reason": error.get("msg", "invalid"),
+        }
+        for error in exc.errors()
+    ]
+    summary = "; ".join(f"{e['field'] or 'request'}: {e['reason']}" for e in errors[:5])
+    return problem(422, "Invalid input", summary or "the request is not valid", errors=errors)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return problem(exc.status_code, str(exc.detail), str(exc.detail))
+
+
+async def _integrity_error(_: Request, exc: Exception) -> JSONResponse:
+    # Two requests raced past the same check (e.g. one email signing up twice at once).
+    log.warning("constraint refused a request: %s", type(exc).__name__)
+    return problem(409, "Conflict", "the request conflicts with stored data and was not applied")
+
+
+async def _data_error(_: Request, exc: Exception) -> JSONResponse:
+    log.warning("database refused a value: %s", type(exc).__name__)
+    return problem(422, "Invalid input", "a value is out of range for what can be stored")
+
+
+async def _database_down(_: Request, exc: Exception) -> JSONResponse:
+    log.error("database unavailable: %s", type(exc).__name__)
+    return problem(503, "Service unavailable", "the database is not reachable; try again shortly")
+
+
+async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return problem(500, "Internal error", "something went wrong on our side; nothing was applied")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(BackOfficeError, _business_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(DataError, _data_error)
+    app.add_exception_handler(OperationalError, _database_down)
+    app.add_exception_handler(InterfaceError, _database_down)
+    app.add_exception_handler(Exception, _unexpected_error)

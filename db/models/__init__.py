@@ -1,0 +1,16 @@
+from db.models.application import AccountApplication
+from db.models.audit import AuditEntry
+from db.models.client import Client
+from db.models.ib import IntroducingBroker
+from db.models.mt5_account import Mt5Account, Mt5LoginCounter
+from db.models.staff import StaffUser
+
+__all__ = [
+    "AccountApplication",
+    "AuditEntry",
+    "Client",
+    "IntroducingBroker",
+    "Mt5Account",
+    "Mt5LoginCounter",
+    "StaffUser",
+]

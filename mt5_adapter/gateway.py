@@ -1,0 +1,37 @@
+"""The one interface activities use to reach an MT5 server.
+
+`WebApiGateway` (webapi.py) implements it over the MT5 Web API; the Windows-only Manager API can
+later be a second implementation. Every method raises `mt5_adapter.errors.Mt5Error` subclasses,
+each of which says whether a retry can help.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from domain.mt5 import BalanceOperation, Mt5Deal, Mt5User, Mt5UserChanges, NewMt5User
+
+
+class Mt5Gateway(Protocol):
+    async def ping(self) -> None: ...
+
+    async def add_user(self, user: NewMt5User) -> Mt5User: ...
+
+    async def get_user(self, login: int) -> Mt5User: ...
+
+    async def update_user(self, login: int, changes: Mt5UserChanges) -> Mt5User: ...
+
+    async def delete_user(self, login: int) -> None: ...
+
+    async def apply_balance(self, operation: BalanceOperation) -> int:
+        """Run `trade/balance`; returns the ticket of the deal MT5 created."""
+        ...
+
+    async def find_deal_by_comment(
+        self, login: int, comment: str, since: datetime, until: datetime
+    ) -> Mt5Deal | None:
+        """The balance-type deal of `login` in [since, until] whose comment equals `comment`."""
+        ...
+
+    async def aclose(self) -> None: ...

