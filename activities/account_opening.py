@@ -1,4 +1,4 @@
-"""Steps of the account-opening workflow. Each is idempotent: Temporal may run it again at any time."""
+"""Steps of the account-opening workflow, each idempotent: Temporal may run any of them again."""
 
 from __future__ import annotations
 
@@ -48,7 +48,9 @@ def demo_deposit_comment(application_id: UUID) -> str:
     return f"bf:demo:{application_id.hex[:20]}"
 
 
-async def load_application(session: AsyncSession, application_id: UUID, *, lock: bool = False) -> AccountApplication:
+async def load_application(
+    session: AsyncSession, application_id: UUID, *, lock: bool = False
+) -> AccountApplication:
     application = await session.get(AccountApplication, application_id, with_for_update=lock)
     if application is None:
         raise ApplicationError(
@@ -240,7 +242,7 @@ class Mt5AccountSteps:
         comment = demo_deposit_comment(application.id)
         try:
             if activity.info().attempt > 1:
-                # An earlier attempt may have been applied with its answer lost: look before writing.
+                # An earlier attempt may have gone through with its answer lost: look first.
                 earlier = await self._mt5.find_deal_by_comment(
                     request.login,
                     comment,

@@ -19,6 +19,7 @@ from api.problems import install_problem_handlers
 from api.signup.routes import router as signup_router
 from api.staff.routes import router as staff_router
 from api.state import AppState
+from api.system.routes import DOCS_ASSETS, DOCS_ASSETS_PATH
 from api.system.routes import router as system_router
 from api.temporal import TemporalConnector
 from db.embedded import owner_database_url
@@ -66,7 +67,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Back-office for MetaTrader 5 brokers",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    app.mount(DOCS_ASSETS_PATH, DOCS_ASSETS, name="docs-assets")
     install_problem_handlers(app)
     metrics = ApiMetrics()
     app.state.metrics = metrics

@@ -76,3 +76,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OperationalError, _database_down)
     app.add_exception_handler(InterfaceError, _database_down)
     app.add_exception_handler(Exception, _unexpected_error)
+
+
+def error_responses(reasons: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for the problem answers a route can give."""
+    return {
+        status: {"description": reason, "content": {PROBLEM_JSON: {}}}
+        for status, reason in reasons.items()
+    }

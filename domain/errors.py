@@ -1,4 +1,4 @@
-"""Business errors. Each carries the HTTP status the API answers with and a reason a person can act on."""
+"""Business errors, each with the HTTP status the API answers and a reason a person can act on."""
 
 from __future__ import annotations
 

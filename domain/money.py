@@ -8,8 +8,22 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 # ISO 4217 minor units for the currencies BrokerFlow books; anything else is refused.
 MINOR_UNITS: dict[str, int] = {
-    "USD": 2, "EUR": 2, "GBP": 2, "CHF": 2, "JPY": 0, "AUD": 2, "CAD": 2, "NZD": 2,
-    "SGD": 2, "HKD": 2, "PLN": 2, "CZK": 2, "SEK": 2, "NOK": 2, "ZAR": 2, "AED": 2,
+    "USD": 2,
+    "EUR": 2,
+    "GBP": 2,
+    "CHF": 2,
+    "JPY": 0,
+    "AUD": 2,
+    "CAD": 2,
+    "NZD": 2,
+    "SGD": 2,
+    "HKD": 2,
+    "PLN": 2,
+    "CZK": 2,
+    "SEK": 2,
+    "NOK": 2,
+    "ZAR": 2,
+    "AED": 2,
 }
 
 
@@ -42,11 +56,15 @@ class Money(BaseModel):
         return self.amount == self.amount.quantize(self.exponent)
 
     def rounded(self) -> Money:
-        return Money(amount=self.amount.quantize(self.exponent, ROUND_HALF_EVEN), currency=self.currency)
+        return Money(
+            amount=self.amount.quantize(self.exponent, ROUND_HALF_EVEN), currency=self.currency
+        )
 
     def to_minor_units(self) -> int:
         if not self.is_exact():
-            raise ValueError(f"{self.amount} {self.currency} has more decimals than the currency allows")
+            raise ValueError(
+                f"{self.amount} {self.currency} has more decimals than the currency allows"
+            )
         return int(self.amount.scaleb(MINOR_UNITS[self.currency]))
 
     @classmethod

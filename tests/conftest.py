@@ -20,10 +20,12 @@ from db.urls import app_database_url
 from settings import Mt5ServerSettings, Settings
 from tests.support import database
 from tests.support.processes import Simulator, start_simulator
+from tests.support.stack import TEST_SECRETS_KEY, Stack
 
 BIN = Path(sys.executable).parent
+CHAOS_NAMESPACE = "chaos"
+TRACING_NAMESPACE = "tracing"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-TEST_SECRETS_KEY = "dGVzdC1vbmx5LXNlY3JldHMta2V5LTAxMjM0NTY3ODk="
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +42,7 @@ def pg_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture
-def test_db(pg_cluster_url: str) -> Iterator[database.TestDatabase]:
+def test_db(pg_cluster_url: str) -> Iterator[database.ProvisionedDatabase]:
     db = database.create_database(pg_cluster_url)
     yield db
     database.drop_database(pg_cluster_url, db)
@@ -59,7 +61,7 @@ def make_settings(owner_url: str, **overrides: object) -> Settings:
 
 
 @pytest.fixture
-def settings(test_db: database.TestDatabase) -> Settings:
+def settings(test_db: database.ProvisionedDatabase) -> Settings:
     return make_settings(test_db.owner_url)
 
 
@@ -78,6 +80,8 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=str(BIN / "temporal"),
         data_converter=pydantic_data_converter,
         dev_server_log_level="error",
+        # Namespaces of their own let tests run workers that no other test's workflows reach.
+        dev_server_extra_args=["--namespace", CHAOS_NAMESPACE, "--namespace", TRACING_NAMESPACE],
     )
     yield env
     await env.shutdown()
@@ -114,3 +118,32 @@ async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The API in-process over ASGI, against this test's own database."""
     async for client in app_client(create_app(settings)):
         yield client
+
+
+@pytest.fixture(scope="session")
+def stack_db(pg_cluster_url: str) -> Iterator[database.ProvisionedDatabase]:
+    db = database.create_database(pg_cluster_url, prefix="stack")
+    yield db
+    database.drop_database(pg_cluster_url, db)
+
+
+@pytest.fixture(scope="session")
+def stack(
+    stack_db: database.ProvisionedDatabase,
+    temporal_env: WorkflowEnvironment,
+    mt5_sim: Simulator,
+    artifacts_dir: Path,
+) -> Iterator[Stack]:
+    """API and worker as real processes, shared by the end-to-end tests of a run."""
+    running = Stack(
+        owner_url=stack_db.owner_url,
+        temporal_address=temporal_env.client.service_client.config.target_host,
+        simulator=mt5_sim,
+        log_dir=artifacts_dir / "logs",
+    )
+    try:
+        running.start_worker()
+        running.start_api()
+        yield running
+    finally:
+        running.stop()

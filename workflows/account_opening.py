@@ -77,7 +77,7 @@ class AccountOpeningWorkflow:
             )
         else:
             raise ApplicationError(
-                f"{MAX_LOGINS_TRIED} MT5 logins in a row were already taken on {request.mt5_server}",
+                f"{MAX_LOGINS_TRIED} MT5 logins in a row were taken on {request.mt5_server}",
                 type="Mt5LoginRangeExhausted",
                 non_retryable=True,
             )

@@ -16,8 +16,12 @@ MT5_WRITE = RetryPolicy(
 MT5_TIMEOUT = timedelta(seconds=30)
 
 # Our own database: only connection trouble is expected, so retry patiently.
-DATABASE = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
+DATABASE = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
+)
 DATABASE_TIMEOUT = timedelta(seconds=20)
 
 # Compensations must finish: no attempt cap, they escalate through their own failure alerts.
-COMPENSATION = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+COMPENSATION = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
+)

@@ -6,13 +6,16 @@ from api.auth import service
 from api.auth.schemas import AccessToken, LoginRequest, StaffLoginRequest
 from api.deps import ContextDep, SecretBoxDep, SessionDep, SettingsDep
 from api.policy import public
+from api.problems import error_responses
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"], dependencies=[Depends(public)])
-UNAUTHENTICATED = {401: {"description": "wrong credentials"}, 403: {"description": "blocked"}}
+UNAUTHENTICATED = error_responses({401: "wrong credentials", 403: "blocked"})
 
 
 @router.post("/client/login", responses=UNAUTHENTICATED)
-async def log_in_client(body: LoginRequest, session: SessionDep, settings: SettingsDep) -> AccessToken:
+async def log_in_client(
+    body: LoginRequest, session: SessionDep, settings: SettingsDep
+) -> AccessToken:
     return await service.log_in_client(session, body, settings)
 
 

@@ -28,7 +28,9 @@ def _token(kind: PrincipalKind, subject: uuid.UUID, settings: Settings) -> Acces
     return AccessToken(access_token=token, expires_in=int(ttl.total_seconds()))
 
 
-async def log_in_client(session: AsyncSession, request: LoginRequest, settings: Settings) -> AccessToken:
+async def log_in_client(
+    session: AsyncSession, request: LoginRequest, settings: Settings
+) -> AccessToken:
     client = await session.scalar(select(Client).where(Client.email == request.email.lower()))
     if not password_matches(client.password_hash if client else None, request.password):
         raise NotAuthenticated(WRONG_CREDENTIALS)
@@ -38,7 +40,9 @@ async def log_in_client(session: AsyncSession, request: LoginRequest, settings: 
     return _token(PrincipalKind.CLIENT, client.id, settings)
 
 
-async def log_in_ib(session: AsyncSession, request: LoginRequest, settings: Settings) -> AccessToken:
+async def log_in_ib(
+    session: AsyncSession, request: LoginRequest, settings: Settings
+) -> AccessToken:
     ib = await session.scalar(
         select(IntroducingBroker).where(IntroducingBroker.email == request.email.lower())
     )

@@ -12,9 +12,10 @@ from api.deps import SessionDep
 from api.me import service as me_service
 from api.me.schemas import ApplicationView, Mt5AccountView
 from api.policy import ClientManager, ClientReviewer
+from api.problems import error_responses
 
 router = APIRouter(prefix="/v1/clients", tags=["clients (staff)"])
-NO_CLIENT = {404: {"description": "no such client"}}
+NO_CLIENT = error_responses({404: "no such client"})
 
 
 @router.get("")
@@ -38,9 +39,12 @@ async def get_client(client_id: UUID, _: ClientReviewer, session: SessionDep) ->
     client = await service.get_client(session, client_id)
     return ClientDetail(
         client=ClientSummary.model_validate(client),
-        accounts=[Mt5AccountView.model_validate(a) for a in await me_service.accounts(session, client_id)],
+        accounts=[
+            Mt5AccountView.model_validate(a) for a in await me_service.accounts(session, client_id)
+        ],
         applications=[
-            ApplicationView.model_validate(a) for a in await me_service.applications(session, client_id)
+            ApplicationView.model_validate(a)
+            for a in await me_service.applications(session, client_id)
         ],
     )
 
@@ -50,4 +54,6 @@ async def change_client_status(
     client_id: UUID, body: ClientStatusChange, staff: ClientManager, session: SessionDep
 ) -> ClientSummary:
     """Block or unblock a client's access to BrokerFlow (MT5 rights are a later workflow)."""
-    return ClientSummary.model_validate(await service.change_status(session, client_id, body, staff))
+    return ClientSummary.model_validate(
+        await service.change_status(session, client_id, body, staff)
+    )

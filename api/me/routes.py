@@ -8,10 +8,11 @@ from api.deps import SecretBoxDep, SessionDep
 from api.me import service
 from api.me.schemas import ApplicationView, ClientProfile, Mt5AccountView, Mt5Credentials
 from api.policy import ClientPrincipal
+from api.problems import error_responses
 from api.schemas import Mt5Login
 
 router = APIRouter(prefix="/v1/me", tags=["client self-service"])
-NOT_YOURS = {404: {"description": "no such object among yours"}}
+NOT_YOURS = error_responses({404: "no such object among yours"})
 
 
 @router.get("")
@@ -32,7 +33,7 @@ async def my_account(login: Mt5Login, me: ClientPrincipal, session: SessionDep) 
 
 @router.post(
     "/accounts/{login}/credentials",
-    responses={**NOT_YOURS, 410: {"description": "already handed over"}},
+    responses=error_responses({404: "no such object among yours", 410: "already handed over"}),
 )
 async def reveal_my_credentials(
     login: Mt5Login, me: ClientPrincipal, session: SessionDep, box: SecretBoxDep

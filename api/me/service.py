@@ -62,7 +62,9 @@ async def reveal_credentials_once(
 ) -> Mt5Credentials:
     """Hand over the MT5 passwords once, then forget them: BrokerFlow keeps no copy."""
     account = await own_account(session, principal.id, login)
-    application = await session.get(AccountApplication, account.application_id, with_for_update=True)
+    application = await session.get(
+        AccountApplication, account.application_id, with_for_update=True
+    )
     assert application is not None
     if application.mt5_password_main_enc is None or application.mt5_password_investor_enc is None:
         raise Gone("the MT5 passwords were already handed over; change them in the terminal")

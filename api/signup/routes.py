@@ -14,7 +14,10 @@ router = APIRouter(tags=["sign-up"])
     "/v1/signup",
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[Depends(public)],
-    responses={409: {"description": "email already registered"}, 503: {"description": "workflow engine down"}},
+    responses={
+        409: {"description": "email already registered"},
+        503: {"description": "workflow engine down"},
+    },
 )
 async def sign_up(
     body: SignupRequest,

@@ -13,8 +13,8 @@ from temporalio.service import RPCError
 
 from api.context import RequestContext
 from api.security import hash_password
-from api.temporal import TemporalConnector
 from api.signup.schemas import SignupAccepted, SignupRequest
+from api.temporal import TemporalConnector
 from db import audit
 from db.models import AccountApplication, Client, IntroducingBroker
 from domain.account_opening import AccountOpeningInput
@@ -110,7 +110,9 @@ async def _referring_ib(session: AsyncSession, referral_code: str | None) -> uui
         select(IntroducingBroker.id).where(IntroducingBroker.referral_code == referral_code)
     )
     if ib_id is None:
-        raise InvalidInput("referral_code does not belong to any introducing broker", field="referral_code")
+        raise InvalidInput(
+            "referral_code does not belong to any introducing broker", field="referral_code"
+        )
     return ib_id
 
 
@@ -127,4 +129,6 @@ async def _start_account_opening(temporal: TemporalConnector, request: AccountOp
     except WorkflowAlreadyStartedError:
         return
     except RPCError as exc:
-        raise ServiceUnavailable("the workflow engine did not accept the request; try again") from exc
+        raise ServiceUnavailable(
+            "the workflow engine did not accept the request; try again"
+        ) from exc

@@ -6,6 +6,7 @@ from fastapi import APIRouter, status
 
 from api.deps import SecretBoxDep, SessionDep
 from api.policy import AdminPrincipal
+from api.problems import error_responses
 from api.staff import service
 from api.staff.schemas import StaffCreate, StaffCreated, StaffUpdate, StaffView
 
@@ -17,14 +18,16 @@ async def list_staff(_: AdminPrincipal, session: SessionDep) -> list[StaffView]:
     return [StaffView.model_validate(s) for s in await service.list_staff(session)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses={409: {"description": "email taken"}})
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, responses=error_responses({409: "email taken"})
+)
 async def create_staff(
     body: StaffCreate, admin: AdminPrincipal, session: SessionDep, box: SecretBoxDep
 ) -> StaffCreated:
     return await service.create_staff(session, body, box, admin)
 
 
-@router.patch("/{staff_id}", responses={404: {"description": "no such staff user"}})
+@router.patch("/{staff_id}", responses=error_responses({404: "no such staff user"}))
 async def update_staff(
     staff_id: UUID, body: StaffUpdate, admin: AdminPrincipal, session: SessionDep
 ) -> StaffView:

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from api.schemas import Email, Password, PersonName
 from domain.roles import StaffRole
@@ -48,7 +48,8 @@ class StaffView(BaseModel):
     email: str
     full_name: str
     roles: list[StaffRole]
-    ip_allowlist: list[str]
+    # PostgreSQL's cidr comes back as ipaddress networks.
+    ip_allowlist: list[Annotated[str, BeforeValidator(str)]]
     active: bool
     created_at: datetime
 

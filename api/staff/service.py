@@ -74,7 +74,9 @@ async def update_staff(
     if staff is None:
         raise NotFound(f"no staff user {staff_id}")
     if staff.id == by.id and (request.active is False or request.roles is not None):
-        raise InvalidInput("you cannot change your own roles or disable yourself; ask another admin")
+        raise InvalidInput(
+            "you cannot change your own roles or disable yourself; ask another admin"
+        )
     before = _snapshot(staff)
     if request.roles is not None:
         staff.roles = sorted({r.value for r in request.roles})

@@ -16,7 +16,7 @@ TEMPLATE = "brokerflow_template"
 
 
 @dataclass(frozen=True)
-class TestDatabase:
+class ProvisionedDatabase:
     owner_url: str
     name: str
 
@@ -41,16 +41,16 @@ def create_template(cluster_url: str) -> None:
     upgrade(database_url(cluster_url, TEMPLATE), Settings(env="test"))
 
 
-def create_database(cluster_url: str, prefix: str = "t") -> TestDatabase:
+def create_database(cluster_url: str, prefix: str = "t") -> ProvisionedDatabase:
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     engine = _admin(cluster_url)
     with engine.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"'))
     engine.dispose()
-    return TestDatabase(database_url(cluster_url, name), name)
+    return ProvisionedDatabase(database_url(cluster_url, name), name)
 
 
-def drop_database(cluster_url: str, database: TestDatabase) -> None:
+def drop_database(cluster_url: str, database: ProvisionedDatabase) -> None:
     engine = _admin(cluster_url)
     with engine.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)'))

@@ -110,8 +110,16 @@ def start_simulator(
 ) -> Simulator:
     port = free_port()
     args = [
-        str(BIN / "python"), "-m", "simulators.mt5", "--port", str(port),
-        "--manager", str(manager), "--password", password, *(["--tls"] if tls else []),
+        str(BIN / "python"),
+        "-m",
+        "simulators.mt5",
+        "--port",
+        str(port),
+        "--manager",
+        str(manager),
+        "--password",
+        password,
+        *(["--tls"] if tls else []),
         *(extra or []),
     ]
     child = spawn("mt5-sim", args, {}, log_dir)

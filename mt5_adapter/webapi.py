@@ -1,0 +1,305 @@
+"""`Mt5Gateway` over the MT5 Web API (HTTPS/JSON) with httpx.
+
+One manager session per gateway: the session is bound to one keep-alive TCP connection plus a
+cookie, so the client holds a single connection and sends one request at a time. A lost session
+(HTTP 401/403) is re-established and the request sent once more; it was not processed. A request
+whose connection broke after it was sent is different: it may have been applied, so writes raise
+`Mt5ConnectionError(ambiguous=True)` and the caller looks the effect up before writing again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from domain.mt5 import BalanceOperation, Mt5Deal, Mt5User, Mt5UserChanges, NewMt5User
+from mt5_adapter.errors import Mt5AuthError, Mt5ConnectionError, Mt5Error, error_for
+from mt5_adapter.handshake import answer_to, new_challenge, proves
+from settings import Mt5ServerSettings
+
+log = logging.getLogger(__name__)
+
+CLIENT_VERSION = "3211"
+AGENT = "BrokerFlow"
+# The server drops a session after 180 s of silence; ping well before that.
+PING_AFTER_IDLE_SECONDS = 60.0
+BALANCE_ACTIONS_EXCLUDED = {0, 1}  # buy and sell: trades, not cash operations
+MAX_COMMENT = 31
+
+
+class SessionLost(Exception):
+    """401/403: the server no longer knows our session; nothing was processed."""
+
+
+class WebApiGateway:
+    def __init__(self, settings: Mt5ServerSettings) -> None:
+        self._settings = settings
+        scheme = "https" if settings.tls else "http"
+        self._base_url = f"{scheme}://{settings.address}"
+        self._http: httpx.AsyncClient | None = None
+        self._lock = asyncio.Lock()
+        self._last_used = 0.0
+
+    # -- session ---------------------------------------------------------------------------
+
+    def _new_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self._base_url,
+            verify=self._settings.tls_verify,
+            timeout=self._settings.timeout_seconds,
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            headers={"Connection": "keep-alive", "User-Agent": AGENT},
+        )
+
+    async def _reset(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+        self._http = None
+
+    async def _authenticate(self) -> httpx.AsyncClient:
+        await self._reset()
+        http = self._new_client()
+        password = self._settings.manager_password.get_secret_value()
+        try:
+            start = await self._envelope(
+                http,
+                "auth/start",
+                {
+                    "version": CLIENT_VERSION,
+                    "agent": AGENT,
+                    "login": str(self._settings.manager_login),
+                    "type": "manager",
+                },
+                during_auth=True,
+            )
+            challenge = new_challenge()
+            answer = await self._envelope(
+                http,
+                "auth/answer",
+                {
+                    "srv_rand_answer": answer_to(password, str(start["srv_rand"])),
+                    "cli_rand": challenge,
+                },
+                during_auth=True,
+            )
+        except (httpx.HTTPError, SessionLost) as exc:
+            await http.aclose()
+            raise Mt5ConnectionError(
+                f"authentication failed: {exc!r}", "auth", ambiguous=False
+            ) from exc
+        except Mt5Error:
+            await http.aclose()
+            raise
+        if not proves(password, challenge, str(answer.get("cli_rand_answer", ""))):
+            await http.aclose()
+            raise Mt5AuthError(
+                0, "server failed to prove it knows the manager password", "auth/answer"
+            )
+        self._http = http
+        log.info("MT5 session opened", extra={"mt5_server": self._settings.name})
+        return http
+
+    async def _session(self) -> httpx.AsyncClient:
+        if self._http is None:
+            return await self._authenticate()
+        if time.monotonic() - self._last_used > PING_AFTER_IDLE_SECONDS:
+            try:
+                await self._envelope(self._http, "test/access", {})
+            except (httpx.HTTPError, SessionLost, Mt5Error):
+                return await self._authenticate()
+        return self._http
+
+    # -- requests --------------------------------------------------------------------------
+
+    async def _envelope(
+        self,
+        http: httpx.AsyncClient,
+        command: str,
+        params: dict[str, str],
+        body: dict[str, Any] | None = None,
+        *,
+        during_auth: bool = False,
+    ) -> dict[str, Any]:
+        if body is None:
+            response = await http.get(f"/api/{command}", params=params)
+        else:
+            response = await http.post(f"/api/{command}", params=params, json=body)
+        self._last_used = time.monotonic()
+        if response.status_code in (401, 403):
+            raise SessionLost(f"HTTP {response.status_code}")
+        if response.status_code != 200:
+            raise Mt5ConnectionError(f"HTTP {response.status_code}", command, ambiguous=True)
+        try:
+            payload = response.json()
+            code_text = str(payload["retcode"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise Mt5ConnectionError(
+                "answer is not a Web API envelope", command, ambiguous=True
+            ) from exc
+        code, _, text = code_text.partition(" ")
+        try:
+            retcode = int(code)
+        except ValueError as exc:
+            raise Mt5ConnectionError(
+                f"unreadable retcode {code_text!r}", command, ambiguous=True
+            ) from exc
+        if retcode != 0:
+            raise error_for(retcode, text, command, during_auth=during_auth)
+        return dict(payload)
+
+    async def _call(
+        self,
+        command: str,
+        params: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+        *,
+        write: bool = False,
+    ) -> dict[str, Any]:
+        async with self._lock:
+            for attempt in (1, 2):
+                http = await self._session()
+                try:
+                    return await self._envelope(http, command, params or {}, body)
+                except SessionLost:
+                    # Refused before processing: log in again and send it once more.
+                    await self._reset()
+                    if attempt == 2:
+                        raise Mt5ConnectionError(
+                            "session lost twice", command, ambiguous=False
+                        ) from None
+                except httpx.TransportError as exc:
+                    await self._reset()
+                    sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                    if write or attempt == 2:
+                        raise Mt5ConnectionError(
+                            repr(exc), command, ambiguous=write and sent
+                        ) from exc
+            raise AssertionError("unreachable")
+
+    # -- Mt5Gateway ------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        await self._call("test/access")
+
+    async def add_user(self, user: NewMt5User) -> Mt5User:
+        body = {
+            "Login": str(user.login),
+            "Group": user.group,
+            "Name": user.name,
+            "Email": user.email,
+            "Country": user.country,
+            "Leverage": str(user.leverage),
+            "Comment": user.comment,
+            "PassMain": user.password_main.get_secret_value(),
+            "PassInvestor": user.password_investor.get_secret_value(),
+        }
+        answer = await self._call("user/add", {}, body, write=True)
+        return parse_user(answer["answer"])
+
+    async def get_user(self, login: int) -> Mt5User:
+        answer = await self._call("user/get", {"login": str(login)})
+        return parse_user(answer["answer"])
+
+    async def update_user(self, login: int, changes: Mt5UserChanges) -> Mt5User:
+        fields = {
+            "Group": changes.group,
+            "Name": changes.name,
+            "Email": changes.email,
+            "Leverage": changes.leverage,
+            "Rights": changes.rights,
+            "Comment": changes.comment,
+        }
+        body = {key: str(value) for key, value in fields.items() if value is not None}
+        answer = await self._call("user/update", {}, {"Login": str(login), **body}, write=True)
+        return parse_user(answer["answer"])
+
+    async def delete_user(self, login: int) -> None:
+        await self._call("user/delete", {"login": str(login)}, write=True)
+
+    async def apply_balance(self, operation: BalanceOperation) -> int:
+        params = {
+            "login": str(operation.login),
+            "type": str(int(operation.type)),
+            "balance": format(operation.amount, "f"),
+            "comment": operation.comment,
+            "check_margin": "1" if operation.check_margin else "0",
+        }
+        answer = await self._call("trade/balance", params, write=True)
+        return int(answer["answer"]["Ticket"])
+
+    async def find_deal_by_comment(
+        self, login: int, comment: str, since: datetime, until: datetime
+    ) -> Mt5Deal | None:
+        answer = await self._call(
+            "deal/get_batch",
+            {
+                "login": str(login),
+                "from": str(int(since.timestamp())),
+                "to": str(int(until.timestamp())),
+            },
+        )
+        wanted = comment[:MAX_COMMENT]
+        for record in answer.get("answer") or []:
+            deal = parse_deal(record)
+            if deal.action not in BALANCE_ACTIONS_EXCLUDED and deal.comment == wanted:
+                return deal
+        return None
+
+    async def aclose(self) -> None:
+        async with self._lock:
+            if self._http is not None:
+                try:
+                    await self._http.get("/api/quit")
+                except httpx.HTTPError:
+                    pass
+            await self._reset()
+
+
+def _int(value: Any) -> int:
+    return int(str(value))
+
+
+def _money(value: Any) -> Decimal:
+    return Decimal(str(value))
+
+
+def _time(value: Any) -> datetime:
+    return datetime.fromtimestamp(_int(value or 0), UTC)
+
+
+def parse_user(record: dict[str, Any]) -> Mt5User:
+    return Mt5User(
+        login=_int(record["Login"]),
+        group=str(record.get("Group", "")),
+        name=str(record.get("Name", "")),
+        email=str(record.get("Email", "")),
+        country=str(record.get("Country", "")),
+        leverage=_int(record.get("Leverage", 0)),
+        rights=_int(record.get("Rights", 0)),
+        comment=str(record.get("Comment", "")),
+        balance=_money(record.get("Balance", "0")),
+        credit=_money(record.get("Credit", "0")),
+        registration=_time(record.get("Registration")),
+    )
+
+
+def parse_deal(record: dict[str, Any]) -> Mt5Deal:
+    return Mt5Deal(
+        ticket=_int(record["Deal"]),
+        login=_int(record["Login"]),
+        action=_int(record.get("Action", 0)),
+        entry=_int(record.get("Entry", 0)),
+        profit=_money(record.get("Profit", "0")),
+        comment=str(record.get("Comment", "")),
+        time=_time(record.get("Time")),
+    )
+
+
+def gateway_for(settings: Mt5ServerSettings) -> WebApiGateway:
+    return WebApiGateway(settings)

@@ -1,0 +1,178 @@
+"""`python -m ops.seed`: idempotent demo data for `make run`.
+
+Creates one staff user per role, a demo introducing broker and a few clients (signed up through
+the same service the API uses, so each gets a real demo MT5 account from the workflow). Passwords
+and TOTP seeds are generated, printed once, and stored only as hashes / sealed values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.context import RequestContext
+from api.security import hash_password, new_totp_secret, totp_provisioning_uri
+from api.signup.schemas import SignupRequest
+from api.signup.service import sign_up
+from api.temporal import TemporalConnector
+from db import audit
+from db.embedded import owner_database_url
+from db.models import Client, IntroducingBroker, StaffUser
+from db.sealed import SecretBox
+from db.session import create_engine, create_sessionmaker
+from db.urls import app_database_url
+from domain.onboarding import AccountType
+from domain.roles import StaffRole
+from settings import Settings, get_settings
+
+LOCAL_ONLY = ["127.0.0.1/32", "::1/128"]
+DEMO_IB = ("ib@brokerflow.example", "Acme Introducers", "ACME")
+DEMO_CLIENTS = (
+    ("alice@brokerflow.example", "Alice Martin", "FR", date(1985, 3, 14), AccountType.STANDARD),
+    ("bob@brokerflow.example", "Bob Schmidt", "DE", date(1979, 11, 2), AccountType.PRO),
+    ("chen@brokerflow.example", "Chen Wei", "SG", date(1992, 6, 30), AccountType.STANDARD),
+)
+SEEDER = audit.Actor(kind="system", id="ops.seed")
+
+
+@dataclass(frozen=True)
+class NewCredential:
+    kind: str
+    email: str
+    password: str
+    totp_secret: str | None = None
+
+
+@dataclass
+class SeedReport:
+    created: list[NewCredential] = field(default_factory=list)
+
+
+def dev_password() -> str:
+    return f"Dev-{secrets.token_urlsafe(12)}"
+
+
+async def seed_staff(session: AsyncSession, box: SecretBox, report: SeedReport) -> None:
+    for role in StaffRole:
+        email = f"{role.value}@brokerflow.example"
+        if await session.scalar(select(StaffUser.id).where(StaffUser.email == email)):
+            continue
+        password, totp = dev_password(), new_totp_secret()
+        staff = StaffUser(
+            id=uuid.uuid4(),
+            email=email,
+            full_name=f"Demo {role.value.title()}",
+            password_hash=hash_password(password),
+            totp_secret_enc=box.seal(totp),
+            roles=[role.value],
+            ip_allowlist=LOCAL_ONLY,
+            active=True,
+        )
+        session.add(staff)
+        audit.record(
+            session,
+            SEEDER,
+            audit.Change(
+                action="staff.created",
+                entity_type="staff_user",
+                entity_id=str(staff.id),
+                after={"email": email, "roles": [role.value], "ip_allowlist": LOCAL_ONLY},
+            ),
+        )
+        report.created.append(NewCredential("staff", email, password, totp))
+
+
+async def seed_ib(session: AsyncSession, report: SeedReport) -> None:
+    email, name, code = DEMO_IB
+    if await session.scalar(select(IntroducingBroker.id).where(IntroducingBroker.email == email)):
+        return
+    password = dev_password()
+    ib = IntroducingBroker(
+        id=uuid.uuid4(),
+        email=email,
+        name=name,
+        password_hash=hash_password(password),
+        referral_code=code,
+    )
+    session.add(ib)
+    audit.record(
+        session,
+        SEEDER,
+        audit.Change(action="ib.created", entity_type="introducing_broker", entity_id=str(ib.id)),
+    )
+    report.created.append(NewCredential("ib", email, password))
+
+
+async def seed_clients(
+    sessions: async_sessionmaker[AsyncSession],
+    temporal: TemporalConnector,
+    mt5_server: str,
+    report: SeedReport,
+) -> None:
+    context = RequestContext(ip="127.0.0.1", request_id="ops.seed", trace_id=None)
+    for email, name, country, birth, account_type in DEMO_CLIENTS:
+        async with sessions.begin() as session:
+            if await session.scalar(select(Client.id).where(Client.email == email)):
+                continue
+            password = dev_password()
+            request = SignupRequest(
+                email=email,
+                password=password,
+                full_name=name,
+                country=country,
+                date_of_birth=birth,
+                account_type=account_type,
+                referral_code=DEMO_IB[2],
+            )
+            await sign_up(session, temporal, request, context, mt5_server)
+        report.created.append(NewCredential("client", email, password))
+
+
+async def seed(settings: Settings, *, with_clients: bool = True) -> SeedReport:
+    assert_dev(settings)
+    engine = create_engine(app_database_url(owner_database_url(settings), settings), pool_size=2)
+    sessions = create_sessionmaker(engine)
+    report = SeedReport()
+    try:
+        async with sessions.begin() as session:
+            await seed_staff(session, SecretBox(settings.secrets_key), report)
+            await seed_ib(session, report)
+        if with_clients:
+            temporal = TemporalConnector(settings.temporal_address, settings.temporal_namespace)
+            await seed_clients(sessions, temporal, settings.mt5.name, report)
+    finally:
+        await engine.dispose()
+    return report
+
+
+def assert_dev(settings: Settings) -> None:
+    if settings.env == "prod":
+        raise SystemExit("refusing to seed demo users into a prod environment")
+
+
+def print_report(report: SeedReport) -> None:
+    if not report.created:
+        print("demo data already present; credentials were printed when it was first seeded")
+        return
+    print("\nDemo credentials (shown once; stored only as hashes):")
+    for credential in report.created:
+        line = f"  {credential.kind:<6} {credential.email:<28} password {credential.password}"
+        if credential.totp_secret:
+            uri = totp_provisioning_uri(credential.totp_secret, credential.email)
+            line += f"\n         TOTP secret {credential.totp_secret}  ({uri})"
+        print(line)
+    print()
+
+
+def main() -> None:
+    print_report(asyncio.run(seed(get_settings())))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""`python -m simulators.mt5 --port P --manager LOGIN --password PW [--tls]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import signal
+from pathlib import Path
+
+from simulators.mt5.commands import Commands
+from simulators.mt5.faults import FaultPlan, FaultRule
+from simulators.mt5.server import Manager, Mt5Server
+from simulators.mt5.state import Snapshot
+from simulators.mt5.tls import self_signed_context
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m simulators.mt5", description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--manager", type=int, required=True, help="manager login")
+    parser.add_argument("--password", required=True, help="manager password")
+    parser.add_argument("--tls", action="store_true", help="HTTPS with a self-signed certificate")
+    parser.add_argument("--state-file", type=Path, help="keep the books here across restarts")
+    parser.add_argument(
+        "--allow-ip", action="append", default=[], help="CIDR the manager may connect from"
+    )
+    parser.add_argument(
+        "--fault", action="append", default=[], help="path=/api/...,mode=...,times=N,..."
+    )
+    parser.add_argument("--fault-seed", type=int)
+    return parser.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    snapshot = Snapshot(args.state_file)
+    commands = Commands(snapshot.load(), snapshot.save)
+    manager = Manager(
+        args.manager, args.password, [ipaddress.ip_network(c, strict=False) for c in args.allow_ip]
+    )
+    faults = FaultPlan([FaultRule.from_flag(f) for f in args.fault], args.fault_seed)
+    server = Mt5Server(commands, manager, faults)
+    ssl_context = self_signed_context(args.host) if args.tls else None
+    listener = await asyncio.start_server(
+        server.serve_connection, args.host, args.port, ssl=ssl_context
+    )
+    scheme = "https" if args.tls else "http"
+    print(f"MT5 simulator listening on {scheme}://{args.host}:{args.port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with listener:
+        await stop.wait()
+    snapshot.save(commands.books)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    asyncio.run(serve(parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,502 @@
+"""The Web API commands: each reads its parameters, changes the books, returns the envelope."""
+
+from __future__ import annotations
+
+import fnmatch
+import string
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from simulators.mt5 import retcodes as rc
+from simulators.mt5.retcodes import Refusal
+from simulators.mt5.state import Books, Deal, User
+
+MAX_BALANCE_OPERATION = Decimal(1_000_000_000)
+CASH_ACTIONS = {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 15, 16, 17, 18, 19, 20}
+CREDIT = 3
+MAX_COMMENT = 31
+# Fields of a user record a POST body may set, and the query parameter each corresponds to.
+USER_FIELDS = {
+    "Group": "group",
+    "Name": "name",
+    "Email": "email",
+    "Country": "country",
+    "City": "city",
+    "Address": "address",
+    "Phone": "phone",
+    "Comment": "comment",
+    "Leverage": "leverage",
+    "Rights": "rights",
+    "PassMain": "pass_main",
+    "PassInvestor": "pass_investor",
+    "Login": "login",
+}
+
+
+@dataclass
+class Call:
+    params: dict[str, str]
+    body: Any
+
+    def field(self, record_name: str) -> str | None:
+        """A value from the POST body's record (which wins) or from the query string."""
+        if isinstance(self.body, dict) and record_name in self.body:
+            return str(self.body[record_name])
+        return self.params.get(USER_FIELDS.get(record_name, record_name.lower()))
+
+    def required(self, name: str) -> str:
+        value = self.field(name)
+        if value is None or value == "":
+            raise Refusal(rc.ERR_PARAMS)
+        return value
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        raise Refusal(rc.ERR_PARAMS) from None
+
+
+def _login(call: Call) -> int:
+    login = _int(call.field("Login"))
+    if login <= 0:
+        raise Refusal(rc.ERR_PARAMS)
+    return login
+
+
+def strong_enough(password: str) -> bool:
+    return (
+        8 <= len(password) <= 16
+        and all(
+            any(c in cls for c in password)
+            for cls in (string.ascii_lowercase, string.ascii_uppercase, string.digits)
+        )
+        and any(not c.isalnum() for c in password)
+    )
+
+
+def user_record(user: User) -> dict[str, str]:
+    balance, credit = user.money
+    return {
+        "Login": str(user.login),
+        "Group": user.group,
+        "CertSerialNumber": "0",
+        "Rights": str(user.rights),
+        "Registration": str(user.registration),
+        "LastAccess": str(user.registration),
+        "LastPassChange": str(user.registration),
+        "LastIP": "",
+        "Name": user.name,
+        "Company": "",
+        "Account": "",
+        "Country": user.country,
+        "Language": "0",
+        "ClientID": "0",
+        "City": user.city,
+        "State": "",
+        "ZIPCode": "",
+        "Address": user.address,
+        "Phone": user.phone,
+        "Email": user.email,
+        "ID": "",
+        "Status": "",
+        "Comment": user.comment,
+        "Color": "4278190080",
+        "PhonePassword": "",
+        "Leverage": str(user.leverage),
+        "Agent": "0",
+        "Balance": f"{balance:.2f}",
+        "Credit": f"{credit:.2f}",
+        "InterestRate": "0.00",
+        "CommissionDaily": "0.00",
+        "CommissionMonthly": "0.00",
+        "BalancePrevDay": f"{balance:.2f}",
+        "BalancePrevMonth": f"{balance:.2f}",
+        "EquityPrevDay": f"{balance + credit:.2f}",
+        "EquityPrevMonth": f"{balance + credit:.2f}",
+    }
+
+
+def deal_record(deal: Deal) -> dict[str, str]:
+    return {
+        "Deal": str(deal.deal),
+        "ExternalID": "",
+        "Login": str(deal.login),
+        "Dealer": "0",
+        "Order": "0",
+        "Action": str(deal.action),
+        "Entry": str(deal.entry),
+        "Reason": "2",
+        "Digits": "0",
+        "DigitsCurrency": "2",
+        "ContractSize": "0",
+        "Time": str(deal.time_msc // 1000),
+        "TimeMsc": str(deal.time_msc),
+        "Symbol": "",
+        "Price": "0.00",
+        "Volume": "0",
+        "VolumeExt": "0",
+        "Profit": deal.profit,
+        "Storage": "0.00",
+        "Commission": "0.00",
+        "Fee": "0.00",
+        "RateProfit": "1.00000000",
+        "RateMargin": "1.00000000",
+        "ExpertID": "0",
+        "PositionID": "0",
+        "Comment": deal.comment,
+        "ProfitRaw": deal.profit,
+        "PricePosition": "0.00",
+        "VolumeClosed": "0",
+        "VolumeClosedExt": "0",
+        "TickValue": "0",
+        "TickSize": "0",
+        "Flags": "0",
+        "Gateway": "",
+        "PriceGateway": "0.00",
+        "ModifyFlags": "0",
+        "PriceSL": "0.00",
+        "PriceTP": "0.00",
+    }
+
+
+def _stringify(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v if isinstance(v, list) else str(v) for k, v in config.items()}
+
+
+def group_matches(group: str, masks: str) -> bool:
+    """MT5 group masks: comma list, `*` wildcard, `!` excludes (exclusions win)."""
+    included = False
+    for mask in (m.strip() for m in masks.split(",") if m.strip()):
+        if mask.startswith("!"):
+            if fnmatch.fnmatchcase(group.lower(), mask[1:].lower()):
+                return False
+        elif fnmatch.fnmatchcase(group.lower(), mask.lower()):
+            included = True
+    return included
+
+
+class Commands:
+    def __init__(self, books: Books, save: Callable[[Books], None]) -> None:
+        self.books = books
+        self._save = save
+
+    def save(self) -> None:
+        self._save(self.books)
+
+    def table(self) -> dict[str, Callable[[Call], dict[str, Any]]]:
+        return {
+            "test/access": lambda call: {},
+            "time/server": self.time_server,
+            "common/get": self.common_get,
+            "user/add": self.user_add,
+            "user/update": self.user_update,
+            "user/delete": self.user_delete,
+            "user/get": self.user_get,
+            "user/get_batch": self.user_get_batch,
+            "user/logins": self.user_logins,
+            "user/total": lambda call: {"answer": {"total": str(len(self.books.users))}},
+            "user/check_password": self.user_check_password,
+            "user/change_password": self.user_change_password,
+            "user/account/get": self.user_account_get,
+            "trade/balance": self.trade_balance,
+            "deal/get": self.deal_get,
+            "deal/get_total": self.deal_get_total,
+            "deal/get_page": self.deal_get_page,
+            "deal/get_batch": self.deal_get_batch,
+            "group/get": self.group_get,
+            "group/total": lambda call: {"answer": {"total": str(len(self.books.groups))}},
+            "group/next": self.group_next,
+        }
+
+    # -- service ---------------------------------------------------------------------------
+
+    def time_server(self, call: Call) -> dict[str, Any]:
+        now = int(time.time())
+        text = datetime.fromtimestamp(now, UTC).strftime("%Y.%m.%d %H:%M:%S")
+        return {"answer": {"Time": f"{now} {text}"}}
+
+    def common_get(self, call: Call) -> dict[str, Any]:
+        return {
+            "answer": {
+                "Name": "BrokerFlow MT5 Simulator",
+                "Owner": "BrokerFlow",
+                "OwnerID": "simulator",
+                "TotalUsers": str(len(self.books.users)),
+            }
+        }
+
+    # -- users -----------------------------------------------------------------------------
+
+    def _user(self, login: int) -> User:
+        user = self.books.users.get(login)
+        if user is None:
+            raise Refusal(rc.ERR_NOTFOUND)
+        return user
+
+    def user_add(self, call: Call) -> dict[str, Any]:
+        group = call.required("Group")
+        name = call.required("Name")
+        leverage = _int(call.required("Leverage"))
+        main, investor = call.required("PassMain"), call.required("PassInvestor")
+        if leverage <= 0:
+            raise Refusal(rc.ERR_PARAMS)
+        if group not in self.books.groups:
+            raise Refusal(rc.ERR_PERMISSIONS)
+        if not (strong_enough(main) and strong_enough(investor)):
+            raise Refusal(rc.USR_INVALID_PASSWORD)
+        requested = _int(call.field("Login") or "0")
+        if requested < 0:
+            raise Refusal(rc.ERR_PARAMS)
+        if requested and requested in self.books.users:
+            raise Refusal(rc.USR_LOGIN_EXIST)
+        login = requested or self.books.allocate_login()
+        user = User(
+            login=login,
+            group=group,
+            name=name,
+            password_main=main,
+            password_investor=investor,
+            leverage=leverage,
+            email=call.field("Email") or "",
+            country=call.field("Country") or "",
+            city=call.field("City") or "",
+            address=call.field("Address") or "",
+            phone=call.field("Phone") or "",
+            comment=call.field("Comment") or "",
+        )
+        self.books.users[login] = user
+        self.save()
+        return {"login": str(login), "answer": user_record(user)}
+
+    def user_update(self, call: Call) -> dict[str, Any]:
+        user = self._user(_login(call))
+        group = call.field("Group")
+        if group is not None:
+            if group not in self.books.groups:
+                raise Refusal(rc.ERR_PERMISSIONS)
+            old = self.books.groups[user.group]["Currency"]
+            if self.books.groups[group]["Currency"] != old:
+                raise Refusal(rc.USR_DIFFERENT_CURRENCY)
+        leverage = call.field("Leverage")
+        rights = call.field("Rights")
+        if leverage is not None and _int(leverage) <= 0:
+            raise Refusal(rc.ERR_PARAMS)
+        if group is not None:
+            user.group = group
+        if leverage is not None:
+            user.leverage = _int(leverage)
+        if rights is not None:
+            user.rights = _int(rights)
+        for attribute, name in (
+            ("name", "Name"),
+            ("email", "Email"),
+            ("country", "Country"),
+            ("city", "City"),
+            ("address", "Address"),
+            ("phone", "Phone"),
+            ("comment", "Comment"),
+        ):
+            value = call.field(name)
+            if value is not None:
+                setattr(user, attribute, value)
+        self.save()
+        return {"answer": user_record(user)}
+
+    def user_delete(self, call: Call) -> dict[str, Any]:
+        login = _login(call)
+        self._user(login)
+        del self.books.users[login]
+        self.save()
+        return {}
+
+    def user_get(self, call: Call) -> dict[str, Any]:
+        return {"answer": user_record(self._user(_login(call)))}
+
+    def _select_users(self, call: Call) -> list[User]:
+        logins, groups = call.params.get("login"), call.params.get("group")
+        if isinstance(call.body, dict):
+            logins = ",".join(map(str, call.body.get("login", []))) or logins
+            groups = ",".join(map(str, call.body.get("group", []))) or groups
+        if bool(logins) == bool(groups):
+            raise Refusal(rc.ERR_PARAMS)
+        if logins:
+            wanted = {_int(x) for x in logins.split(",") if x.strip()}
+            return [u for login, u in sorted(self.books.users.items()) if login in wanted]
+        assert groups is not None
+        return [u for _, u in sorted(self.books.users.items()) if group_matches(u.group, groups)]
+
+    def user_get_batch(self, call: Call) -> dict[str, Any]:
+        return {"answer": [user_record(u) for u in self._select_users(call)]}
+
+    def user_logins(self, call: Call) -> dict[str, Any]:
+        groups = call.params.get("group")
+        if not groups:
+            raise Refusal(rc.ERR_PARAMS)
+        return {
+            "answer": [
+                str(login)
+                for login, u in sorted(self.books.users.items())
+                if group_matches(u.group, groups)
+            ]
+        }
+
+    def _password_of(self, user: User, kind: str) -> str:
+        if kind not in ("main", "investor"):
+            raise Refusal(rc.ERR_PARAMS)
+        return user.password_main if kind == "main" else user.password_investor
+
+    def user_check_password(self, call: Call) -> dict[str, Any]:
+        user = self._user(_login(call))
+        if self._password_of(user, (call.field("Type") or "main").lower()) != call.required(
+            "Password"
+        ):
+            raise Refusal(rc.USR_INVALID_PASSWORD)
+        return {}
+
+    def user_change_password(self, call: Call) -> dict[str, Any]:
+        user = self._user(_login(call))
+        kind = (call.field("Type") or "main").lower()
+        self._password_of(user, kind)
+        password = call.required("Password")
+        if not strong_enough(password):
+            raise Refusal(rc.USR_INVALID_PASSWORD)
+        if kind == "main":
+            user.password_main = password
+        else:
+            user.password_investor = password
+        self.save()
+        return {}
+
+    def user_account_get(self, call: Call) -> dict[str, Any]:
+        user = self._user(_login(call))
+        balance, credit = user.money
+        equity = balance + credit
+        return {
+            "answer": {
+                "Login": str(user.login),
+                "CurrencyDigits": "2",
+                "Balance": f"{balance:.2f}",
+                "Credit": f"{credit:.2f}",
+                "Margin": "0.00",
+                "MarginFree": f"{equity:.2f}",
+                "MarginLevel": "0.00",
+                "MarginLeverage": str(user.leverage),
+                "Profit": "0.00",
+                "Storage": "0.00",
+                "Commission": "0.00",
+                "Floating": "0.00",
+                "Equity": f"{equity:.2f}",
+                "SOActivation": "0",
+                "SOTime": "0",
+                "SOLevel": "0.00",
+                "SOEquity": "0.00",
+                "SOMargin": "0.00",
+                "BlockedCommission": "0.00",
+                "BlockedProfit": "0.00",
+                "MarginInitial": "0.00",
+                "MarginMaintenance": "0.00",
+                "Assets": "0.00",
+                "Liabilities": "0.00",
+            }
+        }
+
+    # -- money -----------------------------------------------------------------------------
+
+    def trade_balance(self, call: Call) -> dict[str, Any]:
+        login = _login(call)
+        action = _int(call.required("type"))
+        try:
+            amount = Decimal(call.required("balance"))
+        except InvalidOperation:
+            raise Refusal(rc.ERR_PARAMS) from None
+        if action not in CASH_ACTIONS or not amount.is_finite() or amount == 0:
+            raise Refusal(rc.ERR_PARAMS)
+        if abs(amount) > MAX_BALANCE_OPERATION:
+            raise Refusal(rc.TRADE_MAX_MONEY)
+        user = self._user(login)
+        amount = self.books.round_money(login, amount)
+        balance, credit = user.money
+        check_margin = call.params.get("check_margin", "1") != "0"
+        if action == CREDIT:
+            if credit + amount < 0:
+                raise Refusal(rc.REQUEST_NO_MONEY)
+            user.credit = str(credit + amount)
+        else:
+            free_margin = balance + credit  # no open positions in these books yet
+            if amount < 0 and (balance + amount < 0 or (check_margin and free_margin + amount < 0)):
+                raise Refusal(rc.REQUEST_NO_MONEY)
+            user.balance = str(balance + amount)
+        deal = Deal(
+            deal=self.books.new_ticket(),
+            login=login,
+            action=action,
+            profit=f"{amount:.2f}",
+            comment=(call.params.get("comment") or "")[:MAX_COMMENT],
+            time_msc=int(time.time() * 1000),
+        )
+        self.books.deals.append(deal)
+        self.save()
+        return {"answer": {"Ticket": str(deal.deal)}}
+
+    def deal_get(self, call: Call) -> dict[str, Any]:
+        ticket = _int(call.required("ticket"))
+        for deal in self.books.deals:
+            if deal.deal == ticket:
+                return {"answer": deal_record(deal)}
+        raise Refusal(rc.ERR_NOTFOUND)
+
+    def _deals_of(self, call: Call, logins: set[int]) -> list[Deal]:
+        since, until = _int(call.required("from")), _int(call.required("to"))
+        return [
+            d
+            for d in self.books.deals
+            if d.login in logins and since <= d.time_msc // 1000 <= until
+        ]
+
+    def deal_get_total(self, call: Call) -> dict[str, Any]:
+        return {"answer": {"total": str(len(self._deals_of(call, {_login(call)})))}}
+
+    def deal_get_page(self, call: Call) -> dict[str, Any]:
+        deals = self._deals_of(call, {_login(call)})
+        offset, total = _int(call.params.get("offset", "0")), _int(call.params.get("total", "0"))
+        if offset < 0 or total < 0:
+            raise Refusal(rc.ERR_PARAMS)
+        return {"answer": [deal_record(d) for d in deals[offset : offset + total]]}
+
+    def deal_get_batch(self, call: Call) -> dict[str, Any]:
+        chosen = [k for k in ("login", "group", "ticket") if call.params.get(k)]
+        if len(chosen) != 1:
+            raise Refusal(rc.ERR_PARAMS)
+        if chosen == ["ticket"]:
+            tickets = {_int(x) for x in call.params["ticket"].split(",") if x.strip()}
+            return {"answer": [deal_record(d) for d in self.books.deals if d.deal in tickets]}
+        if chosen == ["login"]:
+            logins = {_int(x) for x in call.params["login"].split(",") if x.strip()}
+        else:
+            logins = {
+                u.login
+                for u in self.books.users.values()
+                if group_matches(u.group, call.params["group"])
+            }
+        return {"answer": [deal_record(d) for d in self._deals_of(call, logins)]}
+
+    # -- configuration ---------------------------------------------------------------------
+
+    def group_get(self, call: Call) -> dict[str, Any]:
+        group = self.books.groups.get(call.required("group"))
+        if group is None:
+            raise Refusal(rc.ERR_NOTFOUND)
+        return {"answer": _stringify(group)}
+
+    def group_next(self, call: Call) -> dict[str, Any]:
+        index = _int(call.required("index"))
+        groups = list(self.books.groups.values())
+        if not 0 <= index < len(groups):
+            raise Refusal(rc.ERR_NOTFOUND)
+        return {"answer": _stringify(groups[index])}

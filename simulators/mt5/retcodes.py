@@ -1,0 +1,56 @@
+"""The return codes this server answers with, and their texts as MT5 prints them."""
+
+from __future__ import annotations
+
+OK = 0
+ERR_PARAMS = 3
+ERR_PERMISSIONS = 8
+ERR_FREQUENT = 12
+ERR_NOTFOUND = 13
+AUTH_ACCOUNT_INVALID = 1001
+AUTH_MANAGER_IPBLOCK = 1012
+USR_LOGIN_EXIST = 3004
+USR_INVALID_PASSWORD = 3006
+USR_DIFFERENT_CURRENCY = 3010
+TRADE_MAX_MONEY = 4005
+REQUEST_NO_MONEY = 10019
+API_NOTSUPPORTED = 12002
+
+TEXTS = {
+    0: "Done",
+    1: "OK, no data",
+    2: "Common error",
+    3: "Invalid parameters",
+    4: "Invalid data",
+    7: "Network error",
+    8: "Not enough permissions",
+    9: "Operation timeout",
+    10: "No connection",
+    11: "Service is not available",
+    12: "Too frequent requests",
+    13: "Not found",
+    15: "Server shutdown in progress",
+    17: "Duplicate data",
+    1001: "Invalid account",
+    1012: "IP address not allowed for manager",
+    1018: "Server is busy",
+    3004: "Account already exists",
+    3006: "Invalid account password",
+    3010: "Moving account to a group with another currency",
+    4005: "Money limit reached",
+    10019: "Not enough money",
+    10024: "Too many trade requests",
+    12002: "Command not supported",
+}
+
+
+def retcode_text(code: int) -> str:
+    return f"{code} {TEXTS.get(code, 'Error')}"
+
+
+class Refusal(Exception):
+    """A command answered with a non-zero retcode; nothing was changed."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(retcode_text(code))
+        self.code = code

@@ -1,0 +1,143 @@
+"""The server's books: groups, users, deals. Snapshotted to a JSON file so restarts keep them."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+RIGHTS_NEW_ACCOUNT = 0x1E3  # enabled, password, trailing, expert, obsolete, reports
+FIRST_AUTO_LOGIN = 1_000_000
+
+# MarginMode: 0 retail netting, 2 retail hedging.
+_GROUPS: list[dict[str, Any]] = [
+    {"Group": "demo\\standard", "Currency": "USD", "MarginMode": 2, "DemoLeverage": 100},
+    {"Group": "demo\\pro", "Currency": "USD", "MarginMode": 0, "DemoLeverage": 500},
+    {"Group": "demo\\eur", "Currency": "EUR", "MarginMode": 2, "DemoLeverage": 100},
+    {"Group": "real\\standard", "Currency": "USD", "MarginMode": 2, "DemoLeverage": 0},
+    {"Group": "real\\pro", "Currency": "USD", "MarginMode": 0, "DemoLeverage": 0},
+]
+
+
+def default_groups() -> dict[str, dict[str, Any]]:
+    groups = {}
+    for spec in _GROUPS:
+        groups[spec["Group"]] = {
+            "Server": "1",
+            "Company": "BrokerFlow Simulated Markets",
+            "CurrencyDigits": 2,
+            "MarginSOMode": 0,
+            "MarginCall": 100,
+            "MarginStopOut": 50,
+            "MarginFreeMode": 1,
+            "TradeFlags": 0x1 | 0x2 | 0x4,
+            "PermissionsFlags": 0x2,
+            "AuthPasswordMin": 8,
+            "DemoDeposit": 10000 if spec["DemoLeverage"] else 0,
+            "LimitHistory": 0,
+            "LimitOrders": 0,
+            "LimitSymbols": 0,
+            "LimitPositions": 0,
+            "Commissions": [],
+            "Symbols": [],
+            **spec,
+        }
+    return groups
+
+
+@dataclass
+class User:
+    login: int
+    group: str
+    name: str
+    password_main: str
+    password_investor: str
+    leverage: int
+    email: str = ""
+    country: str = ""
+    city: str = ""
+    address: str = ""
+    phone: str = ""
+    comment: str = ""
+    rights: int = RIGHTS_NEW_ACCOUNT
+    registration: int = field(default_factory=lambda: int(time.time()))
+    balance: str = "0"
+    credit: str = "0"
+
+    @property
+    def money(self) -> tuple[Decimal, Decimal]:
+        return Decimal(self.balance), Decimal(self.credit)
+
+
+@dataclass
+class Deal:
+    deal: int
+    login: int
+    action: int
+    profit: str
+    comment: str
+    time_msc: int
+    entry: int = 0
+
+
+@dataclass
+class Books:
+    groups: dict[str, dict[str, Any]] = field(default_factory=default_groups)
+    users: dict[int, User] = field(default_factory=dict)
+    deals: list[Deal] = field(default_factory=list)
+    next_ticket: int = 1000
+    next_login: int = FIRST_AUTO_LOGIN
+
+    def digits(self, login: int) -> int:
+        return int(self.groups[self.users[login].group]["CurrencyDigits"])
+
+    def round_money(self, login: int, amount: Decimal) -> Decimal:
+        return amount.quantize(Decimal(1).scaleb(-self.digits(login)), ROUND_HALF_UP)
+
+    def allocate_login(self) -> int:
+        while self.next_login in self.users:
+            self.next_login += 1
+        login = self.next_login
+        self.next_login += 1
+        return login
+
+    def new_ticket(self) -> int:
+        self.next_ticket += 1
+        return self.next_ticket
+
+
+class Snapshot:
+    """Writes the books atomically after every change; absent path = memory only."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    def load(self) -> Books:
+        if self.path is None or not self.path.exists():
+            return Books()
+        raw = json.loads(self.path.read_text())
+        return Books(
+            groups=raw["groups"],
+            users={int(k): User(**v) for k, v in raw["users"].items()},
+            deals=[Deal(**d) for d in raw["deals"]],
+            next_ticket=raw["next_ticket"],
+            next_login=raw["next_login"],
+        )
+
+    def save(self, books: Books) -> None:
+        if self.path is None:
+            return
+        raw = {
+            "groups": books.groups,
+            "users": {str(k): asdict(v) for k, v in books.users.items()},
+            "deals": [asdict(d) for d in books.deals],
+            "next_ticket": books.next_ticket,
+            "next_login": books.next_login,
+        }
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(raw))
+        os.replace(temporary, self.path)

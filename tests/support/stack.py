@@ -1,0 +1,66 @@
+"""The stack as real processes: API and worker on PostgreSQL, Temporal and the MT5 simulator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.support.processes import (
+    BIN,
+    Child,
+    Simulator,
+    free_port,
+    spawn,
+    wait_for_http,
+    wait_for_log,
+)
+
+TEST_SECRETS_KEY = "dGVzdC1vbmx5LXNlY3JldHMta2V5LTAxMjM0NTY3ODk="
+
+
+@dataclass
+class Stack:
+    owner_url: str
+    temporal_address: str
+    simulator: Simulator
+    log_dir: Path
+    api_port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    worker: Child | None = None
+    api: Child | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def env(self) -> dict[str, str]:
+        return {
+            "BROKERFLOW_ENV": "test",
+            "BROKERFLOW_DATABASE_URL": self.owner_url,
+            "BROKERFLOW_TEMPORAL_ADDRESS": self.temporal_address,
+            "BROKERFLOW_API_PORT": str(self.api_port),
+            "BROKERFLOW_SECRETS_KEY": TEST_SECRETS_KEY,
+            "BROKERFLOW_JWT_SECRET": "test-only-jwt-secret-0123456789abcdef",
+            "BROKERFLOW_MT5__ADDRESS": self.simulator.address,
+            "BROKERFLOW_MT5__MANAGER_LOGIN": str(self.simulator.manager),
+            "BROKERFLOW_MT5__MANAGER_PASSWORD": self.simulator.password,
+            "BROKERFLOW_MT5__TLS": "true" if self.simulator.tls else "false",
+            "BROKERFLOW_MT5__TIMEOUT_SECONDS": "5",
+            "BROKERFLOW_LOG_LEVEL": "INFO",
+            **self.extra_env,
+        }
+
+    def start_worker(self) -> Child:
+        self.worker = spawn("worker", [str(BIN / "python"), "worker.py"], self.env(), self.log_dir)
+        wait_for_log(self.worker, "worker running on task queues", timeout=60)
+        return self.worker
+
+    def start_api(self) -> Child:
+        self.api = spawn("api", [str(BIN / "python"), "-m", "api"], self.env(), self.log_dir)
+        wait_for_http(self.api, f"{self.api_url}/healthz")
+        return self.api
+
+    def stop(self) -> None:
+        for child in (self.api, self.worker):
+            if child is not None:
+                child.stop()
