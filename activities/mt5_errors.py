@@ -10,5 +10,5 @@ from mt5_adapter.errors import Mt5Error
 def as_activity_failure(error: Mt5Error) -> BaseException:
     """Temporal retries any exception that is not a non-retryable ApplicationError."""
     if error.retryable:
-        return error  # type: ignore[no-any-return]
+        return error
     return ApplicationError(str(error), type=type(error).__name__, non_retryable=True)

@@ -191,8 +191,8 @@ class TestCreateMt5User:
                 group="demo\\standard",
                 name="Made In The MT5 Admin",
                 leverage=100,
-                password_main="Other#Pass1",  # type: ignore[arg-type]
-                password_investor="Other#Pass2",  # type: ignore[arg-type]
+                password_main="Other#Pass1",
+                password_investor="Other#Pass2",
                 comment="manual",
             )
         )

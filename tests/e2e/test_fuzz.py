@@ -67,7 +67,8 @@ def test_no_input_causes_a_server_error(stack: Stack) -> None:
     schema = schemathesis.openapi.from_url(f"{stack.api_url}/openapi.json")
     schema.config.update(base_url=stack.api_url)
     admin = admin_headers(stack)
-    operations = [result.ok() for result in schema.get_all_operations()]
+    # .ok() raises with the reason if an operation's schema cannot be used.
+    operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
     assert len(operations) >= 20
     for operation in operations:
         for headers in ({}, admin):

@@ -106,6 +106,7 @@ async def test_signup_trace_reaches_the_mt5_call(
         s
         for s in in_trace
         if s.kind == trace.SpanKind.CLIENT
-        and "user/add" in str(s.attributes.get("url.full", s.attributes.get("http.url", "")))
+        and "user/add"
+        in str((s.attributes or {}).get("url.full", (s.attributes or {}).get("http.url", "")))
     ]
     assert mt5_calls, sorted(names)

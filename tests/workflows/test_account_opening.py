@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from temporalio import activity
@@ -50,7 +51,7 @@ class FakeSteps:
     calls: list[tuple[str, object]] = field(default_factory=list)
     next_login: int = 5_000_000
 
-    def activities(self) -> tuple[list[object], list[object]]:
+    def activities(self) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
         @activity.defn(name=Step.RESERVE_MT5_LOGIN)
         async def reserve(request: ReserveLoginInput) -> int:
             self.calls.append((Step.RESERVE_MT5_LOGIN, request.replacing))

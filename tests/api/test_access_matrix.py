@@ -1,0 +1,184 @@
+"""Every route against every kind of principal: a route without a policy, or a policy that lets the
+wrong people in, fails here."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from fastapi import APIRouter, FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from api.app import create_app
+from api.policy import Policy, PublicPolicy
+from domain.roles import PrincipalKind, StaffRole
+from settings import Settings
+from tests.conftest import app_client
+from tests.support.people import People
+
+
+def policies_of(dependant: Dependant) -> Iterator[Policy | PublicPolicy]:
+    for dependency in dependant.dependencies:
+        if isinstance(dependency.call, Policy | PublicPolicy):
+            yield dependency.call
+        yield from policies_of(dependency)
+
+
+def routes_without_exactly_one_policy(app: FastAPI) -> list[str]:
+    return [
+        f"{sorted(route.methods)} {route.path}"
+        for route in app.routes
+        if isinstance(route, APIRoute) and len(set(policies_of(route.dependant))) != 1
+    ]
+
+
+def policy_of(route: APIRoute) -> Policy | PublicPolicy:
+    [policy] = set(policies_of(route.dependant))
+    return policy
+
+
+def admits_staff(route: APIRoute) -> bool:
+    policy = policy_of(route)
+    return isinstance(policy, Policy) and bool(policy.staff_roles)
+
+
+def concrete_path(route: APIRoute) -> str:
+    path = route.path
+    for name in route.param_convertors:
+        path = path.replace(f"{{{name}}}", "5000123" if name == "login" else str(uuid.uuid4()))
+    return path
+
+
+@dataclass(frozen=True)
+class Caller:
+    label: str
+    kind: PrincipalKind | None
+    roles: frozenset[StaffRole]
+    headers: dict[str, str]
+
+
+@pytest.fixture
+async def callers(people: People) -> list[Caller]:
+    result = [Caller("anonymous", None, frozenset(), {})]
+    client = await people.client()
+    result.append(Caller("client", PrincipalKind.CLIENT, frozenset(), client.headers))
+    ib = await people.ib()
+    result.append(Caller("ib", PrincipalKind.IB, frozenset(), ib.headers))
+    for role in StaffRole:
+        staff = await people.staff(role)
+        result.append(Caller(role.value, PrincipalKind.STAFF, frozenset({role}), staff.headers))
+    return result
+
+
+def admitted(policy: Policy | PublicPolicy, caller: Caller) -> bool:
+    if isinstance(policy, PublicPolicy):
+        return True
+    return caller.kind is not None and policy.admits(caller.kind, caller.roles)
+
+
+class TestEveryRouteDeclaresOnePolicy:
+    def test_the_app(self, settings: Settings) -> None:
+        assert routes_without_exactly_one_policy(create_app(settings)) == []
+
+    def test_the_check_catches_a_route_that_lost_its_policy(self, settings: Settings) -> None:
+        app = create_app(settings)
+        unguarded = APIRouter()
+
+        @unguarded.get("/v1/forgotten")
+        async def forgotten() -> dict[str, str]:
+            return {}
+
+        app.include_router(unguarded)
+        assert routes_without_exactly_one_policy(app) == ["['GET'] /v1/forgotten"]
+
+    def test_the_check_catches_a_policy_removed_from_an_existing_route(
+        self, settings: Settings
+    ) -> None:
+        app = create_app(settings)
+        route = next(r for r in app.routes if isinstance(r, APIRoute) and r.path == "/v1/audit")
+        route.dependant.dependencies = [
+            d
+            for d in route.dependant.dependencies
+            if not set(policies_of(Dependant(dependencies=[d])))
+        ]
+        assert routes_without_exactly_one_policy(app) == ["['GET'] /v1/audit"]
+
+
+# Written out by hand so the matrix cannot simply agree with itself.
+EXPECTED = {
+    ("GET", "/v1/audit"): {"admin", "auditor"},
+    ("GET", "/v1/staff/users"): {"admin"},
+    ("POST", "/v1/staff/users"): {"admin"},
+    ("PATCH", "/v1/staff/users/{staff_id}"): {"admin"},
+    ("POST", "/v1/ibs"): {"admin"},
+    ("GET", "/v1/ibs"): {"admin", "finance", "auditor"},
+    ("POST", "/v1/clients/{client_id}/status"): {"admin", "compliance"},
+    ("GET", "/v1/clients"): {
+        "admin",
+        "compliance",
+        "support",
+        "finance",
+        "risk",
+        "dealer",
+        "auditor",
+    },
+    ("GET", "/v1/me/accounts"): {"client"},
+    ("POST", "/v1/me/accounts/{login}/credentials"): {"client"},
+    ("GET", "/v1/ib/clients"): {"ib"},
+}
+
+
+async def test_every_route_admits_exactly_its_principals(
+    settings: Settings, callers: list[Caller], api: httpx.AsyncClient
+) -> None:
+    app = create_app(settings)
+    routes = [r for r in app.routes if isinstance(r, APIRoute)]
+    wrong: list[str] = []
+    for route in routes:
+        policy = policy_of(route)
+        [method] = route.methods
+        path = concrete_path(route)
+        body: dict[str, str] | None = {} if method in {"POST", "PATCH", "PUT"} else None
+        expected_labels = EXPECTED.get((method, route.path))
+        for caller in callers:
+            should_pass = admitted(policy, caller)
+            if expected_labels is not None:
+                assert should_pass == (caller.label in expected_labels), (route.path, caller.label)
+            response = await api.request(method, path, json=body, headers=caller.headers)
+            if should_pass and response.status_code in (401, 403):
+                wrong.append(
+                    f"{method} {route.path} refused {caller.label}: {response.status_code}"
+                )
+            if not should_pass:
+                expected_status = 401 if caller.kind is None else 403
+                if response.status_code != expected_status:
+                    wrong.append(
+                        f"{method} {route.path} let {caller.label} through: {response.status_code}"
+                    )
+    assert wrong == []
+    assert {(m, p) for m, p in EXPECTED} <= {(next(iter(r.methods)), r.path) for r in routes}
+
+
+async def test_staff_outside_their_allowlist_are_refused_everywhere(
+    settings: Settings, people: People
+) -> None:
+    admin = await people.staff(*StaffRole, allowlist=["10.1.0.0/16", "127.0.0.1/32"])
+    app = create_app(settings)
+    staff_routes = [r for r in app.routes if isinstance(r, APIRoute) and admits_staff(r)]
+    async for outsider in app_client(app, ip="192.0.2.7"):
+        for route in staff_routes:
+            [method] = route.methods
+            response = await outsider.request(
+                method,
+                concrete_path(route),
+                json={} if method != "GET" else None,
+                headers=admin.headers,
+            )
+            assert response.status_code == 403, route.path
+            assert "192.0.2.7" in response.json()["detail"]
+    async for insider in app_client(app, ip="10.1.2.3"):
+        assert (await insider.get("/v1/audit", headers=admin.headers)).status_code == 200

@@ -1,0 +1,186 @@
+"""Every staff mutation leaves an audit row in its own transaction; the log cannot be changed."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+from sqlalchemy import create_engine, func, pool, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.app import create_app
+from db.models import AuditEntry
+from domain.roles import StaffRole
+from settings import Settings
+from tests.api.test_access_matrix import admits_staff
+from tests.support.database import ProvisionedDatabase
+from tests.support.people import People
+
+STRONG = "Another-Strong-9"
+
+
+async def audit_rows(sessions: async_sessionmaker[AsyncSession], action: str) -> list[AuditEntry]:
+    async with sessions() as session:
+        return list(await session.scalars(select(AuditEntry).where(AuditEntry.action == action)))
+
+
+Mutations = dict[tuple[str, str], tuple[str, str]]
+
+
+async def staff_mutations(api: httpx.AsyncClient, people: People) -> tuple[Mutations, str]:
+    """One real call per staff mutation route, (method, route) -> (action, entity); request id."""
+    admin = await people.staff(StaffRole.ADMIN)
+    compliance = await people.staff(StaffRole.COMPLIANCE)
+    target = await people.staff(StaffRole.SUPPORT)
+    client = await people.client()
+    request_id = {"X-Request-ID": f"req-{uuid.uuid4().hex[:8]}"}
+
+    async def call(
+        method: str, path: str, body: dict[str, Any], who: dict[str, str]
+    ) -> httpx.Response:
+        response = await api.request(method, path, json=body, headers={**who, **request_id})
+        assert response.status_code < 300, response.text
+        return response
+
+    created = await call(
+        "POST",
+        "/v1/staff/users",
+        {
+            "email": "new.officer@example.com",
+            "full_name": "New Officer",
+            "password": STRONG,
+            "roles": ["compliance"],
+            "ip_allowlist": ["10.0.0.0/8"],
+        },
+        admin.headers,
+    )
+    await call(
+        "PATCH", f"/v1/staff/users/{target.id}", {"roles": ["support", "finance"]}, admin.headers
+    )
+    ib = await call(
+        "POST",
+        "/v1/ibs",
+        {
+            "email": "ib.new@example.com",
+            "name": "New IB",
+            "password": STRONG,
+            "referral_code": "NEWIB",
+        },
+        admin.headers,
+    )
+    await call(
+        "POST",
+        f"/v1/clients/{client.id}/status",
+        {"status": "blocked", "reason": "suspected account takeover"},
+        compliance.headers,
+    )
+    return {
+        ("POST", "/v1/staff/users"): ("staff.created", created.json()["id"]),
+        ("PATCH", "/v1/staff/users/{staff_id}"): ("staff.updated", str(target.id)),
+        ("POST", "/v1/ibs"): ("ib.created", ib.json()["id"]),
+        ("POST", "/v1/clients/{client_id}/status"): ("client.blocked", str(client.id)),
+        ("POST", "/v1/auth/staff/login"): ("staff.logged_in", str(admin.id)),
+    }, request_id["X-Request-ID"]
+
+
+async def test_every_staff_mutation_is_audited_with_before_and_after(
+    api: httpx.AsyncClient,
+    people: People,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    calls, request_id = await staff_mutations(api, people)
+    app = create_app(settings)
+    mutating_staff_routes = {
+        (next(iter(r.methods)), r.path)
+        for r in app.routes
+        if isinstance(r, APIRoute)
+        and r.methods & {"POST", "PATCH", "PUT", "DELETE"}
+        and admits_staff(r)
+    }
+    # A new staff mutation without a case here fails the test.
+    assert mutating_staff_routes <= set(calls)
+    for (_, path), (action, entity_id) in calls.items():
+        rows = [r for r in await audit_rows(sessions, action) if r.entity_id == entity_id]
+        assert len(rows) == 1, (path, action)
+        row = rows[0]
+        assert row.actor_kind == "staff" and row.actor_id and row.actor_roles
+        assert row.ip == "127.0.0.1"
+        if action != "staff.logged_in":
+            assert row.request_id == request_id
+            assert row.after
+    [update] = await audit_rows(sessions, "staff.updated")
+    assert update.before == {"roles": ["support"], "ip_allowlist": ["127.0.0.1/32"], "active": True}
+    assert update.after and update.after["roles"] == ["finance", "support"]
+    [block] = await audit_rows(sessions, "client.blocked")
+    assert (block.before, block.after, block.reason) == (
+        {"status": "active"},
+        {"status": "blocked"},
+        "suspected account takeover",
+    )
+
+
+async def test_a_refused_mutation_writes_no_audit_row(
+    api: httpx.AsyncClient, people: People, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    admin = await people.staff(StaffRole.ADMIN)
+    body = {"email": "dup@example.com", "name": "Dup", "password": STRONG, "referral_code": "DUP1"}
+    assert (await api.post("/v1/ibs", json=body, headers=admin.headers)).status_code == 201
+    again = await api.post("/v1/ibs", json={**body, "referral_code": "DUP2"}, headers=admin.headers)
+    assert again.status_code == 409
+    assert again.headers["content-type"] == "application/problem+json"
+    assert len(await audit_rows(sessions, "ib.created")) == 1
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["UPDATE audit_log SET action = 'forged'", "DELETE FROM audit_log", "TRUNCATE audit_log"],
+)
+async def test_the_app_role_cannot_change_the_log(
+    statement: str,
+    people: People,
+    api: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await people.staff(StaffRole.ADMIN)  # its login writes a row
+    async with sessions() as session:
+        with pytest.raises(DBAPIError, match="permission denied"):
+            await session.execute(text(statement))
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(AuditEntry)) == 1
+
+
+def test_not_even_the_owner_can_rewrite_history(test_db: ProvisionedDatabase) -> None:
+    engine = create_engine(test_db.owner_url, poolclass=pool.NullPool)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO audit_log (actor_kind, actor_roles, action, entity_type, entity_id)"
+                " VALUES ('system', '{}', 'test', 'thing', '1')"
+            )
+        )
+    for statement in (
+        "UPDATE audit_log SET action = 'x'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+    ):
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as connection:
+            connection.execute(text(statement))
+    engine.dispose()
+
+
+async def test_auditors_search_the_log_and_clients_cannot(
+    api: httpx.AsyncClient, people: People
+) -> None:
+    auditor = await people.staff(StaffRole.AUDITOR)
+    client = await people.client()
+    page = await api.get(
+        "/v1/audit", params={"action": "staff.logged_in", "limit": 1}, headers=auditor.headers
+    )
+    assert page.status_code == 200
+    assert [e["actor_id"] for e in page.json()["items"]] == [str(auditor.id)]
+    assert (await api.get("/v1/audit", headers=client.headers)).status_code == 403

@@ -1,0 +1,49 @@
+"""Clients and IBs see only their own objects; anybody else's answer as if they did not exist."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.support.people import People
+
+
+async def test_a_client_sees_only_its_own_accounts_applications_and_credentials(
+    api: httpx.AsyncClient, people: People
+) -> None:
+    alice, bob = await people.client(), await people.client()
+    alice_app = await people.mt5_account(alice, 5_100_001)
+    bob_app = await people.mt5_account(bob, 5_100_002)
+
+    assert [
+        a["login"] for a in (await api.get("/v1/me/accounts", headers=alice.headers)).json()
+    ] == [5_100_001]
+    assert (await api.get("/v1/me/accounts/5100001", headers=alice.headers)).status_code == 200
+    for path in (
+        "/v1/me/accounts/5100002",
+        f"/v1/me/applications/{bob_app}",
+    ):
+        assert (await api.get(path, headers=alice.headers)).status_code == 404, path
+    stolen = await api.post("/v1/me/accounts/5100002/credentials", headers=alice.headers)
+    assert stolen.status_code == 404
+    # Bob's passwords are still there for Bob, exactly once.
+    first = await api.post("/v1/me/accounts/5100002/credentials", headers=bob.headers)
+    assert first.status_code == 200 and first.json()["password"] == "Main#Pass123"
+    assert (
+        await api.post("/v1/me/accounts/5100002/credentials", headers=bob.headers)
+    ).status_code == 410
+    assert (
+        await api.get(f"/v1/me/applications/{alice_app}", headers=alice.headers)
+    ).status_code == 200
+
+
+async def test_an_ib_sees_only_the_clients_it_referred(
+    api: httpx.AsyncClient, people: People
+) -> None:
+    x, y = await people.ib(), await people.ib()
+    mine = await people.client(referred_by=x.id)
+    theirs = await people.client(referred_by=y.id)
+    listed = (await api.get("/v1/ib/clients", headers=x.headers)).json()
+    assert [c["id"] for c in listed] == [str(mine.id)]
+    assert "email" not in listed[0]
+    assert (await api.get(f"/v1/ib/clients/{mine.id}", headers=x.headers)).status_code == 200
+    assert (await api.get(f"/v1/ib/clients/{theirs.id}", headers=x.headers)).status_code == 404
