@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal
 
-import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -101,18 +100,6 @@ def attempt(number: int) -> ActivityEnvironment:
     return env
 
 
-def inject(simulator: Simulator, path: str, mode: str) -> None:
-    httpx.post(
-        f"{simulator.base_url}/_sim/faults",
-        json={"rules": [{"path": path, "mode": mode, "times": 1}]},
-        verify=False,
-    ).raise_for_status()
-
-
-def clear_faults(simulator: Simulator) -> None:
-    httpx.delete(f"{simulator.base_url}/_sim/faults", verify=False).raise_for_status()
-
-
 async def reserve(
     records: AccountOpeningRecords, application: AccountApplication, replacing: int | None = None
 ) -> int:
@@ -162,13 +149,13 @@ class TestCreateMt5User:
         request = CreateMt5UserInput(
             application_id=application.id, login=login, group="demo\\standard", leverage=100
         )
-        inject(mt5_sim, "/api/user/add", "drop_after_commit")
+        mt5_sim.inject_faults({"path": "/api/user/add", "mode": "drop_after_commit", "times": 1})
         try:
             with pytest.raises(Mt5Error) as lost:
                 await attempt(1).run(steps.create_mt5_user, request)
             assert lost.value.retryable
         finally:
-            clear_faults(mt5_sim)
+            mt5_sim.clear_faults()
         assert await attempt(2).run(steps.create_mt5_user, request) is CreateMt5UserOutcome.CREATED
         mine = [
             u
@@ -240,12 +227,14 @@ class TestCreditDemoDeposit:
         request = CreditDemoDepositInput(
             application_id=application.id, login=login, amount=Decimal("10000"), currency="USD"
         )
-        inject(mt5_sim, "/api/trade/balance", "drop_after_commit")
+        mt5_sim.inject_faults(
+            {"path": "/api/trade/balance", "mode": "drop_after_commit", "times": 1}
+        )
         try:
             with pytest.raises(Mt5Error):
                 await attempt(1).run(steps.credit_demo_deposit, request)
         finally:
-            clear_faults(mt5_sim)
+            mt5_sim.clear_faults()
         ticket = await attempt(2).run(steps.credit_demo_deposit, request)
         deposits = [d for d in simulator_deals(mt5_sim.base_url, login) if int(d["Action"]) == 2]
         assert [int(d["Deal"]) for d in deposits] == [ticket]

@@ -47,35 +47,21 @@ def chaos_stack(
         database.drop_database(pg_cluster_url, db)
 
 
-def inject(simulator: Simulator, rules: list[dict[str, object]]) -> None:
-    response = httpx.post(
-        f"{simulator.base_url}/_sim/faults", json={"rules": rules, "seed": 7}, verify=False
-    )
-    response.raise_for_status()
-
-
 def wait_until_user_add_arrives(simulator: Simulator, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        faults = httpx.get(f"{simulator.base_url}/_sim/faults", verify=False).json()
-        if "user/add" in str(faults) and any(
-            int(r.get("hits", 0)) > 0 for r in faults.get("rules", [])
-        ):
-            return
+    while simulator.fault_hits() == 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError("user/add never reached the simulator")
         time.sleep(0.05)
-    raise TimeoutError("user/add never reached the simulator")
 
 
 def test_killed_worker_resumes_with_exactly_one_mt5_user(
     chaos_stack: tuple[Stack, Simulator],
 ) -> None:
     stack, simulator = chaos_stack
-    inject(
-        simulator,
-        [
-            {"path": "/api/user/add", "mode": "latency", "latency_ms": 1500, "times": SIGNUPS},
-            {"path": "/api/user/add", "mode": "drop_after_commit", "times": 1},
-        ],
+    simulator.inject_faults(
+        {"path": "/api/user/add", "mode": "latency", "latency_ms": 1500, "times": SIGNUPS},
+        {"path": "/api/user/add", "mode": "drop_after_commit", "times": 1},
     )
     with httpx.Client(base_url=stack.api_url, timeout=30) as api:
         clients = [sign_up_and_log_in(api) for _ in range(SIGNUPS)]

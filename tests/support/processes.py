@@ -99,6 +99,20 @@ class Simulator:
     def base_url(self) -> str:
         return f"{'https' if self.tls else 'http'}://{self.address}"
 
+    def inject_faults(self, *rules: dict[str, object], seed: int = 7) -> None:
+        """Replace the simulator's fault rules (its simulator-only `/_sim/faults`)."""
+        response = httpx.post(
+            f"{self.base_url}/_sim/faults", json={"rules": list(rules), "seed": seed}, verify=False
+        )
+        response.raise_for_status()
+
+    def clear_faults(self) -> None:
+        httpx.delete(f"{self.base_url}/_sim/faults", verify=False).raise_for_status()
+
+    def fault_hits(self) -> int:
+        rules = httpx.get(f"{self.base_url}/_sim/faults", verify=False).json()["rules"]
+        return sum(int(rule["hits"]) for rule in rules)
+
 
 def start_simulator(
     log_dir: Path,
