@@ -29,6 +29,7 @@ CLIENT_VERSION = "3211"
 AGENT = "BrokerFlow"
 # The server drops a session after 180 s of silence; ping well before that.
 PING_AFTER_IDLE_SECONDS = 60.0
+SESSION_KEEPALIVE_SECONDS = 150.0
 BALANCE_ACTIONS_EXCLUDED = {0, 1}  # buy and sell: trades, not cash operations
 MAX_COMMENT = 31
 
@@ -53,7 +54,12 @@ class WebApiGateway:
             base_url=self._base_url,
             verify=self._settings.tls_verify,
             timeout=self._settings.timeout_seconds,
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            # The session lives as long as this one connection: keep it open between calls.
+            limits=httpx.Limits(
+                max_connections=1,
+                max_keepalive_connections=1,
+                keepalive_expiry=SESSION_KEEPALIVE_SECONDS,
+            ),
             headers={"Connection": "keep-alive", "User-Agent": AGENT},
         )
 

@@ -34,3 +34,5 @@ def configure_logging(level: str, as_json: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # httpx logs every request line, query strings included: keep that out of INFO logs.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
