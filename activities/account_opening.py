@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import insert, select
@@ -59,6 +60,32 @@ async def load_application(
             non_retryable=activity.info().attempt >= MAX_ATTEMPTS_FOR_MISSING_APPLICATION,
         )
     return application
+
+
+def move_application(
+    session: AsyncSession,
+    application: AccountApplication,
+    status: ApplicationStatus,
+    *,
+    action: str,
+    details: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> None:
+    """Change an application's status with its audit entry, in the caller's transaction."""
+    before = {"status": application.status}
+    application.status = status
+    audit.record(
+        session,
+        audit.system_actor(on_behalf_of=str(application.client_id)),
+        audit.Change(
+            action=action,
+            entity_type="account_application",
+            entity_id=str(application.id),
+            before=before,
+            after={"status": status.value, **(details or {})},
+            reason=reason,
+        ),
+    )
 
 
 class AccountOpeningRecords:
@@ -124,24 +151,17 @@ class AccountOpeningRecords:
                     kind=application.kind,
                 )
             )
-            before = {"status": application.status}
-            application.status = ApplicationStatus.COMPLETED
-            audit.record(
+            move_application(
                 session,
-                audit.system_actor(on_behalf_of=str(application.client_id)),
-                audit.Change(
-                    action="mt5_account.opened",
-                    entity_type="account_application",
-                    entity_id=str(application.id),
-                    before=before,
-                    after={
-                        "status": application.status,
-                        "server": application.mt5_server,
-                        "login": request.login,
-                        "group": request.group,
-                        "leverage": request.leverage,
-                    },
-                ),
+                application,
+                ApplicationStatus.COMPLETED,
+                action="mt5_account.opened",
+                details={
+                    "server": application.mt5_server,
+                    "login": request.login,
+                    "group": request.group,
+                    "leverage": request.leverage,
+                },
             )
 
     @activity.defn(name=Step.MARK_APPLICATION_FAILED)
@@ -150,20 +170,13 @@ class AccountOpeningRecords:
             application = await load_application(session, request.application_id, lock=True)
             if application.status == ApplicationStatus.FAILED:
                 return
-            before = {"status": application.status}
-            application.status = ApplicationStatus.FAILED
             application.failure_reason = request.reason[:2000]
-            audit.record(
+            move_application(
                 session,
-                audit.system_actor(on_behalf_of=str(application.client_id)),
-                audit.Change(
-                    action="account_application.failed",
-                    entity_type="account_application",
-                    entity_id=str(application.id),
-                    before=before,
-                    after={"status": application.status},
-                    reason=application.failure_reason,
-                ),
+                application,
+                ApplicationStatus.FAILED,
+                action="account_application.failed",
+                reason=application.failure_reason,
             )
 
 

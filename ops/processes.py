@@ -162,6 +162,21 @@ def run_to_completion(
         raise StackError(f"{name} failed with exit code {code} ({' '.join(argv)})")
 
 
+def live_pid_in(pidfile: Path) -> int | None:
+    """The pid on the first line of `pidfile` if that process is alive (ours or another user's)."""
+    try:
+        pid = int(pidfile.read_text().splitlines()[0].strip())
+    except (OSError, IndexError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid  # alive, owned by another user (e.g. embedded_postgres)
+    return pid
+
+
 def port_is_free(host: str, port: int) -> bool:
     """True if nothing listens on host:port (checked by binding it, as the server will)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

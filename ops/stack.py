@@ -34,6 +34,7 @@ from ops import embedded_pg
 from ops.processes import (
     Child,
     StackError,
+    live_pid_in,
     port_accepts,
     port_is_free,
     run_to_completion,
@@ -270,7 +271,7 @@ class Stack:
         self._check_alive()
 
     def _claim_pidfile(self) -> None:
-        other = _read_pid(self.pidfile)
+        other = live_pid_in(self.pidfile)
         if other is not None and other != os.getpid():
             raise StackError(
                 f"a stack is already running from {self.plan.data_dir} (pid {other}); "
@@ -479,7 +480,7 @@ class Stack:
                     "the embedded PostgreSQL did not stop; see its log in "
                     f"{self.plan.pgdata / 'log'}"
                 )
-        if _read_pid(self.pidfile) == os.getpid():
+        if live_pid_in(self.pidfile) == os.getpid():
             self.pidfile.unlink(missing_ok=True)
         say("stopped")
 
@@ -527,31 +528,17 @@ def _redact(argv: list[str], settings: Any) -> str:
     return " ".join("***" if a == secret else a for a in argv)
 
 
-def _read_pid(pidfile: Path) -> int | None:
-    try:
-        pid = int(pidfile.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    return pid
-
-
 def stop_running(settings: Any, stack: StackSettings) -> int:
     """`make stop`: SIGTERM a running stack, then stop a leftover embedded PostgreSQL."""
     data_dir = Path(settings.data_dir)
-    pid = _read_pid(data_dir / "stack.pid")
+    pid = live_pid_in(data_dir / "stack.pid")
     if pid is not None:
         say(f"sending SIGTERM to the stack (pid {pid})")
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + stack.stop_grace * 6 + 30
-        while _read_pid(data_dir / "stack.pid") is not None and time.monotonic() < deadline:
+        while live_pid_in(data_dir / "stack.pid") is not None and time.monotonic() < deadline:
             time.sleep(0.5)
-        if _read_pid(data_dir / "stack.pid") is not None:
+        if live_pid_in(data_dir / "stack.pid") is not None:
             say(f"the stack (pid {pid}) is still running")
             return 1
     pgdata = data_dir / "pg"
@@ -598,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.stop:
             return stop_running(settings, stack_settings)
         plan = make_plan(settings, stack_settings, partial=args.partial)
-        other = _read_pid(plan.data_dir / "stack.pid")
+        other = live_pid_in(plan.data_dir / "stack.pid")
         if other is not None:
             raise StackError(
                 f"a stack is already running from {plan.data_dir} (pid {other}); "
