@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,11 +22,16 @@ TOKEN_ALGORITHM = "HS256"
 TOKEN_AUDIENCE = "brokerflow-api"
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+async def hash_password(password: str) -> str:
+    # Argon2 is deliberately slow (tens of ms of CPU): keep it off the event loop.
+    return await asyncio.to_thread(_hasher.hash, password)
 
 
-def password_matches(stored_hash: str | None, password: str) -> bool:
+async def password_matches(stored_hash: str | None, password: str) -> bool:
+    return await asyncio.to_thread(_verify, stored_hash, password)
+
+
+def _verify(stored_hash: str | None, password: str) -> bool:
     try:
         return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
     except (VerificationError, InvalidHashError):

@@ -68,7 +68,7 @@ async def seed_staff(session: AsyncSession, box: SecretBox, report: SeedReport) 
             id=uuid.uuid4(),
             email=email,
             full_name=f"Demo {role.value.title()}",
-            password_hash=hash_password(password),
+            password_hash=await hash_password(password),
             totp_secret_enc=box.seal(totp),
             roles=[role.value],
             ip_allowlist=LOCAL_ONLY,
@@ -97,7 +97,7 @@ async def seed_ib(session: AsyncSession, report: SeedReport) -> None:
         id=uuid.uuid4(),
         email=email,
         name=name,
-        password_hash=hash_password(password),
+        password_hash=await hash_password(password),
         referral_code=code,
     )
     session.add(ib)

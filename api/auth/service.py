@@ -32,7 +32,7 @@ async def log_in_client(
     session: AsyncSession, request: LoginRequest, settings: Settings
 ) -> AccessToken:
     client = await session.scalar(select(Client).where(Client.email == request.email.lower()))
-    if not password_matches(client.password_hash if client else None, request.password):
+    if not await password_matches(client.password_hash if client else None, request.password):
         raise NotAuthenticated(WRONG_CREDENTIALS)
     assert client is not None
     if client.status != "active":
@@ -46,7 +46,7 @@ async def log_in_ib(
     ib = await session.scalar(
         select(IntroducingBroker).where(IntroducingBroker.email == request.email.lower())
     )
-    if not password_matches(ib.password_hash if ib else None, request.password):
+    if not await password_matches(ib.password_hash if ib else None, request.password):
         raise NotAuthenticated(WRONG_CREDENTIALS)
     assert ib is not None
     return _token(PrincipalKind.IB, ib.id, settings)
@@ -60,7 +60,7 @@ async def log_in_staff(
     context: RequestContext,
 ) -> AccessToken:
     staff = await session.scalar(select(StaffUser).where(StaffUser.email == request.email.lower()))
-    if not password_matches(staff.password_hash if staff else None, request.password):
+    if not await password_matches(staff.password_hash if staff else None, request.password):
         raise NotAuthenticated(WRONG_CREDENTIALS)
     assert staff is not None
     if not totp_matches(box.open(staff.totp_secret_enc).get_secret_value(), request.totp_code):

@@ -33,7 +33,7 @@ async def create_ib(session: AsyncSession, request: IbCreate, by: Principal) -> 
         id=uuid.uuid4(),
         email=email,
         name=request.name,
-        password_hash=hash_password(request.password),
+        password_hash=await hash_password(request.password),
         referral_code=request.referral_code,
     )
     session.add(ib)

@@ -45,7 +45,7 @@ async def sign_up(
     client = Client(
         id=uuid.uuid4(),
         email=email,
-        password_hash=hash_password(request.password),
+        password_hash=await hash_password(request.password),
         full_name=request.full_name,
         country=request.country,
         date_of_birth=request.date_of_birth,

@@ -42,7 +42,7 @@ async def create_staff(
         id=uuid.uuid4(),
         email=email,
         full_name=request.full_name,
-        password_hash=hash_password(request.password),
+        password_hash=await hash_password(request.password),
         totp_secret_enc=box.seal(secret),
         roles=sorted({r.value for r in request.roles}),
         ip_allowlist=list(request.ip_allowlist),

@@ -89,3 +89,21 @@ class TestBadSignUpsWriteNothing:
         assert api.post("/v1/signup", json=applicant).status_code == 202
         again = api.post("/v1/signup", json={**applicant, "email": applicant["email"].upper()})
         assert again.status_code == 409
+
+
+class TestTransientMt5Errors:
+    def test_are_retried_by_temporal_until_the_account_opens(
+        self, api: httpx.Client, stack: Stack
+    ) -> None:
+        stack.simulator.inject_faults(
+            {"path": "/api/user/add", "mode": "retcode", "retcode": 12, "times": 1},
+            {"path": "/api/trade/balance", "mode": "retcode", "retcode": 10, "times": 1},
+        )
+        try:
+            _, headers = sign_up_and_log_in(api)
+            login = wait_for_account(api, headers)["login"]
+            assert stack.simulator.fault_hits() == 2
+        finally:
+            stack.simulator.clear_faults()
+        [user] = [u for u in simulator_users(stack.simulator.base_url) if int(u["Login"]) == login]
+        assert user["Balance"] == "10000.00"

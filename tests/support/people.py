@@ -54,7 +54,7 @@ class People:
             id=uuid.uuid4(),
             email=email,
             full_name="Test Staff",
-            password_hash=hash_password(PASSWORD),
+            password_hash=await hash_password(PASSWORD),
             totp_secret_enc=self.box.seal(secret),
             roles=[r.value for r in roles],
             ip_allowlist=allowlist or LOCALHOST,
@@ -82,7 +82,7 @@ class People:
         row = Client(
             id=uuid.uuid4(),
             email=email,
-            password_hash=hash_password(PASSWORD),
+            password_hash=await hash_password(PASSWORD),
             full_name="Test Client",
             country="DE",
             date_of_birth=date(1990, 1, 1),
@@ -98,7 +98,7 @@ class People:
             id=uuid.uuid4(),
             email=email,
             name="Test IB",
-            password_hash=hash_password(PASSWORD),
+            password_hash=await hash_password(PASSWORD),
             referral_code=f"IB{uuid.uuid4().hex[:8]}",
         )
         await self._add(row)

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.NAME [--size N]`; each ends with a `RESULT key=value ...` line."""
