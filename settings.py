@@ -10,10 +10,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent
+# Defaults that make `make run` work out of the box; refused when env is prod.
+DEV_ONLY = {
+    "jwt_secret": "dev-only-jwt-secret-change-me-0123456789",
+    "secrets_key": "ZGV2LW9ubHktc2VjcmV0cy1rZXktY2hhbmdlLW1lISE=",
+}
 
 
 class Mt5ServerSettings(BaseModel):
@@ -61,11 +66,11 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For is believed when deciding a caller's IP (CIDRs).
     trusted_proxies: list[str] = Field(default_factory=list)
 
-    jwt_secret: SecretStr = SecretStr("dev-only-jwt-secret-change-me-0123456789")
+    jwt_secret: SecretStr = SecretStr(DEV_ONLY["jwt_secret"])
     access_token_minutes: int = 15
     # Fernet key (urlsafe base64, 32 bytes) for secrets BrokerFlow must keep, e.g. one-time MT5
     # credentials waiting for their client.
-    secrets_key: SecretStr = SecretStr("ZGV2LW9ubHktc2VjcmV0cy1rZXktY2hhbmdlLW1lISE=")
+    secrets_key: SecretStr = SecretStr(DEV_ONLY["secrets_key"])
 
     mt5: Mt5ServerSettings = Field(default_factory=Mt5ServerSettings)
 
@@ -73,6 +78,14 @@ class Settings(BaseSettings):
     otel_endpoint: str = "http://127.0.0.1:4318"
     log_level: str = "INFO"
     log_json: bool = True
+
+    @model_validator(mode="after")
+    def _no_dev_secrets_in_prod(self) -> Settings:
+        if self.env == "prod":
+            for name in ("jwt_secret", "secrets_key"):
+                if getattr(self, name).get_secret_value() == DEV_ONLY[name]:
+                    raise ValueError(f"BROKERFLOW_{name.upper()} must be set in prod")
+        return self
 
 
 @lru_cache(maxsize=1)

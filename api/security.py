@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,9 +43,18 @@ def new_totp_secret() -> str:
     return pyotp.random_base32()
 
 
-def totp_matches(secret: str, code: str) -> bool:
-    # One step of drift either way covers clocks that are a little off.
-    return pyotp.TOTP(secret).verify(code, valid_window=1)
+def totp_step_of(secret: str, code: str, after_step: int | None) -> int | None:
+    """The 30-second step `code` belongs to, or None. One step of drift either way covers clocks
+    that are a little off; a step at or before `after_step` was already used (no replays)."""
+    totp = pyotp.TOTP(secret)
+    now = datetime.now(UTC)
+    current = totp.timecode(now)
+    for step in (current - 1, current, current + 1):
+        if after_step is not None and step <= after_step:
+            continue
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
 
 
 def totp_provisioning_uri(secret: str, email: str) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth.schemas import AccessToken, LoginRequest, StaffLoginRequest
 from api.context import RequestContext
 from api.policy import ip_allowed
-from api.security import issue_token, password_matches, totp_matches
+from api.security import issue_token, password_matches, totp_step_of
 from db import audit
 from db.models import Client, IntroducingBroker, StaffUser
 from db.sealed import SecretBox
@@ -59,16 +59,22 @@ async def log_in_staff(
     box: SecretBox,
     context: RequestContext,
 ) -> AccessToken:
-    staff = await session.scalar(select(StaffUser).where(StaffUser.email == request.email.lower()))
+    # Locked: two logins racing with one TOTP code must not both get through.
+    staff = await session.scalar(
+        select(StaffUser).where(StaffUser.email == request.email.lower()).with_for_update()
+    )
     if not await password_matches(staff.password_hash if staff else None, request.password):
         raise NotAuthenticated(WRONG_CREDENTIALS)
     assert staff is not None
-    if not totp_matches(box.open(staff.totp_secret_enc).get_secret_value(), request.totp_code):
+    secret = box.open(staff.totp_secret_enc).get_secret_value()
+    step = totp_step_of(secret, request.totp_code, staff.totp_last_step)
+    if step is None:
         raise NotAuthenticated(WRONG_CREDENTIALS)
     if not staff.active:
         raise Forbidden("this staff account is disabled")
     if not ip_allowed(context.ip, staff.ip_allowlist):
         raise Forbidden(f"logging in from {context.ip} is not allowed for this staff account")
+    staff.totp_last_step = step
     audit.record(
         session,
         audit.Actor(

@@ -64,6 +64,7 @@ def upgrade() -> None:
     sa.Column('full_name', sa.String(length=200), nullable=False),
     sa.Column('password_hash', sa.Text(), nullable=False),
     sa.Column('totp_secret_enc', sa.Text(), nullable=False),
+    sa.Column('totp_last_step', sa.BigInteger(), nullable=True),
     sa.Column('roles', postgresql.ARRAY(sa.String(length=32)), nullable=False),
     sa.Column('ip_allowlist', postgresql.ARRAY(postgresql.CIDR()), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
