@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -13,6 +12,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.credentials import generate_mt5_password
+from activities.mt5_balance import apply_balance_once
 from activities.mt5_errors import as_activity_failure
 from db import audit
 from db.models import AccountApplication, Client, Mt5Account, Mt5LoginCounter
@@ -35,8 +35,6 @@ from mt5_adapter.gateway import Mt5Gateway
 # An application row is committed by the API right after the workflow starts; give that commit
 # time, but do not wait forever for a request that was rolled back.
 MAX_ATTEMPTS_FOR_MISSING_APPLICATION = 20
-# MT5 stamps deals with trade-server time, which may run ahead of or behind UTC.
-SERVER_CLOCK_SLACK = timedelta(days=1)
 
 
 def application_marker(application_id: UUID) -> str:
@@ -252,26 +250,11 @@ class Mt5AccountSteps:
     async def credit_demo_deposit(self, request: CreditDemoDepositInput) -> int:
         async with self._sessions() as session:
             application = await load_application(session, request.application_id)
-        comment = demo_deposit_comment(application.id)
-        try:
-            if activity.info().attempt > 1:
-                # An earlier attempt may have gone through with its answer lost: look first.
-                earlier = await self._mt5.find_deal_by_comment(
-                    request.login,
-                    comment,
-                    since=application.created_at - SERVER_CLOCK_SLACK,
-                    until=datetime.now(UTC) + SERVER_CLOCK_SLACK,
-                )
-                if earlier is not None:
-                    return earlier.ticket
-            return await self._mt5.apply_balance(
-                BalanceOperation(
-                    login=request.login,
-                    type=BalanceType.BALANCE,
-                    amount=request.amount,
-                    comment=comment,
-                    check_margin=False,
-                )
-            )
-        except Mt5Error as error:
-            raise as_activity_failure(error) from error
+        operation = BalanceOperation(
+            login=request.login,
+            type=BalanceType.BALANCE,
+            amount=request.amount,
+            comment=demo_deposit_comment(application.id),
+            check_margin=False,
+        )
+        return await apply_balance_once(self._mt5, operation, since=application.created_at)

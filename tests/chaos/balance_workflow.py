@@ -1,0 +1,28 @@
+"""A workflow of one idempotent MT5 balance operation, with the production retry policy.
+
+Kept in its own module so Temporal's workflow sandbox imports nothing but this and `domain`.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from domain.mt5 import BalanceOperation
+    from workflows import policies
+
+APPLY_BALANCE = "test_apply_balance_once"
+
+
+@workflow.defn(name="TestBalanceOperation")
+class BalanceOperationWorkflow:
+    @workflow.run
+    async def run(self, operation: BalanceOperation) -> int:
+        ticket: int = await workflow.execute_activity(
+            APPLY_BALANCE,
+            operation,
+            start_to_close_timeout=policies.MT5_TIMEOUT,
+            retry_policy=policies.MT5_WRITE,
+            result_type=int,
+        )
+        return ticket
