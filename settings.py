@@ -27,14 +27,17 @@ class Mt5ServerSettings(BaseModel):
     name: str = "demo"
     # host:port of the access server's Web API
     address: str = "127.0.0.1:8443"
+    # Further access servers of the same trade server, tried in turn when one is unreachable.
+    backup_addresses: list[str] = Field(default_factory=list)
     manager_login: int = 1000
     manager_password: SecretStr = SecretStr("Manager#1")
     tls: bool = True
     # Most trade servers run self-signed certificates; pin a CA bundle here in production.
     tls_verify: bool | str = False
     timeout_seconds: float = 15.0
-    demo_group_prefix: str = "demo\\"
-    # BrokerFlow allocates MT5 logins itself from this range (see docs/mt5.md).
+    # Client-side ceiling, kept under the server's own limit (MT5 answers "12 Too frequent").
+    max_requests_per_second: float = Field(default=100.0, gt=0)
+    # BrokerFlow allocates MT5 logins itself from this range (see docs/architecture.md).
     login_range_start: int = 5_000_000
     login_range_end: int = 5_999_999
 
@@ -72,12 +75,26 @@ class Settings(BaseSettings):
     # credentials waiting for their client.
     secrets_key: SecretStr = SecretStr(DEV_ONLY["secrets_key"])
 
+    # The server new sign-ups get their demo account on.
     mt5: Mt5ServerSettings = Field(default_factory=Mt5ServerSettings)
+    # Every other MT5 server (e.g. live-1, live-2), each with its own credentials and task queue.
+    mt5_servers: list[Mt5ServerSettings] = Field(default_factory=list)
 
     otel_exporter: Literal["none", "console", "otlp"] = "none"
     otel_endpoint: str = "http://127.0.0.1:4318"
     log_level: str = "INFO"
     log_json: bool = True
+
+    def mt5_fleet(self) -> list[Mt5ServerSettings]:
+        """Every MT5 server BrokerFlow drives, the sign-up server first."""
+        return [self.mt5, *self.mt5_servers]
+
+    @model_validator(mode="after")
+    def _server_names_are_unique(self) -> Settings:
+        names = [server.name for server in self.mt5_fleet()]
+        if len(names) != len(set(names)):
+            raise ValueError(f"MT5 server names must be unique, got {names}")
+        return self
 
     @model_validator(mode="after")
     def _no_dev_secrets_in_prod(self) -> Settings:

@@ -90,7 +90,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         data_converter=pydantic_data_converter,
         interceptors=[TracingInterceptor()],
     )
-    servers = [settings.mt5]
+    servers = settings.mt5_fleet()
     async with AsyncExitStack() as stack:
         stack.push_async_callback(engine.dispose)
         gateways: dict[str, Mt5Gateway] = {}

@@ -38,20 +38,36 @@ class SessionLost(Exception):
     """401/403: the server no longer knows our session; nothing was processed."""
 
 
+class Pacer:
+    """Spaces requests at least 1/rate seconds apart (callers are already serialised)."""
+
+    def __init__(self, per_second: float) -> None:
+        self._interval = 1.0 / per_second
+        self._next = 0.0
+
+    async def wait_turn(self) -> None:
+        now = time.monotonic()
+        if self._next > now:
+            await asyncio.sleep(self._next - now)
+        self._next = max(now, self._next) + self._interval
+
+
 class WebApiGateway:
     def __init__(self, settings: Mt5ServerSettings) -> None:
         self._settings = settings
-        scheme = "https" if settings.tls else "http"
-        self._base_url = f"{scheme}://{settings.address}"
+        self._scheme = "https" if settings.tls else "http"
+        # The access servers of this trade server; a session lives on whichever answered.
+        self._addresses = [settings.address, *settings.backup_addresses]
         self._http: httpx.AsyncClient | None = None
         self._lock = asyncio.Lock()
+        self._pacer = Pacer(settings.max_requests_per_second)
         self._last_used = 0.0
 
     # -- session ---------------------------------------------------------------------------
 
-    def _new_client(self) -> httpx.AsyncClient:
+    def _new_client(self, address: str) -> httpx.AsyncClient:
         return httpx.AsyncClient(
-            base_url=self._base_url,
+            base_url=f"{self._scheme}://{address}",
             verify=self._settings.tls_verify,
             timeout=self._settings.timeout_seconds,
             # The session lives as long as this one connection: keep it open between calls.
@@ -69,8 +85,20 @@ class WebApiGateway:
         self._http = None
 
     async def _authenticate(self) -> httpx.AsyncClient:
+        """Log in on the first access server that accepts a connection, the last good one first."""
         await self._reset()
-        http = self._new_client()
+        for _ in range(len(self._addresses)):
+            try:
+                return await self._authenticate_at(self._addresses[0])
+            except Mt5ConnectionError as unreachable:
+                if len(self._addresses) == 1:
+                    raise
+                log.warning("MT5 access server %s unreachable: %s", self._addresses[0], unreachable)
+                self._addresses.append(self._addresses.pop(0))
+        raise Mt5ConnectionError("no access server is reachable", "auth", ambiguous=False)
+
+    async def _authenticate_at(self, address: str) -> httpx.AsyncClient:
+        http = self._new_client(address)
         password = self._settings.manager_password.get_secret_value()
         try:
             start = await self._envelope(
@@ -132,6 +160,7 @@ class WebApiGateway:
         *,
         during_auth: bool = False,
     ) -> dict[str, Any]:
+        await self._pacer.wait_turn()
         if body is None:
             response = await http.get(f"/api/{command}", params=params)
         else:

@@ -25,6 +25,7 @@ from tests.support.stack import TEST_SECRETS_KEY, Stack
 BIN = Path(sys.executable).parent
 CHAOS_NAMESPACE = "chaos"
 TRACING_NAMESPACE = "tracing"
+FLEET_NAMESPACE = "fleet"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
@@ -81,7 +82,11 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
         dev_server_log_level="error",
         # Namespaces of their own let tests run workers that no other test's workflows reach.
-        dev_server_extra_args=["--namespace", CHAOS_NAMESPACE, "--namespace", TRACING_NAMESPACE],
+        dev_server_extra_args=[
+            arg
+            for namespace in (CHAOS_NAMESPACE, TRACING_NAMESPACE, FLEET_NAMESPACE)
+            for arg in ("--namespace", namespace)
+        ],
     )
     yield env
     await env.shutdown()
