@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from cryptography.fernet import Fernet, InvalidToken
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -21,6 +22,29 @@ DEV_ONLY = {
 }
 
 
+SEALED_PREFIX = "sealed:v1:"
+
+
+def seal_secret(plaintext: str, master_key: SecretStr) -> str:
+    """Envelope encryption: a fresh data key encrypts the value, the master key wraps the data key.
+
+    Rotating the master key re-wraps data keys without touching the values they protect.
+    """
+    data_key = Fernet.generate_key()
+    wrapped = Fernet(master_key.get_secret_value().encode()).encrypt(data_key).decode()
+    ciphertext = Fernet(data_key).encrypt(plaintext.encode()).decode()
+    return f"{SEALED_PREFIX}{wrapped}:{ciphertext}"
+
+
+def open_secret(sealed: str, master_key: SecretStr) -> SecretStr:
+    try:
+        wrapped, ciphertext = sealed.removeprefix(SEALED_PREFIX).split(":")
+        data_key = Fernet(master_key.get_secret_value().encode()).decrypt(wrapped.encode())
+        return SecretStr(Fernet(data_key).decrypt(ciphertext.encode()).decode())
+    except (ValueError, InvalidToken) as exc:
+        raise ValueError("a sealed secret does not open with BROKERFLOW_SECRETS_KEY") from exc
+
+
 class Mt5ServerSettings(BaseModel):
     """One MT5 trade server as the Web API sees it."""
 
@@ -30,6 +54,7 @@ class Mt5ServerSettings(BaseModel):
     # Further access servers of the same trade server, tried in turn when one is unreachable.
     backup_addresses: list[str] = Field(default_factory=list)
     manager_login: int = 1000
+    # Give it sealed (`python -m ops.seal`): only the sealed form is written anywhere.
     manager_password: SecretStr = SecretStr("Manager#1")
     tls: bool = True
     # Most trade servers run self-signed certificates; pin a CA bundle here in production.
@@ -40,6 +65,16 @@ class Mt5ServerSettings(BaseModel):
     # BrokerFlow allocates MT5 logins itself from this range (see docs/architecture.md).
     login_range_start: int = 5_000_000
     login_range_end: int = 5_999_999
+
+    def is_sealed(self) -> bool:
+        return self.manager_password.get_secret_value().startswith(SEALED_PREFIX)
+
+    def opened(self, master_key: SecretStr) -> Mt5ServerSettings:
+        """A copy holding the manager password in clear (in memory only, for the gateway)."""
+        if not self.is_sealed():
+            return self
+        password = open_secret(self.manager_password.get_secret_value(), master_key)
+        return self.model_copy(update={"manager_password": password})
 
 
 class Settings(BaseSettings):
@@ -97,11 +132,17 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _no_dev_secrets_in_prod(self) -> Settings:
+    def _check_secrets(self) -> Settings:
+        """Prod refuses dev secrets and unsealed manager passwords; sealed ones must open."""
         if self.env == "prod":
             for name in ("jwt_secret", "secrets_key"):
                 if getattr(self, name).get_secret_value() == DEV_ONLY[name]:
                     raise ValueError(f"BROKERFLOW_{name.upper()} must be set in prod")
+        for server in self.mt5_fleet():
+            if server.is_sealed():
+                server.opened(self.secrets_key)
+            elif self.env == "prod":
+                raise ValueError(f"MT5 server {server.name}: give the manager password sealed")
         return self
 
 

@@ -95,7 +95,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         stack.push_async_callback(engine.dispose)
         gateways: dict[str, Mt5Gateway] = {}
         for server in servers:
-            gateway = gateway_for(server)
+            gateway = gateway_for(server.opened(settings.secrets_key))
             stack.push_async_callback(gateway.aclose)
             gateways[server.name] = gateway
         workers = build_workers(

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import SecretStr
+
+from settings import seal_secret
 from tests.support.processes import (
     BIN,
     Child,
@@ -43,7 +46,10 @@ class Stack:
             "BROKERFLOW_JWT_SECRET": "test-only-jwt-secret-0123456789abcdef",
             "BROKERFLOW_MT5__ADDRESS": self.simulator.address,
             "BROKERFLOW_MT5__MANAGER_LOGIN": str(self.simulator.manager),
-            "BROKERFLOW_MT5__MANAGER_PASSWORD": self.simulator.password,
+            # Sealed, as production keeps it: the worker must open it itself.
+            "BROKERFLOW_MT5__MANAGER_PASSWORD": seal_secret(
+                self.simulator.password, SecretStr(TEST_SECRETS_KEY)
+            ),
             "BROKERFLOW_MT5__TLS": "true" if self.simulator.tls else "false",
             "BROKERFLOW_MT5__TIMEOUT_SECONDS": "5",
             "BROKERFLOW_LOG_LEVEL": "INFO",

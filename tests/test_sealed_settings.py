@@ -1,0 +1,69 @@
+"""MT5 manager passwords sealed at rest (envelope encryption) and opened in memory only."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from settings import SEALED_PREFIX, Mt5ServerSettings, Settings, open_secret, seal_secret
+
+MASTER = SecretStr("a2V5LWtleS1rZXkta2V5LWtleS1rZXkta2V5LWtleSE=")
+OTHER_MASTER = SecretStr("b3RoZXIta2V5LW90aGVyLWtleS1vdGhlci1rZXkhIT0=")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_sealing_round_trips_and_hides_the_value() -> None:
+    sealed = seal_secret("Manager#1", MASTER)
+    assert sealed.startswith(SEALED_PREFIX) and "Manager#1" not in sealed
+    assert seal_secret("Manager#1", MASTER) != sealed  # a fresh data key every time
+    assert open_secret(sealed, MASTER).get_secret_value() == "Manager#1"
+    with pytest.raises(ValueError, match="does not open"):
+        open_secret(sealed, OTHER_MASTER)
+
+
+def test_sealed_manager_passwords_open_for_the_gateway_only() -> None:
+    settings = Settings(
+        secrets_key=MASTER,
+        mt5=Mt5ServerSettings(manager_password=SecretStr(seal_secret("Live#Pass1", MASTER))),
+        mt5_servers=[
+            Mt5ServerSettings(
+                name="live-2", manager_password=SecretStr(seal_secret("Two#Pass2", MASTER))
+            )
+        ],
+    )
+    assert [s.opened(MASTER).manager_password.get_secret_value() for s in settings.mt5_fleet()] == [
+        "Live#Pass1",
+        "Two#Pass2",
+    ]
+    assert "Live#Pass1" not in repr(settings)
+
+
+def production(**values: object) -> Settings:
+    return Settings.model_validate({"env": "prod", **values})
+
+
+def test_prod_refuses_dev_secrets_and_plain_manager_passwords() -> None:
+    sealed = {"manager_password": seal_secret("P#1", MASTER)}
+    with pytest.raises(ValidationError, match="JWT_SECRET"):
+        production(secrets_key=MASTER, mt5=sealed)
+    with pytest.raises(ValidationError, match="sealed"):
+        production(jwt_secret="j" * 40, secrets_key=MASTER, mt5={"manager_password": "Plain#1"})
+    settings = production(jwt_secret="j" * 40, secrets_key=MASTER, mt5=sealed)
+    assert settings.mt5.opened(MASTER).manager_password.get_secret_value() == "P#1"
+
+
+def test_the_seal_command_reads_stdin() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ops.seal"],
+        input="Manager#1\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"BROKERFLOW_SECRETS_KEY": MASTER.get_secret_value(), "PATH": ""},
+        check=True,
+    )
+    assert open_secret(result.stdout.strip(), MASTER).get_secret_value() == "Manager#1"
