@@ -13,7 +13,12 @@ USR_LOGIN_EXIST = 3004
 USR_INVALID_PASSWORD = 3006
 USR_DIFFERENT_CURRENCY = 3010
 TRADE_MAX_MONEY = 4005
+REQUEST_INVALID = 10013
+REQUEST_INVALID_VOLUME = 10014
+REQUEST_DONE = 10009
 REQUEST_NO_MONEY = 10019
+REQUEST_POSITION_CLOSED = 10036
+REQUEST_INVALID_CLOSE_VOLUME = 10038
 API_NOTSUPPORTED = 12002
 
 TEXTS = {
@@ -38,7 +43,12 @@ TEXTS = {
     3006: "Invalid account password",
     3010: "Moving account to a group with another currency",
     4005: "Money limit reached",
+    10009: "Request executed",
+    10013: "Invalid request",
+    10014: "Invalid volume",
     10019: "Not enough money",
+    10036: "Position doesn't exist",
+    10038: "Close volume exceeds position volume",
     10024: "Too many trade requests",
     12002: "Command not supported",
 }

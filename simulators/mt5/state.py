@@ -13,12 +13,33 @@ from typing import Any
 RIGHTS_NEW_ACCOUNT = 0x1E3  # enabled, password, trailing, expert, obsolete, reports
 FIRST_AUTO_LOGIN = 1_000_000
 
+# Instant commission of 3.50 (deposit currency) per lot on entry and on exit, for FX symbols.
+FX_PER_LOT = {
+    "Name": "FX per lot",
+    "Path": "Forex\\*",
+    "Mode": 0,  # standard
+    "ChargeMode": 2,  # instant: written on the deal itself
+    "EntryMode": 0,  # in and out deals
+    "Tiers": [{"Mode": 0, "Type": 1, "Value": "3.50", "RangeFrom": "0", "RangeTo": "0"}],
+}
 # MarginMode: 0 retail netting, 2 retail hedging.
 _GROUPS: list[dict[str, Any]] = [
-    {"Group": "demo\\standard", "Currency": "USD", "MarginMode": 2, "DemoLeverage": 100},
+    {
+        "Group": "demo\\standard",
+        "Currency": "USD",
+        "MarginMode": 2,
+        "DemoLeverage": 100,
+        "Commissions": [FX_PER_LOT],
+    },
     {"Group": "demo\\pro", "Currency": "USD", "MarginMode": 0, "DemoLeverage": 500},
     {"Group": "demo\\eur", "Currency": "EUR", "MarginMode": 2, "DemoLeverage": 100},
-    {"Group": "real\\standard", "Currency": "USD", "MarginMode": 2, "DemoLeverage": 0},
+    {
+        "Group": "real\\standard",
+        "Currency": "USD",
+        "MarginMode": 2,
+        "DemoLeverage": 0,
+        "Commissions": [FX_PER_LOT],
+    },
     {"Group": "real\\pro", "Currency": "USD", "MarginMode": 0, "DemoLeverage": 0},
 ]
 
@@ -75,6 +96,8 @@ class User:
 
 @dataclass
 class Deal:
+    """A deal as MT5 records it; money fields are strings of the deposit currency's decimals."""
+
     deal: int
     login: int
     action: int
@@ -82,6 +105,38 @@ class Deal:
     comment: str
     time_msc: int
     entry: int = 0
+    # Trade deals only:
+    symbol: str = ""
+    volume: int = 0  # 1/10000 lot
+    volume_closed: int = 0
+    price: str = "0"
+    price_position: str = "0"
+    position_id: int = 0
+    order: int = 0
+    storage: str = "0.00"
+    commission: str = "0.00"
+    profit_raw: str = "0"
+    contract_size: str = "0"
+    rate_profit: str = "1"
+    rate_margin: str = "1"
+    reason: int = 2
+    market_bid: str = "0"
+    market_ask: str = "0"
+    digits: int = 0
+
+
+@dataclass
+class Position:
+    position: int  # ticket; equals the opening order's ticket, kept through reversals
+    login: int
+    symbol: str
+    action: int  # 0 buy, 1 sell
+    volume: int  # 1/10000 lot
+    price_open: str
+    storage: str = "0"
+    time_create_msc: int = 0
+    time_update_msc: int = 0
+    reason: int = 0
 
 
 @dataclass
@@ -89,6 +144,8 @@ class Books:
     groups: dict[str, dict[str, Any]] = field(default_factory=default_groups)
     users: dict[int, User] = field(default_factory=dict)
     deals: list[Deal] = field(default_factory=list)
+    positions: dict[int, Position] = field(default_factory=dict)
+    quotes: dict[str, list[str]] = field(default_factory=dict)  # symbol -> [bid, ask]
     next_ticket: int = 1000
     next_login: int = FIRST_AUTO_LOGIN
 
@@ -124,6 +181,8 @@ class Snapshot:
             groups=raw["groups"],
             users={int(k): User(**v) for k, v in raw["users"].items()},
             deals=[Deal(**d) for d in raw["deals"]],
+            positions={int(k): Position(**v) for k, v in raw.get("positions", {}).items()},
+            quotes=raw.get("quotes", {}),
             next_ticket=raw["next_ticket"],
             next_login=raw["next_login"],
         )
@@ -135,6 +194,8 @@ class Snapshot:
             "groups": books.groups,
             "users": {str(k): asdict(v) for k, v in books.users.items()},
             "deals": [asdict(d) for d in books.deals],
+            "positions": {str(k): asdict(v) for k, v in books.positions.items()},
+            "quotes": books.quotes,
             "next_ticket": books.next_ticket,
             "next_login": books.next_login,
         }
