@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from simulators.mt5 import retcodes as rc
+from simulators.mt5.engine import AccountState, Engine
 from simulators.mt5.retcodes import Refusal
 from simulators.mt5.state import Books, Deal, User
 
@@ -128,40 +129,74 @@ def deal_record(deal: Deal) -> dict[str, str]:
         "ExternalID": "",
         "Login": str(deal.login),
         "Dealer": "0",
-        "Order": "0",
+        "Order": str(deal.order),
         "Action": str(deal.action),
         "Entry": str(deal.entry),
-        "Reason": "2",
-        "Digits": "0",
+        "Reason": str(deal.reason),
+        "Digits": str(deal.digits),
         "DigitsCurrency": "2",
-        "ContractSize": "0",
+        "ContractSize": deal.contract_size,
         "Time": str(deal.time_msc // 1000),
         "TimeMsc": str(deal.time_msc),
-        "Symbol": "",
-        "Price": "0.00",
-        "Volume": "0",
-        "VolumeExt": "0",
+        "Symbol": deal.symbol,
+        "Price": deal.price,
+        "Volume": str(deal.volume),
+        "VolumeExt": str(deal.volume * 10_000),
+        "VolumeClosed": str(deal.volume_closed),
+        "VolumeClosedExt": str(deal.volume_closed * 10_000),
         "Profit": deal.profit,
-        "Storage": "0.00",
-        "Commission": "0.00",
+        "ProfitRaw": deal.profit_raw,
+        "Storage": deal.storage,
+        "Commission": deal.commission,
         "Fee": "0.00",
-        "RateProfit": "1.00000000",
-        "RateMargin": "1.00000000",
+        "RateProfit": deal.rate_profit,
+        "RateMargin": deal.rate_margin,
         "ExpertID": "0",
-        "PositionID": "0",
+        "PositionID": str(deal.position_id),
         "Comment": deal.comment,
-        "ProfitRaw": deal.profit,
-        "PricePosition": "0.00",
-        "VolumeClosed": "0",
-        "VolumeClosedExt": "0",
+        "PricePosition": deal.price_position,
         "TickValue": "0",
         "TickSize": "0",
         "Flags": "0",
         "Gateway": "",
-        "PriceGateway": "0.00",
+        "PriceGateway": "0",
         "ModifyFlags": "0",
-        "PriceSL": "0.00",
-        "PriceTP": "0.00",
+        "PriceSL": "0",
+        "PriceTP": "0",
+        "MarketBid": deal.market_bid,
+        "MarketAsk": deal.market_ask,
+    }
+
+
+def account_record(login: int, state: AccountState) -> dict[str, str]:
+    def money(value: Decimal) -> str:
+        return f"{value:.{state.digits}f}"
+
+    return {
+        "Login": str(login),
+        "CurrencyDigits": str(state.digits),
+        "Balance": money(state.balance),
+        "Credit": money(state.credit),
+        "Margin": money(state.margin),
+        "MarginFree": money(state.margin_free),
+        "MarginLevel": f"{state.margin_level:.2f}",
+        "MarginLeverage": str(state.leverage),
+        "Profit": money(state.profit),
+        "Storage": money(state.storage),
+        "Commission": money(Decimal(0)),
+        "Floating": money(state.profit + state.storage),
+        "Equity": money(state.equity),
+        "SOActivation": "0",
+        "SOTime": "0",
+        "SOLevel": "0.00",
+        "SOEquity": "0.00",
+        "SOMargin": "0.00",
+        "BlockedCommission": "0.00",
+        "BlockedProfit": "0.00",
+        "MarginInitial": money(state.margin),
+        "MarginMaintenance": money(state.margin),
+        "Assets": "0.00",
+        "Liabilities": "0.00",
     }
 
 
@@ -184,6 +219,7 @@ def group_matches(group: str, masks: str) -> bool:
 class Commands:
     def __init__(self, books: Books, save: Callable[[Books], None]) -> None:
         self.books = books
+        self.engine = Engine(books)
         self._save = save
 
     def save(self) -> None:
@@ -374,37 +410,9 @@ class Commands:
         return {}
 
     def user_account_get(self, call: Call) -> dict[str, Any]:
-        user = self._user(_login(call))
-        balance, credit = user.money
-        equity = balance + credit
-        return {
-            "answer": {
-                "Login": str(user.login),
-                "CurrencyDigits": "2",
-                "Balance": f"{balance:.2f}",
-                "Credit": f"{credit:.2f}",
-                "Margin": "0.00",
-                "MarginFree": f"{equity:.2f}",
-                "MarginLevel": "0.00",
-                "MarginLeverage": str(user.leverage),
-                "Profit": "0.00",
-                "Storage": "0.00",
-                "Commission": "0.00",
-                "Floating": "0.00",
-                "Equity": f"{equity:.2f}",
-                "SOActivation": "0",
-                "SOTime": "0",
-                "SOLevel": "0.00",
-                "SOEquity": "0.00",
-                "SOMargin": "0.00",
-                "BlockedCommission": "0.00",
-                "BlockedProfit": "0.00",
-                "MarginInitial": "0.00",
-                "MarginMaintenance": "0.00",
-                "Assets": "0.00",
-                "Liabilities": "0.00",
-            }
-        }
+        login = _login(call)
+        state = self.engine.account(login)
+        return {"answer": account_record(login, state)}
 
     # -- money -----------------------------------------------------------------------------
 
@@ -428,7 +436,7 @@ class Commands:
                 raise Refusal(rc.REQUEST_NO_MONEY)
             user.credit = str(credit + amount)
         else:
-            free_margin = balance + credit  # no open positions in these books yet
+            free_margin = self.engine.account(login).margin_free
             if amount < 0 and (balance + amount < 0 or (check_margin and free_margin + amount < 0)):
                 raise Refusal(rc.REQUEST_NO_MONEY)
             user.balance = str(balance + amount)

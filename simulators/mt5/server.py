@@ -27,6 +27,7 @@ from simulators.mt5.auth import matches, proof
 from simulators.mt5.commands import Call, Commands, deal_record, user_record
 from simulators.mt5.faults import FaultPlan, FaultRule
 from simulators.mt5.retcodes import Refusal, retcode_text
+from simulators.mt5.trade_commands import TradeCommands
 
 log = logging.getLogger("simulators.mt5")
 COOKIE = "MT5WEBAPI_SESSION"
@@ -74,7 +75,8 @@ class Reply:
 class Mt5Server:
     def __init__(self, commands: Commands, manager: Manager, faults: FaultPlan) -> None:
         self.commands = commands
-        self.table = commands.table()
+        self.trading = TradeCommands(commands)
+        self.table = {**commands.table(), **self.trading.table()}
         self.manager = manager
         self.faults = faults
         self.sessions: dict[str, Session] = {}
@@ -287,6 +289,15 @@ class Mt5Server:
             elif method == "DELETE":
                 self.faults.replace([], None)
             return Reply(200, self.faults.describe())
+        if path == "/_sim/quotes" and raw_body.strip():
+            try:
+                stopped = self.trading.set_quotes(json.loads(raw_body))
+            except (ValueError, TypeError, Refusal) as exc:
+                return Reply(400, {"error": str(exc)})
+            return Reply(200, {"stopped_out": stopped})
+        if path == "/_sim/rollover":
+            self.trading.rollover(int(params.get("weekday", "1")))
+            return Reply(200, {"done": True})
         if path == "/_sim/state/users":
             return Reply(200, {"users": [user_record(u) for u in books.users.values()]})
         if path == "/_sim/state/deals":
