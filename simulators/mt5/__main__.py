@@ -15,6 +15,8 @@ from simulators.mt5.server import Manager, Mt5Server
 from simulators.mt5.state import Snapshot
 from simulators.mt5.tls import self_signed_context
 
+FLUSH_SECONDS = 0.2
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m simulators.mt5", description=__doc__)
@@ -36,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def serve(args: argparse.Namespace) -> None:
     snapshot = Snapshot(args.state_file)
-    commands = Commands(snapshot.load(), snapshot.save)
+    commands = Commands(snapshot.load(), snapshot.changed)
     manager = Manager(
         args.manager, args.password, [ipaddress.ip_network(c, strict=False) for c in args.allow_ip]
     )
@@ -53,7 +55,12 @@ async def serve(args: argparse.Namespace) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with listener:
-        await stop.wait()
+        while not stop.is_set():
+            snapshot.flush(commands.books)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=FLUSH_SECONDS)
+            except TimeoutError:
+                pass
     snapshot.save(commands.books)
 
 

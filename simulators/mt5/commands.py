@@ -448,24 +448,25 @@ class Commands:
             comment=(call.params.get("comment") or "")[:MAX_COMMENT],
             time_msc=int(time.time() * 1000),
         )
-        self.books.deals.append(deal)
+        self.books.add_deal(deal)
         self.save()
         return {"answer": {"Ticket": str(deal.deal)}}
 
     def deal_get(self, call: Call) -> dict[str, Any]:
-        ticket = _int(call.required("ticket"))
-        for deal in self.books.deals:
-            if deal.deal == ticket:
-                return {"answer": deal_record(deal)}
-        raise Refusal(rc.ERR_NOTFOUND)
+        deal = self.books.deal(_int(call.required("ticket")))
+        if deal is None:
+            raise Refusal(rc.ERR_NOTFOUND)
+        return {"answer": deal_record(deal)}
 
     def _deals_of(self, call: Call, logins: set[int]) -> list[Deal]:
         since, until = _int(call.required("from")), _int(call.required("to"))
-        return [
+        found = [
             d
-            for d in self.books.deals
-            if d.login in logins and since <= d.time_msc // 1000 <= until
+            for login in logins
+            for d in self.books.deals_of(login)
+            if since <= d.time_msc // 1000 <= until
         ]
+        return sorted(found, key=lambda d: d.deal) if len(logins) > 1 else found
 
     def deal_get_total(self, call: Call) -> dict[str, Any]:
         return {"answer": {"total": str(len(self._deals_of(call, {_login(call)})))}}
@@ -483,7 +484,8 @@ class Commands:
             raise Refusal(rc.ERR_PARAMS)
         if chosen == ["ticket"]:
             tickets = {_int(x) for x in call.params["ticket"].split(",") if x.strip()}
-            return {"answer": [deal_record(d) for d in self.books.deals if d.deal in tickets]}
+            found = [self.books.deal(t) for t in sorted(tickets)]
+            return {"answer": [deal_record(d) for d in found if d is not None]}
         if chosen == ["login"]:
             logins = {_int(x) for x in call.params["login"].split(",") if x.strip()}
         else:

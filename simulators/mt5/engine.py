@@ -269,7 +269,7 @@ class Engine:
         for ticket in [k for k, v in self.books.positions.items() if v.login == login]:
             del self.books.positions[ticket]
         self.books.positions.update(positions)
-        del self.books.deals[deal_count:]
+        self.books.drop_deals_after(deal_count)
 
     def _netting_fill(
         self,
@@ -458,7 +458,7 @@ class Engine:
             market_ask=str(ask),
             digits=symbol.digits,
         )
-        self.books.deals.append(deal)
+        self.books.add_deal(deal)
         self._credit(login, commission)
         return deal
 

@@ -302,6 +302,6 @@ class Mt5Server:
             return Reply(200, {"users": [user_record(u) for u in books.users.values()]})
         if path == "/_sim/state/deals":
             login = params.get("login")
-            deals = [d for d in books.deals if login is None or str(d.login) == login]
+            deals = books.deals if login is None else books.deals_of(int(login))
             return Reply(200, {"deals": [deal_record(d) for d in deals]})
         return Reply(404, {"error": "unknown simulator endpoint"})

@@ -155,6 +155,34 @@ class Books:
     def round_money(self, login: int, amount: Decimal) -> Decimal:
         return amount.quantize(Decimal(1).scaleb(-self.digits(login)), ROUND_HALF_UP)
 
+    def __post_init__(self) -> None:
+        # Not persisted: rebuilt from `deals`, so look-ups by login and ticket stay O(1).
+        self._by_login: dict[int, list[Deal]] = {}
+        self._by_ticket: dict[int, Deal] = {}
+        for deal in self.deals:
+            self._index(deal)
+
+    def _index(self, deal: Deal) -> None:
+        self._by_login.setdefault(deal.login, []).append(deal)
+        self._by_ticket[deal.deal] = deal
+
+    def add_deal(self, deal: Deal) -> None:
+        self.deals.append(deal)
+        self._index(deal)
+
+    def drop_deals_after(self, count: int) -> None:
+        """Forget the deals past the first `count` (a fill undone whole)."""
+        for deal in self.deals[count:]:
+            self._by_login[deal.login].remove(deal)
+            del self._by_ticket[deal.deal]
+        del self.deals[count:]
+
+    def deals_of(self, login: int) -> list[Deal]:
+        return self._by_login.get(login, [])
+
+    def deal(self, ticket: int) -> Deal | None:
+        return self._by_ticket.get(ticket)
+
     def allocate_login(self) -> int:
         while self.next_login in self.users:
             self.next_login += 1
@@ -168,10 +196,23 @@ class Books:
 
 
 class Snapshot:
-    """Writes the books atomically after every change; absent path = memory only."""
+    """Keeps the books in a file, written atomically; absent path = memory only.
+
+    Changes mark the books dirty and `flush` writes them (the server flushes every 0.2 s and on
+    shutdown), so a busy server does not rewrite the whole file on every deal.
+    """
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
+        self.dirty = False
+
+    def changed(self, books: Books) -> None:
+        self.dirty = True
+
+    def flush(self, books: Books) -> None:
+        if self.dirty:
+            self.dirty = False
+            self.save(books)
 
     def load(self) -> Books:
         if self.path is None or not self.path.exists():
