@@ -34,4 +34,10 @@ class Mt5Gateway(Protocol):
         """The balance-type deal of `login` in [since, until] whose comment equals `comment`."""
         ...
 
+    async def get_deals_page(
+        self, login: int, since: datetime, until: datetime, offset: int, total: int
+    ) -> list[Mt5Deal]:
+        """`deal/get_page`: deals of `login` in [since, until], `total` from `offset` on."""
+        ...
+
     async def aclose(self) -> None: ...

@@ -286,6 +286,21 @@ class WebApiGateway:
                 return deal
         return None
 
+    async def get_deals_page(
+        self, login: int, since: datetime, until: datetime, offset: int, total: int
+    ) -> list[Mt5Deal]:
+        answer = await self._call(
+            "deal/get_page",
+            {
+                "login": str(login),
+                "from": str(int(since.timestamp())),
+                "to": str(int(until.timestamp())),
+                "offset": str(offset),
+                "total": str(total),
+            },
+        )
+        return [parse_deal(record) for record in answer.get("answer") or []]
+
     async def aclose(self) -> None:
         async with self._lock:
             if self._http is not None:
@@ -325,14 +340,15 @@ def parse_user(record: dict[str, Any]) -> Mt5User:
 
 
 def parse_deal(record: dict[str, Any]) -> Mt5Deal:
-    return Mt5Deal(
-        ticket=_int(record["Deal"]),
-        login=_int(record["Login"]),
-        action=_int(record.get("Action", 0)),
-        entry=_int(record.get("Entry", 0)),
-        profit=_money(record.get("Profit", "0")),
+    # model_construct: every field is converted explicitly here, and history pages are large.
+    return Mt5Deal.model_construct(
+        ticket=int(record["Deal"]),
+        login=int(record["Login"]),
+        action=int(record.get("Action", 0)),
+        entry=int(record.get("Entry", 0)),
+        profit=Decimal(record.get("Profit", "0")),
         comment=str(record.get("Comment", "")),
-        time=_time(record.get("Time")),
+        time=datetime.fromtimestamp(int(record.get("Time", 0)), UTC),
     )
 
 

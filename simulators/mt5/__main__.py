@@ -7,15 +7,18 @@ import asyncio
 import ipaddress
 import logging
 import signal
+import time
 from pathlib import Path
 
 from simulators.mt5.commands import Commands
 from simulators.mt5.faults import FaultPlan, FaultRule
+from simulators.mt5.flow import TraderFlow
 from simulators.mt5.server import Manager, Mt5Server
 from simulators.mt5.state import Snapshot
 from simulators.mt5.tls import self_signed_context
 
 FLUSH_SECONDS = 0.2
+MAX_STEPS_PER_SLICE = 500
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,6 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--fault", action="append", default=[], help="path=/api/...,mode=...,times=N,..."
     )
     parser.add_argument("--fault-seed", type=int)
+    parser.add_argument("--traders", type=int, default=0, help="accounts the flow generator runs")
+    parser.add_argument("--rate", type=float, default=50.0, help="deals per second to generate")
+    parser.add_argument("--seed", type=int, default=0, help="seed of prices and trader decisions")
     return parser.parse_args(argv)
 
 
@@ -43,7 +49,8 @@ async def serve(args: argparse.Namespace) -> None:
         args.manager, args.password, [ipaddress.ip_network(c, strict=False) for c in args.allow_ip]
     )
     faults = FaultPlan([FaultRule.from_flag(f) for f in args.fault], args.fault_seed)
-    server = Mt5Server(commands, manager, faults)
+    flow = TraderFlow(commands.engine, args.traders, args.seed) if args.traders else None
+    server = Mt5Server(commands, manager, faults, flow)
     ssl_context = self_signed_context(args.host) if args.tls else None
     listener = await asyncio.start_server(
         server.serve_connection, args.host, args.port, ssl=ssl_context
@@ -54,6 +61,7 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    generator = asyncio.create_task(generate(flow, args.rate, commands, stop)) if flow else None
     async with listener:
         while not stop.is_set():
             snapshot.flush(commands.books)
@@ -61,7 +69,29 @@ async def serve(args: argparse.Namespace) -> None:
                 await asyncio.wait_for(stop.wait(), timeout=FLUSH_SECONDS)
             except TimeoutError:
                 pass
+    if generator is not None:
+        await generator
     snapshot.save(commands.books)
+
+
+async def generate(flow: TraderFlow, rate: float, commands: Commands, stop: asyncio.Event) -> None:
+    """Keep the flow at `rate` deals per second, in small slices so requests are still served."""
+    started, produced = time.monotonic(), 0
+    while not stop.is_set():
+        if not flow.running:
+            started, produced = time.monotonic(), 0
+            await asyncio.sleep(0.05)
+            continue
+        due = rate * (time.monotonic() - started)
+        for _ in range(MAX_STEPS_PER_SLICE):
+            if produced >= due:
+                break
+            deals = flow.step(int(time.time() * 1000))
+            for deal in deals:
+                commands.record_of(deal)  # render now, while generating, not when paged
+            produced += len(deals)
+        commands.save()
+        await asyncio.sleep(0.01)
 
 
 def main() -> None:

@@ -221,9 +221,17 @@ class Commands:
         self.books = books
         self.engine = Engine(books)
         self._save = save
+        # Deals never change once booked: render each record once (history pages are large).
+        self._rendered: dict[int, dict[str, str]] = {}
 
     def save(self) -> None:
         self._save(self.books)
+
+    def record_of(self, deal: Deal) -> dict[str, str]:
+        record = self._rendered.get(deal.deal)
+        if record is None:
+            record = self._rendered[deal.deal] = deal_record(deal)
+        return record
 
     def table(self) -> dict[str, Callable[[Call], dict[str, Any]]]:
         return {
@@ -476,7 +484,7 @@ class Commands:
         offset, total = _int(call.params.get("offset", "0")), _int(call.params.get("total", "0"))
         if offset < 0 or total < 0:
             raise Refusal(rc.ERR_PARAMS)
-        return {"answer": [deal_record(d) for d in deals[offset : offset + total]]}
+        return {"answer": [self.record_of(d) for d in deals[offset : offset + total]]}
 
     def deal_get_batch(self, call: Call) -> dict[str, Any]:
         chosen = [k for k in ("login", "group", "ticket") if call.params.get(k)]

@@ -26,6 +26,7 @@ from simulators.mt5 import retcodes as rc
 from simulators.mt5.auth import matches, proof
 from simulators.mt5.commands import Call, Commands, deal_record, user_record
 from simulators.mt5.faults import FaultPlan, FaultRule
+from simulators.mt5.flow import TraderFlow
 from simulators.mt5.retcodes import Refusal, retcode_text
 from simulators.mt5.trade_commands import TradeCommands
 
@@ -73,8 +74,15 @@ class Reply:
 
 
 class Mt5Server:
-    def __init__(self, commands: Commands, manager: Manager, faults: FaultPlan) -> None:
+    def __init__(
+        self,
+        commands: Commands,
+        manager: Manager,
+        faults: FaultPlan,
+        flow: TraderFlow | None = None,
+    ) -> None:
         self.commands = commands
+        self.flow = flow
         self.trading = TradeCommands(commands)
         self.table = {**commands.table(), **self.trading.table()}
         self.manager = manager
@@ -298,6 +306,13 @@ class Mt5Server:
         if path == "/_sim/rollover":
             self.trading.rollover(int(params.get("weekday", "1")))
             return Reply(200, {"done": True})
+        if path == "/_sim/flow" and self.flow is not None:
+            if raw_body.strip():
+                self.flow.running = bool(json.loads(raw_body).get("running", True))
+            return Reply(200, {"running": self.flow.running, "deals": len(books.deals)})
+        if path == "/_sim/archetypes":
+            truth = self.flow.archetypes if self.flow else {}
+            return Reply(200, {"archetypes": {str(k): v for k, v in truth.items()}})
         if path == "/_sim/state/users":
             return Reply(200, {"users": [user_record(u) for u in books.users.values()]})
         if path == "/_sim/state/deals":

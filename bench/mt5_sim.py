@@ -1,0 +1,115 @@
+"""The MT5 simulator's sustained deal generation and how fast a client pages deals out of it.
+
+    python -m bench.mt5_sim --size 100000
+
+Starts the simulator as its own process with the trader-flow generator unthrottled, measures
+deals per second until `--size` deals exist, pauses the flow, then pages every deal out through
+the Web API with BrokerFlow's gateway (`deal/get_page`, 1000 per page). Baselines, measured in
+the same run on the same deal records: a raw JSON encode + decode of the whole payload.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from mt5_adapter.webapi import gateway_for
+from settings import Mt5ServerSettings
+
+BIN = Path(sys.executable).parent
+PAGE = 1000
+TRADERS = 70
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start(port: int) -> subprocess.Popen[bytes]:
+    command = [str(BIN / "python"), "-m", "simulators.mt5", "--port", str(port)]
+    command += ["--manager", "1000", "--password", "Manager#1"]
+    command += ["--traders", str(TRADERS), "--rate", "1000000000", "--seed", "7"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE)  # noqa: S603
+    assert process.stdout is not None
+    process.stdout.readline()
+    return process
+
+
+def generation_rate(admin: httpx.Client, size: int) -> float:
+    started = time.monotonic()
+    first = admin.get("/_sim/flow").json()["deals"]
+    while (count := admin.get("/_sim/flow").json()["deals"]) < size:
+        time.sleep(0.25)
+    elapsed = time.monotonic() - started
+    admin.post("/_sim/flow", json={"running": False})
+    return float(count - first) / elapsed
+
+
+async def page_everything(port: int) -> tuple[float, int, list[Any]]:
+    gateway = gateway_for(
+        Mt5ServerSettings(address=f"127.0.0.1:{port}", tls=False, max_requests_per_second=10_000)
+    )
+    since, until = datetime.now(UTC) - timedelta(days=1), datetime.now(UTC) + timedelta(days=1)
+    logins = range(9_000_000, 9_000_000 + TRADERS * 2)
+    pages: list[Any] = []
+    await gateway.ping()
+    started = time.perf_counter()
+    for login in logins:
+        offset = 0
+        while True:
+            page = await gateway.get_deals_page(login, since, until, offset, PAGE)
+            pages.extend(page)
+            offset += len(page)
+            if len(page) < PAGE:
+                break
+    elapsed = time.perf_counter() - started
+    await gateway.aclose()
+    return elapsed, len(pages), pages
+
+
+def json_round_trip_seconds(records: list[dict[str, Any]]) -> float:
+    started = time.perf_counter()
+    json.loads(json.dumps(records))
+    return time.perf_counter() - started
+
+
+def main(size: int) -> None:
+    port = free_port()
+    simulator = start(port)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as admin:
+            rate = generation_rate(admin, size)
+            elapsed, paged, _ = asyncio.run(page_everything(port))
+            records = admin.get("/_sim/state/deals").json()["deals"]
+    finally:
+        simulator.terminate()
+    trade_records = [r for r in records if r["Symbol"]]
+    baseline = json_round_trip_seconds(trade_records)
+    json_rate = len(trade_records) / baseline
+    print(f"generated at {rate:.0f} deals/s; paged {paged} deals in {elapsed:.2f} s")
+    print(
+        f"RESULT deals_per_s={rate:.0f} generation_ratio_to_json={rate / json_rate:.3f} "
+        f"paged_deals={paged} page_seconds={elapsed:.2f} "
+        f"page_ratio_to_json={elapsed / (baseline * paged / max(len(trade_records), 1)):.1f} "
+        f"size={size}"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", type=int, default=100_000, help="deals to generate and page")
+    main(parser.parse_args().size)
