@@ -60,6 +60,8 @@ class Mt5ServerSettings(BaseModel):
     # Most trade servers run self-signed certificates; pin a CA bundle here in production.
     tls_verify: bool | str = False
     timeout_seconds: float = 15.0
+    # Manager sessions kept open to this server (each carries one request at a time).
+    connections: int = Field(default=2, ge=1, le=16)
     # Client-side ceiling, kept under the server's own limit (MT5 answers "12 Too frequent").
     max_requests_per_second: float = Field(default=100.0, gt=0)
     # BrokerFlow allocates MT5 logins itself from this range (see docs/architecture.md).

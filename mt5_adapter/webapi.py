@@ -10,6 +10,7 @@ whose connection broke after it was sent is different: it may have been applied,
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from datetime import UTC, datetime
@@ -39,7 +40,7 @@ class SessionLost(Exception):
 
 
 class Pacer:
-    """Spaces requests at least 1/rate seconds apart (callers are already serialised)."""
+    """Spaces requests at least 1/rate seconds apart, across all of a gateway's sessions."""
 
     def __init__(self, per_second: float) -> None:
         self._interval = 1.0 / per_second
@@ -47,23 +48,22 @@ class Pacer:
 
     async def wait_turn(self) -> None:
         now = time.monotonic()
-        if self._next > now:
-            await asyncio.sleep(self._next - now)
-        self._next = max(now, self._next) + self._interval
+        slot = max(now, self._next)
+        self._next = slot + self._interval  # claimed before sleeping: concurrent callers queue up
+        if slot > now:
+            await asyncio.sleep(slot - now)
 
 
-class WebApiGateway:
-    def __init__(self, settings: Mt5ServerSettings) -> None:
+class ManagerSession:
+    """One authenticated manager session: one keep-alive connection plus its cookie."""
+
+    def __init__(self, settings: Mt5ServerSettings, addresses: list[str], pacer: Pacer) -> None:
         self._settings = settings
+        self._addresses = addresses  # shared by the gateway's sessions: failover moves them all
+        self._pacer = pacer
         self._scheme = "https" if settings.tls else "http"
-        # The access servers of this trade server; a session lives on whichever answered.
-        self._addresses = [settings.address, *settings.backup_addresses]
         self._http: httpx.AsyncClient | None = None
-        self._lock = asyncio.Lock()
-        self._pacer = Pacer(settings.max_requests_per_second)
         self._last_used = 0.0
-
-    # -- session ---------------------------------------------------------------------------
 
     def _new_client(self, address: str) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -79,29 +79,31 @@ class WebApiGateway:
             headers={"Connection": "keep-alive", "User-Agent": AGENT},
         )
 
-    async def _reset(self) -> None:
+    async def reset(self) -> None:
         if self._http is not None:
             await self._http.aclose()
         self._http = None
 
     async def _authenticate(self) -> httpx.AsyncClient:
         """Log in on the first access server that accepts a connection, the last good one first."""
-        await self._reset()
+        await self.reset()
         for _ in range(len(self._addresses)):
+            address = self._addresses[0]
             try:
-                return await self._authenticate_at(self._addresses[0])
+                return await self._authenticate_at(address)
             except Mt5ConnectionError as unreachable:
                 if len(self._addresses) == 1:
                     raise
-                log.warning("MT5 access server %s unreachable: %s", self._addresses[0], unreachable)
-                self._addresses.append(self._addresses.pop(0))
+                log.warning("MT5 access server %s unreachable: %s", address, unreachable)
+                if self._addresses[0] == address:
+                    self._addresses.append(self._addresses.pop(0))
         raise Mt5ConnectionError("no access server is reachable", "auth", ambiguous=False)
 
     async def _authenticate_at(self, address: str) -> httpx.AsyncClient:
         http = self._new_client(address)
         password = self._settings.manager_password.get_secret_value()
         try:
-            start = await self._envelope(
+            start = await self.envelope(
                 http,
                 "auth/start",
                 {
@@ -113,7 +115,7 @@ class WebApiGateway:
                 during_auth=True,
             )
             challenge = new_challenge()
-            answer = await self._envelope(
+            answer = await self.envelope(
                 http,
                 "auth/answer",
                 {
@@ -139,19 +141,17 @@ class WebApiGateway:
         log.info("MT5 session opened", extra={"mt5_server": self._settings.name})
         return http
 
-    async def _session(self) -> httpx.AsyncClient:
+    async def connection(self) -> httpx.AsyncClient:
         if self._http is None:
             return await self._authenticate()
         if time.monotonic() - self._last_used > PING_AFTER_IDLE_SECONDS:
             try:
-                await self._envelope(self._http, "test/access", {})
+                await self.envelope(self._http, "test/access", {})
             except (httpx.HTTPError, SessionLost, Mt5Error):
                 return await self._authenticate()
         return self._http
 
-    # -- requests --------------------------------------------------------------------------
-
-    async def _envelope(
+    async def envelope(
         self,
         http: httpx.AsyncClient,
         command: str,
@@ -171,7 +171,7 @@ class WebApiGateway:
         if response.status_code != 200:
             raise Mt5ConnectionError(f"HTTP {response.status_code}", command, ambiguous=True)
         try:
-            payload = response.json()
+            payload = json.loads(response.content)
             code_text = str(payload["retcode"])
         except (ValueError, KeyError, TypeError) as exc:
             raise Mt5ConnectionError(
@@ -188,6 +188,50 @@ class WebApiGateway:
             raise error_for(retcode, text, command, during_auth=during_auth)
         return dict(payload)
 
+    async def close(self) -> None:
+        if self._http is not None:
+            try:
+                await self._http.get("/api/quit")
+            except httpx.HTTPError:
+                pass
+        await self.reset()
+
+    async def call(
+        self, command: str, params: dict[str, str], body: dict[str, Any] | None, *, write: bool
+    ) -> dict[str, Any]:
+        for attempt in (1, 2):
+            http = await self.connection()
+            try:
+                return await self.envelope(http, command, params, body)
+            except SessionLost:
+                # Refused before processing: log in again and send it once more.
+                await self.reset()
+                if attempt == 2:
+                    raise Mt5ConnectionError(
+                        "session lost twice", command, ambiguous=False
+                    ) from None
+            except httpx.TransportError as exc:
+                await self.reset()
+                sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                if write or attempt == 2:
+                    raise Mt5ConnectionError(repr(exc), command, ambiguous=write and sent) from exc
+        raise AssertionError("unreachable")
+
+
+class WebApiGateway:
+    """A small pool of manager sessions to one trade server (each serves one request at a time)."""
+
+    def __init__(self, settings: Mt5ServerSettings) -> None:
+        self._settings = settings
+        addresses = [settings.address, *settings.backup_addresses]
+        pacer = Pacer(settings.max_requests_per_second)
+        self._sessions = [
+            ManagerSession(settings, addresses, pacer) for _ in range(settings.connections)
+        ]
+        self._idle: asyncio.Queue[ManagerSession] = asyncio.Queue()
+        for session in self._sessions:
+            self._idle.put_nowait(session)
+
     async def _call(
         self,
         command: str,
@@ -196,26 +240,11 @@ class WebApiGateway:
         *,
         write: bool = False,
     ) -> dict[str, Any]:
-        async with self._lock:
-            for attempt in (1, 2):
-                http = await self._session()
-                try:
-                    return await self._envelope(http, command, params or {}, body)
-                except SessionLost:
-                    # Refused before processing: log in again and send it once more.
-                    await self._reset()
-                    if attempt == 2:
-                        raise Mt5ConnectionError(
-                            "session lost twice", command, ambiguous=False
-                        ) from None
-                except httpx.TransportError as exc:
-                    await self._reset()
-                    sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
-                    if write or attempt == 2:
-                        raise Mt5ConnectionError(
-                            repr(exc), command, ambiguous=write and sent
-                        ) from exc
-            raise AssertionError("unreachable")
+        session = await self._idle.get()
+        try:
+            return await session.call(command, params or {}, body, write=write)
+        finally:
+            self._idle.put_nowait(session)
 
     # -- Mt5Gateway ------------------------------------------------------------------------
 
@@ -302,13 +331,8 @@ class WebApiGateway:
         return [parse_deal(record) for record in answer.get("answer") or []]
 
     async def aclose(self) -> None:
-        async with self._lock:
-            if self._http is not None:
-                try:
-                    await self._http.get("/api/quit")
-                except httpx.HTTPError:
-                    pass
-            await self._reset()
+        for session in self._sessions:
+            await session.close()
 
 
 def _int(value: Any) -> int:

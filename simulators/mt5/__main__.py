@@ -88,7 +88,7 @@ async def generate(flow: TraderFlow, rate: float, commands: Commands, stop: asyn
                 break
             deals = flow.step(int(time.time() * 1000))
             for deal in deals:
-                commands.record_of(deal)  # render now, while generating, not when paged
+                commands.encoded(deal)  # encode now, while generating, not when paged
             produced += len(deals)
         commands.save()
         await asyncio.sleep(0.01)

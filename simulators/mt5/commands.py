@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 import string
 import time
 from collections.abc import Callable
@@ -36,6 +37,20 @@ USER_FIELDS = {
     "PassInvestor": "pass_investor",
     "Login": "login",
 }
+
+
+class EncodedList(list[str]):
+    """A JSON array whose items are already encoded; the server splices them in as they are."""
+
+
+def encode_envelope(body: dict[str, Any]) -> bytes:
+    parts = [
+        f"{json.dumps(key)}:[{','.join(value)}]"
+        if isinstance(value, EncodedList)
+        else f"{json.dumps(key)}:{json.dumps(value)}"
+        for key, value in body.items()
+    ]
+    return ("{" + ",".join(parts) + "}").encode()
 
 
 @dataclass
@@ -221,17 +236,18 @@ class Commands:
         self.books = books
         self.engine = Engine(books)
         self._save = save
-        # Deals never change once booked: render each record once (history pages are large).
-        self._rendered: dict[int, dict[str, str]] = {}
+        # Deals never change once booked: encode each record once (history pages are large).
+        self._encoded: dict[int, str] = {}
 
     def save(self) -> None:
         self._save(self.books)
 
-    def record_of(self, deal: Deal) -> dict[str, str]:
-        record = self._rendered.get(deal.deal)
-        if record is None:
-            record = self._rendered[deal.deal] = deal_record(deal)
-        return record
+    def encoded(self, deal: Deal) -> str:
+        """The deal's record as JSON, encoded once."""
+        text = self._encoded.get(deal.deal)
+        if text is None:
+            text = self._encoded[deal.deal] = json.dumps(deal_record(deal))
+        return text
 
     def table(self) -> dict[str, Callable[[Call], dict[str, Any]]]:
         return {
@@ -484,7 +500,7 @@ class Commands:
         offset, total = _int(call.params.get("offset", "0")), _int(call.params.get("total", "0"))
         if offset < 0 or total < 0:
             raise Refusal(rc.ERR_PARAMS)
-        return {"answer": [self.record_of(d) for d in deals[offset : offset + total]]}
+        return {"answer": EncodedList(self.encoded(d) for d in deals[offset : offset + total])}
 
     def deal_get_batch(self, call: Call) -> dict[str, Any]:
         chosen = [k for k in ("login", "group", "ticket") if call.params.get(k)]

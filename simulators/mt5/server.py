@@ -24,7 +24,7 @@ import h11
 
 from simulators.mt5 import retcodes as rc
 from simulators.mt5.auth import matches, proof
-from simulators.mt5.commands import Call, Commands, deal_record, user_record
+from simulators.mt5.commands import Call, Commands, deal_record, encode_envelope, user_record
 from simulators.mt5.faults import FaultPlan, FaultRule
 from simulators.mt5.flow import TraderFlow
 from simulators.mt5.retcodes import Refusal, retcode_text
@@ -145,7 +145,7 @@ class Mt5Server:
                 return None
 
     def _render(self, conn: h11.Connection, reply: Reply) -> bytes:
-        payload = b"" if reply.body is None else json.dumps(reply.body).encode()
+        payload = b"" if reply.body is None else encode_envelope(reply.body)
         headers = [
             ("Content-Type", "application/json" if reply.body is not None else "text/plain"),
             ("Content-Length", str(len(payload))),
