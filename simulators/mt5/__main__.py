@@ -36,6 +36,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--fault", action="append", default=[], help="path=/api/...,mode=...,times=N,..."
     )
     parser.add_argument("--fault-seed", type=int)
+    parser.add_argument(
+        "--session-timeout", type=float, default=180.0, help="seconds an idle session lives"
+    )
+    parser.add_argument(
+        "--rate-limit", type=int, default=0, help="requests per second per connection (0: none)"
+    )
     parser.add_argument("--traders", type=int, default=0, help="accounts the flow generator runs")
     parser.add_argument("--rate", type=float, default=50.0, help="deals per second to generate")
     parser.add_argument("--seed", type=int, default=0, help="seed of prices and trader decisions")
@@ -51,6 +57,8 @@ async def serve(args: argparse.Namespace) -> None:
     faults = FaultPlan([FaultRule.from_flag(f) for f in args.fault], args.fault_seed)
     flow = TraderFlow(commands.engine, args.traders, args.seed) if args.traders else None
     server = Mt5Server(commands, manager, faults, flow)
+    server.limits.session_timeout = args.session_timeout
+    server.limits.requests_per_second = args.rate_limit
     ssl_context = self_signed_context(args.host) if args.tls else None
     listener = await asyncio.start_server(
         server.serve_connection, args.host, args.port, ssl=ssl_context

@@ -264,6 +264,7 @@ class Commands:
             "user/check_password": self.user_check_password,
             "user/change_password": self.user_change_password,
             "user/account/get": self.user_account_get,
+            "user/account/get_batch": self.user_account_get_batch,
             "trade/balance": self.trade_balance,
             "deal/get": self.deal_get,
             "deal/get_total": self.deal_get_total,
@@ -437,6 +438,10 @@ class Commands:
         login = _login(call)
         state = self.engine.account(login)
         return {"answer": account_record(login, state)}
+
+    def user_account_get_batch(self, call: Call) -> dict[str, Any]:
+        users = self._select_users(call)
+        return {"answer": [account_record(u.login, self.engine.account(u.login)) for u in users]}
 
     # -- money -----------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
@@ -58,6 +59,16 @@ class Connection:
     ip: str
     pending_rand: str | None = None
     pending_since: float = 0.0
+    recent: deque[float] = field(default_factory=deque)  # request times in the last second
+
+
+@dataclass
+class Limits:
+    """Server behaviour a test can tighten: session idle timeout, requests per connection."""
+
+    session_timeout: float = IDLE_TIMEOUT_SECONDS
+    requests_per_second: int = 0  # 0: no limit
+    down_until: float = 0.0  # a restart in progress refuses connections until then
 
 
 @dataclass
@@ -88,6 +99,8 @@ class Mt5Server:
         self.manager = manager
         self.faults = faults
         self.sessions: dict[str, Session] = {}
+        self.limits = Limits()
+        self._writers: dict[int, asyncio.StreamWriter] = {}
         self._next_connection = 0
 
     # -- connections -----------------------------------------------------------------------
@@ -95,9 +108,13 @@ class Mt5Server:
     async def serve_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        if time.monotonic() < self.limits.down_until:
+            writer.close()  # restarting: the port answers nothing
+            return
         self._next_connection += 1
         peer = writer.get_extra_info("peername") or ("0.0.0.0", 0)
         connection = Connection(self._next_connection, str(peer[0]))
+        self._writers[connection.id] = writer
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_BODY)
         try:
             while True:
@@ -119,6 +136,7 @@ class Mt5Server:
         finally:
             for token in [t for t, s in self.sessions.items() if s.connection_id == connection.id]:
                 del self.sessions[token]
+            self._writers.pop(connection.id, None)
             writer.close()
 
     async def _read_request(
@@ -163,6 +181,9 @@ class Mt5Server:
     ) -> Reply:
         url = urlsplit(target)
         params = {k.lower(): v for k, v in parse_qsl(url.query, keep_blank_values=True)}
+        if url.path == "/_sim/restart":
+            self.restart(float(params.get("down_seconds", "0")), keep=connection.id)
+            return Reply(200, {"restarted": True}, [("Connection", "close")])
         if url.path.startswith("/_sim/"):
             return self.admin(url.path, params, headers.get(":method", ""), raw_body)
         rules = self.faults.for_request(url.path)
@@ -176,6 +197,8 @@ class Mt5Server:
         token = self._session_token(connection, headers)
         if token is None:
             return Reply(403, None)
+        if self._too_frequent(connection):
+            return Reply(200, {"retcode": retcode_text(rc.ERR_FREQUENT)})
         for rule in rules:
             if rule.mode == "drop_before_commit":
                 raise DropConnection
@@ -221,11 +244,34 @@ class Mt5Server:
         now = time.monotonic()
         if session is None or session.connection_id != connection.id:
             return None
-        if now - session.last_seen > IDLE_TIMEOUT_SECONDS:
+        if now - session.last_seen > self.limits.session_timeout:
             del self.sessions[morsel.value]
             return None
         session.last_seen = now
         return morsel.value
+
+    def _too_frequent(self, connection: Connection) -> bool:
+        """MT5 throttles each manager connection: past the limit it answers 12, applying nothing."""
+        if not self.limits.requests_per_second:
+            return False
+        now = time.monotonic()
+        while connection.recent and now - connection.recent[0] > 1.0:
+            connection.recent.popleft()
+        if len(connection.recent) >= self.limits.requests_per_second:
+            return True
+        connection.recent.append(now)
+        return False
+
+    def restart(self, down_seconds: float, keep: int) -> None:
+        """Every connection (but the admin's own, `keep`) and every session is gone; the books
+        survive, as they do on disk; for `down_seconds` new connections are closed at once."""
+        self.commands.save()
+        self.sessions.clear()
+        for connection_id, writer in list(self._writers.items()):
+            if connection_id != keep:
+                writer.close()
+                del self._writers[connection_id]
+        self.limits.down_until = time.monotonic() + down_seconds
 
     # -- authentication --------------------------------------------------------------------
 
@@ -306,6 +352,20 @@ class Mt5Server:
         if path == "/_sim/rollover":
             self.trading.rollover(int(params.get("weekday", "1")))
             return Reply(200, {"done": True})
+        if path == "/_sim/limits":
+            if raw_body.strip():
+                raw = json.loads(raw_body)
+                self.limits.session_timeout = float(
+                    raw.get("session_timeout", IDLE_TIMEOUT_SECONDS)
+                )
+                self.limits.requests_per_second = int(raw.get("requests_per_second", 0))
+            return Reply(
+                200,
+                {
+                    "session_timeout": self.limits.session_timeout,
+                    "requests_per_second": self.limits.requests_per_second,
+                },
+            )
         if path == "/_sim/flow" and self.flow is not None:
             if raw_body.strip():
                 self.flow.running = bool(json.loads(raw_body).get("running", True))
