@@ -37,6 +37,29 @@ RATE_PLACES = Decimal("0.00000001")
 
 
 @dataclass(frozen=True)
+class DealerRule:
+    """The dealer plugin's treatment of a group: markup on the client price, and the book.
+
+    A-book deals are passed to a liquidity provider: they carry its gateway name and the LP's
+    execution price (the raw market price); B-book deals stay in-house.
+    """
+
+    group_mask: str
+    symbol_mask: str = "*"
+    markup_points: int = 0
+    a_book: bool = False
+    gateway: str = ""
+
+
+DEFAULT_DEALER_RULES = [
+    DealerRule("demo\\*"),
+    DealerRule("real\\standard", "XAUUSD", markup_points=30),
+    DealerRule("real\\standard", markup_points=10),
+    DealerRule("real\\pro", markup_points=0, a_book=True, gateway="LP-Prime"),
+]
+
+
+@dataclass(frozen=True)
 class AccountState:
     balance: Decimal
     credit: Decimal
@@ -62,6 +85,16 @@ class Engine:
     def __init__(self, books: Books, catalogue: dict[str, Symbol] | None = None) -> None:
         self.books = books
         self.catalogue = catalogue or CATALOGUE
+        self.dealer_rules = list(DEFAULT_DEALER_RULES)
+
+    def dealer_rule(self, group: str, symbol: str) -> DealerRule:
+        """The first rule whose group and symbol masks match."""
+        for rule in self.dealer_rules:
+            if fnmatch.fnmatchcase(group.lower(), rule.group_mask.lower()) and fnmatch.fnmatchcase(
+                symbol, rule.symbol_mask
+            ):
+                return rule
+        return DealerRule(group)
 
     # -- prices and currencies -------------------------------------------------------------
 
@@ -240,7 +273,8 @@ class Engine:
         if action not in (BUY, SELL) or volume <= 0:
             raise Refusal(rc.REQUEST_INVALID_VOLUME if volume <= 0 else rc.ERR_PARAMS)
         bid, ask = self.quote(name)
-        price = ask if action == BUY else bid
+        markup = symbol.point * self.dealer_rule(user.group, name).markup_points
+        price = (ask + markup if action == BUY else bid - markup).quantize(symbol.point)
         order = self.books.new_ticket()
         hedging = int(str(self.books.groups[user.group]["MarginMode"])) == HEDGING
         before = self._snapshot(login)
@@ -458,6 +492,10 @@ class Engine:
             market_ask=str(ask),
             digits=symbol.digits,
         )
+        rule = self.dealer_rule(self.user(login).group, symbol.name)
+        if rule.a_book:
+            deal.gateway = rule.gateway
+            deal.price_gateway = str(ask if action == BUY else bid)
         self.books.add_deal(deal)
         self._credit(login, commission)
         return deal

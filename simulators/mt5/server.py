@@ -16,7 +16,7 @@ import os
 import secrets
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -26,6 +26,7 @@ import h11
 from simulators.mt5 import retcodes as rc
 from simulators.mt5.auth import matches, proof
 from simulators.mt5.commands import Call, Commands, deal_record, encode_envelope, user_record
+from simulators.mt5.engine import DealerRule
 from simulators.mt5.faults import FaultPlan, FaultRule
 from simulators.mt5.flow import TraderFlow
 from simulators.mt5.retcodes import Refusal, retcode_text
@@ -352,6 +353,14 @@ class Mt5Server:
         if path == "/_sim/rollover":
             self.trading.rollover(int(params.get("weekday", "1")))
             return Reply(200, {"done": True})
+        if path == "/_sim/dealer":
+            engine = self.commands.engine
+            if raw_body.strip():
+                try:
+                    engine.dealer_rules = [DealerRule(**r) for r in json.loads(raw_body)["rules"]]
+                except (ValueError, KeyError, TypeError) as exc:
+                    return Reply(400, {"error": str(exc)})
+            return Reply(200, {"rules": [asdict(r) for r in engine.dealer_rules]})
         if path == "/_sim/limits":
             if raw_body.strip():
                 raw = json.loads(raw_body)

@@ -123,6 +123,8 @@ class Deal:
     market_bid: str = "0"
     market_ask: str = "0"
     digits: int = 0
+    gateway: str = ""  # A-book: the liquidity provider's gateway
+    price_gateway: str = "0"  # A-book: the LP's execution price
 
 
 @dataclass

@@ -188,3 +188,32 @@ class TestStopOut:
         )
         assert engine.positions_of(login) == []
         assert engine.user(login).money[0] == D("250.00")
+
+
+class TestDealerPlugin:
+    def test_markup_widens_the_client_price_and_the_deal_keeps_the_market(self) -> None:
+        engine, login = engine_with("real\\standard")  # B-book, 10 points markup
+        quote(engine, "EURUSD", "1.09988", "1.10000")
+        [buy] = engine.market(login, "EURUSD", BUY, 10_000)
+        assert (D(buy.price), D(buy.market_bid), D(buy.market_ask)) == (
+            D("1.10010"),
+            D("1.09988"),
+            D("1.10000"),
+        )
+        assert (buy.gateway, D(buy.price_gateway)) == ("", 0)
+
+    def test_a_book_deals_carry_the_lp_gateway_and_its_price(self) -> None:
+        engine, login = engine_with("real\\pro")  # A-book, no markup
+        quote(engine, "EURUSD", "1.09988", "1.10000")
+        [sell] = engine.market(login, "EURUSD", SELL, 10_000)
+        assert (sell.gateway, D(sell.price_gateway), D(sell.price)) == (
+            "LP-Prime",
+            D("1.09988"),
+            D("1.09988"),
+        )
+
+    def test_markup_is_per_group_and_symbol(self) -> None:
+        engine, login = engine_with("real\\standard")  # gold: 30 points
+        quote(engine, "XAUUSD", "1999.75", "2000.00")
+        [buy] = engine.market(login, "XAUUSD", BUY, 100)
+        assert D(buy.price) == D("2000.30")

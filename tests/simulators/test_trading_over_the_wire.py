@@ -64,7 +64,7 @@ def test_a_position_its_margin_and_its_deals(wire: tuple[httpx.Client, Simulator
     assert (position["Action"], position["Volume"], position["PriceOpen"]) == (
         "0",
         "5000",
-        "1.1000",
+        "1.10000",
     )
     account = http.get("/api/user/account/get", params={"login": LOGIN}).json()["answer"]
     assert (account["Margin"], account["Balance"]) == ("550.00", "10000.00")
