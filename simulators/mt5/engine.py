@@ -26,12 +26,15 @@ from simulators.mt5.catalogue import (
     Symbol,
 )
 from simulators.mt5.retcodes import Refusal
-from simulators.mt5.state import Books, Deal, Position, User
+from simulators.mt5.state import Books, Deal, Order, Position, User
 
 LOT = 10_000
 BUY, SELL = 0, 1
 ENTRY_IN, ENTRY_OUT, ENTRY_INOUT, ENTRY_OUT_BY = 0, 1, 2, 3
-REASON_CLIENT, REASON_DEALER, REASON_SO, REASON_ROLLOVER = 0, 2, 5, 6
+REASON_CLIENT, REASON_DEALER, REASON_SL, REASON_TP, REASON_SO = 0, 2, 3, 4, 5
+ORDER_PLACED, ORDER_CANCELED, ORDER_FILLED, ORDER_REJECTED = 1, 2, 4, 5
+BUY_LIMIT, SELL_LIMIT, BUY_STOP, SELL_STOP, BUY_STOP_LIMIT, SELL_STOP_LIMIT = 2, 3, 4, 5, 6, 7
+PENDING_TYPES = {BUY_LIMIT, SELL_LIMIT, BUY_STOP, SELL_STOP, BUY_STOP_LIMIT, SELL_STOP_LIMIT}
 NETTING, HEDGING = 0, 2
 RATE_PLACES = Decimal("0.00000001")
 
@@ -111,11 +114,13 @@ class Engine:
         symbol = self.symbol(name)
         return symbol.bid, symbol.ask
 
-    def set_quote(self, name: str, bid: Decimal, ask: Decimal) -> None:
+    def set_quote(self, name: str, bid: Decimal, ask: Decimal) -> list[Deal]:
+        """Move the market; pending orders and SL/TP it reaches execute. Returns their deals."""
         self.symbol(name)
         if ask < bid or bid <= 0:
             raise Refusal(rc.ERR_PARAMS)
         self.books.quotes[name] = [str(bid), str(ask)]
+        return self.trigger(name)
 
     def rate(self, source: str, target: str, *, for_margin: bool = False) -> Decimal:
         """Units of `target` per unit of `source`, from the quotes of a direct, inverse or USD
@@ -266,8 +271,10 @@ class Engine:
         position_id: int = 0,
         reason: int = REASON_DEALER,
         comment: str = "",
+        fill_price: Decimal | None = None,
     ) -> list[Deal]:
-        """Execute a market order at the current quote (buy at the ask, sell at the bid)."""
+        """Execute a market order at the current quote (buy at the ask, sell at the bid), or at
+        `fill_price` for a limit order that the market reached."""
         user = self.user(login)
         symbol = self.symbol(name)
         if action not in (BUY, SELL) or volume <= 0:
@@ -275,6 +282,8 @@ class Engine:
         bid, ask = self.quote(name)
         markup = symbol.point * self.dealer_rule(user.group, name).markup_points
         price = (ask + markup if action == BUY else bid - markup).quantize(symbol.point)
+        if fill_price is not None:
+            price = fill_price
         order = self.books.new_ticket()
         hedging = int(str(self.books.groups[user.group]["MarginMode"])) == HEDGING
         before = self._snapshot(login)
@@ -290,7 +299,162 @@ class Engine:
         if opens and self.account(login).margin_free < 0:
             self._restore(login, before)
             raise Refusal(rc.REQUEST_NO_MONEY)
+        stamp = now_msc()
+        self.books.history_orders.append(
+            Order(
+                order=order,
+                login=login,
+                symbol=name,
+                type=action,
+                volume_initial=volume,
+                volume_current=0,
+                price_order=str(price),
+                state=ORDER_FILLED,
+                time_setup_msc=stamp,
+                time_done_msc=stamp,
+                position_id=deals[-1].position_id,
+                reason=reason,
+                comment=comment[:31],
+            )
+        )
         return deals
+
+    # -- pending orders and stops ----------------------------------------------------------
+
+    def place_pending(
+        self,
+        login: int,
+        name: str,
+        order_type: int,
+        volume: int,
+        price: Decimal,
+        *,
+        trigger: Decimal = Decimal(0),
+        comment: str = "",
+    ) -> Order:
+        """Place a limit, stop or stop-limit order on the right side of the market."""
+        self.user(login)
+        symbol = self.symbol(name)
+        if order_type not in PENDING_TYPES or volume <= 0 or price <= 0:
+            raise Refusal(rc.REQUEST_INVALID)
+        bid, ask = self.quote(name)
+        valid = {
+            BUY_LIMIT: price < ask,
+            SELL_LIMIT: price > bid,
+            BUY_STOP: price > ask,
+            SELL_STOP: price < bid,
+            BUY_STOP_LIMIT: trigger > ask and price < trigger,
+            SELL_STOP_LIMIT: 0 < trigger < bid and price > trigger,
+        }[order_type]
+        if not valid:
+            raise Refusal(rc.REQUEST_INVALID_PRICE)
+        order = Order(
+            order=self.books.new_ticket(),
+            login=login,
+            symbol=symbol.name,
+            type=order_type,
+            volume_initial=volume,
+            volume_current=volume,
+            price_order=str(price.quantize(symbol.point)),
+            price_trigger=str(trigger.quantize(symbol.point)),
+            state=ORDER_PLACED,
+            time_setup_msc=now_msc(),
+            comment=comment[:31],
+        )
+        self.books.orders[order.order] = order
+        return order
+
+    def cancel_order(self, login: int, ticket: int, state: int = ORDER_CANCELED) -> Order:
+        order = self.books.orders.get(ticket)
+        if order is None or order.login != login:
+            raise Refusal(rc.ERR_NOTFOUND)
+        del self.books.orders[ticket]
+        order.state, order.time_done_msc = state, now_msc()
+        self.books.history_orders.append(order)
+        return order
+
+    def set_stops(self, login: int, position_id: int, sl: Decimal, tp: Decimal) -> Position:
+        """Stop loss and take profit of a position (0 removes one); they must be on the losing
+        and the winning side of the current close price."""
+        position = self.books.positions.get(position_id)
+        if position is None or position.login != login:
+            raise Refusal(rc.REQUEST_POSITION_CLOSED)
+        bid, ask = self.quote(position.symbol)
+        close = bid if position.action == BUY else ask
+        direction = sign(position.action)
+        if (sl and (sl - close) * direction >= 0) or (tp and (tp - close) * direction <= 0):
+            raise Refusal(rc.REQUEST_INVALID_STOPS)
+        position.price_sl, position.price_tp = str(sl), str(tp)
+        return position
+
+    def trigger(self, name: str) -> list[Deal]:
+        """Execute what the new quote of `name` reaches: pending orders, then SL and TP."""
+        bid, ask = self.quote(name)
+        deals: list[Deal] = []
+        for order in [o for o in self.books.orders.values() if o.symbol == name]:
+            deals += self._trigger_order(order, bid, ask)
+        for position in [p for p in self.positions_of_symbol(name)]:
+            deals += self._trigger_stops(position, bid, ask)
+        return deals
+
+    def positions_of_symbol(self, name: str) -> list[Position]:
+        return [p for p in self.books.positions.values() if p.symbol == name]
+
+    def _trigger_order(self, order: Order, bid: Decimal, ask: Decimal) -> list[Deal]:
+        price, trigger = Decimal(order.price_order), Decimal(order.price_trigger)
+        kind = order.type
+        if kind == BUY_STOP_LIMIT and ask >= trigger:
+            order.type = BUY_LIMIT  # the stop is reached: from now on a limit order
+        elif kind == SELL_STOP_LIMIT and bid <= trigger:
+            order.type = SELL_LIMIT
+        reached = {
+            BUY_LIMIT: ask <= price,
+            SELL_LIMIT: bid >= price,
+            BUY_STOP: ask >= price,
+            SELL_STOP: bid <= price,
+        }.get(order.type, False)
+        if not reached:
+            return []
+        action = BUY if order.type in (BUY_LIMIT, BUY_STOP) else SELL
+        limit = order.type in (BUY_LIMIT, SELL_LIMIT)
+        try:
+            deals = self.market(
+                order.login,
+                order.symbol,
+                action,
+                order.volume_current,
+                reason=REASON_CLIENT,
+                comment=order.comment,
+                fill_price=price if limit else None,
+            )
+        except Refusal:
+            self.cancel_order(order.login, order.order, ORDER_REJECTED)
+            return []
+        # The fill was booked under a fresh order ticket: keep the pending order's own.
+        filled = self.books.history_orders.pop()
+        self.cancel_order(order.login, order.order, ORDER_FILLED)
+        order.volume_current, order.position_id = 0, filled.position_id
+        return deals
+
+    def _trigger_stops(self, position: Position, bid: Decimal, ask: Decimal) -> list[Deal]:
+        close = bid if position.action == BUY else ask
+        direction = sign(position.action)
+        sl, tp = Decimal(position.price_sl), Decimal(position.price_tp)
+        if sl and (close - sl) * direction <= 0:
+            reason = REASON_SL
+        elif tp and (close - tp) * direction >= 0:
+            reason = REASON_TP
+        else:
+            return []
+        closing = SELL if position.action == BUY else BUY
+        return self.market(
+            position.login,
+            position.symbol,
+            closing,
+            position.volume,
+            position_id=position.position,
+            reason=reason,
+        )
 
     def _snapshot(self, login: int) -> tuple[User, dict[int, Position], int]:
         positions = {k: replace(v) for k, v in self.books.positions.items() if v.login == login}

@@ -139,6 +139,30 @@ class Position:
     time_create_msc: int = 0
     time_update_msc: int = 0
     reason: int = 0
+    price_sl: str = "0"
+    price_tp: str = "0"
+
+
+@dataclass
+class Order:
+    """An order: pending ones wait in `Books.orders`; done ones (filled, canceled) are history."""
+
+    order: int
+    login: int
+    symbol: str
+    type: int  # 0 buy, 1 sell, 2/3 buy/sell limit, 4/5 buy/sell stop, 6/7 buy/sell stop-limit
+    volume_initial: int
+    volume_current: int
+    price_order: str
+    state: int  # 1 placed, 2 canceled, 4 filled
+    time_setup_msc: int
+    time_done_msc: int = 0
+    price_trigger: str = "0"
+    price_sl: str = "0"
+    price_tp: str = "0"
+    position_id: int = 0
+    reason: int = 0
+    comment: str = ""
 
 
 @dataclass
@@ -147,6 +171,8 @@ class Books:
     users: dict[int, User] = field(default_factory=dict)
     deals: list[Deal] = field(default_factory=list)
     positions: dict[int, Position] = field(default_factory=dict)
+    orders: dict[int, Order] = field(default_factory=dict)
+    history_orders: list[Order] = field(default_factory=list)
     quotes: dict[str, list[str]] = field(default_factory=dict)  # symbol -> [bid, ask]
     next_ticket: int = 1000
     next_login: int = FIRST_AUTO_LOGIN
@@ -225,6 +251,8 @@ class Snapshot:
             users={int(k): User(**v) for k, v in raw["users"].items()},
             deals=[Deal(**d) for d in raw["deals"]],
             positions={int(k): Position(**v) for k, v in raw.get("positions", {}).items()},
+            orders={int(k): Order(**v) for k, v in raw.get("orders", {}).items()},
+            history_orders=[Order(**o) for o in raw.get("history_orders", [])],
             quotes=raw.get("quotes", {}),
             next_ticket=raw["next_ticket"],
             next_login=raw["next_login"],
@@ -238,6 +266,8 @@ class Snapshot:
             "users": {str(k): asdict(v) for k, v in books.users.items()},
             "deals": [asdict(d) for d in books.deals],
             "positions": {str(k): asdict(v) for k, v in books.positions.items()},
+            "orders": {str(k): asdict(v) for k, v in books.orders.items()},
+            "history_orders": [asdict(o) for o in books.history_orders],
             "quotes": books.quotes,
             "next_ticket": books.next_ticket,
             "next_login": books.next_login,

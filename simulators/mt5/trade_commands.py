@@ -3,7 +3,8 @@
 Manager-initiated trades go through `dealer/send_request` (answers a request id) and
 `dealer/get_request_result` (the outcome), as the asynchronous dealer interface does. The
 request's `Action` codes are not in the reference; this simulator reads 200 as "execute at
-market" and 210 as "close by" (an unverified reading, documented in docs/mt5-simulator.md).
+market", 201 "place a pending order", 202 "set a position's SL/TP", 203 "cancel a pending
+order" and 210 "close by" (an unverified reading, documented in docs/mt5-simulator.md).
 """
 
 from __future__ import annotations
@@ -18,9 +19,19 @@ from simulators.mt5.catalogue import Symbol
 from simulators.mt5.commands import Call, Commands, _int, _login, deal_record, group_matches
 from simulators.mt5.engine import BUY, SELL
 from simulators.mt5.retcodes import Refusal, retcode_text
-from simulators.mt5.state import Position
+from simulators.mt5.state import Order, Position
 
-DEALER_MARKET, DEALER_CLOSE_BY = 200, 210
+DEALER_MARKET, DEALER_PENDING, DEALER_SLTP, DEALER_CANCEL, DEALER_CLOSE_BY = 200, 201, 202, 203, 210
+
+
+def _decimal(value: str | None) -> Decimal:
+    try:
+        parsed = Decimal(str(value))
+    except ArithmeticError:
+        raise Refusal(rc.ERR_PARAMS) from None
+    if not parsed.is_finite():
+        raise Refusal(rc.ERR_PARAMS)
+    return parsed
 
 
 def position_record(commands: Commands, position: Position) -> dict[str, str]:
@@ -44,8 +55,8 @@ def position_record(commands: Commands, position: Position) -> dict[str, str]:
         "TimeUpdateMsc": str(position.time_update_msc),
         "PriceOpen": position.price_open,
         "PriceCurrent": str(bid if position.action == BUY else ask),
-        "PriceSL": "0",
-        "PriceTP": "0",
+        "PriceSL": position.price_sl,
+        "PriceTP": position.price_tp,
         "Volume": str(position.volume),
         "VolumeExt": str(position.volume * 10_000),
         "Profit": str(engine.floating_profit(position)),
@@ -56,6 +67,38 @@ def position_record(commands: Commands, position: Position) -> dict[str, str]:
         ),
         "ExpertID": "0",
         "Comment": "",
+    }
+
+
+def order_record(order: Order, digits: int) -> dict[str, str]:
+    return {
+        "Order": str(order.order),
+        "ExternalID": "",
+        "Login": str(order.login),
+        "Dealer": "0",
+        "Symbol": order.symbol,
+        "Digits": str(digits),
+        "DigitsCurrency": "2",
+        "State": str(order.state),
+        "Reason": str(order.reason),
+        "TimeSetup": str(order.time_setup_msc // 1000),
+        "TimeSetupMsc": str(order.time_setup_msc),
+        "TimeDone": str(order.time_done_msc // 1000),
+        "TimeDoneMsc": str(order.time_done_msc),
+        "TimeExpiration": "0",
+        "Type": str(order.type),
+        "TypeFill": "0",
+        "TypeTime": "0",
+        "PriceOrder": order.price_order,
+        "PriceTrigger": order.price_trigger,
+        "PriceSL": order.price_sl,
+        "PriceTP": order.price_tp,
+        "VolumeInitial": str(order.volume_initial),
+        "VolumeInitialExt": str(order.volume_initial * 10_000),
+        "VolumeCurrent": str(order.volume_current),
+        "VolumeCurrentExt": str(order.volume_current * 10_000),
+        "PositionID": str(order.position_id),
+        "Comment": order.comment,
     }
 
 
@@ -105,6 +148,14 @@ class TradeCommands:
             "symbol/total": lambda call: {"answer": {"total": str(len(self.engine.catalogue))}},
             "symbol/next": self.symbol_next,
             "tick/last": self.tick_last,
+            "order/get": self.order_get,
+            "order/get_total": self.order_get_total,
+            "order/get_page": self.order_get_page,
+            "order/get_batch": self.order_get_batch,
+            "history/get": self.history_get,
+            "history/get_total": self.history_get_total,
+            "history/get_page": self.history_get_page,
+            "history/get_batch": self.history_get_batch,
             "dealer/send_request": self.dealer_send_request,
             "dealer/get_request_result": self.dealer_get_request_result,
         }
@@ -152,6 +203,85 @@ class TradeCommands:
         if symbols:
             positions = [p for p in positions if p.symbol in symbols.split(",")]
         return {"answer": [position_record(self.commands, p) for p in positions]}
+
+    # -- orders (open) and history orders -------------------------------------------------
+
+    def _render_orders(self, orders: list[Order]) -> dict[str, Any]:
+        return {"answer": [order_record(o, self.engine.symbol(o.symbol).digits) for o in orders]}
+
+    def _open_orders(self, login: int) -> list[Order]:
+        self.engine.user(login)
+        return sorted(
+            (o for o in self.engine.books.orders.values() if o.login == login),
+            key=lambda o: o.order,
+        )
+
+    def _history(self, call: Call, logins: set[int]) -> list[Order]:
+        since, until = _int(call.required("from")), _int(call.required("to"))
+        return [
+            o
+            for o in self.engine.books.history_orders
+            if o.login in logins and since <= o.time_setup_msc // 1000 <= until
+        ]
+
+    def _page(self, call: Call, items: list[Order]) -> dict[str, Any]:
+        offset, total = _int(call.params.get("offset", "0")), _int(call.params.get("total", "0"))
+        if offset < 0 or total < 0:
+            raise Refusal(rc.ERR_PARAMS)
+        return self._render_orders(items[offset : offset + total])
+
+    def _one(self, orders: list[Order], call: Call) -> dict[str, Any]:
+        ticket = _int(call.required("ticket"))
+        found = [o for o in orders if o.order == ticket]
+        if not found:
+            raise Refusal(rc.ERR_NOTFOUND)
+        return {"answer": self._render_orders(found)["answer"][0]}
+
+    def _selected_logins(self, call: Call) -> set[int] | None:
+        """Logins named by `login=` or matched by `group=`; None when `ticket=` is used."""
+        chosen = [k for k in ("login", "group", "ticket") if call.params.get(k)]
+        if len(chosen) != 1:
+            raise Refusal(rc.ERR_PARAMS)
+        value = call.params[chosen[0]]
+        if chosen == ["ticket"]:
+            return None
+        if chosen == ["login"]:
+            return {_int(x) for x in value.split(",") if x.strip()}
+        return {u.login for u in self.engine.books.users.values() if group_matches(u.group, value)}
+
+    def order_get(self, call: Call) -> dict[str, Any]:
+        return self._one(list(self.engine.books.orders.values()), call)
+
+    def order_get_total(self, call: Call) -> dict[str, Any]:
+        return {"answer": {"total": str(len(self._open_orders(_login(call))))}}
+
+    def order_get_page(self, call: Call) -> dict[str, Any]:
+        return self._page(call, self._open_orders(_login(call)))
+
+    def order_get_batch(self, call: Call) -> dict[str, Any]:
+        logins = self._selected_logins(call)
+        orders = sorted(self.engine.books.orders.values(), key=lambda o: o.order)
+        if logins is None:
+            tickets = {_int(x) for x in call.params["ticket"].split(",") if x.strip()}
+            return self._render_orders([o for o in orders if o.order in tickets])
+        return self._render_orders([o for o in orders if o.login in logins])
+
+    def history_get(self, call: Call) -> dict[str, Any]:
+        return self._one(self.engine.books.history_orders, call)
+
+    def history_get_total(self, call: Call) -> dict[str, Any]:
+        return {"answer": {"total": str(len(self._history(call, {_login(call)})))}}
+
+    def history_get_page(self, call: Call) -> dict[str, Any]:
+        return self._page(call, self._history(call, {_login(call)}))
+
+    def history_get_batch(self, call: Call) -> dict[str, Any]:
+        logins = self._selected_logins(call)
+        if logins is None:
+            tickets = {_int(x) for x in call.params["ticket"].split(",") if x.strip()}
+            found = [o for o in self.engine.books.history_orders if o.order in tickets]
+            return self._render_orders(found)
+        return self._render_orders(self._history(call, logins))
 
     # -- symbols and prices ----------------------------------------------------------------
 
@@ -207,6 +337,28 @@ class TradeCommands:
                     position_id=_int(request.get("position", "0")),
                     comment=request.get("comment", ""),
                 )
+            elif action == DEALER_PENDING:
+                order = self.engine.place_pending(
+                    login,
+                    request.get("symbol", ""),
+                    _int(request.get("type")),
+                    _int(request.get("volume")),
+                    _decimal(request.get("priceorder")),
+                    trigger=_decimal(request.get("pricetrigger", "0")),
+                    comment=request.get("comment", ""),
+                )
+                return self._done(request_id, order=order.order)
+            elif action == DEALER_SLTP:
+                position = self.engine.set_stops(
+                    login,
+                    _int(request.get("position")),
+                    _decimal(request.get("pricesl", "0")),
+                    _decimal(request.get("pricetp", "0")),
+                )
+                return self._done(request_id, order=position.position)
+            elif action == DEALER_CANCEL:
+                order = self.engine.cancel_order(login, _int(request.get("order")))
+                return self._done(request_id, order=order.order)
             elif action == DEALER_CLOSE_BY:
                 deals = self.engine.close_by(
                     login, _int(request.get("position")), _int(request.get("positionby"))
@@ -230,6 +382,11 @@ class TradeCommands:
             }
         return {"answer": {"id": str(request_id)}}
 
+    def _done(self, request_id: int, *, order: int) -> dict[str, Any]:
+        self.commands.save()
+        self.results[request_id] = {"Retcode": retcode_text(rc.REQUEST_DONE), "Order": str(order)}
+        return {"answer": {"id": str(request_id)}}
+
     def dealer_get_request_result(self, call: Call) -> dict[str, Any]:
         result = self.results.get(_int(call.required("id")))
         if result is None:
@@ -239,10 +396,13 @@ class TradeCommands:
     # -- simulator-only --------------------------------------------------------------------
 
     def set_quotes(self, quotes: dict[str, list[str]]) -> list[dict[str, str]]:
-        """Move prices, then stop out every account the move pushed under its level."""
-        for name, (bid, ask) in quotes.items():
-            self.engine.set_quote(name, Decimal(bid), Decimal(ask))
+        """Move prices (executing the pending orders and stops they reach), then stop out every
+        account the move pushed under its level. Returns every deal that caused."""
         stopped = []
+        for name, (bid, ask) in quotes.items():
+            stopped += [
+                deal_record(d) for d in self.engine.set_quote(name, Decimal(bid), Decimal(ask))
+            ]
         for login in sorted({p.login for p in self.engine.books.positions.values()}):
             stopped += [deal_record(d) for d in self.engine.stop_out(login)]
         self.commands.save()

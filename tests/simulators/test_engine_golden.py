@@ -8,12 +8,18 @@ import pytest
 
 from simulators.mt5.engine import (
     BUY,
+    BUY_LIMIT,
+    BUY_STOP_LIMIT,
     ENTRY_IN,
     ENTRY_INOUT,
     ENTRY_OUT,
     ENTRY_OUT_BY,
+    ORDER_FILLED,
+    REASON_SL,
     REASON_SO,
+    REASON_TP,
     SELL,
+    SELL_STOP,
     Engine,
 )
 from simulators.mt5.retcodes import Refusal
@@ -217,3 +223,43 @@ class TestDealerPlugin:
         quote(engine, "XAUUSD", "1999.75", "2000.00")
         [buy] = engine.market(login, "XAUUSD", BUY, 100)
         assert D(buy.price) == D("2000.30")
+
+
+class TestPendingOrdersAndStops:
+    def test_limit_stop_and_stop_limit_orders_fill_when_the_market_reaches_them(self) -> None:
+        engine, login = engine_with("demo\\standard")
+        quote(engine, "EURUSD", "1.09988", "1.10000")
+        limit = engine.place_pending(login, "EURUSD", BUY_LIMIT, 10_000, D("1.09900"))
+        stop = engine.place_pending(login, "EURUSD", SELL_STOP, 10_000, D("1.09800"))
+        stop_limit = engine.place_pending(
+            login, "EURUSD", BUY_STOP_LIMIT, 10_000, D("1.10050"), trigger=D("1.10100")
+        )
+        with pytest.raises(Refusal):  # a buy limit above the market is not a limit
+            engine.place_pending(login, "EURUSD", BUY_LIMIT, 10_000, D("1.10100"))
+
+        [limit_fill] = engine.set_quote("EURUSD", D("1.09888"), D("1.09900"))
+        assert (D(limit_fill.price), limit_fill.entry) == (D("1.09900"), ENTRY_IN)
+        [stop_fill] = engine.set_quote("EURUSD", D("1.09790"), D("1.09802"))
+        assert D(stop_fill.price) == D("1.09790")  # a stop fills at the market
+        assert engine.set_quote("EURUSD", D("1.10090"), D("1.10102")) == []  # stop-limit armed
+        [stop_limit_fill] = engine.set_quote("EURUSD", D("1.10038"), D("1.10050"))
+        assert D(stop_limit_fill.price) == D("1.10050")
+        done = {o.order: o.state for o in engine.books.history_orders}
+        assert done[limit.order] == done[stop.order] == done[stop_limit.order] == ORDER_FILLED
+        assert engine.books.orders == {}
+
+    def test_stop_loss_and_take_profit_close_with_their_reasons(self) -> None:
+        engine, login = engine_with("demo\\eur")
+        engine.books.groups["demo\\eur"]["Currency"] = "USD"
+        quote(engine, "EURUSD", "1.09988", "1.10000")
+        [long] = engine.market(login, "EURUSD", BUY, 10_000)
+        [short] = engine.market(login, "EURUSD", SELL, 10_000)
+        with pytest.raises(Refusal):  # a stop loss above a long's close price is invalid
+            engine.set_stops(login, long.position_id, D("1.10100"), D(0))
+        engine.set_stops(login, long.position_id, D("1.09500"), D("1.10500"))
+        engine.set_stops(login, short.position_id, D("1.10600"), D(0))
+        [take_profit] = engine.set_quote("EURUSD", D("1.10500"), D("1.10512"))
+        assert (take_profit.reason, take_profit.position_id) == (REASON_TP, long.position_id)
+        [stop_loss] = engine.set_quote("EURUSD", D("1.10590"), D("1.10602"))
+        assert (stop_loss.reason, stop_loss.position_id) == (REASON_SL, short.position_id)
+        assert engine.positions_of(login) == []

@@ -102,3 +102,26 @@ def test_symbols_and_ticks(wire: tuple[httpx.Client, Simulator]) -> None:
     assert (
         http.get("/api/symbol/get", params={"symbol": "NOPE"}).json()["retcode"].startswith("13 ")
     )
+
+
+def test_pending_orders_and_history_through_the_api(wire: tuple[httpx.Client, Simulator]) -> None:
+    http, _ = wire
+    quotes(http, EURUSD=("1.09988", "1.10000"))
+    placed = trade(http, Action=201, Symbol="EURUSD", Type=2, Volume=1000, PriceOrder="1.09900")
+    assert placed["Retcode"].startswith("10009 ")
+    [pending] = http.get("/api/order/get_page", params={"login": LOGIN, "total": 10}).json()[
+        "answer"
+    ]
+    assert (pending["Type"], pending["State"], pending["PriceOrder"]) == ("2", "1", "1.09900")
+    [fill] = quotes(http, EURUSD=("1.09888", "1.09900"))
+    assert fill["Price"] == "1.09900"
+    assert (
+        http.get("/api/order/get_total", params={"login": LOGIN}).json()["answer"]["total"] == "0"
+    )
+    window = {"login": LOGIN, "from": 0, "to": 4_000_000_000}
+    history = http.get("/api/history/get_batch", params=window).json()["answer"]
+    assert {(h["Order"], h["State"]) for h in history} >= {(placed["Order"], "4")}
+    stops = trade(http, Action=202, Position=fill["PositionID"], PriceSL="1.09000", PriceTP="0")
+    assert stops["Retcode"].startswith("10009 ")
+    position = http.get("/api/position/get", params={"login": LOGIN, "symbol": "EURUSD"}).json()
+    assert position["answer"]["PriceSL"] == "1.09000"
