@@ -12,6 +12,7 @@ from pathlib import Path
 
 from simulators.mt5.commands import Commands
 from simulators.mt5.faults import FaultPlan, FaultRule
+from simulators.mt5.feed import PriceFeed
 from simulators.mt5.flow import TraderFlow
 from simulators.mt5.server import Manager, Mt5Server
 from simulators.mt5.state import Snapshot
@@ -19,6 +20,7 @@ from simulators.mt5.tls import self_signed_context
 
 FLUSH_SECONDS = 0.2
 MAX_STEPS_PER_SLICE = 500
+FEED_SECONDS = 0.1
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,6 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--traders", type=int, default=0, help="accounts the flow generator runs")
     parser.add_argument("--rate", type=float, default=50.0, help="deals per second to generate")
     parser.add_argument("--seed", type=int, default=0, help="seed of prices and trader decisions")
+    parser.add_argument(
+        "--feed", action="store_true", help="move every symbol's price every 100 ms (random walk)"
+    )
     return parser.parse_args(argv)
 
 
@@ -55,7 +60,8 @@ async def serve(args: argparse.Namespace) -> None:
         args.manager, args.password, [ipaddress.ip_network(c, strict=False) for c in args.allow_ip]
     )
     faults = FaultPlan([FaultRule.from_flag(f) for f in args.fault], args.fault_seed)
-    flow = TraderFlow(commands.engine, args.traders, args.seed) if args.traders else None
+    feed = PriceFeed(commands.engine.catalogue, args.seed)
+    flow = TraderFlow(commands.engine, args.traders, args.seed, feed) if args.traders else None
     server = Mt5Server(commands, manager, faults, flow)
     server.limits.session_timeout = args.session_timeout
     server.limits.requests_per_second = args.rate_limit
@@ -70,6 +76,7 @@ async def serve(args: argparse.Namespace) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     generator = asyncio.create_task(generate(flow, args.rate, commands, stop)) if flow else None
+    ticker = asyncio.create_task(tick_all(feed, server, stop)) if args.feed else None
     async with listener:
         while not stop.is_set():
             snapshot.flush(commands.books)
@@ -77,9 +84,26 @@ async def serve(args: argparse.Namespace) -> None:
                 await asyncio.wait_for(stop.wait(), timeout=FLUSH_SECONDS)
             except TimeoutError:
                 pass
-    if generator is not None:
-        await generator
+    for task in (generator, ticker):
+        if task is not None:
+            await task
     snapshot.save(commands.books)
+
+
+async def tick_all(feed: PriceFeed, server: Mt5Server, stop: asyncio.Event) -> None:
+    """Every symbol moves every FEED_SECONDS; orders, stops and stop-outs follow the prices."""
+    while not stop.is_set():
+        now = int(time.time() * 1000)
+        quotes = {}
+        for name in feed.symbols:
+            quote = feed.tick(name, now)
+            if quote is not None:
+                quotes[name] = [str(quote[0]), str(quote[1])]
+        server.trading.set_quotes(quotes)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=FEED_SECONDS)
+        except TimeoutError:
+            pass
 
 
 async def generate(flow: TraderFlow, rate: float, commands: Commands, stop: asyncio.Event) -> None:

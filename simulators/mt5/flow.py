@@ -44,10 +44,12 @@ class Trader:
 
 
 class TraderFlow:
-    def __init__(self, engine: Engine, traders: int, seed: int = 0) -> None:
+    def __init__(
+        self, engine: Engine, traders: int, seed: int = 0, feed: PriceFeed | None = None
+    ) -> None:
         self.engine = engine
         self.random = random.Random(seed)
-        self.feed = PriceFeed({name: engine.symbol(name) for name in TRADED}, seed)
+        self.feed = feed or PriceFeed({name: engine.symbol(name) for name in TRADED}, seed)
         self.traders: list[Trader] = []
         self.archetypes: dict[int, str] = {}
         self.running = True

@@ -206,7 +206,7 @@ class TestDealerPlugin:
             D("1.09988"),
             D("1.10000"),
         )
-        assert (buy.gateway, D(buy.price_gateway)) == ("", 0)
+        assert (buy.gateway, D(buy.price_gateway)) == ("", D(0))
 
     def test_a_book_deals_carry_the_lp_gateway_and_its_price(self) -> None:
         engine, login = engine_with("real\\pro")  # A-book, no markup
