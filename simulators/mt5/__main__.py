@@ -48,6 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=50.0, help="deals per second to generate")
     parser.add_argument("--seed", type=int, default=0, help="seed of prices and trader decisions")
     parser.add_argument(
+        "--sessions", action="store_true", help="refuse trades outside symbols' sessions (10018)"
+    )
+    parser.add_argument(
         "--feed", action="store_true", help="move every symbol's price every 100 ms (random walk)"
     )
     return parser.parse_args(argv)
@@ -60,6 +63,7 @@ async def serve(args: argparse.Namespace) -> None:
         args.manager, args.password, [ipaddress.ip_network(c, strict=False) for c in args.allow_ip]
     )
     faults = FaultPlan([FaultRule.from_flag(f) for f in args.fault], args.fault_seed)
+    commands.engine.enforce_sessions = args.sessions
     feed = PriceFeed(commands.engine.catalogue, args.seed)
     flow = TraderFlow(commands.engine, args.traders, args.seed, feed) if args.traders else None
     server = Mt5Server(commands, manager, faults, flow)

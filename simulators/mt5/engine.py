@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import fnmatch
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -25,6 +27,7 @@ from simulators.mt5.catalogue import (
     SWAP_INTEREST_CURRENT,
     Symbol,
 )
+from simulators.mt5.feed import in_session
 from simulators.mt5.retcodes import Refusal
 from simulators.mt5.state import Books, Deal, Order, Position, User
 
@@ -34,6 +37,8 @@ ENTRY_IN, ENTRY_OUT, ENTRY_INOUT, ENTRY_OUT_BY = 0, 1, 2, 3
 REASON_CLIENT, REASON_DEALER, REASON_SL, REASON_TP, REASON_SO = 0, 2, 3, 4, 5
 ORDER_PLACED, ORDER_CANCELED, ORDER_FILLED, ORDER_REJECTED = 1, 2, 4, 5
 BUY_LIMIT, SELL_LIMIT, BUY_STOP, SELL_STOP, BUY_STOP_LIMIT, SELL_STOP_LIMIT = 2, 3, 4, 5, 6, 7
+CHARGE_DAILY, CHARGE_INSTANT = 0, 2
+DEAL_COMMISSION_DAILY = 8
 PENDING_TYPES = {BUY_LIMIT, SELL_LIMIT, BUY_STOP, SELL_STOP, BUY_STOP_LIMIT, SELL_STOP_LIMIT}
 NETTING, HEDGING = 0, 2
 RATE_PLACES = Decimal("0.00000001")
@@ -74,6 +79,7 @@ class AccountState:
     margin_level: Decimal
     leverage: int
     digits: int
+    activation: int = 0  # 0 none, 1 margin call, 2 stop out level reached
 
 
 def sign(action: int) -> int:
@@ -89,6 +95,10 @@ class Engine:
         self.books = books
         self.catalogue = catalogue or CATALOGUE
         self.dealer_rules = list(DEFAULT_DEALER_RULES)
+        # Refuse trades outside a symbol's session (`--sessions`); off by default so that a
+        # test run on a Saturday still trades FX.
+        self.enforce_sessions = False
+        self.clock: Callable[[], int] = now_msc
 
     def dealer_rule(self, group: str, symbol: str) -> DealerRule:
         """The first rule whose group and symbol masks match."""
@@ -246,6 +256,13 @@ class Engine:
         equity = balance + credit + profit + storage
         margin = self.margin(login)
         level = (equity / margin * 100).quantize(Decimal("0.01")) if margin else Decimal(0)
+        group = self.group(login)
+        activation = 0
+        if margin and int(group.get("MarginSOMode", 0)) == 0:
+            if level <= Decimal(str(group["MarginStopOut"])):
+                activation = 2
+            elif level <= Decimal(str(group["MarginCall"])):
+                activation = 1
         return AccountState(
             balance=balance,
             credit=credit,
@@ -256,7 +273,8 @@ class Engine:
             margin_free=equity - margin,
             margin_level=level,
             leverage=user.leverage,
-            digits=int(str(self.group(login)["CurrencyDigits"])),
+            digits=int(str(group["CurrencyDigits"])),
+            activation=activation,
         )
 
     # -- trading ---------------------------------------------------------------------------
@@ -279,6 +297,10 @@ class Engine:
         symbol = self.symbol(name)
         if action not in (BUY, SELL) or volume <= 0:
             raise Refusal(rc.REQUEST_INVALID_VOLUME if volume <= 0 else rc.ERR_PARAMS)
+        if self.enforce_sessions:
+            moment = datetime.fromtimestamp(self.clock() / 1000, UTC)
+            if not in_session(symbol, moment):
+                raise Refusal(rc.REQUEST_MARKET_CLOSED)
         bid, ask = self.quote(name)
         markup = symbol.point * self.dealer_rule(user.group, name).markup_points
         price = (ask + markup if action == BUY else bid - markup).quantize(symbol.point)
@@ -685,10 +707,21 @@ class Engine:
     def commission(
         self, login: int, symbol: Symbol, entry: int, volume: int, price: Decimal
     ) -> Decimal:
-        """Instant commissions of the group whose path mask matches, as a negative amount."""
+        """Instant commissions of the group's matching rules, as a negative amount for the deal.
+        Daily ones (ChargeMode 0) accumulate on the user and are charged at the end of the day."""
+        instant = self._commission(login, symbol, entry, volume, price, CHARGE_INSTANT)
+        daily = self._commission(login, symbol, entry, volume, price, CHARGE_DAILY)
+        if daily:
+            user = self.user(login)
+            user.commission_daily = str(Decimal(user.commission_daily) - daily)
+        return -instant
+
+    def _commission(
+        self, login: int, symbol: Symbol, entry: int, volume: int, price: Decimal, charge: int
+    ) -> Decimal:
         total = Decimal(0)
         for rule in self.group(login).get("Commissions") or []:
-            if int(rule.get("ChargeMode", 2)) != 2:
+            if int(rule.get("ChargeMode", CHARGE_INSTANT)) != charge:
                 continue
             if not fnmatch.fnmatchcase(symbol.path, str(rule["Path"])):
                 continue
@@ -709,9 +742,30 @@ class Engine:
                 total += value * lots(volume)
             else:  # per deal
                 total += value
-        return -self.money(login, total)
+        return self.money(login, total)
 
     # -- rollover and stop-out -------------------------------------------------------------
+
+    def end_of_day(self) -> list[Deal]:
+        """Charge each account's accumulated daily commission as a DEAL_COMMISSION_DAILY deal."""
+        deals = []
+        for user in self.books.users.values():
+            due = Decimal(user.commission_daily)
+            if not due:
+                continue
+            user.commission_daily = "0"
+            deal = Deal(
+                deal=self.books.new_ticket(),
+                login=user.login,
+                action=DEAL_COMMISSION_DAILY,
+                profit=str(self.money(user.login, due)),
+                comment="daily commission",
+                time_msc=now_msc(),
+            )
+            self.books.add_deal(deal)
+            self._credit(user.login, Decimal(deal.profit))
+            deals.append(deal)
+        return deals
 
     def rollover(self, weekday: int) -> None:
         """Charge (or pay) one night's swap on every open position; triple on the swap-3-day."""

@@ -18,6 +18,7 @@ REQUEST_INVALID_VOLUME = 10014
 REQUEST_DONE = 10009
 REQUEST_INVALID_PRICE = 10015
 REQUEST_INVALID_STOPS = 10016
+REQUEST_MARKET_CLOSED = 10018
 REQUEST_NO_MONEY = 10019
 REQUEST_POSITION_CLOSED = 10036
 REQUEST_INVALID_CLOSE_VOLUME = 10038
@@ -50,6 +51,7 @@ TEXTS = {
     10014: "Invalid volume",
     10015: "Invalid price",
     10016: "Invalid stops",
+    10018: "Market closed",
     10019: "Not enough money",
     10036: "Position doesn't exist",
     10038: "Close volume exceeds position volume",

@@ -88,6 +88,7 @@ class User:
     registration: int = field(default_factory=lambda: int(time.time()))
     balance: str = "0"
     credit: str = "0"
+    commission_daily: str = "0"  # accumulated, charged at the end of the day (negative)
 
     @property
     def money(self) -> tuple[Decimal, Decimal]:

@@ -409,5 +409,7 @@ class TradeCommands:
         return stopped
 
     def rollover(self, weekday: int) -> None:
+        """The trading day ends: daily commissions are charged, swaps accrue for the night."""
+        self.engine.end_of_day()
         self.engine.rollover(weekday)
         self.commands.save()

@@ -263,3 +263,40 @@ class TestPendingOrdersAndStops:
         [stop_loss] = engine.set_quote("EURUSD", D("1.10590"), D("1.10602"))
         assert (stop_loss.reason, stop_loss.position_id) == (REASON_SL, short.position_id)
         assert engine.positions_of(login) == []
+
+
+class TestDailyCommissionAndMarginCall:
+    def test_daily_commission_accumulates_and_is_charged_at_the_end_of_the_day(self) -> None:
+        engine, login = engine_with("demo\\pro")
+        engine.books.groups["demo\\pro"]["Commissions"] = [
+            {
+                "Path": "Metals\\*",
+                "ChargeMode": 0,
+                "EntryMode": 1,
+                "Tiers": [{"Mode": 0, "Type": 1, "Value": "7.00"}],
+            }
+        ]
+        quote(engine, "XAUUSD", "1999.75", "2000.00")
+        [opening] = engine.market(login, "XAUUSD", BUY, 20_000)
+        assert D(opening.commission) == 0
+        assert D(engine.user(login).commission_daily) == D("-14.00")
+        [charge] = engine.end_of_day()
+        assert (charge.action, D(charge.profit)) == (8, D("-14.00"))
+        assert engine.user(login).money[0] == D("99986.00")
+
+    def test_the_account_reports_margin_call_before_stop_out(self) -> None:
+        engine, login = engine_with("demo\\pro", balance="1000")  # call 100%, stop out 50%
+        quote(engine, "EURUSD", "1.0998", "1.1000")
+        engine.market(login, "EURUSD", BUY, 5_000)
+        assert engine.account(login).activation == 0
+        quote(engine, "EURUSD", "1.0900", "1.0902")  # equity 500 / margin ~545: call
+        assert engine.account(login).activation == 1
+
+    def test_trading_sessions_when_enforced(self) -> None:
+        engine, login = engine_with("demo\\pro")
+        engine.enforce_sessions = True
+        engine.clock = lambda: 1_795_262_400_000  # Saturday 2026-11-21 12:00 UTC
+        with pytest.raises(Refusal) as closed:
+            engine.market(login, "EURUSD", BUY, 1_000)
+        assert closed.value.code == 10018
+        engine.market(login, "BTCUSD", BUY, 1_000)  # crypto trades at the weekend
