@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.account_opening import (
@@ -266,3 +267,41 @@ class TestRecordMt5Account:
             row = await session.get(AccountApplication, application.id)
         assert (accounts, audits) == (1, 1)
         assert row is not None and row.status == "completed"
+
+
+class TestMt5ErrorsLeaveActivitiesByClass:
+    async def test_a_refusal_is_final_and_named(
+        self,
+        records: AccountOpeningRecords,
+        steps: Mt5AccountSteps,
+        application: AccountApplication,
+    ) -> None:
+        login = await reserve(records, application)
+        request = CreateMt5UserInput(
+            application_id=application.id, login=login, group="no\\such-group", leverage=100
+        )
+        with pytest.raises(ApplicationError) as refused:
+            await attempt(1).run(steps.create_mt5_user, request)
+        assert refused.value.non_retryable and refused.value.type == "Mt5PermissionDenied"
+
+    async def test_a_throttle_is_left_to_temporal_to_retry(
+        self,
+        records: AccountOpeningRecords,
+        steps: Mt5AccountSteps,
+        application: AccountApplication,
+        mt5_sim: Simulator,
+    ) -> None:
+        login = await reserve(records, application)
+        request = CreateMt5UserInput(
+            application_id=application.id, login=login, group="demo\\standard", leverage=100
+        )
+        mt5_sim.inject_faults(
+            {"path": "/api/user/add", "mode": "retcode", "retcode": 12, "times": 1}
+        )
+        try:
+            with pytest.raises(Mt5Error) as throttled:
+                await attempt(1).run(steps.create_mt5_user, request)
+        finally:
+            mt5_sim.clear_faults()
+        assert throttled.value.retryable and not isinstance(throttled.value, ApplicationError)
+        assert await attempt(2).run(steps.create_mt5_user, request) is CreateMt5UserOutcome.CREATED
