@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +28,7 @@ from temporalio.worker import Worker
 
 from api.app import create_app
 from bench._bare import BareWorkflow, noop
+from bench._simulator import start_simulator
 from db.embedded import embedded_owner_url
 from db.migrate import upgrade
 from db.sealed import SecretBox
@@ -106,18 +105,6 @@ async def opening_rate(
         started = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(size)))
         return size / (time.perf_counter() - started), latencies
-
-
-def start_simulator() -> tuple[subprocess.Popen[bytes], int]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    command = [str(BIN / "python"), "-m", "simulators.mt5", "--port", str(port)]
-    command += ["--manager", "1000", "--password", "Manager#1"]
-    simulator = subprocess.Popen(command, stdout=subprocess.PIPE)  # noqa: S603
-    assert simulator.stdout is not None
-    simulator.stdout.readline()  # "MT5 simulator listening on ..."
-    return simulator, port
 
 
 def bench_database(folder: Path) -> str:

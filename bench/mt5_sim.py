@@ -13,38 +13,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench._simulator import start_simulator
 from mt5_adapter.webapi import gateway_for
 from settings import Mt5ServerSettings
 
-BIN = Path(sys.executable).parent
 PAGE = 1000
 TRADERS = 70
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start(port: int) -> subprocess.Popen[bytes]:
-    command = [str(BIN / "python"), "-m", "simulators.mt5", "--port", str(port)]
-    command += ["--manager", "1000", "--password", "Manager#1"]
-    command += ["--traders", str(TRADERS), "--rate", "1000000000", "--seed", "7"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE)  # noqa: S603
-    assert process.stdout is not None
-    process.stdout.readline()
-    return process
+def start() -> tuple[subprocess.Popen[bytes], int]:
+    unthrottled = ["--traders", str(TRADERS), "--rate", "1000000000", "--seed", "7"]
+    return start_simulator(*unthrottled)
 
 
 def generation_rate(admin: httpx.Client, size: int) -> float:
@@ -90,8 +76,7 @@ def json_round_trip_seconds(records: list[dict[str, Any]]) -> float:
 
 
 def main(size: int) -> None:
-    port = free_port()
-    simulator = start(port)
+    simulator, port = start()
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as admin:
             rate = generation_rate(admin, size)

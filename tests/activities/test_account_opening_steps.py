@@ -101,6 +101,12 @@ def attempt(number: int) -> ActivityEnvironment:
     return env
 
 
+def new_user_request(application: AccountApplication, login: int) -> CreateMt5UserInput:
+    return CreateMt5UserInput(
+        application_id=application.id, login=login, group="demo\\standard", leverage=100
+    )
+
+
 async def reserve(
     records: AccountOpeningRecords, application: AccountApplication, replacing: int | None = None
 ) -> int:
@@ -147,9 +153,7 @@ class TestCreateMt5User:
         mt5_sim: Simulator,
     ) -> None:
         login = await reserve(records, application)
-        request = CreateMt5UserInput(
-            application_id=application.id, login=login, group="demo\\standard", leverage=100
-        )
+        request = new_user_request(application, login)
         mt5_sim.inject_faults({"path": "/api/user/add", "mode": "drop_after_commit", "times": 1})
         try:
             with pytest.raises(Mt5Error) as lost:
@@ -184,9 +188,7 @@ class TestCreateMt5User:
                 comment="manual",
             )
         )
-        request = CreateMt5UserInput(
-            application_id=application.id, login=login, group="demo\\standard", leverage=100
-        )
+        request = new_user_request(application, login)
         assert (
             await attempt(1).run(steps.create_mt5_user, request) is CreateMt5UserOutcome.LOGIN_TAKEN
         )
@@ -200,9 +202,7 @@ class TestCreateMt5User:
         mt5_sim: Simulator,
     ) -> None:
         login = await reserve(records, application)
-        request = CreateMt5UserInput(
-            application_id=application.id, login=login, group="demo\\standard", leverage=100
-        )
+        request = new_user_request(application, login)
         await attempt(1).run(steps.create_mt5_user, request)
         undo = DeleteMt5UserInput(application_id=application.id)
         await attempt(1).run(steps.delete_mt5_user_if_ours, undo)
@@ -221,9 +221,7 @@ class TestCreditDemoDeposit:
         login = await reserve(records, application)
         await attempt(1).run(
             steps.create_mt5_user,
-            CreateMt5UserInput(
-                application_id=application.id, login=login, group="demo\\standard", leverage=100
-            ),
+            new_user_request(application, login),
         )
         request = CreditDemoDepositInput(
             application_id=application.id, login=login, amount=Decimal("10000"), currency="USD"
@@ -292,9 +290,7 @@ class TestMt5ErrorsLeaveActivitiesByClass:
         mt5_sim: Simulator,
     ) -> None:
         login = await reserve(records, application)
-        request = CreateMt5UserInput(
-            application_id=application.id, login=login, group="demo\\standard", leverage=100
-        )
+        request = new_user_request(application, login)
         mt5_sim.inject_faults(
             {"path": "/api/user/add", "mode": "retcode", "retcode": 12, "times": 1}
         )
