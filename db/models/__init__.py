@@ -2,6 +2,7 @@ from db.models.application import AccountApplication
 from db.models.audit import AuditEntry
 from db.models.client import Client
 from db.models.ib import IntroducingBroker
+from db.models.ledger import JournalEntryRow, LedgerAccount, PostingRow
 from db.models.mt5_account import Mt5Account, Mt5LoginCounter
 from db.models.staff import StaffUser
 
@@ -10,7 +11,10 @@ __all__ = [
     "AuditEntry",
     "Client",
     "IntroducingBroker",
+    "JournalEntryRow",
+    "LedgerAccount",
     "Mt5Account",
     "Mt5LoginCounter",
+    "PostingRow",
     "StaffUser",
 ]

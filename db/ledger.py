@@ -1,0 +1,106 @@
+"""Booking journal entries, exactly once per idempotency key."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import JournalEntryRow, LedgerAccount, PostingRow
+from domain.errors import Conflict, InvalidInput, NotFound
+from domain.ledger import AccountKind, JournalEntry
+from domain.money import Money
+
+
+async def post_entry(session: AsyncSession, entry: JournalEntry) -> uuid.UUID:
+    """Book `entry` in the caller's transaction; the database checks the balance at commit.
+
+    Posting the same key again returns the entry already booked, if it is the same entry; the
+    same key with other postings is refused (it would be a different business event).
+    """
+    booked = await session.scalar(
+        insert(JournalEntryRow)
+        .values(
+            id=uuid.uuid4(),
+            idempotency_key=entry.idempotency_key,
+            description=entry.description,
+            reverses_id=await _reversed_entry_id(session, entry.reverses),
+        )
+        .on_conflict_do_nothing(index_elements=[JournalEntryRow.idempotency_key])
+        .returning(JournalEntryRow.id)
+    )
+    if booked is None:
+        return await _same_entry_already_booked(session, entry)
+    for posting in entry.postings:
+        session.add(
+            PostingRow(
+                entry_id=booked,
+                account_id=await _account_id(session, posting.account, posting.amount.currency),
+                amount_minor=posting.amount.to_minor_units(),
+                currency=posting.amount.currency,
+            )
+        )
+    await session.flush()
+    return booked
+
+
+async def balance(session: AsyncSession, code: str, currency: str) -> Money:
+    """An account's balance, debit positive."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(PostingRow.amount_minor), 0))
+        .join(LedgerAccount, LedgerAccount.id == PostingRow.account_id)
+        .where(LedgerAccount.code == code, PostingRow.currency == currency)
+    )
+    return Money.from_minor_units(int(total or 0), currency)
+
+
+async def _account_id(session: AsyncSession, code: str, currency: str) -> int:
+    kind, _, suffix = code.partition(":")
+    try:
+        AccountKind(kind)
+    except ValueError as exc:
+        raise InvalidInput(f"ledger account {code!r} has no known kind") from exc
+    if not suffix.endswith(f":{currency}"):
+        raise InvalidInput(f"ledger account {code!r} does not hold {currency}")
+    await session.execute(
+        insert(LedgerAccount)
+        .values(code=code, kind=kind, currency=currency)
+        .on_conflict_do_nothing(index_elements=[LedgerAccount.code])
+    )
+    account_id = await session.scalar(select(LedgerAccount.id).where(LedgerAccount.code == code))
+    assert account_id is not None
+    return account_id
+
+
+async def _reversed_entry_id(session: AsyncSession, key: str | None) -> uuid.UUID | None:
+    if key is None:
+        return None
+    entry_id = await session.scalar(
+        select(JournalEntryRow.id).where(JournalEntryRow.idempotency_key == key)
+    )
+    if entry_id is None:
+        raise NotFound(f"no journal entry {key!r} to reverse")
+    return entry_id
+
+
+async def _same_entry_already_booked(session: AsyncSession, entry: JournalEntry) -> uuid.UUID:
+    row = await session.scalar(
+        select(JournalEntryRow).where(JournalEntryRow.idempotency_key == entry.idempotency_key)
+    )
+    assert row is not None
+    stored = await session.execute(
+        select(LedgerAccount.code, PostingRow.amount_minor, PostingRow.currency)
+        .join(LedgerAccount, LedgerAccount.id == PostingRow.account_id)
+        .where(PostingRow.entry_id == row.id)
+    )
+    wanted = Counter(
+        (p.account, p.amount.to_minor_units(), p.amount.currency) for p in entry.postings
+    )
+    if Counter(tuple(r) for r in stored) != wanted:
+        raise Conflict(
+            f"idempotency key {entry.idempotency_key!r} was already used for other postings"
+        )
+    return row.id
