@@ -60,6 +60,10 @@ def test_books_balance_and_reversals_cancel(
     assert {k: v for k, v in after.items() if v} == {k: v for k, v in expected.items() if v}
 
 
+def posting(account: str, amount: str, currency: str) -> Posting:
+    return Posting(account=account, amount=Money(amount=Decimal(amount), currency=currency))
+
+
 class TestEntriesThatMustNotExist:
     def test_unbalanced(self) -> None:
         with pytest.raises(ValidationError, match="do not balance in USD"):
@@ -67,9 +71,7 @@ class TestEntriesThatMustNotExist:
                 idempotency_key="x",
                 description="bad",
                 postings=(
-                    Posting(
-                        account="wallet:c1:USD", amount=Money(amount=Decimal("10"), currency="USD")
-                    ),
+                    posting("wallet:c1:USD", "10", "USD"),
                     Posting(
                         account="psp:cardco:USD",
                         amount=Money(amount=Decimal("-9.99"), currency="USD"),
@@ -83,12 +85,8 @@ class TestEntriesThatMustNotExist:
                 idempotency_key="x",
                 description="fx without its other legs",
                 postings=(
-                    Posting(
-                        account="wallet:c1:USD", amount=Money(amount=Decimal("10"), currency="USD")
-                    ),
-                    Posting(
-                        account="wallet:c1:EUR", amount=Money(amount=Decimal("-10"), currency="EUR")
-                    ),
+                    posting("wallet:c1:USD", "10", "USD"),
+                    posting("wallet:c1:EUR", "-10", "EUR"),
                 ),
             )
 
@@ -108,9 +106,5 @@ class TestEntriesThatMustNotExist:
             JournalEntry(
                 idempotency_key="x",
                 description="bad",
-                postings=(
-                    Posting(
-                        account="wallet:c1:USD", amount=Money(amount=Decimal("1"), currency="USD")
-                    ),
-                ),
+                postings=(posting("wallet:c1:USD", "1", "USD"),),
             )
