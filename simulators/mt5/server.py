@@ -1,9 +1,11 @@
 """HTTP/1.1 over raw asyncio streams (h11), so sessions can be bound to TCP connections and
 faults can drop a connection at exactly the right moment.
 
-Session rules (the reference's reading): a session is the cookie `MT5WEBAPI_SESSION` set by
-`auth/answer` *and* the TCP connection it was set on; a request without it, on another connection,
-or after 180 s of silence gets HTTP 403 without an envelope. The real cookie name is undocumented.
+Session rules (the reference's reading): a session is the TCP connection that authenticated,
+identified also by the cookie `MT5WEBAPI_SESSION` set by `auth/answer`; a request on another
+connection, with a cookie that is not this connection's, or after 180 s of silence gets HTTP 403
+without an envelope. The real cookie name is undocumented, so a client that keeps the connection
+but sends no cookie is served (a stricter real server would still accept the reference's clients).
 """
 
 from __future__ import annotations
@@ -233,23 +235,30 @@ class Mt5Server:
             return {"retcode": retcode_text(2)}
 
     def _session_token(self, connection: Connection, headers: dict[str, str]) -> str | None:
+        """The session of this request: the one authenticated on this TCP connection. A cookie,
+        when sent, must name it (clients that keep the connection but drop cookies still work;
+        a cookie carried to another connection never does)."""
         cookie = SimpleCookie()
         try:
             cookie.load(headers.get("cookie", ""))
         except Exception:
             return None
         morsel = cookie.get(COOKIE)
-        if morsel is None:
-            return None
-        session = self.sessions.get(morsel.value)
+        if morsel is not None:
+            token = morsel.value
+        else:
+            token = next(
+                (t for t, s in self.sessions.items() if s.connection_id == connection.id), ""
+            )
+        session = self.sessions.get(token)
         now = time.monotonic()
         if session is None or session.connection_id != connection.id:
             return None
         if now - session.last_seen > self.limits.session_timeout:
-            del self.sessions[morsel.value]
+            del self.sessions[token]
             return None
         session.last_seen = now
-        return morsel.value
+        return token
 
     def _too_frequent(self, connection: Connection) -> bool:
         """MT5 throttles each manager connection: past the limit it answers 12, applying nothing."""

@@ -112,6 +112,8 @@ class TestSimulatorSpeaksTheProtocol:
         with httpx.Client(base_url=mt5_sim.base_url, verify=False, cookies=cookies) as other:
             assert other.get("/api/test/access").status_code == 403
         assert raw.get("/api/test/access").status_code == 200
+        raw.cookies.clear()  # a client that keeps the connection but drops the cookie
+        assert raw.get("/api/test/access").status_code == 200
 
     def test_user_and_balance_retcodes(self, raw: httpx.Client, mt5_sim: Simulator) -> None:
         log_in_by_hand(raw, mt5_sim.manager, mt5_sim.password)
