@@ -20,7 +20,13 @@ from typing import Any
 import httpx
 
 from domain.mt5 import BalanceOperation, Mt5Deal, Mt5User, Mt5UserChanges, NewMt5User
-from mt5_adapter.errors import Mt5AuthError, Mt5ConnectionError, Mt5Error, error_for
+from mt5_adapter.errors import (
+    Mt5AuthError,
+    Mt5ConnectionError,
+    Mt5Error,
+    Mt5NotFound,
+    error_for,
+)
 from mt5_adapter.handshake import answer_to, new_challenge, proves
 from settings import Mt5ServerSettings
 
@@ -57,8 +63,15 @@ class Pacer:
 class ManagerSession:
     """One authenticated manager session: one keep-alive connection plus its cookie."""
 
-    def __init__(self, settings: Mt5ServerSettings, addresses: list[str], pacer: Pacer) -> None:
+    def __init__(
+        self,
+        settings: Mt5ServerSettings,
+        addresses: list[str],
+        pacer: Pacer,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self._settings = settings
+        self._transport = transport
         self._addresses = addresses  # shared by the gateway's sessions: failover moves them all
         self._pacer = pacer
         self._scheme = "https" if settings.tls else "http"
@@ -77,6 +90,7 @@ class ManagerSession:
                 keepalive_expiry=SESSION_KEEPALIVE_SECONDS,
             ),
             headers={"Connection": "keep-alive", "User-Agent": AGENT},
+            transport=self._transport,
         )
 
     async def reset(self) -> None:
@@ -221,12 +235,16 @@ class ManagerSession:
 class WebApiGateway:
     """A small pool of manager sessions to one trade server (each serves one request at a time)."""
 
-    def __init__(self, settings: Mt5ServerSettings) -> None:
+    def __init__(
+        self, settings: Mt5ServerSettings, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        """`transport` replaces the network, for tests that play a server's answers."""
         self._settings = settings
         addresses = [settings.address, *settings.backup_addresses]
         pacer = Pacer(settings.max_requests_per_second)
         self._sessions = [
-            ManagerSession(settings, addresses, pacer) for _ in range(settings.connections)
+            ManagerSession(settings, addresses, pacer, transport)
+            for _ in range(settings.connections)
         ]
         self._idle: asyncio.Queue[ManagerSession] = asyncio.Queue()
         for session in self._sessions:
@@ -245,6 +263,13 @@ class WebApiGateway:
             return await session.call(command, params or {}, body, write=write)
         finally:
             self._idle.put_nowait(session)
+
+    async def _history_call(self, command: str, params: dict[str, str]) -> dict[str, Any]:
+        """A history query; some builds answer 13 instead of an empty list when nothing matches."""
+        try:
+            return await self._call(command, params)
+        except Mt5NotFound:
+            return {"answer": []}
 
     # -- Mt5Gateway ------------------------------------------------------------------------
 
@@ -300,7 +325,7 @@ class WebApiGateway:
     async def find_deal_by_comment(
         self, login: int, comment: str, since: datetime, until: datetime
     ) -> Mt5Deal | None:
-        answer = await self._call(
+        answer = await self._history_call(
             "deal/get_batch",
             {
                 "login": str(login),
@@ -318,7 +343,7 @@ class WebApiGateway:
     async def get_deals_page(
         self, login: int, since: datetime, until: datetime, offset: int, total: int
     ) -> list[Mt5Deal]:
-        answer = await self._call(
+        answer = await self._history_call(
             "deal/get_page",
             {
                 "login": str(login),
@@ -370,7 +395,7 @@ def parse_deal(record: dict[str, Any]) -> Mt5Deal:
         login=int(record["Login"]),
         action=int(record.get("Action", 0)),
         entry=int(record.get("Entry", 0)),
-        profit=Decimal(record.get("Profit", "0")),
+        profit=_money(record.get("Profit", "0")),
         comment=str(record.get("Comment", "")),
         time=datetime.fromtimestamp(int(record.get("Time", 0)), UTC),
     )
