@@ -22,6 +22,7 @@ class AccountKind(StrEnum):
     """What a ledger account stands for; the code prefix and the side it normally sits on."""
 
     CLIENT_WALLET = "wallet"  # what the broker owes a client: a liability (credit balance)
+    HOLD = "hold"  # a client's money reserved for a pending withdrawal: a liability
     MT5_MIRROR = "mt5"  # money sitting on a client's MT5 account: a liability
     PSP_CLEARING = "psp"  # money a payment processor holds for the broker: an asset
     BANK = "bank"  # the broker's own bank accounts: an asset

@@ -1,0 +1,175 @@
+"""Client wallets on the ledger: deposits, holds for pending withdrawals, FX conversion.
+
+A wallet is the liability account `wallet:<client>:<ccy>`: what the broker owes the client, a
+credit balance. A hold moves money from the wallet to `hold:<client>:<ccy>`, so the wallet shows
+what is available and the hold what is reserved; releasing moves it back, capturing pays it out.
+Every operation is a journal entry: nothing moves outside the books.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import ROUND_DOWN, Decimal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from domain.errors import Conflict, InvalidInput
+from domain.ledger import AccountKind, JournalEntry, Posting, account_code
+from domain.money import MINOR_UNITS, Money
+
+BASIS_POINT = Decimal("0.0001")
+
+
+class InsufficientFunds(Conflict):
+    title = "Insufficient funds"
+
+
+def wallet(client: str, currency: str) -> str:
+    return account_code(AccountKind.CLIENT_WALLET, client, currency)
+
+
+def hold_account(client: str, currency: str) -> str:
+    return account_code(AccountKind.HOLD, client, currency)
+
+
+def available(ledger_balance: Money) -> Money:
+    """A wallet's ledger balance is a credit (negative); the client sees it positive."""
+    return Money(amount=-ledger_balance.amount, currency=ledger_balance.currency)
+
+
+def _entry(key: str, description: str, *legs: tuple[str, Money]) -> JournalEntry:
+    return JournalEntry(
+        idempotency_key=key,
+        description=description,
+        postings=tuple(Posting(account=account, amount=amount) for account, amount in legs),
+    )
+
+
+def _negated(money: Money) -> Money:
+    return Money(amount=-money.amount, currency=money.currency)
+
+
+def _positive(amount: Money) -> None:
+    if amount.amount <= 0 or not amount.is_exact():
+        raise InvalidInput(
+            f"{amount.amount} {amount.currency} is not a positive amount in whole minor units"
+        )
+
+
+def credit_deposit(key: str, client: str, provider: str, amount: Money) -> JournalEntry:
+    """Money a processor collected for a client: PSP clearing (asset) up, wallet (liability) up."""
+    _positive(amount)
+    clearing = account_code(AccountKind.PSP_CLEARING, provider, amount.currency)
+    return _entry(
+        key,
+        f"deposit via {provider}",
+        (clearing, amount),
+        (wallet(client, amount.currency), _negated(amount)),
+    )
+
+
+def place_hold(key: str, client: str, amount: Money, wallet_available: Money) -> JournalEntry:
+    """Reserve `amount` for a withdrawal; refused beyond what the wallet holds."""
+    _positive(amount)
+    if wallet_available.currency != amount.currency:
+        raise InvalidInput("the hold and the wallet are in different currencies")
+    if amount.amount > wallet_available.amount:
+        raise InsufficientFunds(
+            f"{amount.amount} {amount.currency} requested, {wallet_available.amount} available"
+        )
+    return _entry(
+        key,
+        "hold for withdrawal",
+        (wallet(client, amount.currency), amount),
+        (hold_account(client, amount.currency), _negated(amount)),
+    )
+
+
+def release_hold(key: str, client: str, amount: Money) -> JournalEntry:
+    """The withdrawal did not happen: the reserved money is available again."""
+    _positive(amount)
+    return _entry(
+        key,
+        "hold released",
+        (hold_account(client, amount.currency), amount),
+        (wallet(client, amount.currency), _negated(amount)),
+    )
+
+
+def capture_hold(
+    key: str, client: str, provider: str, amount: Money, fee: Money | None = None
+) -> JournalEntry:
+    """The payout left: the hold is used up, the processor's clearing balance pays it (and its
+    fee, which is the broker's expense)."""
+    _positive(amount)
+    clearing = account_code(AccountKind.PSP_CLEARING, provider, amount.currency)
+    legs: list[tuple[str, Money]] = [(hold_account(client, amount.currency), amount)]
+    if fee is not None and fee.amount:
+        _positive(fee)
+        legs.append((account_code(AccountKind.FEES, provider, fee.currency), fee))
+        legs.append(
+            (clearing, _negated(Money(amount=amount.amount + fee.amount, currency=amount.currency)))
+        )
+    else:
+        legs.append((clearing, _negated(amount)))
+    return _entry(key, f"payout via {provider}", *legs)
+
+
+class FxRate(BaseModel):
+    """A stored, time-stamped quote: units of `quote` per one `base`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    base: str
+    quote: str
+    bid: Decimal = Field(gt=0)
+    ask: Decimal = Field(gt=0)
+    as_of: datetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FxRate:
+        if self.ask < self.bid:
+            raise ValueError("ask below bid")
+        return self
+
+    @property
+    def mid(self) -> Decimal:
+        return (self.bid + self.ask) / 2
+
+
+def convert(
+    key: str, client: str, sell: Money, into: str, rate: FxRate, spread_bps: int
+) -> tuple[JournalEntry, Money]:
+    """Convert part of a client's wallet into another currency at the stored rate less a spread.
+
+    The client receives `sell * mid * (1 - spread)`, rounded down to the minor unit; the broker's
+    FX account takes the position at mid, and the spread is booked as revenue. Returns the entry
+    and what the client receives.
+    """
+    _positive(sell)
+    if {rate.base, rate.quote} != {sell.currency, into}:
+        raise InvalidInput(
+            f"the rate {rate.base}/{rate.quote} does not convert {sell.currency} to {into}"
+        )
+    mid = rate.mid if rate.base == sell.currency else 1 / rate.mid
+    at_mid = _minor(sell.amount * mid, into)
+    received = _minor(sell.amount * mid * (1 - spread_bps * BASIS_POINT), into)
+    if received.amount <= 0:
+        raise InvalidInput("the amount is too small to convert")
+    legs: list[tuple[str, Money]] = [
+        (wallet(client, sell.currency), sell),
+        (account_code(AccountKind.FX_RESULT, "position", sell.currency), _negated(sell)),
+        (account_code(AccountKind.FX_RESULT, "position", into), at_mid),
+        (wallet(client, into), _negated(received)),
+    ]
+    spread = Money(amount=at_mid.amount - received.amount, currency=into)
+    if spread.amount:
+        legs.append((account_code(AccountKind.REVENUE, "fx-spread", into), _negated(spread)))
+    stamp = f"{rate.as_of:%Y-%m-%dT%H:%M:%SZ}"
+    description = f"convert {sell.amount} {sell.currency} to {into} at {mid:.8f} (rate of {stamp})"
+    return _entry(key, description, *legs), received
+
+
+def _minor(amount: Decimal, currency: str) -> Money:
+    exponent = Decimal(1).scaleb(-MINOR_UNITS[currency])
+    return Money(amount=amount.quantize(exponent, ROUND_DOWN), currency=currency)
