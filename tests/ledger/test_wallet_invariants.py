@@ -107,7 +107,7 @@ def run(program: list[tuple[object, ...]]) -> Books:
             have = available(books.ledger(wallet(str(client), str(ccy)), str(ccy)))
             if have.amount <= 0:
                 continue
-            sell = Money(amount=min(amount, have.amount), currency=str(ccy))
+            sell = Money(amount=min(Decimal(str(amount)), have.amount), currency=str(ccy))
             into = "USD" if ccy == "EUR" else "EUR"
             try:
                 entry, _ = convert(books.key(), str(client), sell, into, EURUSD, int(str(spread)))
