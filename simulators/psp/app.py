@@ -1,0 +1,199 @@
+"""The processors' HTTP APIs (Starlette), plus a simulator-only `/_sim/` surface."""
+
+from __future__ import annotations
+
+import csv
+import io
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from simulators.psp.bank import BankCo
+from simulators.psp.card import CardCo
+from simulators.psp.webhooks import DeliveryFaults, Outbox
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"message": message}}, status_code=status)
+
+
+def authorised(request: Request, api_key: str) -> bool:
+    return request.headers.get("authorization", "") == f"Bearer {api_key}"
+
+
+async def json_body(request: Request) -> dict[str, Any] | None:
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def settlement_csv(rows: list[dict[str, str]], date: str) -> Response:
+    selected = [r for r in rows if r["date"] == date]
+    out = io.StringIO()
+    if selected:
+        writer = csv.DictWriter(out, fieldnames=list(selected[0]))
+        writer.writeheader()
+        writer.writerows(selected)
+    return PlainTextResponse(out.getvalue(), media_type="text/csv")
+
+
+def build_app(card: CardCo, bank: BankCo, outbox: Outbox) -> Starlette:
+    # -- CardCo ------------------------------------------------------------------------------
+    async def create_intent(request: Request) -> Response:
+        if not authorised(request, card.api_key):
+            return error(401, "invalid API key")
+        body = await json_body(request)
+        try:
+            assert body is not None
+            amount, currency = int(body["amount"]), str(body["currency"])
+            reference = str(body.get("reference", ""))
+            name = str((body.get("customer") or {}).get("name", ""))
+        except (AssertionError, KeyError, TypeError, ValueError):
+            return error(400, "amount (integer minor units) and currency are required")
+        if amount <= 0 or len(currency) != 3:
+            return error(400, "amount must be positive and currency an ISO code")
+        intent = card.create_intent(
+            amount, currency, reference, name, request.headers.get("idempotency-key")
+        )
+        return JSONResponse({**intent.__dict__, "hosted_url": f"/cardco/pay/{intent.id}"})
+
+    async def get_intent(request: Request) -> Response:
+        if not authorised(request, card.api_key):
+            return error(401, "invalid API key")
+        intent = card.intents.get(request.path_params["id"])
+        return JSONResponse(intent.__dict__) if intent else error(404, "no such payment intent")
+
+    async def hosted_page(request: Request) -> Response:
+        intent = card.intents.get(request.path_params["id"])
+        if intent is None:
+            return error(404, "no such payment intent")
+        if request.method == "POST":
+            form = await request.form()
+            card.pay(intent, str(form.get("outcome", "succeeded")) == "succeeded")
+        return HTMLResponse(
+            f"<html><body><h1>CardCo</h1><p>Pay {intent.amount / 100:.2f} {intent.currency}</p>"
+            f"<p id='status'>{intent.status}</p><form method='post'>"
+            "<button name='outcome' value='succeeded'>Pay</button>"
+            "<button name='outcome' value='failed'>Decline</button></form></body></html>"
+        )
+
+    async def refund(request: Request) -> Response:
+        if not authorised(request, card.api_key):
+            return error(401, "invalid API key")
+        body = await json_body(request) or {}
+        intent = card.intents.get(str(body.get("payment_intent", "")))
+        if intent is None or intent.status != "succeeded":
+            return error(400, "only a succeeded payment intent can be refunded")
+        amount = int(body.get("amount", intent.amount - intent.refunded))
+        if not 0 < amount <= intent.amount - intent.refunded:
+            return error(400, "refund exceeds what is left to refund")
+        card.refund(intent, amount)
+        return JSONResponse(intent.__dict__)
+
+    async def card_settlement(request: Request) -> Response:
+        if not authorised(request, card.api_key):
+            return error(401, "invalid API key")
+        return settlement_csv(card.settlement.rows, request.path_params["date"])
+
+    # -- BankCo ------------------------------------------------------------------------------
+    async def deposit_reference(request: Request) -> Response:
+        if not authorised(request, bank.api_key):
+            return error(401, "invalid API key")
+        body = await json_body(request) or {}
+        customer = str(body.get("customer_reference", ""))
+        if not customer:
+            return error(400, "customer_reference is required")
+        return JSONResponse(
+            {"reference": bank.deposit_reference(customer), "iban": "GB00BANK00000000000000"}
+        )
+
+    async def payout(request: Request) -> Response:
+        if not authorised(request, bank.api_key):
+            return error(401, "invalid API key")
+        body = await json_body(request) or {}
+        try:
+            amount = Decimal(str(body["amount"]))
+            beneficiary = body["beneficiary"]
+            made = bank.payout(
+                amount,
+                str(body["currency"]),
+                str(beneficiary["name"]),
+                str(beneficiary["iban"]),
+                str(body.get("reference", "")),
+                request.headers.get("idempotency-key"),
+            )
+        except (KeyError, TypeError, InvalidOperation):
+            return error(400, "amount, currency and beneficiary {name, iban} are required")
+        return JSONResponse(made.__dict__, status_code=202)
+
+    async def bank_settlement(request: Request) -> Response:
+        if not authorised(request, bank.api_key):
+            return error(401, "invalid API key")
+        return settlement_csv(bank.settlement.rows, request.path_params["date"])
+
+    # -- simulator-only ------------------------------------------------------------------------
+    async def sim_chargeback(request: Request) -> Response:
+        body = await json_body(request) or {}
+        intent = card.intents.get(str(body.get("payment_intent", "")))
+        if intent is None:
+            return error(404, "no such payment intent")
+        card.chargeback(intent)
+        return JSONResponse(intent.__dict__)
+
+    async def sim_incoming(request: Request) -> Response:
+        body = await json_body(request) or {}
+        try:
+            made = bank.incoming(
+                str(body["reference"]),
+                Decimal(str(body["amount"])),
+                str(body["currency"]),
+                str(body.get("payer_name", "")),
+            )
+        except (KeyError, InvalidOperation):
+            return error(400, "reference, amount and currency are required")
+        return JSONResponse(made.__dict__)
+
+    async def sim_settle(request: Request) -> Response:
+        body = await json_body(request) or {}
+        made = bank.payouts.get(str(body.get("payout", "")))
+        if made is None:
+            return error(404, "no such payout")
+        bank.settle(made, str(body.get("outcome", "settled")) == "settled")
+        return JSONResponse(made.__dict__)
+
+    async def sim_webhooks(request: Request) -> Response:
+        if request.method == "POST":
+            body = await json_body(request) or {}
+            outbox.faults = DeliveryFaults(
+                delay_ms=int(body.get("delay_ms", 0)),
+                duplicate_probability=float(body.get("duplicate_probability", 0)),
+                reorder_window=int(body.get("reorder_window", 0)),
+            )
+        if request.method == "DELETE":
+            outbox.flush()
+        return JSONResponse(
+            {"faults": outbox.faults.__dict__, "delivered": [d.__dict__ for d in outbox.log]}
+        )
+
+    return Starlette(
+        routes=[
+            Route("/cardco/v1/payment_intents", create_intent, methods=["POST"]),
+            Route("/cardco/v1/payment_intents/{id}", get_intent, methods=["GET"]),
+            Route("/cardco/pay/{id}", hosted_page, methods=["GET", "POST"]),
+            Route("/cardco/v1/refunds", refund, methods=["POST"]),
+            Route("/cardco/v1/settlements/{date}.csv", card_settlement, methods=["GET"]),
+            Route("/bankco/api/deposit_references", deposit_reference, methods=["POST"]),
+            Route("/bankco/api/payouts", payout, methods=["POST"]),
+            Route("/bankco/api/settlements/{date}.csv", bank_settlement, methods=["GET"]),
+            Route("/_sim/cardco/chargeback", sim_chargeback, methods=["POST"]),
+            Route("/_sim/bankco/incoming", sim_incoming, methods=["POST"]),
+            Route("/_sim/bankco/settle", sim_settle, methods=["POST"]),
+            Route("/_sim/webhooks", sim_webhooks, methods=["GET", "POST", "DELETE"]),
+        ]
+    )

@@ -1,0 +1,130 @@
+"""BankCo: incoming transfers matched by a deposit reference; payouts that settle later.
+
+Amounts are decimal strings ("100.00"). Webhooks carry `X-BankCo-Timestamp` and
+`X-BankCo-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>\\n<body>")>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+
+from simulators.psp.card import Ledger
+from simulators.psp.webhooks import Outbox
+
+INCOMING_FEE_RATE = Decimal("0.001")
+PAYOUT_FEE = Decimal("1.00")
+
+
+@dataclass
+class Transfer:
+    id: str
+    reference: str
+    amount: str
+    currency: str
+    payer_name: str
+    received: int = field(default_factory=lambda: int(time.time()))
+
+
+@dataclass
+class Payout:
+    id: str
+    amount: str
+    currency: str
+    beneficiary_name: str
+    iban: str
+    reference: str
+    status: str = "pending"
+
+
+class BankCo:
+    name = "bankco"
+
+    def __init__(self, secret: str, api_key: str, outbox: Outbox) -> None:
+        self.secret = secret
+        self.api_key = api_key
+        self.outbox = outbox
+        self.references: dict[str, str] = {}  # deposit reference -> customer reference
+        self.transfers: list[Transfer] = []
+        self.payouts: dict[str, Payout] = {}
+        self.by_idempotency_key: dict[str, str] = {}
+        self.settlement = Ledger()
+
+    def sign(self, body: str, timestamp: int) -> dict[str, str]:
+        digest = hmac.new(self.secret.encode(), f"{timestamp}\n{body}".encode(), hashlib.sha256)
+        return {
+            "X-BankCo-Timestamp": str(timestamp),
+            "X-BankCo-Signature": f"sha256={digest.hexdigest()}",
+        }
+
+    def emit(self, event: str, data: dict[str, object]) -> None:
+        payload = {"event": event, "event_id": secrets.token_hex(8), "data": data}
+        body = json.dumps(payload, separators=(",", ":"))
+        self.outbox.send(self.name, event, payload, self.sign(body, int(time.time())))
+
+    def deposit_reference(self, customer_reference: str) -> str:
+        for reference, customer in self.references.items():
+            if customer == customer_reference:
+                return reference
+        reference = f"BF{secrets.token_hex(4).upper()}"
+        self.references[reference] = customer_reference
+        return reference
+
+    def incoming(self, reference: str, amount: Decimal, currency: str, payer_name: str) -> Transfer:
+        transfer = Transfer(
+            f"tr_{secrets.token_hex(8)}", reference, f"{amount:.2f}", currency, payer_name
+        )
+        self.transfers.append(transfer)
+        fee = (amount * INCOMING_FEE_RATE).quantize(Decimal("0.01"))
+        self._row("incoming", transfer.id, reference, currency, amount, fee)
+        self.emit("transfer.received", asdict(transfer))
+        return transfer
+
+    def payout(
+        self, amount: Decimal, currency: str, name: str, iban: str, reference: str, key: str | None
+    ) -> Payout:
+        if key and key in self.by_idempotency_key:
+            return self.payouts[self.by_idempotency_key[key]]
+        payout = Payout(
+            f"po_{secrets.token_hex(8)}", f"{amount:.2f}", currency, name, iban, reference
+        )
+        self.payouts[payout.id] = payout
+        if key:
+            self.by_idempotency_key[key] = payout.id
+        return payout
+
+    def settle(self, payout: Payout, succeed: bool) -> None:
+        if payout.status != "pending":
+            return
+        payout.status = "settled" if succeed else "failed"
+        if succeed:
+            self._row(
+                "payout",
+                payout.id,
+                payout.reference,
+                payout.currency,
+                -Decimal(payout.amount),
+                PAYOUT_FEE,
+            )
+        self.emit(f"payout.{payout.status}", asdict(payout))
+
+    def _row(
+        self, kind: str, ident: str, reference: str, currency: str, gross: Decimal, fee: Decimal
+    ) -> None:
+        self.settlement.rows.append(
+            {
+                "date": time.strftime("%Y-%m-%d", time.gmtime()),
+                "payment_id": ident,
+                "reference": reference,
+                "type": kind,
+                "currency": currency,
+                "gross": f"{gross:.2f}",
+                "fee": f"{fee:.2f}",
+                "net": f"{gross - fee:.2f}",
+            }
+        )
