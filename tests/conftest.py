@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from api.app import create_app
 from db.embedded import embedded_owner_url
 from db.session import create_engine, create_sessionmaker
 from db.urls import app_database_url
+from ops import embedded_pg
 from settings import Mt5ServerSettings, Settings
 from tests.support import database
 from tests.support.processes import Simulator, start_simulator
@@ -36,10 +39,15 @@ def artifacts_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = embedded_owner_url(tmp_path_factory.mktemp("pg") / "data", stop_at_exit=True)
+def pg_cluster_url() -> Iterator[str]:
+    # Not under pytest's temporary tree: another pytest run makes that tree private to root
+    # (chmod 700), which would lock the server's own user out of its data directory.
+    home = Path(tempfile.mkdtemp(prefix="bf-test-pg-"))
+    url = embedded_owner_url(home / "data", stop_at_exit=True)
     database.create_template(url)
-    return url
+    yield url
+    embedded_pg.stop(home / "data")
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture

@@ -7,9 +7,12 @@ running stack is not disturbed.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,9 +22,19 @@ from tests.support.processes import ROOT, free_port, spawn, wait_for_log
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture
+def stack_home() -> Iterator[Path]:
+    # Outside pytest's own temporary tree: the embedded server's start-up adjusts permissions
+    # along its data folder's parents, which must not touch the test session's database.
+    home = Path(tempfile.mkdtemp(prefix="bf-make-run-"))
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
 def test_the_stack_comes_up_passes_the_smoke_run_and_stops(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stack_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    tmp_path = stack_home
     api_port = free_port()
     env = {
         "BROKERFLOW_DATA_DIR": str(tmp_path / "data"),

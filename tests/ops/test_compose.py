@@ -196,9 +196,11 @@ def test_worker_reaches_the_simulator(services: dict[str, Any]) -> None:
     assert "--tls" in sim
     # Reachable from other containers, not only from its own loopback.
     assert sim[sim.index("--host") + 1] == "0.0.0.0"
-    # The worker logs in with the manager the simulator was started with.
-    assert sim[sim.index("--password") + 1] == env["BROKERFLOW_MT5__MANAGER_PASSWORD"]
+    # The worker logs in with the manager the simulator was started with; the worker's copy of
+    # the password is sealed (prod refuses it plain), the stand-in server's is in clear.
     assert sim[sim.index("--manager") + 1] == env["BROKERFLOW_MT5__MANAGER_LOGIN"]
+    assert "MT5_SIM_MANAGER_PASSWORD" in sim[sim.index("--password") + 1]
+    assert "BROKERFLOW_MT5__MANAGER_PASSWORD" in env["BROKERFLOW_MT5__MANAGER_PASSWORD"]
 
 
 def test_api_never_gets_mt5_settings(services: dict[str, Any]) -> None:
