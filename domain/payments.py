@@ -1,0 +1,69 @@
+"""What BrokerFlow understands of payment processors, whatever their API looks like."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from domain.errors import BackOfficeError
+from domain.money import Money
+
+
+class WebhookRejected(BackOfficeError):
+    """A webhook that is forged, stale or malformed: ignored and logged, never acted upon."""
+
+    status_code = 400
+    title = "Webhook rejected"
+
+
+class UnsupportedByProvider(BackOfficeError):
+    status_code = 422
+    title = "Not offered by this payment processor"
+
+
+class PaymentEventKind(StrEnum):
+    PAYMENT_SUCCEEDED = "payment_succeeded"
+    PAYMENT_FAILED = "payment_failed"
+    REFUNDED = "refunded"
+    CHARGEBACK = "chargeback"
+    TRANSFER_RECEIVED = "transfer_received"
+    PAYOUT_SETTLED = "payout_settled"
+    PAYOUT_FAILED = "payout_failed"
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class PaymentEvent(Frozen):
+    """A verified webhook, in BrokerFlow's words. `event_id` de-duplicates replays."""
+
+    provider: str
+    event_id: str
+    kind: PaymentEventKind
+    provider_ref: str  # the processor's id of the payment or payout
+    reference: str  # BrokerFlow's reference it was created with
+    amount: Money
+    payer_name: str = ""
+    sent_at: datetime
+
+
+class PaymentSession(Frozen):
+    """What a client needs to pay: a hosted page, or a reference for a bank transfer."""
+
+    provider: str
+    provider_ref: str
+    redirect_url: str | None = None
+    transfer_reference: str | None = None
+
+
+class SettlementLine(Frozen):
+    day: date
+    provider_ref: str
+    reference: str
+    kind: str
+    gross: Money
+    fee: Money
+    net: Money

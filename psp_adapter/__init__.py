@@ -1,0 +1,1 @@
+"""Payment processors behind one interface (`gateway.PaymentProvider`), one module per provider."""

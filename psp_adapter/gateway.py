@@ -1,0 +1,37 @@
+"""The interface activities and the webhook endpoint use; one implementation per processor."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Protocol
+
+from domain.money import Money
+from domain.payments import PaymentEvent, PaymentSession, SettlementLine
+
+# A webhook older than this (or this far in the future) is refused: replays of old captures.
+SIGNATURE_TOLERANCE_SECONDS = 300
+
+
+class PaymentProvider(Protocol):
+    name: str
+
+    async def start_deposit(
+        self, reference: str, amount: Money, payer_name: str, idempotency_key: str
+    ) -> PaymentSession: ...
+
+    async def payout(
+        self, reference: str, amount: Money, beneficiary: str, account: str, idempotency_key: str
+    ) -> str:
+        """Start a payout; returns the processor's id. It settles later, by webhook."""
+        ...
+
+    def verify_webhook(
+        self, headers: Mapping[str, str], body: bytes, now: datetime
+    ) -> PaymentEvent:
+        """The event, if the signature and its time are right; raises WebhookRejected if not."""
+        ...
+
+    async def settlement(self, day: date) -> list[SettlementLine]: ...
+
+    async def aclose(self) -> None: ...
