@@ -6,6 +6,7 @@ result down, so tests can build their own `Settings(...)`.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -79,6 +80,57 @@ class Mt5ServerSettings(BaseModel):
         return self.model_copy(update={"manager_password": password})
 
 
+class PspSettings(BaseModel):
+    """The payment processors: one base URL here (each provider has its own path prefix, as the
+    simulator serves them), and each provider's API key and webhook secret, sealed in prod."""
+
+    base_url: str = "http://127.0.0.1:8600"
+    cardco_api_key: SecretStr = SecretStr("sk_card_dev")
+    cardco_webhook_secret: SecretStr = SecretStr("whsec_card_dev")
+    bankco_api_key: SecretStr = SecretStr("sk_bank_dev")
+    bankco_webhook_secret: SecretStr = SecretStr("whsec_bank_dev")
+    timeout_seconds: float = 15.0
+
+    def secret_fields(self) -> tuple[str, ...]:
+        return (
+            "cardco_api_key",
+            "cardco_webhook_secret",
+            "bankco_api_key",
+            "bankco_webhook_secret",
+        )
+
+    def opened(self, master_key: SecretStr) -> PspSettings:
+        """A copy with every sealed secret opened (in memory only)."""
+        update: dict[str, SecretStr] = {}
+        for name in self.secret_fields():
+            value = getattr(self, name).get_secret_value()
+            if value.startswith(SEALED_PREFIX):
+                update[name] = open_secret(value, master_key)
+        return self.model_copy(update=update)
+
+
+class PaymentRules(BaseModel):
+    """Limits and thresholds of the deposit and withdrawal checks, in the amount's own currency.
+
+    Deliberately one set of numbers for every currency: a broker with very different currencies
+    (JPY next to USD) sets per-currency rules in a later version."""
+
+    min_deposit: Decimal = Decimal("10")
+    max_deposit: Decimal = Decimal("50000")
+    # Deposits of one client over the last 24 hours, this one included.
+    daily_deposit_limit: Decimal = Decimal("100000")
+    # More deposits than this within an hour is velocity worth a compliance look.
+    max_deposits_per_hour: int = 10
+    min_withdrawal: Decimal = Decimal("10")
+    max_withdrawal: Decimal = Decimal("100000")
+    # Withdrawals up to this are approved automatically; above it, two finance officers approve.
+    auto_approve_withdrawal_up_to: Decimal = Decimal("1000")
+    # How similar the payer's name must be to the client's (0-100) before a deposit is held.
+    payer_name_min_score: int = Field(default=85, ge=0, le=100)
+    # FX conversion spread charged on transfers between currencies, in basis points.
+    fx_spread_bps: int = Field(default=50, ge=0, le=1000)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BROKERFLOW_",
@@ -117,6 +169,10 @@ class Settings(BaseSettings):
     # Every other MT5 server (e.g. live-1, live-2), each with its own credentials and task queue.
     mt5_servers: list[Mt5ServerSettings] = Field(default_factory=list)
 
+    # Payment processors (CardCo, BankCo) and the rules deposits and withdrawals are checked by.
+    psp: PspSettings = Field(default_factory=PspSettings)
+    payments: PaymentRules = Field(default_factory=PaymentRules)
+
     otel_exporter: Literal["none", "console", "otlp"] = "none"
     otel_endpoint: str = "http://127.0.0.1:4318"
     log_level: str = "INFO"
@@ -140,6 +196,12 @@ class Settings(BaseSettings):
             for name in ("jwt_secret", "secrets_key"):
                 if getattr(self, name).get_secret_value() == DEV_ONLY[name]:
                     raise ValueError(f"BROKERFLOW_{name.upper()} must be set in prod")
+        for name in self.psp.secret_fields():
+            value = getattr(self.psp, name).get_secret_value()
+            if value.startswith(SEALED_PREFIX):
+                open_secret(value, self.secrets_key)
+            elif self.env == "prod":
+                raise ValueError(f"BROKERFLOW_PSP__{name.upper()} must be given sealed in prod")
         for server in self.mt5_fleet():
             if server.is_sealed():
                 server.opened(self.secrets_key)

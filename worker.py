@@ -22,19 +22,45 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities.account_opening import AccountOpeningRecords, Mt5AccountSteps
+from activities.ledger_steps import LedgerSteps
+from activities.mt5_funds import Mt5FundsSteps
+from activities.payments import PaymentSteps
 from db.embedded import owner_database_url
 from db.sealed import SecretBox
 from db.session import create_engine, create_sessionmaker
 from db.urls import app_database_url
+from domain.payment_checks import PaymentLimits
 from mt5_adapter.gateway import Mt5Gateway
 from mt5_adapter.webapi import gateway_for
 from observability.logging import configure_logging
 from observability.tracing import configure_tracing
-from settings import Mt5ServerSettings, Settings, get_settings
+from psp_adapter.bankco import BankCo
+from psp_adapter.cardco import CardCo
+from psp_adapter.gateway import PaymentProvider
+from settings import Mt5ServerSettings, PaymentRules, PspSettings, Settings, get_settings
 from workflows import TASK_QUEUE, mt5_task_queue
-from workflows.account_opening import WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 log = logging.getLogger("brokerflow.worker")
+
+
+def payment_providers(psp: PspSettings) -> dict[str, PaymentProvider]:
+    """One client per processor; `psp` must hold the secrets opened."""
+    return {
+        "cardco": CardCo(psp.base_url, psp.cardco_api_key, psp.cardco_webhook_secret),
+        "bankco": BankCo(psp.base_url, psp.bankco_api_key, psp.bankco_webhook_secret),
+    }
+
+
+def payment_limits(rules: PaymentRules) -> PaymentLimits:
+    return PaymentLimits(
+        min_amount=rules.min_deposit,
+        max_amount=rules.max_deposit,
+        daily_deposit_limit=rules.daily_deposit_limit,
+        max_deposits_per_hour=rules.max_deposits_per_hour,
+        payer_name_min_score=rules.payer_name_min_score,
+        auto_approve_withdrawal_up_to=rules.auto_approve_withdrawal_up_to,
+    )
 
 
 def build_workers(
@@ -43,12 +69,18 @@ def build_workers(
     box: SecretBox,
     gateways: dict[str, Mt5Gateway],
     mt5_servers: Sequence[Mt5ServerSettings],
+    providers: dict[str, PaymentProvider] | None = None,
+    rules: PaymentRules | None = None,
 ) -> list[Worker]:
+    """`providers` may be left out where no payment runs (e.g. MT5-only tests)."""
+    rules = rules or PaymentRules()
     records = AccountOpeningRecords(
         sessions,
         box,
         {server.name: (server.login_range_start, server.login_range_end) for server in mt5_servers},
     )
+    payments = PaymentSteps(sessions, providers or {}, payment_limits(rules))
+    ledger = LedgerSteps(sessions, rules.fx_spread_bps)
     workers = [
         Worker(
             client,
@@ -58,11 +90,25 @@ def build_workers(
                 records.reserve_mt5_login,
                 records.record_mt5_account,
                 records.mark_application_failed,
+                payments.start_processor_deposit,
+                payments.record_payment_received,
+                payments.assess_deposit,
+                payments.assess_withdrawal,
+                payments.record_decision,
+                payments.send_payout,
+                payments.return_payment_to_payer,
+                ledger.book_entry,
+                ledger.reverse_entry_if_booked,
+                ledger.reserve_from_wallet,
+                ledger.convert_held,
+                ledger.mark_movement,
+                ledger.notify_client,
             ],
         )
     ]
     for server in mt5_servers:
         steps = Mt5AccountSteps(sessions, box, gateways[server.name])
+        funds = Mt5FundsSteps(gateways[server.name])
         workers.append(
             Worker(
                 client,
@@ -71,6 +117,10 @@ def build_workers(
                     steps.create_mt5_user,
                     steps.delete_mt5_user_if_ours,
                     steps.credit_demo_deposit,
+                    funds.mt5_free_margin,
+                    funds.mt5_credit_balance,
+                    funds.mt5_debit_balance,
+                    funds.mt5_reverse_if_applied,
                 ],
                 # MT5 serves one request per manager connection at a time: keep the queue short.
                 max_concurrent_activities=8,
@@ -98,8 +148,17 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             gateway = gateway_for(server.opened(settings.secrets_key))
             stack.push_async_callback(gateway.aclose)
             gateways[server.name] = gateway
+        providers = payment_providers(settings.psp.opened(settings.secrets_key))
+        for provider in providers.values():
+            stack.push_async_callback(provider.aclose)
         workers = build_workers(
-            client, create_sessionmaker(engine), SecretBox(settings.secrets_key), gateways, servers
+            client,
+            create_sessionmaker(engine),
+            SecretBox(settings.secrets_key),
+            gateways,
+            servers,
+            providers,
+            settings.payments,
         )
         for worker in workers:
             await stack.enter_async_context(worker)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import JournalEntryRow, LedgerAccount, PostingRow
 from domain.errors import Conflict, InvalidInput, NotFound
-from domain.ledger import AccountKind, JournalEntry
+from domain.ledger import AccountKind, JournalEntry, Posting
 from domain.money import Money
 
 
@@ -104,3 +104,42 @@ async def _same_entry_already_booked(session: AsyncSession, entry: JournalEntry)
             f"idempotency key {entry.idempotency_key!r} was already used for other postings"
         )
     return row.id
+
+
+async def locked_balance(session: AsyncSession, code: str, currency: str) -> Money:
+    """The balance, with the account locked until the transaction ends: two withdrawals from
+    one wallet cannot both spend the same money."""
+    account_id = await _account_id(session, code, currency)
+    # A transaction-scoped advisory lock keyed by the account's id: the app role may not lock
+    # ledger rows (no UPDATE on them), and the lock is released at COMMIT or ROLLBACK.
+    await session.execute(select(func.pg_advisory_xact_lock(account_id)))
+    return await balance(session, code, currency)
+
+
+async def booked_entry(session: AsyncSession, key: str) -> JournalEntry | None:
+    """The entry booked under `key`, as the domain knows it, or None."""
+    row = await session.scalar(
+        select(JournalEntryRow).where(JournalEntryRow.idempotency_key == key)
+    )
+    if row is None:
+        return None
+    postings = await session.execute(
+        select(LedgerAccount.code, PostingRow.amount_minor, PostingRow.currency)
+        .join(LedgerAccount, LedgerAccount.id == PostingRow.account_id)
+        .where(PostingRow.entry_id == row.id)
+        .order_by(PostingRow.id)
+    )
+    reversed_key = None
+    if row.reverses_id is not None:
+        reversed_key = await session.scalar(
+            select(JournalEntryRow.idempotency_key).where(JournalEntryRow.id == row.reverses_id)
+        )
+    return JournalEntry(
+        idempotency_key=row.idempotency_key,
+        description=row.description,
+        postings=tuple(
+            Posting(account=code, amount=Money.from_minor_units(minor, currency))
+            for code, minor, currency in postings
+        ),
+        reverses=reversed_key,
+    )

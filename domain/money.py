@@ -47,6 +47,11 @@ class Money(BaseModel):
             raise ValueError("amount must be a finite number")
         return value
 
+    @classmethod
+    def of(cls, amount: str | int | Decimal, currency: str) -> Money:
+        """`Money.of("10.50", "EUR")`: from a decimal string, never from a float."""
+        return cls(amount=Decimal(amount), currency=currency)
+
     @property
     def exponent(self) -> Decimal:
         return Decimal(1).scaleb(-MINOR_UNITS[self.currency])

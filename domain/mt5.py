@@ -86,3 +86,14 @@ class Mt5Deal(Mt5Frozen):
     profit: Decimal
     comment: str
     time: datetime
+
+
+class Mt5AccountState(Mt5Frozen):
+    """`user/account/get`: the trade state a withdrawal's free-margin check reads."""
+
+    login: int
+    balance: Decimal
+    credit: Decimal
+    equity: Decimal
+    margin: Decimal
+    margin_free: Decimal

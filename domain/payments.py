@@ -67,3 +67,40 @@ class SettlementLine(Frozen):
     gross: Money
     fee: Money
     net: Money
+
+
+class PaymentDirection(StrEnum):
+    DEPOSIT = "deposit"
+    WITHDRAWAL = "withdrawal"
+
+
+class PaymentStatus(StrEnum):
+    """Where a payment or transfer stands. Terminal: completed, rejected, failed, expired,
+    cancelled."""
+
+    INITIATED = "initiated"  # recorded, the processor not yet asked
+    AWAITING_FUNDS = "awaiting_funds"  # hosted page or transfer reference handed to the client
+    RECEIVED = "received"  # the processor collected it; checks running
+    HELD = "held"  # a check flagged it: waits for a compliance decision
+    CREDITING = "crediting"  # checks passed; on its way to the wallet or MT5 account
+    FUNDS_RESERVED = "funds_reserved"  # withdrawal: taken from its source into the hold
+    PENDING_APPROVAL = "pending_approval"  # withdrawal: waits for finance (four-eyes)
+    PAYOUT_SENT = "payout_sent"  # withdrawal: the processor is paying it out
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"  # stopped by staff before the point of no return
+
+
+class ComplianceStatus(StrEnum):
+    NOT_CHECKED = "not_checked"
+    CLEARED = "cleared"  # every check passed
+    PENDING = "pending"  # held for an officer
+    APPROVED = "approved"  # an officer let it through
+    REJECTED = "rejected"
+
+
+class Provider(StrEnum):
+    CARDCO = "cardco"
+    BANKCO = "bankco"

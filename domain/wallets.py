@@ -8,6 +8,7 @@ Every operation is a journal entry: nothing moves outside the books.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 
@@ -37,7 +38,7 @@ def available(ledger_balance: Money) -> Money:
     return Money(amount=-ledger_balance.amount, currency=ledger_balance.currency)
 
 
-def _entry(key: str, description: str, *legs: tuple[str, Money]) -> JournalEntry:
+def entry(key: str, description: str, *legs: tuple[str, Money]) -> JournalEntry:
     return JournalEntry(
         idempotency_key=key,
         description=description,
@@ -45,11 +46,11 @@ def _entry(key: str, description: str, *legs: tuple[str, Money]) -> JournalEntry
     )
 
 
-def _negated(money: Money) -> Money:
+def negated(money: Money) -> Money:
     return Money(amount=-money.amount, currency=money.currency)
 
 
-def _positive(amount: Money) -> None:
+def require_positive(amount: Money) -> None:
     if amount.amount <= 0 or not amount.is_exact():
         raise InvalidInput(
             f"{amount.amount} {amount.currency} is not a positive amount in whole minor units"
@@ -58,41 +59,41 @@ def _positive(amount: Money) -> None:
 
 def credit_deposit(key: str, client: str, provider: str, amount: Money) -> JournalEntry:
     """Money a processor collected for a client: PSP clearing (asset) up, wallet (liability) up."""
-    _positive(amount)
+    require_positive(amount)
     clearing = account_code(AccountKind.PSP_CLEARING, provider, amount.currency)
-    return _entry(
+    return entry(
         key,
         f"deposit via {provider}",
         (clearing, amount),
-        (wallet(client, amount.currency), _negated(amount)),
+        (wallet(client, amount.currency), negated(amount)),
     )
 
 
 def place_hold(key: str, client: str, amount: Money, wallet_available: Money) -> JournalEntry:
     """Reserve `amount` for a withdrawal; refused beyond what the wallet holds."""
-    _positive(amount)
+    require_positive(amount)
     if wallet_available.currency != amount.currency:
         raise InvalidInput("the hold and the wallet are in different currencies")
     if amount.amount > wallet_available.amount:
         raise InsufficientFunds(
             f"{amount.amount} {amount.currency} requested, {wallet_available.amount} available"
         )
-    return _entry(
+    return entry(
         key,
         "hold for withdrawal",
         (wallet(client, amount.currency), amount),
-        (hold_account(client, amount.currency), _negated(amount)),
+        (hold_account(client, amount.currency), negated(amount)),
     )
 
 
 def release_hold(key: str, client: str, amount: Money) -> JournalEntry:
     """The withdrawal did not happen: the reserved money is available again."""
-    _positive(amount)
-    return _entry(
+    require_positive(amount)
+    return entry(
         key,
         "hold released",
         (hold_account(client, amount.currency), amount),
-        (wallet(client, amount.currency), _negated(amount)),
+        (wallet(client, amount.currency), negated(amount)),
     )
 
 
@@ -101,18 +102,18 @@ def capture_hold(
 ) -> JournalEntry:
     """The payout left: the hold is used up, the processor's clearing balance pays it (and its
     fee, which is the broker's expense)."""
-    _positive(amount)
+    require_positive(amount)
     clearing = account_code(AccountKind.PSP_CLEARING, provider, amount.currency)
     legs: list[tuple[str, Money]] = [(hold_account(client, amount.currency), amount)]
     if fee is not None and fee.amount:
-        _positive(fee)
+        require_positive(fee)
         legs.append((account_code(AccountKind.FEES, provider, fee.currency), fee))
         legs.append(
-            (clearing, _negated(Money(amount=amount.amount + fee.amount, currency=amount.currency)))
+            (clearing, negated(Money(amount=amount.amount + fee.amount, currency=amount.currency)))
         )
     else:
-        legs.append((clearing, _negated(amount)))
-    return _entry(key, f"payout via {provider}", *legs)
+        legs.append((clearing, negated(amount)))
+    return entry(key, f"payout via {provider}", *legs)
 
 
 class FxRate(BaseModel):
@@ -138,15 +139,24 @@ class FxRate(BaseModel):
 
 
 def convert(
-    key: str, client: str, sell: Money, into: str, rate: FxRate, spread_bps: int
+    key: str,
+    client: str,
+    sell: Money,
+    into: str,
+    rate: FxRate,
+    spread_bps: int,
+    pocket: Callable[[str, str], str] = wallet,
 ) -> tuple[JournalEntry, Money]:
     """Convert part of a client's wallet into another currency at the stored rate less a spread.
+
+    `pocket` names the client's account in each currency: the wallet, or the hold account for
+    money in transit between the client's accounts.
 
     The client receives `sell * mid * (1 - spread)`, rounded down to the minor unit; the broker's
     FX account takes the position at mid, and the spread is booked as revenue. Returns the entry
     and what the client receives.
     """
-    _positive(sell)
+    require_positive(sell)
     if {rate.base, rate.quote} != {sell.currency, into}:
         raise InvalidInput(
             f"the rate {rate.base}/{rate.quote} does not convert {sell.currency} to {into}"
@@ -157,17 +167,17 @@ def convert(
     if received.amount <= 0:
         raise InvalidInput("the amount is too small to convert")
     legs: list[tuple[str, Money]] = [
-        (wallet(client, sell.currency), sell),
-        (account_code(AccountKind.FX_RESULT, "position", sell.currency), _negated(sell)),
+        (pocket(client, sell.currency), sell),
+        (account_code(AccountKind.FX_RESULT, "position", sell.currency), negated(sell)),
         (account_code(AccountKind.FX_RESULT, "position", into), at_mid),
-        (wallet(client, into), _negated(received)),
+        (pocket(client, into), negated(received)),
     ]
     spread = Money(amount=at_mid.amount - received.amount, currency=into)
     if spread.amount:
-        legs.append((account_code(AccountKind.REVENUE, "fx-spread", into), _negated(spread)))
+        legs.append((account_code(AccountKind.REVENUE, "fx-spread", into), negated(spread)))
     stamp = f"{rate.as_of:%Y-%m-%dT%H:%M:%SZ}"
     description = f"convert {sell.amount} {sell.currency} to {into} at {mid:.8f} (rate of {stamp})"
-    return _entry(key, description, *legs), received
+    return entry(key, description, *legs), received
 
 
 def _minor(amount: Decimal, currency: str) -> Money:

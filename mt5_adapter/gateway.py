@@ -10,7 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from domain.mt5 import BalanceOperation, Mt5Deal, Mt5User, Mt5UserChanges, NewMt5User
+from domain.mt5 import (
+    BalanceOperation,
+    Mt5AccountState,
+    Mt5Deal,
+    Mt5User,
+    Mt5UserChanges,
+    NewMt5User,
+)
 
 
 class Mt5Gateway(Protocol):
@@ -23,6 +30,10 @@ class Mt5Gateway(Protocol):
     async def update_user(self, login: int, changes: Mt5UserChanges) -> Mt5User: ...
 
     async def delete_user(self, login: int) -> None: ...
+
+    async def get_account_state(self, login: int) -> Mt5AccountState:
+        """Balance, equity and free margin of `login` (`user/account/get`)."""
+        ...
 
     async def apply_balance(self, operation: BalanceOperation) -> int:
         """Run `trade/balance`; returns the ticket of the deal MT5 created."""

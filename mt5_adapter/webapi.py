@@ -19,7 +19,14 @@ from typing import Any
 
 import httpx
 
-from domain.mt5 import BalanceOperation, Mt5Deal, Mt5User, Mt5UserChanges, NewMt5User
+from domain.mt5 import (
+    BalanceOperation,
+    Mt5AccountState,
+    Mt5Deal,
+    Mt5User,
+    Mt5UserChanges,
+    NewMt5User,
+)
 from mt5_adapter.errors import (
     Mt5AuthError,
     Mt5ConnectionError,
@@ -310,6 +317,32 @@ class WebApiGateway:
 
     async def delete_user(self, login: int) -> None:
         await self._call("user/delete", {"login": str(login)}, write=True)
+
+    async def get_account_state(self, login: int) -> Mt5AccountState:
+        try:
+            answer = await self._call("user/account/get", {"login": str(login)})
+        except Mt5NotFound:
+            # No trade state until the account has traded since the server's restart (reference:
+            # user/account/get_batch); then nothing is at risk and free margin is balance + credit.
+            user = await self.get_user(login)
+            funds = user.balance + user.credit
+            return Mt5AccountState(
+                login=login,
+                balance=user.balance,
+                credit=user.credit,
+                equity=funds,
+                margin=Decimal(0),
+                margin_free=funds,
+            )
+        record = answer["answer"]
+        return Mt5AccountState(
+            login=_int(record.get("Login", login)),
+            balance=_money(record.get("Balance", "0")),
+            credit=_money(record.get("Credit", "0")),
+            equity=_money(record.get("Equity", "0")),
+            margin=_money(record.get("Margin", "0")),
+            margin_free=_money(record.get("MarginFree", "0")),
+        )
 
     async def apply_balance(self, operation: BalanceOperation) -> int:
         params = {

@@ -71,6 +71,15 @@ class BankCo:
         response.raise_for_status()
         return str(response.json()["id"])
 
+    async def refund(
+        self, provider_ref: str, reference: str, amount: Money, payer: str, idempotency_key: str
+    ) -> str:
+        """Return an incoming transfer to its origin: a payout whose account names the transfer
+        (BankCo routes it back to the sending account)."""
+        return await self.payout(
+            reference, amount, payer, f"ORIGIN-{provider_ref}", idempotency_key
+        )
+
     def verify_webhook(
         self, headers: Mapping[str, str], body: bytes, now: datetime
     ) -> PaymentEvent:

@@ -26,6 +26,12 @@ class PaymentProvider(Protocol):
         """Start a payout; returns the processor's id. It settles later, by webhook."""
         ...
 
+    async def refund(
+        self, provider_ref: str, reference: str, amount: Money, payer: str, idempotency_key: str
+    ) -> str:
+        """Send a collected payment back to whoever paid it; returns the processor's id."""
+        ...
+
     def verify_webhook(
         self, headers: Mapping[str, str], body: bytes, now: datetime
     ) -> PaymentEvent:

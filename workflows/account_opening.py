@@ -142,6 +142,3 @@ class AccountOpeningWorkflow:
             retry_policy=policies.DATABASE,
             result_type=result_type,
         )
-
-
-WORKFLOWS = [AccountOpeningWorkflow]

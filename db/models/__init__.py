@@ -4,17 +4,31 @@ from db.models.client import Client
 from db.models.ib import IntroducingBroker
 from db.models.ledger import JournalEntryRow, LedgerAccount, PostingRow
 from db.models.mt5_account import Mt5Account, Mt5LoginCounter
+from db.models.payments import (
+    FxRateRow,
+    Notification,
+    Payment,
+    PaymentDecision,
+    Transfer,
+    WebhookEvent,
+)
 from db.models.staff import StaffUser
 
 __all__ = [
     "AccountApplication",
     "AuditEntry",
     "Client",
+    "FxRateRow",
     "IntroducingBroker",
     "JournalEntryRow",
     "LedgerAccount",
     "Mt5Account",
     "Mt5LoginCounter",
+    "Notification",
+    "Payment",
+    "PaymentDecision",
     "PostingRow",
     "StaffUser",
+    "Transfer",
+    "WebhookEvent",
 ]

@@ -18,6 +18,11 @@ class Client(RecordModel):
     country: Mapped[str] = mapped_column(String(2))
     date_of_birth: Mapped[date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(32), default="active")
+    # Set by compliance; money may arrive before approval but waits for it (domain.payment_checks).
+    kyc_status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    screening_status: Mapped[str] = mapped_column(
+        String(16), default="unscreened", server_default="unscreened"
+    )
     referred_by_ib_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("introducing_brokers.id"), index=True
     )

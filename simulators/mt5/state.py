@@ -41,6 +41,13 @@ _GROUPS: list[dict[str, Any]] = [
         "Commissions": [FX_PER_LOT],
     },
     {"Group": "real\\pro", "Currency": "USD", "MarginMode": 0, "DemoLeverage": 0},
+    {
+        "Group": "real\\eu\\standard",
+        "Currency": "EUR",
+        "MarginMode": 2,
+        "DemoLeverage": 0,
+        "Commissions": [FX_PER_LOT],
+    },
 ]
 
 

@@ -1,0 +1,98 @@
+"""What payment and transfer steps share: loading their rows and moving their status with its
+audit entry, in the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from db import audit
+from db.models import Payment, Transfer
+from domain.errors import BackOfficeError
+from domain.money_flows import MarkMovement, MovementKind
+from domain.payments import PaymentStatus
+
+# The API commits a payment's row right after starting its workflow: give that commit time, but
+# do not wait forever for a request that was rolled back.
+MAX_ATTEMPTS_FOR_MISSING_ROW = 20
+
+MovementRow = Payment | Transfer
+
+
+def as_business_failure(error: BackOfficeError) -> ApplicationError:
+    """A refusal of the books (insufficient funds, a reused key) is final: retrying won't help."""
+    return ApplicationError(error.detail, type=type(error).__name__, non_retryable=True)
+
+
+async def load_movement(
+    session: AsyncSession, kind: MovementKind, movement_id: uuid.UUID
+) -> MovementRow:
+    row: MovementRow | None
+    if kind is MovementKind.PAYMENT:
+        row = await session.get(Payment, movement_id, with_for_update=True)
+    else:
+        row = await session.get(Transfer, movement_id, with_for_update=True)
+    if row is None:
+        raise ApplicationError(
+            f"{kind.value} {movement_id} does not exist",
+            type="MovementNotFound",
+            non_retryable=activity.info().attempt >= MAX_ATTEMPTS_FOR_MISSING_ROW,
+        )
+    return row
+
+
+async def load_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment:
+    row = await load_movement(session, MovementKind.PAYMENT, payment_id)
+    assert isinstance(row, Payment)
+    return row
+
+
+def move(
+    session: AsyncSession,
+    row: MovementRow,
+    status: PaymentStatus,
+    *,
+    actor: audit.Actor | None = None,
+    details: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> None:
+    """Change a payment's or transfer's status with its audit entry."""
+    kind = "payment" if isinstance(row, Payment) else "transfer"
+    before = {"status": row.status}
+    row.status = status.value
+    if status is PaymentStatus.COMPLETED:
+        row.completed_at = datetime.now(UTC)
+    if reason is not None:
+        row.failure_reason = reason[:2000]
+    audit.record(
+        session,
+        actor or audit.system_actor(on_behalf_of=str(row.client_id)),
+        audit.Change(
+            action=f"{kind}.{status.value}",
+            entity_type=kind,
+            entity_id=str(row.id),
+            before=before,
+            after={"status": status.value, **(details or {})},
+            reason=reason,
+        ),
+    )
+
+
+async def apply_mark(session: AsyncSession, mark: MarkMovement) -> None:
+    row = await load_movement(session, mark.movement.kind, mark.movement.id)
+    if row.status == mark.status.value:
+        return  # a retry of a step that went through
+    details: dict[str, Any] = {}
+    if mark.mt5_ticket is not None and isinstance(row, Payment):
+        row.mt5_ticket = mark.mt5_ticket
+        details["mt5_ticket"] = mark.mt5_ticket
+    if mark.credited is not None:
+        if isinstance(row, Transfer):
+            row.credited_minor = mark.credited.to_minor_units()
+        details["credited"] = f"{mark.credited.amount} {mark.credited.currency}"
+    move(session, row, mark.status, details=details, reason=mark.reason)

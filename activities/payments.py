@@ -1,0 +1,358 @@
+"""Payment steps: asking processors for payment pages and payouts, recording what they report,
+and the checks and staff decisions in between. Each step is idempotent: Temporal may run any of
+them again, and a processor call always carries the payment's reference as its idempotency key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import TypeVar
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.movements import as_business_failure, load_payment, move
+from db import audit
+from db.ledger import post_entry
+from db.models import Client, Payment, PaymentDecision
+from domain.errors import BackOfficeError
+from domain.funds import receive_payment, return_payment
+from domain.money import Money
+from domain.money_flows import (
+    DepositAssessment,
+    PaymentReceived,
+    PaymentRef,
+    RecordDecision,
+    Step,
+    WithdrawalAssessment,
+)
+from domain.payment_checks import (
+    DepositFacts,
+    KycStatus,
+    PaymentLimits,
+    ScreeningStatus,
+    WithdrawalFacts,
+    assess_deposit,
+    assess_withdrawal,
+)
+from domain.payments import ComplianceStatus, PaymentDirection, PaymentSession, PaymentStatus
+from psp_adapter.gateway import PaymentProvider
+
+T = TypeVar("T")
+# Deposits that count towards the daily limit and velocity: everything the processor collected.
+COLLECTED = [
+    PaymentStatus.RECEIVED,
+    PaymentStatus.HELD,
+    PaymentStatus.CREDITING,
+    PaymentStatus.COMPLETED,
+]
+
+
+async def processor_call(call: Awaitable[T]) -> T:
+    """Processors' 4xx answers are final (the request is wrong); anything else is retried."""
+    try:
+        return await call
+    except httpx.HTTPStatusError as error:
+        status = error.response.status_code
+        if 400 <= status < 500 and status not in (408, 409, 429):
+            raise ApplicationError(
+                f"the processor refused the request ({status}): {error.response.text[:300]}",
+                type="ProcessorRefused",
+                non_retryable=True,
+            ) from error
+        raise
+
+
+def amount_of(payment: Payment) -> Money:
+    return Money.from_minor_units(payment.amount_minor, payment.currency)
+
+
+class PaymentSteps:
+    """Processor and payment-record steps, on the main task queue."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        providers: dict[str, PaymentProvider],
+        limits: PaymentLimits,
+    ) -> None:
+        self._sessions = sessions
+        self._providers = providers
+        self._limits = limits
+
+    @activity.defn(name=Step.START_PROCESSOR_DEPOSIT)
+    async def start_processor_deposit(self, request: PaymentRef) -> PaymentSession:
+        async with self._sessions() as session:
+            payment = await load_payment(session, request.payment_id)
+            payer = await session.scalar(
+                select(Client.full_name).where(Client.id == payment.client_id)
+            )
+        if payment.provider_ref is not None:
+            return _session_of(payment)
+        opened = await processor_call(
+            self._providers[payment.provider].start_deposit(
+                payment.reference, amount_of(payment), payer or "", payment.reference
+            )
+        )
+        async with self._sessions.begin() as session:
+            payment = await load_payment(session, request.payment_id)
+            if payment.provider_ref is None:
+                payment.provider_ref = opened.provider_ref
+                payment.redirect_url = opened.redirect_url
+                payment.transfer_reference = opened.transfer_reference
+                move(session, payment, PaymentStatus.AWAITING_FUNDS)
+            return _session_of(payment)
+
+    @activity.defn(name=Step.RECORD_PAYMENT_RECEIVED)
+    async def record_payment_received(self, request: PaymentReceived) -> None:
+        """The processor collected the money: book it into suspense until the checks pass."""
+        event = request.event
+        try:
+            async with self._sessions.begin() as session:
+                payment = await load_payment(session, request.payment_id)
+                if payment.status != PaymentStatus.AWAITING_FUNDS:
+                    return
+                payment.amount_minor = event.amount.to_minor_units()
+                payment.currency = event.amount.currency
+                payment.payer_name = event.payer_name or None
+                payment.provider_ref = event.provider_ref
+                await post_entry(
+                    session,
+                    receive_payment(
+                        f"{payment.reference}:received", payment.provider, event.amount
+                    ),
+                )
+                move(
+                    session,
+                    payment,
+                    PaymentStatus.RECEIVED,
+                    details={
+                        "amount": f"{event.amount.amount} {event.amount.currency}",
+                        "event_id": event.event_id,
+                    },
+                )
+        except BackOfficeError as error:
+            raise as_business_failure(error) from error
+
+    @activity.defn(name=Step.ASSESS_DEPOSIT)
+    async def assess_deposit(self, request: PaymentRef) -> DepositAssessment:
+        async with self._sessions.begin() as session:
+            payment = await load_payment(session, request.payment_id)
+            if payment.compliance_status == ComplianceStatus.NOT_CHECKED:
+                client = await _client(session, payment)
+                since_day, since_hour = _windows()
+                assessment = assess_deposit(
+                    DepositFacts(
+                        amount=amount_of(payment),
+                        requested=Money.from_minor_units(payment.requested_minor, payment.currency),
+                        kyc=KycStatus(client.kyc_status),
+                        screening=ScreeningStatus(client.screening_status),
+                        client_name=client.full_name,
+                        payer_name=payment.payer_name or "",
+                        deposited_last_24h=await self._deposited_since(session, payment, since_day),
+                        deposits_last_hour=await self._deposits_since(session, payment, since_hour),
+                    ),
+                    self._limits,
+                )
+                payment.risk_flags = [flag.value for flag in assessment.flags]
+                payment.compliance_status = (
+                    ComplianceStatus.PENDING if assessment.held else ComplianceStatus.CLEARED
+                )
+                move(
+                    session,
+                    payment,
+                    PaymentStatus.HELD if assessment.held else PaymentStatus.CREDITING,
+                    details={"risk_flags": payment.risk_flags},
+                )
+            return DepositAssessment(
+                flags=tuple(payment.risk_flags),
+                amount=amount_of(payment),
+            )
+
+    async def _deposited_since(
+        self, session: AsyncSession, payment: Payment, since: datetime
+    ) -> Decimal:
+        total = await session.scalar(
+            self._earlier_deposits(payment, since).with_only_columns(
+                func.coalesce(func.sum(Payment.amount_minor), 0)
+            )
+        )
+        return Money.from_minor_units(int(total or 0), payment.currency).amount
+
+    async def _deposits_since(
+        self, session: AsyncSession, payment: Payment, since: datetime
+    ) -> int:
+        count = await session.scalar(
+            self._earlier_deposits(payment, since).with_only_columns(func.count())
+        )
+        return int(count or 0)
+
+    @staticmethod
+    def _earlier_deposits(payment: Payment, since: datetime):  # type: ignore[no-untyped-def]
+        return select(Payment.id).where(
+            Payment.client_id == payment.client_id,
+            Payment.direction == PaymentDirection.DEPOSIT,
+            Payment.currency == payment.currency,
+            Payment.status.in_(COLLECTED),
+            Payment.created_at >= since,
+            Payment.id != payment.id,
+        )
+
+    @activity.defn(name=Step.ASSESS_WITHDRAWAL)
+    async def assess_withdrawal(self, request: PaymentRef) -> WithdrawalAssessment:
+        async with self._sessions.begin() as session:
+            payment = await load_payment(session, request.payment_id)
+            if payment.compliance_status == ComplianceStatus.NOT_CHECKED:
+                client = await _client(session, payment)
+                assessment = assess_withdrawal(
+                    WithdrawalFacts(
+                        amount=amount_of(payment),
+                        kyc=KycStatus(client.kyc_status),
+                        screening=ScreeningStatus(client.screening_status),
+                        client_name=client.full_name,
+                        beneficiary_name=payment.beneficiary_name or "",
+                    ),
+                    self._limits,
+                )
+                payment.risk_flags = [flag.value for flag in assessment.flags]
+                payment.compliance_status = (
+                    ComplianceStatus.PENDING if assessment.held else ComplianceStatus.CLEARED
+                )
+                if assessment.held:
+                    move(
+                        session,
+                        payment,
+                        PaymentStatus.PENDING_APPROVAL,
+                        details={"risk_flags": payment.risk_flags},
+                    )
+            return WithdrawalAssessment(flags=tuple(payment.risk_flags))
+
+    @activity.defn(name=Step.RECORD_DECISION)
+    async def record_decision(self, request: RecordDecision) -> None:
+        """A staff decision, with its audit entry naming the officer, in one transaction."""
+        decision = request.decision
+        async with self._sessions.begin() as session:
+            payment = await load_payment(session, request.payment_id)
+            role = "compliance" if payment.direction == PaymentDirection.DEPOSIT else "finance"
+            stored = await session.scalar(
+                insert(PaymentDecision)
+                .values(
+                    payment_id=payment.id,
+                    staff_id=decision.staff_id,
+                    role=role,
+                    approve=decision.approve,
+                    reason=decision.reason,
+                )
+                .on_conflict_do_nothing()
+                .returning(PaymentDecision.id)
+            )
+            if stored is None:
+                return  # a retry of a decision already recorded
+            staff = audit.Actor(
+                kind="staff",
+                id=str(decision.staff_id),
+                roles=decision.roles,
+                ip=decision.ip,
+                request_id=decision.request_id,
+            )
+            verdict = ComplianceStatus.APPROVED if decision.approve else ComplianceStatus.REJECTED
+            if request.final:
+                payment.compliance_status = verdict
+            if request.new_status is not None:
+                move(
+                    session,
+                    payment,
+                    request.new_status,
+                    actor=staff,
+                    details={"compliance_status": payment.compliance_status},
+                    reason=decision.reason,
+                )
+                return
+            audit.record(
+                session,
+                staff,
+                audit.Change(
+                    action=f"payment.{role}_{'approved' if decision.approve else 'rejected'}",
+                    entity_type="payment",
+                    entity_id=str(payment.id),
+                    after={
+                        "approve": decision.approve,
+                        "compliance_status": payment.compliance_status,
+                    },
+                    reason=decision.reason,
+                ),
+            )
+
+    @activity.defn(name=Step.SEND_PAYOUT)
+    async def send_payout(self, request: PaymentRef) -> str:
+        async with self._sessions() as session:
+            payment = await load_payment(session, request.payment_id)
+        if payment.provider_ref is not None:
+            return payment.provider_ref
+        payout_id = await processor_call(
+            self._providers[payment.provider].payout(
+                payment.reference,
+                amount_of(payment),
+                payment.beneficiary_name or "",
+                payment.beneficiary_account or "",
+                payment.reference,
+            )
+        )
+        async with self._sessions.begin() as session:
+            payment = await load_payment(session, request.payment_id)
+            if payment.provider_ref is None:
+                payment.provider_ref = payout_id
+                move(session, payment, PaymentStatus.PAYOUT_SENT, details={"payout": payout_id})
+        return payout_id
+
+    @activity.defn(name=Step.RETURN_PAYMENT_TO_PAYER)
+    async def return_payment_to_payer(self, request: PaymentRef) -> None:
+        """A rejected deposit goes back where it came from, and out of the books' suspense."""
+        async with self._sessions() as session:
+            payment = await load_payment(session, request.payment_id)
+        assert payment.provider_ref is not None
+        await processor_call(
+            self._providers[payment.provider].refund(
+                payment.provider_ref,
+                payment.reference,
+                amount_of(payment),
+                payment.payer_name or "",
+                f"{payment.reference}:return",
+            )
+        )
+        async with self._sessions.begin() as session:
+            payment = await load_payment(session, request.payment_id)
+            await post_entry(
+                session,
+                return_payment(
+                    f"{payment.reference}:returned", payment.provider, amount_of(payment)
+                ),
+            )
+            if payment.status != PaymentStatus.REJECTED:
+                move(session, payment, PaymentStatus.REJECTED, reason="returned to the payer")
+
+
+def _session_of(payment: Payment) -> PaymentSession:
+    return PaymentSession(
+        provider=payment.provider,
+        provider_ref=payment.provider_ref or "",
+        redirect_url=payment.redirect_url,
+        transfer_reference=payment.transfer_reference,
+    )
+
+
+async def _client(session: AsyncSession, payment: Payment) -> Client:
+    client = await session.get(Client, payment.client_id)
+    assert client is not None  # a foreign key
+    return client
+
+
+def _windows() -> tuple[datetime, datetime]:
+    now = datetime.now(UTC)
+    return now - timedelta(days=1), now - timedelta(hours=1)

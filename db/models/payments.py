@@ -1,0 +1,144 @@
+"""Payments (deposits and withdrawals through a processor), internal transfers, and what comes
+with them: processor webhooks, approvals, FX rates and client notifications.
+
+Amounts are integer minor units beside their currency. The books themselves are the ledger
+(`db/models/ledger.py`); these rows say what was asked, by whom, and where each request stands.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Identity,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.base import Base, RecordModel
+
+
+class ClientRequest(RecordModel):
+    """What every client money request shares: its owner, the idempotency key it came with and
+    a fingerprint of its body (the same key with another body is refused), and its workflow."""
+
+    __abstract__ = True
+
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id"), index=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    workflow_id: Mapped[str] = mapped_column(String(200))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Payment(ClientRequest):
+    __tablename__ = "payments"
+    __table_args__ = (UniqueConstraint("client_id", "idempotency_key"),)
+
+    direction: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str] = mapped_column(String(32))
+    # What the client announced; `amount_minor` is what the processor actually collected.
+    requested_minor: Mapped[int] = mapped_column(BigInteger)
+    compliance_status: Mapped[str] = mapped_column(String(16), default="not_checked")
+    risk_flags: Mapped[list[str]] = mapped_column(ARRAY(String(32)), default=list)
+    # The client's side: a wallet (currency) or an MT5 account.
+    mt5_server: Mapped[str | None] = mapped_column(String(64))
+    mt5_login: Mapped[int | None] = mapped_column(BigInteger)
+    mt5_ticket: Mapped[int | None] = mapped_column(BigInteger)
+    # The processor's side: its payment/payout id, the hosted page or the transfer reference.
+    provider_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    transfer_reference: Mapped[str | None] = mapped_column(String(64), index=True)
+    redirect_url: Mapped[str | None] = mapped_column(Text)
+    payer_name: Mapped[str | None] = mapped_column(String(200))
+    beneficiary_name: Mapped[str | None] = mapped_column(String(200))
+    beneficiary_account: Mapped[str | None] = mapped_column(String(64))
+    completed_at: Mapped[datetime | None]
+
+
+class Transfer(ClientRequest):
+    """Between a client's own wallet and MT5 accounts, converted when the currencies differ.
+    `currency`/`amount_minor` are the source side."""
+
+    __tablename__ = "transfers"
+    __table_args__ = (UniqueConstraint("client_id", "idempotency_key"),)
+
+    source_server: Mapped[str | None] = mapped_column(String(64))
+    source_login: Mapped[int | None] = mapped_column(BigInteger)
+    destination_currency: Mapped[str] = mapped_column(String(3))
+    destination_server: Mapped[str | None] = mapped_column(String(64))
+    destination_login: Mapped[int | None] = mapped_column(BigInteger)
+    credited_minor: Mapped[int | None] = mapped_column(BigInteger)
+    completed_at: Mapped[datetime | None]
+
+
+class PaymentDecision(Base):
+    """A compliance officer's decision on a held deposit, or a finance officer's on a withdrawal."""
+
+    __tablename__ = "payment_decisions"
+    __table_args__ = (UniqueConstraint("payment_id", "staff_id", "role"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    payment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payments.id"), index=True)
+    staff_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("staff_users.id"))
+    role: Mapped[str] = mapped_column(String(32))
+    approve: Mapped[bool]
+    reason: Mapped[str] = mapped_column(Text)
+    decided_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class WebhookEvent(Base):
+    """Every webhook that reached BrokerFlow, kept whatever became of it (duplicates and forged
+    ones too): processors' claims are evidence. `event_id` is unique per processor, so a replay
+    is recognised and acted upon once."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (UniqueConstraint("provider", "event_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str | None] = mapped_column(String(128))
+    kind: Mapped[str | None] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    payment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("payments.id"), index=True)
+    payload: Mapped[dict[str, object] | None] = mapped_column(JSONB)
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class FxRateRow(Base):
+    """A stored quote; conversions use the newest one for the pair and say which."""
+
+    __tablename__ = "fx_rates"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    base: Mapped[str] = mapped_column(String(3))
+    quote: Mapped[str] = mapped_column(String(3))
+    bid: Mapped[Decimal] = mapped_column(Numeric(20, 10))
+    ask: Mapped[Decimal] = mapped_column(Numeric(20, 10))
+    as_of: Mapped[datetime] = mapped_column(index=True)
+
+
+class Notification(Base):
+    """A message to a client, written once per business event (the key)."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id"), index=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

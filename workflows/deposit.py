@@ -1,0 +1,176 @@
+"""A deposit: the client pays through a processor, the money is checked, then credited once to
+the wallet or the MT5 account.
+
+1. ask the processor for a payment page (card) or a transfer reference (bank);
+2. wait for its verified webhook (signal `payment_event`; redeliveries count once);
+3. book the money into suspense, run the checks (KYC, sanctions, limits, velocity, payer name);
+4. a flagged deposit waits for a compliance officer (update `decide`): rejected → returned to
+   the payer; approved → on;
+5. credit: the wallet, or MT5 `trade/balance` with the reference in the comment then the books.
+   If MT5 refuses the credit for good, the money is the client's all the same: it goes to the
+   wallet.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from uuid import UUID
+
+    from domain.funds import accept_in_transit, accept_into_wallet
+    from domain.money import Money
+    from domain.money_flows import (
+        DecisionOutcome,
+        DepositAssessment,
+        DepositInput,
+        MarkMovement,
+        MovementKind,
+        MovementRef,
+        MovementResult,
+        PaymentReceived,
+        PaymentRef,
+        RecordDecision,
+        StaffDecision,
+        Step,
+    )
+    from domain.payments import PaymentEvent, PaymentEventKind, PaymentSession, PaymentStatus
+    from domain.wallets import release_hold
+    from workflows.funds import PAYMENT_WINDOW, Refused, Saga, book, db_step, mark, notify
+
+FUNDS_ARRIVED = (PaymentEventKind.PAYMENT_SUCCEEDED, PaymentEventKind.TRANSFER_RECEIVED)
+
+
+def deposit_workflow_id(payment_id: UUID) -> str:
+    return f"deposit-{payment_id}"
+
+
+@workflow.defn(name="Deposit")
+class DepositWorkflow:
+    @workflow.init
+    def __init__(self, request: DepositInput) -> None:
+        self._request = request
+        self._movement = MovementRef(kind=MovementKind.PAYMENT, id=request.payment_id)
+        self._events: dict[str, PaymentEvent] = {}
+        self._status = PaymentStatus.INITIATED
+        self._decision: StaffDecision | None = None
+
+    @workflow.signal(name="payment_event")
+    def payment_event(self, event: PaymentEvent) -> None:
+        self._events.setdefault(event.event_id, event)
+
+    @workflow.update(name="decide")
+    async def decide(self, decision: StaffDecision) -> DecisionOutcome:
+        self._decision = decision
+        await db_step(
+            Step.RECORD_DECISION,
+            RecordDecision(
+                payment_id=self._request.payment_id,
+                decision=decision,
+                final=True,
+                new_status=PaymentStatus.CREDITING if decision.approve else None,
+            ),
+        )
+        status = PaymentStatus.CREDITING if decision.approve else PaymentStatus.REJECTED
+        return DecisionOutcome(status=status, approvals=int(decision.approve))
+
+    @decide.validator
+    def _only_a_held_deposit(self, decision: StaffDecision) -> None:
+        if self._status is not PaymentStatus.HELD or self._decision is not None:
+            raise ValueError(f"the deposit is {self._status.value}: there is nothing to decide")
+        if "compliance" not in decision.roles:
+            raise ValueError("only a compliance officer decides on a held deposit")
+
+    @workflow.run
+    async def run(self, request: DepositInput) -> MovementResult:
+        payment = PaymentRef(payment_id=request.payment_id)
+        await db_step(Step.START_PROCESSOR_DEPOSIT, payment, PaymentSession)
+        self._status = PaymentStatus.AWAITING_FUNDS
+        try:
+            await workflow.wait_condition(
+                lambda: self._processor_outcome() is not None, timeout=PAYMENT_WINDOW
+            )
+        except TimeoutError:
+            return await self._end(PaymentStatus.EXPIRED, "no payment arrived in time")
+        event = self._processor_outcome()
+        assert event is not None
+        if event.kind not in FUNDS_ARRIVED:
+            return await self._end(PaymentStatus.FAILED, "the processor declined the payment")
+
+        await db_step(
+            Step.RECORD_PAYMENT_RECEIVED,
+            PaymentReceived(payment_id=request.payment_id, event=event),
+        )
+        assessment: DepositAssessment = await db_step(
+            Step.ASSESS_DEPOSIT, payment, DepositAssessment
+        )
+        if assessment.flags:
+            self._status = PaymentStatus.HELD
+            await workflow.wait_condition(lambda: self._decision is not None)
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            assert self._decision is not None
+            if not self._decision.approve:
+                await db_step(Step.RETURN_PAYMENT_TO_PAYER, payment)
+                return await self._end(PaymentStatus.REJECTED, self._decision.reason)
+
+        self._status = PaymentStatus.CREDITING
+        where = await self._credit(assessment.amount)
+        credited = assessment.amount
+        await notify(
+            request.client_id,
+            f"{request.reference}:notice",
+            "deposit_completed",
+            f"{credited.amount} {credited.currency} from {request.reference} are credited {where}",
+        )
+        reason = None if where == "as asked" else where
+        return MovementResult(status=PaymentStatus.COMPLETED, credited=credited, reason=reason)
+
+    async def _credit(self, amount: Money) -> str:
+        """Credit the destination; returns where the money went, in the client's words."""
+        request = self._request
+        saga = Saga("deposit", request.client_id, request.reference, self._movement)
+        destination = request.destination
+        if destination.mt5 is None or amount.currency != destination.currency:
+            await book(
+                accept_into_wallet(saga.key("wallet"), saga.client, amount),
+                MarkMovement(
+                    movement=self._movement, status=PaymentStatus.COMPLETED, credited=amount
+                ),
+            )
+            return "as asked" if destination.mt5 is None else "to the wallet (other currency)"
+        await book(accept_in_transit(saga.key("transit"), saga.client, amount))
+        try:
+            await saga.give_to(destination, amount, "dep")
+            return "as asked"
+        except Refused as refused:
+            # Compensation: MT5 will not take it, but it is the client's money all the same.
+            where = f"to the wallet: MT5 refused the credit ({refused.reason})"
+            await book(
+                release_hold(saga.key("to-wallet"), saga.client, amount),
+                MarkMovement(
+                    movement=self._movement,
+                    status=PaymentStatus.COMPLETED,
+                    credited=amount,
+                    reason=where,
+                ),
+            )
+            return where
+
+    def _processor_outcome(self) -> PaymentEvent | None:
+        """The event that settles the payment: money arrived, else a decline. A late duplicate
+        or an out-of-order decline after a success changes nothing."""
+        arrived = [e for e in self._events.values() if e.kind in FUNDS_ARRIVED]
+        if arrived:
+            return arrived[0]
+        declined = [e for e in self._events.values() if e.kind is PaymentEventKind.PAYMENT_FAILED]
+        return declined[0] if declined else None
+
+    async def _end(self, status: PaymentStatus, reason: str) -> MovementResult:
+        await mark(self._movement, status, reason=reason)
+        await notify(
+            self._request.client_id,
+            f"{self._request.reference}:notice",
+            f"deposit_{status.value}",
+            f"{self._request.reference}: {reason}",
+        )
+        return MovementResult(status=status, reason=reason)

@@ -1,0 +1,282 @@
+"""Steps the deposit, withdrawal and transfer sagas share, each paired with its compensation.
+
+`Saga` keeps the compensations of the steps taken so far; `take_from` and `give_to` move money
+between the client's hold and a pocket (wallet or MT5 account), so a withdrawal is `take_from`
++ payout and a transfer is `take_from` + (conversion) + `give_to`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from domain.funds import into_mt5, out_of_mt5
+    from domain.ledger import JournalEntry
+    from domain.money import Money
+    from domain.money_flows import (
+        BalanceChange,
+        Booking,
+        ConvertHeld,
+        MarkMovement,
+        MovementRef,
+        MovementResult,
+        Mt5AccountRef,
+        Notify,
+        Pocket,
+        ReserveFromWallet,
+        ReverseBalanceChange,
+        ReverseEntry,
+        Step,
+        mt5_comment,
+    )
+    from domain.payments import PaymentStatus
+    from domain.wallets import release_hold
+    from workflows import mt5_task_queue, policies
+
+
+class Refused(Exception):
+    """A business outcome that ends the saga (insufficient funds, a rejection): compensate,
+    record it, and finish normally with that status."""
+
+    def __init__(self, status: PaymentStatus, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def refusal_of(failure: ActivityError) -> str | None:
+    """The reason, when a step failed for a business reason (a non-retryable application
+    error); None for anything else, which is a fault to escalate, not an outcome."""
+    cause = failure.cause
+    if isinstance(cause, ApplicationError) and cause.non_retryable:
+        return cause.message
+    return None
+
+
+async def db_step(step: Step, argument: Any, result_type: type | None = None) -> Any:
+    """A step against our own database or a processor, on the main task queue."""
+    return await workflow.execute_activity(
+        step,
+        argument,
+        start_to_close_timeout=policies.DATABASE_TIMEOUT,
+        retry_policy=policies.DATABASE,
+        result_type=result_type,
+    )
+
+
+async def mt5_step(
+    step: Step, account: Mt5AccountRef, argument: Any, result_type: type | None = None
+) -> Any:
+    return await workflow.execute_activity(
+        step,
+        argument,
+        task_queue=mt5_task_queue(account.server),
+        start_to_close_timeout=policies.MT5_TIMEOUT,
+        retry_policy=policies.MT5_WRITE,
+        result_type=result_type,
+    )
+
+
+async def book(entry: JournalEntry, then: MarkMovement | None = None) -> None:
+    await db_step(Step.BOOK_ENTRY, Booking(entry=entry, then=then))
+
+
+async def mark(movement: MovementRef, status: PaymentStatus, **details: Any) -> None:
+    await db_step(Step.MARK_MOVEMENT, MarkMovement(movement=movement, status=status, **details))
+
+
+async def notify(client_id: Any, key: str, kind: str, message: str) -> None:
+    await db_step(
+        Step.NOTIFY_CLIENT, Notify(client_id=client_id, key=key, kind=kind, message=message)
+    )
+
+
+class Saga:
+    """The compensations of the steps taken so far, run newest first when the saga fails."""
+
+    def __init__(self, label: str, client_id: Any, reference: str, movement: MovementRef) -> None:
+        self.label = label  # "withdrawal", "transfer": what the client's notices call it
+        self.client = str(client_id)
+        self.client_id = client_id
+        self.reference = reference
+        self.movement = movement
+        self._undo: list[Callable[[], Awaitable[Any]]] = []
+
+    def on_failure(self, compensation: Callable[[], Awaitable[Any]]) -> None:
+        self._undo.append(compensation)
+
+    async def compensate(self) -> None:
+        # Shielded: a cancelled workflow still puts the money back.
+        async def run_all() -> None:
+            for step in reversed(self._undo):
+                await step()
+
+        await asyncio.shield(run_all())
+
+    async def run(self, body: Callable[[], Awaitable[MovementResult]]) -> MovementResult:
+        """Run the saga's steps; on a refusal compensate and finish with its status. A
+        cancellation compensates and ends as cancelled; any other failure (a fault nobody
+        expected) compensates and fails the workflow, for operations to look at."""
+        try:
+            return await body()
+        except Refused as refused:
+            return await self._undone(refused.status, refused.reason)
+        except asyncio.CancelledError:
+            return await asyncio.shield(self._undone(PaymentStatus.CANCELLED, "cancelled by staff"))
+        except BaseException:
+            await self.compensate()
+            raise
+
+    async def _undone(self, status: PaymentStatus, reason: str) -> MovementResult:
+        await self.compensate()
+        await mark(self.movement, status, reason=reason)
+        await notify(
+            self.client_id,
+            self.key("notice"),
+            f"{self.label}_{status.value}",
+            f"{self.reference} was not carried out: {reason}",
+        )
+        return MovementResult(status=status, reason=reason)
+
+    @staticmethod
+    async def beyond_cancellation(steps: Awaitable[MovementResult]) -> MovementResult:
+        """Past the point of no return (money handed to a processor, or credited): the steps
+        run to their end whatever cancellation is asked for."""
+        task = asyncio.ensure_future(steps)
+        while True:
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if task.done():
+                    raise
+                workflow.logger.warning("cancellation refused: the money is already on its way")
+
+    def key(self, step: str) -> str:
+        return f"{self.reference}:{step}"
+
+    def undo_entry(self, step: str, reason: str) -> None:
+        self.on_failure(
+            lambda: workflow.execute_activity(
+                Step.REVERSE_ENTRY_IF_BOOKED,
+                ReverseEntry(key=self.key(step), reason=reason),
+                start_to_close_timeout=policies.DATABASE_TIMEOUT,
+                retry_policy=policies.COMPENSATION,
+            )
+        )
+
+    def undo_balance_change(self, change: BalanceChange, purpose: str) -> None:
+        account = change.account
+        self.on_failure(
+            lambda: workflow.execute_activity(
+                Step.MT5_REVERSE_IF_APPLIED,
+                ReverseBalanceChange(change=change, comment=mt5_comment(purpose, self.reference)),
+                task_queue=mt5_task_queue(account.server),
+                start_to_close_timeout=policies.MT5_TIMEOUT,
+                retry_policy=policies.COMPENSATION,
+            )
+        )
+
+    def balance_change(
+        self, account: Mt5AccountRef, amount: Decimal, purpose: str
+    ) -> BalanceChange:
+        return BalanceChange(
+            account=account,
+            amount=amount,
+            comment=mt5_comment(purpose, self.reference),
+            requested_at=workflow.info().workflow_start_time,
+        )
+
+    # -- money out of a pocket into the hold ---------------------------------------------------
+
+    async def take_from(
+        self, pocket: Pocket, amount: Money, then: PaymentStatus, purpose: str
+    ) -> None:
+        """Move `amount` from the wallet or the MT5 account into the client's hold; `purpose`
+        heads the MT5 deal's comment."""
+        reached = MarkMovement(movement=self.movement, status=then)
+        if pocket.mt5 is None:
+            self.undo_entry("hold", "movement did not complete")
+            await self.refusable(
+                db_step(
+                    Step.RESERVE_FROM_WALLET,
+                    ReserveFromWallet(
+                        key=self.key("hold"), client_id=self.client_id, amount=amount, then=reached
+                    ),
+                )
+            )
+            return
+        account = pocket.mt5
+        free_margin = await mt5_step(Step.MT5_FREE_MARGIN, account, account, Decimal)
+        if free_margin < amount.amount:
+            raise Refused(
+                PaymentStatus.REJECTED,
+                f"free margin on MT5 account {account.login} is {free_margin} {amount.currency}",
+            )
+        debit = self.balance_change(account, -amount.amount, purpose)
+        self.undo_balance_change(debit, "ret")
+        await self.refusable(mt5_step(Step.MT5_DEBIT_BALANCE, account, debit, int))
+        self.undo_entry("from-mt5", "movement did not complete")
+        await book(
+            out_of_mt5(self.key("from-mt5"), self.client, account.server, account.login, amount),
+            reached,
+        )
+
+    # -- money out of the hold into a pocket ---------------------------------------------------
+
+    async def give_to(self, pocket: Pocket, amount: Money, purpose: str) -> Money:
+        """Move held `amount` to the wallet or the MT5 account; the movement completes."""
+        if pocket.mt5 is None:
+            await book(
+                release_hold(self.key("to-wallet"), self.client, amount),
+                MarkMovement(
+                    movement=self.movement, status=PaymentStatus.COMPLETED, credited=amount
+                ),
+            )
+            return amount
+        account = pocket.mt5
+        credit = self.balance_change(account, amount.amount, purpose)
+        self.undo_balance_change(credit, "rev")
+        ticket = await self.refusable(mt5_step(Step.MT5_CREDIT_BALANCE, account, credit, int))
+        await book(
+            into_mt5(self.key("to-mt5"), self.client, account.server, account.login, amount),
+            MarkMovement(
+                movement=self.movement,
+                status=PaymentStatus.COMPLETED,
+                credited=amount,
+                mt5_ticket=ticket,
+            ),
+        )
+        return amount
+
+    async def convert(self, amount: Money, into: str) -> Money:
+        """Held money into another currency at the stored rate; undone by its reversal."""
+        self.undo_entry("fx", "movement did not complete")
+        converted: Money = await self.refusable(
+            db_step(
+                Step.CONVERT_HELD,
+                ConvertHeld(key=self.key("fx"), client_id=self.client_id, sell=amount, into=into),
+                Money,
+            )
+        )
+        return converted
+
+    @staticmethod
+    async def refusable(step: Awaitable[Any]) -> Any:
+        try:
+            return await step
+        except ActivityError as failure:
+            reason = refusal_of(failure)
+            if reason is None:
+                raise
+            raise Refused(PaymentStatus.REJECTED, reason) from failure
+
+
+# A client's payment page or bank transfer must arrive within this; then the deposit expires.
+PAYMENT_WINDOW = timedelta(days=7)

@@ -1,0 +1,139 @@
+"""A withdrawal: the money leaves the client's wallet or MT5 account, is approved, and is paid
+out by the processor. Each step's compensation is registered where the step is taken.
+
+1. take the money into the hold: from the wallet (refused beyond its balance) or from MT5
+   (free margin checked, then `trade/balance` debit; undone by a re-credit);
+2. checks; a flagged or large withdrawal waits for two different finance officers (update
+   `decide`, four-eyes); one rejection ends it;
+3. payout through the processor, keyed by the payment's reference;
+4. wait for the processor's verdict (signal `payment_event`): settled → the hold is paid out in
+   the books; failed → every step above is undone (MT5 re-credited, hold released).
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from uuid import UUID
+
+    from domain.money_flows import (
+        DecisionOutcome,
+        MarkMovement,
+        MovementKind,
+        MovementRef,
+        MovementResult,
+        PaymentRef,
+        RecordDecision,
+        StaffDecision,
+        Step,
+        WithdrawalAssessment,
+        WithdrawalInput,
+    )
+    from domain.payment_checks import APPROVALS_NEEDED
+    from domain.payments import PaymentEvent, PaymentEventKind, PaymentStatus
+    from domain.wallets import capture_hold
+    from workflows.funds import Refused, Saga, book, db_step, notify
+
+PAYOUT_OUTCOMES = (PaymentEventKind.PAYOUT_SETTLED, PaymentEventKind.PAYOUT_FAILED)
+
+
+def withdrawal_workflow_id(payment_id: UUID) -> str:
+    return f"withdrawal-{payment_id}"
+
+
+@workflow.defn(name="Withdrawal")
+class WithdrawalWorkflow:
+    @workflow.init
+    def __init__(self, request: WithdrawalInput) -> None:
+        self._request = request
+        self._events: dict[str, PaymentEvent] = {}
+        self._status = PaymentStatus.INITIATED
+        self._approvers: list[UUID] = []
+        self._rejection: StaffDecision | None = None
+
+    @workflow.signal(name="payment_event")
+    def payment_event(self, event: PaymentEvent) -> None:
+        self._events.setdefault(event.event_id, event)
+
+    @workflow.update(name="decide")
+    async def decide(self, decision: StaffDecision) -> DecisionOutcome:
+        if decision.approve:
+            self._approvers.append(decision.staff_id)
+        else:
+            self._rejection = decision
+        await db_step(
+            Step.RECORD_DECISION,
+            RecordDecision(
+                payment_id=self._request.payment_id,
+                decision=decision,
+                final=not decision.approve or len(self._approvers) >= APPROVALS_NEEDED,
+            ),
+        )
+        return DecisionOutcome(status=self._status, approvals=len(self._approvers))
+
+    @decide.validator
+    def _four_eyes(self, decision: StaffDecision) -> None:
+        if self._status is not PaymentStatus.PENDING_APPROVAL or self._decided():
+            raise ValueError(f"the withdrawal is {self._status.value}: there is nothing to decide")
+        if "finance" not in decision.roles:
+            raise ValueError("only a finance officer decides on a withdrawal")
+        if decision.staff_id in self._approvers:
+            raise ValueError("you have approved this withdrawal already: a second officer must")
+
+    @workflow.run
+    async def run(self, request: WithdrawalInput) -> MovementResult:
+        movement = MovementRef(kind=MovementKind.PAYMENT, id=request.payment_id)
+        saga = Saga("withdrawal", request.client_id, request.reference, movement)
+        return await saga.run(lambda: self._withdraw(saga))
+
+    async def _withdraw(self, saga: Saga) -> MovementResult:
+        request = self._request
+        payment = PaymentRef(payment_id=request.payment_id)
+        await saga.take_from(
+            request.source, request.amount, then=PaymentStatus.FUNDS_RESERVED, purpose="wd"
+        )
+
+        assessment = await db_step(Step.ASSESS_WITHDRAWAL, payment, WithdrawalAssessment)
+        if assessment.flags:
+            self._status = PaymentStatus.PENDING_APPROVAL
+            await workflow.wait_condition(self._decided)
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            if self._rejection is not None:
+                raise Refused(
+                    PaymentStatus.REJECTED, f"rejected by finance: {self._rejection.reason}"
+                )
+
+        return await saga.beyond_cancellation(self._pay_out(saga))
+
+    async def _pay_out(self, saga: Saga) -> MovementResult:
+        request = self._request
+        self._status = PaymentStatus.PAYOUT_SENT
+        await saga.refusable(
+            db_step(Step.SEND_PAYOUT, PaymentRef(payment_id=request.payment_id), str)
+        )
+        await workflow.wait_condition(lambda: self._payout_outcome() is not None)
+        outcome = self._payout_outcome()
+        assert outcome is not None
+        if outcome.kind is PaymentEventKind.PAYOUT_FAILED:
+            raise Refused(PaymentStatus.FAILED, "the processor could not pay it out")
+
+        await book(
+            capture_hold(saga.key("paid-out"), saga.client, request.provider, request.amount),
+            MarkMovement(movement=saga.movement, status=PaymentStatus.COMPLETED),
+        )
+        self._status = PaymentStatus.COMPLETED
+        await notify(
+            request.client_id,
+            saga.key("notice"),
+            "withdrawal_completed",
+            f"{request.amount.amount} {request.amount.currency} paid out ({request.reference})",
+        )
+        return MovementResult(status=PaymentStatus.COMPLETED, credited=request.amount)
+
+    def _decided(self) -> bool:
+        return self._rejection is not None or len(self._approvers) >= APPROVALS_NEEDED
+
+    def _payout_outcome(self) -> PaymentEvent | None:
+        settled = [e for e in self._events.values() if e.kind in PAYOUT_OUTCOMES]
+        return settled[0] if settled else None
