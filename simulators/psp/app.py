@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import asdict
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -12,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from simulators.psp.bank import BankCo
+from simulators.psp.bank import AutoSettle, BankCo
 from simulators.psp.card import CardCo
 from simulators.psp.webhooks import DeliveryFaults, Outbox
 
@@ -178,7 +179,39 @@ def build_app(card: CardCo, bank: BankCo, outbox: Outbox) -> Starlette:
         if request.method == "DELETE":
             outbox.flush()
         return JSONResponse(
-            {"faults": outbox.faults.__dict__, "delivered": [d.__dict__ for d in outbox.log]}
+            {"faults": asdict(outbox.faults), "delivered": [asdict(d) for d in outbox.log]}
+        )
+
+    async def sim_auto_settle(request: Request) -> Response:
+        if request.method == "POST":
+            body = await json_body(request) or {}
+            try:
+                rule = AutoSettle(
+                    int(body.get("after_ms") or 0),
+                    float(body.get("fail_probability", 0)),
+                    int(body.get("seed", 0)),
+                )
+            except (TypeError, ValueError):
+                return error(400, "after_ms (integer or null) and fail_probability are expected")
+            if rule.after_ms < 0 or not 0 <= rule.fail_probability <= 1:
+                return error(400, "after_ms must be >= 0 and fail_probability within [0, 1]")
+            bank.set_auto_settle(rule)
+        return JSONResponse({"auto_settle": asdict(bank.auto_settle) if bank.auto_settle else None})
+
+    async def sim_state(request: Request) -> Response:
+        """Ground truth: every payment either processor knows of, for tests to reconcile with."""
+        return JSONResponse(
+            {
+                "cardco": {"intents": [asdict(i) for i in card.intents.values()]},
+                "bankco": {
+                    "deposit_references": [
+                        {"reference": reference, "customer_reference": customer}
+                        for reference, customer in bank.references.items()
+                    ],
+                    "transfers": [asdict(t) for t in bank.transfers],
+                    "payouts": [asdict(p) for p in bank.payouts.values()],
+                },
+            }
         )
 
     return Starlette(
@@ -194,6 +227,8 @@ def build_app(card: CardCo, bank: BankCo, outbox: Outbox) -> Starlette:
             Route("/_sim/cardco/chargeback", sim_chargeback, methods=["POST"]),
             Route("/_sim/bankco/incoming", sim_incoming, methods=["POST"]),
             Route("/_sim/bankco/settle", sim_settle, methods=["POST"]),
+            Route("/_sim/bankco/auto_settle", sim_auto_settle, methods=["GET", "POST"]),
             Route("/_sim/webhooks", sim_webhooks, methods=["GET", "POST", "DELETE"]),
+            Route("/_sim/state", sim_state, methods=["GET"]),
         ]
     )

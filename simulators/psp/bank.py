@@ -6,9 +6,11 @@ Amounts are decimal strings ("100.00"). Webhooks carry `X-BankCo-Timestamp` and
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import random
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
@@ -42,6 +44,15 @@ class Payout:
     status: str = "pending"
 
 
+@dataclass
+class AutoSettle:
+    """Payouts settle by themselves `after_ms` after they are made, or fail with a probability."""
+
+    after_ms: int
+    fail_probability: float = 0.0
+    seed: int = 0
+
+
 class BankCo:
     name = "bankco"
 
@@ -54,6 +65,14 @@ class BankCo:
         self.payouts: dict[str, Payout] = {}
         self.by_idempotency_key: dict[str, str] = {}
         self.settlement = Ledger()
+        self.auto_settle: AutoSettle | None = None
+        self._random = random.Random(0)
+
+    def set_auto_settle(self, rule: AutoSettle | None) -> None:
+        """None or after_ms 0: payouts wait for `/_sim/bankco/settle` (the default)."""
+        self.auto_settle = rule if rule and rule.after_ms > 0 else None
+        # Reseeded on every change, so a test gets the same outcomes on every run.
+        self._random = random.Random(rule.seed if rule else 0)
 
     def sign(self, body: str, timestamp: int) -> dict[str, str]:
         digest = hmac.new(self.secret.encode(), f"{timestamp}\n{body}".encode(), hashlib.sha256)
@@ -64,8 +83,7 @@ class BankCo:
 
     def emit(self, event: str, data: dict[str, object]) -> None:
         payload = {"event": event, "event_id": secrets.token_hex(8), "data": data}
-        body = json.dumps(payload, separators=(",", ":"))
-        self.outbox.send(self.name, event, payload, self.sign(body, int(time.time())))
+        self.outbox.send(self.name, event, json.dumps(payload, separators=(",", ":")), self.sign)
 
     def deposit_reference(self, customer_reference: str) -> str:
         for reference, customer in self.references.items():
@@ -96,7 +114,14 @@ class BankCo:
         self.payouts[payout.id] = payout
         if key:
             self.by_idempotency_key[key] = payout.id
+        if self.auto_settle:
+            succeed = self._random.random() >= self.auto_settle.fail_probability
+            self.outbox.background(self._settle_later(payout, self.auto_settle.after_ms, succeed))
         return payout
+
+    async def _settle_later(self, payout: Payout, after_ms: int, succeed: bool) -> None:
+        await asyncio.sleep(after_ms / 1000)
+        self.settle(payout, succeed)  # a no-op if it was settled by hand meanwhile
 
     def settle(self, payout: Payout, succeed: bool) -> None:
         if payout.status != "pending":

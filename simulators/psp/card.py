@@ -54,9 +54,9 @@ class CardCo:
         self.by_idempotency_key: dict[str, str] = {}
         self.settlement = Ledger()
 
-    def sign(self, body: str, timestamp: int) -> str:
+    def sign(self, body: str, timestamp: int) -> dict[str, str]:
         digest = hmac.new(self.secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256)
-        return f"t={timestamp},v1={digest.hexdigest()}"
+        return {"CardCo-Signature": f"t={timestamp},v1={digest.hexdigest()}"}
 
     def emit(self, event: str, intent: Intent) -> None:
         payload = {
@@ -65,9 +65,7 @@ class CardCo:
             "created": int(time.time()),
             "data": {"object": asdict(intent)},
         }
-        body = json.dumps(payload, separators=(",", ":"))
-        headers = {"CardCo-Signature": self.sign(body, int(time.time()))}
-        self.outbox.send(self.name, event, payload, headers)
+        self.outbox.send(self.name, event, json.dumps(payload, separators=(",", ":")), self.sign)
 
     def create_intent(
         self, amount: int, currency: str, reference: str, customer_name: str, key: str | None

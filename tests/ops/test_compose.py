@@ -23,9 +23,21 @@ COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
 
-EXPECTED_SERVICES = {"postgres", "temporal", "temporal-ui", "migrate", "api", "worker", "mt5-sim"}
-APP_SERVICES = {"migrate", "api", "worker", "mt5-sim"}
+EXPECTED_SERVICES = {
+    "postgres",
+    "temporal",
+    "temporal-ui",
+    "migrate",
+    "api",
+    "worker",
+    "mt5-sim",
+    "psp-sim",
+}
+APP_SERVICES = {"migrate", "api", "worker", "mt5-sim", "psp-sim"}
 SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|PWD|SECRET|SECRETS_KEY|_KEY|_TOKEN)$")
+# Command-line flags that carry a secret: --password, --card-secret, --bank-api-key...
+SECRET_FLAG = re.compile(r"^--[a-z-]*(password|secret|key)$")
+PSP_SECRETS = ("CARDCO_API_KEY", "CARDCO_WEBHOOK_SECRET", "BANKCO_API_KEY", "BANKCO_WEBHOOK_SECRET")
 REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
 
@@ -95,7 +107,8 @@ def test_all_services_present(services: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("service", "port"), [("api", 8000), ("temporal-ui", 8080), ("temporal", 7233)]
+    ("service", "port"),
+    [("api", 8000), ("temporal-ui", 8080), ("temporal", 7233), ("psp-sim", 8600)],
 )
 def test_ports_published(services: dict[str, Any], service: str, port: int) -> None:
     assert port in published_ports(services[service])
@@ -114,6 +127,7 @@ def test_ports_published(services: dict[str, Any], service: str, port: int) -> N
                 "migrate": "service_completed_successfully",
                 "temporal": "service_healthy",
                 "mt5-sim": "service_healthy",
+                "psp-sim": "service_healthy",
             },
         ),
     ],
@@ -203,6 +217,26 @@ def test_worker_reaches_the_simulator(services: dict[str, Any]) -> None:
     assert "BROKERFLOW_MT5__MANAGER_PASSWORD" in env["BROKERFLOW_MT5__MANAGER_PASSWORD"]
 
 
+def test_api_and_worker_reach_the_psp_simulator(services: dict[str, Any]) -> None:
+    sim = command_of(services["psp-sim"])
+    assert sim[sim.index("--port") + 1] == "8600"
+    assert sim[sim.index("--host") + 1] == "0.0.0.0"
+    # Webhooks go to the API's own port and route, from inside the compose network.
+    api_port = env_of(services["api"])["BROKERFLOW_API_PORT"]
+    assert sim[sim.index("--webhook-url") + 1] == f"http://api:{api_port}/v1/webhooks"
+    for name in ("api", "worker"):
+        env = env_of(services[name])
+        assert env["BROKERFLOW_PSP__BASE_URL"] == "http://psp-sim:8600", name
+        for secret in PSP_SECRETS:
+            # BrokerFlow's copies are sealed (prod refuses them plain)...
+            assert f"BROKERFLOW_PSP__{secret}" in env[f"BROKERFLOW_PSP__{secret}"], (name, secret)
+    # ...the stand-in processors' own are in clear, from variables of their own.
+    flags = {"--card-api-key": "CARDCO_API_KEY", "--card-secret": "CARDCO_WEBHOOK_SECRET"}
+    flags |= {"--bank-api-key": "BANKCO_API_KEY", "--bank-secret": "BANKCO_WEBHOOK_SECRET"}
+    for flag, secret in flags.items():
+        assert f"PSP_SIM_{secret}" in sim[sim.index(flag) + 1], flag
+
+
 def test_api_never_gets_mt5_settings(services: dict[str, Any]) -> None:
     # architecture.md: no MT5 call inline in a request.
     assert not [k for k in env_of(services["api"]) if k.startswith("BROKERFLOW_MT5__")]
@@ -212,6 +246,8 @@ def test_secrets_wired(services: dict[str, Any]) -> None:
     assert "BROKERFLOW_JWT_SECRET" in env_of(services["api"])
     for name in ("api", "worker"):
         assert "BROKERFLOW_SECRETS_KEY" in env_of(services[name])
+        for secret in PSP_SECRETS:
+            assert f"BROKERFLOW_PSP__{secret}" in env_of(services[name])
     assert "BROKERFLOW_MT5__MANAGER_PASSWORD" in env_of(services["worker"])
 
 
@@ -223,7 +259,7 @@ def _secret_values(services: dict[str, Any]) -> list[tuple[str, str, str]]:
                 found.append((name, key, value))
         command = command_of(service) if name in APP_SERVICES else []
         for i, arg in enumerate(command[:-1]):
-            if arg in {"--password", "--secret", "--key"}:
+            if SECRET_FLAG.match(arg):
                 found.append((name, arg, command[i + 1]))
     return found
 
@@ -281,10 +317,15 @@ def test_commands_run_modules_that_exist(services: dict[str, Any], service: str 
     require(module_file(command))
 
 
-def test_simulator_accepts_the_compose_flags(services: dict[str, Any]) -> None:
-    require("simulators/mt5/__main__.py")
+@pytest.mark.parametrize(
+    ("service", "module"), [("mt5-sim", "simulators.mt5"), ("psp-sim", "simulators.psp")]
+)
+def test_simulator_accepts_the_compose_flags(
+    services: dict[str, Any], service: str, module: str
+) -> None:
+    require(module.replace(".", "/") + "/__main__.py")
     out = subprocess.run(
-        [sys.executable, "-m", "simulators.mt5", "--help"],
+        [sys.executable, "-m", module, "--help"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -292,6 +333,6 @@ def test_simulator_accepts_the_compose_flags(services: dict[str, Any]) -> None:
         check=False,
     )
     assert out.returncode == 0, out.stderr
-    flags = [arg for arg in command_of(services["mt5-sim"]) if arg.startswith("--")]
+    flags = [arg for arg in command_of(services[service]) if arg.startswith("--")]
     missing = [flag for flag in flags if flag not in out.stdout]
-    assert not missing, f"python -m simulators.mt5 has no {missing}"
+    assert not missing, f"python -m {module} has no {missing}"

@@ -1,4 +1,4 @@
-"""Real child processes for tests: the MT5 simulator, the worker, the API."""
+"""Real child processes for tests: the MT5 and PSP simulators, the worker, the API."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import httpx
 
@@ -139,3 +140,112 @@ def start_simulator(
     child = spawn("mt5-sim", args, {}, log_dir)
     wait_for_log(child, "MT5 simulator listening")
     return Simulator(child, port, manager, password, tls)
+
+
+@dataclass
+class PspSimulator:
+    """The payment-processor simulator, driven through its hosted page and `/_sim/` surface."""
+
+    child: Child
+    port: int
+    # The simulator's own defaults (simulators/psp/__main__.py), which BrokerFlow must be given.
+    card_api_key: str = "sk_card_dev"
+    card_webhook_secret: str = "whsec_card_dev"
+    bank_api_key: str = "sk_bank_dev"
+    bank_webhook_secret: str = "whsec_bank_dev"
+    # Kept for every helper call: a new client costs ~0.1 s (it loads CA certificates).
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10), repr=False)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.http.close()
+        self.child.stop()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = self.http.request(method, f"{self.base_url}{path}", **kwargs)
+        response.raise_for_status()
+        return response
+
+    def pay(self, intent_id: str, succeed: bool = True) -> None:
+        """The customer pays (or declines) on CardCo's hosted page."""
+        outcome = "succeeded" if succeed else "failed"
+        self._call("POST", f"/cardco/pay/{intent_id}", data={"outcome": outcome})
+
+    def incoming(
+        self, reference: str, amount: str, currency: str, payer_name: str
+    ) -> dict[str, Any]:
+        """A bank transfer quoting `reference` arrives at BankCo."""
+        body = {
+            "reference": reference,
+            "amount": amount,
+            "currency": currency,
+            "payer_name": payer_name,
+        }
+        transfer: dict[str, Any] = self._call("POST", "/_sim/bankco/incoming", json=body).json()
+        return transfer
+
+    def settle(
+        self, payout_id: str, outcome: Literal["settled", "failed"] = "settled"
+    ) -> dict[str, Any]:
+        body = {"payout": payout_id, "outcome": outcome}
+        payout: dict[str, Any] = self._call("POST", "/_sim/bankco/settle", json=body).json()
+        return payout
+
+    def webhook_faults(
+        self, delay_ms: int = 0, duplicate_probability: float = 0.0, reorder_window: int = 0
+    ) -> None:
+        """Replace the delivery faults; the defaults switch them all off."""
+        body = {
+            "delay_ms": delay_ms,
+            "duplicate_probability": duplicate_probability,
+            "reorder_window": reorder_window,
+        }
+        self._call("POST", "/_sim/webhooks", json=body)
+
+    def flush_webhooks(self) -> None:
+        """Send the events a reorder window still holds."""
+        self._call("DELETE", "/_sim/webhooks")
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        """The delivery log: one entry per copy sent, with attempts, status and outcome."""
+        delivered: list[dict[str, Any]] = self._call("GET", "/_sim/webhooks").json()["delivered"]
+        return delivered
+
+    def auto_settle(self, after_ms: int | None, fail_probability: float = 0.0) -> None:
+        """New BankCo payouts settle (or fail) by themselves; None or 0 turns it off."""
+        body = {"after_ms": after_ms, "fail_probability": fail_probability}
+        self._call("POST", "/_sim/bankco/auto_settle", json=body)
+
+    def state(self) -> dict[str, Any]:
+        """Every intent, deposit reference, transfer and payout the processors know of."""
+        state: dict[str, Any] = self._call("GET", "/_sim/state").json()
+        return state
+
+
+def start_psp_simulator(
+    log_dir: Path, webhook_url: str, *, extra: list[str] | None = None
+) -> PspSimulator:
+    port = free_port()
+    args = [
+        str(BIN / "python"),
+        "-m",
+        "simulators.psp",
+        "--port",
+        str(port),
+        "--webhook-url",
+        webhook_url,
+        *(extra or []),
+    ]
+    child = spawn("psp-sim", args, {}, log_dir)
+    simulator = PspSimulator(child, port)
+    try:
+        # The line is printed before uvicorn binds the port: wait for an answer too.
+        wait_for_log(child, "PSP simulator listening")
+        wait_for_http(child, f"{simulator.base_url}/_sim/state")
+    except BaseException:
+        simulator.stop()
+        raise
+    return simulator

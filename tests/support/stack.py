@@ -1,4 +1,5 @@
-"""The stack as real processes: API and worker on PostgreSQL, Temporal and the MT5 simulator."""
+"""The stack as real processes: API and worker on PostgreSQL, Temporal, the MT5 simulator and,
+when given, the PSP simulator."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from settings import seal_secret
 from tests.support.processes import (
     BIN,
     Child,
+    PspSimulator,
     Simulator,
     free_port,
     spawn,
@@ -21,6 +23,18 @@ from tests.support.processes import (
 TEST_SECRETS_KEY = "dGVzdC1vbmx5LXNlY3JldHMta2V5LTAxMjM0NTY3ODk="
 
 
+def psp_env(psp: PspSimulator, key: SecretStr) -> dict[str, str]:
+    return {
+        "BROKERFLOW_PSP__BASE_URL": psp.base_url,
+        "BROKERFLOW_PSP__TIMEOUT_SECONDS": "5",
+        # Sealed, as production keeps them: the API and the worker must open them themselves.
+        "BROKERFLOW_PSP__CARDCO_API_KEY": seal_secret(psp.card_api_key, key),
+        "BROKERFLOW_PSP__CARDCO_WEBHOOK_SECRET": seal_secret(psp.card_webhook_secret, key),
+        "BROKERFLOW_PSP__BANKCO_API_KEY": seal_secret(psp.bank_api_key, key),
+        "BROKERFLOW_PSP__BANKCO_WEBHOOK_SECRET": seal_secret(psp.bank_webhook_secret, key),
+    }
+
+
 @dataclass
 class Stack:
     owner_url: str
@@ -29,6 +43,7 @@ class Stack:
     log_dir: Path
     api_port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
+    psp: PspSimulator | None = None
     worker: Child | None = None
     api: Child | None = None
 
@@ -37,6 +52,7 @@ class Stack:
         return f"http://127.0.0.1:{self.api_port}"
 
     def env(self) -> dict[str, str]:
+        key = SecretStr(TEST_SECRETS_KEY)
         return {
             "BROKERFLOW_ENV": "test",
             "BROKERFLOW_DATABASE_URL": self.owner_url,
@@ -47,12 +63,11 @@ class Stack:
             "BROKERFLOW_MT5__ADDRESS": self.simulator.address,
             "BROKERFLOW_MT5__MANAGER_LOGIN": str(self.simulator.manager),
             # Sealed, as production keeps it: the worker must open it itself.
-            "BROKERFLOW_MT5__MANAGER_PASSWORD": seal_secret(
-                self.simulator.password, SecretStr(TEST_SECRETS_KEY)
-            ),
+            "BROKERFLOW_MT5__MANAGER_PASSWORD": seal_secret(self.simulator.password, key),
             "BROKERFLOW_MT5__TLS": "true" if self.simulator.tls else "false",
             "BROKERFLOW_MT5__TIMEOUT_SECONDS": "5",
             "BROKERFLOW_LOG_LEVEL": "INFO",
+            **(psp_env(self.psp, key) if self.psp else {}),
             **self.extra_env,
         }
 
