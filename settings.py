@@ -10,9 +10,17 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from cryptography.fernet import Fernet, InvalidToken
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    field_serializer,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent
@@ -143,8 +151,11 @@ class Settings(BaseSettings):
     data_dir: Path = PROJECT_ROOT / ".data"
 
     # Owner connection (migrations). Unset: an embedded PostgreSQL under data_dir is started.
+    # It may carry a password: kept out of repr, and masked when the settings are dumped.
     database_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("BROKERFLOW_DATABASE_URL", "DATABASE_URL")
+        default=None,
+        validation_alias=AliasChoices("BROKERFLOW_DATABASE_URL", "DATABASE_URL"),
+        repr=False,
     )
     # The app's own role, which may not UPDATE or DELETE the audit log.
     database_app_role: str = "brokerflow_app"
@@ -177,6 +188,16 @@ class Settings(BaseSettings):
     otel_endpoint: str = "http://127.0.0.1:4318"
     log_level: str = "INFO"
     log_json: bool = True
+
+    @field_serializer("database_url")
+    def _mask_database_password(self, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":**********@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
 
     def mt5_fleet(self) -> list[Mt5ServerSettings]:
         """Every MT5 server BrokerFlow drives, the sign-up server first."""

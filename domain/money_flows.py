@@ -75,6 +75,22 @@ def reference_for(kind: MovementKind, movement_id: uuid.UUID) -> str:
     return f"{prefix}{movement_id.hex[:20].upper()}"
 
 
+# Workflow ids come from business keys, so a second start of the same movement is refused.
+def deposit_workflow_id(payment_id: uuid.UUID) -> str:
+    return f"deposit-{payment_id}"
+
+
+def withdrawal_workflow_id(payment_id: uuid.UUID) -> str:
+    return f"withdrawal-{payment_id}"
+
+
+def transfer_workflow_id(transfer_id: uuid.UUID) -> str:
+    return f"transfer-{transfer_id}"
+
+
+StaffId = uuid.UUID
+
+
 def mt5_comment(purpose: str, reference: str) -> str:
     """A balance deal's comment: its purpose and the movement's reference. It is also the
     deal's idempotency key on MT5, so each purpose is used once per movement (max 31 chars)."""
@@ -123,7 +139,7 @@ class MovementResult(Frozen):
 class StaffDecision(Frozen):
     """A compliance officer on a held deposit, or a finance officer on a withdrawal."""
 
-    staff_id: uuid.UUID
+    staff_id: StaffId
     roles: tuple[str, ...]
     approve: bool
     reason: str = Field(min_length=1, max_length=1000)

@@ -16,8 +16,6 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from uuid import UUID
-
     from domain.funds import accept_in_transit, accept_into_wallet
     from domain.money import Money
     from domain.money_flows import (
@@ -33,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         RecordDecision,
         StaffDecision,
         Step,
+        deposit_workflow_id,
     )
     from domain.payments import PaymentEvent, PaymentEventKind, PaymentSession, PaymentStatus
     from domain.wallets import release_hold
@@ -41,8 +40,8 @@ with workflow.unsafe.imports_passed_through():
 FUNDS_ARRIVED = (PaymentEventKind.PAYMENT_SUCCEEDED, PaymentEventKind.TRANSFER_RECEIVED)
 
 
-def deposit_workflow_id(payment_id: UUID) -> str:
-    return f"deposit-{payment_id}"
+# The id is how the API reaches a running deposit.
+__all__ = ["DepositWorkflow", "deposit_workflow_id"]
 
 
 @workflow.defn(name="Deposit")

@@ -13,15 +13,19 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from uuid import UUID
-
-    from domain.money_flows import MovementKind, MovementRef, MovementResult, TransferInput
+    from domain.money_flows import (
+        MovementKind,
+        MovementRef,
+        MovementResult,
+        TransferInput,
+        transfer_workflow_id,
+    )
     from domain.payments import PaymentStatus
     from workflows.funds import Saga, notify
 
 
-def transfer_workflow_id(transfer_id: UUID) -> str:
-    return f"transfer-{transfer_id}"
+# The id is how the API reaches a running transfer.
+__all__ = ["TransferWorkflow", "transfer_workflow_id"]
 
 
 @workflow.defn(name="Transfer")

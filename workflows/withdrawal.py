@@ -15,8 +15,6 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from uuid import UUID
-
     from domain.money_flows import (
         DecisionOutcome,
         MarkMovement,
@@ -26,9 +24,11 @@ with workflow.unsafe.imports_passed_through():
         PaymentRef,
         RecordDecision,
         StaffDecision,
+        StaffId,
         Step,
         WithdrawalAssessment,
         WithdrawalInput,
+        withdrawal_workflow_id,
     )
     from domain.payment_checks import APPROVALS_NEEDED
     from domain.payments import PaymentEvent, PaymentEventKind, PaymentStatus
@@ -38,8 +38,8 @@ with workflow.unsafe.imports_passed_through():
 PAYOUT_OUTCOMES = (PaymentEventKind.PAYOUT_SETTLED, PaymentEventKind.PAYOUT_FAILED)
 
 
-def withdrawal_workflow_id(payment_id: UUID) -> str:
-    return f"withdrawal-{payment_id}"
+# The id is how the API reaches a running withdrawal.
+__all__ = ["WithdrawalWorkflow", "withdrawal_workflow_id"]
 
 
 @workflow.defn(name="Withdrawal")
@@ -49,7 +49,7 @@ class WithdrawalWorkflow:
         self._request = request
         self._events: dict[str, PaymentEvent] = {}
         self._status = PaymentStatus.INITIATED
-        self._approvers: list[UUID] = []
+        self._approvers: list[StaffId] = []
         self._rejection: StaffDecision | None = None
 
     @workflow.signal(name="payment_event")

@@ -162,7 +162,9 @@ class TestTransfers:
         self, books: Books, mt5_sim: Simulator
     ) -> None:
         # The first credit's answer is lost after MT5 applied it: the retry must find it.
-        mt5_sim.inject_faults({"path": "/api/trade/balance", "mode": "drop_after_commit", "times": 1})
+        mt5_sim.inject_faults(
+            {"path": "/api/trade/balance", "mode": "drop_after_commit", "times": 1}
+        )
         try:
             first = await books.transfer(
                 Money.of("300.00", "USD"), usd_wallet(), on_mt5(books.usd_login, "USD")

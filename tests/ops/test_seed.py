@@ -1,0 +1,154 @@
+"""`python -m ops.seed` is idempotent: a second run adds nobody and prints no credentials.
+
+The demo clients sign up through the API's own service, which starts their account-opening
+workflow, so the seed runs against the session's real Temporal server, in a namespace of this
+test's own that no worker polls: the workflows are started and left waiting (then terminated).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from google.protobuf.duration_pb2 import Duration
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
+
+from db.models import AccountApplication, AuditEntry, IntroducingBroker, StaffUser
+from db.models import Client as ClientRow
+from db.sealed import SecretBox
+from domain.roles import StaffRole
+from ops.seed import DEMO_CLIENTS, DEMO_IB, print_report, seed
+from settings import Settings
+from tests.conftest import make_settings
+from tests.support.database import ProvisionedDatabase
+
+SEED_NAMESPACE = "seed-test"
+
+
+async def namespace_client(env: WorkflowEnvironment, namespace: str) -> Client:
+    """Register `namespace` on the dev server (once per server) and wait until it takes work."""
+    try:
+        await env.client.workflow_service.register_namespace(
+            RegisterNamespaceRequest(
+                namespace=namespace, workflow_execution_retention_period=Duration(seconds=86400)
+            )
+        )
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.ALREADY_EXISTS:
+            raise
+    client = await Client.connect(
+        env.client.service_client.config.target_host,
+        namespace=namespace,
+        data_converter=env.client.data_converter,
+    )
+    for _ in range(100):
+        try:
+            await client.count_workflows()
+            return client
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            await asyncio.sleep(0.2)
+    raise TimeoutError(f"namespace {namespace} never became usable")
+
+
+@pytest.fixture
+async def seed_temporal(temporal_env: WorkflowEnvironment) -> AsyncIterator[Client]:
+    client = await namespace_client(temporal_env, SEED_NAMESPACE)
+    yield client
+    async for execution in client.list_workflows("ExecutionStatus = 'Running'"):
+        await client.get_workflow_handle(execution.id).terminate("ops.seed test is over")
+
+
+@pytest.fixture
+def seed_settings(test_db: ProvisionedDatabase, seed_temporal: Client) -> Settings:
+    return make_settings(
+        test_db.owner_url,
+        temporal_address=seed_temporal.service_client.config.target_host,
+        temporal_namespace=SEED_NAMESPACE,
+    )
+
+
+async def counts(sessions: async_sessionmaker[AsyncSession]) -> dict[str, int]:
+    async with sessions() as session:
+        return {
+            table.__name__: int(await session.scalar(select(func.count()).select_from(table)) or 0)
+            for table in (StaffUser, IntroducingBroker, ClientRow, AccountApplication, AuditEntry)
+        }
+
+
+async def test_seeding_twice_creates_nothing_new_and_prints_credentials_once(
+    seed_settings: Settings,
+    seed_temporal: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    first = await seed(seed_settings)
+    print_report(first)
+    first_output = capsys.readouterr().out
+    after_first = await counts(sessions)
+
+    second = await seed(seed_settings)
+    print_report(second)
+    second_output = capsys.readouterr().out
+    after_second = await counts(sessions)
+
+    # First run: one staff user per role, the demo IB and the demo clients, each once.
+    staff_emails = {f"{role.value}@brokerflow.example" for role in StaffRole}
+    client_emails = {email for email, *_ in DEMO_CLIENTS}
+    by_kind: dict[str, list[str]] = {}
+    for credential in first.created:
+        by_kind.setdefault(credential.kind, []).append(credential.email)
+    assert sorted(by_kind["staff"]) == sorted(staff_emails)
+    assert by_kind["ib"] == [DEMO_IB[0]]
+    assert sorted(by_kind["client"]) == sorted(client_emails)
+    assert after_first["StaffUser"] == len(StaffRole)
+    assert after_first["IntroducingBroker"] == 1
+    assert after_first["Client"] == after_first["AccountApplication"] == len(DEMO_CLIENTS)
+
+    # Credentials are printed the first time, and stored only as hashes / sealed values.
+    assert "Demo credentials" in first_output
+    box = SecretBox(seed_settings.secrets_key)
+    async with sessions() as session:
+        staff = {s.email: s for s in await session.scalars(select(StaffUser))}
+        clients = {c.email: c for c in await session.scalars(select(ClientRow))}
+    for credential in first.created:
+        assert credential.password in first_output
+        stored = staff.get(credential.email) or clients.get(credential.email)
+        if stored is not None:
+            assert credential.password not in stored.password_hash
+            assert stored.password_hash.startswith("$argon2")
+        if credential.totp_secret:
+            assert credential.totp_secret in first_output
+            sealed = staff[credential.email].totp_secret_enc
+            assert credential.totp_secret not in sealed
+            assert box.open(sealed).get_secret_value() == credential.totp_secret
+
+    # Second run: nothing created, nothing audited, no credential printed; it says so instead.
+    assert second.created == []
+    assert after_second == after_first
+    assert "already present" in second_output
+    assert "Demo credentials" not in second_output
+    assert "password" not in second_output
+    for credential in first.created:
+        assert credential.password not in second_output
+        assert credential.email not in second_output
+
+    # Each demo client's account opening was started once, under its application's id.
+    async with sessions() as session:
+        workflow_ids = list(await session.scalars(select(AccountApplication.workflow_id)))
+    for workflow_id in workflow_ids:
+        description = await seed_temporal.get_workflow_handle(workflow_id).describe()
+        assert description.status == WorkflowExecutionStatus.RUNNING
+
+
+async def test_seed_refuses_a_prod_environment(test_db: ProvisionedDatabase) -> None:
+    prod = make_settings(test_db.owner_url).model_copy(update={"env": "prod"})
+    with pytest.raises(SystemExit, match="prod"):
+        await seed(prod)
