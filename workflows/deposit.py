@@ -14,6 +14,7 @@ the wallet or the MT5 account.
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.exceptions import is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from domain.funds import accept_in_transit, accept_into_wallet
@@ -35,7 +36,16 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.payments import PaymentEvent, PaymentEventKind, PaymentSession, PaymentStatus
     from domain.wallets import release_hold
-    from workflows.funds import PAYMENT_WINDOW, Refused, Saga, book, db_step, mark, notify
+    from workflows.funds import (
+        PAYMENT_WINDOW,
+        Refused,
+        Saga,
+        book,
+        db_step,
+        mark,
+        notify,
+        unstoppable,
+    )
 
 FUNDS_ARRIVED = (PaymentEventKind.PAYMENT_SUCCEEDED, PaymentEventKind.TRANSFER_RECEIVED)
 
@@ -82,20 +92,33 @@ class DepositWorkflow:
 
     @workflow.run
     async def run(self, request: DepositInput) -> MovementResult:
-        payment = PaymentRef(payment_id=request.payment_id)
-        await db_step(Step.START_PROCESSOR_DEPOSIT, payment, PaymentSession)
-        self._status = PaymentStatus.AWAITING_FUNDS
         try:
-            await workflow.wait_condition(
-                lambda: self._processor_outcome() is not None, timeout=PAYMENT_WINDOW
-            )
+            event = await self._funds_or_decline()
         except TimeoutError:
             return await self._end(PaymentStatus.EXPIRED, "no payment arrived in time")
-        event = self._processor_outcome()
-        assert event is not None
+        except BaseException as failure:
+            if is_cancelled_exception(failure):
+                return await unstoppable(self._end(PaymentStatus.CANCELLED, "cancelled by staff"))
+            raise
         if event.kind not in FUNDS_ARRIVED:
             return await self._end(PaymentStatus.FAILED, "the processor declined the payment")
+        # The money has arrived: from here it is credited or returned, whatever else is asked.
+        return await unstoppable(self._receive(event))
 
+    async def _funds_or_decline(self) -> PaymentEvent:
+        payment = PaymentRef(payment_id=self._request.payment_id)
+        await db_step(Step.START_PROCESSOR_DEPOSIT, payment, PaymentSession)
+        self._status = PaymentStatus.AWAITING_FUNDS
+        await workflow.wait_condition(
+            lambda: self._processor_outcome() is not None, timeout=PAYMENT_WINDOW
+        )
+        event = self._processor_outcome()
+        assert event is not None
+        return event
+
+    async def _receive(self, event: PaymentEvent) -> MovementResult:
+        request = self._request
+        payment = PaymentRef(payment_id=request.payment_id)
         await db_step(
             Step.RECORD_PAYMENT_RECEIVED,
             PaymentReceived(payment_id=request.payment_id, event=event),

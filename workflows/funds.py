@@ -11,10 +11,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from domain.funds import into_mt5, out_of_mt5
@@ -41,6 +41,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows import mt5_task_queue, policies
 
 
+T = TypeVar("T")
+
+
 class Refused(Exception):
     """A business outcome that ends the saga (insufficient funds, a rejection): compensate,
     record it, and finish normally with that status."""
@@ -62,26 +65,60 @@ def refusal_of(failure: ActivityError) -> str | None:
 
 async def db_step(step: Step, argument: Any, result_type: type | None = None) -> Any:
     """A step against our own database or a processor, on the main task queue."""
-    return await workflow.execute_activity(
-        step,
-        argument,
-        start_to_close_timeout=policies.DATABASE_TIMEOUT,
-        retry_policy=policies.DATABASE,
-        result_type=result_type,
+    return await finish_first(
+        workflow.execute_activity(
+            step,
+            argument,
+            start_to_close_timeout=policies.DATABASE_TIMEOUT,
+            retry_policy=policies.DATABASE,
+            result_type=result_type,
+        )
     )
 
 
 async def mt5_step(
     step: Step, account: Mt5AccountRef, argument: Any, result_type: type | None = None
 ) -> Any:
-    return await workflow.execute_activity(
-        step,
-        argument,
-        task_queue=mt5_task_queue(account.server),
-        start_to_close_timeout=policies.MT5_TIMEOUT,
-        retry_policy=policies.MT5_WRITE,
-        result_type=result_type,
+    return await finish_first(
+        workflow.execute_activity(
+            step,
+            argument,
+            task_queue=mt5_task_queue(account.server),
+            start_to_close_timeout=policies.MT5_TIMEOUT,
+            retry_policy=policies.MT5_WRITE,
+            result_type=result_type,
+        )
     )
+
+
+async def finish_first(step: Awaitable[T]) -> T:
+    """A cancellation asked for while `step` runs takes effect once it has finished: its
+    compensation must not race it (it would find nothing to undo, and then the step would land)."""
+    task = asyncio.ensure_future(step)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError("cancelled by staff")
+    return result
+
+
+async def unstoppable(steps: Awaitable[T]) -> T:
+    """Run `steps` to their end whatever cancellation is asked for meanwhile."""
+    task = asyncio.ensure_future(steps)
+    while True:
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            workflow.logger.warning("cancellation refused: these steps must finish")
 
 
 async def book(entry: JournalEntry, then: MarkMovement | None = None) -> None:
@@ -113,25 +150,32 @@ class Saga:
         self._undo.append(compensation)
 
     async def compensate(self) -> None:
-        # Shielded: a cancelled workflow still puts the money back.
+        """The compensations, newest first, to their end: a cancelled workflow still puts the
+        money back."""
+
         async def run_all() -> None:
             for step in reversed(self._undo):
                 await step()
 
-        await asyncio.shield(run_all())
+        await unstoppable(run_all())
 
     async def run(self, body: Callable[[], Awaitable[MovementResult]]) -> MovementResult:
         """Run the saga's steps; on a refusal compensate and finish with its status. A
         cancellation compensates and ends as cancelled; any other failure (a fault nobody
-        expected) compensates and fails the workflow, for operations to look at."""
+        expected) compensates, marks the movement failed and fails the workflow, for
+        operations to look at."""
         try:
             return await body()
         except Refused as refused:
-            return await self._undone(refused.status, refused.reason)
-        except asyncio.CancelledError:
-            return await asyncio.shield(self._undone(PaymentStatus.CANCELLED, "cancelled by staff"))
-        except BaseException:
-            await self.compensate()
+            return await unstoppable(self._undone(refused.status, refused.reason))
+        except BaseException as failure:
+            if is_cancelled_exception(failure):
+                return await unstoppable(
+                    self._undone(PaymentStatus.CANCELLED, "cancelled by staff")
+                )
+            await unstoppable(
+                self._undone(PaymentStatus.FAILED, f"undone after a fault: {failure}")
+            )
             raise
 
     async def _undone(self, status: PaymentStatus, reason: str) -> MovementResult:
@@ -144,19 +188,6 @@ class Saga:
             f"{self.reference} was not carried out: {reason}",
         )
         return MovementResult(status=status, reason=reason)
-
-    @staticmethod
-    async def beyond_cancellation(steps: Awaitable[MovementResult]) -> MovementResult:
-        """Past the point of no return (money handed to a processor, or credited): the steps
-        run to their end whatever cancellation is asked for."""
-        task = asyncio.ensure_future(steps)
-        while True:
-            try:
-                return await asyncio.shield(task)
-            except asyncio.CancelledError:
-                if task.done():
-                    raise
-                workflow.logger.warning("cancellation refused: the money is already on its way")
 
     def key(self, step: str) -> str:
         return f"{self.reference}:{step}"

@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.payment_checks import APPROVALS_NEEDED
     from domain.payments import PaymentEvent, PaymentEventKind, PaymentStatus
     from domain.wallets import capture_hold
-    from workflows.funds import Refused, Saga, book, db_step, notify
+    from workflows.funds import Refused, Saga, book, db_step, notify, unstoppable
 
 PAYOUT_OUTCOMES = (PaymentEventKind.PAYOUT_SETTLED, PaymentEventKind.PAYOUT_FAILED)
 
@@ -104,7 +104,8 @@ class WithdrawalWorkflow:
                     PaymentStatus.REJECTED, f"rejected by finance: {self._rejection.reason}"
                 )
 
-        return await saga.beyond_cancellation(self._pay_out(saga))
+        # Point of no return: the money is with the processor; a cancellation is refused.
+        return await unstoppable(self._pay_out(saga))
 
     async def _pay_out(self, saga: Saga) -> MovementResult:
         request = self._request

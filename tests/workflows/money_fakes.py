@@ -1,0 +1,330 @@
+"""Fakes of the money sagas' steps (deposit, withdrawal, transfer), registered under the real
+step names, and the helpers their tests share: the environment, the workers, waiting until a
+workflow is blocked, and replaying what it recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer, Worker
+
+from domain.money import Money
+from domain.money_flows import (
+    BalanceChange,
+    Booking,
+    ConvertHeld,
+    DepositAssessment,
+    MarkMovement,
+    Mt5AccountRef,
+    Notify,
+    PaymentReceived,
+    PaymentRef,
+    RecordDecision,
+    ReserveFromWallet,
+    ReverseBalanceChange,
+    ReverseEntry,
+    Step,
+    WithdrawalAssessment,
+)
+from domain.payment_checks import RiskFlag
+from domain.payments import PaymentEvent, PaymentEventKind, PaymentSession
+from workflows import mt5_task_queue
+
+# The temporal-test-server binary sits next to the interpreter (as in tests/conftest.py).
+BIN = Path(sys.executable).parent
+
+
+async def start_environment() -> WorkflowEnvironment:
+    return await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(BIN / "temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+
+
+def usd(amount: str) -> Money:
+    return Money(amount=Decimal(amount), currency="USD")
+
+
+def eur(amount: str) -> Money:
+    return Money(amount=Decimal(amount), currency="EUR")
+
+
+@dataclass
+class MoneyFakes:
+    """The saga steps, faked. Every call is recorded in `calls` as (step, key argument) and its
+    input in `inputs[step]`; `booked` is a tiny ledger of the entry keys booked so far, and
+    `deals` the comments of the balance deals MT5 holds (a refused change leaves none).
+
+    `refuse` maps a step name (or, for BOOK_ENTRY, an entry key) to the type of a
+    non-retryable ApplicationError that call raises: a business refusal. `paused` steps wait
+    until their event is set.
+    """
+
+    server: str = field(default_factory=lambda: f"mt5{uuid.uuid4().hex[:8]}")
+    deposit_flags: tuple[RiskFlag, ...] = ()
+    withdrawal_flags: tuple[RiskFlag, ...] = ()
+    free_margin: Decimal = Decimal("1000000")
+    eur_per_usd: Decimal = Decimal("0.90")
+    ticket: int = 4242
+    refuse: dict[str, str] = field(default_factory=dict)
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+    inputs: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
+    booked: set[str] = field(default_factory=set)
+    deals: set[str] = field(default_factory=set)
+    paused: dict[str, asyncio.Event] = field(default_factory=dict)
+    _received: Money | None = None
+
+    def account(self, login: int = 7001) -> Mt5AccountRef:
+        return Mt5AccountRef(server=self.server, login=login)
+
+    def pause(self, step: str) -> asyncio.Event:
+        """Make `step` wait until the returned event is set."""
+        self.paused[step] = asyncio.Event()
+        return self.paused[step]
+
+    async def called(self, step: str) -> None:
+        """Wait until `step` has been called (a paused step is then in flight)."""
+        for _ in range(400):
+            if step in self.steps():
+                return
+            await asyncio.sleep(0.025)
+        raise AssertionError(f"{step} was never called")
+
+    async def landed(self, comment: str) -> None:
+        """Wait until MT5 holds the balance deal `comment` (a paused change, once released)."""
+        for _ in range(400):
+            if comment in self.deals:
+                return
+            await asyncio.sleep(0.025)
+        raise AssertionError(f"MT5 never applied {comment}")
+
+    def steps(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+    def bookings(self) -> dict[str, Booking]:
+        return {b.entry.idempotency_key: b for b in self.inputs[Step.BOOK_ENTRY]}
+
+    def after(self, step: str) -> list[tuple[str, Any]]:
+        """The calls after the first call of `step`."""
+        return self.calls[self.steps().index(step) + 1 :]
+
+    async def _call(
+        self, step: str, detail: Any, argument: Any, refusal_key: str | None = None
+    ) -> None:
+        self.calls.append((step, detail))
+        self.inputs[step].append(argument)
+        if step in self.paused:
+            await self.paused[step].wait()
+        kind = self.refuse.get(refusal_key or step)
+        if kind is not None:
+            raise ApplicationError(f"{kind} (fake)", type=kind, non_retryable=True)
+
+    def activities(self) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
+        """(the main task queue's steps, the MT5 server's queue's steps)."""
+
+        @activity.defn(name=Step.START_PROCESSOR_DEPOSIT)
+        async def start_processor_deposit(request: PaymentRef) -> PaymentSession:
+            await self._call(Step.START_PROCESSOR_DEPOSIT, None, request)
+            return PaymentSession(provider="cardco", provider_ref="pay_1", redirect_url="https://x")
+
+        @activity.defn(name=Step.RECORD_PAYMENT_RECEIVED)
+        async def record_payment_received(request: PaymentReceived) -> None:
+            await self._call(Step.RECORD_PAYMENT_RECEIVED, request.event.event_id, request)
+            self._received = request.event.amount
+
+        @activity.defn(name=Step.ASSESS_DEPOSIT)
+        async def assess_deposit(request: PaymentRef) -> DepositAssessment:
+            await self._call(Step.ASSESS_DEPOSIT, None, request)
+            assert self._received is not None
+            return DepositAssessment(flags=self.deposit_flags, amount=self._received)
+
+        @activity.defn(name=Step.RECORD_DECISION)
+        async def record_decision(request: RecordDecision) -> None:
+            await self._call(Step.RECORD_DECISION, request.decision.approve, request)
+
+        @activity.defn(name=Step.ASSESS_WITHDRAWAL)
+        async def assess_withdrawal(request: PaymentRef) -> WithdrawalAssessment:
+            await self._call(Step.ASSESS_WITHDRAWAL, None, request)
+            return WithdrawalAssessment(flags=self.withdrawal_flags)
+
+        @activity.defn(name=Step.SEND_PAYOUT)
+        async def send_payout(request: PaymentRef) -> str:
+            await self._call(Step.SEND_PAYOUT, None, request)
+            return "payout_1"
+
+        @activity.defn(name=Step.RETURN_PAYMENT_TO_PAYER)
+        async def return_payment_to_payer(request: PaymentRef) -> None:
+            await self._call(Step.RETURN_PAYMENT_TO_PAYER, None, request)
+
+        @activity.defn(name=Step.MARK_MOVEMENT)
+        async def mark_movement(request: MarkMovement) -> None:
+            await self._call(Step.MARK_MOVEMENT, request.status, request)
+
+        @activity.defn(name=Step.NOTIFY_CLIENT)
+        async def notify_client(request: Notify) -> None:
+            await self._call(Step.NOTIFY_CLIENT, request.kind, request)
+
+        @activity.defn(name=Step.BOOK_ENTRY)
+        async def book_entry(request: Booking) -> None:
+            key = request.entry.idempotency_key
+            await self._call(Step.BOOK_ENTRY, key, request, refusal_key=key)
+            self.booked.add(key)
+
+        @activity.defn(name=Step.REVERSE_ENTRY_IF_BOOKED)
+        async def reverse_entry_if_booked(request: ReverseEntry) -> None:
+            was_booked = request.key in self.booked
+            await self._call(Step.REVERSE_ENTRY_IF_BOOKED, (request.key, was_booked), request)
+            if was_booked:
+                self.booked.add(f"{request.key}:reversal")
+
+        @activity.defn(name=Step.RESERVE_FROM_WALLET)
+        async def reserve_from_wallet(request: ReserveFromWallet) -> None:
+            await self._call(Step.RESERVE_FROM_WALLET, request.key, request)
+            self.booked.add(request.key)
+
+        @activity.defn(name=Step.CONVERT_HELD)
+        async def convert_held(request: ConvertHeld) -> Money:
+            await self._call(Step.CONVERT_HELD, request.key, request)
+            self.booked.add(request.key)
+            rate = self.eur_per_usd if request.into == "EUR" else 1 / self.eur_per_usd
+            return Money(amount=request.sell.amount * rate, currency=request.into).rounded()
+
+        @activity.defn(name=Step.MT5_FREE_MARGIN)
+        async def mt5_free_margin(account: Mt5AccountRef) -> Decimal:
+            await self._call(Step.MT5_FREE_MARGIN, account.login, account)
+            return self.free_margin
+
+        @activity.defn(name=Step.MT5_CREDIT_BALANCE)
+        async def mt5_credit_balance(change: BalanceChange) -> int:
+            await self._call(Step.MT5_CREDIT_BALANCE, change.comment, change)
+            self.deals.add(change.comment)
+            return self.ticket
+
+        @activity.defn(name=Step.MT5_DEBIT_BALANCE)
+        async def mt5_debit_balance(change: BalanceChange) -> int:
+            await self._call(Step.MT5_DEBIT_BALANCE, change.comment, change)
+            self.deals.add(change.comment)
+            return self.ticket + 1
+
+        @activity.defn(name=Step.MT5_REVERSE_IF_APPLIED)
+        async def mt5_reverse_if_applied(request: ReverseBalanceChange) -> int | None:
+            applied = request.change.comment in self.deals
+            await self._call(Step.MT5_REVERSE_IF_APPLIED, (request.comment, applied), request)
+            if not applied:
+                return None
+            self.deals.add(request.comment)
+            return self.ticket + 2
+
+        main: list[Callable[..., Any]] = [
+            start_processor_deposit,
+            record_payment_received,
+            assess_deposit,
+            record_decision,
+            assess_withdrawal,
+            send_payout,
+            return_payment_to_payer,
+            mark_movement,
+            notify_client,
+            book_entry,
+            reverse_entry_if_booked,
+            reserve_from_wallet,
+            convert_held,
+        ]
+        mt5: list[Callable[..., Any]] = [
+            mt5_free_margin,
+            mt5_credit_balance,
+            mt5_debit_balance,
+            mt5_reverse_if_applied,
+        ]
+        return main, mt5
+
+
+@asynccontextmanager
+async def workers(
+    env: WorkflowEnvironment, fakes: MoneyFakes, workflow: type
+) -> AsyncIterator[str]:
+    """A worker for the workflow and the database steps on a fresh main queue, and one for the
+    MT5 steps on the fakes' server's queue; yields the main queue."""
+    queue = f"test-{uuid.uuid4()}"
+    main, mt5 = fakes.activities()
+    async with (
+        Worker(env.client, task_queue=queue, workflows=[workflow], activities=main),
+        Worker(env.client, task_queue=mt5_task_queue(fakes.server), activities=mt5),
+    ):
+        yield queue
+
+
+async def replay(handle: WorkflowHandle[Any, Any], workflow: type) -> None:
+    """The recorded history replays without a non-determinism error."""
+    history = await handle.fetch_history()
+    await Replayer(workflows=[workflow], data_converter=pydantic_data_converter).replay_workflow(
+        history
+    )
+
+
+async def blocked_after(handle: WorkflowHandle[Any, Any], step: str) -> None:
+    """Wait until `step` has completed and the workflow has processed it and is waiting (for
+    a signal or an update): its last event is a completed workflow task."""
+    for _ in range(400):
+        events = list((await handle.fetch_history()).events)
+        scheduled = {
+            e.event_id
+            for e in events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+            and e.activity_task_scheduled_event_attributes.activity_type.name == step
+        }
+        completed = any(
+            e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+            and e.activity_task_completed_event_attributes.scheduled_event_id in scheduled
+            for e in events
+        )
+        if completed and events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"the workflow never settled after {step}")
+
+
+async def cancel(handle: WorkflowHandle[Any, Any]) -> None:
+    """Ask the workflow to cancel and wait until a workflow task has handled the request."""
+    await handle.cancel()
+    requested = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED
+    for _ in range(400):
+        types = [e.event_type for e in (await handle.fetch_history()).events]
+        if requested in types and any(
+            t == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+            for t in types[types.index(requested) :]
+        ):
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError("the workflow never handled its cancellation")
+
+
+def payment_event(
+    kind: PaymentEventKind, reference: str, amount: Money, event_id: str | None = None
+) -> PaymentEvent:
+    return PaymentEvent(
+        provider="cardco",
+        event_id=event_id or f"evt_{uuid.uuid4().hex[:12]}",
+        kind=kind,
+        provider_ref="pay_1",
+        reference=reference,
+        amount=amount,
+        payer_name="Jane Doe",
+        sent_at=datetime.now(UTC),
+    )

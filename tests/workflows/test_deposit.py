@@ -1,0 +1,319 @@
+"""The deposit workflow's logic, with its steps replaced by fakes of the same name."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+
+from domain.money import Money
+from domain.money_flows import (
+    DecisionOutcome,
+    DepositInput,
+    MovementKind,
+    MovementResult,
+    Pocket,
+    StaffDecision,
+    Step,
+    reference_for,
+)
+from domain.payment_checks import RiskFlag
+from domain.payments import PaymentEventKind, PaymentStatus
+from tests.workflows.money_fakes import (
+    MoneyFakes,
+    blocked_after,
+    payment_event,
+    replay,
+    start_environment,
+    usd,
+    workers,
+)
+from workflows.deposit import DepositWorkflow, deposit_workflow_id
+
+AMOUNT = usd("100.00")
+Handle = WorkflowHandle[DepositWorkflow, MovementResult]
+TASK_STARTED = EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED
+
+
+@pytest.fixture(scope="module")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await start_environment()
+    yield environment
+    await environment.shutdown()
+
+
+def deposit_request(destination: Pocket, amount: Money = AMOUNT) -> DepositInput:
+    payment_id = uuid.uuid4()
+    return DepositInput(
+        payment_id=payment_id,
+        client_id=uuid.uuid4(),
+        reference=reference_for(MovementKind.PAYMENT, payment_id),
+        provider="cardco",
+        amount=amount,
+        destination=destination,
+    )
+
+
+async def start(env: WorkflowEnvironment, queue: str, request: DepositInput) -> Handle:
+    return await env.client.start_workflow(
+        DepositWorkflow.run, request, id=deposit_workflow_id(request.payment_id), task_queue=queue
+    )
+
+
+async def pay(
+    handle: Handle,
+    request: DepositInput,
+    kind: PaymentEventKind = PaymentEventKind.PAYMENT_SUCCEEDED,
+    event_id: str | None = None,
+) -> str:
+    event = payment_event(kind, request.reference, request.amount, event_id)
+    await handle.signal(DepositWorkflow.payment_event, event)
+    return event.event_id
+
+
+async def finish(handle: Handle) -> MovementResult:
+    result = await handle.result()
+    await replay(handle, DepositWorkflow)
+    return result
+
+
+def decision(role: str, approve: bool) -> StaffDecision:
+    return StaffDecision(
+        staff_id=uuid.uuid4(), roles=(role,), approve=approve, reason="looked at the documents"
+    )
+
+
+async def decide(handle: Handle, staff: StaffDecision) -> DecisionOutcome:
+    outcome: DecisionOutcome = await handle.execute_update(
+        "decide", staff, result_type=DecisionOutcome
+    )
+    return outcome
+
+
+def wallet_pocket() -> Pocket:
+    return Pocket(currency="USD")
+
+
+def mt5_pocket(fakes: MoneyFakes) -> Pocket:
+    return Pocket(currency="USD", mt5=fakes.account())
+
+
+class TestDeposit:
+    async def test_a_card_payment_is_credited_to_the_wallet_once(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes()
+        request = deposit_request(wallet_pocket())
+        ref = request.reference
+        async with workers(env, fakes, DepositWorkflow) as queue:
+            handle = await start(env, queue, request)
+            event_id = await pay(handle, request)
+            await pay(handle, request, event_id=event_id)  # the processor redelivers it
+            await pay(handle, request, PaymentEventKind.PAYMENT_FAILED)  # late, out of order
+            result = await finish(handle)
+
+        assert result == MovementResult(status=PaymentStatus.COMPLETED, credited=AMOUNT)
+        assert fakes.calls == [
+            (Step.START_PROCESSOR_DEPOSIT, None),
+            (Step.RECORD_PAYMENT_RECEIVED, event_id),
+            (Step.ASSESS_DEPOSIT, None),
+            (Step.BOOK_ENTRY, f"{ref}:wallet"),
+            (Step.NOTIFY_CLIENT, "deposit_completed"),
+        ]
+        booking = fakes.bookings()[f"{ref}:wallet"]
+        assert booking.entry.description == "deposit credited to wallet"
+        assert booking.then is not None
+        assert (booking.then.status, booking.then.credited) == (PaymentStatus.COMPLETED, AMOUNT)
+
+    async def test_a_deposit_to_mt5_is_credited_with_the_reference_then_booked(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes()
+        request = deposit_request(mt5_pocket(fakes))
+        ref = request.reference
+        async with workers(env, fakes, DepositWorkflow) as queue:
+            handle = await start(env, queue, request)
+            await pay(handle, request)
+            result = await finish(handle)
+
+        assert result == MovementResult(status=PaymentStatus.COMPLETED, credited=AMOUNT)
+        assert fakes.after(Step.ASSESS_DEPOSIT) == [
+            (Step.BOOK_ENTRY, f"{ref}:transit"),
+            (Step.MT5_CREDIT_BALANCE, f"dep {ref}"),
+            (Step.BOOK_ENTRY, f"{ref}:to-mt5"),
+            (Step.NOTIFY_CLIENT, "deposit_completed"),
+        ]
+        [credit] = fakes.inputs[Step.MT5_CREDIT_BALANCE]
+        assert (credit.account, credit.amount) == (fakes.account(), AMOUNT.amount)
+        started, first_task = await start_times(handle)
+        assert started <= credit.requested_at <= first_task  # the movement's start
+        assert credit.requested_at == (await handle.describe()).start_time
+        bookings = fakes.bookings()
+        assert bookings[f"{ref}:transit"].entry.description == "deposit in transit to MT5"
+        into_mt5 = bookings[f"{ref}:to-mt5"]
+        assert into_mt5.entry.description.startswith("credited to MT5")
+        assert into_mt5.then is not None
+        assert into_mt5.then.status is PaymentStatus.COMPLETED
+        assert into_mt5.then.mt5_ticket == fakes.ticket
+
+    async def test_money_mt5_refuses_goes_to_the_wallet(self, env: WorkflowEnvironment) -> None:
+        fakes = MoneyFakes(refuse={Step.MT5_CREDIT_BALANCE: "Mt5Refused"})
+        request = deposit_request(mt5_pocket(fakes))
+        ref = request.reference
+        async with workers(env, fakes, DepositWorkflow) as queue:
+            handle = await start(env, queue, request)
+            await pay(handle, request)
+            result = await finish(handle)
+
+        where = "to the wallet: MT5 refused the credit (Mt5Refused (fake))"
+        assert result == MovementResult(
+            status=PaymentStatus.COMPLETED, credited=AMOUNT, reason=where
+        )
+        # Nothing reached MT5, so nothing is taken back there: the held money goes to the wallet.
+        assert fakes.after(Step.ASSESS_DEPOSIT) == [
+            (Step.BOOK_ENTRY, f"{ref}:transit"),
+            (Step.MT5_CREDIT_BALANCE, f"dep {ref}"),
+            (Step.BOOK_ENTRY, f"{ref}:to-wallet"),
+            (Step.NOTIFY_CLIENT, "deposit_completed"),
+        ]
+        assert not fakes.deals
+        to_wallet = fakes.bookings()[f"{ref}:to-wallet"]
+        assert to_wallet.entry.description == "hold released"
+        assert to_wallet.then is not None
+        assert to_wallet.then.status is PaymentStatus.COMPLETED
+        assert (to_wallet.then.credited, to_wallet.then.reason) == (AMOUNT, where)
+        [notice] = fakes.inputs[Step.NOTIFY_CLIENT]
+        assert notice.message == f"100.00 USD from {ref} are credited {where}"
+
+    async def test_a_deposit_in_another_currency_than_the_mt5_account_goes_to_the_wallet(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes()
+        request = deposit_request(Pocket(currency="EUR", mt5=fakes.account()))
+        ref = request.reference
+        async with workers(env, fakes, DepositWorkflow) as queue:
+            handle = await start(env, queue, request)
+            await pay(handle, request)
+            result = await finish(handle)
+
+        assert result == MovementResult(
+            status=PaymentStatus.COMPLETED,
+            credited=AMOUNT,
+            reason="to the wallet (other currency)",
+        )
+        assert fakes.after(Step.ASSESS_DEPOSIT) == [
+            (Step.BOOK_ENTRY, f"{ref}:wallet"),
+            (Step.NOTIFY_CLIENT, "deposit_completed"),
+        ]
+
+    async def test_a_held_deposit_rejected_by_compliance_goes_back_to_the_payer(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes(deposit_flags=(RiskFlag.PAYER_NAME_MISMATCH,))
+        returning = fakes.pause(Step.RETURN_PAYMENT_TO_PAYER)
+        request = deposit_request(wallet_pocket())
+        async with workers(env, fakes, DepositWorkflow) as queue:
+            handle = await start(env, queue, request)
+            await pay(handle, request)
+            await blocked_after(handle, Step.ASSESS_DEPOSIT)
+
+            with pytest.raises(WorkflowUpdateFailedError) as not_compliance:
+                await decide(handle, decision("finance", approve=False))
+            assert "only a compliance officer" in str(not_compliance.value.cause)
+
+            outcome = await decide(handle, decision("compliance", approve=False))
+            assert outcome == DecisionOutcome(status=PaymentStatus.REJECTED, approvals=0)
+
+            with pytest.raises(WorkflowUpdateFailedError) as again:
+                await decide(handle, decision("compliance", approve=True))
+            assert "nothing to decide" in str(again.value.cause)
+            returning.set()
+            result = await finish(handle)
+
+        assert result == MovementResult(
+            status=PaymentStatus.REJECTED, reason="looked at the documents"
+        )
+        assert fakes.after(Step.ASSESS_DEPOSIT) == [
+            (Step.RECORD_DECISION, False),
+            (Step.RETURN_PAYMENT_TO_PAYER, None),
+            (Step.MARK_MOVEMENT, PaymentStatus.REJECTED),
+            (Step.NOTIFY_CLIENT, "deposit_rejected"),
+        ]
+        [recorded] = fakes.inputs[Step.RECORD_DECISION]
+        assert recorded.final and recorded.new_status is None
+        assert not fakes.booked
+
+    async def test_a_held_deposit_approved_by_compliance_is_credited(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes(deposit_flags=(RiskFlag.KYC_NOT_APPROVED, RiskFlag.LARGE_AMOUNT))
+        request = deposit_request(wallet_pocket())
+        ref = request.reference
+        async with workers(env, fakes, DepositWorkflow) as queue:
+            handle = await start(env, queue, request)
+            await pay(handle, request)
+            await blocked_after(handle, Step.ASSESS_DEPOSIT)
+            outcome = await decide(handle, decision("compliance", approve=True))
+            result = await finish(handle)
+
+        assert outcome == DecisionOutcome(status=PaymentStatus.CREDITING, approvals=1)
+        assert result == MovementResult(status=PaymentStatus.COMPLETED, credited=AMOUNT)
+        assert fakes.after(Step.ASSESS_DEPOSIT) == [
+            (Step.RECORD_DECISION, True),
+            (Step.BOOK_ENTRY, f"{ref}:wallet"),
+            (Step.NOTIFY_CLIENT, "deposit_completed"),
+        ]
+        [recorded] = fakes.inputs[Step.RECORD_DECISION]
+        assert recorded.final and recorded.new_status is PaymentStatus.CREDITING
+
+    async def test_no_payment_within_the_window_expires(self, env: WorkflowEnvironment) -> None:
+        fakes = MoneyFakes()
+        request = deposit_request(wallet_pocket())
+        async with workers(env, fakes, DepositWorkflow) as queue:
+            handle = await start(env, queue, request)
+            result = await finish(handle)  # time skips over the payment window
+
+        assert result == MovementResult(
+            status=PaymentStatus.EXPIRED, reason="no payment arrived in time"
+        )
+        assert fakes.calls == [
+            (Step.START_PROCESSOR_DEPOSIT, None),
+            (Step.MARK_MOVEMENT, PaymentStatus.EXPIRED),
+            (Step.NOTIFY_CLIENT, "deposit_expired"),
+        ]
+        assert await elapsed(handle) >= timedelta(days=7)
+
+    async def test_a_declined_payment_fails(self, env: WorkflowEnvironment) -> None:
+        fakes = MoneyFakes()
+        request = deposit_request(wallet_pocket())
+        async with workers(env, fakes, DepositWorkflow) as queue:
+            handle = await start(env, queue, request)
+            await pay(handle, request, PaymentEventKind.PAYMENT_FAILED)
+            result = await finish(handle)
+
+        assert result.status is PaymentStatus.FAILED
+        assert fakes.calls == [
+            (Step.START_PROCESSOR_DEPOSIT, None),
+            (Step.MARK_MOVEMENT, PaymentStatus.FAILED),
+            (Step.NOTIFY_CLIENT, "deposit_failed"),
+        ]
+        assert not fakes.booked
+
+
+async def start_times(handle: Handle) -> tuple[datetime, datetime]:
+    """When the workflow started, and when its first task ran (before any step)."""
+    events = [e async for e in handle.fetch_history_events()]
+    started = events[0]
+    [first_task, *_] = [e for e in events if e.event_type == TASK_STARTED]
+    return started.event_time.ToDatetime(UTC), first_task.event_time.ToDatetime(UTC)
+
+
+async def elapsed(handle: Handle) -> timedelta:
+    description = await handle.describe()
+    assert description.close_time is not None
+    return description.close_time - description.start_time

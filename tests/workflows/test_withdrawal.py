@@ -1,0 +1,442 @@
+"""The withdrawal workflow's logic, with its steps replaced by fakes of the same name."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import suppress
+from decimal import Decimal
+
+import pytest
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.testing import WorkflowEnvironment
+
+from domain.money_flows import (
+    DecisionOutcome,
+    MovementKind,
+    MovementResult,
+    Pocket,
+    StaffDecision,
+    Step,
+    WithdrawalInput,
+    reference_for,
+)
+from domain.payment_checks import RiskFlag
+from domain.payments import PaymentEventKind, PaymentStatus
+from tests.workflows.money_fakes import (
+    MoneyFakes,
+    blocked_after,
+    cancel,
+    payment_event,
+    replay,
+    start_environment,
+    usd,
+    workers,
+)
+from workflows.withdrawal import WithdrawalWorkflow, withdrawal_workflow_id
+
+AMOUNT = usd("100.00")
+Handle = WorkflowHandle[WithdrawalWorkflow, MovementResult]
+
+
+@pytest.fixture(scope="module")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await start_environment()
+    yield environment
+    await environment.shutdown()
+
+
+def withdrawal_request(source: Pocket) -> WithdrawalInput:
+    payment_id = uuid.uuid4()
+    return WithdrawalInput(
+        payment_id=payment_id,
+        client_id=uuid.uuid4(),
+        reference=reference_for(MovementKind.PAYMENT, payment_id),
+        provider="cardco",
+        amount=AMOUNT,
+        source=source,
+    )
+
+
+def from_wallet() -> WithdrawalInput:
+    return withdrawal_request(Pocket(currency="USD"))
+
+
+def from_mt5(fakes: MoneyFakes) -> WithdrawalInput:
+    return withdrawal_request(Pocket(currency="USD", mt5=fakes.account()))
+
+
+async def start(env: WorkflowEnvironment, queue: str, request: WithdrawalInput) -> Handle:
+    return await env.client.start_workflow(
+        WithdrawalWorkflow.run,
+        request,
+        id=withdrawal_workflow_id(request.payment_id),
+        task_queue=queue,
+    )
+
+
+async def processor_says(handle: Handle, request: WithdrawalInput, kind: PaymentEventKind) -> None:
+    event = payment_event(kind, request.reference, request.amount)
+    await handle.signal(WithdrawalWorkflow.payment_event, event)
+
+
+async def finish(handle: Handle) -> MovementResult:
+    result = await handle.result()
+    await replay(handle, WithdrawalWorkflow)
+    return result
+
+
+def officer(
+    approve: bool, role: str = "finance", staff_id: uuid.UUID | None = None
+) -> StaffDecision:
+    return StaffDecision(
+        staff_id=staff_id or uuid.uuid4(), roles=(role,), approve=approve, reason="checked"
+    )
+
+
+async def decide(handle: Handle, decision: StaffDecision) -> DecisionOutcome:
+    outcome: DecisionOutcome = await handle.execute_update(
+        "decide", decision, result_type=DecisionOutcome
+    )
+    return outcome
+
+
+def undone_mt5_debit(ref: str) -> list[tuple[str, object]]:
+    """The compensations of a withdrawal from MT5, newest first."""
+    return [
+        (Step.REVERSE_ENTRY_IF_BOOKED, (f"{ref}:from-mt5", True)),
+        (Step.MT5_REVERSE_IF_APPLIED, (f"ret {ref}", True)),
+    ]
+
+
+class TestWithdrawal:
+    async def test_a_small_withdrawal_from_the_wallet_is_paid_out(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes()
+        request = from_wallet()
+        ref = request.reference
+        async with workers(env, fakes, WithdrawalWorkflow) as queue:
+            handle = await start(env, queue, request)
+            await blocked_after(handle, Step.SEND_PAYOUT)
+            await processor_says(handle, request, PaymentEventKind.PAYOUT_SETTLED)
+            result = await finish(handle)
+
+        assert result == MovementResult(status=PaymentStatus.COMPLETED, credited=AMOUNT)
+        assert fakes.calls == [
+            (Step.RESERVE_FROM_WALLET, f"{ref}:hold"),
+            (Step.ASSESS_WITHDRAWAL, None),
+            (Step.SEND_PAYOUT, None),
+            (Step.BOOK_ENTRY, f"{ref}:paid-out"),
+            (Step.NOTIFY_CLIENT, "withdrawal_completed"),
+        ]
+        [reserve] = fakes.inputs[Step.RESERVE_FROM_WALLET]
+        assert reserve.amount == AMOUNT
+        assert reserve.then is not None and reserve.then.status is PaymentStatus.FUNDS_RESERVED
+        paid_out = fakes.bookings()[f"{ref}:paid-out"]
+        assert paid_out.entry.description == "payout via cardco"
+        assert paid_out.then is not None and paid_out.then.status is PaymentStatus.COMPLETED
+
+    async def test_insufficient_funds_are_refused(self, env: WorkflowEnvironment) -> None:
+        fakes = MoneyFakes(refuse={Step.RESERVE_FROM_WALLET: "InsufficientFunds"})
+        request = from_wallet()
+        ref = request.reference
+        async with workers(env, fakes, WithdrawalWorkflow) as queue:
+            result = await finish(await start(env, queue, request))
+
+        assert result.status is PaymentStatus.REJECTED
+        assert result.reason == "InsufficientFunds (fake)"
+        assert fakes.calls == [
+            (Step.RESERVE_FROM_WALLET, f"{ref}:hold"),
+            (Step.REVERSE_ENTRY_IF_BOOKED, (f"{ref}:hold", False)),  # nothing was booked
+            (Step.MARK_MOVEMENT, PaymentStatus.REJECTED),
+            (Step.NOTIFY_CLIENT, "withdrawal_rejected"),
+        ]
+        assert not fakes.booked
+
+    async def test_free_margin_below_the_amount_is_refused_before_any_debit(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes(free_margin=Decimal("99.99"))
+        request = from_mt5(fakes)
+        async with workers(env, fakes, WithdrawalWorkflow) as queue:
+            result = await finish(await start(env, queue, request))
+
+        assert result.status is PaymentStatus.REJECTED
+        assert result.reason == "free margin on MT5 account 7001 is 99.99 USD"
+        assert fakes.calls == [
+            (Step.MT5_FREE_MARGIN, 7001),
+            (Step.MARK_MOVEMENT, PaymentStatus.REJECTED),
+            (Step.NOTIFY_CLIENT, "withdrawal_rejected"),
+        ]
+
+    async def test_enough_free_margin_debits_mt5_with_the_reference(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes(free_margin=Decimal("100.00"))
+        request = from_mt5(fakes)
+        ref = request.reference
+        async with workers(env, fakes, WithdrawalWorkflow) as queue:
+            handle = await start(env, queue, request)
+            await processor_says(handle, request, PaymentEventKind.PAYOUT_SETTLED)
+            result = await finish(handle)
+
+        assert result.status is PaymentStatus.COMPLETED
+        assert fakes.calls == [
+            (Step.MT5_FREE_MARGIN, 7001),
+            (Step.MT5_DEBIT_BALANCE, f"wd {ref}"),
+            (Step.BOOK_ENTRY, f"{ref}:from-mt5"),
+            (Step.ASSESS_WITHDRAWAL, None),
+            (Step.SEND_PAYOUT, None),
+            (Step.BOOK_ENTRY, f"{ref}:paid-out"),
+            (Step.NOTIFY_CLIENT, "withdrawal_completed"),
+        ]
+        [debit] = fakes.inputs[Step.MT5_DEBIT_BALANCE]
+        assert (debit.account, debit.amount) == (fakes.account(), -AMOUNT.amount)
+        assert debit.requested_at == (await handle.describe()).start_time
+        from_mt5_booking = fakes.bookings()[f"{ref}:from-mt5"]
+        assert from_mt5_booking.entry.description.startswith("debited from MT5")
+        assert from_mt5_booking.then is not None
+        assert from_mt5_booking.then.status is PaymentStatus.FUNDS_RESERVED
+
+    async def test_a_debit_mt5_refuses_is_not_reversed_on_mt5(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes(refuse={Step.MT5_DEBIT_BALANCE: "Mt5NoMoney"})
+        request = from_mt5(fakes)
+        ref = request.reference
+        async with workers(env, fakes, WithdrawalWorkflow) as queue:
+            result = await finish(await start(env, queue, request))
+
+        assert result == MovementResult(status=PaymentStatus.REJECTED, reason="Mt5NoMoney (fake)")
+        assert fakes.calls == [
+            (Step.MT5_FREE_MARGIN, 7001),
+            (Step.MT5_DEBIT_BALANCE, f"wd {ref}"),
+            (Step.MT5_REVERSE_IF_APPLIED, (f"ret {ref}", False)),  # MT5 holds no such deal
+            (Step.MARK_MOVEMENT, PaymentStatus.REJECTED),
+            (Step.NOTIFY_CLIENT, "withdrawal_rejected"),
+        ]
+        assert not fakes.deals and not fakes.booked
+
+    async def test_a_flagged_withdrawal_needs_two_different_finance_officers(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes(withdrawal_flags=(RiskFlag.LARGE_AMOUNT,))
+        request = from_wallet()
+        ref = request.reference
+        first = officer(approve=True)
+        async with workers(env, fakes, WithdrawalWorkflow) as queue:
+            handle = await start(env, queue, request)
+            await blocked_after(handle, Step.ASSESS_WITHDRAWAL)
+
+            with pytest.raises(WorkflowUpdateFailedError) as not_finance:
+                await decide(handle, officer(approve=True, role="compliance"))
+            assert "only a finance officer" in str(not_finance.value.cause)
+
+            assert await decide(handle, first) == DecisionOutcome(
+                status=PaymentStatus.PENDING_APPROVAL, approvals=1
+            )
+            with pytest.raises(WorkflowUpdateFailedError) as twice:
+                await decide(handle, officer(approve=True, staff_id=first.staff_id))
+            assert "a second officer must" in str(twice.value.cause)
+            assert Step.SEND_PAYOUT not in fakes.steps()
+
+            second = await decide(handle, officer(approve=True))
+            assert second.approvals == 2
+            await blocked_after(handle, Step.SEND_PAYOUT)
+            await processor_says(handle, request, PaymentEventKind.PAYOUT_SETTLED)
+            result = await finish(handle)
+
+        assert result.status is PaymentStatus.COMPLETED
+        assert fakes.after(Step.ASSESS_WITHDRAWAL) == [
+            (Step.RECORD_DECISION, True),
+            (Step.RECORD_DECISION, True),
+            (Step.SEND_PAYOUT, None),
+            (Step.BOOK_ENTRY, f"{ref}:paid-out"),
+            (Step.NOTIFY_CLIENT, "withdrawal_completed"),
+        ]
+        assert [d.final for d in fakes.inputs[Step.RECORD_DECISION]] == [False, True]
+
+    async def test_one_rejection_undoes_the_mt5_debit_newest_first(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes(withdrawal_flags=(RiskFlag.PAYER_NAME_MISMATCH,))
+        request = from_mt5(fakes)
+        ref = request.reference
+        async with workers(env, fakes, WithdrawalWorkflow) as queue:
+            handle = await start(env, queue, request)
+            await blocked_after(handle, Step.ASSESS_WITHDRAWAL)
+            await decide(handle, officer(approve=False))
+            result = await finish(handle)
+
+        assert result == MovementResult(
+            status=PaymentStatus.REJECTED, reason="rejected by finance: checked"
+        )
+        assert fakes.after(Step.ASSESS_WITHDRAWAL) == [
+            (Step.RECORD_DECISION, False),
+            *undone_mt5_debit(ref),
+            (Step.MARK_MOVEMENT, PaymentStatus.REJECTED),
+            (Step.NOTIFY_CLIENT, "withdrawal_rejected"),
+        ]
+        [returned] = fakes.inputs[Step.MT5_REVERSE_IF_APPLIED]
+        assert returned.change == fakes.inputs[Step.MT5_DEBIT_BALANCE][0]
+        assert returned.comment == f"ret {ref}"
+        assert fakes.deals == {f"wd {ref}", f"ret {ref}"}
+        assert fakes.inputs[Step.RECORD_DECISION][0].final
+
+    async def test_a_failed_payout_undoes_every_step(self, env: WorkflowEnvironment) -> None:
+        fakes = MoneyFakes()
+        request = from_mt5(fakes)
+        ref = request.reference
+        async with workers(env, fakes, WithdrawalWorkflow) as queue:
+            handle = await start(env, queue, request)
+            await blocked_after(handle, Step.SEND_PAYOUT)
+            await processor_says(handle, request, PaymentEventKind.PAYOUT_FAILED)
+            result = await finish(handle)
+
+        assert result.status is PaymentStatus.FAILED
+        assert fakes.after(Step.SEND_PAYOUT) == [
+            *undone_mt5_debit(ref),
+            (Step.MARK_MOVEMENT, PaymentStatus.FAILED),
+            (Step.NOTIFY_CLIENT, "withdrawal_failed"),
+        ]
+
+    async def test_cancelling_a_withdrawal_pending_approval_puts_the_money_back(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes(withdrawal_flags=(RiskFlag.LARGE_AMOUNT,))
+        request = from_mt5(fakes)
+        ref = request.reference
+        async with workers(env, fakes, WithdrawalWorkflow) as queue:
+            handle = await start(env, queue, request)
+            await blocked_after(handle, Step.ASSESS_WITHDRAWAL)
+            await cancel(handle)
+            result = await finish(handle)
+
+        assert result == MovementResult(status=PaymentStatus.CANCELLED, reason="cancelled by staff")
+        assert fakes.after(Step.ASSESS_WITHDRAWAL) == [
+            *undone_mt5_debit(ref),
+            (Step.MARK_MOVEMENT, PaymentStatus.CANCELLED),
+            (Step.NOTIFY_CLIENT, "withdrawal_cancelled"),
+        ]
+        [marked] = fakes.inputs[Step.MARK_MOVEMENT]
+        assert marked.reason == "cancelled by staff"
+        assert (await handle.describe()).status is WorkflowExecutionStatus.COMPLETED
+
+    async def test_cancelling_after_the_payout_was_sent_does_not_give_the_money_back(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes()
+        request = from_mt5(fakes)
+        ref = request.reference
+        async with workers(env, fakes, WithdrawalWorkflow) as queue:
+            handle = await start(env, queue, request)
+            await blocked_after(handle, Step.SEND_PAYOUT)
+            await cancel(handle)  # refused: the processor is already paying it out
+            assert Step.MARK_MOVEMENT not in fakes.steps()
+            await processor_says(handle, request, PaymentEventKind.PAYOUT_SETTLED)
+            result = await finish(handle)
+
+        assert result == MovementResult(status=PaymentStatus.COMPLETED, credited=AMOUNT)
+        assert fakes.after(Step.SEND_PAYOUT) == [
+            (Step.BOOK_ENTRY, f"{ref}:paid-out"),
+            (Step.NOTIFY_CLIENT, "withdrawal_completed"),
+        ]
+        assert Step.REVERSE_ENTRY_IF_BOOKED not in fakes.steps()
+        assert Step.MT5_REVERSE_IF_APPLIED not in fakes.steps()
+        assert (await handle.describe()).status is WorkflowExecutionStatus.COMPLETED
+
+    async def test_a_failed_payout_after_a_refused_cancellation_still_undoes_every_step(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes()
+        request = from_mt5(fakes)
+        ref = request.reference
+        async with workers(env, fakes, WithdrawalWorkflow) as queue:
+            handle = await start(env, queue, request)
+            await blocked_after(handle, Step.SEND_PAYOUT)
+            await cancel(handle)
+            await processor_says(handle, request, PaymentEventKind.PAYOUT_FAILED)
+            result = await finish(handle)
+
+        assert result == MovementResult(
+            status=PaymentStatus.FAILED, reason="the processor could not pay it out"
+        )
+        assert fakes.after(Step.SEND_PAYOUT) == [
+            *undone_mt5_debit(ref),
+            (Step.MARK_MOVEMENT, PaymentStatus.FAILED),
+            (Step.NOTIFY_CLIENT, "withdrawal_failed"),
+        ]
+
+    async def test_cancelling_while_a_step_runs_still_ends_as_cancelled(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes(withdrawal_flags=(RiskFlag.LARGE_AMOUNT,))
+        assessing = fakes.pause(Step.ASSESS_WITHDRAWAL)
+        request = from_mt5(fakes)
+        ref = request.reference
+        async with workers(env, fakes, WithdrawalWorkflow) as queue:
+            handle = await start(env, queue, request)
+            await fakes.called(Step.ASSESS_WITHDRAWAL)
+            await cancel(handle)
+            assessing.set()
+            result = None
+            with suppress(WorkflowFailureError):
+                result = await handle.result()
+            await replay(handle, WithdrawalWorkflow)
+
+        assert fakes.after(Step.ASSESS_WITHDRAWAL)[:2] == undone_mt5_debit(ref)
+        assert result == MovementResult(status=PaymentStatus.CANCELLED, reason="cancelled by staff")
+        assert fakes.after(Step.ASSESS_WITHDRAWAL)[2:] == [
+            (Step.MARK_MOVEMENT, PaymentStatus.CANCELLED),
+            (Step.NOTIFY_CLIENT, "withdrawal_cancelled"),
+        ]
+
+    async def test_cancelling_while_mt5_debits_never_loses_the_debit(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes()
+        debiting = fakes.pause(Step.MT5_DEBIT_BALANCE)
+        request = from_mt5(fakes)
+        ref = request.reference
+        async with workers(env, fakes, WithdrawalWorkflow) as queue:
+            handle = await start(env, queue, request)
+            await fakes.called(Step.MT5_DEBIT_BALANCE)
+            await cancel(handle)
+            debiting.set()  # MT5 applies the debit after all
+            await fakes.landed(f"wd {ref}")
+            with suppress(WorkflowFailureError):
+                await handle.result()
+            await replay(handle, WithdrawalWorkflow)
+
+        off_mt5 = f"ret {ref}" not in fakes.deals  # the debit stands on MT5
+        held = f"{ref}:from-mt5" in fakes.booked and f"{ref}:from-mt5:reversal" not in fakes.booked
+        assert off_mt5 == held, f"MT5 deals {fakes.deals}, books {fakes.booked}"
+
+    async def test_cancelling_during_the_compensations_still_runs_them_all(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes(withdrawal_flags=(RiskFlag.LARGE_AMOUNT,))
+        unbooking = fakes.pause(Step.REVERSE_ENTRY_IF_BOOKED)
+        request = from_mt5(fakes)
+        ref = request.reference
+        async with workers(env, fakes, WithdrawalWorkflow) as queue:
+            handle = await start(env, queue, request)
+            await blocked_after(handle, Step.ASSESS_WITHDRAWAL)
+            await decide(handle, officer(approve=False))
+            await fakes.called(Step.REVERSE_ENTRY_IF_BOOKED)
+            await cancel(handle)
+            unbooking.set()
+            with suppress(WorkflowFailureError):
+                await handle.result()
+            await replay(handle, WithdrawalWorkflow)
+
+        assert fakes.after(Step.RECORD_DECISION)[:2] == undone_mt5_debit(ref)
+        assert fakes.deals == {f"wd {ref}", f"ret {ref}"}
+        [marked] = fakes.inputs[Step.MARK_MOVEMENT]
+        assert marked.status in (PaymentStatus.REJECTED, PaymentStatus.CANCELLED)
