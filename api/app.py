@@ -12,9 +12,15 @@ from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from api.audit.routes import router as audit_router
 from api.auth.routes import router as auth_router
 from api.clients.routes import router as clients_router
+from api.compliance.routes import router as compliance_router
+from api.console.routes import router as console_router
+from api.finance.routes import router as finance_router
+from api.fx.routes import router as fx_router
 from api.ib.routes import self_router as ib_self_router
 from api.ib.routes import staff_router as ib_staff_router
+from api.ledger.routes import router as ledger_router
 from api.me.routes import router as me_router
+from api.payments.routes import router as payments_router
 from api.problems import install_problem_handlers
 from api.signup.routes import router as signup_router
 from api.staff.routes import router as staff_router
@@ -22,12 +28,18 @@ from api.state import AppState
 from api.system.routes import DOCS_ASSETS, DOCS_ASSETS_PATH
 from api.system.routes import router as system_router
 from api.temporal import TemporalConnector
+from api.transfers.routes import router as transfers_router
+from api.wallets.routes import router as wallets_router
+from api.webhooks.routes import router as webhooks_router
 from db.embedded import owner_database_url
 from db.sealed import SecretBox
 from db.session import create_engine, create_sessionmaker
 from db.urls import app_database_url
 from observability.metrics import ApiMetrics
 from observability.tracing import configure_tracing
+from psp_adapter.bankco import BankCo
+from psp_adapter.cardco import CardCo
+from psp_adapter.gateway import PaymentProvider
 from settings import Settings, get_settings
 
 ROUTERS = (
@@ -35,12 +47,31 @@ ROUTERS = (
     auth_router,
     signup_router,
     me_router,
+    payments_router,
+    transfers_router,
+    wallets_router,
+    webhooks_router,
     ib_self_router,
     staff_router,
     clients_router,
     ib_staff_router,
     audit_router,
+    finance_router,
+    ledger_router,
+    fx_router,
+    compliance_router,
+    console_router,
 )
+
+
+def payment_providers(settings: Settings) -> dict[str, PaymentProvider]:
+    """Both processors, their sealed secrets opened in memory only."""
+    psp = settings.psp.opened(settings.secrets_key)
+    providers: list[PaymentProvider] = [
+        CardCo(psp.base_url, psp.cardco_api_key, psp.cardco_webhook_secret),
+        BankCo(psp.base_url, psp.bankco_api_key, psp.bankco_webhook_secret),
+    ]
+    return {provider.name: provider for provider in providers}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -50,16 +81,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(app_database_url(owner_database_url(settings), settings))
         SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
+        providers = payment_providers(settings)
         app.state.brokerflow = AppState(
             settings=settings,
             engine=engine,
             sessions=create_sessionmaker(engine),
             temporal=TemporalConnector(settings.temporal_address, settings.temporal_namespace),
             secret_box=SecretBox(settings.secrets_key),
+            providers=providers,
         )
         try:
             yield
         finally:
+            for provider in providers.values():
+                await provider.aclose()
             await engine.dispose()
 
     app = FastAPI(

@@ -7,12 +7,14 @@ IP allowlist.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Cookie, Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.context import RequestContext
@@ -22,6 +24,7 @@ from db.audit import Actor
 from db.models import Client, IntroducingBroker, StaffUser
 from domain.errors import Forbidden, NotAuthenticated
 from domain.roles import PrincipalKind, StaffRole
+from settings import Settings
 
 _bearer = HTTPBearer(auto_error=False)
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -34,6 +37,8 @@ class Principal:
     email: str
     roles: frozenset[StaffRole]
     context: RequestContext
+    # Set when the console cookie authenticated the request: forms must echo it back (CSRF).
+    csrf: str | None = None
 
     def actor(self) -> Actor:
         return Actor(
@@ -82,11 +87,46 @@ class Policy:
     ) -> Principal:
         if credentials is None:
             raise NotAuthenticated("this route needs a bearer access token")
-        claims = read_token(credentials.credentials, settings.jwt_secret.get_secret_value())
+        return await self.authorise(credentials.credentials, session, settings, context)
+
+    async def authorise(
+        self, token: str, session: SessionDep, settings: Settings, context: RequestContext
+    ) -> Principal:
+        claims = read_token(token, settings.jwt_secret.get_secret_value())
         principal = await _load_principal(session, claims.kind, claims.subject, context)
         if not self.admits(principal.kind, principal.roles):
             raise Forbidden(f"{self.name}: your role may not do this")
         return principal
+
+
+CONSOLE_COOKIE = "bf_console"
+ConsoleCookie = Annotated[str | None, Cookie(alias=CONSOLE_COOKIE, include_in_schema=False)]
+
+
+def console_csrf(token: str, settings: Settings) -> str:
+    """The anti-forgery value console forms carry: bound to the session's own token."""
+    key = settings.jwt_secret.get_secret_value().encode()
+    return hmac.new(key, b"console-csrf:" + token.encode(), hashlib.sha256).hexdigest()
+
+
+class ConsolePolicy(Policy):
+    """For the server-rendered console: the same access token, from the bearer header or from
+    the HttpOnly, SameSite=Strict cookie the console's log-in sets (path /console only)."""
+
+    async def __call__(
+        self,
+        credentials: BearerDep,
+        session: SessionDep,
+        settings: SettingsDep,
+        context: ContextDep,
+        console_token: ConsoleCookie = None,
+    ) -> Principal:
+        if credentials is not None:
+            return await self.authorise(credentials.credentials, session, settings, context)
+        if not console_token:
+            raise NotAuthenticated("log in to the console first")
+        principal = await self.authorise(console_token, session, settings, context)
+        return replace(principal, csrf=console_csrf(console_token, settings))
 
 
 class PublicPolicy:
@@ -157,6 +197,21 @@ client_managers = Policy(
 ib_readers = Policy(
     "IB readers", staff=frozenset({StaffRole.ADMIN, StaffRole.FINANCE, StaffRole.AUDITOR})
 )
+# Payments, approvals, the ledger, FX rates and webhooks: read by those who answer for money.
+FINANCE_READERS = frozenset(
+    {StaffRole.ADMIN, StaffRole.FINANCE, StaffRole.COMPLIANCE, StaffRole.AUDITOR}
+)
+FINANCE_OFFICERS = frozenset({StaffRole.FINANCE})
+COMPLIANCE_OFFICERS = frozenset({StaffRole.COMPLIANCE})
+finance_readers = Policy("finance readers", staff=FINANCE_READERS)
+finance_officers = Policy("finance officers", staff=FINANCE_OFFICERS)
+compliance_officers = Policy("compliance officers", staff=COMPLIANCE_OFFICERS)
+rate_setters = Policy("FX rate setters", staff=frozenset({StaffRole.ADMIN, StaffRole.FINANCE}))
+console_finance_readers = ConsolePolicy("console: finance readers", staff=FINANCE_READERS)
+console_finance_officers = ConsolePolicy("console: finance officers", staff=FINANCE_OFFICERS)
+console_compliance_officers = ConsolePolicy(
+    "console: compliance officers", staff=COMPLIANCE_OFFICERS
+)
 
 PublicAccess = Annotated[None, Depends(public)]
 ClientPrincipal = Annotated[Principal, Depends(clients_only)]
@@ -166,3 +221,10 @@ AuditorPrincipal = Annotated[Principal, Depends(auditors)]
 ClientReviewer = Annotated[Principal, Depends(client_reviewers)]
 ClientManager = Annotated[Principal, Depends(client_managers)]
 IbReader = Annotated[Principal, Depends(ib_readers)]
+FinanceReader = Annotated[Principal, Depends(finance_readers)]
+FinanceOfficer = Annotated[Principal, Depends(finance_officers)]
+ComplianceOfficer = Annotated[Principal, Depends(compliance_officers)]
+RateSetter = Annotated[Principal, Depends(rate_setters)]
+ConsoleFinanceReader = Annotated[Principal, Depends(console_finance_readers)]
+ConsoleFinanceOfficer = Annotated[Principal, Depends(console_finance_officers)]
+ConsoleComplianceOfficer = Annotated[Principal, Depends(console_compliance_officers)]

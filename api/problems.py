@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import html
 import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -23,9 +24,26 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-async def _business_error(_: Request, exc: Exception) -> JSONResponse:
+async def _business_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BackOfficeError)
+    if (
+        exc.status_code in (401, 403)
+        and request.url.path.startswith("/console/")
+        and "text/html" in request.headers.get("accept", "")
+    ):
+        return _console_refusal(exc)
     return problem(exc.status_code, exc.title, exc.detail, **exc.extra)
+
+
+def _console_refusal(exc: BackOfficeError) -> HTMLResponse:
+    """A person in a browser gets a page with the way to the log-in, same status."""
+    body = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>BrokerFlow console: {html.escape(exc.title)}</title></head><body>"
+        f"<h1>{html.escape(exc.title)}</h1><p>{html.escape(exc.detail)}</p>"
+        '<p><a href="/console/login">Log in to the console</a></p></body></html>'
+    )
+    return HTMLResponse(body, status_code=exc.status_code)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

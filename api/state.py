@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.temporal import TemporalConnector
 from db.sealed import SecretBox
+from psp_adapter.gateway import PaymentProvider
 from settings import Settings
 
 
@@ -18,3 +20,5 @@ class AppState:
     sessions: async_sessionmaker[AsyncSession]
     temporal: TemporalConnector
     secret_box: SecretBox
+    # The payment processors by name; the API uses them only to verify their webhooks.
+    providers: Mapping[str, PaymentProvider] = field(default_factory=dict)

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any, TypeVar
 
-from temporalio.client import Client
+from pydantic import BaseModel
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
-from domain.errors import ServiceUnavailable
+from domain.errors import Conflict, ServiceUnavailable
+from workflows import TASK_QUEUE
+
+ResultT = TypeVar("ResultT")
+# A decision waits for the workflow to record it; longer than this and the caller hears 503.
+UPDATE_TIMEOUT_SECONDS = 30.0
 
 
 async def connect_temporal(address: str, namespace: str) -> Client:
@@ -40,3 +54,76 @@ class TemporalConnector:
                             "the workflow engine is not reachable; try again shortly"
                         ) from exc
         return self._client
+
+
+async def start_once(
+    temporal: TemporalConnector, run: Any, arg: BaseModel, workflow_id: str
+) -> None:
+    """Start a workflow under its business-key id on the main task queue; a second start of the
+    same id is a no-op. Called before the request's commit: a refused start rolls it back (503)."""
+    client = await temporal.client()
+    try:
+        await client.start_workflow(
+            run,
+            arg,
+            id=workflow_id,
+            task_queue=TASK_QUEUE,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    except WorkflowAlreadyStartedError:
+        return
+    except RPCError as exc:
+        raise ServiceUnavailable(
+            "the workflow engine did not accept the request; try again"
+        ) from exc
+
+
+async def signal_if_open(
+    temporal: TemporalConnector, workflow_id: str, signal: str, arg: BaseModel
+) -> bool:
+    """Signal a workflow; False when it has already finished (or never existed)."""
+    client = await temporal.client()
+    try:
+        await client.get_workflow_handle(workflow_id).signal(signal, arg)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise ServiceUnavailable("the workflow engine is not reachable; try again shortly") from exc
+    return True
+
+
+async def update(
+    temporal: TemporalConnector,
+    workflow_id: str,
+    name: str,
+    arg: BaseModel,
+    result_type: type[ResultT],
+    *,
+    closed: str,
+    timeout_seconds: float = UPDATE_TIMEOUT_SECONDS,
+) -> ResultT:
+    """Run a workflow update and wait for its result. A refusal by the update's validator or
+    handler is a 409 with the workflow's reason; a finished or unknown workflow is a 409 saying
+    `closed`; an unreachable or silent engine is a 503."""
+    client = await temporal.client()
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        result: ResultT = await asyncio.wait_for(
+            handle.execute_update(name, arg, result_type=result_type), timeout_seconds
+        )
+    except WorkflowUpdateFailedError as exc:
+        raise Conflict(_failure_message(exc.cause)) from exc
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise Conflict(closed) from exc
+        raise ServiceUnavailable("the workflow engine is not reachable; try again shortly") from exc
+    except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError) as exc:
+        raise ServiceUnavailable(
+            "the workflow did not answer in time; look at the payment before trying again"
+        ) from exc
+    return result
+
+
+def _failure_message(cause: BaseException) -> str:
+    message = getattr(cause, "message", None) or str(cause)
+    return str(message)[:500] or "the workflow refused the request"

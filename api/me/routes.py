@@ -6,10 +6,16 @@ from fastapi import APIRouter
 
 from api.deps import SecretBoxDep, SessionDep
 from api.me import service
-from api.me.schemas import ApplicationView, ClientProfile, Mt5AccountView, Mt5Credentials
+from api.me.schemas import (
+    ApplicationView,
+    ClientProfile,
+    Mt5AccountView,
+    Mt5Credentials,
+    NotificationView,
+)
 from api.policy import ClientPrincipal
 from api.problems import error_responses
-from api.schemas import Mt5Login
+from api.schemas import Limit, Mt5Login, Offset
 
 router = APIRouter(prefix="/v1/me", tags=["client self-service"])
 NOT_YOURS = error_responses({404: "no such object among yours"})
@@ -54,3 +60,12 @@ async def my_application(
     return ApplicationView.model_validate(
         await service.own_application(session, me.id, application_id)
     )
+
+
+@router.get("/notifications")
+async def my_notifications(
+    me: ClientPrincipal, session: SessionDep, limit: Limit = 50, offset: Offset = 0
+) -> list[NotificationView]:
+    """Messages about your payments and transfers, newest first."""
+    rows = await service.notifications(session, me.id, limit, offset)
+    return [NotificationView.model_validate(n) for n in rows]

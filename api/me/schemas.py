@@ -48,3 +48,12 @@ class Mt5Credentials(BaseModel):
     server: str
     password: str
     investor_password: str
+
+
+class NotificationView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: str
+    message: str
+    created_at: datetime

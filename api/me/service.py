@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.me.schemas import Mt5Credentials
 from api.policy import Principal
 from db import audit
-from db.models import AccountApplication, Client, Mt5Account
+from db.models import AccountApplication, Client, Mt5Account, Notification
 from db.sealed import SecretBox
-from domain.errors import Gone, NotFound
+from domain.errors import Gone, InvalidInput, NotFound
 
 
 async def profile(session: AsyncSession, client_id: uuid.UUID) -> Client:
@@ -37,6 +37,36 @@ async def own_account(session: AsyncSession, client_id: uuid.UUID, login: int) -
         # Same answer whether the login exists for someone else or not at all.
         raise NotFound(f"you have no MT5 account {login}")
     return account
+
+
+async def own_live_account(
+    session: AsyncSession, client_id: uuid.UUID, login: int, currency: str | None, field: str
+) -> Mt5Account:
+    """One of the client's own live accounts, for real money; in `currency` when given."""
+    account = await own_account(session, client_id, login)
+    if account.kind != "live":
+        raise InvalidInput(
+            f"MT5 account {login} is a demo account: demo accounts take no real money",
+            field=field,
+        )
+    if currency is not None and account.currency != currency:
+        raise InvalidInput(
+            f"MT5 account {login} is held in {account.currency}, not {currency}", field="currency"
+        )
+    return account
+
+
+async def notifications(
+    session: AsyncSession, client_id: uuid.UUID, limit: int, offset: int
+) -> list[Notification]:
+    rows = await session.scalars(
+        select(Notification)
+        .where(Notification.client_id == client_id)
+        .order_by(Notification.created_at.desc(), Notification.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows)
 
 
 async def applications(session: AsyncSession, client_id: uuid.UUID) -> list[AccountApplication]:

@@ -109,6 +109,8 @@ class TestEveryRouteDeclaresOnePolicy:
 
 
 # Written out by hand so the matrix cannot simply agree with itself.
+FINANCE_READERS = {"admin", "finance", "compliance", "auditor"}
+EVERYONE = {"anonymous", "client", "ib", *(role.value for role in StaffRole)}
 EXPECTED = {
     ("GET", "/v1/audit"): {"admin", "auditor"},
     ("GET", "/v1/staff/users"): {"admin"},
@@ -129,6 +131,33 @@ EXPECTED = {
     ("GET", "/v1/me/accounts"): {"client"},
     ("POST", "/v1/me/accounts/{login}/credentials"): {"client"},
     ("GET", "/v1/ib/clients"): {"ib"},
+    # payments: clients for their own money
+    ("POST", "/v1/me/deposits"): {"client"},
+    ("POST", "/v1/me/withdrawals"): {"client"},
+    ("POST", "/v1/me/transfers"): {"client"},
+    ("GET", "/v1/me/payments/{payment_id}"): {"client"},
+    ("GET", "/v1/me/transfers"): {"client"},
+    ("GET", "/v1/me/wallets"): {"client"},
+    ("GET", "/v1/me/notifications"): {"client"},
+    # processors sign their webhooks; the route itself is open
+    ("POST", "/v1/webhooks/{provider}"): EVERYONE,
+    # finance views: read by those who answer for money, changed by exactly one desk each
+    ("GET", "/v1/finance/payments"): FINANCE_READERS,
+    ("GET", "/v1/finance/payments/{payment_id}"): FINANCE_READERS,
+    ("GET", "/v1/finance/approvals"): FINANCE_READERS,
+    ("GET", "/v1/finance/ledger/accounts"): FINANCE_READERS,
+    ("GET", "/v1/finance/ledger/accounts/{code}/entries"): FINANCE_READERS,
+    ("GET", "/v1/finance/fx-rates"): FINANCE_READERS,
+    ("GET", "/v1/finance/webhook-events"): FINANCE_READERS,
+    ("POST", "/v1/finance/fx-rates"): {"admin", "finance"},
+    ("POST", "/v1/finance/withdrawals/{payment_id}/decision"): {"finance"},
+    ("POST", "/v1/compliance/deposits/{payment_id}/decision"): {"compliance"},
+    ("PUT", "/v1/compliance/clients/{client_id}/kyc"): {"compliance"},
+    ("GET", "/console/finance"): FINANCE_READERS,
+    ("GET", "/console/ledger"): FINANCE_READERS,
+    ("POST", "/console/withdrawals/{payment_id}/decision"): {"finance"},
+    ("POST", "/console/deposits/{payment_id}/decision"): {"compliance"},
+    ("POST", "/console/login"): EVERYONE,
 }
 
 

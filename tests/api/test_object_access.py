@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from tests.api.conftest import Books
 from tests.support.people import People
 
 
@@ -47,3 +48,41 @@ async def test_an_ib_sees_only_the_clients_it_referred(
     assert "email" not in listed[0]
     assert (await api.get(f"/v1/ib/clients/{mine.id}", headers=x.headers)).status_code == 200
     assert (await api.get(f"/v1/ib/clients/{theirs.id}", headers=x.headers)).status_code == 404
+
+
+async def test_a_client_sees_only_its_own_payments_transfers_and_wallets(
+    api: httpx.AsyncClient, people: People, books: Books
+) -> None:
+    alice, bob = await people.client(), await people.client()
+    bobs_payment = await books.payment(bob, direction="deposit", status="awaiting_funds")
+    bobs_login = await books.live_account(bob)
+    await books.fund_wallet(bob, "10.00")
+    assert (await api.get("/v1/me/payments", headers=alice.headers)).json() == []
+    assert (await api.get("/v1/me/wallets", headers=alice.headers)).json() == []
+    assert (
+        await api.get(f"/v1/me/payments/{bobs_payment.id}", headers=alice.headers)
+    ).status_code == 404
+    assert (
+        await api.get(f"/v1/me/transfers/{bobs_payment.id}", headers=alice.headers)
+    ).status_code == 404
+    for path, body in (
+        (
+            "/v1/me/deposits",
+            {"provider": "cardco", "amount": "20", "currency": "USD", "mt5_login": bobs_login},
+        ),
+        (
+            "/v1/me/transfers",
+            {
+                "amount": "5",
+                "currency": "USD",
+                "source": {"kind": "mt5", "login": bobs_login},
+                "destination": {"kind": "wallet", "currency": "USD"},
+            },
+        ),
+    ):
+        response = await api.post(
+            path, json=body, headers={**alice.headers, "Idempotency-Key": "k1"}
+        )
+        assert response.status_code == 404, (path, response.text)
+    bobs_view = await api.get(f"/v1/me/payments/{bobs_payment.id}", headers=bob.headers)
+    assert bobs_view.status_code == 200

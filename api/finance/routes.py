@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter
+
+from api.deps import SessionDep, StateDep
+from api.finance import service
+from api.finance.schemas import (
+    DecisionRequest,
+    DecisionResult,
+    FinancePaymentDetail,
+    FinancePaymentView,
+    PaymentPage,
+    PendingApproval,
+    WebhookEventView,
+)
+from api.policy import FinanceOfficer, FinanceReader
+from api.problems import error_responses
+from api.schemas import Limit, Offset
+from api.webhooks.schemas import WebhookOutcome
+from domain.payments import PaymentDirection, PaymentStatus, Provider
+
+router = APIRouter(prefix="/v1/finance", tags=["finance"])
+DECISION_ERRORS = error_responses(
+    {
+        404: "no such payment of that direction",
+        409: "nothing to decide, or refused by the workflow (e.g. the same officer twice)",
+        503: "workflow engine down or silent",
+    }
+)
+
+
+@router.get("/payments")
+async def list_payments(
+    _: FinanceReader,
+    session: SessionDep,
+    direction: PaymentDirection | None = None,
+    status: PaymentStatus | None = None,
+    provider: Provider | None = None,
+    client_id: UUID | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> PaymentPage:
+    """Deposits and withdrawals, newest first, with both references, checks and risk flags."""
+    rows = await service.payments(
+        session,
+        direction=direction,
+        status=status,
+        provider=provider,
+        client_id=client_id,
+        limit=limit,
+        offset=offset,
+    )
+    return PaymentPage(items=[FinancePaymentView.of(p) for p in rows], limit=limit, offset=offset)
+
+
+@router.get("/payments/{payment_id}", responses=error_responses({404: "no such payment"}))
+async def get_payment(
+    payment_id: UUID, _: FinanceReader, session: SessionDep
+) -> FinancePaymentDetail:
+    """One payment with the staff decisions on it and every webhook that named it."""
+    return await service.payment_detail(session, payment_id)
+
+
+@router.get("/approvals")
+async def pending_approvals(_: FinanceReader, session: SessionDep) -> list[PendingApproval]:
+    """Withdrawals pending four-eyes approval and deposits held for compliance, oldest first."""
+    return await service.pending_approvals(session)
+
+
+@router.post("/withdrawals/{payment_id}/decision", responses=DECISION_ERRORS)
+async def decide_withdrawal(
+    payment_id: UUID,
+    body: DecisionRequest,
+    officer: FinanceOfficer,
+    session: SessionDep,
+    state: StateDep,
+) -> DecisionResult:
+    """Approve or reject a withdrawal pending approval; two different finance officers must
+    approve before it is paid out, one rejection stops it."""
+    return await service.decide(
+        session, state.temporal, officer, payment_id, PaymentDirection.WITHDRAWAL, body
+    )
+
+
+@router.get("/webhook-events")
+async def list_webhook_events(
+    _: FinanceReader,
+    session: SessionDep,
+    outcome: WebhookOutcome | None = None,
+    provider: Provider | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> list[WebhookEventView]:
+    """Every stored webhook, newest first: rejected, unmatched and needs_review ones want a look."""
+    rows = await service.webhook_events(
+        session, outcome=outcome, provider=provider, limit=limit, offset=offset
+    )
+    return [WebhookEventView.model_validate(e) for e in rows]

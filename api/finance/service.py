@@ -1,0 +1,172 @@
+"""Finance and compliance views of payments, and staff decisions, which go to the payment's
+workflow as an update: the workflow checks them (four-eyes, state) and records them with
+their audit row, so the API writes nothing itself."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.finance.schemas import (
+    DecisionRequest,
+    DecisionResult,
+    DecisionView,
+    FinancePaymentDetail,
+    FinancePaymentView,
+    PendingApproval,
+    WebhookEventView,
+)
+from api.policy import Principal
+from api.temporal import TemporalConnector, update
+from db.models import Payment, PaymentDecision, WebhookEvent
+from domain.errors import Conflict, NotFound
+from domain.money_flows import DecisionOutcome, StaffDecision
+from domain.payments import PaymentDirection, PaymentStatus, Provider
+
+FINISHED = frozenset(
+    {PaymentStatus.COMPLETED, PaymentStatus.REJECTED, PaymentStatus.FAILED, PaymentStatus.EXPIRED}
+)
+DECIDE_UPDATE = "decide"
+
+
+async def payments(
+    session: AsyncSession,
+    *,
+    direction: PaymentDirection | None = None,
+    status: PaymentStatus | None = None,
+    provider: Provider | None = None,
+    client_id: uuid.UUID | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[Payment]:
+    query = select(Payment).order_by(Payment.created_at.desc(), Payment.id)
+    filters = {
+        Payment.direction: direction,
+        Payment.status: status,
+        Payment.provider: provider,
+        Payment.client_id: client_id,
+    }
+    for column, value in filters.items():
+        if value is not None:
+            query = query.where(column == value)
+    return list(await session.scalars(query.limit(limit).offset(offset)))
+
+
+async def payment_detail(session: AsyncSession, payment_id: uuid.UUID) -> FinancePaymentDetail:
+    payment = await session.get(Payment, payment_id)
+    if payment is None:
+        raise NotFound(f"no payment {payment_id}")
+    events = await session.scalars(
+        select(WebhookEvent)
+        .where(WebhookEvent.payment_id == payment_id)
+        .order_by(WebhookEvent.received_at, WebhookEvent.id)
+    )
+    return FinancePaymentDetail(
+        **FinancePaymentView.fields_of(payment),
+        decisions=(await _decisions(session, [payment_id]))[payment_id],
+        webhook_events=[WebhookEventView.model_validate(e) for e in events],
+    )
+
+
+async def pending_approvals(session: AsyncSession) -> list[PendingApproval]:
+    """Withdrawals waiting for finance's four-eyes approval and deposits held for compliance,
+    oldest first."""
+    rows = list(
+        await session.scalars(
+            select(Payment)
+            .where(
+                or_(
+                    and_(
+                        Payment.direction == PaymentDirection.WITHDRAWAL,
+                        Payment.status == PaymentStatus.PENDING_APPROVAL,
+                    ),
+                    and_(
+                        Payment.direction == PaymentDirection.DEPOSIT,
+                        Payment.status == PaymentStatus.HELD,
+                    ),
+                )
+            )
+            .order_by(Payment.created_at, Payment.id)
+            .limit(500)
+        )
+    )
+    decisions = await _decisions(session, [p.id for p in rows])
+    return [
+        PendingApproval(
+            **FinancePaymentView.fields_of(p),
+            waiting_for=(
+                "finance (two different officers)"
+                if p.direction == PaymentDirection.WITHDRAWAL
+                else "compliance"
+            ),
+            approvals=sum(1 for d in decisions[p.id] if d.approve),
+            decisions=decisions[p.id],
+        )
+        for p in rows
+    ]
+
+
+async def decide(
+    session: AsyncSession,
+    temporal: TemporalConnector,
+    staff: Principal,
+    payment_id: uuid.UUID,
+    direction: PaymentDirection,
+    request: DecisionRequest,
+) -> DecisionResult:
+    payment = await session.get(Payment, payment_id)
+    if payment is None or payment.direction != direction:
+        raise NotFound(f"no {direction.value} {payment_id}")
+    if payment.status in FINISHED:
+        raise Conflict(f"nothing to decide: the {direction.value} is {payment.status}")
+    decision = StaffDecision(
+        staff_id=staff.id,
+        roles=tuple(sorted(role.value for role in staff.roles)),
+        approve=request.approve,
+        reason=request.reason,
+        ip=staff.context.ip,
+        request_id=staff.context.request_id,
+    )
+    outcome = await update(
+        temporal,
+        payment.workflow_id,
+        DECIDE_UPDATE,
+        decision,
+        DecisionOutcome,
+        closed=f"nothing to decide: the {direction.value}'s workflow has finished",
+    )
+    return DecisionResult(payment_id=payment_id, status=outcome.status, approvals=outcome.approvals)
+
+
+async def webhook_events(
+    session: AsyncSession,
+    *,
+    outcome: str | None,
+    provider: Provider | None,
+    limit: int,
+    offset: int,
+) -> list[WebhookEvent]:
+    query = select(WebhookEvent).order_by(WebhookEvent.id.desc())
+    if outcome is not None:
+        query = query.where(WebhookEvent.outcome == outcome)
+    if provider is not None:
+        query = query.where(WebhookEvent.provider == provider)
+    return list(await session.scalars(query.limit(limit).offset(offset)))
+
+
+async def _decisions(
+    session: AsyncSession, payment_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[DecisionView]]:
+    found: dict[uuid.UUID, list[DecisionView]] = defaultdict(list)
+    if payment_ids:
+        rows = await session.scalars(
+            select(PaymentDecision)
+            .where(PaymentDecision.payment_id.in_(payment_ids))
+            .order_by(PaymentDecision.decided_at, PaymentDecision.id)
+        )
+        for row in rows:
+            found[row.payment_id].append(DecisionView.model_validate(row))
+    return found

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from api.schemas import CurrencyCode, Rate
+from db.models import FxRateRow
+
+
+class FxRateCreate(BaseModel):
+    """A quote: units of `quote` per one `base`, e.g. EUR/USD bid 1.0840 ask 1.0844."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base: CurrencyCode
+    quote: CurrencyCode
+    bid: Rate
+    ask: Rate
+
+
+class FxRateView(BaseModel):
+    id: int
+    base: str
+    quote: str
+    bid: str
+    ask: str
+    as_of: datetime
+
+    @classmethod
+    def of(cls, row: FxRateRow) -> FxRateView:
+        return cls(
+            id=row.id,
+            base=row.base,
+            quote=row.quote,
+            bid=format(row.bid.normalize(), "f"),
+            ask=format(row.ask.normalize(), "f"),
+            as_of=row.as_of,
+        )

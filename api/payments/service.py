@@ -1,0 +1,241 @@
+"""Deposits and withdrawals as clients ask for them: checked at the door, recorded with their
+audit row, and handed to their workflow (which does everything else).
+
+Everything a client can get wrong is refused here, before any row is written or any workflow
+started; the workflow re-checks what can change in between (balances, margin) under its locks.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.idempotency import earlier_request, first_request, request_hash
+from api.me import service as me_service
+from api.payments.schemas import DepositRequest, WithdrawalRequest
+from api.policy import Principal
+from api.schemas import supported_money
+from api.temporal import TemporalConnector, start_once
+from api.wallets.service import require_available
+from db import audit
+from db.models import Mt5Account, Payment
+from domain.errors import NotFound
+from domain.money import Money
+from domain.money_flows import (
+    DepositInput,
+    MovementKind,
+    Mt5AccountRef,
+    Pocket,
+    WithdrawalInput,
+    reference_for,
+)
+from domain.payment_checks import check_amount_within
+from domain.payments import (
+    ComplianceStatus,
+    PaymentDirection,
+    PaymentStatus,
+    Provider,
+    UnsupportedByProvider,
+)
+from settings import PaymentRules
+from workflows.deposit import DepositWorkflow, deposit_workflow_id
+from workflows.withdrawal import WithdrawalWorkflow, withdrawal_workflow_id
+
+
+async def request_deposit(
+    session: AsyncSession,
+    temporal: TemporalConnector,
+    rules: PaymentRules,
+    me: Principal,
+    request: DepositRequest,
+    key: str,
+) -> Payment:
+    digest = request_hash("deposit", request)
+    earlier = await earlier_request(session, Payment, me.id, key, digest)
+    if earlier is not None:
+        return earlier
+    amount = supported_money(request.amount, request.currency)
+    check_amount_within(amount, rules.min_deposit, rules.max_deposit, "deposit")
+    account = await _live_account(session, me.id, request.mt5_login, amount.currency)
+    payment_id = uuid.uuid4()
+    payment, created = await first_request(
+        session,
+        Payment,
+        _payment(
+            payment_id,
+            me.id,
+            PaymentDirection.DEPOSIT,
+            request.provider,
+            amount,
+            account,
+            key,
+            digest,
+            deposit_workflow_id(payment_id),
+        ),
+    )
+    if not created:
+        return payment
+    _audit(session, me, payment, "payment.deposit_requested")
+    await session.flush()
+    await start_once(
+        temporal,
+        DepositWorkflow.run,
+        DepositInput(
+            payment_id=payment.id,
+            client_id=me.id,
+            reference=payment.reference,
+            provider=payment.provider,
+            amount=amount,
+            destination=_pocket(amount.currency, account),
+        ),
+        payment.workflow_id,
+    )
+    await session.refresh(payment)
+    return payment
+
+
+async def request_withdrawal(
+    session: AsyncSession,
+    temporal: TemporalConnector,
+    rules: PaymentRules,
+    me: Principal,
+    request: WithdrawalRequest,
+    key: str,
+) -> Payment:
+    digest = request_hash("withdrawal", request)
+    earlier = await earlier_request(session, Payment, me.id, key, digest)
+    if earlier is not None:
+        return earlier
+    if request.provider is not Provider.BANKCO:
+        raise UnsupportedByProvider(
+            "CardCo pays money back only as refunds of card payments; withdraw through bankco",
+            field="provider",
+        )
+    amount = supported_money(request.amount, request.currency)
+    check_amount_within(amount, rules.min_withdrawal, rules.max_withdrawal, "withdrawal")
+    account = await _live_account(session, me.id, request.mt5_login, amount.currency)
+    if account is None:
+        await require_available(session, me.id, amount)
+    payment_id = uuid.uuid4()
+    row = _payment(
+        payment_id,
+        me.id,
+        PaymentDirection.WITHDRAWAL,
+        request.provider,
+        amount,
+        account,
+        key,
+        digest,
+        withdrawal_workflow_id(payment_id),
+    )
+    row.beneficiary_name = request.beneficiary_name
+    row.beneficiary_account = request.beneficiary_account
+    payment, created = await first_request(session, Payment, row)
+    if not created:
+        return payment
+    _audit(session, me, payment, "payment.withdrawal_requested")
+    await session.flush()
+    await start_once(
+        temporal,
+        WithdrawalWorkflow.run,
+        WithdrawalInput(
+            payment_id=payment.id,
+            client_id=me.id,
+            reference=payment.reference,
+            provider=payment.provider,
+            amount=amount,
+            source=_pocket(amount.currency, account),
+        ),
+        payment.workflow_id,
+    )
+    await session.refresh(payment)
+    return payment
+
+
+async def payments(
+    session: AsyncSession, client_id: uuid.UUID, limit: int, offset: int
+) -> list[Payment]:
+    rows = await session.scalars(
+        select(Payment)
+        .where(Payment.client_id == client_id)
+        .order_by(Payment.created_at.desc(), Payment.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows)
+
+
+async def own_payment(
+    session: AsyncSession, client_id: uuid.UUID, payment_id: uuid.UUID
+) -> Payment:
+    payment = await session.get(Payment, payment_id)
+    if payment is None or payment.client_id != client_id:
+        raise NotFound(f"you have no payment {payment_id}")
+    return payment
+
+
+async def _live_account(
+    session: AsyncSession, client_id: uuid.UUID, login: int | None, currency: str
+) -> Mt5Account | None:
+    if login is None:
+        return None
+    return await me_service.own_live_account(session, client_id, login, currency, "mt5_login")
+
+
+def _pocket(currency: str, account: Mt5Account | None) -> Pocket:
+    mt5 = Mt5AccountRef(server=account.server, login=account.login) if account else None
+    return Pocket(currency=currency, mt5=mt5)
+
+
+def _payment(
+    payment_id: uuid.UUID,
+    client_id: uuid.UUID,
+    direction: PaymentDirection,
+    provider: str,
+    amount: Money,
+    account: Mt5Account | None,
+    key: str,
+    digest: str,
+    workflow_id: str,
+) -> Payment:
+    return Payment(
+        id=payment_id,
+        client_id=client_id,
+        direction=direction.value,
+        provider=provider,
+        reference=reference_for(MovementKind.PAYMENT, payment_id),
+        status=PaymentStatus.INITIATED.value,
+        currency=amount.currency,
+        amount_minor=amount.to_minor_units(),
+        requested_minor=amount.to_minor_units(),
+        idempotency_key=key,
+        request_hash=digest,
+        workflow_id=workflow_id,
+        compliance_status=ComplianceStatus.NOT_CHECKED.value,
+        risk_flags=[],
+        mt5_server=account.server if account else None,
+        mt5_login=account.login if account else None,
+    )
+
+
+def _audit(session: AsyncSession, me: Principal, payment: Payment, action: str) -> None:
+    after: dict[str, object] = {
+        "reference": payment.reference,
+        "provider": payment.provider,
+        "amount_minor": payment.amount_minor,
+        "currency": payment.currency,
+        "mt5_server": payment.mt5_server,
+        "mt5_login": payment.mt5_login,
+        "idempotency_key": payment.idempotency_key,
+    }
+    if payment.beneficiary_account:
+        # The full IBAN is on the payment; the trail needs only to recognise it.
+        after["beneficiary_name"] = payment.beneficiary_name
+        after["beneficiary_account"] = f"****{payment.beneficiary_account[-4:]}"
+    audit.record(
+        session,
+        me.actor(),
+        audit.Change(action=action, entity_type="payment", entity_id=str(payment.id), after=after),
+    )

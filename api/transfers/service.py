@@ -1,0 +1,149 @@
+"""Transfers between a client's own wallets and live MT5 accounts, converted when the
+currencies differ. Checked here, moved by the Transfer workflow."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.fx.service import require_rate
+from api.idempotency import earlier_request, first_request, request_hash
+from api.me import service as me_service
+from api.policy import Principal
+from api.schemas import require_supported, supported_money
+from api.temporal import TemporalConnector, start_once
+from api.transfers.schemas import Mt5Side, TransferRequest
+from api.wallets.service import require_available
+from db import audit
+from db.models import Transfer
+from domain.errors import InvalidInput, NotFound
+from domain.money_flows import MovementKind, Mt5AccountRef, Pocket, TransferInput, reference_for
+from domain.payment_checks import check_amount_within
+from domain.payments import PaymentStatus
+from workflows.transfer import TransferWorkflow, transfer_workflow_id
+
+# No configured limit for moving money between one's own pockets; this keeps it storable.
+LARGEST_TRANSFER = Decimal("999999999999999")
+
+
+async def request_transfer(
+    session: AsyncSession,
+    temporal: TemporalConnector,
+    me: Principal,
+    request: TransferRequest,
+    key: str,
+) -> Transfer:
+    digest = request_hash("transfer", request)
+    earlier = await earlier_request(session, Transfer, me.id, key, digest)
+    if earlier is not None:
+        return earlier
+    amount = supported_money(request.amount, request.currency)
+    check_amount_within(amount, Decimal(0), LARGEST_TRANSFER, "transfer")
+    if isinstance(request.source, Mt5Side):
+        account = await me_service.own_live_account(
+            session, me.id, request.source.login, amount.currency, "source.login"
+        )
+        source = Pocket(
+            currency=amount.currency, mt5=Mt5AccountRef(server=account.server, login=account.login)
+        )
+    else:
+        source = Pocket(currency=amount.currency)
+    if isinstance(request.destination, Mt5Side):
+        account = await me_service.own_live_account(
+            session, me.id, request.destination.login, None, "destination.login"
+        )
+        destination = Pocket(
+            currency=account.currency,
+            mt5=Mt5AccountRef(server=account.server, login=account.login),
+        )
+    else:
+        require_supported(request.destination.currency, "destination.currency")
+        destination = Pocket(currency=request.destination.currency)
+    if source == destination:
+        raise InvalidInput("source and destination are the same", field="destination")
+    if source.currency != destination.currency:
+        await require_rate(session, source.currency, destination.currency)
+    if source.mt5 is None:
+        await require_available(session, me.id, amount)
+
+    transfer_id = uuid.uuid4()
+    transfer, created = await first_request(
+        session,
+        Transfer,
+        Transfer(
+            id=transfer_id,
+            client_id=me.id,
+            reference=reference_for(MovementKind.TRANSFER, transfer_id),
+            status=PaymentStatus.INITIATED.value,
+            currency=amount.currency,
+            amount_minor=amount.to_minor_units(),
+            idempotency_key=key,
+            request_hash=digest,
+            workflow_id=transfer_workflow_id(transfer_id),
+            source_server=source.mt5.server if source.mt5 else None,
+            source_login=source.mt5.login if source.mt5 else None,
+            destination_currency=destination.currency,
+            destination_server=destination.mt5.server if destination.mt5 else None,
+            destination_login=destination.mt5.login if destination.mt5 else None,
+        ),
+    )
+    if not created:
+        return transfer
+    audit.record(
+        session,
+        me.actor(),
+        audit.Change(
+            action="transfer.requested",
+            entity_type="transfer",
+            entity_id=str(transfer.id),
+            after={
+                "reference": transfer.reference,
+                "amount_minor": transfer.amount_minor,
+                "currency": transfer.currency,
+                "source": source.model_dump(mode="json"),
+                "destination": destination.model_dump(mode="json"),
+                "idempotency_key": key,
+            },
+        ),
+    )
+    await session.flush()
+    await start_once(
+        temporal,
+        TransferWorkflow.run,
+        TransferInput(
+            transfer_id=transfer.id,
+            client_id=me.id,
+            reference=transfer.reference,
+            amount=amount,
+            source=source,
+            destination=destination,
+        ),
+        transfer.workflow_id,
+    )
+    await session.refresh(transfer)
+    return transfer
+
+
+async def transfers(
+    session: AsyncSession, client_id: uuid.UUID, limit: int, offset: int
+) -> list[Transfer]:
+    rows = await session.scalars(
+        select(Transfer)
+        .where(Transfer.client_id == client_id)
+        .order_by(Transfer.created_at.desc(), Transfer.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows)
+
+
+async def own_transfer(
+    session: AsyncSession, client_id: uuid.UUID, transfer_id: uuid.UUID
+) -> Transfer:
+    transfer = await session.get(Transfer, transfer_id)
+    if transfer is None or transfer.client_id != client_id:
+        raise NotFound(f"you have no transfer {transfer_id}")
+    return transfer
