@@ -93,20 +93,23 @@ class BankCo:
             self._secret.get_secret_value(), f"{sent_at}\n".encode() + body, signature, sent_at, now
         )
         event = signing.json_object(body)
-        kind = EVENTS.get(str(event.get("event")))
-        if kind is None:
-            raise WebhookRejected(f"BankCo event {event.get('event')!r} is not one BrokerFlow uses")
-        data = event["data"]
-        return PaymentEvent(
-            provider=self.name,
-            event_id=str(event["event_id"]),
-            kind=kind,
-            provider_ref=str(data["id"]),
-            reference=str(data.get("reference", "")),
-            amount=Money(amount=Decimal(str(data["amount"])), currency=str(data["currency"])),
-            payer_name=str(data.get("payer_name") or data.get("beneficiary_name") or ""),
-            sent_at=datetime.fromtimestamp(sent_at, UTC),
-        )
+        with signing.well_formed("BankCo"):
+            kind = EVENTS.get(str(event.get("event")))
+            if kind is None:
+                raise WebhookRejected(
+                    f"BankCo event {event.get('event')!r} is not one BrokerFlow uses"
+                )
+            data = event["data"]
+            return PaymentEvent(
+                provider=self.name,
+                event_id=str(event["event_id"]),
+                kind=kind,
+                provider_ref=str(data["id"]),
+                reference=str(data.get("reference", "")),
+                amount=Money(amount=Decimal(str(data["amount"])), currency=str(data["currency"])),
+                payer_name=str(data.get("payer_name") or data.get("beneficiary_name") or ""),
+                sent_at=datetime.fromtimestamp(sent_at, UTC),
+            )
 
     async def settlement(self, day: date) -> list[SettlementLine]:
         response = await self._http.get(f"/bankco/api/settlements/{day.isoformat()}.csv")

@@ -98,20 +98,25 @@ class CardCo:
             self._secret.get_secret_value(), f"{sent_at}.".encode() + body, signature, sent_at, now
         )
         event = signing.json_object(body)
-        kind = EVENTS.get(str(event.get("type")))
-        if kind is None:
-            raise WebhookRejected(f"CardCo event {event.get('type')!r} is not one BrokerFlow uses")
-        intent = event["data"]["object"]
-        return PaymentEvent(
-            provider=self.name,
-            event_id=str(event["id"]),
-            kind=kind,
-            provider_ref=str(intent["id"]),
-            reference=str(intent.get("reference", "")),
-            amount=Money.from_minor_units(int(intent["amount"]), str(intent["currency"]).upper()),
-            payer_name=str(intent.get("customer_name", "")),
-            sent_at=datetime.fromtimestamp(sent_at, UTC),
-        )
+        with signing.well_formed("CardCo"):
+            kind = EVENTS.get(str(event.get("type")))
+            if kind is None:
+                raise WebhookRejected(
+                    f"CardCo event {event.get('type')!r} is not one BrokerFlow uses"
+                )
+            intent = event["data"]["object"]
+            return PaymentEvent(
+                provider=self.name,
+                event_id=str(event["id"]),
+                kind=kind,
+                provider_ref=str(intent["id"]),
+                reference=str(intent.get("reference", "")),
+                amount=Money.from_minor_units(
+                    int(intent["amount"]), str(intent["currency"]).upper()
+                ),
+                payer_name=str(intent.get("customer_name", "")),
+                sent_at=datetime.fromtimestamp(sent_at, UTC),
+            )
 
     async def settlement(self, day: date) -> list[SettlementLine]:
         response = await self._http.get(f"/cardco/v1/settlements/{day.isoformat()}.csv")

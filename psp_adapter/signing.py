@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +23,16 @@ def check(secret: str, message: bytes, signature: str, sent_at: int, now: dateti
         raise WebhookRejected("webhook signature does not match")
     if abs(now.timestamp() - sent_at) > SIGNATURE_TOLERANCE_SECONDS:
         raise WebhookRejected("webhook timestamp is outside the tolerated window")
+
+
+@contextmanager
+def well_formed(provider: str) -> Iterator[None]:
+    """A correctly signed body that lacks a field or carries a wrong value is still refused as
+    a webhook, not left to fail as a KeyError further in."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        raise WebhookRejected(f"{provider} webhook body is malformed: {exc!r}") from exc
 
 
 def json_object(body: bytes) -> dict[str, Any]:

@@ -145,6 +145,8 @@ class Saga:
         self.reference = reference
         self.movement = movement
         self._undo: list[Callable[[], Awaitable[Any]]] = []
+        # Set once the movement's last entry is booked: nothing may be undone after that.
+        self.finished = False
 
     def on_failure(self, compensation: Callable[[], Awaitable[Any]]) -> None:
         self._undo.append(compensation)
@@ -169,6 +171,8 @@ class Saga:
         except Refused as refused:
             return await unstoppable(self._undone(refused.status, refused.reason))
         except BaseException as failure:
+            if self.finished:
+                raise  # the money has arrived: nothing that fails after that is undone
             if is_cancelled_exception(failure):
                 return await unstoppable(
                     self._undone(PaymentStatus.CANCELLED, "cancelled by staff")
@@ -177,6 +181,11 @@ class Saga:
                 self._undone(PaymentStatus.FAILED, f"undone after a fault: {failure}")
             )
             raise
+
+    def complete(self) -> None:
+        """The last entry is booked: from here on the movement is done."""
+        self.finished = True
+        self._undo.clear()
 
     async def _undone(self, status: PaymentStatus, reason: str) -> MovementResult:
         await self.compensate()
@@ -270,6 +279,7 @@ class Saga:
                     movement=self.movement, status=PaymentStatus.COMPLETED, credited=amount
                 ),
             )
+            self.complete()
             return amount
         account = pocket.mt5
         credit = self.balance_change(account, amount.amount, purpose)
@@ -284,6 +294,7 @@ class Saga:
                 mt5_ticket=ticket,
             ),
         )
+        self.complete()
         return amount
 
     async def convert(self, amount: Money, into: str) -> Money:

@@ -123,6 +123,7 @@ class WithdrawalWorkflow:
             capture_hold(saga.key("paid-out"), saga.client, request.provider, request.amount),
             MarkMovement(movement=saga.movement, status=PaymentStatus.COMPLETED),
         )
+        saga.complete()
         self._status = PaymentStatus.COMPLETED
         await notify(
             request.client_id,

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from domain.money import Money
 from domain.payments import PaymentEventKind, UnsupportedByProvider, WebhookRejected
+from psp_adapter import signing
 from psp_adapter.bankco import BankCo
 from psp_adapter.cardco import CardCo
 from tests.simulators.test_psp import Receiver
@@ -147,3 +148,31 @@ async def test_a_bank_transfer_in_and_a_payout_out(
         bankco.verify_webhook(
             receiver.received[1][1], json.dumps(tampered).encode(), datetime.now(UTC)
         )
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"type": "payment_intent.succeeded", "id": "evt_1"},
+        {"type": "payment_intent.succeeded", "id": "evt_1", "data": {"object": {"id": "pi_1"}}},
+        {
+            "type": "payment_intent.succeeded",
+            "id": "evt_1",
+            "data": {"object": {"id": "pi_1", "amount": "lots", "currency": "usd"}},
+        },
+        {
+            "type": "payment_intent.succeeded",
+            "id": "evt_1",
+            "data": {"object": {"id": "pi_1", "amount": 100, "currency": "XXX"}},
+        },
+    ],
+)
+def test_a_signed_but_malformed_webhook_is_refused(payload: dict[str, object]) -> None:
+    """Signed with the right secret, yet missing fields or carrying wrong values."""
+    provider = CardCo("http://127.0.0.1:9", SecretStr("sk"), SecretStr("whsec_test"))
+    body = json.dumps(payload).encode()
+    now = datetime.now(UTC)
+    stamp = int(now.timestamp())
+    signature = signing.hmac_hex("whsec_test", f"{stamp}.".encode() + body)
+    with pytest.raises(WebhookRejected, match="malformed"):
+        provider.verify_webhook({"CardCo-Signature": f"t={stamp},v1={signature}"}, body, now)
