@@ -258,28 +258,58 @@ def test_ip_allowlist_and_state_survive_a_restart(artifacts_dir: Path, tmp_path:
     finally:
         blocked.child.stop()
 
+    # A manager allowed from 127.0.0.0/8 logs in from 127.0.0.1; the books it writes survive a
+    # restart from the state file: the user, its balance deal and the balance.
     state = tmp_path / "books.json"
-    first = start_simulator(artifacts_dir / "logs", tls=False, extra=["--state-file", str(state)])
-    with httpx.Client(base_url=first.base_url) as http:
-        log_in_by_hand(http, first.manager, first.password)
-        http.post(
-            "/api/user/add",
-            json={
-                "Login": 5555,
-                "Group": "demo\\pro",
-                "Name": "Kept",
-                "Leverage": 10,
-                "PassMain": "Main#Pass1",
-                "PassInvestor": "Inv#Pass1",
-            },
-        )
-    first.child.stop()
+    allowed = ["--allow-ip", "127.0.0.0/8"]
+    first = start_simulator(
+        artifacts_dir / "logs", tls=False, extra=["--state-file", str(state), *allowed]
+    )
+    try:
+        with httpx.Client(base_url=first.base_url) as http:
+            assert log_in_by_hand(http, first.manager, first.password).json()["retcode"] == "0 Done"
+            added = http.post(
+                "/api/user/add",
+                json={
+                    "Login": 5555,
+                    "Group": "demo\\pro",
+                    "Name": "Kept",
+                    "Leverage": 10,
+                    "PassMain": "Main#Pass1",
+                    "PassInvestor": "Inv#Pass1",
+                },
+            )
+            assert added.json()["retcode"] == "0 Done"
+            deposit: dict[str, str | int] = {
+                "login": 5555,
+                "type": 2,
+                "balance": "1234.56",
+                "comment": "kept-dep",
+            }
+            paid = http.get("/api/trade/balance", params=deposit).json()
+            assert paid["retcode"] == "0 Done"
+            ticket = int(paid["answer"]["Ticket"])
+    finally:
+        first.child.stop()
     second = start_simulator(artifacts_dir / "logs", tls=False, extra=["--state-file", str(state)])
     try:
         with httpx.Client(base_url=second.base_url) as http:
             log_in_by_hand(http, second.manager, second.password)
-            assert (
-                http.get("/api/user/get", params={"login": 5555}).json()["answer"]["Name"] == "Kept"
+            user = http.get("/api/user/get", params={"login": 5555}).json()["answer"]
+            assert (user["Name"], user["Balance"]) == ("Kept", "1234.56")
+            deal = http.get("/api/deal/get", params={"ticket": ticket}).json()["answer"]
+            assert (deal["Login"], deal["Action"], deal["Profit"], deal["Comment"]) == (
+                "5555",
+                "2",
+                "1234.56",
+                "kept-dep",
             )
+            window = {"login": 5555, "from": 0, "to": 4_000_000_000}
+            total = http.get("/api/deal/get_total", params=window).json()["answer"]["total"]
+            assert total == "1"
+            # Tickets go on from where they were: no deal number is handed out twice.
+            again: dict[str, str | int] = {**deposit, "balance": "1", "comment": "after"}
+            after = http.get("/api/trade/balance", params=again).json()["answer"]["Ticket"]
+            assert int(after) > ticket
     finally:
         second.child.stop()
