@@ -99,6 +99,11 @@ class Engine:
         # test run on a Saturday still trades FX.
         self.enforce_sessions = False
         self.clock: Callable[[], int] = now_msc
+        # Tick transactions for `tick/last?trans_id=`: a counter bumped by every quote change and,
+        # per symbol, the transaction and time of its last change (not persisted: a restart
+        # starts the count again, and a client's id from before it sees every symbol once).
+        self.tick_serial = 0
+        self.tick_changes: dict[str, tuple[int, int]] = {}
 
     def dealer_rule(self, group: str, symbol: str) -> DealerRule:
         """The first rule whose group and symbol masks match."""
@@ -130,6 +135,8 @@ class Engine:
         if ask < bid or bid <= 0:
             raise Refusal(rc.ERR_PARAMS)
         self.books.quotes[name] = [str(bid), str(ask)]
+        self.tick_serial += 1
+        self.tick_changes[name] = (self.tick_serial, self.clock())
         return self.trigger(name)
 
     def rate(self, source: str, target: str, *, for_margin: bool = False) -> Decimal:

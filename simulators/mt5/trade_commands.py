@@ -296,17 +296,30 @@ class TradeCommands:
         return {"answer": symbol_record(symbols[index])}
 
     def tick_last(self, call: Call) -> dict[str, Any]:
+        """The last tick of each named symbol; with `trans_id` N > 0, only the symbols whose
+        quote changed after transaction N. The answer's `trans_id` is the current transaction,
+        to pass back on the next poll. An id the server never issued (one from before a
+        restart) is treated as 0."""
+        since = _int(call.params.get("trans_id", "0") or "0")
+        if since < 0:
+            raise Refusal(rc.ERR_PARAMS)
+        current = self.engine.tick_serial
+        if since > current:
+            since = 0
         now = int(time.time() * 1000)
         ticks = []
         for name in call.required("symbol").split(","):
             symbol = self.engine.symbol(name.strip())
+            changed, stamp = self.engine.tick_changes.get(symbol.name, (0, now))
+            if since and changed <= since:
+                continue
             bid, ask = self.engine.quote(symbol.name)
             ticks.append(
                 {
                     "Symbol": symbol.name,
                     "Digits": str(symbol.digits),
-                    "Datetime": str(now // 1000),
-                    "DatetimeMsc": str(now),
+                    "Datetime": str(stamp // 1000),
+                    "DatetimeMsc": str(stamp),
                     "Bid": str(bid),
                     "Ask": str(ask),
                     "Last": "0",
@@ -314,7 +327,7 @@ class TradeCommands:
                     "VolumeReal": "0",
                 }
             )
-        return {"trans_id": str(len(self.engine.books.deals)), "answer": ticks}
+        return {"trans_id": str(current), "answer": ticks}
 
     # -- dealer requests -------------------------------------------------------------------
 

@@ -468,11 +468,6 @@ def test_every_balance_type_books_a_deal_of_that_action(shared: Shared, kind: in
     assert (user[moved], user[untouched]) == ("150.50", "0.00")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tick/last ignores trans_id (simulators/mt5/trade_commands.py, not this change's file); "
-    "remove this mark with the fix",
-)
 def test_tick_last_answers_only_what_changed_since_trans_id(shared: Shared) -> None:
     """Reference 3.7: pass trans_id 0 first; the answer's trans_id, passed back, gets only the
     ticks changed since then."""
