@@ -11,9 +11,10 @@ import asyncio
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
+from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.context import RequestContext
@@ -23,11 +24,12 @@ from api.signup.service import sign_up
 from api.temporal import TemporalConnector
 from db import audit
 from db.embedded import owner_database_url
-from db.models import Client, IntroducingBroker, StaffUser
+from db.models import Client, FxRateRow, IntroducingBroker, StaffUser
 from db.sealed import SecretBox
 from db.session import create_engine, create_sessionmaker
 from db.urls import app_database_url
 from domain.onboarding import AccountType
+from domain.payment_checks import KycStatus
 from domain.roles import StaffRole
 from settings import Settings, get_settings
 
@@ -39,6 +41,13 @@ DEMO_CLIENTS = (
     ("chen@brokerflow.example", "Chen Wei", "SG", date(1992, 6, 30), AccountType.STANDARD),
 )
 SEEDER = audit.Actor(kind="system", id="ops.seed")
+# The last demo client's KYC stays pending, so its deposits show the compliance hold.
+KYC_PENDING = {"chen@brokerflow.example"}
+DEMO_FX_RATES = (
+    ("EUR", "USD", "1.0800", "1.0802"),
+    ("GBP", "USD", "1.2700", "1.2703"),
+    ("USD", "JPY", "150.10", "150.13"),
+)
 
 
 @dataclass(frozen=True)
@@ -130,8 +139,47 @@ async def seed_clients(
                 account_type=account_type,
                 referral_code=DEMO_IB[2],
             )
-            await sign_up(session, temporal, request, context, mt5_server)
+            accepted = await sign_up(session, temporal, request, context, mt5_server)
+            if email not in KYC_PENDING:
+                await approve_demo_kyc(session, accepted.client_id)
         report.created.append(NewCredential("client", email, password))
+
+
+async def approve_demo_kyc(session: AsyncSession, client_id: uuid.UUID) -> None:
+    verdict = {"kyc_status": KycStatus.APPROVED.value, "screening_status": "clear"}
+    await session.execute(update(Client).where(Client.id == client_id).values(**verdict))
+    audit.record(
+        session,
+        SEEDER,
+        audit.Change(
+            action="client.kyc_decided",
+            entity_type="client",
+            entity_id=str(client_id),
+            before={"kyc_status": "pending", "screening_status": "unscreened"},
+            after=verdict,
+            reason="demo data",
+        ),
+    )
+
+
+async def seed_fx_rates(session: AsyncSession) -> None:
+    if await session.scalar(select(FxRateRow.id).limit(1)):
+        return
+    now = datetime.now(UTC)
+    for base, quote, bid, ask in DEMO_FX_RATES:
+        session.add(
+            FxRateRow(base=base, quote=quote, bid=Decimal(bid), ask=Decimal(ask), as_of=now)
+        )
+    audit.record(
+        session,
+        SEEDER,
+        audit.Change(
+            action="fx_rates.seeded",
+            entity_type="fx_rate",
+            entity_id="demo",
+            after={f"{b}{q}": f"{bid}/{ask}" for b, q, bid, ask in DEMO_FX_RATES},
+        ),
+    )
 
 
 async def seed(settings: Settings, *, with_clients: bool = True) -> SeedReport:
@@ -143,6 +191,7 @@ async def seed(settings: Settings, *, with_clients: bool = True) -> SeedReport:
         async with sessions.begin() as session:
             await seed_staff(session, SecretBox(settings.secrets_key), report)
             await seed_ib(session, report)
+            await seed_fx_rates(session)
         if with_clients:
             temporal = TemporalConnector(settings.temporal_address, settings.temporal_namespace)
             await seed_clients(sessions, temporal, settings.mt5.name, report)
