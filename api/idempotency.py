@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models.payments import ClientRequest
-from domain.errors import Conflict, InvalidInput
+from domain.errors import Conflict, InvalidInput, NotFound
 
 # Visible ASCII, spaces allowed inside: what survives every HTTP stack unchanged.
 KEY_PATTERN = r"^[\x21-\x7e]([\x20-\x7e]{0,198}[\x21-\x7e])?$"
@@ -89,3 +89,27 @@ async def first_request(
     if winner is None:
         raise Conflict("the request conflicts with stored data and was not applied")
     return winner, False
+
+
+async def requests_of(
+    session: AsyncSession, model: type[RequestT], client_id: uuid.UUID, limit: int, offset: int
+) -> list[RequestT]:
+    """A client's payments or transfers, newest first."""
+    rows = await session.scalars(
+        select(model)
+        .where(model.client_id == client_id)
+        .order_by(model.created_at.desc(), model.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows)
+
+
+async def own_request(
+    session: AsyncSession, model: type[RequestT], client_id: uuid.UUID, request_id: uuid.UUID
+) -> RequestT:
+    """One of the client's own requests; anybody else's is as good as absent."""
+    row = await session.get(model, request_id)
+    if row is None or row.client_id != client_id:
+        raise NotFound(f"you have no {model.__tablename__.rstrip('s')} {request_id}")
+    return row

@@ -5,12 +5,13 @@ from uuid import UUID
 from fastapi import APIRouter, Response, status
 
 from api.deps import SessionDep, StateDep
-from api.idempotency import IdempotencyKey
+from api.idempotency import IdempotencyKey, own_request, requests_of
 from api.payments import service
 from api.payments.schemas import DepositRequest, PaymentView, WithdrawalRequest
 from api.policy import ClientPrincipal
 from api.problems import error_responses
 from api.schemas import Limit, Offset
+from db.models import Payment
 
 router = APIRouter(prefix="/v1/me", tags=["client payments"])
 REQUEST_ERRORS = {
@@ -72,9 +73,9 @@ async def my_payments(
     me: ClientPrincipal, session: SessionDep, limit: Limit = 50, offset: Offset = 0
 ) -> list[PaymentView]:
     """Your deposits and withdrawals, newest first."""
-    return [PaymentView.of(p) for p in await service.payments(session, me.id, limit, offset)]
+    return [PaymentView.of(p) for p in await requests_of(session, Payment, me.id, limit, offset)]
 
 
 @router.get("/payments/{payment_id}", responses=error_responses({404: "not one of yours"}))
 async def my_payment(payment_id: UUID, me: ClientPrincipal, session: SessionDep) -> PaymentView:
-    return PaymentView.of(await service.own_payment(session, me.id, payment_id))
+    return PaymentView.of(await own_request(session, Payment, me.id, payment_id))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.idempotency import earlier_request, first_request, request_hash
@@ -21,7 +20,6 @@ from api.temporal import TemporalConnector, start_once
 from api.wallets.service import require_available
 from db import audit
 from db.models import Mt5Account, Payment
-from domain.errors import NotFound
 from domain.money import Money
 from domain.money_flows import (
     DepositInput,
@@ -151,28 +149,6 @@ async def request_withdrawal(
         payment.workflow_id,
     )
     await session.refresh(payment)
-    return payment
-
-
-async def payments(
-    session: AsyncSession, client_id: uuid.UUID, limit: int, offset: int
-) -> list[Payment]:
-    rows = await session.scalars(
-        select(Payment)
-        .where(Payment.client_id == client_id)
-        .order_by(Payment.created_at.desc(), Payment.id)
-        .limit(limit)
-        .offset(offset)
-    )
-    return list(rows)
-
-
-async def own_payment(
-    session: AsyncSession, client_id: uuid.UUID, payment_id: uuid.UUID
-) -> Payment:
-    payment = await session.get(Payment, payment_id)
-    if payment is None or payment.client_id != client_id:
-        raise NotFound(f"you have no payment {payment_id}")
     return payment
 
 

@@ -5,12 +5,13 @@ from uuid import UUID
 from fastapi import APIRouter, Response, status
 
 from api.deps import SessionDep, StateDep
-from api.idempotency import IdempotencyKey
+from api.idempotency import IdempotencyKey, own_request, requests_of
 from api.policy import ClientPrincipal
 from api.problems import error_responses
 from api.schemas import Limit, Offset
 from api.transfers import service
 from api.transfers.schemas import TransferRequest, TransferView
+from db.models import Transfer
 
 router = APIRouter(prefix="/v1/me/transfers", tags=["client payments"])
 
@@ -45,9 +46,9 @@ async def request_transfer(
 async def my_transfers(
     me: ClientPrincipal, session: SessionDep, limit: Limit = 50, offset: Offset = 0
 ) -> list[TransferView]:
-    return [TransferView.of(t) for t in await service.transfers(session, me.id, limit, offset)]
+    return [TransferView.of(t) for t in await requests_of(session, Transfer, me.id, limit, offset)]
 
 
 @router.get("/{transfer_id}", responses=error_responses({404: "not one of yours"}))
 async def my_transfer(transfer_id: UUID, me: ClientPrincipal, session: SessionDep) -> TransferView:
-    return TransferView.of(await service.own_transfer(session, me.id, transfer_id))
+    return TransferView.of(await own_request(session, Transfer, me.id, transfer_id))

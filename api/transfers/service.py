@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.fx.service import require_rate
@@ -19,7 +18,7 @@ from api.transfers.schemas import Mt5Side, TransferRequest
 from api.wallets.service import require_available
 from db import audit
 from db.models import Transfer
-from domain.errors import InvalidInput, NotFound
+from domain.errors import InvalidInput
 from domain.money_flows import MovementKind, Mt5AccountRef, Pocket, TransferInput, reference_for
 from domain.payment_checks import check_amount_within
 from domain.payments import PaymentStatus
@@ -124,26 +123,4 @@ async def request_transfer(
         transfer.workflow_id,
     )
     await session.refresh(transfer)
-    return transfer
-
-
-async def transfers(
-    session: AsyncSession, client_id: uuid.UUID, limit: int, offset: int
-) -> list[Transfer]:
-    rows = await session.scalars(
-        select(Transfer)
-        .where(Transfer.client_id == client_id)
-        .order_by(Transfer.created_at.desc(), Transfer.id)
-        .limit(limit)
-        .offset(offset)
-    )
-    return list(rows)
-
-
-async def own_transfer(
-    session: AsyncSession, client_id: uuid.UUID, transfer_id: uuid.UUID
-) -> Transfer:
-    transfer = await session.get(Transfer, transfer_id)
-    if transfer is None or transfer.client_id != client_id:
-        raise NotFound(f"you have no transfer {transfer_id}")
     return transfer
