@@ -131,6 +131,9 @@ class PaymentRules(BaseModel):
     max_deposits_per_hour: int = 10
     min_withdrawal: Decimal = Decimal("10")
     max_withdrawal: Decimal = Decimal("100000")
+    # Between a client's own wallet and MT5 accounts.
+    min_transfer: Decimal = Decimal("1")
+    max_transfer: Decimal = Decimal("1000000")
     # Withdrawals up to this are approved automatically; above it, two finance officers approve.
     auto_approve_withdrawal_up_to: Decimal = Decimal("1000")
     # How similar the payer's name must be to the client's (0-100) before a deposit is held.

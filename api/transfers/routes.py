@@ -37,7 +37,9 @@ async def request_transfer(
     response: Response,
 ) -> TransferView:
     """Move money between your wallets and live MT5 accounts."""
-    transfer = await service.request_transfer(session, state.temporal, me, body, key)
+    transfer = await service.request_transfer(
+        session, state.temporal, state.settings.payments, me, body, key
+    )
     response.headers["Location"] = f"/v1/me/transfers/{transfer.id}"
     return TransferView.of(transfer)
 

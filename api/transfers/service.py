@@ -4,7 +4,6 @@ currencies differ. Checked here, moved by the Transfer workflow."""
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,15 +21,14 @@ from domain.errors import InvalidInput
 from domain.money_flows import MovementKind, Mt5AccountRef, Pocket, TransferInput, reference_for
 from domain.payment_checks import check_amount_within
 from domain.payments import PaymentStatus
+from settings import PaymentRules
 from workflows.transfer import TransferWorkflow, transfer_workflow_id
-
-# No configured limit for moving money between one's own pockets; this keeps it storable.
-LARGEST_TRANSFER = Decimal("999999999999999")
 
 
 async def request_transfer(
     session: AsyncSession,
     temporal: TemporalConnector,
+    rules: PaymentRules,
     me: Principal,
     request: TransferRequest,
     key: str,
@@ -40,7 +38,7 @@ async def request_transfer(
     if earlier is not None:
         return earlier
     amount = supported_money(request.amount, request.currency)
-    check_amount_within(amount, Decimal(0), LARGEST_TRANSFER, "transfer")
+    check_amount_within(amount, rules.min_transfer, rules.max_transfer, "transfer")
     if isinstance(request.source, Mt5Side):
         account = await me_service.own_live_account(
             session, me.id, request.source.login, amount.currency, "source.login"
