@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.credentials import generate_mt5_password
 from activities.mt5_balance import apply_balance_once
-from activities.mt5_errors import as_activity_failure
+from activities.mt5_errors import raise_for_temporal
 from db import audit
 from db.models import AccountApplication, Client, Mt5Account, Mt5LoginCounter
 from db.sealed import SecretBox
@@ -220,13 +220,13 @@ class Mt5AccountSteps:
             # belongs to an account made outside BrokerFlow: the marker tells which.
             return await self._whose_login(request.login, marker)
         except Mt5Error as error:
-            raise as_activity_failure(error) from error
+            raise_for_temporal(error)
 
     async def _whose_login(self, login: int, marker: str) -> CreateMt5UserOutcome:
         try:
             existing = await self._mt5.get_user(login)
         except Mt5Error as error:
-            raise as_activity_failure(error) from error
+            raise_for_temporal(error)
         if existing.comment == marker:
             return CreateMt5UserOutcome.CREATED
         return CreateMt5UserOutcome.LOGIN_TAKEN
@@ -244,7 +244,7 @@ class Mt5AccountSteps:
         except Mt5NotFound:
             return
         except Mt5Error as error:
-            raise as_activity_failure(error) from error
+            raise_for_temporal(error)
 
     @activity.defn(name=Step.CREDIT_DEMO_DEPOSIT)
     async def credit_demo_deposit(self, request: CreditDemoDepositInput) -> int:

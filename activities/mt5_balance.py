@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 
-from activities.mt5_errors import as_activity_failure
+from activities.mt5_errors import raise_for_temporal
 from domain.mt5 import BalanceOperation
 from mt5_adapter.errors import Mt5Error
 from mt5_adapter.gateway import Mt5Gateway
@@ -39,4 +39,4 @@ async def apply_balance_once(
                 return earlier.ticket
         return await gateway.apply_balance(operation)
     except Mt5Error as error:
-        raise as_activity_failure(error) from error
+        raise_for_temporal(error)

@@ -8,7 +8,7 @@ from decimal import Decimal
 from temporalio import activity
 
 from activities.mt5_balance import SERVER_CLOCK_SLACK, apply_balance_once
-from activities.mt5_errors import as_activity_failure
+from activities.mt5_errors import raise_for_temporal
 from domain.money_flows import BalanceChange, Mt5AccountRef, ReverseBalanceChange, Step
 from domain.mt5 import BalanceOperation, BalanceType
 from mt5_adapter.errors import Mt5Error
@@ -24,7 +24,7 @@ class Mt5FundsSteps:
         try:
             return (await self._mt5.get_account_state(account.login)).margin_free
         except Mt5Error as error:
-            raise as_activity_failure(error) from error
+            raise_for_temporal(error)
 
     @activity.defn(name=Step.MT5_CREDIT_BALANCE)
     async def mt5_credit_balance(self, change: BalanceChange) -> int:
@@ -48,7 +48,7 @@ class Mt5FundsSteps:
                 until=datetime.now(UTC) + SERVER_CLOCK_SLACK,
             )
         except Mt5Error as error:
-            raise as_activity_failure(error) from error
+            raise_for_temporal(error)
         if applied is None:
             return None
         back = change.model_copy(update={"amount": -change.amount, "comment": request.comment})
