@@ -42,6 +42,7 @@ from workflows import TASK_QUEUE, mt5_task_queue
 from workflows.registry import WORKFLOWS
 
 log = logging.getLogger("brokerflow.worker")
+DATABASE_CONNECTIONS = 20
 
 
 def payment_providers(psp: PspSettings) -> dict[str, PaymentProvider]:
@@ -104,6 +105,9 @@ def build_workers(
                 ledger.mark_movement,
                 ledger.notify_client,
             ],
+            # Each database step holds a connection: no more steps at once than the pool has
+            # connections, or the waiting ones run out of their start-to-close time.
+            max_concurrent_activities=DATABASE_CONNECTIONS,
         )
     ]
     for server in mt5_servers:
@@ -132,7 +136,10 @@ def build_workers(
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     configure_tracing("brokerflow-worker", settings)
     HTTPXClientInstrumentor().instrument()
-    engine = create_engine(app_database_url(owner_database_url(settings), settings))
+    engine = create_engine(
+        app_database_url(owner_database_url(settings), settings),
+        pool_size=DATABASE_CONNECTIONS // 2,
+    )
     SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
     client = await Client.connect(
         settings.temporal_address,
