@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from settings import SEALED_PREFIX, Mt5ServerSettings, Settings, open_secret, seal_secret
+from settings import (
+    SEALED_PREFIX,
+    Mt5ServerSettings,
+    PspSettings,
+    Settings,
+    open_secret,
+    seal_secret,
+)
 
 MASTER = SecretStr("a2V5LWtleS1rZXkta2V5LWtleS1rZXkta2V5LWtleSE=")
 OTHER_MASTER = SecretStr("b3RoZXIta2V5LW90aGVyLWtleS1vdGhlci1rZXkhIT0=")
@@ -48,12 +55,23 @@ def production(**values: object) -> Settings:
 
 def test_prod_refuses_dev_secrets_and_plain_manager_passwords() -> None:
     sealed = {"manager_password": seal_secret("P#1", MASTER)}
+    psp = {name: seal_secret(f"{name}-value", MASTER) for name in PspSettings().secret_fields()}
     with pytest.raises(ValidationError, match="JWT_SECRET"):
-        production(secrets_key=MASTER, mt5=sealed)
+        production(secrets_key=MASTER, mt5=sealed, psp=psp)
     with pytest.raises(ValidationError, match="sealed"):
-        production(jwt_secret="j" * 40, secrets_key=MASTER, mt5={"manager_password": "Plain#1"})
-    settings = production(jwt_secret="j" * 40, secrets_key=MASTER, mt5=sealed)
+        production(
+            jwt_secret="j" * 40, secrets_key=MASTER, mt5={"manager_password": "Plain#1"}, psp=psp
+        )
+    with pytest.raises(
+        ValidationError, match="BROKERFLOW_PSP__BANKCO_API_KEY must be given sealed"
+    ):
+        production(
+            jwt_secret="j" * 40, secrets_key=MASTER, mt5=sealed, psp={**psp, "bankco_api_key": "k"}
+        )
+    settings = production(jwt_secret="j" * 40, secrets_key=MASTER, mt5=sealed, psp=psp)
     assert settings.mt5.opened(MASTER).manager_password.get_secret_value() == "P#1"
+    opened = settings.psp.opened(MASTER)
+    assert opened.cardco_webhook_secret.get_secret_value() == "cardco_webhook_secret-value"
 
 
 def test_the_seal_command_reads_stdin() -> None:
