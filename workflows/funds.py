@@ -273,11 +273,14 @@ class Saga:
     async def give_to(self, pocket: Pocket, amount: Money, purpose: str) -> Money:
         """Move held `amount` to the wallet or the MT5 account; the movement completes."""
         if pocket.mt5 is None:
-            await book(
-                release_hold(self.key("to-wallet"), self.client, amount),
-                MarkMovement(
-                    movement=self.movement, status=PaymentStatus.COMPLETED, credited=amount
-                ),
+            # The last entry: once asked for, it is booked whatever cancellation comes.
+            await unstoppable(
+                book(
+                    release_hold(self.key("to-wallet"), self.client, amount),
+                    MarkMovement(
+                        movement=self.movement, status=PaymentStatus.COMPLETED, credited=amount
+                    ),
+                )
             )
             self.complete()
             return amount
@@ -285,14 +288,16 @@ class Saga:
         credit = self.balance_change(account, amount.amount, purpose)
         self.undo_balance_change(credit, "rev")
         ticket = await self.refusable(mt5_step(Step.MT5_CREDIT_BALANCE, account, credit, int))
-        await book(
-            into_mt5(self.key("to-mt5"), self.client, account.server, account.login, amount),
-            MarkMovement(
-                movement=self.movement,
-                status=PaymentStatus.COMPLETED,
-                credited=amount,
-                mt5_ticket=ticket,
-            ),
+        await unstoppable(
+            book(
+                into_mt5(self.key("to-mt5"), self.client, account.server, account.login, amount),
+                MarkMovement(
+                    movement=self.movement,
+                    status=PaymentStatus.COMPLETED,
+                    credited=amount,
+                    mt5_ticket=ticket,
+                ),
+            )
         )
         self.complete()
         return amount

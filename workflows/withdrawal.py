@@ -118,12 +118,13 @@ class WithdrawalWorkflow:
         assert outcome is not None
         if outcome.kind is PaymentEventKind.PAYOUT_FAILED:
             raise Refused(PaymentStatus.FAILED, "the processor could not pay it out")
-
+        # The processor has paid: from here nothing is given back, whatever fails (a failing
+        # booking leaves the money in the hold and the workflow failed, for operations).
+        saga.complete()
         await book(
             capture_hold(saga.key("paid-out"), saga.client, request.provider, request.amount),
             MarkMovement(movement=saga.movement, status=PaymentStatus.COMPLETED),
         )
-        saga.complete()
         self._status = PaymentStatus.COMPLETED
         await notify(
             request.client_id,
