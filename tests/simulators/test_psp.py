@@ -132,7 +132,9 @@ def test_card_payment_refund_and_chargeback(psp: tuple[httpx.Client, Receiver]) 
     )
     client.post("/_sim/cardco/chargeback", json={"payment_intent": first["id"]})
     events = [json.loads(r[2])["type"] for r in receiver.wait_for(3)]
-    assert events[1:] == ["charge.refunded", "charge.dispute.created"]
+    # Each event travels on its own; like a real processor's, two sent close together may
+    # arrive in either order.
+    assert sorted(events[1:]) == ["charge.dispute.created", "charge.refunded"]
     rows = settlement(client, "/cardco/v1/settlements", CARD)
     assert [(r["type"], r["gross_minor"], r["fee_minor"]) for r in rows] == [
         ("charge", "10000", "320"),  # 2.90 % + 0.30
