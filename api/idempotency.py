@@ -7,7 +7,7 @@ import hashlib
 import json
 import uuid
 from decimal import Decimal
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Header
 from pydantic import BaseModel
@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.temporal import TemporalConnector, start_once
 from db.models.payments import ClientRequest
 from domain.errors import Conflict, InvalidInput, NotFound
 
@@ -112,4 +113,19 @@ async def own_request(
     row = await session.get(model, request_id)
     if row is None or row.client_id != client_id:
         raise NotFound(f"you have no {model.__tablename__.rstrip('s')} {request_id}")
+    return row
+
+
+async def start_request(
+    session: AsyncSession,
+    temporal: TemporalConnector,
+    row: RequestT,
+    run: Any,
+    argument: BaseModel,
+) -> RequestT:
+    """Start the request's workflow under its business-key id, after its row is flushed and
+    before the commit (a refused start rolls the request back); the row as stored."""
+    await session.flush()
+    await start_once(temporal, run, argument, row.workflow_id)
+    await session.refresh(row)
     return row

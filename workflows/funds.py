@@ -140,13 +140,17 @@ class Saga:
 
     def __init__(self, label: str, client_id: Any, reference: str, movement: MovementRef) -> None:
         self.label = label  # "withdrawal", "transfer": what the client's notices call it
-        self.client = str(client_id)
         self.client_id = client_id
         self.reference = reference
         self.movement = movement
         self._undo: list[Callable[[], Awaitable[Any]]] = []
         # Set once the movement's last entry is booked: nothing may be undone after that.
         self.finished = False
+
+    @property
+    def client(self) -> str:
+        """The client as ledger account codes name it."""
+        return str(self.client_id)
 
     def on_failure(self, compensation: Callable[[], Awaitable[Any]]) -> None:
         self._undo.append(compensation)

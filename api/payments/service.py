@@ -11,12 +11,12 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.idempotency import earlier_request, first_request, request_hash
+from api.idempotency import earlier_request, first_request, request_hash, start_request
 from api.me import service as me_service
 from api.payments.schemas import DepositRequest, WithdrawalRequest
 from api.policy import Principal
 from api.schemas import supported_money
-from api.temporal import TemporalConnector, start_once
+from api.temporal import TemporalConnector
 from api.wallets.service import require_available
 from db import audit
 from db.models import Mt5Account, Payment
@@ -76,9 +76,10 @@ async def request_deposit(
     if not created:
         return payment
     _audit(session, me, payment, "payment.deposit_requested")
-    await session.flush()
-    await start_once(
+    return await start_request(
+        session,
         temporal,
+        payment,
         DepositWorkflow.run,
         DepositInput(
             payment_id=payment.id,
@@ -88,10 +89,7 @@ async def request_deposit(
             amount=amount,
             destination=_pocket(amount.currency, account),
         ),
-        payment.workflow_id,
     )
-    await session.refresh(payment)
-    return payment
 
 
 async def request_withdrawal(
@@ -134,9 +132,10 @@ async def request_withdrawal(
     if not created:
         return payment
     _audit(session, me, payment, "payment.withdrawal_requested")
-    await session.flush()
-    await start_once(
+    return await start_request(
+        session,
         temporal,
+        payment,
         WithdrawalWorkflow.run,
         WithdrawalInput(
             payment_id=payment.id,
@@ -146,10 +145,7 @@ async def request_withdrawal(
             amount=amount,
             source=_pocket(amount.currency, account),
         ),
-        payment.workflow_id,
     )
-    await session.refresh(payment)
-    return payment
 
 
 async def _live_account(

@@ -7,20 +7,16 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
 
 from api.context import RequestContext
 from api.security import hash_password
 from api.signup.schemas import SignupAccepted, SignupRequest
-from api.temporal import TemporalConnector
+from api.temporal import TemporalConnector, start_once
 from db import audit
 from db.models import AccountApplication, Client, IntroducingBroker
 from domain.account_opening import AccountOpeningInput
-from domain.errors import Conflict, InvalidInput, ServiceUnavailable
+from domain.errors import Conflict, InvalidInput
 from domain.onboarding import ApplicationStatus, check_applicant, check_password_strength
-from workflows import TASK_QUEUE
 from workflows.account_opening import AccountOpeningWorkflow
 
 
@@ -89,14 +85,16 @@ async def sign_up(
     await session.flush()
     # Started before the commit: if the start fails the request rolls back whole; if the commit
     # fails after a start, the workflow's first step finds no application and gives up.
-    await _start_account_opening(
+    await start_once(
         temporal,
+        AccountOpeningWorkflow.run,
         AccountOpeningInput(
             application_id=application_id,
             client_id=client.id,
             account_type=request.account_type,
             mt5_server=mt5_server,
         ),
+        application.workflow_id,
     )
     return SignupAccepted(
         client_id=client.id, application_id=application_id, status=application.status
@@ -114,21 +112,3 @@ async def _referring_ib(session: AsyncSession, referral_code: str | None) -> uui
             "referral_code does not belong to any introducing broker", field="referral_code"
         )
     return ib_id
-
-
-async def _start_account_opening(temporal: TemporalConnector, request: AccountOpeningInput) -> None:
-    client = await temporal.client()
-    try:
-        await client.start_workflow(
-            AccountOpeningWorkflow.run,
-            request,
-            id=account_opening_workflow_id(request.application_id),
-            task_queue=TASK_QUEUE,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
-    except WorkflowAlreadyStartedError:
-        return
-    except RPCError as exc:
-        raise ServiceUnavailable(
-            "the workflow engine did not accept the request; try again"
-        ) from exc

@@ -8,11 +8,11 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.fx.service import require_rate
-from api.idempotency import earlier_request, first_request, request_hash
+from api.idempotency import earlier_request, first_request, request_hash, start_request
 from api.me import service as me_service
 from api.policy import Principal
 from api.schemas import require_supported, supported_money
-from api.temporal import TemporalConnector, start_once
+from api.temporal import TemporalConnector
 from api.transfers.schemas import Mt5Side, TransferRequest
 from api.wallets.service import require_available
 from db import audit
@@ -106,9 +106,10 @@ async def request_transfer(
             },
         ),
     )
-    await session.flush()
-    await start_once(
+    return await start_request(
+        session,
         temporal,
+        transfer,
         TransferWorkflow.run,
         TransferInput(
             transfer_id=transfer.id,
@@ -118,7 +119,4 @@ async def request_transfer(
             source=source,
             destination=destination,
         ),
-        transfer.workflow_id,
     )
-    await session.refresh(transfer)
-    return transfer
