@@ -28,6 +28,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent
 DEV_ONLY = {
     "jwt_secret": "dev-only-jwt-secret-change-me-0123456789",
     "secrets_key": "ZGV2LW9ubHktc2VjcmV0cy1rZXktY2hhbmdlLW1lISE=",
+    "documents_key": "ZGV2LW9ubHktZG9jdW1lbnRzLWtleS0zMi1ieXRlcyE=",
 }
 
 
@@ -142,6 +143,33 @@ class PaymentRules(BaseModel):
     fx_spread_bps: int = Field(default=50, ge=0, le=1000)
 
 
+class KycRules(BaseModel):
+    """Service levels of KYC review and when re-KYC starts."""
+
+    # An untouched case is escalated after this long; a client owing information is reminded
+    # every `client_reminder_days`, `client_reminders` times.
+    review_sla_hours: float = Field(default=24, gt=0)
+    client_reminder_days: float = Field(default=3, gt=0)
+    client_reminders: int = Field(default=3, ge=0, le=10)
+    # Re-KYC opens this many days before an identity document or proof of address runs out.
+    rekyc_notice_days: int = Field(default=30, ge=1, le=365)
+    # How long an email-verification link stays good.
+    email_link_hours: int = Field(default=48, ge=1, le=24 * 14)
+
+
+class MailSettings(BaseModel):
+    """Outgoing mail. Dev and tests send to the local SMTP catcher (`simulators.smtp`)."""
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    sender: str = "BrokerFlow <no-reply@brokerflow.local>"
+    starttls: bool = False
+    username: str | None = None
+    password: SecretStr | None = None
+    # Where links in emails point (the API's public address).
+    public_base_url: str = "http://127.0.0.1:8000"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BROKERFLOW_",
@@ -187,6 +215,13 @@ class Settings(BaseSettings):
     psp: PspSettings = Field(default_factory=PspSettings)
     payments: PaymentRules = Field(default_factory=PaymentRules)
 
+    # KYC review service levels, outgoing mail, and the encrypted store of client documents
+    # (AES-256-GCM; the key is 32 bytes, urlsafe base64; `documents_dir` defaults under data_dir).
+    kyc: KycRules = Field(default_factory=KycRules)
+    mail: MailSettings = Field(default_factory=MailSettings)
+    documents_dir: Path | None = None
+    documents_key: SecretStr = SecretStr(DEV_ONLY["documents_key"])
+
     otel_exporter: Literal["none", "console", "otlp"] = "none"
     otel_endpoint: str = "http://127.0.0.1:4318"
     log_level: str = "INFO"
@@ -201,6 +236,9 @@ class Settings(BaseSettings):
             return url
         netloc = parts.netloc.replace(f":{parts.password}@", ":**********@", 1)
         return urlunsplit(parts._replace(netloc=netloc))
+
+    def documents_path(self) -> Path:
+        return self.documents_dir or self.data_dir / "documents"
 
     def mt5_fleet(self) -> list[Mt5ServerSettings]:
         """Every MT5 server BrokerFlow drives, the sign-up server first."""
@@ -217,7 +255,7 @@ class Settings(BaseSettings):
     def _check_secrets(self) -> Settings:
         """Prod refuses dev secrets and unsealed manager passwords; sealed ones must open."""
         if self.env == "prod":
-            for name in ("jwt_secret", "secrets_key"):
+            for name in ("jwt_secret", "secrets_key", "documents_key"):
                 if getattr(self, name).get_secret_value() == DEV_ONLY[name]:
                     raise ValueError(f"BROKERFLOW_{name.upper()} must be set in prod")
         for name in self.psp.secret_fields():

@@ -66,15 +66,30 @@ class Mt5LimitExceeded(Mt5Error):
     """Over a server limit (money per operation, users, orders): not a matter of waiting."""
 
 
+class Mt5GroupCurrencyMismatch(Mt5InvalidRequest):
+    """`user/update` into a group whose deposit currency is not the account's (3010)."""
+
+
+class Mt5HasOpenPositions(Mt5Error):
+    """`user/delete` of an account with open trades (3008): close them first, then delete."""
+
+
+class Mt5TradeDisabled(Mt5Error):
+    """A trade request of an account whose trading is off or that may not connect (10017)."""
+
+
 _TRANSIENT = {7, 9, 10, 11, 12, 15, 1018, 10004, 10012, 10020, 10021, 10024, 10031, 12003, 12004}
 _AUTH = {3006} | set(range(1000, 1035))
-_INVALID = {3, 4, 17, 3009, 3010, 3012, 10013, 10014, 10015, 10016, 10022, 10030, 10035, 12002}
+_INVALID = {3, 4, 17, 3009, 3012, 10013, 10014, 10015, 10016, 10022, 10030, 10035, 12002}
 _LIMITS = {3002, 3007, 3019, 4001, 4003, 4004, 4005, 10033, 10034, 10040}
 _BY_CODE: dict[int, type[Mt5Error]] = {
     13: Mt5NotFound,
     8: Mt5PermissionDenied,
     3004: Mt5LoginExists,
     3013: Mt5LoginExists,
+    3008: Mt5HasOpenPositions,
+    3010: Mt5GroupCurrencyMismatch,
+    10017: Mt5TradeDisabled,
     10019: Mt5NotEnoughMoney,
 }
 

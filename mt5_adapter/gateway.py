@@ -27,9 +27,18 @@ class Mt5Gateway(Protocol):
 
     async def get_user(self, login: int) -> Mt5User: ...
 
-    async def update_user(self, login: int, changes: Mt5UserChanges) -> Mt5User: ...
+    async def update_user(self, login: int, changes: Mt5UserChanges) -> Mt5User:
+        """`user/update` of the fields `changes` sets; answers the updated user. A group of
+        another deposit currency raises `Mt5GroupCurrencyMismatch`."""
+        ...
 
-    async def delete_user(self, login: int) -> None: ...
+    async def delete_user(self, login: int) -> None:
+        """`user/delete`; refused with `Mt5HasOpenPositions` while the account has open trades."""
+        ...
+
+    async def get_open_position_count(self, login: int) -> int:
+        """Open positions of `login` (`position/get_total`)."""
+        ...
 
     async def get_account_state(self, login: int) -> Mt5AccountState:
         """Balance, equity and free margin of `login` (`user/account/get`)."""

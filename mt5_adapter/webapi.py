@@ -295,6 +295,8 @@ class WebApiGateway:
             "PassMain": user.password_main.get_secret_value(),
             "PassInvestor": user.password_investor.get_secret_value(),
         }
+        if user.rights is not None:
+            body["Rights"] = str(int(user.rights))
         answer = await self._call("user/add", {}, body, write=True)
         return parse_user(answer["answer"])
 
@@ -303,20 +305,34 @@ class WebApiGateway:
         return parse_user(answer["answer"])
 
     async def update_user(self, login: int, changes: Mt5UserChanges) -> Mt5User:
-        fields = {
+        """`user/update`: `login` in the query (as the reference lists it) and in the POSTed record,
+        with only the fields to change, numbers as strings like the server's own records. Answers
+        the updated record. 3010 (group of another currency) raises `Mt5GroupCurrencyMismatch`,
+        an unknown group `Mt5PermissionDenied` (8, as the reference gives it), a leverage MT5
+        refuses `Mt5InvalidRequest`."""
+        fields: dict[str, str | None] = {
             "Group": changes.group,
             "Name": changes.name,
             "Email": changes.email,
-            "Leverage": changes.leverage,
-            "Rights": changes.rights,
+            "Leverage": None if changes.leverage is None else str(int(changes.leverage)),
+            "Rights": None if changes.rights is None else str(int(changes.rights)),
             "Comment": changes.comment,
         }
-        body = {key: str(value) for key, value in fields.items() if value is not None}
-        answer = await self._call("user/update", {}, {"Login": str(login), **body}, write=True)
+        body = {key: value for key, value in fields.items() if value is not None}
+        answer = await self._call(
+            "user/update", {"login": str(login)}, {"Login": str(login), **body}, write=True
+        )
         return parse_user(answer["answer"])
 
     async def delete_user(self, login: int) -> None:
+        """`user/delete`; an account with open trades raises `Mt5HasOpenPositions` (3008)."""
         await self._call("user/delete", {"login": str(login)}, write=True)
+
+    async def get_open_position_count(self, login: int) -> int:
+        """`position/get_total`: how many positions `login` has open (13 for an unknown login
+        raises `Mt5NotFound`; it is not read as zero)."""
+        answer = await self._call("position/get_total", {"login": str(login)})
+        return _int(answer["answer"]["total"])
 
     async def get_account_state(self, login: int) -> Mt5AccountState:
         try:

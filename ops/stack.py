@@ -7,7 +7,8 @@
 Order: PostgreSQL (embedded under data_dir/pg unless DATABASE_URL is set) -> `python -m db.migrate`
 -> Temporal dev server (SQLite in data_dir/temporal.db, UI on) -> MT5 simulator (TLS, state in
 data_dir/mt5-sim.json) -> PSP simulator (CardCo and BankCo at BROKERFLOW_PSP__BASE_URL, webhooks
-to the API's /v1/webhooks, state in memory) -> worker + API -> `python -m ops.seed` -> banner.
+to the API's /v1/webhooks, state in memory) -> SMTP catcher (mail at BROKERFLOW_MAIL__SMTP_PORT,
+read at BROKERFLOW_STACK_MAIL_UI_PORT) -> worker + API -> `python -m ops.seed` -> banner.
 Everything under data_dir is reused by the next run. If a child dies, everything is stopped and the
 exit code is 1.
 """
@@ -72,6 +73,8 @@ class StackSettings(BaseSettings):
     )
 
     temporal_ui_port: int = 8233
+    # Where the SMTP catcher shows the mail BrokerFlow sent (when mail goes to a loopback host).
+    mail_ui_port: int = 8026
     # Seconds each part may take to come up (Temporal's first start creates its SQLite schema).
     startup_timeout: float = 120.0
     # Seconds between SIGTERM and SIGKILL when stopping a child.
@@ -102,6 +105,10 @@ class Plan:
     psp_host: str
     psp_port: int
     start_psp: bool
+    mail_host: str
+    mail_port: int
+    mail_ui_port: int
+    start_mail: bool
     api_host: str
     api_port: int
     skip: frozenset[str]
@@ -159,6 +166,10 @@ def make_plan(settings: Any, stack: StackSettings, *, partial: bool) -> Plan:
         psp_port=psp_port,
         # The simulator serves plain HTTP only: an https base URL is a real processor.
         start_psp=psp_host in LOOPBACK and psp.scheme == "http",
+        mail_host=_display_host(settings.mail.smtp_host),
+        mail_port=settings.mail.smtp_port,
+        mail_ui_port=stack.mail_ui_port,
+        start_mail=settings.mail.smtp_host in LOOPBACK,
         api_host=settings.api_host,
         api_port=settings.api_port,
         skip=frozenset(missing),
@@ -187,6 +198,11 @@ def check_ports(plan: Plan) -> None:
         wanted.append(("MT5 simulator", plan.sim_host, plan.sim_port, "BROKERFLOW_MT5__ADDRESS"))
     if plan.start_psp:
         wanted.append(("PSP simulator", plan.psp_host, plan.psp_port, "BROKERFLOW_PSP__BASE_URL"))
+    if plan.start_mail:
+        wanted += [
+            ("SMTP catcher", plan.mail_host, plan.mail_port, "BROKERFLOW_MAIL__SMTP_PORT"),
+            ("mail UI", plan.mail_host, plan.mail_ui_port, "BROKERFLOW_STACK_MAIL_UI_PORT"),
+        ]
     if "api" not in plan.skip:
         wanted.append(("API", plan.api_host, plan.api_port, "BROKERFLOW_API_PORT"))
     seen: dict[int, str] = {}
@@ -242,6 +258,8 @@ class Stack:
             self._start_simulator()
         if p.start_psp:
             self._start_psp_simulator()
+        if p.start_mail:
+            self._start_mail_catcher()
         worker_ready = threading.Event()
         worker: Child | None = None
         if "worker" not in p.skip:
@@ -306,6 +324,11 @@ class Stack:
         env["BROKERFLOW_TEMPORAL_NAMESPACE"] = p.temporal_namespace
         env["BROKERFLOW_MT5__ADDRESS"] = self.settings.mt5.address
         env["BROKERFLOW_PSP__BASE_URL"] = self.settings.psp.base_url
+        env["BROKERFLOW_MAIL__SMTP_HOST"] = self.settings.mail.smtp_host
+        env["BROKERFLOW_MAIL__SMTP_PORT"] = str(p.mail_port)
+        env["BROKERFLOW_MAIL__PUBLIC_BASE_URL"] = (
+            f"http://{_display_host(p.api_host)}:{p.api_port}"
+        )
         env["BROKERFLOW_API_HOST"] = p.api_host
         env["BROKERFLOW_API_PORT"] = str(p.api_port)
         return env
@@ -430,6 +453,23 @@ class Stack:
             "psp-sim", argv, "96", "PSP simulator listening on", p.psp_host, p.psp_port
         )
 
+    def _start_mail_catcher(self) -> None:
+        p = self.plan
+        argv = [
+            p.python,
+            "-m",
+            "simulators.smtp",
+            "--host",
+            p.mail_host,
+            "--smtp-port",
+            str(p.mail_port),
+            "--http-port",
+            str(p.mail_ui_port),
+        ]
+        self._spawn_server(
+            "smtp-catcher", argv, "95", "SMTP catcher listening on", p.mail_host, p.mail_port
+        )
+
     def _spawn_server(
         self, name: str, argv: list[str], colour: str, ready_line: str, host: str, port: int
     ) -> None:
@@ -497,6 +537,11 @@ class Stack:
             )
         if p.start_psp:
             lines.append(f"  PSP simulator  http://{p.psp_host}:{p.psp_port} (CardCo, BankCo)")
+        if p.start_mail:
+            lines.append(
+                f"  Mail catcher   http://{p.mail_host}:{p.mail_ui_port}/messages"
+                f" (SMTP on port {p.mail_port})"
+            )
         lines += [
             f"  PostgreSQL     {self.database_display}",
             f"  Logs           {self.log_dir}/*.log",

@@ -15,14 +15,21 @@ BROKERFLOW = {
     "api",
     "db",
     "domain",
+    "mailer",
     "mt5_adapter",
     "observability",
     "ops",
+    "psp_adapter",
     "reports",
+    "screening",
     "settings",
+    "storage",
     "worker",
     "workflows",
 }
+# Adapters to the outside world (mail, files) and the screening engine: below the database and
+# the workflow engine, beside the other adapters.
+_ADAPTER_MUST_NOT = {"db", "simulators", "api", "activities", "workflows", "sqlalchemy", "settings"}
 FORBIDDEN: dict[str, set[str]] = {
     "domain": BROKERFLOW - {"domain"} | {"sqlalchemy", "httpx", "temporalio", "fastapi", "psycopg"},
     "workflows": {
@@ -52,6 +59,9 @@ FORBIDDEN: dict[str, set[str]] = {
     },
     "db": {"api", "activities", "workflows", "mt5_adapter", "simulators"},
     "reports": {"api", "activities", "workflows", "mt5_adapter", "db", "simulators"},
+    "mailer": _ADAPTER_MUST_NOT | {"mt5_adapter", "psp_adapter", "storage", "screening"},
+    "storage": _ADAPTER_MUST_NOT | {"mt5_adapter", "psp_adapter", "mailer", "screening"},
+    "screening": _ADAPTER_MUST_NOT | {"mt5_adapter", "psp_adapter", "mailer", "storage", "httpx"},
     "simulators": BROKERFLOW,
 }
 

@@ -2,6 +2,16 @@ from db.models.application import AccountApplication
 from db.models.audit import AuditEntry
 from db.models.client import Client
 from db.models.ib import IntroducingBroker
+from db.models.kyc import (
+    AccountChange,
+    ClientDocument,
+    KycCase,
+    KycDecision,
+    QuestionnaireResponse,
+    ScreeningHit,
+    ScreeningList,
+    ScreeningParty,
+)
 from db.models.ledger import JournalEntryRow, LedgerAccount, PostingRow
 from db.models.mt5_account import Mt5Account, Mt5LoginCounter
 from db.models.payments import (
@@ -16,11 +26,15 @@ from db.models.staff import StaffUser
 
 __all__ = [
     "AccountApplication",
+    "AccountChange",
     "AuditEntry",
     "Client",
+    "ClientDocument",
     "FxRateRow",
     "IntroducingBroker",
     "JournalEntryRow",
+    "KycCase",
+    "KycDecision",
     "LedgerAccount",
     "Mt5Account",
     "Mt5LoginCounter",
@@ -28,6 +42,10 @@ __all__ = [
     "Payment",
     "PaymentDecision",
     "PostingRow",
+    "QuestionnaireResponse",
+    "ScreeningHit",
+    "ScreeningList",
+    "ScreeningParty",
     "StaffUser",
     "Transfer",
     "WebhookEvent",

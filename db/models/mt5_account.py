@@ -24,6 +24,8 @@ class Mt5Account(RecordModel):
     leverage: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
     kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    rights: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Mt5LoginCounter(Base):

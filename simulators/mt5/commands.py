@@ -15,7 +15,7 @@ from typing import Any
 from simulators.mt5 import retcodes as rc
 from simulators.mt5.engine import AccountState, Engine
 from simulators.mt5.retcodes import Refusal
-from simulators.mt5.state import Books, Deal, User
+from simulators.mt5.state import RIGHTS_MAX, RIGHTS_NEW_ACCOUNT, Books, Deal, User
 
 MAX_BALANCE_OPERATION = Decimal(1_000_000_000)
 CASH_ACTIONS = {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 15, 16, 17, 18, 19, 20}
@@ -83,6 +83,16 @@ def _login(call: Call) -> int:
     if login <= 0:
         raise Refusal(rc.ERR_PARAMS)
     return login
+
+
+def _rights(value: str | None) -> int | None:
+    """`Rights`: an unsigned 64-bit mask; anything else is `3 Invalid parameters`."""
+    if value is None:
+        return None
+    rights = _int(value)
+    if not 0 <= rights <= RIGHTS_MAX:
+        raise Refusal(rc.ERR_PARAMS)
+    return rights
 
 
 def strong_enough(password: str) -> bool:
@@ -314,6 +324,7 @@ class Commands:
         requested = _int(call.field("Login") or "0")
         if requested < 0:
             raise Refusal(rc.ERR_PARAMS)
+        rights = _rights(call.field("Rights"))
         if requested and requested in self.books.users:
             raise Refusal(rc.USR_LOGIN_EXIST)
         login = requested or self.books.allocate_login()
@@ -330,48 +341,62 @@ class Commands:
             address=call.field("Address") or "",
             phone=call.field("Phone") or "",
             comment=call.field("Comment") or "",
+            rights=RIGHTS_NEW_ACCOUNT if rights is None else rights,
         )
         self.books.users[login] = user
         self.save()
         return {"login": str(login), "answer": user_record(user)}
 
     def user_update(self, call: Call) -> dict[str, Any]:
+        """Change the fields given (POST record or query); every one is checked before any is
+        written, so a refused update changes nothing. Answers the updated record."""
         user = self._user(_login(call))
         group = call.field("Group")
         if group is not None:
             if group not in self.books.groups:
-                raise Refusal(rc.ERR_PERMISSIONS)
+                raise Refusal(rc.ERR_PERMISSIONS)  # as user/add: a group we cannot reach
             old = self.books.groups[user.group]["Currency"]
             if self.books.groups[group]["Currency"] != old:
                 raise Refusal(rc.USR_DIFFERENT_CURRENCY)
         leverage = call.field("Leverage")
-        rights = call.field("Rights")
         if leverage is not None and _int(leverage) <= 0:
             raise Refusal(rc.ERR_PARAMS)
+        rights = _rights(call.field("Rights"))
+        texts = {
+            attribute: call.field(name)
+            for attribute, name in (
+                ("name", "Name"),
+                ("email", "Email"),
+                ("country", "Country"),
+                ("city", "City"),
+                ("address", "Address"),
+                ("phone", "Phone"),
+                ("comment", "Comment"),
+            )
+        }
+        if texts["name"] == "":
+            raise Refusal(rc.ERR_PARAMS)  # a record without a name is invalid, as in user/add
         if group is not None:
             user.group = group
         if leverage is not None:
             user.leverage = _int(leverage)
         if rights is not None:
-            user.rights = _int(rights)
-        for attribute, name in (
-            ("name", "Name"),
-            ("email", "Email"),
-            ("country", "Country"),
-            ("city", "City"),
-            ("address", "Address"),
-            ("phone", "Phone"),
-            ("comment", "Comment"),
-        ):
-            value = call.field(name)
+            user.rights = rights
+        for attribute, value in texts.items():
             if value is not None:
                 setattr(user, attribute, value)
         self.save()
         return {"answer": user_record(user)}
 
     def user_delete(self, call: Call) -> dict[str, Any]:
+        """Refused with `3008` while the account has open positions or pending orders (the
+        reference's "account has open trades"; unverified for REST)."""
         login = _login(call)
         self._user(login)
+        if any(p.login == login for p in self.books.positions.values()) or any(
+            o.login == login for o in self.books.orders.values()
+        ):
+            raise Refusal(rc.USR_HAS_TRADES)
         del self.books.users[login]
         self.save()
         return {}

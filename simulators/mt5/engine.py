@@ -29,7 +29,15 @@ from simulators.mt5.catalogue import (
 )
 from simulators.mt5.feed import in_session
 from simulators.mt5.retcodes import Refusal
-from simulators.mt5.state import Books, Deal, Order, Position, User
+from simulators.mt5.state import (
+    RIGHT_ENABLED,
+    RIGHT_TRADE_DISABLED,
+    Books,
+    Deal,
+    Order,
+    Position,
+    User,
+)
 
 LOT = 10_000
 BUY, SELL = 0, 1
@@ -165,6 +173,21 @@ class Engine:
         if user is None:
             raise Refusal(rc.ERR_NOTFOUND)
         return user
+
+    def may_trade(self, login: int) -> bool:
+        """The account may connect (`Rights` has ENABLED) and its trading is not off
+        (TRADE_DISABLED clear)."""
+        rights = self.user(login).rights
+        return bool(rights & RIGHT_ENABLED) and not rights & RIGHT_TRADE_DISABLED
+
+    def require_trading(self, login: int) -> None:
+        """Refuse a trade request of an account that may not trade (`10017 Trade disabled`).
+
+        Only requests are refused: the server's own executions (pending orders and SL/TP the
+        market reaches, stop-outs) and the manager's balance operations go on.
+        """
+        if not self.may_trade(login):
+            raise Refusal(rc.REQUEST_TRADE_DISABLED)
 
     def group(self, login: int) -> dict[str, Any]:
         return self.books.groups[self.user(login).group]

@@ -90,7 +90,12 @@ class TraderFlow:
         self.engine.set_quote(trader.symbol, *quote)
         trader.history = [*trader.history[-49:], quote[0]]
         decide = getattr(self, f"_{trader.archetype}")
+        # An account that may not connect, or whose trading is off, sends no requests (both of a
+        # hedger's accounts must be able to, or it would leave one leg alone).
+        logins = [trader.login] if trader.partner is None else [trader.login, trader.partner]
         try:
+            for login in logins:
+                self.engine.require_trading(login)
             deals: list[Deal] = decide(trader, now_msc)
         except Refusal:
             return []

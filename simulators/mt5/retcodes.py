@@ -11,6 +11,7 @@ AUTH_ACCOUNT_INVALID = 1001
 AUTH_MANAGER_IPBLOCK = 1012
 USR_LOGIN_EXIST = 3004
 USR_INVALID_PASSWORD = 3006
+USR_HAS_TRADES = 3008
 USR_DIFFERENT_CURRENCY = 3010
 TRADE_MAX_MONEY = 4005
 REQUEST_INVALID = 10013
@@ -18,6 +19,7 @@ REQUEST_INVALID_VOLUME = 10014
 REQUEST_DONE = 10009
 REQUEST_INVALID_PRICE = 10015
 REQUEST_INVALID_STOPS = 10016
+REQUEST_TRADE_DISABLED = 10017
 REQUEST_MARKET_CLOSED = 10018
 REQUEST_NO_MONEY = 10019
 REQUEST_POSITION_CLOSED = 10036
@@ -44,6 +46,7 @@ TEXTS = {
     1018: "Server is busy",
     3004: "Account already exists",
     3006: "Invalid account password",
+    3008: "Account has open trades",
     3010: "Moving account to a group with another currency",
     4005: "Money limit reached",
     10009: "Request executed",
@@ -51,6 +54,7 @@ TEXTS = {
     10014: "Invalid volume",
     10015: "Invalid price",
     10016: "Invalid stops",
+    10017: "Trade disabled",
     10018: "Market closed",
     10019: "Not enough money",
     10036: "Position doesn't exist",

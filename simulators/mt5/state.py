@@ -10,6 +10,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+# User rights (`Rights`, a 64-bit mask); the bits this server acts on.
+RIGHT_ENABLED = 0x1  # off: the account may not connect (so it sends no trade requests)
+RIGHT_TRADE_DISABLED = 0x4  # on: trading is off for the account
+RIGHTS_MAX = 2**64 - 1
 RIGHTS_NEW_ACCOUNT = 0x1E3  # enabled, password, trailing, expert, obsolete, reports
 FIRST_AUTO_LOGIN = 1_000_000
 
@@ -22,6 +26,39 @@ FX_PER_LOT = {
     "EntryMode": 0,  # in and out deals
     "Tiers": [{"Mode": 0, "Type": 1, "Value": "3.50", "RangeFrom": "0", "RangeTo": "0"}],
 }
+# Pro (raw-spread) live accounts: 2.50 per lot on entry and on exit, on every symbol.
+PRO_PER_LOT = {
+    "Name": "Pro per lot",
+    "Path": "*",
+    "Mode": 0,
+    "ChargeMode": 2,
+    "EntryMode": 0,
+    "Tiers": [{"Mode": 0, "Type": 1, "Value": "2.50", "RangeFrom": "0", "RangeTo": "0"}],
+}
+
+
+def _live_groups() -> list[dict[str, Any]]:
+    """The live groups per region: standard and pro, each also as an `-hr` variant; all retail
+    hedging, deposit currency per region. `real\\eu\\standard` is in `_GROUPS` already."""
+    groups = []
+    for region, currency in (("eu", "EUR"), ("uk", "GBP"), ("intl", "USD")):
+        for kind in ("standard", "pro", "standard-hr", "pro-hr"):
+            name = f"real\\{region}\\{kind}"
+            if name == "real\\eu\\standard":
+                continue
+            commission = FX_PER_LOT if kind.startswith("standard") else PRO_PER_LOT
+            groups.append(
+                {
+                    "Group": name,
+                    "Currency": currency,
+                    "MarginMode": 2,
+                    "DemoLeverage": 0,
+                    "Commissions": [commission],
+                }
+            )
+    return groups
+
+
 # MarginMode: 0 retail netting, 2 retail hedging.
 _GROUPS: list[dict[str, Any]] = [
     {
@@ -48,6 +85,7 @@ _GROUPS: list[dict[str, Any]] = [
         "DemoLeverage": 0,
         "Commissions": [FX_PER_LOT],
     },
+    *_live_groups(),
 ]
 
 
@@ -255,7 +293,8 @@ class Snapshot:
             return Books()
         raw = json.loads(self.path.read_text())
         return Books(
-            groups=raw["groups"],
+            # Groups added to the defaults since the file was written appear; the file's win.
+            groups={**default_groups(), **raw["groups"]},
             users={int(k): User(**v) for k, v in raw["users"].items()},
             deals=[Deal(**d) for d in raw["deals"]],
             positions={int(k): Position(**v) for k, v in raw.get("positions", {}).items()},

@@ -338,6 +338,7 @@ class TradeCommands:
         login = _int(request.get("login"))
         request_id = next(self._request_ids)
         try:
+            self.engine.require_trading(login)
             if action == DEALER_MARKET:
                 side = _int(request.get("type"))
                 if side not in (BUY, SELL):

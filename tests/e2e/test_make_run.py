@@ -43,6 +43,8 @@ def test_the_stack_comes_up_passes_the_smoke_run_and_stops(
         "BROKERFLOW_STACK_TEMPORAL_UI_PORT": str(free_port()),
         "BROKERFLOW_MT5__ADDRESS": f"127.0.0.1:{free_port()}",
         "BROKERFLOW_PSP__BASE_URL": f"http://127.0.0.1:{free_port()}",
+        "BROKERFLOW_MAIL__SMTP_PORT": str(free_port()),
+        "BROKERFLOW_STACK_MAIL_UI_PORT": str(free_port()),
     }
     for variable in ("DATABASE_URL", "BROKERFLOW_DATABASE_URL"):
         monkeypatch.delenv(variable, raising=False)  # embedded defaults, as on a fresh machine

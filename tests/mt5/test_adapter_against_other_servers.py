@@ -1,5 +1,6 @@
 """The gateway against answers other MT5 builds give: numbers as JSON numbers, 13 for an empty
-history, 401 instead of 403. Played by a scripted transport, not by our simulator."""
+history, 401 instead of 403; and the exact requests it sends. Played by a scripted transport, not
+by our simulator."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from mt5_adapter.errors import Mt5AuthError
+from domain.mt5 import Mt5UserChanges, UserRights
+from mt5_adapter.errors import Mt5AuthError, Mt5HasOpenPositions
 from mt5_adapter.webapi import WebApiGateway
 from settings import Mt5ServerSettings
 
@@ -107,3 +109,53 @@ async def test_a_server_that_cannot_prove_the_password_is_refused() -> None:
     mt5 = gateway(scripted_server({}, knows_password=False))
     with pytest.raises(Mt5AuthError, match="prove"):
         await mt5.ping()
+
+
+async def test_update_user_sends_login_and_only_the_changed_fields_as_strings() -> None:
+    """Reference 3.2: `user/update` takes `login` plus record fields; the POSTed record uses the
+    record's CamelCase names, and server records carry numbers as strings."""
+    sent: list[httpx.Request] = []
+    record = {"Login": "5000001", "Group": "real\\eu\\pro", "Leverage": "30", "Rights": "487"}
+
+    def update(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return envelope(record)
+
+    mt5 = gateway(scripted_server({"user/update": update}))
+    changes = Mt5UserChanges(
+        group="real\\eu\\pro",
+        leverage=30,
+        rights=UserRights(0x1E3) | UserRights.TRADE_DISABLED,
+        name="N",
+        email="e@x.io",
+        comment="c",
+    )
+    user = await mt5.update_user(5000001, changes)
+    assert (user.group, user.leverage, user.rights) == ("real\\eu\\pro", 30, 487)
+    [request] = sent
+    assert request.method == "POST" and request.url.params["login"] == "5000001"
+    assert json.loads(request.content) == {
+        "Login": "5000001",
+        "Group": "real\\eu\\pro",
+        "Name": "N",
+        "Email": "e@x.io",
+        "Leverage": "30",
+        "Rights": "487",
+        "Comment": "c",
+    }
+    await mt5.update_user(5000001, Mt5UserChanges(rights=0))
+    assert json.loads(sent[-1].content) == {"Login": "5000001", "Rights": "0"}
+
+
+async def test_user_delete_refused_and_position_total_as_a_number() -> None:
+    mt5 = gateway(
+        scripted_server(
+            {
+                "user/delete": lambda r: envelope(None, "3008 Account has open trades"),
+                "position/get_total": lambda r: envelope({"total": 2}),
+            }
+        )
+    )
+    with pytest.raises(Mt5HasOpenPositions):
+        await mt5.delete_user(5000001)
+    assert await mt5.get_open_position_count(5000001) == 2

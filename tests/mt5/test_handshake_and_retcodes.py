@@ -56,7 +56,10 @@ RETCODES = {
     1018: (errors.Mt5TransientError, True),
     3004: (errors.Mt5LoginExists, False),
     3006: (errors.Mt5InvalidPassword, False),
+    3008: (errors.Mt5HasOpenPositions, False),
+    3010: (errors.Mt5GroupCurrencyMismatch, False),
     4005: (errors.Mt5LimitExceeded, False),
+    10017: (errors.Mt5TradeDisabled, False),
     10019: (errors.Mt5NotEnoughMoney, False),
     10024: (errors.Mt5TransientError, True),
     99999: (errors.Mt5Error, False),
@@ -75,3 +78,8 @@ def test_a_wrong_manager_password_during_auth_is_an_auth_error() -> None:
     assert type(
         errors.error_for(3006, "Invalid account password", "auth/answer", during_auth=True)
     ) is (errors.Mt5AuthError)
+
+
+def test_a_group_of_another_currency_is_still_an_invalid_request() -> None:
+    """3010 has a class of its own, under `Mt5InvalidRequest` where it was before."""
+    assert isinstance(errors.error_for(3010, "t", "user/update"), errors.Mt5InvalidRequest)

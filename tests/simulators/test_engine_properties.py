@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -12,7 +13,7 @@ from simulators.mt5.catalogue import CATALOGUE
 from simulators.mt5.commands import Call, Commands
 from simulators.mt5.engine import BUY, SELL, Engine
 from simulators.mt5.retcodes import Refusal
-from simulators.mt5.state import Books, User
+from simulators.mt5.state import Books, Snapshot, User
 
 SYMBOLS = ["EURUSD", "USDJPY", "XAUUSD", "US500"]
 START = Decimal("1000000")
@@ -206,3 +207,13 @@ def test_the_credit_example_moves_credit_and_floats_in_two_currencies() -> None:
     assert {p.symbol for p in engine.positions_of(1)} == {"USDJPY", "EURUSD"}
     assert state.profit != 0 and state.storage != 0
     check_books(engine)
+
+
+def test_a_state_file_from_before_new_groups_gains_them_and_keeps_its_own(tmp_path: Path) -> None:
+    path = tmp_path / "books.json"
+    books = Books()
+    books.groups = {"demo\\standard": {**books.groups["demo\\standard"], "MarginCall": 80}}
+    Snapshot(path).save(books)
+    loaded = Snapshot(path).load()
+    assert loaded.groups["demo\\standard"]["MarginCall"] == 80  # the file's settings win
+    assert loaded.groups["real\\uk\\standard"]["Currency"] == "GBP"  # a group added since

@@ -73,3 +73,22 @@ def test_the_running_simulator_generates_and_tells_the_truth_only_on_its_admin_s
             assert first.status_code == 403  # the Web API needs a session, the truth is not there
     finally:
         simulator.child.stop()
+
+
+def test_accounts_that_may_not_trade_send_nothing_until_allowed_again() -> None:
+    """Rights 0x4 (trading off) or without 0x1 (may not connect): the flow's clients of those
+    accounts send no requests; the server's own executions are not theirs to stop."""
+    engine = Engine(Books())
+    flow = TraderFlow(engine, traders=len(ARCHETYPES), seed=5)
+    logins = sorted(flow.archetypes)
+    for index, login in enumerate(logins):
+        user = engine.books.users[login]
+        user.rights = user.rights | 0x4 if index % 2 else user.rights & ~0x1
+    for step in range(1500):
+        flow.step(WEDNESDAY_NOON + step * 20)
+    assert engine.books.deals == []
+    for login in logins:
+        engine.books.users[login].rights = 0x1E3
+    for step in range(1500, 3000):
+        flow.step(WEDNESDAY_NOON + step * 20)
+    assert engine.books.deals
