@@ -15,29 +15,49 @@ from contextlib import AsyncExitStack
 
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
+from activities.account_changes import AccountChangeRecords, Mt5AccountChangeSteps
 from activities.account_opening import AccountOpeningRecords, Mt5AccountSteps
+from activities.kyc_checks import KycChecks, ScreenerCache
+from activities.kyc_records import KycRecords
 from activities.ledger_steps import LedgerSteps
+from activities.mail import ClientMail
 from activities.mt5_funds import Mt5FundsSteps
 from activities.payments import PaymentSteps
+from activities.screening_lists import ScreeningLists
 from db.embedded import owner_database_url
 from db.sealed import SecretBox
 from db.session import create_engine, create_sessionmaker
 from db.urls import app_database_url
 from domain.payment_checks import PaymentLimits
+from mailer.smtp import Mailer, SmtpMailer
 from mt5_adapter.gateway import Mt5Gateway
 from mt5_adapter.webapi import gateway_for
 from observability.logging import configure_logging
 from observability.tracing import configure_tracing
+from ops.schedules import ensure_schedules
 from psp_adapter.bankco import BankCo
 from psp_adapter.cardco import CardCo
 from psp_adapter.gateway import PaymentProvider
-from settings import Mt5ServerSettings, PaymentRules, PspSettings, Settings, get_settings
+from settings import (
+    DEV_ONLY,
+    SEALED_PREFIX,
+    KycRules,
+    MailSettings,
+    Mt5ServerSettings,
+    PaymentRules,
+    PspSettings,
+    Settings,
+    get_settings,
+    open_secret,
+)
+from storage.documents import DocumentMissing, DocumentStore, EncryptedDocumentStore, LocalFileStore
 from workflows import TASK_QUEUE, mt5_task_queue
 from workflows.registry import WORKFLOWS
 
@@ -64,6 +84,43 @@ def payment_limits(rules: PaymentRules) -> PaymentLimits:
     )
 
 
+def smtp_mailer(mail: MailSettings, master_key: SecretStr | None = None) -> SmtpMailer:
+    """The SMTP client of `mail`; a sealed password is opened with `master_key`."""
+    password = mail.password
+    if password is not None and password.get_secret_value().startswith(SEALED_PREFIX):
+        if master_key is None:
+            raise ValueError("the SMTP password is sealed: give the secrets key to open it")
+        password = open_secret(password.get_secret_value(), master_key)
+    return SmtpMailer(
+        mail.smtp_host,
+        mail.smtp_port,
+        mail.sender,
+        starttls=mail.starttls,
+        username=mail.username,
+        password=password,
+    )
+
+
+def document_store(settings: Settings) -> EncryptedDocumentStore:
+    return EncryptedDocumentStore(LocalFileStore(settings.documents_path()), settings.documents_key)
+
+
+class NoDocumentStore:
+    """Where a worker is built without a document store (tests of other processes)."""
+
+    async def put(self, key: str, data: bytes) -> None:
+        raise DocumentMissing("this worker has no document store")
+
+    async def get(self, key: str) -> bytes:
+        raise DocumentMissing("this worker has no document store")
+
+    async def delete(self, key: str) -> None:
+        raise DocumentMissing("this worker has no document store")
+
+    async def exists(self, key: str) -> bool:
+        return False
+
+
 def build_workers(
     client: Client,
     sessions: async_sessionmaker[AsyncSession],
@@ -72,9 +129,19 @@ def build_workers(
     mt5_servers: Sequence[Mt5ServerSettings],
     providers: dict[str, PaymentProvider] | None = None,
     rules: PaymentRules | None = None,
+    *,
+    kyc: KycRules | None = None,
+    mail: MailSettings | None = None,
+    mailer: Mailer | None = None,
+    documents: DocumentStore | None = None,
+    link_key: SecretStr | None = None,
 ) -> list[Worker]:
-    """`providers` may be left out where no payment runs (e.g. MT5-only tests)."""
+    """`providers` may be left out where no payment runs (e.g. MT5-only tests); `mailer`
+    defaults to SMTP as `mail` says, `documents` to none (no list can be loaded), `link_key`
+    (the email-verification links' key, the JWT secret) to the dev key."""
     rules = rules or PaymentRules()
+    kyc = kyc or KycRules()
+    mail = mail or MailSettings()
     records = AccountOpeningRecords(
         sessions,
         box,
@@ -82,6 +149,19 @@ def build_workers(
     )
     payments = PaymentSteps(sessions, providers or {}, payment_limits(rules))
     ledger = LedgerSteps(sessions, rules.fx_spread_bps)
+    screeners = ScreenerCache()
+    checks = KycChecks(sessions, screeners)
+    cases = KycRecords(sessions, kyc.rekyc_notice_days)
+    lists = ScreeningLists(sessions, documents or NoDocumentStore(), screeners)
+    changes = AccountChangeRecords(sessions)
+    client_mail = ClientMail(
+        sessions,
+        mailer or smtp_mailer(mail),
+        sender=mail.sender,
+        public_base_url=mail.public_base_url,
+        link_key=link_key or SecretStr(DEV_ONLY["jwt_secret"]),
+        email_link_hours=kyc.email_link_hours,
+    )
     workers = [
         Worker(
             client,
@@ -104,6 +184,22 @@ def build_workers(
                 ledger.convert_held,
                 ledger.mark_movement,
                 ledger.notify_client,
+                checks.run_kyc_checks,
+                cases.record_kyc_decision,
+                cases.record_kyc_client_info,
+                cases.record_kyc_reminder,
+                cases.escalate_kyc_case,
+                cases.prepare_live_account,
+                cases.open_list_change_cases,
+                cases.open_document_expiry_cases,
+                lists.load_screening_list,
+                lists.rescreen_clients,
+                changes.load_account_change,
+                changes.record_account_change_decision,
+                changes.escalate_account_change,
+                changes.record_account_change_applied,
+                changes.mark_account_change_failed,
+                client_mail.send_client_mail,
             ],
             # Each database step holds a connection: no more steps at once than the pool has
             # connections, or the waiting ones run out of their start-to-close time.
@@ -113,6 +209,7 @@ def build_workers(
     for server in mt5_servers:
         steps = Mt5AccountSteps(sessions, box, gateways[server.name])
         funds = Mt5FundsSteps(gateways[server.name])
+        account_changes = Mt5AccountChangeSteps(gateways[server.name])
         workers.append(
             Worker(
                 client,
@@ -125,6 +222,8 @@ def build_workers(
                     funds.mt5_credit_balance,
                     funds.mt5_debit_balance,
                     funds.mt5_reverse_if_applied,
+                    account_changes.read_mt5_account,
+                    account_changes.apply_account_change,
                 ],
                 # MT5 serves one request per manager connection at a time: keep the queue short.
                 max_concurrent_activities=8,
@@ -166,7 +265,16 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             servers,
             providers,
             settings.payments,
+            kyc=settings.kyc,
+            mail=settings.mail,
+            mailer=smtp_mailer(settings.mail, settings.secrets_key),
+            documents=document_store(settings),
+            link_key=settings.jwt_secret,
         )
+        try:
+            await ensure_schedules(client, settings)
+        except Exception:  # the worker serves all the same; the schedule is retried next start
+            log.exception("could not create or update the Temporal schedules")
         for worker in workers:
             await stack.enter_async_context(worker)
         log.info("worker running on task queues %s", [w.task_queue for w in workers])

@@ -27,6 +27,7 @@ from domain.account_opening import (
     ReserveLoginInput,
     Step,
 )
+from domain.kyc_flow import AccountStatus
 from domain.mt5 import BalanceOperation, BalanceType, NewMt5User
 from domain.onboarding import ApplicationStatus
 from mt5_adapter.errors import Mt5Error, Mt5LoginExists, Mt5NotFound
@@ -147,6 +148,8 @@ class AccountOpeningRecords:
                     leverage=request.leverage,
                     currency=request.currency,
                     kind=application.kind,
+                    status=AccountStatus.ACTIVE.value,
+                    rights=request.rights,
                 )
             )
             move_application(
@@ -159,6 +162,8 @@ class AccountOpeningRecords:
                     "login": request.login,
                     "group": request.group,
                     "leverage": request.leverage,
+                    "kind": application.kind,
+                    "rights": request.rights,
                 },
             )
 
@@ -211,6 +216,7 @@ class Mt5AccountSteps:
             password_main=self._box.open(application.mt5_password_main_enc),
             password_investor=self._box.open(application.mt5_password_investor_enc),
             comment=marker,
+            rights=request.rights,
         )
         try:
             await self._mt5.add_user(user)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
@@ -29,11 +30,27 @@ class Contract(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
+def account_opening_workflow_id(application_id: UUID) -> str:
+    return f"account-opening-{application_id}"
+
+
+class AccountTerms(Contract):
+    """The MT5 group, leverage and deposit currency an account is opened with."""
+
+    group: str
+    leverage: int
+    currency: str
+
+
 class AccountOpeningInput(Contract):
     application_id: UUID
     client_id: UUID
     account_type: AccountType
     mt5_server: str
+    # A demo account gets the demo terms of its account type and a demo deposit; a live one
+    # gets `terms` (from `domain.account_terms.live_terms`), the default live rights, no money.
+    kind: Literal["demo", "live"] = "demo"
+    terms: AccountTerms | None = None
 
 
 class AccountOpeningResult(Contract):
@@ -52,6 +69,8 @@ class CreateMt5UserInput(Contract):
     login: int
     group: str
     leverage: int
+    # `Rights` to create the user with; None: the server's default (demo accounts).
+    rights: int | None = None
 
 
 class CreateMt5UserOutcome(StrEnum):
@@ -76,6 +95,7 @@ class RecordMt5AccountInput(Contract):
     group: str
     leverage: int
     currency: str
+    rights: int | None = None
 
 
 class MarkApplicationFailedInput(Contract):

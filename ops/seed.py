@@ -8,6 +8,7 @@ and TOTP seeds are generated, printed once, and stored only as hashes / sealed v
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -19,19 +20,27 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.context import RequestContext
 from api.security import hash_password, new_totp_secret, totp_provisioning_uri
-from api.signup.schemas import SignupRequest
+from api.signup.schemas import Address, SignupRequest
 from api.signup.service import sign_up
-from api.temporal import TemporalConnector
+from api.temporal import TemporalConnector, start_once
 from db import audit
 from db.embedded import owner_database_url
 from db.models import Client, FxRateRow, IntroducingBroker, StaffUser
 from db.sealed import SecretBox
 from db.session import create_engine, create_sessionmaker
 from db.urls import app_database_url
+from domain.kyc_flow import (
+    SCREENING_REFRESH_WORKFLOW,
+    ScreeningRefreshInput,
+    screening_refresh_workflow_id,
+)
 from domain.onboarding import AccountType
 from domain.payment_checks import KycStatus
 from domain.roles import StaffRole
-from settings import Settings, get_settings
+from domain.screening import ListSource
+from ops.schedules import kyc_sla
+from settings import PROJECT_ROOT, Settings, get_settings
+from storage.documents import EncryptedDocumentStore, LocalFileStore
 
 LOCAL_ONLY = ["127.0.0.1/32", "::1/128"]
 DEMO_IB = ("ib@brokerflow.example", "Acme Introducers", "ACME")
@@ -39,6 +48,28 @@ DEMO_CLIENTS = (
     ("alice@brokerflow.example", "Alice Martin", "FR", date(1985, 3, 14), AccountType.STANDARD),
     ("bob@brokerflow.example", "Bob Schmidt", "DE", date(1979, 11, 2), AccountType.PRO),
     ("chen@brokerflow.example", "Chen Wei", "SG", date(1992, 6, 30), AccountType.STANDARD),
+)
+DEMO_CONTACT = {
+    "FR": (
+        "+33 1 42 68 53 00",
+        Address(line1="8 Rue de Rivoli", city="Paris", postal_code="75004"),
+    ),
+    "DE": (
+        "+49 30 2273 2152",
+        Address(line1="Unter den Linden 12", city="Berlin", postal_code="10117"),
+    ),
+    "SG": ("+65 6123 4567", Address(line1="10 Anson Road", city="Singapore", postal_code="079903")),
+}
+# Four-eyes needs two different compliance officers.
+EXTRA_STAFF = (("compliance2@brokerflow.example", StaffRole.COMPLIANCE),)
+# The sample sanctions and PEP lists, in their published formats, loaded through the same
+# workflow an officer's upload starts.
+SAMPLE_LISTS = PROJECT_ROOT / "screening" / "samples"
+SAMPLE_LIST_FILES = (
+    (ListSource.OFAC_SDN, "ofac_sdn_sample.xml"),
+    (ListSource.EU_FSF, "eu_fsf_sample.xml"),
+    (ListSource.UN_SC, "un_consolidated_sample.xml"),
+    (ListSource.PEP, "pep_sample.csv"),
 )
 SEEDER = audit.Actor(kind="system", id="ops.seed")
 # The last demo client's KYC stays pending, so its deposits show the compliance hold.
@@ -68,8 +99,8 @@ def dev_password() -> str:
 
 
 async def seed_staff(session: AsyncSession, box: SecretBox, report: SeedReport) -> None:
-    for role in StaffRole:
-        email = f"{role.value}@brokerflow.example"
+    people = [(f"{role.value}@brokerflow.example", role) for role in StaffRole]
+    for email, role in [*people, *EXTRA_STAFF]:
         if await session.scalar(select(StaffUser.id).where(StaffUser.email == email)):
             continue
         password, totp = dev_password(), new_totp_secret()
@@ -130,11 +161,15 @@ async def seed_clients(
             if await session.scalar(select(Client.id).where(Client.email == email)):
                 continue
             password = dev_password()
+            phone, address = DEMO_CONTACT[country]
             request = SignupRequest(
                 email=email,
                 password=password,
                 full_name=name,
                 country=country,
+                nationality=country,
+                phone=phone,
+                address=address,
                 date_of_birth=birth,
                 account_type=account_type,
                 referral_code=DEMO_IB[2],
@@ -182,6 +217,27 @@ async def seed_fx_rates(session: AsyncSession) -> None:
     )
 
 
+async def seed_screening_lists(settings: Settings, temporal: TemporalConnector) -> None:
+    """Store each sample list file and start its load; a file already loaded is a no-op (the
+    workflow id is the file's digest)."""
+    store = EncryptedDocumentStore(
+        LocalFileStore(settings.documents_path()), settings.documents_key
+    )
+    sla = kyc_sla(settings.kyc)
+    for source, name in SAMPLE_LIST_FILES:
+        data = (SAMPLE_LISTS / name).read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        key = f"lists/{digest}"
+        if not await store.exists(key):
+            await store.put(key, data)
+        await start_once(
+            temporal,
+            SCREENING_REFRESH_WORKFLOW,
+            ScreeningRefreshInput(source=source, storage_key=key, digest=digest, sla=sla),
+            screening_refresh_workflow_id(digest),
+        )
+
+
 async def seed(settings: Settings, *, with_clients: bool = True) -> SeedReport:
     assert_dev(settings)
     engine = create_engine(app_database_url(owner_database_url(settings), settings), pool_size=2)
@@ -194,6 +250,7 @@ async def seed(settings: Settings, *, with_clients: bool = True) -> SeedReport:
             await seed_fx_rates(session)
         if with_clients:
             temporal = TemporalConnector(settings.temporal_address, settings.temporal_namespace)
+            await seed_screening_lists(settings, temporal)
             await seed_clients(sessions, temporal, settings.mt5.name, report)
     finally:
         await engine.dispose()

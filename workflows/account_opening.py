@@ -1,4 +1,6 @@
-"""Opening a demo MT5 account for a client who has just signed up."""
+"""Opening an MT5 account: a demo account for a client who has just signed up (demo terms and
+a demo deposit), or a live account once KYC approves (the terms KYC computed, the default live
+rights, no money)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.account_opening import (
         AccountOpeningInput,
         AccountOpeningResult,
+        AccountTerms,
         CreateMt5UserInput,
         CreateMt5UserOutcome,
         CreditDemoDepositInput,
@@ -23,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         ReserveLoginInput,
         Step,
     )
+    from domain.mt5 import DEFAULT_LIVE_RIGHTS
     from domain.onboarding import demo_terms
     from workflows import mt5_task_queue, policies
 
@@ -46,7 +50,9 @@ class AccountOpeningWorkflow:
     async def _open_account(
         self, request: AccountOpeningInput, undo: list[Callable[[], Awaitable[Any]]]
     ) -> AccountOpeningResult:
-        terms = demo_terms(request.account_type)
+        live = request.kind == "live"
+        terms = opening_terms(request)
+        rights = int(DEFAULT_LIVE_RIGHTS) if live else None
         mt5_queue = mt5_task_queue(request.mt5_server)
 
         login = await self._db(
@@ -62,6 +68,7 @@ class AccountOpeningWorkflow:
                     login=login,
                     group=terms.group,
                     leverage=terms.leverage,
+                    rights=rights,
                 ),
                 task_queue=mt5_queue,
                 start_to_close_timeout=policies.MT5_TIMEOUT,
@@ -82,19 +89,20 @@ class AccountOpeningWorkflow:
                 non_retryable=True,
             )
 
-        await workflow.execute_activity(
-            Step.CREDIT_DEMO_DEPOSIT,
-            CreditDemoDepositInput(
-                application_id=request.application_id,
-                login=login,
-                amount=DEMO_DEPOSIT,
-                currency=terms.currency,
-            ),
-            task_queue=mt5_queue,
-            start_to_close_timeout=policies.MT5_TIMEOUT,
-            retry_policy=policies.MT5_WRITE,
-            result_type=int,
-        )
+        if not live:
+            await workflow.execute_activity(
+                Step.CREDIT_DEMO_DEPOSIT,
+                CreditDemoDepositInput(
+                    application_id=request.application_id,
+                    login=login,
+                    amount=DEMO_DEPOSIT,
+                    currency=terms.currency,
+                ),
+                task_queue=mt5_queue,
+                start_to_close_timeout=policies.MT5_TIMEOUT,
+                retry_policy=policies.MT5_WRITE,
+                result_type=int,
+            )
 
         await self._db(
             Step.RECORD_MT5_ACCOUNT,
@@ -104,6 +112,7 @@ class AccountOpeningWorkflow:
                 group=terms.group,
                 leverage=terms.leverage,
                 currency=terms.currency,
+                rights=rights,
             ),
         )
         return AccountOpeningResult(login=login, server=request.mt5_server)
@@ -142,3 +151,17 @@ class AccountOpeningWorkflow:
             retry_policy=policies.DATABASE,
             result_type=result_type,
         )
+
+
+def opening_terms(request: AccountOpeningInput) -> AccountTerms:
+    """The group, leverage and currency of the account to open."""
+    if request.kind == "demo":
+        demo = demo_terms(request.account_type)
+        return AccountTerms(group=demo.group, leverage=demo.leverage, currency=demo.currency)
+    if request.terms is None:
+        raise ApplicationError(
+            f"live application {request.application_id} carries no account terms",
+            type="LiveTermsMissing",
+            non_retryable=True,
+        )
+    return request.terms

@@ -25,3 +25,19 @@ DATABASE_TIMEOUT = timedelta(seconds=20)
 COMPENSATION = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
 )
+
+# Mail: an SMTP server that is down or refuses our login for now is waited for; a permanent
+# refusal (a 5xx for this recipient or message) is final. A mail is given up after two days:
+# the process that sends it goes on without it (the notification row stays).
+MAIL = RetryPolicy(
+    initial_interval=timedelta(seconds=5),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=10),
+    non_retryable_error_types=["MailRejected"],
+)
+MAIL_TIMEOUT = timedelta(minutes=1)
+MAIL_GIVE_UP = timedelta(days=2)
+
+# Steps that read or write many rows at once: a list file of tens of thousands of parties, a
+# batch of clients screened against every active list.
+BULK_TIMEOUT = timedelta(minutes=10)

@@ -3,9 +3,24 @@ modules themselves import)."""
 
 from __future__ import annotations
 
+from workflows.account_change import AccountChangeWorkflow
 from workflows.account_opening import AccountOpeningWorkflow
+from workflows.client_mail import ClientMailWorkflow
 from workflows.deposit import DepositWorkflow
+from workflows.kyc_review import KycReviewWorkflow
+from workflows.rekyc_sweep import ReKycSweepWorkflow
+from workflows.screening_refresh import ScreeningListRefreshWorkflow
 from workflows.transfer import TransferWorkflow
 from workflows.withdrawal import WithdrawalWorkflow
 
-WORKFLOWS = [AccountOpeningWorkflow, DepositWorkflow, WithdrawalWorkflow, TransferWorkflow]
+WORKFLOWS = [
+    AccountOpeningWorkflow,
+    DepositWorkflow,
+    WithdrawalWorkflow,
+    TransferWorkflow,
+    KycReviewWorkflow,
+    AccountChangeWorkflow,
+    ScreeningListRefreshWorkflow,
+    ReKycSweepWorkflow,
+    ClientMailWorkflow,
+]

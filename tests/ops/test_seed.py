@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from google.protobuf.duration_pb2 import Duration
@@ -23,7 +24,7 @@ from db.models import AccountApplication, AuditEntry, IntroducingBroker, StaffUs
 from db.models import Client as ClientRow
 from db.sealed import SecretBox
 from domain.roles import StaffRole
-from ops.seed import DEMO_CLIENTS, DEMO_IB, print_report, seed
+from ops.seed import DEMO_CLIENTS, DEMO_IB, EXTRA_STAFF, print_report, seed
 from settings import Settings
 from tests.conftest import make_settings
 from tests.support.database import ProvisionedDatabase
@@ -67,9 +68,10 @@ async def seed_temporal(temporal_env: WorkflowEnvironment) -> AsyncIterator[Clie
 
 
 @pytest.fixture
-def seed_settings(test_db: ProvisionedDatabase, seed_temporal: Client) -> Settings:
+def seed_settings(test_db: ProvisionedDatabase, seed_temporal: Client, tmp_path: Path) -> Settings:
     return make_settings(
         test_db.owner_url,
+        documents_dir=tmp_path / "documents",
         temporal_address=seed_temporal.service_client.config.target_host,
         temporal_namespace=SEED_NAMESPACE,
     )
@@ -101,6 +103,7 @@ async def test_seeding_twice_creates_nothing_new_and_prints_credentials_once(
 
     # First run: one staff user per role, the demo IB and the demo clients, each once.
     staff_emails = {f"{role.value}@brokerflow.example" for role in StaffRole}
+    staff_emails |= {email for email, _ in EXTRA_STAFF}
     client_emails = {email for email, *_ in DEMO_CLIENTS}
     by_kind: dict[str, list[str]] = {}
     for credential in first.created:
@@ -108,7 +111,7 @@ async def test_seeding_twice_creates_nothing_new_and_prints_credentials_once(
     assert sorted(by_kind["staff"]) == sorted(staff_emails)
     assert by_kind["ib"] == [DEMO_IB[0]]
     assert sorted(by_kind["client"]) == sorted(client_emails)
-    assert after_first["StaffUser"] == len(StaffRole)
+    assert after_first["StaffUser"] == len(StaffRole) + len(EXTRA_STAFF)
     assert after_first["IntroducingBroker"] == 1
     assert after_first["Client"] == after_first["AccountApplication"] == len(DEMO_CLIENTS)
 

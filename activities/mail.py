@@ -1,0 +1,146 @@
+"""Mail to clients: one notification row per key, the template rendered, the message handed to
+the SMTP server under a Message-ID derived from the key (a retried send carries the same id).
+
+The email-verification link is signed here, in the activity, so the token never sits in a
+workflow's history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime, timedelta
+from email.utils import parseaddr
+from typing import Any
+
+from pydantic import SecretStr
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from db.models import Client, Notification
+from domain.email_verification import make_token
+from domain.kyc_flow import ClientMailInput, KycStep, MailTemplate
+from mailer.smtp import Mailer, MailRejected, OutgoingMail
+from mailer.templates import render
+
+# The API commits a new client right after starting the verification mail's workflow.
+MAX_ATTEMPTS_FOR_MISSING_CLIENT = 20
+
+# Our template names (the workflow contracts) → the mailer's template files.
+TEMPLATE_FILES: dict[MailTemplate, str] = {
+    MailTemplate.VERIFY_EMAIL: "email_verification",
+    MailTemplate.KYC_INFO_REQUESTED: "kyc_info_requested",
+    MailTemplate.KYC_REMINDER: "reminder",
+    MailTemplate.KYC_APPROVED: "kyc_approved",
+    MailTemplate.KYC_REJECTED: "kyc_rejected",
+    MailTemplate.ACCOUNT_READY: "live_account_ready",
+    MailTemplate.LEVERAGE_DECIDED: "leverage_change_decided",
+}
+# Context entries that templates read as lists (one item per line) or as yes/no.
+LIST_FIELDS = frozenset({"missing", "waiting_for"})
+FLAG_FIELDS = frozenset({"approved"})
+
+
+def message_id(key: str, sender: str) -> str:
+    """`<hash-of-key@sender-domain>`: the same for every attempt at sending one mail."""
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "brokerflow.local"
+    return f"<{hashlib.sha256(key.encode()).hexdigest()[:40]}@{domain}>"
+
+
+def template_context(request: ClientMailInput) -> dict[str, Any]:
+    """The workflow's string context in the shapes the templates read."""
+    context: dict[str, Any] = {}
+    for name, value in request.context.items():
+        if name in LIST_FIELDS:
+            context[name] = [line.strip() for line in value.splitlines() if line.strip()]
+        elif name in FLAG_FIELDS:
+            context[name] = value.strip().lower() in ("1", "true", "yes")
+        else:
+            context[name] = value
+    return context
+
+
+class ClientMail:
+    """The mail step, on the main task queue."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        mailer: Mailer,
+        *,
+        sender: str,
+        public_base_url: str,
+        link_key: SecretStr,
+        email_link_hours: int = 48,
+    ) -> None:
+        self._sessions = sessions
+        self._mailer = mailer
+        self._sender = sender
+        self._base_url = public_base_url.rstrip("/")
+        self._link_key = link_key
+        self._link_hours = email_link_hours
+
+    @activity.defn(name=KycStep.SEND_CLIENT_MAIL)
+    async def send_client_mail(self, request: ClientMailInput) -> None:
+        async with self._sessions.begin() as session:
+            client = await session.get(Client, request.client_id)
+            if client is None:
+                raise ApplicationError(
+                    f"client {request.client_id} does not exist",
+                    type="ClientNotFound",
+                    non_retryable=activity.info().attempt >= MAX_ATTEMPTS_FOR_MISSING_CLIENT,
+                )
+            subject, text, html = self._render(request, client)
+            await session.execute(
+                pg_insert(Notification)
+                .values(
+                    client_id=client.id,
+                    key=request.key,
+                    kind=request.template.value,
+                    message=subject,
+                )
+                .on_conflict_do_nothing(index_elements=["key"])
+            )
+            to = client.email
+        mail = OutgoingMail(
+            to=to,
+            subject=subject,
+            text=text,
+            html=html,
+            message_id=message_id(request.key, self._sender),
+        )
+        try:
+            await self._mailer.send(mail)
+        except MailRejected as rejected:
+            raise ApplicationError(str(rejected), type="MailRejected", non_retryable=True) from None
+        # MailUnavailable goes out as it is: the workflow's retry policy waits for the server.
+
+    def _render(self, request: ClientMailInput, client: Client) -> tuple[str, str, str]:
+        template = TEMPLATE_FILES.get(request.template)
+        if template is None:
+            raise ApplicationError(
+                f"no client mail template for {request.template.value}",
+                type="MailTemplateMissing",
+                non_retryable=True,
+            )
+        context = template_context(request)
+        context.setdefault("name", client.full_name)
+        context.setdefault("portal_url", self._base_url)
+        if request.template is MailTemplate.VERIFY_EMAIL:
+            context["verify_url"] = self.verification_link(client.id, client.email)
+            context["expires_in_hours"] = self._link_hours
+        try:
+            return render(template, **context)
+        except Exception as error:  # a template that cannot render will not render next time
+            raise ApplicationError(
+                f"mail {request.key} ({template}) does not render: {error}",
+                type="MailTemplateError",
+                non_retryable=True,
+            ) from None
+
+    def verification_link(self, client_id: uuid.UUID, email: str) -> str:
+        expires = datetime.now(UTC) + timedelta(hours=self._link_hours)
+        token = make_token(self._link_key.get_secret_value().encode(), client_id, email, expires)
+        return f"{self._base_url}/v1/verify-email?token={token}"

@@ -1,0 +1,242 @@
+"""Re-KYC: the list refresh and the daily sweep open cases and start their reviews; the client
+mail workflow; the sweep's Temporal Schedule."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from temporalio.client import (
+    ScheduleActionStartWorkflow,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+)
+from temporalio.testing import WorkflowEnvironment
+
+from domain.kyc import CaseReason, KycSla
+from domain.kyc_flow import (
+    CLIENT_MAIL_WORKFLOW,
+    REKYC_SWEEP_SCHEDULE,
+    ClientMailInput,
+    KycCaseInput,
+    KycStep,
+    MailTemplate,
+    OpenedCase,
+    OpenedCases,
+    ReKycSweepInput,
+    ReKycSweepResult,
+    RescreenBatch,
+    ScreeningRefreshInput,
+    ScreeningRefreshResult,
+    client_mail_workflow_id,
+    kyc_case_workflow_id,
+    screening_refresh_workflow_id,
+)
+from ops.schedules import ensure_schedules, kyc_sla
+from settings import KycRules, Settings
+from tests.workflows.kyc_fakes import KycFakes, kyc_workers
+from tests.workflows.money_fakes import replay, start_environment
+from workflows.client_mail import ClientMailWorkflow
+from workflows.kyc_review import KycReviewWorkflow
+from workflows.rekyc_sweep import ReKycSweepWorkflow
+from workflows.screening_refresh import ScreeningListRefreshWorkflow
+
+SLA = KycSla(review=timedelta(hours=8))
+DIGEST = "ab" * 32
+
+
+@pytest.fixture(scope="module")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await start_environment()
+    yield environment
+    await environment.shutdown()
+
+
+def opened(reason: CaseReason, count: int) -> tuple[OpenedCase, ...]:
+    return tuple(
+        OpenedCase(case_id=uuid.uuid4(), client_id=uuid.uuid4(), reason=reason)
+        for _ in range(count)
+    )
+
+
+async def reviews_running(env: WorkflowEnvironment, cases: tuple[OpenedCase, ...]) -> None:
+    """Each case's review runs (it outlives its parent); it is then stopped."""
+    for case in cases:
+        handle = env.client.get_workflow_handle(kyc_case_workflow_id(case.case_id))
+        description = await handle.describe()
+        assert description.status is WorkflowExecutionStatus.RUNNING
+        assert description.workflow_type == "KycReview"
+        await handle.terminate("test over")
+
+
+class TestScreeningListRefresh:
+    async def test_new_potential_matches_open_cases_whose_reviews_outlive_the_refresh(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        flagged_first, flagged_last = (uuid.uuid4(),), (uuid.uuid4(), uuid.uuid4())
+        cursor = uuid.uuid4()
+        fakes = KycFakes(
+            rescreen_batches=[
+                RescreenBatch(flagged=flagged_first, next_after=cursor),
+                RescreenBatch(next_after=uuid.uuid4()),
+                RescreenBatch(flagged=flagged_last),
+            ]
+        )
+        request = ScreeningRefreshInput(
+            source="ofac_sdn", storage_key="lists/ofac/1", digest=DIGEST, sla=SLA
+        )
+        async with kyc_workers(
+            env, fakes, ScreeningListRefreshWorkflow, KycReviewWorkflow
+        ) as queue:
+            handle = await env.client.start_workflow(
+                ScreeningListRefreshWorkflow.run,
+                request,
+                id=screening_refresh_workflow_id(DIGEST),
+                task_queue=queue,
+            )
+            result: ScreeningRefreshResult = await handle.result()
+            await replay(handle, ScreeningListRefreshWorkflow)
+            await fakes.called(KycStep.RUN_CHECKS, 3)
+            cases = tuple(
+                case
+                for opening in fakes.inputs[KycStep.OPEN_LIST_CHANGE_CASES]
+                for case in opened_for(opening.client_ids, opening.key)
+            )
+            await reviews_running(env, cases)
+
+        assert result == ScreeningRefreshResult(
+            list_id=7, clients_screened_batches=3, cases_opened=3
+        )
+        own = [step for step in fakes.steps() if step != KycStep.RUN_CHECKS]  # the children's
+        assert own == [
+            KycStep.LOAD_SCREENING_LIST,
+            KycStep.RESCREEN_CLIENTS,
+            KycStep.OPEN_LIST_CHANGE_CASES,
+            KycStep.RESCREEN_CLIENTS,
+            KycStep.RESCREEN_CLIENTS,
+            KycStep.OPEN_LIST_CHANGE_CASES,
+        ]
+        assert [r.after for r in fakes.inputs[KycStep.RESCREEN_CLIENTS]][:2] == [None, cursor]
+        assert [o.client_ids for o in fakes.inputs[KycStep.OPEN_LIST_CHANGE_CASES]] == [
+            flagged_first,
+            flagged_last,
+        ]
+        assert {o.key for o in fakes.inputs[KycStep.OPEN_LIST_CHANGE_CASES]} == {DIGEST}
+        children: list[object] = fakes.inputs[KycStep.RUN_CHECKS]
+        assert all(c.sla == SLA for c in children)  # type: ignore[attr-defined]
+
+
+def opened_for(client_ids: tuple[uuid.UUID, ...], key: str) -> tuple[OpenedCase, ...]:
+    """The cases the fake opening answers (its ids are derived from key and client)."""
+    return tuple(
+        OpenedCase(
+            case_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{key}{client}"),
+            client_id=client,
+            reason=CaseReason.LIST_CHANGE,
+        )
+        for client in client_ids
+    )
+
+
+class TestReKycSweep:
+    async def test_the_sweep_opens_cases_in_batches_and_starts_each_review_once(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        first, second = opened(CaseReason.DOCUMENT_EXPIRY, 2), opened(CaseReason.DOCUMENT_EXPIRY, 1)
+        # The second batch also answers a case of the first again (a retried opening).
+        fakes = KycFakes(
+            expiry_batches=[
+                OpenedCases(cases=first, more=True),
+                OpenedCases(cases=(*second, first[0]), more=False),
+            ],
+        )
+        async with kyc_workers(env, fakes, ReKycSweepWorkflow, KycReviewWorkflow) as queue:
+            handle = await env.client.start_workflow(
+                ReKycSweepWorkflow.run,
+                ReKycSweepInput(sla=SLA),
+                id=f"rekyc-sweep-{uuid.uuid4()}",
+                task_queue=queue,
+            )
+            result: ReKycSweepResult = await handle.result()
+            await replay(handle, ReKycSweepWorkflow)
+            await fakes.called(KycStep.RUN_CHECKS, 3)
+            await reviews_running(env, (*first, *second))
+
+        assert result == ReKycSweepResult(cases_opened=3)
+        keys = {sweep.key for sweep in fakes.inputs[KycStep.OPEN_DOCUMENT_EXPIRY_CASES]}
+        assert keys == {handle.id}
+        assert fakes.count(KycStep.OPEN_DOCUMENT_EXPIRY_CASES) == 2
+        assert fakes.count(KycStep.RUN_CHECKS) == 3
+
+
+class TestClientMail:
+    async def test_a_mail_is_retried_while_the_server_is_unavailable(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = KycFakes(mail_failures=2)
+        mail = ClientMailInput(
+            key=f"signup-{uuid.uuid4()}:verify",
+            client_id=uuid.uuid4(),
+            template=MailTemplate.VERIFY_EMAIL,
+        )
+        async with kyc_workers(env, fakes, ClientMailWorkflow) as queue:
+            handle = await env.client.start_workflow(
+                CLIENT_MAIL_WORKFLOW,
+                mail,
+                id=client_mail_workflow_id(mail.key),
+                task_queue=queue,
+            )
+            await handle.result()
+            await replay(handle, ClientMailWorkflow)
+
+        assert fakes.count(KycStep.SEND_CLIENT_MAIL) == 3
+        assert all(m == mail for m in fakes.inputs[KycStep.SEND_CLIENT_MAIL])
+
+    async def test_a_mail_refused_for_good_fails_the_workflow(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = KycFakes(refuse={KycStep.SEND_CLIENT_MAIL: "MailRejected"})
+        mail = ClientMailInput(
+            key=f"k-{uuid.uuid4()}", client_id=uuid.uuid4(), template=MailTemplate.KYC_APPROVED
+        )
+        async with kyc_workers(env, fakes, ClientMailWorkflow) as queue:
+            handle = await env.client.start_workflow(
+                ClientMailWorkflow.run, mail, id=client_mail_workflow_id(mail.key), task_queue=queue
+            )
+            with pytest.raises(WorkflowFailureError):
+                await handle.result()
+
+        assert fakes.count(KycStep.SEND_CLIENT_MAIL) == 1
+
+
+class TestSchedule:
+    async def test_the_sweep_schedule_is_created_then_updated(
+        self, temporal_env: WorkflowEnvironment
+    ) -> None:
+        client = temporal_env.client
+        settings = Settings(env="test", kyc=KycRules(review_sla_hours=12))
+        await ensure_schedules(client, settings)
+        try:
+            updated = Settings(env="test", kyc=KycRules(review_sla_hours=6, client_reminders=1))
+            await ensure_schedules(client, updated)  # exists already: brought up to date
+            description = await client.get_schedule_handle(REKYC_SWEEP_SCHEDULE).describe()
+            action = description.schedule.action
+            assert isinstance(action, ScheduleActionStartWorkflow)
+            assert action.workflow == "ReKycSweep"
+            [argument] = action.args
+            sweep = await client.data_converter.decode([argument], [ReKycSweepInput])
+            assert sweep == [ReKycSweepInput(sla=kyc_sla(updated.kyc))]
+            assert sweep[0].sla.review == timedelta(hours=6)
+        finally:
+            await client.get_schedule_handle(REKYC_SWEEP_SCHEDULE).delete()
+
+
+def test_case_input_carries_the_settings_service_levels() -> None:
+    rules = KycRules(review_sla_hours=2, client_reminder_days=1.5, client_reminders=4)
+    sla = kyc_sla(rules)
+    assert sla == KycSla(
+        review=timedelta(hours=2), client_reminder=timedelta(hours=36), client_reminders=4
+    )
+    assert KycCaseInput(case_id=uuid.uuid4(), client_id=uuid.uuid4(), sla=sla).sla == sla
