@@ -207,10 +207,44 @@ finance_readers = Policy("finance readers", staff=FINANCE_READERS)
 finance_officers = Policy("finance officers", staff=FINANCE_OFFICERS)
 compliance_officers = Policy("compliance officers", staff=COMPLIANCE_OFFICERS)
 rate_setters = Policy("FX rate setters", staff=frozenset({StaffRole.ADMIN, StaffRole.FINANCE}))
+# KYC: cases and lists are read by compliance, admins and auditors, decided by compliance only;
+# the documents themselves (passports, bank statements) only by compliance and auditors.
+KYC_READERS = frozenset({StaffRole.ADMIN, StaffRole.COMPLIANCE, StaffRole.AUDITOR})
+KYC_DOCUMENT_READERS = frozenset({StaffRole.COMPLIANCE, StaffRole.AUDITOR})
+kyc_readers = Policy("KYC readers", staff=KYC_READERS)
+kyc_document_readers = Policy("KYC document readers", staff=KYC_DOCUMENT_READERS)
+# Live accounts: the dealing desk and risk move accounts between groups; they and compliance
+# switch trading off and on; closing an account is compliance's (or an admin's) call.
+account_group_managers = Policy(
+    "account group managers", staff=frozenset({StaffRole.ADMIN, StaffRole.DEALER, StaffRole.RISK})
+)
+account_managers = Policy(
+    "account managers",
+    staff=frozenset({StaffRole.ADMIN, StaffRole.DEALER, StaffRole.RISK, StaffRole.COMPLIANCE}),
+)
+account_closers = Policy(
+    "account closers", staff=frozenset({StaffRole.ADMIN, StaffRole.COMPLIANCE})
+)
+account_change_readers = Policy(
+    "account change readers",
+    staff=frozenset(
+        {
+            StaffRole.ADMIN,
+            StaffRole.DEALER,
+            StaffRole.RISK,
+            StaffRole.COMPLIANCE,
+            StaffRole.AUDITOR,
+        }
+    ),
+)
 console_finance_readers = ConsolePolicy("console: finance readers", staff=FINANCE_READERS)
 console_finance_officers = ConsolePolicy("console: finance officers", staff=FINANCE_OFFICERS)
 console_compliance_officers = ConsolePolicy(
     "console: compliance officers", staff=COMPLIANCE_OFFICERS
+)
+console_kyc_readers = ConsolePolicy("console: KYC readers", staff=KYC_READERS)
+console_kyc_document_readers = ConsolePolicy(
+    "console: KYC document readers", staff=KYC_DOCUMENT_READERS
 )
 
 PublicAccess = Annotated[None, Depends(public)]
@@ -228,3 +262,11 @@ RateSetter = Annotated[Principal, Depends(rate_setters)]
 ConsoleFinanceReader = Annotated[Principal, Depends(console_finance_readers)]
 ConsoleFinanceOfficer = Annotated[Principal, Depends(console_finance_officers)]
 ConsoleComplianceOfficer = Annotated[Principal, Depends(console_compliance_officers)]
+KycReader = Annotated[Principal, Depends(kyc_readers)]
+KycDocumentReader = Annotated[Principal, Depends(kyc_document_readers)]
+AccountGroupManager = Annotated[Principal, Depends(account_group_managers)]
+AccountManager = Annotated[Principal, Depends(account_managers)]
+AccountCloser = Annotated[Principal, Depends(account_closers)]
+AccountChangeReader = Annotated[Principal, Depends(account_change_readers)]
+ConsoleComplianceReader = Annotated[Principal, Depends(console_kyc_readers)]
+ConsoleKycDocumentReader = Annotated[Principal, Depends(console_kyc_document_readers)]

@@ -31,10 +31,16 @@ async def decide_deposit(
     )
 
 
-@router.put("/clients/{client_id}/kyc", responses=error_responses({404: "no such client"}))
+@router.put(
+    "/clients/{client_id}/kyc",
+    responses=error_responses({404: "no such client"}),
+    deprecated=True,
+)
 async def set_client_kyc(
     client_id: UUID, body: KycChange, officer: ComplianceOfficer, session: SessionDep
 ) -> KycView:
-    """Set a client's KYC and sanctions-screening status (interim, until KYC has a workflow);
-    held deposits are not re-checked by this: decide them."""
+    """Deprecated: a client's KYC status comes from their KYC case's decision
+    (`POST /v1/compliance/kyc/cases/{case_id}/decision`). Sets a client's KYC and
+    sanctions-screening status by hand (audited); held deposits are not re-checked by this:
+    decide them."""
     return await service.set_kyc(session, client_id, body, officer)

@@ -37,6 +37,19 @@ AUDITED_BY_THEIR_WORKFLOW = {
     ("POST", "/v1/compliance/deposits/{payment_id}/decision"),
     ("POST", "/console/withdrawals/{payment_id}/decision"),
     ("POST", "/console/deposits/{payment_id}/decision"),
+    ("POST", "/v1/compliance/kyc/cases/{case_id}/decision"),
+    ("POST", "/console/compliance/cases/{case_id}/decision"),
+    ("POST", "/v1/compliance/account-changes/{change_id}/decision"),
+}
+# Their audit entries (with before/after and the officer as actor) are asserted where their
+# fixtures live: tests/api/test_kyc_cases_api.py.
+AUDITED_IN_KYC_TESTS = {
+    ("POST", "/v1/compliance/kyc/hits/{hit_id}"),
+    ("POST", "/console/compliance/hits/{hit_id}"),
+    ("POST", "/v1/compliance/screening/lists"),
+    ("POST", "/v1/accounts/{account_id}/group"),
+    ("POST", "/v1/accounts/{account_id}/trading"),
+    ("POST", "/v1/accounts/{account_id}/close"),
 }
 
 
@@ -127,7 +140,7 @@ async def test_every_staff_mutation_is_audited_with_before_and_after(
         and admits_staff(r)
     }
     # A new staff mutation without a case here fails the test.
-    assert mutating_staff_routes <= set(calls) | AUDITED_BY_THEIR_WORKFLOW
+    assert mutating_staff_routes <= set(calls) | AUDITED_BY_THEIR_WORKFLOW | AUDITED_IN_KYC_TESTS
     for (_, path), (action, entity_id) in calls.items():
         rows = [r for r in await audit_rows(sessions, action) if r.entity_id == entity_id]
         assert len(rows) == 1, (path, action)

@@ -1,0 +1,225 @@
+"""The compliance console: the KYC review queue and the case view, over the same service as the
+API (`api.kyc.service`).
+
+Same log-in, cookie and anti-forgery scheme as the finance console (`api.console.routes`). A
+refused action (the same officer approving twice, a closed case) comes back to the case page
+as an error message, never as an error page.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+from typing import Annotated, Literal
+from urllib.parse import urlencode
+from uuid import UUID
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field, ValidationError
+
+from api.deps import SessionDep, StateDep
+from api.kyc import service
+from api.kyc.routes import documents_of
+from api.kyc.schemas import CaseDecisionRequest, HitReview
+from api.policy import (
+    ConsoleComplianceOfficer,
+    ConsoleComplianceReader,
+    ConsoleKycDocumentReader,
+    Principal,
+)
+from api.system.routes import templates
+from domain.errors import BackOfficeError, Forbidden
+from domain.kyc import CaseStatus
+
+router = APIRouter(prefix="/console", tags=["console"])
+QUEUE_PAGE = "/console/compliance"
+CONSOLE_DOCUMENT = "/console/compliance/documents/{document_id}"
+ACTION_WORDS = {
+    "approve": "approved",
+    "reject": "rejected",
+    "request_info": "information requested",
+}
+
+
+class ConsoleCaseDecision(BaseModel):
+    action: Literal["approve", "reject", "request_info"]
+    reason: str = Field(default="", max_length=2000)
+    info_needed: str = Field(default="", max_length=4000)
+    csrf: str = Field(default="", max_length=128)
+
+
+class ConsoleHitReview(BaseModel):
+    status: Literal["cleared", "confirmed"]
+    # The page to come back to with an error.
+    case_id: UUID | None = None
+    reason: str = Field(default="", max_length=2000)
+    csrf: str = Field(default="", max_length=128)
+
+
+def sla_text(seconds: int | None) -> str:
+    """ "due in 3h 12m", "OVERDUE by 2h 5m"; "" when the case has no due time."""
+    if seconds is None:
+        return ""
+    span = abs(seconds)
+    days, rest = divmod(span, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        amount = f"{days}d {hours}h"
+    elif hours:
+        amount = f"{hours}h {minutes}m"
+    elif minutes:
+        amount = f"{minutes}m {secs}s"
+    else:
+        amount = f"{secs}s"
+    return f"due in {amount}" if seconds >= 0 else f"OVERDUE by {amount}"
+
+
+@router.get("/compliance", response_class=HTMLResponse)
+async def queue_page(
+    request: Request,
+    staff: ConsoleComplianceReader,
+    session: SessionDep,
+    # Text, not enums: the filter form sends `status=&escalated=` for "any".
+    status: Annotated[str, Query(max_length=32)] = "",
+    escalated: Annotated[str, Query(max_length=8)] = "",
+    notice: Annotated[str, Query(max_length=300)] = "",
+    error: Annotated[str, Query(max_length=300)] = "",
+) -> HTMLResponse:
+    """The review queue, escalated cases and the case due first on top, with a live SLA
+    countdown per case."""
+    wanted = next((s for s in CaseStatus if s.value == status), None)
+    only_escalated = {"true": True, "false": False}.get(escalated.lower())
+    if status and wanted is None:
+        error = error or f"unknown status {status!r}: showing the open cases"
+    page = await service.queue(session, status=wanted, escalated=only_escalated, limit=200)
+    return _page(
+        request,
+        "console_kyc_queue.html",
+        staff,
+        queue=page,
+        statuses=[s.value for s in CaseStatus],
+        status=wanted.value if wanted else "",
+        escalated=only_escalated,
+        notice=notice,
+        error=error,
+    )
+
+
+@router.get("/compliance/cases/{case_id}", response_class=HTMLResponse)
+async def case_page(
+    case_id: UUID,
+    request: Request,
+    staff: ConsoleComplianceReader,
+    session: SessionDep,
+    notice: Annotated[str, Query(max_length=500)] = "",
+    error: Annotated[str, Query(max_length=500)] = "",
+) -> HTMLResponse:
+    """One case: documents, screening hits, risk breakdown, questionnaire, history, and the
+    decision forms for compliance officers."""
+    case = await service.case_detail(session, case_id, download_url=CONSOLE_DOCUMENT)
+    return _page(
+        request,
+        "console_kyc_case.html",
+        staff,
+        case=case,
+        can_decide="compliance" in {role.value for role in staff.roles} and not case.closed,
+        notice=notice,
+        error=error,
+    )
+
+
+@router.post("/compliance/cases/{case_id}/decision")
+async def decide_case(
+    case_id: UUID,
+    form: Annotated[ConsoleCaseDecision, Form()],
+    officer: ConsoleComplianceOfficer,
+    session: SessionDep,
+    state: StateDep,
+) -> RedirectResponse:
+    _check_csrf(officer, form.csrf)
+    back = f"{QUEUE_PAGE}/cases/{case_id}"
+    try:
+        decision = CaseDecisionRequest(
+            action=form.action,
+            reason=form.reason,
+            info_needed=form.info_needed.strip() or None,
+        )
+    except ValidationError as exc:
+        return _back(back, error=_form_error(exc))
+    try:
+        result = await service.decide(session, state.temporal, officer, case_id, decision)
+    except BackOfficeError as exc:
+        return _back(back, error=exc.detail)
+    approvals = f" ({result.approvals} approval{'s' if result.approvals != 1 else ''})"
+    return _back(
+        back,
+        notice=f"{ACTION_WORDS[form.action]}: the case is now {result.status.value}"
+        + (approvals if form.action == "approve" else ""),
+    )
+
+
+@router.post("/compliance/hits/{hit_id}")
+async def review_hit(
+    hit_id: UUID,
+    form: Annotated[ConsoleHitReview, Form()],
+    officer: ConsoleComplianceOfficer,
+    session: SessionDep,
+) -> RedirectResponse:
+    _check_csrf(officer, form.csrf)
+    back = f"{QUEUE_PAGE}/cases/{form.case_id}" if form.case_id else QUEUE_PAGE
+    try:
+        review = HitReview(status=form.status, reason=form.reason)
+    except ValidationError as exc:
+        return _back(back, error=_form_error(exc))
+    try:
+        hit = await service.review_hit(session, officer, hit_id, review)
+    except BackOfficeError as exc:
+        return _back(back, error=exc.detail)
+    return _back(
+        f"{QUEUE_PAGE}/cases/{hit.case_id}",
+        notice=f"hit {hit.listed_name} ({hit.source}) marked {hit.status}",
+    )
+
+
+@router.get("/compliance/documents/{document_id}", response_class=Response)
+async def download_document(
+    document_id: UUID, officer: ConsoleKycDocumentReader, session: SessionDep, state: StateDep
+) -> Response:
+    """The decrypted document as an attachment; audited as `client_document.viewed`."""
+    document = await service.view_document(session, documents_of(state), officer, document_id)
+    return Response(document.content, media_type=document.content_type, headers=document.headers())
+
+
+def _check_csrf(officer: Principal, value: str) -> None:
+    if officer.csrf is not None and not hmac.compare_digest(value, officer.csrf):
+        raise Forbidden("this form did not come from your console session; reload the page")
+
+
+def _form_error(exc: ValidationError) -> str:
+    reasons = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ()))
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        reasons.append(f"{where}: {message}" if where else message)
+    return "; ".join(reasons)[:300] or "the form is not valid"
+
+
+def _back(path: str, **message: str) -> RedirectResponse:
+    return RedirectResponse(f"{path}?{urlencode(message)}", status_code=303)
+
+
+def _page(request: Request, name: str, staff: Principal, **context: object) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request,
+        name,
+        {
+            "principal": staff,
+            "roles": {role.value for role in staff.roles},
+            "csrf": staff.csrf,
+            "sla_text": sla_text,
+            "rendered_at": datetime.now().astimezone(),
+            **context,
+        },
+    )

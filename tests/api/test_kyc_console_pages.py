@@ -1,0 +1,254 @@
+"""The compliance console's server-rendered pages: the review queue with its SLA countdowns, the
+case view, the decision forms (anti-forgery value, refusals shown on the page), downloads."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pyotp
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.console.compliance import sla_text
+from db.models import AuditEntry
+from domain.kyc import CaseStatus, ReviewAction
+from domain.roles import StaffRole
+from storage.documents import EncryptedDocumentStore
+from tests.api.test_console_pages import officer_not_yet_logged_in
+from tests.api.test_kyc_cases_api import (
+    PDF,
+    SANCTIONED_FACTORS,
+    FakeWorkflows,
+    KycSeed,
+    use_document_store,
+    use_fake_workflows,
+)
+from tests.support.people import PASSWORD, People
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
+@pytest.fixture
+def workflows(api: httpx.AsyncClient) -> FakeWorkflows:
+    return use_fake_workflows(api)
+
+
+@pytest.fixture
+def store(api: httpx.AsyncClient, tmp_path: Path) -> EncryptedDocumentStore:
+    return use_document_store(api, tmp_path / "documents")
+
+
+@pytest.fixture
+def kyc(sessions: async_sessionmaker[AsyncSession], store: EncryptedDocumentStore) -> KycSeed:
+    return KycSeed(sessions, store)
+
+
+async def console_cookie(
+    api: httpx.AsyncClient, people: People, sessions: async_sessionmaker[AsyncSession]
+) -> tuple[dict[str, str], str]:
+    """A compliance officer logged in through the console's form: their cookie and staff id."""
+    officer = await officer_not_yet_logged_in(people, sessions, StaffRole.COMPLIANCE)
+    code = pyotp.TOTP(people.totp_secrets[officer.email]).now()
+    response = await api.post(
+        "/console/login", data={"email": officer.email, "password": PASSWORD, "totp_code": code}
+    )
+    assert response.status_code == 303, response.text
+    cookie = {"bf_console": response.cookies["bf_console"]}
+    api.cookies.clear()
+    return cookie, str(officer.id)
+
+
+def csrf_of(page: str) -> str:
+    match = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+    assert match is not None
+    return match.group(1)
+
+
+def test_sla_text() -> None:
+    assert sla_text(3 * 3600 + 12 * 60 + 5) == "due in 3h 12m"
+    assert sla_text(-(2 * 3600 + 5 * 60)) == "OVERDUE by 2h 5m"
+    assert sla_text(90) == "due in 1m 30s"
+    assert sla_text(-7) == "OVERDUE by 7s"
+    assert sla_text(2 * 86_400 + 3600) == "due in 2d 1h"
+    assert sla_text(None) == ""
+
+
+async def test_the_pages_need_a_compliance_reader(
+    api: httpx.AsyncClient, people: People, kyc: KycSeed
+) -> None:
+    case = await kyc.case(await kyc.client())
+    for path in ("/console/compliance", f"/console/compliance/cases/{case.id}"):
+        response = await api.get(path, headers=BROWSER)
+        assert response.status_code == 401
+        assert 'href="/console/login"' in response.text
+    finance = await people.staff(StaffRole.FINANCE)
+    assert (await api.get("/console/compliance", headers=finance.headers)).status_code == 403
+
+
+async def test_an_empty_queue(api: httpx.AsyncClient, people: People) -> None:
+    officer = await people.staff(StaffRole.COMPLIANCE)
+    page = await api.get("/console/compliance", headers=officer.headers)
+    assert page.status_code == 200
+    assert "No case is waiting for review." in page.text
+    assert 'href="/console/compliance"' in page.text  # the navigation
+
+
+async def test_the_queue_shows_sla_risk_and_escalation(
+    api: httpx.AsyncClient, people: People, kyc: KycSeed
+) -> None:
+    late = await kyc.case(await kyc.client("Late Larry"), due_in=timedelta(hours=-2, minutes=-5))
+    soon = await kyc.case(
+        await kyc.client("Soon Sara"),
+        due_in=timedelta(hours=3, minutes=12, seconds=30),
+        four_eyes=True,
+        risk_level="high",
+        risk_score=70,
+    )
+    escalated = await kyc.case(await kyc.client("Escalated Emil"), escalated=True)
+    await kyc.case(await kyc.client("Done Dora"), status=CaseStatus.APPROVED, due_in=None)
+    auditor = await people.staff(StaffRole.AUDITOR)
+    page = await api.get("/console/compliance", headers=auditor.headers)
+    assert page.status_code == 200
+    text = page.text
+    assert "Done Dora" not in text
+    rows = re.findall(r'<tr data-case="([0-9a-f-]+)" class="([a-z]*)">', text)
+    assert rows == [(str(escalated.id), "escalated"), (str(late.id), ""), (str(soon.id), "")]
+    assert "OVERDUE by 2h 5m" in text or "OVERDUE by 2h 4m" in text
+    assert "due in 3h 12m" in text
+    assert 'class="badge risk-high">HIGH' in text and "four-eyes" in text
+    assert f'href="/console/compliance/cases/{soon.id}"' in text
+    assert "setInterval(tick, 1000)" in text  # the countdown keeps ticking in the browser
+
+
+async def test_the_case_page_and_its_decision_forms(
+    api: httpx.AsyncClient,
+    people: People,
+    kyc: KycSeed,
+    workflows: FakeWorkflows,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    client = await kyc.client("Maria Example")
+    case = await kyc.case(
+        client, four_eyes=True, risk_level="high", risk_score=70, factors=SANCTIONED_FACTORS
+    )
+    await kyc.questionnaire(client)
+    document = await kyc.document(client)
+    hit = await kyc.hit(case, await kyc.screening_list(), score=91)
+    cookie, officer_id = await console_cookie(api, people, sessions)
+    path = f"/console/compliance/cases/{case.id}"
+
+    page = await api.get(path, cookies=cookie)
+    assert page.status_code == 200
+    text = page.text
+    assert "Maria Example" in text and "1980-05-17" in text and "Hauptstrasse 1" in text
+    assert f'data-hit="{hit.id}"' in text and "<strong>91</strong>" in text
+    assert "EXAMPEL, Maria" in text
+    assert 'data-factor="sanctions_potential_match"' in text and ">60<" in text
+    assert "appropriate, score 72 of 100" in text and "1:30" in text
+    assert f'href="/console/compliance/documents/{document.id}"' in text
+    action = f"/console/compliance/cases/{case.id}/decision"
+    assert text.count(f'action="{action}"') == 3
+    csrf = csrf_of(text)
+
+    forged = await api.post(
+        action, data={"action": "approve", "reason": "fine", "csrf": "0" * 64}, cookies=cookie
+    )
+    assert forged.status_code == 403 and workflows.updates == []
+
+    approved = await api.post(
+        action,
+        data={"action": "approve", "reason": "hit is a namesake", "csrf": csrf},
+        cookies=cookie,
+    )
+    assert approved.status_code == 303
+    assert approved.headers["location"].startswith(f"{path}?notice=")
+    [(workflow_id, _, sent)] = workflows.updates
+    assert workflow_id == case.workflow_id and str(sent.actor.staff_id) == officer_id
+    assert sent.decision.action is ReviewAction.APPROVE
+    shown = await api.get(approved.headers["location"], cookies=cookie)
+    assert "the case is now awaiting_second_approval (1 approval)" in shown.text
+
+    # The same officer again: the workflow refuses; the page says why, no error page.
+    workflows.refusal = "this officer has already approved the case"
+    again = await api.post(
+        action, data={"action": "approve", "reason": "again", "csrf": csrf}, cookies=cookie
+    )
+    assert again.status_code == 303 and "error=" in again.headers["location"]
+    refused = await api.get(again.headers["location"], cookies=cookie)
+    assert refused.status_code == 200
+    assert 'class="error" role="alert">this officer has already approved the case' in refused.text
+
+    # A request for information without saying what is needed is an error on the page too.
+    workflows.refusal = None
+    incomplete = await api.post(
+        action,
+        data={"action": "request_info", "reason": "address", "info_needed": " ", "csrf": csrf},
+        cookies=cookie,
+    )
+    assert incomplete.status_code == 303
+    assert "info_needed" in (await api.get(incomplete.headers["location"], cookies=cookie)).text
+    assert len(workflows.updates) == 1
+
+    download = await api.get(f"/console/compliance/documents/{document.id}", cookies=cookie)
+    assert download.status_code == 200 and download.content == PDF
+    assert download.headers["content-disposition"].startswith("attachment;")
+    [viewed] = await kyc.rows(AuditEntry, AuditEntry.action == "client_document.viewed")
+    assert viewed.actor_id == officer_id
+
+    reviewed = await api.post(
+        f"/console/compliance/hits/{hit.id}",
+        data={"status": "cleared", "reason": "other DOB", "case_id": str(case.id), "csrf": csrf},
+        cookies=cookie,
+    )
+    assert reviewed.status_code == 303 and reviewed.headers["location"].startswith(path)
+    after = await api.get(path, cookies=cookie)
+    assert "screening_hit.cleared" in after.text
+
+
+async def test_a_closed_case_and_readers_without_forms(
+    api: httpx.AsyncClient, people: People, kyc: KycSeed, workflows: FakeWorkflows
+) -> None:
+    client = await kyc.client()
+    case = await kyc.case(client)
+    document = await kyc.document(client)
+    auditor = await people.staff(StaffRole.AUDITOR)
+    page = await api.get(f"/console/compliance/cases/{case.id}", headers=auditor.headers)
+    assert page.status_code == 200
+    assert "/decision" not in page.text and "Compliance officers decide this case." in page.text
+    assert f"/console/compliance/documents/{document.id}" in page.text
+    admin = await people.staff(StaffRole.ADMIN)
+    as_admin = await api.get(f"/console/compliance/cases/{case.id}", headers=admin.headers)
+    assert f"/console/compliance/documents/{document.id}" not in as_admin.text
+    assert (
+        await api.get(f"/console/compliance/documents/{document.id}", headers=admin.headers)
+    ).status_code == 403
+
+    closed = await kyc.case(await kyc.client(), status=CaseStatus.REJECTED, due_in=None)
+    officer = await people.staff(StaffRole.COMPLIANCE)
+    closed_page = await api.get(f"/console/compliance/cases/{closed.id}", headers=officer.headers)
+    assert closed_page.status_code == 200 and "/decision" not in closed_page.text
+    decided = await api.post(
+        f"/console/compliance/cases/{closed.id}/decision",
+        data={"action": "approve", "reason": "late"},
+        headers=officer.headers,
+    )
+    assert decided.status_code == 303 and "closed" in decided.headers["location"]
+    assert workflows.updates == []
+    missing = await api.get(f"/console/compliance/cases/{client.id}", headers=officer.headers)
+    assert missing.status_code == 404
+
+
+async def test_the_filter_form_as_a_browser_sends_it(
+    api: httpx.AsyncClient, people: People, kyc: KycSeed
+) -> None:
+    await kyc.case(await kyc.client("Escalated Emil"), escalated=True)
+    await kyc.case(await kyc.client("Calm Carl"))
+    officer = await people.staff(StaffRole.COMPLIANCE)
+    every = await api.get("/console/compliance?status=&escalated=", headers=officer.headers)
+    assert every.status_code == 200
+    assert "Escalated Emil" in every.text and "Calm Carl" in every.text
+    only = await api.get("/console/compliance?status=&escalated=true", headers=officer.headers)
+    assert "Escalated Emil" in only.text and "Calm Carl" not in only.text
