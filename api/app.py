@@ -13,13 +13,16 @@ from api.audit.routes import router as audit_router
 from api.auth.routes import router as auth_router
 from api.clients.routes import router as clients_router
 from api.compliance.routes import router as compliance_router
+from api.console.compliance import router as compliance_console_router
 from api.console.routes import router as console_router
 from api.finance.routes import router as finance_router
 from api.fx.routes import router as fx_router
 from api.ib.routes import self_router as ib_self_router
 from api.ib.routes import staff_router as ib_staff_router
+from api.kyc.routes import router as kyc_router
 from api.ledger.routes import router as ledger_router
 from api.me.routes import router as me_router
+from api.onboarding.routes import router as onboarding_router
 from api.payments.routes import router as payments_router
 from api.problems import install_problem_handlers
 from api.signup.routes import router as signup_router
@@ -41,12 +44,14 @@ from psp_adapter.bankco import BankCo
 from psp_adapter.cardco import CardCo
 from psp_adapter.gateway import PaymentProvider
 from settings import Settings, get_settings
+from storage.documents import EncryptedDocumentStore, LocalFileStore
 
 ROUTERS = (
     system_router,
     auth_router,
     signup_router,
     me_router,
+    onboarding_router,
     payments_router,
     transfers_router,
     wallets_router,
@@ -60,7 +65,9 @@ ROUTERS = (
     ledger_router,
     fx_router,
     compliance_router,
+    kyc_router,
     console_router,
+    compliance_console_router,
 )
 
 
@@ -89,6 +96,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             temporal=TemporalConnector(settings.temporal_address, settings.temporal_namespace),
             secret_box=SecretBox(settings.secrets_key),
             providers=providers,
+            documents=EncryptedDocumentStore(
+                LocalFileStore(settings.documents_path()), settings.documents_key
+            ),
         )
         try:
             yield

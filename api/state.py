@@ -11,6 +11,7 @@ from api.temporal import TemporalConnector
 from db.sealed import SecretBox
 from psp_adapter.gateway import PaymentProvider
 from settings import Settings
+from storage.documents import DocumentStore
 
 
 @dataclass
@@ -22,3 +23,5 @@ class AppState:
     secret_box: SecretBox
     # The payment processors by name; the API uses them only to verify their webhooks.
     providers: Mapping[str, PaymentProvider] = field(default_factory=dict)
+    # Client documents (KYC uploads), encrypted at rest; None only in apps built without one.
+    documents: DocumentStore | None = None

@@ -28,6 +28,7 @@ from temporalio.worker import Worker
 
 from api.app import create_app
 from bench._bare import BareWorkflow, noop
+from bench._people import bench_applicant
 from bench._simulator import start_simulator
 from db.embedded import embedded_owner_url
 from db.migrate import upgrade
@@ -87,13 +88,7 @@ async def opening_rate(
             begun = time.perf_counter()
             response = await api.post(
                 "/v1/signup",
-                json={
-                    "email": f"bench-{index}-{uuid.uuid4().hex[:6]}@example.com",
-                    "password": "Bench-Password-1",
-                    "full_name": "Bench Client",
-                    "country": "DE",
-                    "date_of_birth": "1980-01-01",
-                },
+                json=bench_applicant("Bench-Password-1"),
             )
             response.raise_for_status()
             handle = env.client.get_workflow_handle(

@@ -72,6 +72,7 @@ from temporalio.worker import Worker
 import worker as bf_worker
 from api.app import create_app
 from bench._bare import BareWorkflow, noop
+from bench._people import bench_applicant
 from bench._simulator import free_port, start_psp_simulator, start_simulator
 from bench.account_opening import bench_database
 from db.ledger import balance as ledger_balance
@@ -167,17 +168,9 @@ async def new_customer(
 ) -> Customer:
     """Signed up and logged in through the API (its demo account opened and out of the way),
     with a live USD MT5 account and KYC approved."""
-    email = f"bench-{uuid.uuid4().hex[:12]}@example.com"
-    signup = await api.post(
-        "/v1/signup",
-        json={
-            "email": email,
-            "password": PASSWORD,
-            "full_name": CLIENT_NAME,
-            "country": "DE",
-            "date_of_birth": "1980-01-01",
-        },
-    )
+    applicant = bench_applicant(PASSWORD, full_name=CLIENT_NAME)
+    email = applicant["email"]
+    signup = await api.post("/v1/signup", json=applicant)
     signup.raise_for_status()
     opening = temporal.get_workflow_handle(f"account-opening-{signup.json()['application_id']}")
     await opening.result()

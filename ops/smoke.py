@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import secrets
+import string
 import sys
 import time
 from typing import Any
@@ -79,9 +81,13 @@ def run(
             json={
                 "email": email,
                 "password": password,
-                "full_name": "Smoke Test",
+                # A new person each run: BrokerFlow refuses the same name and birth date twice.
+                "full_name": "Smoke " + "".join(random.choices(string.ascii_lowercase, k=8)),
                 "country": "GB",
-                "date_of_birth": "1990-01-01",
+                "nationality": "GB",
+                "date_of_birth": f"19{random.randint(50, 99)}-0{random.randint(1, 9)}-15",
+                "phone": "+447700900123",
+                "address": {"line1": "1 Smoke Lane", "city": "London", "postal_code": "SW1A 1AA"},
                 "account_type": "standard",
             },
         )

@@ -326,9 +326,7 @@ class Stack:
         env["BROKERFLOW_PSP__BASE_URL"] = self.settings.psp.base_url
         env["BROKERFLOW_MAIL__SMTP_HOST"] = self.settings.mail.smtp_host
         env["BROKERFLOW_MAIL__SMTP_PORT"] = str(p.mail_port)
-        env["BROKERFLOW_MAIL__PUBLIC_BASE_URL"] = (
-            f"http://{_display_host(p.api_host)}:{p.api_port}"
-        )
+        env["BROKERFLOW_MAIL__PUBLIC_BASE_URL"] = f"http://{_display_host(p.api_host)}:{p.api_port}"
         env["BROKERFLOW_API_HOST"] = p.api_host
         env["BROKERFLOW_API_PORT"] = str(p.api_port)
         return env

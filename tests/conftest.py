@@ -25,6 +25,7 @@ from tests.support import database
 from tests.support.processes import (
     PspSimulator,
     Simulator,
+    SmtpCatcher,
     free_port,
     start_psp_simulator,
     start_simulator,
@@ -188,3 +189,10 @@ def psp_sim(stack: Stack) -> PspSimulator:
     """The stack's PSP simulator: pay on the hosted page, send transfers, settle payouts."""
     assert stack.psp is not None
     return stack.psp
+
+
+@pytest.fixture(scope="session")
+def smtp_catcher(stack: Stack) -> SmtpCatcher:
+    """The stack's SMTP catcher: every mail the worker sends, read over HTTP."""
+    assert stack.smtp is not None
+    return stack.smtp

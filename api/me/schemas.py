@@ -16,6 +16,16 @@ class ClientProfile(BaseModel):
     date_of_birth: date
     status: str
     created_at: datetime
+    nationality: str | None = None
+    phone: str | None = None
+    address_line1: str | None = None
+    address_line2: str | None = None
+    city: str | None = None
+    postal_code: str | None = None
+    email_verified_at: datetime | None = None
+    kyc_status: str = "pending"
+    category: str = "retail"
+    account_type: str = "standard"
 
 
 class Mt5AccountView(BaseModel):
@@ -28,6 +38,7 @@ class Mt5AccountView(BaseModel):
     currency: str
     kind: str
     created_at: datetime
+    status: str = "active"
 
 
 class ApplicationView(BaseModel):

@@ -4,6 +4,7 @@ from fastapi import APIRouter, Depends, status
 
 from api.deps import ContextDep, SessionDep, StateDep
 from api.policy import public
+from api.problems import error_responses
 from api.signup import service
 from api.signup.schemas import SignupAccepted, SignupRequest
 
@@ -14,10 +15,13 @@ router = APIRouter(tags=["sign-up"])
     "/v1/signup",
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[Depends(public)],
-    responses={
-        409: {"description": "email already registered"},
-        503: {"description": "workflow engine down"},
-    },
+    responses=error_responses(
+        {
+            409: "email already registered, or the same person (name and date of birth) is",
+            422: "invalid or missing field: country, nationality, age, phone, address, password",
+            503: "workflow engine down; nothing was recorded",
+        }
+    ),
 )
 async def sign_up(
     body: SignupRequest,
@@ -25,5 +29,6 @@ async def sign_up(
     context: ContextDep,
     state: StateDep,
 ) -> SignupAccepted:
-    """Register a client; a demo MT5 account is opened in the background."""
+    """Register a client: a demo MT5 account opens in the background and a mail with a link to
+    verify the email address is sent."""
     return await service.sign_up(session, state.temporal, body, context, state.settings.mt5.name)

@@ -1,11 +1,14 @@
-"""Sign-up: the client record, its first account application, and the workflow that opens it."""
+"""Sign-up: the client record, its first account application, the workflow that opens it, and
+the mail that verifies the client's address."""
 
 from __future__ import annotations
 
+import hashlib
+import unicodedata
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.context import RequestContext
@@ -15,13 +18,52 @@ from api.temporal import TemporalConnector, start_once
 from db import audit
 from db.models import AccountApplication, Client, IntroducingBroker
 from domain.account_opening import AccountOpeningInput
+from domain.countries import is_iso_country
 from domain.errors import Conflict, InvalidInput
+from domain.kyc_flow import (
+    CLIENT_MAIL_WORKFLOW,
+    ClientMailInput,
+    MailTemplate,
+    client_mail_workflow_id,
+)
 from domain.onboarding import ApplicationStatus, check_applicant, check_password_strength
 from workflows.account_opening import AccountOpeningWorkflow
+
+# Countries whose addresses carry no postal code (UPU, national postal services). Everywhere
+# else a postal code is required: an address a letter cannot reach proves nothing.
+COUNTRIES_WITHOUT_POSTAL_CODES = frozenset(
+    "AE AG AO AW BF BI BJ BO BS BW BZ CD CF CG CI CK CM DJ DM ER FJ GA GD GH GM GQ GY HK HM JM KI "
+    "KM KN KP LC ML MO MR MW NR NU QA RW SB SC SL SO SR SS ST SY TD TF TG TK TL TO TT TV UG VU YE "
+    "ZW".split()
+)
 
 
 def account_opening_workflow_id(application_id: uuid.UUID) -> str:
     return f"account-opening-{application_id}"
+
+
+def verification_mail_key(client_id: uuid.UUID, sequence: int = 0) -> str:
+    """The first verification mail is `verify-{client}`; each one asked for again adds its number
+    (one workflow per mail: a retried request never sends a mail twice)."""
+    return f"verify-{client_id}" if sequence == 0 else f"verify-{client_id}-{sequence}"
+
+
+def name_key(full_name: str) -> str:
+    """A name folded so that the same person written twice compares equal: compatibility
+    decomposition, combining marks dropped, case folded, anything but letters and digits a
+    separator, the words sorted. "Hans Müller-Lüdenscheidt" and "LUDENSCHEIDT muller, hans"
+    give the same key ("hans ludenscheidt muller")."""
+    decomposed = unicodedata.normalize("NFKD", full_name)
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    words = "".join(c if c.isalnum() else " " for c in bare).split()
+    return " ".join(sorted(words))[:200]
+
+
+def _person_lock(key: str, birth: date) -> int:
+    """A transaction-level advisory lock id for one person (name key + date of birth): two
+    sign-ups of the same person at once are serialised, so the second sees the first."""
+    digest = hashlib.sha256(f"signup-person|{key}|{birth.isoformat()}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 async def sign_up(
@@ -32,12 +74,29 @@ async def sign_up(
     mt5_server: str,
 ) -> SignupAccepted:
     check_applicant(request.country, request.date_of_birth, datetime.now(UTC).date())
+    _check_contact_data(request)
     check_password_strength(request.password)
     email = request.email.lower()
     if await session.scalar(select(Client.id).where(Client.email == email)):
         raise Conflict("an account with this email already exists; log in or reset the password")
+    person = name_key(request.full_name)
+    if not person:
+        raise InvalidInput("full_name must contain letters", field="full_name")
+    await session.execute(
+        select(func.pg_advisory_xact_lock(_person_lock(person, request.date_of_birth)))
+    )
+    if await session.scalar(
+        select(Client.id).where(
+            Client.name_key == person, Client.date_of_birth == request.date_of_birth
+        )
+    ):
+        raise Conflict(
+            "a client with this name and date of birth is already registered; log in to that "
+            "account (or contact support) instead of opening a second one"
+        )
     ib_id = await _referring_ib(session, request.referral_code)
 
+    address = request.address
     client = Client(
         id=uuid.uuid4(),
         email=email,
@@ -47,6 +106,14 @@ async def sign_up(
         date_of_birth=request.date_of_birth,
         status="active",
         referred_by_ib_id=ib_id,
+        phone=request.phone,
+        nationality=request.nationality,
+        address_line1=address.line1,
+        address_line2=address.line2,
+        city=address.city,
+        postal_code=address.postal_code,
+        name_key=person,
+        account_type=request.account_type.value,
     )
     application_id = uuid.uuid4()
     application = AccountApplication(
@@ -77,14 +144,16 @@ async def sign_up(
             after={
                 "email": email,
                 "country": client.country,
+                "nationality": client.nationality,
                 "account_type": request.account_type,
                 "referred_by_ib_id": str(ib_id) if ib_id else None,
             },
         ),
     )
     await session.flush()
-    # Started before the commit: if the start fails the request rolls back whole; if the commit
-    # fails after a start, the workflow's first step finds no application and gives up.
+    # Started before the commit: if a start fails the request rolls back whole; if the commit
+    # fails after a start, the workflow's first step finds no application (or no client) and
+    # gives up.
     await start_once(
         temporal,
         AccountOpeningWorkflow.run,
@@ -96,9 +165,38 @@ async def sign_up(
         ),
         application.workflow_id,
     )
+    await start_verification_mail(temporal, client.id, verification_mail_key(client.id))
     return SignupAccepted(
         client_id=client.id, application_id=application_id, status=application.status
     )
+
+
+async def start_verification_mail(
+    temporal: TemporalConnector, client_id: uuid.UUID, key: str
+) -> None:
+    """The mail with the signed verification link (the mail activity builds the link, so the
+    link's secret never travels through workflow history)."""
+    await start_once(
+        temporal,
+        CLIENT_MAIL_WORKFLOW,
+        ClientMailInput(key=key, client_id=client_id, template=MailTemplate.VERIFY_EMAIL),
+        client_mail_workflow_id(key),
+    )
+
+
+def _check_contact_data(request: SignupRequest) -> None:
+    if not is_iso_country(request.nationality):
+        raise InvalidInput(
+            f"nationality {request.nationality!r} is not an ISO 3166-1 alpha-2 code",
+            field="nationality",
+        )
+    if (
+        request.address.postal_code is None
+        and request.country not in COUNTRIES_WITHOUT_POSTAL_CODES
+    ):
+        raise InvalidInput(
+            f"addresses in {request.country} need a postal code", field="address.postal_code"
+        )
 
 
 async def _referring_ib(session: AsyncSession, referral_code: str | None) -> uuid.UUID | None:

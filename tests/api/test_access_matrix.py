@@ -158,6 +158,19 @@ EXPECTED = {
     ("POST", "/console/withdrawals/{payment_id}/decision"): {"finance"},
     ("POST", "/console/deposits/{payment_id}/decision"): {"compliance"},
     ("POST", "/console/login"): EVERYONE,
+    # onboarding: the mailed link is open (the token is the credential), the rest is the client's
+    ("GET", "/v1/verify-email"): EVERYONE,
+    ("POST", "/v1/me/email/verification"): {"client"},
+    ("GET", "/v1/me/questionnaire"): {"client"},
+    ("PUT", "/v1/me/questionnaire"): {"client"},
+    ("POST", "/v1/me/documents"): {"client"},
+    ("GET", "/v1/me/documents"): {"client"},
+    ("POST", "/v1/me/kyc"): {"client"},
+    ("GET", "/v1/me/kyc"): {"client"},
+    ("POST", "/v1/me/kyc/info"): {"client"},
+    ("POST", "/v1/me/accounts/{login}/leverage"): {"client"},
+    ("POST", "/v1/me/accounts/{login}/close"): {"client"},
+    ("GET", "/v1/me/account-changes"): {"client"},
 }
 
 

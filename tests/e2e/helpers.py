@@ -8,18 +8,15 @@ from typing import Any
 
 import httpx
 
+from tests.support.people import applicant
+
 PASSWORD = "Str0ng-enough-pw"
 
 
 def new_applicant(**overrides: Any) -> dict[str, Any]:
-    body = {
-        "email": f"e2e-{uuid.uuid4().hex[:10]}@example.com",
-        "password": PASSWORD,
-        "full_name": "Erika Mustermann",
-        "country": "DE",
-        "date_of_birth": "1988-05-17",
-        "account_type": "standard",
-    }
+    """A complete sign-up body; its date of birth differs from every other applicant's of the
+    run, so applicants sharing a name are not refused as the same person."""
+    body = applicant(email=f"e2e-{uuid.uuid4().hex[:10]}@example.com", password=PASSWORD)
     body.update(overrides)
     return body
 

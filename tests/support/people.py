@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import itertools
+import random
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from typing import Any
 
 import httpx
 import pyotp
@@ -17,6 +21,64 @@ from domain.roles import StaffRole
 
 PASSWORD = "Correct-Horse-9"
 LOCALHOST = ["127.0.0.1/32"]
+
+# Dates of birth handed out one after the other from a random start: applicants of one run never
+# share a name and a date of birth by chance (sign-up refuses the same person twice).
+_EARLIEST_BIRTH = date(1950, 1, 1)
+_BIRTH_DAYS = 365 * 50
+_births = itertools.count(random.randrange(_BIRTH_DAYS))
+
+
+def unique_birth_date() -> date:
+    return _EARLIEST_BIRTH + timedelta(days=next(_births) % _BIRTH_DAYS)
+
+
+def applicant(**overrides: Any) -> dict[str, Any]:
+    """A complete sign-up body of an adult living in Germany, unique in email and person."""
+    body: dict[str, Any] = {
+        "email": f"applicant-{uuid.uuid4().hex[:10]}@example.com",
+        "password": "Str0ng-enough-pw",
+        "full_name": "Erika Mustermann",
+        "country": "DE",
+        "nationality": "DE",
+        "date_of_birth": unique_birth_date().isoformat(),
+        "phone": "+4915123456789",
+        "address": {"line1": "Heidestrasse 17", "city": "Koeln", "postal_code": "51147"},
+        "account_type": "standard",
+    }
+    body.update(overrides)
+    return body
+
+
+def passport_pdf(full_name: str = "Erika Mustermann", number: str | None = None) -> bytes:
+    """A one-page PDF identity document, made the way a real export is (WeasyPrint)."""
+    from weasyprint import HTML
+
+    number = number or uuid.uuid4().hex[:9].upper()
+    surname, _, given = full_name.upper().rpartition(" ")
+    html = (
+        "<html><body style='font-family: sans-serif'>"
+        "<h1>PASSPORT / REISEPASS</h1>"
+        f"<p>Passport No. {number}</p><p>Surname: {surname or given}</p>"
+        f"<p>Given names: {given if surname else ''}</p><p>Nationality: DEUTSCH</p>"
+        f"<p style='font-family: monospace'>P&lt;D&lt;&lt;{surname.replace(' ', '&lt;')}"
+        f"&lt;&lt;{given}&lt;&lt;&lt;&lt;&lt;&lt;</p>"
+        "</body></html>"
+    )
+    pdf: bytes = HTML(string=html).write_pdf()
+    return pdf
+
+
+def utility_bill_png(seed: int | None = None, size: int = 96) -> bytes:
+    """A PNG 'photo' of a utility bill: noise, so it is well above the minimum size."""
+    from PIL import Image
+
+    rng = random.Random(seed if seed is not None else uuid.uuid4().int)
+    image = Image.new("RGB", (size, size))
+    image.putdata([tuple(rng.randrange(256) for _ in range(3)) for _ in range(size * size)])
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
 
 
 @dataclass(frozen=True)

@@ -249,3 +249,70 @@ def start_psp_simulator(
         simulator.stop()
         raise
     return simulator
+
+
+@dataclass
+class SmtpCatcher:
+    """The SMTP catcher (`simulators.smtp`): BrokerFlow's mail lands here, read over HTTP."""
+
+    child: Child
+    smtp_port: int
+    http_port: int
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10), repr=False)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def stop(self) -> None:
+        self.http.close()
+        self.child.stop()
+
+    def messages(self, to: str | None = None) -> list[dict[str, Any]]:
+        """Every message caught (for `to` when given), oldest first."""
+        params = {"to": to} if to is not None else None
+        response = self.http.get(f"{self.base_url}/messages", params=params)
+        response.raise_for_status()
+        caught: list[dict[str, Any]] = response.json()
+        return caught
+
+    def wait_for(
+        self, to: str, *, subject: str = "", count: int = 1, timeout: float = 60
+    ) -> list[dict[str, Any]]:
+        """The first `count` messages to `to` whose subject contains `subject` (case-insensitive),
+        waiting for them to arrive."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [m for m in self.messages(to) if subject.lower() in str(m["subject"]).lower()]
+            if len(found) >= count:
+                return found[:count]
+            if time.monotonic() > deadline:
+                seen = [m["subject"] for m in self.messages(to)]
+                raise TimeoutError(f"no mail {subject!r} to {to} arrived; caught: {seen}")
+            time.sleep(0.2)
+
+    def clear(self) -> None:
+        self.http.delete(f"{self.base_url}/messages").raise_for_status()
+
+
+def start_smtp_catcher(log_dir: Path) -> SmtpCatcher:
+    smtp_port, http_port = free_port(), free_port()
+    args = [
+        str(BIN / "python"),
+        "-m",
+        "simulators.smtp",
+        "--smtp-port",
+        str(smtp_port),
+        "--http-port",
+        str(http_port),
+    ]
+    child = spawn("smtp-catcher", args, {}, log_dir)
+    catcher = SmtpCatcher(child, smtp_port, http_port)
+    try:
+        # Printed before uvicorn binds its port: wait for an HTTP answer too.
+        wait_for_log(child, "SMTP catcher listening")
+        wait_for_http(child, f"{catcher.base_url}/health")
+    except BaseException:
+        catcher.stop()
+        raise
+    return catcher

@@ -1,8 +1,10 @@
-"""The stack as real processes: API and worker on PostgreSQL, Temporal, the MT5 simulator and,
-when given, the PSP simulator."""
+"""The stack as real processes: API and worker on PostgreSQL, Temporal, the MT5 simulator, an
+SMTP catcher for their mail, a document store of their own and, when given, the PSP simulator."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,8 +16,10 @@ from tests.support.processes import (
     Child,
     PspSimulator,
     Simulator,
+    SmtpCatcher,
     free_port,
     spawn,
+    start_smtp_catcher,
     wait_for_http,
     wait_for_log,
 )
@@ -44,8 +48,14 @@ class Stack:
     api_port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
     psp: PspSimulator | None = None
+    # Started with the first process when not given (and stopped with the stack then).
+    smtp: SmtpCatcher | None = None
+    # Encrypted client documents: a directory of this stack's own unless given.
+    documents_dir: Path | None = None
     worker: Child | None = None
     api: Child | None = None
+    _owns_smtp: bool = field(default=False, repr=False)
+    _owns_documents_dir: bool = field(default=False, repr=False)
 
     @property
     def api_url(self) -> str:
@@ -68,7 +78,23 @@ class Stack:
             "BROKERFLOW_MT5__TIMEOUT_SECONDS": "5",
             "BROKERFLOW_LOG_LEVEL": "INFO",
             **(psp_env(self.psp, key) if self.psp else {}),
+            **self._mail_and_documents_env(),
             **self.extra_env,
+        }
+
+    def _mail_and_documents_env(self) -> dict[str, str]:
+        if self.smtp is None:
+            self.smtp = start_smtp_catcher(self.log_dir)
+            self._owns_smtp = True
+        if self.documents_dir is None:
+            self.documents_dir = Path(tempfile.mkdtemp(prefix="bf-stack-documents-"))
+            self._owns_documents_dir = True
+        return {
+            "BROKERFLOW_MAIL__SMTP_HOST": "127.0.0.1",
+            "BROKERFLOW_MAIL__SMTP_PORT": str(self.smtp.smtp_port),
+            # Links in mails (email verification) point at this stack's API.
+            "BROKERFLOW_MAIL__PUBLIC_BASE_URL": self.api_url,
+            "BROKERFLOW_DOCUMENTS_DIR": str(self.documents_dir),
         }
 
     def start_worker(self) -> Child:
@@ -85,3 +111,11 @@ class Stack:
         for child in (self.api, self.worker):
             if child is not None:
                 child.stop()
+        if self._owns_smtp and self.smtp is not None:
+            self.smtp.stop()
+            self.smtp = None
+            self._owns_smtp = False
+        if self._owns_documents_dir and self.documents_dir is not None:
+            shutil.rmtree(self.documents_dir, ignore_errors=True)
+            self.documents_dir = None
+            self._owns_documents_dir = False
