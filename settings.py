@@ -6,6 +6,7 @@ result down, so tests can build their own `Settings(...)`.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.kyc import KycSla
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 # Defaults that make `make run` work out of the box; refused when env is prod.
@@ -155,6 +158,15 @@ class KycRules(BaseModel):
     rekyc_notice_days: int = Field(default=30, ge=1, le=365)
     # How long an email-verification link stays good.
     email_link_hours: int = Field(default=48, ge=1, le=24 * 14)
+
+    def sla(self) -> KycSla:
+        """The service levels a case carries in its workflow input (workflows cannot read
+        settings: whoever starts a case puts these in)."""
+        return KycSla(
+            review=timedelta(hours=self.review_sla_hours),
+            client_reminder=timedelta(days=self.client_reminder_days),
+            client_reminders=self.client_reminders,
+        )
 
 
 class MailSettings(BaseModel):

@@ -23,9 +23,8 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
-from domain.kyc import KycSla
 from domain.kyc_flow import REKYC_SWEEP_SCHEDULE, REKYC_SWEEP_WORKFLOW, ReKycSweepInput
-from settings import KycRules, Settings
+from settings import Settings
 from workflows import TASK_QUEUE
 
 log = logging.getLogger("brokerflow.schedules")
@@ -35,21 +34,11 @@ REKYC_SWEEP_HOUR_UTC = 3
 REKYC_SWEEP_TIMEOUT = timedelta(hours=23)
 
 
-def kyc_sla(rules: KycRules) -> KycSla:
-    """The service levels of KYC cases, from the settings (workflows cannot read settings:
-    whoever starts a case puts these in its input)."""
-    return KycSla(
-        review=timedelta(hours=rules.review_sla_hours),
-        client_reminder=timedelta(days=rules.client_reminder_days),
-        client_reminders=rules.client_reminders,
-    )
-
-
 def rekyc_sweep_schedule(settings: Settings) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(
             REKYC_SWEEP_WORKFLOW,
-            ReKycSweepInput(sla=kyc_sla(settings.kyc)),
+            ReKycSweepInput(sla=settings.kyc.sla()),
             # Temporal appends each run's scheduled time to this id.
             id="rekyc-sweep",
             task_queue=TASK_QUEUE,

@@ -38,7 +38,6 @@ from domain.onboarding import AccountType
 from domain.payment_checks import KycStatus
 from domain.roles import StaffRole
 from domain.screening import ListSource
-from ops.schedules import kyc_sla
 from settings import PROJECT_ROOT, Settings, get_settings
 from storage.documents import EncryptedDocumentStore, LocalFileStore
 
@@ -223,7 +222,7 @@ async def seed_screening_lists(settings: Settings, temporal: TemporalConnector) 
     store = EncryptedDocumentStore(
         LocalFileStore(settings.documents_path()), settings.documents_key
     )
-    sla = kyc_sla(settings.kyc)
+    sla = settings.kyc.sla()
     for source, name in SAMPLE_LIST_FILES:
         data = (SAMPLE_LISTS / name).read_bytes()
         digest = hashlib.sha256(data).hexdigest()

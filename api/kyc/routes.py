@@ -189,7 +189,7 @@ async def upload_screening_list(
         officer,
         upload.source,
         upload.data,
-        sla=service.kyc_sla(settings.kyc),
+        sla=settings.kyc.sla(),
     )
     if result.already_loaded:
         response.status_code = 200
@@ -286,7 +286,7 @@ async def _request_change(
         account_id,
         change,
         idempotency_key,
-        sla=service.kyc_sla(settings.kyc),
+        sla=settings.kyc.sla(),
     )
     if not created:
         response.status_code = 200

@@ -14,7 +14,7 @@ import hashlib
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -85,21 +85,11 @@ from domain.kyc_flow import (
 from domain.kyc_flow import AccountChangeView as ChangeState
 from domain.screening import ListSnapshot, ListSource
 from screening.formats import ListFormatError, load_list
-from settings import KycRules
 from storage.documents import DocumentMissing, DocumentStore
 
 CLOSED = tuple(status.value for status in CLOSED_STATUSES)
 DOCUMENT_DOWNLOAD = "/v1/compliance/kyc/documents/{document_id}"
 AUDIT_TRAIL_LIMIT = 500
-
-
-def kyc_sla(rules: KycRules) -> KycSla:
-    """The service levels the workflows are started with, from `settings.kyc`."""
-    return KycSla(
-        review=timedelta(hours=rules.review_sla_hours),
-        client_reminder=timedelta(days=rules.client_reminder_days),
-        client_reminders=rules.client_reminders,
-    )
 
 
 def now() -> datetime:

@@ -20,7 +20,6 @@ from api.me import service as me_service
 from api.onboarding.schemas import AccountChangeView, CloseRequest, LeverageRequest
 from api.onboarding.service import (
     client_risk,
-    kyc_sla,
     latest_questionnaire,
     stored_appropriateness,
 )
@@ -137,7 +136,7 @@ async def request_leverage(
             kind=AccountChangeKind.LEVERAGE,
             leverage=body.leverage,
             needs_approval=needs_approval,
-            sla=kyc_sla(settings.kyc),
+            sla=settings.kyc.sla(),
         ),
     )
 
@@ -222,7 +221,7 @@ async def request_close(
             change_id=change.id,
             account_id=account.id,
             kind=AccountChangeKind.CLOSE,
-            sla=kyc_sla(settings.kyc),
+            sla=settings.kyc.sla(),
         ),
     )
 

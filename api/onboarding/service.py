@@ -55,7 +55,7 @@ from domain.countries import region_of
 from domain.documents import DocumentKind, DocumentStatus, is_expired
 from domain.email_verification import read_token
 from domain.errors import Conflict, InvalidInput, NotFound
-from domain.kyc import CLOSED_STATUSES, CaseReason, CaseStatus, KycSla
+from domain.kyc import CLOSED_STATUSES, CaseReason, CaseStatus
 from domain.kyc_flow import (
     KYC_INFO_SIGNAL,
     KYC_REVIEW_WORKFLOW,
@@ -66,7 +66,7 @@ from domain.kyc_flow import (
 from domain.onboarding import AccountType
 from domain.payment_checks import KycStatus
 from domain.risk import RiskLevel
-from settings import KycRules, Settings
+from settings import Settings
 
 # Verification mails a client may ask for again within an hour.
 MAX_VERIFICATION_MAILS_PER_HOUR = 5
@@ -351,14 +351,6 @@ async def answer_questionnaire(
 # -- KYC ------------------------------------------------------------------------------------------
 
 
-def kyc_sla(rules: KycRules) -> KycSla:
-    return KycSla(
-        review=timedelta(hours=rules.review_sla_hours),
-        client_reminder=timedelta(days=rules.client_reminder_days),
-        client_reminders=rules.client_reminders,
-    )
-
-
 async def open_case(
     session: AsyncSession, client_id: uuid.UUID, *, lock: bool = False
 ) -> KycCase | None:
@@ -537,7 +529,7 @@ async def submit_kyc(
             case_id=case.id,
             client_id=client.id,
             reason=CaseReason.ONBOARDING,
-            sla=kyc_sla(settings.kyc),
+            sla=settings.kyc.sla(),
         ),
         case.workflow_id,
     )

@@ -34,7 +34,7 @@ from domain.kyc_flow import (
     kyc_case_workflow_id,
     screening_refresh_workflow_id,
 )
-from ops.schedules import ensure_schedules, kyc_sla
+from ops.schedules import ensure_schedules
 from settings import KycRules, Settings
 from tests.workflows.kyc_fakes import KycFakes, kyc_workers
 from tests.workflows.money_fakes import replay, start_environment
@@ -227,7 +227,7 @@ class TestSchedule:
             assert action.workflow == "ReKycSweep"
             [argument] = action.args
             sweep = await client.data_converter.decode([argument], [ReKycSweepInput])
-            assert sweep == [ReKycSweepInput(sla=kyc_sla(updated.kyc))]
+            assert sweep == [ReKycSweepInput(sla=updated.kyc.sla())]
             assert sweep[0].sla.review == timedelta(hours=6)
         finally:
             await client.get_schedule_handle(REKYC_SWEEP_SCHEDULE).delete()
@@ -235,7 +235,7 @@ class TestSchedule:
 
 def test_case_input_carries_the_settings_service_levels() -> None:
     rules = KycRules(review_sla_hours=2, client_reminder_days=1.5, client_reminders=4)
-    sla = kyc_sla(rules)
+    sla = rules.sla()
     assert sla == KycSla(
         review=timedelta(hours=2), client_reminder=timedelta(hours=36), client_reminders=4
     )
