@@ -25,8 +25,7 @@ from mailer import (
     render,
     stable_message_id,
 )
-from tests.mailer import SmtpCatcher, start_smtp_catcher
-from tests.support.processes import free_port
+from tests.support.processes import SmtpCatcher, free_port, start_smtp_catcher
 
 SENDER = "Example Broker <no-reply@broker.example>"
 PASSWORD = "s3cret-Pa55word-never-logged"

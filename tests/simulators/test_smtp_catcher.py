@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from simulators.smtp.catcher import Mailbox, parse
-from tests.mailer import SmtpCatcher, start_smtp_catcher
+from tests.support.processes import SmtpCatcher, start_smtp_catcher
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -291,11 +291,17 @@ class SmtpCatcher:
                 raise TimeoutError(f"no mail {subject!r} to {to} arrived; caught: {seen}")
             time.sleep(0.2)
 
-    def clear(self) -> None:
-        self.http.delete(f"{self.base_url}/messages").raise_for_status()
+    def message(self, message_id: str) -> httpx.Response:
+        return self.http.get(f"{self.base_url}/messages/{message_id}")
+
+    def clear(self) -> int:
+        """Forget every message; returns how many there were."""
+        response = self.http.delete(f"{self.base_url}/messages")
+        response.raise_for_status()
+        return int(response.json()["deleted"])
 
 
-def start_smtp_catcher(log_dir: Path) -> SmtpCatcher:
+def start_smtp_catcher(log_dir: Path, *, extra: list[str] | None = None) -> SmtpCatcher:
     smtp_port, http_port = free_port(), free_port()
     args = [
         str(BIN / "python"),
@@ -305,6 +311,7 @@ def start_smtp_catcher(log_dir: Path) -> SmtpCatcher:
         str(smtp_port),
         "--http-port",
         str(http_port),
+        *(extra or []),
     ]
     child = spawn("smtp-catcher", args, {}, log_dir)
     catcher = SmtpCatcher(child, smtp_port, http_port)
