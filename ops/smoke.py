@@ -86,7 +86,7 @@ def run(
                 "country": "GB",
                 "nationality": "GB",
                 "date_of_birth": f"19{random.randint(50, 99)}-0{random.randint(1, 9)}-15",
-                "phone": "+447700900123",
+                "phone": "+447911123456",
                 "address": {"line1": "1 Smoke Lane", "city": "London", "postal_code": "SW1A 1AA"},
                 "account_type": "standard",
             },

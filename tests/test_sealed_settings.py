@@ -10,6 +10,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from settings import (
+    DEV_ONLY,
     SEALED_PREFIX,
     Mt5ServerSettings,
     PspSettings,
@@ -56,19 +57,18 @@ def production(**values: object) -> Settings:
 def test_prod_refuses_dev_secrets_and_plain_manager_passwords() -> None:
     sealed = {"manager_password": seal_secret("P#1", MASTER)}
     psp = {name: seal_secret(f"{name}-value", MASTER) for name in PspSettings().secret_fields()}
+    keys = {"jwt_secret": "j" * 40, "secrets_key": MASTER, "documents_key": "d" * 44}
     with pytest.raises(ValidationError, match="JWT_SECRET"):
         production(secrets_key=MASTER, mt5=sealed, psp=psp)
+    with pytest.raises(ValidationError, match="DOCUMENTS_KEY"):
+        production(**{**keys, "documents_key": DEV_ONLY["documents_key"]}, mt5=sealed, psp=psp)
     with pytest.raises(ValidationError, match="sealed"):
-        production(
-            jwt_secret="j" * 40, secrets_key=MASTER, mt5={"manager_password": "Plain#1"}, psp=psp
-        )
+        production(**keys, mt5={"manager_password": "Plain#1"}, psp=psp)
     with pytest.raises(
         ValidationError, match="BROKERFLOW_PSP__BANKCO_API_KEY must be given sealed"
     ):
-        production(
-            jwt_secret="j" * 40, secrets_key=MASTER, mt5=sealed, psp={**psp, "bankco_api_key": "k"}
-        )
-    settings = production(jwt_secret="j" * 40, secrets_key=MASTER, mt5=sealed, psp=psp)
+        production(**keys, mt5=sealed, psp={**psp, "bankco_api_key": "k"})
+    settings = production(**keys, mt5=sealed, psp=psp)
     assert settings.mt5.opened(MASTER).manager_password.get_secret_value() == "P#1"
     opened = settings.psp.opened(MASTER)
     assert opened.cardco_webhook_secret.get_secret_value() == "cardco_webhook_secret-value"

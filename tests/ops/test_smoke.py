@@ -25,7 +25,10 @@ def fake_api(accounts_after: int, signup_status: int = 202) -> httpx.MockTranspo
                 "password",
                 "full_name",
                 "country",
+                "nationality",
                 "date_of_birth",
+                "phone",
+                "address",
                 "account_type",
             }
             assert body["account_type"] == "standard" and len(body["country"]) == 2
