@@ -17,12 +17,13 @@ import io
 import os
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Protocol
 
 from domain.errors import InvalidInput
+from domain.screening import ListedParty, ListSnapshot, ListSource
 
 
 class Readable(Protocol):
@@ -218,3 +219,36 @@ def check_unique(keys: set[str], key: str, what: str) -> None:
     if key in keys:
         raise ListFormatError(f"{what}: key {key!r} appears twice")
     keys.add(key)
+
+
+def read_xml_list(
+    source: Source,
+    *,
+    list_source: ListSource,
+    label: str,
+    root: str,
+    records: frozenset[str],
+    date_attribute: str,
+    party_of: Callable[[ET.Element, Notes], ListedParty],
+) -> ListSnapshot:
+    """A list whose records are elements under `root` and whose publication time is an ISO
+    attribute of `root` (EU FSF, UN consolidated)."""
+    parties: list[ListedParty] = []
+    keys: set[str] = set()
+    notes = Notes()
+    with open_source(source) as raw:
+        stream = XmlStream(raw, root=root)
+        for elem in stream.records(records):
+            party = party_of(elem, notes)
+            check_unique(keys, party.key, label)
+            parties.append(party)
+    generated = stream.root_attrib.get(date_attribute, "")
+    if not generated:
+        raise ListFormatError(f"{label} file without {root}/@{date_attribute}")
+    return ListSnapshot(
+        source=list_source,
+        published_at=parse_iso_datetime(generated, date_attribute),
+        parties=tuple(parties),
+        digest=stream.reader.digest,
+        notes=notes.freeze(),
+    )

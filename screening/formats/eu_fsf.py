@@ -20,11 +20,8 @@ from screening.formats._io import (
     ListFormatError,
     Notes,
     Source,
-    XmlStream,
-    check_unique,
-    open_source,
     parse_iso_date,
-    parse_iso_datetime,
+    read_xml_list,
 )
 
 _KINDS = {"person": PartyKind.PERSON, "enterprise": PartyKind.ENTITY}
@@ -141,22 +138,12 @@ def _party(entity: Element, notes: Notes) -> ListedParty:
 
 
 def parse_eu_fsf(source: Source) -> ListSnapshot:
-    parties: list[ListedParty] = []
-    keys: set[str] = set()
-    notes = Notes()
-    with open_source(source) as raw:
-        stream = XmlStream(raw, root="export")
-        for elem in stream.records(frozenset({"sanctionEntity"})):
-            party = _party(elem, notes)
-            check_unique(keys, party.key, "EU FSF")
-            parties.append(party)
-    generated = stream.root_attrib.get("generationDate", "")
-    if not generated:
-        raise ListFormatError("EU FSF file without export/@generationDate")
-    return ListSnapshot(
-        source=ListSource.EU_FSF,
-        published_at=parse_iso_datetime(generated, "generationDate"),
-        parties=tuple(parties),
-        digest=stream.reader.digest,
-        notes=notes.freeze(),
+    return read_xml_list(
+        source,
+        list_source=ListSource.EU_FSF,
+        label="EU FSF",
+        root="export",
+        records=frozenset({"sanctionEntity"}),
+        date_attribute="generationDate",
+        party_of=_party,
     )

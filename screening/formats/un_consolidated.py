@@ -20,11 +20,8 @@ from screening.formats._io import (
     ListFormatError,
     Notes,
     Source,
-    XmlStream,
-    check_unique,
-    open_source,
     parse_iso_date,
-    parse_iso_datetime,
+    read_xml_list,
     text,
     texts,
 )
@@ -108,23 +105,13 @@ def _party(record: Element, kind: PartyKind, notes: Notes) -> ListedParty:
 
 
 def parse_un_consolidated(source: Source) -> ListSnapshot:
-    parties: list[ListedParty] = []
-    keys: set[str] = set()
-    notes = Notes()
     kinds = {"INDIVIDUAL": PartyKind.PERSON, "ENTITY": PartyKind.ENTITY}
-    with open_source(source) as raw:
-        stream = XmlStream(raw, root="CONSOLIDATED_LIST")
-        for elem in stream.records(frozenset(kinds)):
-            party = _party(elem, kinds[elem.tag], notes)
-            check_unique(keys, party.key, "UN consolidated")
-            parties.append(party)
-    generated = stream.root_attrib.get("dateGenerated", "")
-    if not generated:
-        raise ListFormatError("UN file without CONSOLIDATED_LIST/@dateGenerated")
-    return ListSnapshot(
-        source=ListSource.UN_SC,
-        published_at=parse_iso_datetime(generated, "dateGenerated"),
-        parties=tuple(parties),
-        digest=stream.reader.digest,
-        notes=notes.freeze(),
+    return read_xml_list(
+        source,
+        list_source=ListSource.UN_SC,
+        label="UN consolidated",
+        root="CONSOLIDATED_LIST",
+        records=frozenset(kinds),
+        date_attribute="dateGenerated",
+        party_of=lambda elem, notes: _party(elem, kinds[elem.tag], notes),
     )
