@@ -21,10 +21,12 @@ def free_port() -> int:
 
 
 def start_simulator(*extra: str) -> tuple[subprocess.Popen[bytes], int]:
-    """The running MT5 simulator (plain HTTP) and its port, once it says it is listening."""
+    """The running MT5 simulator (plain HTTP) and its port, once it says it is listening. Markets
+    are always open, so a benchmark measures the same on a Sunday."""
     port = free_port()
     command = [str(BIN / "python"), "-m", "simulators.mt5", "--port", str(port)]
-    command += ["--manager", str(MANAGER), "--password", PASSWORD, *extra]
+    command += ["--manager", str(MANAGER), "--password", PASSWORD, "--market-hours", "always"]
+    command += extra
     process = subprocess.Popen(command, stdout=subprocess.PIPE)  # noqa: S603
     assert process.stdout is not None
     process.stdout.readline()  # "MT5 simulator listening on ..."

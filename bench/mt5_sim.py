@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from settings import Mt5ServerSettings
 
 PAGE = 1000
 TRADERS = 70
+GENERATION_DEADLINE_S = 600
 
 
 def start() -> tuple[subprocess.Popen[bytes], int]:
@@ -34,9 +36,12 @@ def start() -> tuple[subprocess.Popen[bytes], int]:
 
 
 def generation_rate(admin: httpx.Client, size: int) -> float:
+    """Deals per second until `size` exist; exits non-zero if they do not come in time."""
     started = time.monotonic()
     first = admin.get("/_sim/flow").json()["deals"]
     while (count := admin.get("/_sim/flow").json()["deals"]) < size:
+        if time.monotonic() - started > GENERATION_DEADLINE_S:
+            sys.exit(f"only {count} of {size} deals after {GENERATION_DEADLINE_S} s: not measured")
         time.sleep(0.25)
     elapsed = time.monotonic() - started
     admin.post("/_sim/flow", json={"running": False})

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from simulators.mt5.commands import Commands
 from simulators.mt5.faults import FaultPlan, FaultRule
-from simulators.mt5.feed import PriceFeed
+from simulators.mt5.feed import PriceFeed, SessionCalendar
 from simulators.mt5.flow import TraderFlow
 from simulators.mt5.server import Manager, Mt5Server
 from simulators.mt5.state import Snapshot
@@ -51,6 +51,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--sessions", action="store_true", help="refuse trades outside symbols' sessions (10018)"
     )
     parser.add_argument(
+        "--market-hours",
+        choices=("real", "always"),
+        default="real",
+        help="when symbols trade: real sessions (FX closed at the weekend) or always open",
+    )
+    parser.add_argument(
         "--feed", action="store_true", help="move every symbol's price every 100 ms (random walk)"
     )
     return parser.parse_args(argv)
@@ -64,7 +70,8 @@ async def serve(args: argparse.Namespace) -> None:
     )
     faults = FaultPlan([FaultRule.from_flag(f) for f in args.fault], args.fault_seed)
     commands.engine.enforce_sessions = args.sessions
-    feed = PriceFeed(commands.engine.catalogue, args.seed)
+    commands.engine.calendar = SessionCalendar(always_open=args.market_hours == "always")
+    feed = PriceFeed(commands.engine.catalogue, args.seed, commands.engine.calendar)
     flow = TraderFlow(commands.engine, args.traders, args.seed, feed) if args.traders else None
     server = Mt5Server(commands, manager, faults, flow)
     server.limits.session_timeout = args.session_timeout

@@ -27,7 +27,7 @@ from simulators.mt5.catalogue import (
     SWAP_INTEREST_CURRENT,
     Symbol,
 )
-from simulators.mt5.feed import in_session
+from simulators.mt5.feed import SessionCalendar
 from simulators.mt5.retcodes import Refusal
 from simulators.mt5.state import (
     RIGHT_ENABLED,
@@ -106,6 +106,7 @@ class Engine:
         # Refuse trades outside a symbol's session (`--sessions`); off by default so that a
         # test run on a Saturday still trades FX.
         self.enforce_sessions = False
+        self.calendar = SessionCalendar()
         self.clock: Callable[[], int] = now_msc
         # Tick transactions for `tick/last?trans_id=`: a counter bumped by every quote change and,
         # per symbol, the transaction and time of its last change (not persisted: a restart
@@ -329,7 +330,7 @@ class Engine:
             raise Refusal(rc.REQUEST_INVALID_VOLUME if volume <= 0 else rc.ERR_PARAMS)
         if self.enforce_sessions:
             moment = datetime.fromtimestamp(self.clock() / 1000, UTC)
-            if not in_session(symbol, moment):
+            if not self.calendar.is_open(symbol, moment):
                 raise Refusal(rc.REQUEST_MARKET_CLOSED)
         bid, ask = self.quote(name)
         markup = symbol.point * self.dealer_rule(user.group, name).markup_points

@@ -34,6 +34,17 @@ def in_session(symbol: Symbol, moment: datetime) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class SessionCalendar:
+    """Which hours markets trade. Real hours by default; `always_open` (`--market-hours always`)
+    lets tests and benchmarks trade FX on any day of the week they happen to run on."""
+
+    always_open: bool = False
+
+    def is_open(self, symbol: Symbol, moment: datetime) -> bool:
+        return self.always_open or in_session(symbol, moment)
+
+
 @dataclass
 class Track:
     mid: float
@@ -41,8 +52,14 @@ class Track:
 
 
 class PriceFeed:
-    def __init__(self, symbols: dict[str, Symbol], seed: int = 0) -> None:
+    def __init__(
+        self,
+        symbols: dict[str, Symbol],
+        seed: int = 0,
+        calendar: SessionCalendar = SessionCalendar(),
+    ) -> None:
         self.symbols = symbols
+        self.calendar = calendar
         self.random = random.Random(seed)
         self.tracks = {name: Track(float(s.bid + s.ask) / 2) for name, s in symbols.items()}
         self.spikes: list[tuple[int, str]] = []  # (msc, symbol): ground truth for news traders
@@ -51,7 +68,7 @@ class PriceFeed:
         """Advance `name` by one tick at `now_msc`; None when its market is closed."""
         symbol = self.symbols[name]
         moment = datetime.fromtimestamp(now_msc / 1000, UTC)
-        if not in_session(symbol, moment):
+        if not self.calendar.is_open(symbol, moment):
             return None
         track = self.tracks[name]
         shock = self.random.gauss(0.0, 1.0)

@@ -11,7 +11,7 @@ import httpx
 
 from simulators.mt5.catalogue import CATALOGUE
 from simulators.mt5.engine import Engine
-from simulators.mt5.feed import PriceFeed
+from simulators.mt5.feed import PriceFeed, SessionCalendar
 from simulators.mt5.flow import ARCHETYPES, TraderFlow
 from simulators.mt5.state import Books
 from tests.support.processes import start_simulator
@@ -41,6 +41,14 @@ def test_sessions_spreads_and_the_delayed_feed() -> None:
     assert feed.delayed("EURUSD", rollover, 1000) == (bid, ask)
 
 
+def test_an_always_open_calendar_trades_fx_at_the_weekend() -> None:
+    always = SessionCalendar(always_open=True)
+    assert PriceFeed(CATALOGUE, 1, always).tick("EURUSD", SATURDAY) is not None
+    saturday, eurusd = datetime.fromtimestamp(SATURDAY / 1000, UTC), CATALOGUE["EURUSD"]
+    assert not SessionCalendar().is_open(eurusd, saturday)
+    assert always.is_open(eurusd, saturday)
+
+
 def test_the_flow_produces_every_archetype_and_consistent_books() -> None:
     engine = Engine(Books())
     flow = TraderFlow(engine, traders=len(ARCHETYPES) * 2, seed=5)
@@ -64,9 +72,10 @@ def test_the_running_simulator_generates_and_tells_the_truth_only_on_its_admin_s
     )
     try:
         with httpx.Client(base_url=simulator.base_url) as admin:
-            time.sleep(1.5)
-            deals = admin.get("/_sim/flow").json()["deals"]
-            assert deals >= 100
+            deadline = time.monotonic() + 60
+            while (deals := admin.get("/_sim/flow").json()["deals"]) < 100:
+                assert time.monotonic() < deadline, f"only {deals} deals generated in 60 s"
+                time.sleep(0.1)
             truth = admin.get("/_sim/archetypes").json()["archetypes"]
             assert set(truth.values()) == set(ARCHETYPES)
             first = admin.get("/api/tick/last", params={"symbol": "BTCUSD"})

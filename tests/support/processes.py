@@ -135,6 +135,9 @@ def start_simulator(
         "--password",
         password,
         *(["--tls"] if tls else []),
+        # Tests run on any day of the week: markets never close under them.
+        "--market-hours",
+        "always",
         *(extra or []),
     ]
     child = spawn("mt5-sim", args, {}, log_dir)
