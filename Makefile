@@ -19,7 +19,7 @@ SMOKE_ARGS ?=
 ARTIFACTS := test-artifacts
 CHROMIUM_STAMP := .venv/.chromium-install-attempted
 # Python packages and top-level modules mypy checks (the ones that exist so far).
-MYPY_TARGETS = $(wildcard settings.py worker.py) \
+MYPY_TARGETS = $(wildcard settings.py worker.py schedules.py) \
 	$(filter-out tests,$(patsubst %/__init__.py,%,$(wildcard */__init__.py)))
 
 .PHONY: help install uv chromium run stop test lint bench smoke clean distclean

@@ -31,6 +31,8 @@ from activities.mail import ClientMail
 from activities.mt5_funds import Mt5FundsSteps
 from activities.payments import PaymentSteps
 from activities.screening_lists import ScreeningLists
+from contracts import TASK_QUEUE, mt5_task_queue
+from contracts.steps import Mt5Step, Step, implementations, unimplemented
 from db.embedded import owner_database_url
 from db.sealed import SecretBox
 from db.session import create_engine, create_sessionmaker
@@ -41,10 +43,9 @@ from mt5_adapter.gateway import Mt5Gateway
 from mt5_adapter.webapi import gateway_for
 from observability.logging import configure_logging
 from observability.tracing import configure_tracing
-from ops.schedules import ensure_schedules
-from psp_adapter.bankco import BankCo
-from psp_adapter.cardco import CardCo
 from psp_adapter.gateway import PaymentProvider
+from psp_adapter.providers import payment_providers
+from schedules import ensure_schedules
 from settings import (
     DEV_ONLY,
     SEALED_PREFIX,
@@ -52,25 +53,15 @@ from settings import (
     MailSettings,
     Mt5ServerSettings,
     PaymentRules,
-    PspSettings,
     Settings,
     get_settings,
     open_secret,
 )
 from storage.documents import DocumentMissing, DocumentStore, EncryptedDocumentStore, LocalFileStore
-from workflows import TASK_QUEUE, mt5_task_queue
 from workflows.registry import WORKFLOWS
 
 log = logging.getLogger("brokerflow.worker")
 DATABASE_CONNECTIONS = 20
-
-
-def payment_providers(psp: PspSettings) -> dict[str, PaymentProvider]:
-    """One client per processor; `psp` must hold the secrets opened."""
-    return {
-        "cardco": CardCo(psp.base_url, psp.cardco_api_key, psp.cardco_webhook_secret),
-        "bankco": BankCo(psp.base_url, psp.bankco_api_key, psp.bankco_webhook_secret),
-    }
 
 
 def payment_limits(rules: PaymentRules) -> PaymentLimits:
@@ -162,69 +153,40 @@ def build_workers(
         link_key=link_key or SecretStr(DEV_ONLY["jwt_secret"]),
         email_link_hours=kyc.email_link_hours,
     )
+    database_steps = implementations(
+        Step, records, payments, ledger, checks, cases, lists, changes, client_mail
+    )
+    mt5_steps = {
+        server.name: implementations(
+            Mt5Step,
+            Mt5AccountSteps(sessions, box, gateways[server.name]),
+            Mt5FundsSteps(gateways[server.name]),
+            Mt5AccountChangeSteps(gateways[server.name]),
+        )
+        for server in mt5_servers
+    }
+    missing = unimplemented(Step, database_steps) + [
+        name for steps in mt5_steps.values() for name in unimplemented(Mt5Step, steps)
+    ]
+    if missing:
+        raise RuntimeError(f"steps declared in contracts but implemented by no activity: {missing}")
     workers = [
         Worker(
             client,
             task_queue=TASK_QUEUE,
             workflows=WORKFLOWS,
-            activities=[
-                records.reserve_mt5_login,
-                records.record_mt5_account,
-                records.mark_application_failed,
-                payments.start_processor_deposit,
-                payments.record_payment_received,
-                payments.assess_deposit,
-                payments.assess_withdrawal,
-                payments.record_decision,
-                payments.send_payout,
-                payments.return_payment_to_payer,
-                ledger.book_entry,
-                ledger.reverse_entry_if_booked,
-                ledger.reserve_from_wallet,
-                ledger.convert_held,
-                ledger.mark_movement,
-                ledger.notify_client,
-                checks.run_kyc_checks,
-                cases.record_kyc_decision,
-                cases.record_kyc_client_info,
-                cases.record_kyc_reminder,
-                cases.escalate_kyc_case,
-                cases.prepare_live_account,
-                cases.open_list_change_cases,
-                cases.open_document_expiry_cases,
-                lists.load_screening_list,
-                lists.rescreen_clients,
-                changes.load_account_change,
-                changes.record_account_change_decision,
-                changes.escalate_account_change,
-                changes.record_account_change_applied,
-                changes.mark_account_change_failed,
-                client_mail.send_client_mail,
-            ],
+            activities=list(database_steps.values()),
             # Each database step holds a connection: no more steps at once than the pool has
             # connections, or the waiting ones run out of their start-to-close time.
             max_concurrent_activities=DATABASE_CONNECTIONS,
         )
     ]
-    for server in mt5_servers:
-        steps = Mt5AccountSteps(sessions, box, gateways[server.name])
-        funds = Mt5FundsSteps(gateways[server.name])
-        account_changes = Mt5AccountChangeSteps(gateways[server.name])
+    for server_name, steps in mt5_steps.items():
         workers.append(
             Worker(
                 client,
-                task_queue=mt5_task_queue(server.name),
-                activities=[
-                    steps.create_mt5_user,
-                    steps.delete_mt5_user_if_ours,
-                    steps.credit_demo_deposit,
-                    funds.mt5_free_margin,
-                    funds.mt5_credit_balance,
-                    funds.mt5_debit_balance,
-                    funds.mt5_reverse_if_applied,
-                    account_changes.read_mt5_account,
-                    account_changes.apply_account_change,
-                ],
+                task_queue=mt5_task_queue(server_name),
+                activities=list(steps.values()),
                 # MT5 serves one request per manager connection at a time: keep the queue short.
                 max_concurrent_activities=8,
             )

@@ -14,15 +14,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities.kyc_records import staff_actor
 from activities.mt5_errors import raise_for_temporal
-from db import audit
-from db.models import AccountChange, AuditEntry, Mt5Account
-from domain.kyc_flow import (
+from contracts import account_change as change_steps
+from contracts.account_change import (
     AccountChangeFacts,
-    AccountChangeStatus,
-    AccountStatus,
     ApplyChangeInput,
     ChangeRef,
-    ChangeStep,
     EscalateChangeInput,
     MarkChangeFailedInput,
     Mt5AccountRead,
@@ -30,6 +26,10 @@ from domain.kyc_flow import (
     RecordChangeAppliedInput,
     RecordChangeDecisionInput,
 )
+from contracts.steps import implements
+from db import audit
+from db.models import AccountChange, AuditEntry, Mt5Account
+from domain.accounts import AccountChangeStatus, AccountStatus
 from domain.mt5 import Mt5User, Mt5UserChanges
 from mt5_adapter.errors import Mt5Error
 from mt5_adapter.gateway import Mt5Gateway
@@ -88,7 +88,7 @@ class AccountChangeRecords:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    @activity.defn(name=ChangeStep.LOAD_ACCOUNT_CHANGE)
+    @implements(change_steps.load_account_change)
     async def load_account_change(self, request: ChangeRef) -> AccountChangeFacts:
         async with self._sessions() as session:
             change = await load_change(session, request.change_id)
@@ -104,7 +104,7 @@ class AccountChangeRecords:
             status=AccountChangeStatus(change.status),
         )
 
-    @activity.defn(name=ChangeStep.RECORD_CHANGE_DECISION)
+    @implements(change_steps.record_account_change_decision)
     async def record_account_change_decision(self, request: RecordChangeDecisionInput) -> None:
         """A compliance officer's approval or rejection, with the officer as the audit's actor."""
         async with self._sessions.begin() as session:
@@ -133,7 +133,7 @@ class AccountChangeRecords:
                 ),
             )
 
-    @activity.defn(name=ChangeStep.ESCALATE_CHANGE)
+    @implements(change_steps.escalate_account_change)
     async def escalate_account_change(self, request: EscalateChangeInput) -> None:
         """No decision within the service level: an audit entry the compliance lead's queue
         reads (written once per change)."""
@@ -159,7 +159,7 @@ class AccountChangeRecords:
                 ),
             )
 
-    @activity.defn(name=ChangeStep.RECORD_CHANGE_APPLIED)
+    @implements(change_steps.record_account_change_applied)
     async def record_account_change_applied(self, request: RecordChangeAppliedInput) -> None:
         """The change applied, the account row as MT5 now has it, and the audit entry with the
         before and after, in one transaction."""
@@ -191,7 +191,7 @@ class AccountChangeRecords:
                 ),
             )
 
-    @activity.defn(name=ChangeStep.MARK_CHANGE_FAILED)
+    @implements(change_steps.mark_account_change_failed)
     async def mark_account_change_failed(self, request: MarkChangeFailedInput) -> None:
         async with self._sessions.begin() as session:
             change = await load_change(session, request.change_id, lock=True)
@@ -229,14 +229,14 @@ class Mt5AccountChangeSteps:
     def __init__(self, gateway: Mt5Gateway) -> None:
         self._mt5 = gateway
 
-    @activity.defn(name=ChangeStep.READ_MT5_ACCOUNT)
+    @implements(change_steps.read_mt5_account)
     async def read_mt5_account(self, request: ReadMt5AccountInput) -> Mt5AccountRead:
         try:
             return read_of(await self._mt5.get_user(request.login))
         except Mt5Error as error:
             raise_for_temporal(error)
 
-    @activity.defn(name=ChangeStep.APPLY_ACCOUNT_CHANGE)
+    @implements(change_steps.apply_account_change)
     async def apply_account_change(self, request: ApplyChangeInput) -> Mt5AccountRead:
         """`user/update` with absolute values (sending them again sets the same thing). A
         closure is refused while positions are open or money (balance or credit) is on it."""

@@ -14,10 +14,8 @@ from temporalio.exceptions import ApplicationError
 from activities.credentials import generate_mt5_password
 from activities.mt5_balance import apply_balance_once
 from activities.mt5_errors import raise_for_temporal
-from db import audit
-from db.models import AccountApplication, Client, Mt5Account, Mt5LoginCounter
-from db.sealed import SecretBox
-from domain.account_opening import (
+from contracts import account_opening as opening
+from contracts.account_opening import (
     CreateMt5UserInput,
     CreateMt5UserOutcome,
     CreditDemoDepositInput,
@@ -25,9 +23,12 @@ from domain.account_opening import (
     MarkApplicationFailedInput,
     RecordMt5AccountInput,
     ReserveLoginInput,
-    Step,
 )
-from domain.kyc_flow import AccountStatus
+from contracts.steps import implements
+from db import audit
+from db.models import AccountApplication, Client, Mt5Account, Mt5LoginCounter
+from db.sealed import SecretBox
+from domain.accounts import AccountStatus
 from domain.mt5 import BalanceOperation, BalanceType, NewMt5User
 from domain.onboarding import ApplicationStatus
 from mt5_adapter.errors import Mt5Error, Mt5LoginExists, Mt5NotFound
@@ -100,7 +101,7 @@ class AccountOpeningRecords:
         self._box = secret_box
         self._login_ranges = login_ranges
 
-    @activity.defn(name=Step.RESERVE_MT5_LOGIN)
+    @implements(opening.reserve_mt5_login)
     async def reserve_mt5_login(self, request: ReserveLoginInput) -> int:
         async with self._sessions.begin() as session:
             application = await load_application(session, request.application_id, lock=True)
@@ -132,7 +133,7 @@ class AccountOpeningRecords:
             )
         return login
 
-    @activity.defn(name=Step.RECORD_MT5_ACCOUNT)
+    @implements(opening.record_mt5_account)
     async def record_mt5_account(self, request: RecordMt5AccountInput) -> None:
         async with self._sessions.begin() as session:
             application = await load_application(session, request.application_id, lock=True)
@@ -167,7 +168,7 @@ class AccountOpeningRecords:
                 },
             )
 
-    @activity.defn(name=Step.MARK_APPLICATION_FAILED)
+    @implements(opening.mark_application_failed)
     async def mark_application_failed(self, request: MarkApplicationFailedInput) -> None:
         async with self._sessions.begin() as session:
             application = await load_application(session, request.application_id, lock=True)
@@ -193,7 +194,7 @@ class Mt5AccountSteps:
         self._box = secret_box
         self._mt5 = gateway
 
-    @activity.defn(name=Step.CREATE_MT5_USER)
+    @implements(opening.create_mt5_user)
     async def create_mt5_user(self, request: CreateMt5UserInput) -> CreateMt5UserOutcome:
         async with self._sessions() as session:
             application = await load_application(session, request.application_id)
@@ -237,7 +238,7 @@ class Mt5AccountSteps:
             return CreateMt5UserOutcome.CREATED
         return CreateMt5UserOutcome.LOGIN_TAKEN
 
-    @activity.defn(name=Step.DELETE_MT5_USER_IF_OURS)
+    @implements(opening.delete_mt5_user_if_ours)
     async def delete_mt5_user_if_ours(self, request: DeleteMt5UserInput) -> None:
         async with self._sessions() as session:
             application = await load_application(session, request.application_id)
@@ -252,7 +253,7 @@ class Mt5AccountSteps:
         except Mt5Error as error:
             raise_for_temporal(error)
 
-    @activity.defn(name=Step.CREDIT_DEMO_DEPOSIT)
+    @implements(opening.credit_demo_deposit)
     async def credit_demo_deposit(self, request: CreditDemoDepositInput) -> int:
         async with self._sessions() as session:
             application = await load_application(session, request.application_id)

@@ -22,6 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from contracts import kyc_review as review
+from contracts.kyc_review import ChecksResult, RunChecksInput
+from contracts.steps import implements
 from db import audit
 from db.models import (
     Client,
@@ -43,7 +46,6 @@ from domain.appropriateness import (
 )
 from domain.errors import BackOfficeError
 from domain.kyc import CaseReason, CaseStatus
-from domain.kyc_flow import ChecksResult, KycStep, RunChecksInput
 from domain.money import MINOR_UNITS, Money
 from domain.onboarding import age_on
 from domain.payment_checks import ScreeningStatus
@@ -321,7 +323,7 @@ class KycChecks:
         self._sessions = sessions
         self.screeners = screeners or ScreenerCache()
 
-    @activity.defn(name=KycStep.RUN_CHECKS)
+    @implements(review.run_kyc_checks)
     async def run_kyc_checks(self, request: RunChecksInput) -> ChecksResult:
         now = datetime.now(UTC)
         async with self._sessions() as session:

@@ -15,34 +15,36 @@ from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.kyc_checks import appropriateness_of, load_case, newest_questionnaire
-from db import audit
-from db.models import AccountApplication, Client, ClientDocument, KycCase, KycDecision, Mt5Account
-from domain.account_opening import AccountOpeningInput, AccountTerms, account_opening_workflow_id
-from domain.account_terms import live_terms
-from domain.appropriateness import ClientCategory
-from domain.countries import region_of
-from domain.documents import DocumentKind, DocumentStatus
-from domain.errors import BackOfficeError
-from domain.kyc import CLOSED_STATUSES, CaseReason, CaseStatus, ReviewAction
-from domain.kyc_flow import (
+from contracts import kyc_review as review
+from contracts import rekyc_sweep as sweep
+from contracts import screening_refresh as refresh
+from contracts.account_opening import AccountOpeningInput, AccountTerms, account_opening_workflow_id
+from contracts.kyc import StaffActor
+from contracts.kyc_review import (
     EscalateCaseInput,
-    ExpirySweepInput,
-    KycStep,
     LiveAccountPlan,
-    OpenCasesInput,
     OpenedCase,
     OpenedCases,
     PrepareLiveAccountInput,
     RecordClientInfoInput,
     RecordDecisionInput,
     RecordReminderInput,
-    StaffActor,
     kyc_case_workflow_id,
 )
+from contracts.rekyc_sweep import ExpirySweepInput
+from contracts.screening_refresh import OpenCasesInput
+from contracts.steps import implements
+from db import audit
+from db.models import AccountApplication, Client, ClientDocument, KycCase, KycDecision, Mt5Account
+from domain.account_terms import live_terms
+from domain.appropriateness import ClientCategory
+from domain.countries import region_of
+from domain.documents import DocumentKind, DocumentStatus
+from domain.errors import BackOfficeError
+from domain.kyc import CLOSED_STATUSES, CaseReason, CaseStatus, ReviewAction
 from domain.onboarding import AccountType, ApplicationStatus
 from domain.payment_checks import KycStatus
 from domain.risk import RiskLevel
@@ -88,7 +90,7 @@ class KycRecords:
 
     # -- the review ----------------------------------------------------------------------------
 
-    @activity.defn(name=KycStep.RECORD_DECISION)
+    @implements(review.record_kyc_decision)
     async def record_kyc_decision(self, request: RecordDecisionInput) -> None:
         """The decision row, the case, the client's KYC status when the case closes, and the
         audit entry with the officer as actor, in one transaction. A decision already recorded
@@ -170,7 +172,7 @@ class KycRecords:
                 non_retryable=True,
             ) from None
 
-    @activity.defn(name=KycStep.RECORD_CLIENT_INFO)
+    @implements(review.record_kyc_client_info)
     async def record_kyc_client_info(self, request: RecordClientInfoInput) -> None:
         async with self._sessions.begin() as session:
             case = await load_case(session, request.case_id, lock=True)
@@ -198,7 +200,7 @@ class KycRecords:
                 ),
             )
 
-    @activity.defn(name=KycStep.RECORD_REMINDER)
+    @implements(review.record_kyc_reminder)
     async def record_kyc_reminder(self, request: RecordReminderInput) -> None:
         async with self._sessions.begin() as session:
             case = await load_case(session, request.case_id, lock=True)
@@ -218,7 +220,7 @@ class KycRecords:
                 ),
             )
 
-    @activity.defn(name=KycStep.ESCALATE_CASE)
+    @implements(review.escalate_kyc_case)
     async def escalate_kyc_case(self, request: EscalateCaseInput) -> None:
         """Mark the case escalated, for the compliance lead's queue (the console lists
         escalated cases first), with its audit entry."""
@@ -243,7 +245,7 @@ class KycRecords:
 
     # -- approval ------------------------------------------------------------------------------
 
-    @activity.defn(name=KycStep.PREPARE_LIVE_ACCOUNT)
+    @implements(review.prepare_live_account)
     async def prepare_live_account(self, request: PrepareLiveAccountInput) -> LiveAccountPlan:
         """The live account application of an approved onboarding case (one per case), with the
         terms the client's region, category, account type, questionnaire and risk give."""
@@ -329,7 +331,7 @@ class KycRecords:
 
     # -- re-KYC --------------------------------------------------------------------------------
 
-    @activity.defn(name=KycStep.OPEN_LIST_CHANGE_CASES)
+    @implements(refresh.open_list_change_cases)
     async def open_list_change_cases(self, request: OpenCasesInput) -> OpenedCases:
         """A LIST_CHANGE case for each client, unless the client already has an open case."""
         async with self._sessions.begin() as session:
@@ -339,7 +341,7 @@ class KycRecords:
             ]
         return OpenedCases(cases=tuple(case for case in opened if case is not None))
 
-    @activity.defn(name=KycStep.OPEN_DOCUMENT_EXPIRY_CASES)
+    @implements(sweep.open_document_expiry_cases)
     async def open_document_expiry_cases(self, request: ExpirySweepInput) -> OpenedCases:
         """A DOCUMENT_EXPIRY case for each approved client (at most `limit`) whose identity
         document or proof of address stops being valid within the notice period, and who has

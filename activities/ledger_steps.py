@@ -5,24 +5,24 @@ from __future__ import annotations
 
 from sqlalchemy import desc, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.movements import apply_mark, as_business_failure
-from db.ledger import booked_entry, locked_balance, post_entry
-from db.models import FxRateRow, Notification
-from domain.errors import BackOfficeError
-from domain.ledger import JournalEntry, reversal
-from domain.money import Money
-from domain.money_flows import (
+from contracts import funds
+from contracts.funds import (
     Booking,
     ConvertHeld,
     MarkMovement,
     Notify,
     ReserveFromWallet,
     ReverseEntry,
-    Step,
 )
+from contracts.steps import implements
+from db.ledger import booked_entry, locked_balance, post_entry
+from db.models import FxRateRow, Notification
+from domain.errors import BackOfficeError
+from domain.ledger import JournalEntry, reversal
+from domain.money import Money
 from domain.wallets import FxRate, available, convert, hold_account, place_hold, wallet
 
 
@@ -42,16 +42,16 @@ class LedgerSteps:
         except BackOfficeError as error:
             raise as_business_failure(error) from error
 
-    @activity.defn(name=Step.BOOK_ENTRY)
+    @implements(funds.book_entry)
     async def book_entry(self, booking: Booking) -> None:
         await self._book(booking.entry, booking.then)
 
-    @activity.defn(name=Step.MARK_MOVEMENT)
+    @implements(funds.mark_movement)
     async def mark_movement(self, mark: MarkMovement) -> None:
         async with self._sessions.begin() as session:
             await apply_mark(session, mark)
 
-    @activity.defn(name=Step.REVERSE_ENTRY_IF_BOOKED)
+    @implements(funds.reverse_entry_if_booked)
     async def reverse_entry_if_booked(self, request: ReverseEntry) -> None:
         async with self._sessions() as session:
             original = await booked_entry(session, request.key)
@@ -61,7 +61,7 @@ class LedgerSteps:
             async with self._sessions.begin() as session:
                 await apply_mark(session, request.then)
 
-    @activity.defn(name=Step.RESERVE_FROM_WALLET)
+    @implements(funds.reserve_from_wallet)
     async def reserve_from_wallet(self, request: ReserveFromWallet) -> None:
         client = str(request.client_id)
         try:
@@ -69,18 +69,18 @@ class LedgerSteps:
                 # A retry after the hold was booked must not check the (now lower) balance again.
                 if await booked_entry(session, request.key) is None:
                     currency = request.amount.currency
-                    funds = available(
+                    spendable = available(
                         await locked_balance(session, wallet(client, currency), currency)
                     )
                     await post_entry(
-                        session, place_hold(request.key, client, request.amount, funds)
+                        session, place_hold(request.key, client, request.amount, spendable)
                     )
                 if request.then is not None:
                     await apply_mark(session, request.then)
         except BackOfficeError as error:
             raise as_business_failure(error) from error
 
-    @activity.defn(name=Step.CONVERT_HELD)
+    @implements(funds.convert_held)
     async def convert_held(self, request: ConvertHeld) -> Money:
         """Convert held money at the newest stored rate less the spread; returns what the
         client gets in the other currency."""
@@ -106,7 +106,7 @@ class LedgerSteps:
         [received] = [p.amount for p in entry.postings if p.account == held_after]
         return Money(amount=-received.amount, currency=received.currency)
 
-    @activity.defn(name=Step.NOTIFY_CLIENT)
+    @implements(funds.notify_client)
     async def notify_client(self, request: Notify) -> None:
         async with self._sessions.begin() as session:
             if await session.scalar(select(Notification.id).where(Notification.key == request.key)):

@@ -19,9 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from contracts import client_mail
+from contracts.client_mail import ClientMailInput, MailTemplate
+from contracts.steps import implements
 from db.models import Client, Notification
 from domain.email_verification import make_token
-from domain.kyc_flow import ClientMailInput, KycStep, MailTemplate
 from mailer.smtp import Mailer, MailRejected, OutgoingMail
 from mailer.templates import render
 
@@ -82,7 +84,7 @@ class ClientMail:
         self._link_key = link_key
         self._link_hours = email_link_hours
 
-    @activity.defn(name=KycStep.SEND_CLIENT_MAIL)
+    @implements(client_mail.send_client_mail)
     async def send_client_mail(self, request: ClientMailInput) -> None:
         async with self._sessions.begin() as session:
             client = await session.get(Client, request.client_id)

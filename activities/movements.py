@@ -11,10 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from contracts.funds import MarkMovement
 from db import audit
 from db.models import Payment, Transfer
 from domain.errors import BackOfficeError
-from domain.money_flows import MarkMovement, MovementKind
+from domain.money_flows import MovementKind
 from domain.payments import PaymentStatus
 
 # The API commits a payment's row right after starting its workflow: give that commit time, but

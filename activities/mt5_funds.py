@@ -9,7 +9,10 @@ from temporalio import activity
 
 from activities.mt5_balance import SERVER_CLOCK_SLACK, apply_balance_once
 from activities.mt5_errors import raise_for_temporal
-from domain.money_flows import BalanceChange, Mt5AccountRef, ReverseBalanceChange, Step
+from contracts import funds
+from contracts.funds import BalanceChange, ReverseBalanceChange
+from contracts.steps import implements
+from domain.money_flows import Mt5AccountRef
 from domain.mt5 import BalanceOperation, BalanceType
 from mt5_adapter.errors import Mt5Error
 from mt5_adapter.gateway import Mt5Gateway
@@ -19,26 +22,27 @@ class Mt5FundsSteps:
     def __init__(self, gateway: Mt5Gateway) -> None:
         self._mt5 = gateway
 
-    @activity.defn(name=Step.MT5_FREE_MARGIN)
+    @implements(funds.mt5_free_margin)
     async def mt5_free_margin(self, account: Mt5AccountRef) -> Decimal:
         try:
             return (await self._mt5.get_account_state(account.login)).margin_free
         except Mt5Error as error:
             raise_for_temporal(error)
 
-    @activity.defn(name=Step.MT5_CREDIT_BALANCE)
+    @implements(funds.mt5_credit_balance)
     async def mt5_credit_balance(self, change: BalanceChange) -> int:
         return await self._apply(change, check_margin=False)
 
-    @activity.defn(name=Step.MT5_DEBIT_BALANCE)
+    @implements(funds.mt5_debit_balance)
     async def mt5_debit_balance(self, change: BalanceChange) -> int:
         """MT5 itself refuses a debit beyond free margin (10019 No money): final, not retried."""
         return await self._apply(change, check_margin=True)
 
-    @activity.defn(name=Step.MT5_REVERSE_IF_APPLIED)
-    async def mt5_reverse_if_applied(self, request: ReverseBalanceChange) -> int | None:
+    @implements(funds.mt5_reverse_if_applied)
+    async def mt5_reverse_if_applied(self, request: ReverseBalanceChange) -> None:
         """Compensation: a debit credited back, a credit taken back (whatever the margin: it
-        was never the client's), if MT5 holds the original deal at all."""
+        was never the client's), if MT5 holds the original deal at all. The reversing deal is
+        found on MT5 by its comment; its ticket is logged."""
         change = request.change
         try:
             applied = await self._mt5.find_deal_by_comment(
@@ -50,9 +54,12 @@ class Mt5FundsSteps:
         except Mt5Error as error:
             raise_for_temporal(error)
         if applied is None:
-            return None
+            return
         back = change.model_copy(update={"amount": -change.amount, "comment": request.comment})
-        return await self._apply(back, check_margin=False)
+        ticket = await self._apply(back, check_margin=False)
+        activity.logger.info(
+            "MT5 deal %s reversed by deal %s (%s)", applied.ticket, ticket, back.comment
+        )
 
     async def _apply(self, change: BalanceChange, *, check_margin: bool) -> int:
         operation = BalanceOperation(

@@ -14,24 +14,20 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.movements import as_business_failure, load_payment, move
+from contracts import deposit, funds, withdrawal
+from contracts.deposit import DepositAssessment, PaymentReceived
+from contracts.funds import PaymentRef, RecordDecision
+from contracts.steps import implements
+from contracts.withdrawal import WithdrawalAssessment
 from db import audit
 from db.ledger import post_entry
 from db.models import Client, Payment, PaymentDecision
 from domain.errors import BackOfficeError
 from domain.funds import receive_payment, return_payment
 from domain.money import Money
-from domain.money_flows import (
-    DepositAssessment,
-    PaymentReceived,
-    PaymentRef,
-    RecordDecision,
-    Step,
-    WithdrawalAssessment,
-)
 from domain.payment_checks import (
     DepositFacts,
     KycStatus,
@@ -86,7 +82,7 @@ class PaymentSteps:
         self._providers = providers
         self._limits = limits
 
-    @activity.defn(name=Step.START_PROCESSOR_DEPOSIT)
+    @implements(deposit.start_processor_deposit)
     async def start_processor_deposit(self, request: PaymentRef) -> PaymentSession:
         async with self._sessions() as session:
             payment = await load_payment(session, request.payment_id)
@@ -109,7 +105,7 @@ class PaymentSteps:
                 move(session, payment, PaymentStatus.AWAITING_FUNDS)
             return _session_of(payment)
 
-    @activity.defn(name=Step.RECORD_PAYMENT_RECEIVED)
+    @implements(deposit.record_payment_received)
     async def record_payment_received(self, request: PaymentReceived) -> None:
         """The processor collected the money: book it into suspense until the checks pass."""
         event = request.event
@@ -140,7 +136,7 @@ class PaymentSteps:
         except BackOfficeError as error:
             raise as_business_failure(error) from error
 
-    @activity.defn(name=Step.ASSESS_DEPOSIT)
+    @implements(deposit.assess_deposit)
     async def assess_deposit(self, request: PaymentRef) -> DepositAssessment:
         async with self._sessions.begin() as session:
             payment = await load_payment(session, request.payment_id)
@@ -204,7 +200,7 @@ class PaymentSteps:
             Payment.id != payment.id,
         )
 
-    @activity.defn(name=Step.ASSESS_WITHDRAWAL)
+    @implements(withdrawal.assess_withdrawal)
     async def assess_withdrawal(self, request: PaymentRef) -> WithdrawalAssessment:
         async with self._sessions.begin() as session:
             payment = await load_payment(session, request.payment_id)
@@ -233,7 +229,7 @@ class PaymentSteps:
                     )
             return WithdrawalAssessment(flags=tuple(payment.risk_flags))
 
-    @activity.defn(name=Step.RECORD_DECISION)
+    @implements(funds.record_decision)
     async def record_decision(self, request: RecordDecision) -> None:
         """A staff decision, with its audit entry naming the officer, in one transaction."""
         decision = request.decision
@@ -289,7 +285,7 @@ class PaymentSteps:
                 ),
             )
 
-    @activity.defn(name=Step.SEND_PAYOUT)
+    @implements(withdrawal.send_payout)
     async def send_payout(self, request: PaymentRef) -> str:
         async with self._sessions() as session:
             payment = await load_payment(session, request.payment_id)
@@ -311,7 +307,7 @@ class PaymentSteps:
                 move(session, payment, PaymentStatus.PAYOUT_SENT, details={"payout": payout_id})
         return payout_id
 
-    @activity.defn(name=Step.RETURN_PAYMENT_TO_PAYER)
+    @implements(deposit.return_payment_to_payer)
     async def return_payment_to_payer(self, request: PaymentRef) -> None:
         """A rejected deposit goes back where it came from, and out of the books' suspense."""
         async with self._sessions() as session:

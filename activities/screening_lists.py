@@ -12,21 +12,21 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.kyc_checks import ScreenerCache, subject_of
 from activities.kyc_records import staff_actor
-from db import audit
-from db.models import Client, ScreeningHit, ScreeningList, ScreeningParty
-from domain.errors import BackOfficeError
-from domain.kyc_flow import (
-    KycStep,
+from contracts import screening_refresh as refresh
+from contracts.screening_refresh import (
     LoadedList,
     RescreenBatch,
     RescreenInput,
     ScreeningRefreshInput,
 )
+from contracts.steps import implements
+from db import audit
+from db.models import Client, ScreeningHit, ScreeningList, ScreeningParty
+from domain.errors import BackOfficeError
 from domain.payment_checks import KycStatus
 from domain.screening import ListSnapshot
 from screening.formats import load_list
@@ -57,7 +57,7 @@ class ScreeningLists:
         self._store = store
         self._screeners = screeners
 
-    @activity.defn(name=KycStep.LOAD_SCREENING_LIST)
+    @implements(refresh.load_screening_list)
     async def load_screening_list(self, request: ScreeningRefreshInput) -> LoadedList:
         """Store the list file's parties once (by digest) and make it the active list of its
         source; the older lists of that source stop being active."""
@@ -172,7 +172,7 @@ class ScreeningLists:
             )
         return await session.get(ScreeningList, list_id, with_for_update=True)
 
-    @activity.defn(name=KycStep.RESCREEN_CLIENTS)
+    @implements(refresh.rescreen_clients)
     async def rescreen_clients(self, request: RescreenInput) -> RescreenBatch:
         """Screen one batch of clients (KYC approved or pending, in id order) against the active
         lists; answer those with a potential match none of their cases holds yet."""

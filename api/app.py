@@ -40,9 +40,7 @@ from db.session import create_engine, create_sessionmaker
 from db.urls import app_database_url
 from observability.metrics import ApiMetrics
 from observability.tracing import configure_tracing
-from psp_adapter.bankco import BankCo
-from psp_adapter.cardco import CardCo
-from psp_adapter.gateway import PaymentProvider
+from psp_adapter.providers import payment_providers
 from settings import Settings, get_settings
 from storage.documents import EncryptedDocumentStore, LocalFileStore
 
@@ -71,16 +69,6 @@ ROUTERS = (
 )
 
 
-def payment_providers(settings: Settings) -> dict[str, PaymentProvider]:
-    """Both processors, their sealed secrets opened in memory only."""
-    psp = settings.psp.opened(settings.secrets_key)
-    providers: list[PaymentProvider] = [
-        CardCo(psp.base_url, psp.cardco_api_key, psp.cardco_webhook_secret),
-        BankCo(psp.base_url, psp.bankco_api_key, psp.bankco_webhook_secret),
-    ]
-    return {provider.name: provider for provider in providers}
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -88,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(app_database_url(owner_database_url(settings), settings))
         SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
-        providers = payment_providers(settings)
+        providers = payment_providers(settings.psp.opened(settings.secrets_key))
         app.state.brokerflow = AppState(
             settings=settings,
             engine=engine,

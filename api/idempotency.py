@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.temporal import TemporalConnector, start_once
+from contracts.process import Process
 from db.models.payments import ClientRequest
 from domain.errors import Conflict, InvalidInput, NotFound
 
@@ -36,6 +37,7 @@ IdempotencyKey = Annotated[
 
 KEY_REUSED = "this Idempotency-Key was used for a different request"
 RequestT = TypeVar("RequestT", bound=ClientRequest)
+ArgumentT = TypeVar("ArgumentT")
 
 
 def _canonical(value: object) -> str:
@@ -120,12 +122,12 @@ async def start_request(
     session: AsyncSession,
     temporal: TemporalConnector,
     row: RequestT,
-    run: Any,
-    argument: BaseModel,
+    process: Process[ArgumentT, Any],
+    argument: ArgumentT,
 ) -> RequestT:
-    """Start the request's workflow under its business-key id, after its row is flushed and
-    before the commit (a refused start rolls the request back); the row as stored."""
+    """Start the request's workflow (`process`) under its business-key id, after its row is
+    flushed and before the commit (a refused start rolls the request back); the row as stored."""
     await session.flush()
-    await start_once(temporal, run, argument, row.workflow_id)
+    await start_once(temporal, process, argument, row.workflow_id)
     await session.refresh(row)
     return row

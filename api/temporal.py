@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
 from temporalio.client import (
     Client,
     WorkflowUpdateFailedError,
@@ -17,9 +16,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from contracts import TASK_QUEUE
+from contracts.process import Process, Signal, Update
 from domain.errors import Conflict, ServiceUnavailable
-from workflows import TASK_QUEUE
 
+A = TypeVar("A")
 ResultT = TypeVar("ResultT")
 # A decision waits for the workflow to record it; longer than this and the caller hears 503.
 UPDATE_TIMEOUT_SECONDS = 30.0
@@ -57,14 +58,14 @@ class TemporalConnector:
 
 
 async def start_once(
-    temporal: TemporalConnector, run: Any, arg: BaseModel, workflow_id: str
+    temporal: TemporalConnector, process: Process[A, Any], arg: A, workflow_id: str
 ) -> None:
     """Start a workflow under its business-key id on the main task queue; a second start of the
     same id is a no-op. Called before the request's commit: a refused start rolls it back (503)."""
     client = await temporal.client()
     try:
         await client.start_workflow(
-            run,
+            process.name,
             arg,
             id=workflow_id,
             task_queue=TASK_QUEUE,
@@ -79,12 +80,12 @@ async def start_once(
 
 
 async def signal_if_open(
-    temporal: TemporalConnector, workflow_id: str, signal: str, arg: BaseModel
+    temporal: TemporalConnector, workflow_id: str, signal: Signal[A], arg: A
 ) -> bool:
     """Signal a workflow; False when it has already finished (or never existed)."""
     client = await temporal.client()
     try:
-        await client.get_workflow_handle(workflow_id).signal(signal, arg)
+        await client.get_workflow_handle(workflow_id).signal(signal.name, arg)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             return False
@@ -92,12 +93,11 @@ async def signal_if_open(
     return True
 
 
-async def update(
+async def execute_update(
     temporal: TemporalConnector,
     workflow_id: str,
-    name: str,
-    arg: BaseModel,
-    result_type: type[ResultT],
+    update: Update[A, ResultT],
+    arg: A,
     *,
     closed: str,
     timeout_seconds: float = UPDATE_TIMEOUT_SECONDS,
@@ -109,7 +109,7 @@ async def update(
     handle = client.get_workflow_handle(workflow_id)
     try:
         result: ResultT = await asyncio.wait_for(
-            handle.execute_update(name, arg, result_type=result_type), timeout_seconds
+            handle.execute_update(update.name, arg, result_type=update.result), timeout_seconds
         )
     except WorkflowUpdateFailedError as exc:
         raise Conflict(_failure_message(exc.cause)) from exc

@@ -75,6 +75,7 @@ from bench._bare import BareWorkflow, noop
 from bench._people import bench_applicant
 from bench._simulator import free_port, start_psp_simulator, start_simulator
 from bench.account_opening import bench_database
+from contracts.deposit import DEPOSIT, deposit_workflow_id
 from db.ledger import balance as ledger_balance
 from db.migrate import upgrade
 from db.models import Payment
@@ -85,9 +86,9 @@ from domain.funds import mt5_mirror
 from domain.payments import PaymentStatus
 from mt5_adapter.gateway import Mt5Gateway
 from mt5_adapter.webapi import gateway_for
+from psp_adapter.providers import payment_providers
 from settings import Mt5ServerSettings, PaymentRules, PspSettings, Settings
 from tests.support.accounts import approve_kyc, open_live_account
-from workflows.deposit import DepositWorkflow, deposit_workflow_id
 
 BIN = Path(sys.executable).parent
 # start_processor_deposit, record_payment_received, assess_deposit, book_entry (transit),
@@ -284,8 +285,8 @@ async def make_deposit(
         await transfer_arrives(psp, reference, deposit.amount)
         deposit.told = time.perf_counter()
         phase = "waiting for the workflow result"
-        handle = temporal.get_workflow_handle_for(
-            DepositWorkflow.run, deposit_workflow_id(uuid.UUID(payment_id))
+        handle = temporal.get_workflow_handle(
+            deposit_workflow_id(uuid.UUID(payment_id)), result_type=DEPOSIT.result
         )
         result = await asyncio.wait_for(handle.result(), DEPOSIT_TIMEOUT_S)
         deposit.finished = time.perf_counter()
@@ -686,7 +687,7 @@ async def main(
         engine = create_engine(app_database_url(owner, settings))
         sessions = create_sessionmaker(engine)
         gateway = gateway_for(settings.mt5)
-        providers = bf_worker.payment_providers(settings.psp)
+        providers = payment_providers(settings.psp)
         async with AsyncExitStack() as stack:
             stack.push_async_callback(engine.dispose)
             stack.push_async_callback(gateway.aclose)

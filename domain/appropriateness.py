@@ -18,15 +18,10 @@ from __future__ import annotations
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
-
 from domain.errors import InvalidInput
+from domain.frozen import Frozen
 
 QUESTIONNAIRE_VERSION = "2026-11"
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True)
 
 
 class AssetClass(StrEnum):

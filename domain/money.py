@@ -4,27 +4,42 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from iso4217 import Currency
 from pydantic import BaseModel, ConfigDict, field_validator
 
-# ISO 4217 minor units for the currencies BrokerFlow books; anything else is refused.
-MINOR_UNITS: dict[str, int] = {
-    "USD": 2,
-    "EUR": 2,
-    "GBP": 2,
-    "CHF": 2,
-    "JPY": 0,
-    "AUD": 2,
-    "CAD": 2,
-    "NZD": 2,
-    "SGD": 2,
-    "HKD": 2,
-    "PLN": 2,
-    "CZK": 2,
-    "SEK": 2,
-    "NOK": 2,
-    "ZAR": 2,
-    "AED": 2,
-}
+# The currencies BrokerFlow books (the broker's choice); anything else is refused.
+BOOKED_CURRENCIES: tuple[str, ...] = (
+    "USD",
+    "EUR",
+    "GBP",
+    "CHF",
+    "JPY",
+    "AUD",
+    "CAD",
+    "NZD",
+    "SGD",
+    "HKD",
+    "PLN",
+    "CZK",
+    "SEK",
+    "NOK",
+    "ZAR",
+    "AED",
+)
+
+
+def _iso4217_minor_units(code: str) -> int:
+    """The ISO 4217 minor unit (decimals) of `code`, from the iso4217 package's copy of the
+    ISO table. Raises ValueError for a code that is not in the table or that has no minor unit
+    (the X currencies: gold, SDR, test codes)."""
+    exponent = Currency(code).exponent
+    if exponent is None:
+        raise ValueError(f"ISO 4217 gives {code!r} no minor unit")
+    return exponent
+
+
+# Booked currency -> ISO 4217 minor units, computed once at import.
+MINOR_UNITS: dict[str, int] = {code: _iso4217_minor_units(code) for code in BOOKED_CURRENCIES}
 
 
 class Money(BaseModel):

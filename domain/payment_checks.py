@@ -13,9 +13,8 @@ import unicodedata
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
-
 from domain.errors import InvalidInput
+from domain.frozen import Frozen
 from domain.money import Money
 
 
@@ -39,10 +38,6 @@ class ScreeningStatus(StrEnum):
     UNSCREENED = "unscreened"
     CLEAR = "clear"
     HIT = "hit"
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True)
 
 
 class DepositFacts(Frozen):

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
-
 from domain.errors import BackOfficeError
+from domain.frozen import Frozen
 from domain.money import Money
 
 
@@ -31,10 +30,6 @@ class PaymentEventKind(StrEnum):
     TRANSFER_RECEIVED = "transfer_received"
     PAYOUT_SETTLED = "payout_settled"
     PAYOUT_FAILED = "payout_failed"
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True)
 
 
 class PaymentEvent(Frozen):

@@ -13,9 +13,10 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -35,9 +36,39 @@ from mt5_adapter.errors import (
     error_for,
 )
 from mt5_adapter.handshake import answer_to, new_challenge, proves
-from settings import Mt5ServerSettings
 
 log = logging.getLogger(__name__)
+
+
+class Secret(Protocol):
+    def get_secret_value(self) -> str: ...
+
+
+class Mt5Connection(Protocol):
+    """What the gateway needs to know of one trade server (`settings.Mt5ServerSettings` is one,
+    with the manager password opened): the adapter is given it and never reads settings."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def backup_addresses(self) -> Sequence[str]: ...
+    @property
+    def manager_login(self) -> int: ...
+    @property
+    def manager_password(self) -> Secret: ...
+    @property
+    def tls(self) -> bool: ...
+    @property
+    def tls_verify(self) -> bool | str: ...
+    @property
+    def timeout_seconds(self) -> float: ...
+    @property
+    def connections(self) -> int: ...
+    @property
+    def max_requests_per_second(self) -> float: ...
+
 
 CLIENT_VERSION = "3211"
 AGENT = "BrokerFlow"
@@ -72,7 +103,7 @@ class ManagerSession:
 
     def __init__(
         self,
-        settings: Mt5ServerSettings,
+        settings: Mt5Connection,
         addresses: list[str],
         pacer: Pacer,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -243,7 +274,7 @@ class WebApiGateway:
     """A small pool of manager sessions to one trade server (each serves one request at a time)."""
 
     def __init__(
-        self, settings: Mt5ServerSettings, transport: httpx.AsyncBaseTransport | None = None
+        self, settings: Mt5Connection, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         """`transport` replaces the network, for tests that play a server's answers."""
         self._settings = settings
@@ -450,5 +481,5 @@ def parse_deal(record: dict[str, Any]) -> Mt5Deal:
     )
 
 
-def gateway_for(settings: Mt5ServerSettings) -> WebApiGateway:
+def gateway_for(settings: Mt5Connection) -> WebApiGateway:
     return WebApiGateway(settings)

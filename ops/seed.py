@@ -23,17 +23,17 @@ from api.security import hash_password, new_totp_secret, totp_provisioning_uri
 from api.signup.schemas import Address, SignupRequest
 from api.signup.service import sign_up
 from api.temporal import TemporalConnector, start_once
+from contracts.screening_refresh import (
+    SCREENING_REFRESH,
+    ScreeningRefreshInput,
+    screening_refresh_workflow_id,
+)
 from db import audit
 from db.embedded import owner_database_url
 from db.models import Client, FxRateRow, IntroducingBroker, StaffUser
 from db.sealed import SecretBox
 from db.session import create_engine, create_sessionmaker
 from db.urls import app_database_url
-from domain.kyc_flow import (
-    SCREENING_REFRESH_WORKFLOW,
-    ScreeningRefreshInput,
-    screening_refresh_workflow_id,
-)
 from domain.onboarding import AccountType
 from domain.payment_checks import KycStatus
 from domain.roles import StaffRole
@@ -231,7 +231,7 @@ async def seed_screening_lists(settings: Settings, temporal: TemporalConnector) 
             await store.put(key, data)
         await start_once(
             temporal,
-            SCREENING_REFRESH_WORKFLOW,
+            SCREENING_REFRESH,
             ScreeningRefreshInput(source=source, storage_key=key, digest=digest, sla=sla),
             screening_refresh_workflow_id(digest),
         )

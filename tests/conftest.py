@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import sys
 import tempfile
@@ -20,7 +21,7 @@ from db.embedded import embedded_owner_url
 from db.session import create_engine, create_sessionmaker
 from db.urls import app_database_url
 from ops import embedded_pg
-from settings import Mt5ServerSettings, Settings
+from settings import MailSettings, Mt5ServerSettings, PspSettings, Settings
 from tests.support import database
 from tests.support.processes import (
     PspSimulator,
@@ -73,16 +74,32 @@ def test_db(pg_cluster_url: str) -> Iterator[database.ProvisionedDatabase]:
     database.drop_database(pg_cluster_url, db)
 
 
+# Where nothing listens: a test that needs a service passes its own service's address, and one
+# that forgets reaches nothing, never the `make run` stack on the default ports (a workflow started
+# there would be retried by the dev worker for days).
+NOWHERE = "127.0.0.1:1"
+_TEST_DATA_DIR = Path(tempfile.mkdtemp(prefix="bf-test-data-"))
+atexit.register(shutil.rmtree, _TEST_DATA_DIR, True)
+
+
 def make_settings(owner_url: str, **overrides: object) -> Settings:
+    """Test settings: every address and directory the test's own (see NOWHERE), never the
+    defaults a developer's running stack listens on, and nothing read from `.env`."""
     values: dict[str, object] = {
         "env": "test",
         "database_url": owner_url,
         "secrets_key": TEST_SECRETS_KEY,
         "jwt_secret": "test-only-jwt-secret-0123456789abcdef",
         "log_json": False,
+        "data_dir": _TEST_DATA_DIR,
+        "temporal_address": NOWHERE,
+        "mt5": Mt5ServerSettings(address=NOWHERE),
+        "psp": PspSettings(base_url=f"http://{NOWHERE}"),
+        "mail": MailSettings(smtp_port=1),
+        "otel_endpoint": f"http://{NOWHERE}",
     }
     values.update(overrides)
-    return Settings.model_validate(values)
+    return Settings.model_validate(values | {"_env_file": None})
 
 
 @pytest.fixture

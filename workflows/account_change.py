@@ -15,52 +15,47 @@ A refusal by MT5 or by the closure rule fails the workflow with that error's typ
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.kyc import ReviewAction
-    from domain.kyc_flow import (
-        ACCOUNT_CHANGE_DECIDE_UPDATE,
-        ACCOUNT_CHANGE_STATE_QUERY,
-        ACCOUNT_CHANGE_WORKFLOW,
+    from contracts import account_change as change_steps
+    from contracts.account_change import (
+        ACCOUNT_CHANGE,
+        ACCOUNT_CHANGE_DECIDE,
+        ACCOUNT_CHANGE_STATE,
         AccountChangeFacts,
         AccountChangeInput,
-        AccountChangeKind,
         AccountChangeResult,
-        AccountChangeStatus,
         AccountChangeView,
-        AccountStatus,
         ApplyChangeInput,
         ChangeRef,
-        ChangeStep,
-        ClientMailInput,
         EscalateChangeInput,
-        MailTemplate,
         MarkChangeFailedInput,
         Mt5AccountRead,
-        OfficerDecision,
         ReadMt5AccountInput,
         RecordChangeAppliedInput,
         RecordChangeDecisionInput,
         account_change_workflow_id,
     )
+    from contracts.client_mail import ClientMailInput, MailTemplate
+    from contracts.kyc import OfficerDecision
+    from domain.accounts import AccountChangeKind, AccountChangeStatus, AccountStatus
+    from domain.kyc import ReviewAction
     from domain.mt5 import with_login_disabled, with_trading_disabled, with_trading_enabled
     from domain.roles import StaffRole
-    from workflows import mt5_task_queue, policies
     from workflows.client_mail import send_mail
-    from workflows.kyc_review import db_step
 
-__all__ = ["AccountChangeWorkflow", "account_change_workflow_id"]
+__all__ = ["AccountChangeWorkflow"]
 
 FINISHED = frozenset(
     {AccountChangeStatus.APPLIED, AccountChangeStatus.REJECTED, AccountChangeStatus.FAILED}
 )
 
 
-@workflow.defn(name=ACCOUNT_CHANGE_WORKFLOW)
+@workflow.defn(name=ACCOUNT_CHANGE.name)
 class AccountChangeWorkflow:
     @workflow.init
     def __init__(self, request: AccountChangeInput) -> None:
@@ -76,7 +71,7 @@ class AccountChangeWorkflow:
         self._escalated = False
         self._busy = False
 
-    @workflow.query(name=ACCOUNT_CHANGE_STATE_QUERY)
+    @workflow.query(name=ACCOUNT_CHANGE_STATE.name)
     def state(self) -> AccountChangeView:
         return AccountChangeView(
             change_id=self._request.change_id,
@@ -86,7 +81,7 @@ class AccountChangeWorkflow:
             reason=self._reason,
         )
 
-    @workflow.update(name=ACCOUNT_CHANGE_DECIDE_UPDATE)
+    @workflow.update(name=ACCOUNT_CHANGE_DECIDE.name)
     async def decide(self, request: OfficerDecision) -> AccountChangeView:
         # Checked again, and taken, before the first await: of two updates accepted together
         # only the first one decides.
@@ -94,15 +89,14 @@ class AccountChangeWorkflow:
         self._busy = True
         try:
             approve = request.decision.action is ReviewAction.APPROVE
-            await db_step(
-                ChangeStep.RECORD_CHANGE_DECISION,
+            await change_steps.record_account_change_decision(
                 RecordChangeDecisionInput(
                     change_id=self._request.change_id,
                     actor=request.actor,
                     approve=approve,
                     reason=request.decision.reason,
                     at=workflow.now(),
-                ),
+                )
             )
             self._decided_by = request
             self._reason = request.decision.reason
@@ -135,11 +129,7 @@ class AccountChangeWorkflow:
 
     @workflow.run
     async def run(self, request: AccountChangeInput) -> AccountChangeResult:
-        facts: AccountChangeFacts = await db_step(
-            ChangeStep.LOAD_ACCOUNT_CHANGE,
-            ChangeRef(change_id=request.change_id),
-            AccountChangeFacts,
-        )
+        facts = await change_steps.load_account_change(ChangeRef(change_id=request.change_id))
         if request.needs_approval:
             await self._wait_for_decision()
             if self._status is AccountChangeStatus.REJECTED:
@@ -149,31 +139,25 @@ class AccountChangeWorkflow:
         if facts.account_status is AccountStatus.CLOSED:
             await self._fail("AccountClosed", f"account {facts.login} is closed")
 
-        before: Mt5AccountRead = await self._mt5(
-            facts,
-            ChangeStep.READ_MT5_ACCOUNT,
-            ReadMt5AccountInput(change_id=request.change_id, login=facts.login),
-            Mt5AccountRead,
+        before = await change_steps.read_mt5_account(
+            facts.server, ReadMt5AccountInput(change_id=request.change_id, login=facts.login)
         )
         change, account_status = await self._target(facts, before)
         try:
-            after: Mt5AccountRead = await self._mt5(
-                facts, ChangeStep.APPLY_ACCOUNT_CHANGE, change, Mt5AccountRead
-            )
+            after = await change_steps.apply_account_change(facts.server, change)
         except ActivityError as failure:
             cause = failure.cause
             if isinstance(cause, ApplicationError) and cause.non_retryable:
                 await self._fail(cause.type or "Mt5Refused", cause.message)
             raise
-        await db_step(
-            ChangeStep.RECORD_CHANGE_APPLIED,
+        await change_steps.record_account_change_applied(
             RecordChangeAppliedInput(
                 change_id=request.change_id,
                 actor=request.requested_by,
                 before=before,
                 after=after,
                 account_status=account_status,
-            ),
+            )
         )
         self._status = AccountChangeStatus.APPLIED
         await self._tell_leverage(facts, approved=True)
@@ -188,9 +172,8 @@ class AccountChangeWorkflow:
         except TimeoutError:
             if not self._busy:
                 self._escalated = True
-                await db_step(
-                    ChangeStep.ESCALATE_CHANGE,
-                    EscalateChangeInput(change_id=self._request.change_id, at=workflow.now()),
+                await change_steps.escalate_account_change(
+                    EscalateChangeInput(change_id=self._request.change_id, at=workflow.now())
                 )
             await workflow.wait_condition(
                 lambda: self._status is not AccountChangeStatus.PENDING_APPROVAL
@@ -222,27 +205,14 @@ class AccountChangeWorkflow:
 
     async def _fail(self, error_type: str, reason: str) -> NoReturn:
         """Mark the change failed with its reason, then fail the workflow with that type."""
-        await db_step(
-            ChangeStep.MARK_CHANGE_FAILED,
+        await change_steps.mark_account_change_failed(
             MarkChangeFailedInput(
                 change_id=self._request.change_id, reason=reason, error_type=error_type
-            ),
+            )
         )
         self._status = AccountChangeStatus.FAILED
         self._reason = reason
         raise ApplicationError(reason, type=error_type, non_retryable=True)
-
-    async def _mt5(
-        self, facts: AccountChangeFacts, step: str, argument: Any, result_type: type
-    ) -> Any:
-        return await workflow.execute_activity(
-            step,
-            argument,
-            task_queue=mt5_task_queue(facts.server),
-            start_to_close_timeout=policies.MT5_TIMEOUT,
-            retry_policy=policies.MT5_WRITE,
-            result_type=result_type,
-        )
 
     async def _tell_leverage(self, facts: AccountChangeFacts, *, approved: bool) -> None:
         if self._request.kind is not AccountChangeKind.LEVERAGE:

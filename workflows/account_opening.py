@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.account_opening import (
+    from contracts import account_opening as opening
+    from contracts.account_opening import (
+        ACCOUNT_OPENING,
         AccountOpeningInput,
         AccountOpeningResult,
         AccountTerms,
@@ -24,22 +25,20 @@ with workflow.unsafe.imports_passed_through():
         MarkApplicationFailedInput,
         RecordMt5AccountInput,
         ReserveLoginInput,
-        Step,
     )
     from domain.mt5 import DEFAULT_LIVE_RIGHTS
     from domain.onboarding import demo_terms
-    from workflows import mt5_task_queue, policies
 
 DEMO_DEPOSIT = Decimal("10000")
 # A login range crowded by accounts made outside BrokerFlow is an operations problem, not a loop.
 MAX_LOGINS_TRIED = 50
 
 
-@workflow.defn(name="AccountOpening")
+@workflow.defn(name=ACCOUNT_OPENING.name)
 class AccountOpeningWorkflow:
     @workflow.run
     async def run(self, request: AccountOpeningInput) -> AccountOpeningResult:
-        undo: list[Callable[[], Awaitable[Any]]] = []
+        undo: list[Callable[[], Awaitable[None]]] = []
         try:
             return await self._open_account(request, undo)
         except BaseException as failure:
@@ -48,21 +47,25 @@ class AccountOpeningWorkflow:
             raise
 
     async def _open_account(
-        self, request: AccountOpeningInput, undo: list[Callable[[], Awaitable[Any]]]
+        self, request: AccountOpeningInput, undo: list[Callable[[], Awaitable[None]]]
     ) -> AccountOpeningResult:
         live = request.kind == "live"
         terms = opening_terms(request)
         rights = int(DEFAULT_LIVE_RIGHTS) if live else None
-        mt5_queue = mt5_task_queue(request.mt5_server)
+        server = request.mt5_server
 
-        login = await self._db(
-            Step.RESERVE_MT5_LOGIN, ReserveLoginInput(application_id=request.application_id), int
+        login = await opening.reserve_mt5_login(
+            ReserveLoginInput(application_id=request.application_id)
         )
 
-        undo.append(lambda: self._undo_mt5_user(request, mt5_queue))
+        undo.append(
+            lambda: opening.delete_mt5_user_if_ours(
+                server, DeleteMt5UserInput(application_id=request.application_id)
+            )
+        )
         for _ in range(MAX_LOGINS_TRIED):
-            outcome = await workflow.execute_activity(
-                Step.CREATE_MT5_USER,
+            outcome = await opening.create_mt5_user(
+                server,
                 CreateMt5UserInput(
                     application_id=request.application_id,
                     login=login,
@@ -70,17 +73,11 @@ class AccountOpeningWorkflow:
                     leverage=terms.leverage,
                     rights=rights,
                 ),
-                task_queue=mt5_queue,
-                start_to_close_timeout=policies.MT5_TIMEOUT,
-                retry_policy=policies.MT5_WRITE,
-                result_type=CreateMt5UserOutcome,
             )
             if outcome is CreateMt5UserOutcome.CREATED:
                 break
-            login = await self._db(
-                Step.RESERVE_MT5_LOGIN,
-                ReserveLoginInput(application_id=request.application_id, replacing=login),
-                int,
+            login = await opening.reserve_mt5_login(
+                ReserveLoginInput(application_id=request.application_id, replacing=login)
             )
         else:
             raise ApplicationError(
@@ -90,22 +87,17 @@ class AccountOpeningWorkflow:
             )
 
         if not live:
-            await workflow.execute_activity(
-                Step.CREDIT_DEMO_DEPOSIT,
+            await opening.credit_demo_deposit(
+                server,
                 CreditDemoDepositInput(
                     application_id=request.application_id,
                     login=login,
                     amount=DEMO_DEPOSIT,
                     currency=terms.currency,
                 ),
-                task_queue=mt5_queue,
-                start_to_close_timeout=policies.MT5_TIMEOUT,
-                retry_policy=policies.MT5_WRITE,
-                result_type=int,
             )
 
-        await self._db(
-            Step.RECORD_MT5_ACCOUNT,
+        await opening.record_mt5_account(
             RecordMt5AccountInput(
                 application_id=request.application_id,
                 login=login,
@@ -117,39 +109,19 @@ class AccountOpeningWorkflow:
         )
         return AccountOpeningResult(login=login, server=request.mt5_server)
 
-    async def _undo_mt5_user(self, request: AccountOpeningInput, mt5_queue: str) -> None:
-        await workflow.execute_activity(
-            Step.DELETE_MT5_USER_IF_OURS,
-            DeleteMt5UserInput(application_id=request.application_id),
-            task_queue=mt5_queue,
-            start_to_close_timeout=policies.MT5_TIMEOUT,
-            retry_policy=policies.COMPENSATION,
-        )
-
     async def _compensate(
         self,
         request: AccountOpeningInput,
-        undo: list[Callable[[], Awaitable[Any]]],
+        undo: list[Callable[[], Awaitable[None]]],
         failure: BaseException,
     ) -> None:
         for step in reversed(undo):
             await step()
-        await self._db(
-            Step.MARK_APPLICATION_FAILED,
+        await opening.mark_application_failed(
             MarkApplicationFailedInput(
                 application_id=request.application_id,
                 reason=str(failure) or type(failure).__name__,
             ),
-        )
-
-    async def _db(self, step: Step, argument: Any, result_type: type | None = None) -> Any:
-        """A step against our own database, on the main task queue."""
-        return await workflow.execute_activity(
-            step,
-            argument,
-            start_to_close_timeout=policies.DATABASE_TIMEOUT,
-            retry_policy=policies.DATABASE,
-            result_type=result_type,
         )
 
 

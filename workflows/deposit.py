@@ -14,34 +14,37 @@ the wallet or the MT5 account.
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.exceptions import is_cancelled_exception
+from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from domain.funds import accept_in_transit, accept_into_wallet
-    from domain.money import Money
-    from domain.money_flows import (
-        DecisionOutcome,
-        DepositAssessment,
+    from contracts import deposit, funds
+    from contracts.deposit import (
+        DECIDE,
+        DEPOSIT,
+        PAYMENT_EVENT,
         DepositInput,
+        PaymentReceived,
+    )
+    from contracts.funds import (
+        DecisionOutcome,
         MarkMovement,
-        MovementKind,
         MovementRef,
         MovementResult,
-        PaymentReceived,
         PaymentRef,
         RecordDecision,
         StaffDecision,
-        Step,
-        deposit_workflow_id,
     )
-    from domain.payments import PaymentEvent, PaymentEventKind, PaymentSession, PaymentStatus
+    from domain.funds import accept_in_transit, accept_into_wallet
+    from domain.money import Money
+    from domain.money_flows import MovementKind
+    from domain.payments import PaymentEvent, PaymentEventKind, PaymentStatus
     from domain.wallets import release_hold
     from workflows.funds import (
         PAYMENT_WINDOW,
         Refused,
         Saga,
         book,
-        db_step,
+        finish_first,
         mark,
         notify,
         unstoppable,
@@ -50,11 +53,7 @@ with workflow.unsafe.imports_passed_through():
 FUNDS_ARRIVED = (PaymentEventKind.PAYMENT_SUCCEEDED, PaymentEventKind.TRANSFER_RECEIVED)
 
 
-# The id is how the API reaches a running deposit.
-__all__ = ["DepositWorkflow", "deposit_workflow_id"]
-
-
-@workflow.defn(name="Deposit")
+@workflow.defn(name=DEPOSIT.name)
 class DepositWorkflow:
     @workflow.init
     def __init__(self, request: DepositInput) -> None:
@@ -64,21 +63,22 @@ class DepositWorkflow:
         self._status = PaymentStatus.INITIATED
         self._decision: StaffDecision | None = None
 
-    @workflow.signal(name="payment_event")
+    @workflow.signal(name=PAYMENT_EVENT.name)
     def payment_event(self, event: PaymentEvent) -> None:
         self._events.setdefault(event.event_id, event)
 
-    @workflow.update(name="decide")
+    @workflow.update(name=DECIDE.name)
     async def decide(self, decision: StaffDecision) -> DecisionOutcome:
         self._decision = decision
-        await db_step(
-            Step.RECORD_DECISION,
-            RecordDecision(
-                payment_id=self._request.payment_id,
-                decision=decision,
-                final=True,
-                new_status=PaymentStatus.CREDITING if decision.approve else None,
-            ),
+        await finish_first(
+            funds.record_decision(
+                RecordDecision(
+                    payment_id=self._request.payment_id,
+                    decision=decision,
+                    final=True,
+                    new_status=PaymentStatus.CREDITING if decision.approve else None,
+                )
+            )
         )
         status = PaymentStatus.CREDITING if decision.approve else PaymentStatus.REJECTED
         return DecisionOutcome(status=status, approvals=int(decision.approve))
@@ -107,33 +107,43 @@ class DepositWorkflow:
 
     async def _funds_or_decline(self) -> PaymentEvent:
         payment = PaymentRef(payment_id=self._request.payment_id)
-        await db_step(Step.START_PROCESSOR_DEPOSIT, payment, PaymentSession)
+        await finish_first(deposit.start_processor_deposit(payment))
         self._status = PaymentStatus.AWAITING_FUNDS
         await workflow.wait_condition(
             lambda: self._processor_outcome() is not None, timeout=PAYMENT_WINDOW
         )
         event = self._processor_outcome()
-        assert event is not None
+        if event is None:
+            raise ApplicationError(
+                f"deposit {self._request.reference}: no processor outcome after waiting for one",
+                type="DepositOutcomeMissing",
+                non_retryable=True,
+            )
         return event
 
     async def _receive(self, event: PaymentEvent) -> MovementResult:
         request = self._request
         payment = PaymentRef(payment_id=request.payment_id)
-        await db_step(
-            Step.RECORD_PAYMENT_RECEIVED,
-            PaymentReceived(payment_id=request.payment_id, event=event),
+        await finish_first(
+            deposit.record_payment_received(
+                PaymentReceived(payment_id=request.payment_id, event=event)
+            )
         )
-        assessment: DepositAssessment = await db_step(
-            Step.ASSESS_DEPOSIT, payment, DepositAssessment
-        )
+        assessment = await finish_first(deposit.assess_deposit(payment))
         if assessment.flags:
             self._status = PaymentStatus.HELD
             await workflow.wait_condition(lambda: self._decision is not None)
             await workflow.wait_condition(workflow.all_handlers_finished)
-            assert self._decision is not None
-            if not self._decision.approve:
-                await db_step(Step.RETURN_PAYMENT_TO_PAYER, payment)
-                return await self._end(PaymentStatus.REJECTED, self._decision.reason)
+            decision = self._decision
+            if decision is None:
+                raise ApplicationError(
+                    f"deposit {request.reference}: no decision after waiting for one",
+                    type="DepositDecisionMissing",
+                    non_retryable=True,
+                )
+            if not decision.approve:
+                await finish_first(deposit.return_payment_to_payer(payment))
+                return await self._end(PaymentStatus.REJECTED, decision.reason)
 
         self._status = PaymentStatus.CREDITING
         where = await self._credit(assessment.amount)

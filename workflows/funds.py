@@ -11,34 +11,32 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from domain.funds import into_mt5, out_of_mt5
-    from domain.ledger import JournalEntry
-    from domain.money import Money
-    from domain.money_flows import (
+    from contracts import funds
+    from contracts.funds import (
         BalanceChange,
         Booking,
+        ClientId,
         ConvertHeld,
         MarkMovement,
         MovementRef,
         MovementResult,
-        Mt5AccountRef,
         Notify,
-        Pocket,
         ReserveFromWallet,
         ReverseBalanceChange,
         ReverseEntry,
-        Step,
-        mt5_comment,
     )
+    from domain.funds import into_mt5, out_of_mt5
+    from domain.ledger import JournalEntry
+    from domain.money import Money
+    from domain.money_flows import Mt5AccountRef, Pocket, mt5_comment
     from domain.payments import PaymentStatus
     from domain.wallets import release_hold
-    from workflows import mt5_task_queue, policies
 
 
 T = TypeVar("T")
@@ -61,34 +59,6 @@ def refusal_of(failure: ActivityError) -> str | None:
     if isinstance(cause, ApplicationError) and cause.non_retryable:
         return cause.message
     return None
-
-
-async def db_step(step: Step, argument: Any, result_type: type | None = None) -> Any:
-    """A step against our own database or a processor, on the main task queue."""
-    return await finish_first(
-        workflow.execute_activity(
-            step,
-            argument,
-            start_to_close_timeout=policies.DATABASE_TIMEOUT,
-            retry_policy=policies.DATABASE,
-            result_type=result_type,
-        )
-    )
-
-
-async def mt5_step(
-    step: Step, account: Mt5AccountRef, argument: Any, result_type: type | None = None
-) -> Any:
-    return await finish_first(
-        workflow.execute_activity(
-            step,
-            argument,
-            task_queue=mt5_task_queue(account.server),
-            start_to_close_timeout=policies.MT5_TIMEOUT,
-            retry_policy=policies.MT5_WRITE,
-            result_type=result_type,
-        )
-    )
 
 
 async def finish_first(step: Awaitable[T]) -> T:
@@ -122,28 +92,32 @@ async def unstoppable(steps: Awaitable[T]) -> T:
 
 
 async def book(entry: JournalEntry, then: MarkMovement | None = None) -> None:
-    await db_step(Step.BOOK_ENTRY, Booking(entry=entry, then=then))
+    await finish_first(funds.book_entry(Booking(entry=entry, then=then)))
 
 
-async def mark(movement: MovementRef, status: PaymentStatus, **details: Any) -> None:
-    await db_step(Step.MARK_MOVEMENT, MarkMovement(movement=movement, status=status, **details))
+async def mark(movement: MovementRef, status: PaymentStatus, *, reason: str | None = None) -> None:
+    await finish_first(
+        funds.mark_movement(MarkMovement(movement=movement, status=status, reason=reason))
+    )
 
 
-async def notify(client_id: Any, key: str, kind: str, message: str) -> None:
-    await db_step(
-        Step.NOTIFY_CLIENT, Notify(client_id=client_id, key=key, kind=kind, message=message)
+async def notify(client_id: ClientId, key: str, kind: str, message: str) -> None:
+    await finish_first(
+        funds.notify_client(Notify(client_id=client_id, key=key, kind=kind, message=message))
     )
 
 
 class Saga:
     """The compensations of the steps taken so far, run newest first when the saga fails."""
 
-    def __init__(self, label: str, client_id: Any, reference: str, movement: MovementRef) -> None:
+    def __init__(
+        self, label: str, client_id: ClientId, reference: str, movement: MovementRef
+    ) -> None:
         self.label = label  # "withdrawal", "transfer": what the client's notices call it
         self.client_id = client_id
         self.reference = reference
         self.movement = movement
-        self._undo: list[Callable[[], Awaitable[Any]]] = []
+        self._undo: list[Callable[[], Awaitable[object]]] = []
         # Set once the movement's last entry is booked: nothing may be undone after that.
         self.finished = False
 
@@ -152,7 +126,7 @@ class Saga:
         """The client as ledger account codes name it."""
         return str(self.client_id)
 
-    def on_failure(self, compensation: Callable[[], Awaitable[Any]]) -> None:
+    def on_failure(self, compensation: Callable[[], Awaitable[object]]) -> None:
         self._undo.append(compensation)
 
     async def compensate(self) -> None:
@@ -207,23 +181,14 @@ class Saga:
 
     def undo_entry(self, step: str, reason: str) -> None:
         self.on_failure(
-            lambda: workflow.execute_activity(
-                Step.REVERSE_ENTRY_IF_BOOKED,
-                ReverseEntry(key=self.key(step), reason=reason),
-                start_to_close_timeout=policies.DATABASE_TIMEOUT,
-                retry_policy=policies.COMPENSATION,
-            )
+            lambda: funds.reverse_entry_if_booked(ReverseEntry(key=self.key(step), reason=reason))
         )
 
     def undo_balance_change(self, change: BalanceChange, purpose: str) -> None:
-        account = change.account
         self.on_failure(
-            lambda: workflow.execute_activity(
-                Step.MT5_REVERSE_IF_APPLIED,
+            lambda: funds.mt5_reverse_if_applied(
+                change.account.server,
                 ReverseBalanceChange(change=change, comment=mt5_comment(purpose, self.reference)),
-                task_queue=mt5_task_queue(account.server),
-                start_to_close_timeout=policies.MT5_TIMEOUT,
-                retry_policy=policies.COMPENSATION,
             )
         )
 
@@ -248,8 +213,7 @@ class Saga:
         if pocket.mt5 is None:
             self.undo_entry("hold", "movement did not complete")
             await self.refusable(
-                db_step(
-                    Step.RESERVE_FROM_WALLET,
+                funds.reserve_from_wallet(
                     ReserveFromWallet(
                         key=self.key("hold"), client_id=self.client_id, amount=amount, then=reached
                     ),
@@ -257,7 +221,7 @@ class Saga:
             )
             return
         account = pocket.mt5
-        free_margin = await mt5_step(Step.MT5_FREE_MARGIN, account, account, Decimal)
+        free_margin = await finish_first(funds.mt5_free_margin(account.server, account))
         if free_margin < amount.amount:
             raise Refused(
                 PaymentStatus.REJECTED,
@@ -265,7 +229,7 @@ class Saga:
             )
         debit = self.balance_change(account, -amount.amount, purpose)
         self.undo_balance_change(debit, "ret")
-        await self.refusable(mt5_step(Step.MT5_DEBIT_BALANCE, account, debit, int))
+        await self.refusable(funds.mt5_debit_balance(account.server, debit))
         self.undo_entry("from-mt5", "movement did not complete")
         await book(
             out_of_mt5(self.key("from-mt5"), self.client, account.server, account.login, amount),
@@ -291,7 +255,7 @@ class Saga:
         account = pocket.mt5
         credit = self.balance_change(account, amount.amount, purpose)
         self.undo_balance_change(credit, "rev")
-        ticket = await self.refusable(mt5_step(Step.MT5_CREDIT_BALANCE, account, credit, int))
+        ticket = await self.refusable(funds.mt5_credit_balance(account.server, credit))
         await unstoppable(
             book(
                 into_mt5(self.key("to-mt5"), self.client, account.server, account.login, amount),
@@ -309,19 +273,17 @@ class Saga:
     async def convert(self, amount: Money, into: str) -> Money:
         """Held money into another currency at the stored rate; undone by its reversal."""
         self.undo_entry("fx", "movement did not complete")
-        converted: Money = await self.refusable(
-            db_step(
-                Step.CONVERT_HELD,
-                ConvertHeld(key=self.key("fx"), client_id=self.client_id, sell=amount, into=into),
-                Money,
+        return await self.refusable(
+            funds.convert_held(
+                ConvertHeld(key=self.key("fx"), client_id=self.client_id, sell=amount, into=into)
             )
         )
-        return converted
 
     @staticmethod
-    async def refusable(step: Awaitable[Any]) -> Any:
+    async def refusable(step: Awaitable[T]) -> T:
+        """`step` to its end (see `finish_first`); a business refusal of it ends the saga."""
         try:
-            return await step
+            return await finish_first(step)
         except ActivityError as failure:
             reason = refusal_of(failure)
             if reason is None:

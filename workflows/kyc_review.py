@@ -10,7 +10,7 @@
    waiting period; a client who owes information is reminded every `sla.client_reminder`, at
    most `sla.client_reminders` times, and then the case is escalated to compliance;
 4. approved: the client's KYC status becomes approved (with the decision, in one transaction);
-   an onboarding case opens the live MT5 account (`AccountOpeningWorkflow`, live, as a child)
+   an onboarding case opens the live MT5 account (`ACCOUNT_OPENING`, live, as a child)
    and tells the client to collect the credentials in the portal. Rejected: the client is told.
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
 
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
@@ -29,13 +28,27 @@ from temporalio.exceptions import (
     ChildWorkflowError,
     WorkflowAlreadyStartedError,
 )
-from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from domain.account_opening import (
-        AccountOpeningInput,
-        AccountOpeningResult,
-        account_opening_workflow_id,
+    from contracts import kyc_review as review
+    from contracts.account_opening import ACCOUNT_OPENING, account_opening_workflow_id
+    from contracts.client_mail import ClientMailInput, MailTemplate
+    from contracts.kyc import OfficerDecision
+    from contracts.kyc_review import (
+        KYC_DECIDE,
+        KYC_INFO_SUBMITTED,
+        KYC_REVIEW,
+        KYC_STATE,
+        CaseView,
+        ClientInfo,
+        EscalateCaseInput,
+        KycCaseInput,
+        PrepareLiveAccountInput,
+        RecordClientInfoInput,
+        RecordDecisionInput,
+        RecordReminderInput,
+        RunChecksInput,
+        kyc_case_workflow_id,
     )
     from domain.errors import BackOfficeError
     from domain.kyc import (
@@ -48,53 +61,17 @@ with workflow.unsafe.imports_passed_through():
         check_decision,
         info_received,
     )
-    from domain.kyc_flow import (
-        KYC_DECIDE_UPDATE,
-        KYC_INFO_SIGNAL,
-        KYC_REVIEW_WORKFLOW,
-        KYC_STATE_QUERY,
-        CaseView,
-        ChecksResult,
-        ClientInfo,
-        ClientMailInput,
-        EscalateCaseInput,
-        KycCaseInput,
-        KycStep,
-        LiveAccountPlan,
-        MailTemplate,
-        OfficerDecision,
-        OpenedCase,
-        PrepareLiveAccountInput,
-        RecordClientInfoInput,
-        RecordDecisionInput,
-        RecordReminderInput,
-        RunChecksInput,
-        kyc_case_workflow_id,
-    )
     from domain.roles import StaffRole
-    from workflows import policies
-    from workflows.account_opening import AccountOpeningWorkflow
     from workflows.client_mail import send_mail
 
 # Said to a rejected client. The officer's own reason stays in the case: it may name a list
 # match, and telling the client would be tipping-off.
 REJECTION_NOTICE = "your application does not meet the requirements for an account with us"
 
-__all__ = ["KycReviewWorkflow", "db_step", "kyc_case_workflow_id", "start_case_reviews"]
+__all__ = ["REJECTION_NOTICE", "KycReviewWorkflow"]
 
 
-async def db_step(step: str, argument: Any, result_type: type | None = None) -> Any:
-    """A step against our own database, on the main task queue."""
-    return await workflow.execute_activity(
-        step,
-        argument,
-        start_to_close_timeout=policies.DATABASE_TIMEOUT,
-        retry_policy=policies.DATABASE,
-        result_type=result_type,
-    )
-
-
-@workflow.defn(name=KYC_REVIEW_WORKFLOW)
+@workflow.defn(name=KYC_REVIEW.name)
 class KycReviewWorkflow:
     @workflow.init
     def __init__(self, request: KycCaseInput) -> None:
@@ -116,7 +93,7 @@ class KycReviewWorkflow:
 
     # -- what the API reaches ------------------------------------------------------------------
 
-    @workflow.query(name=KYC_STATE_QUERY)
+    @workflow.query(name=KYC_STATE.name)
     def state(self) -> CaseView:
         return CaseView(
             case_id=self._request.case_id,
@@ -131,7 +108,7 @@ class KycReviewWorkflow:
             else None,
         )
 
-    @workflow.update(name=KYC_DECIDE_UPDATE)
+    @workflow.update(name=KYC_DECIDE.name)
     async def decide(self, request: OfficerDecision) -> CaseView:
         async with self._lock:
             self._busy = True
@@ -141,8 +118,7 @@ class KycReviewWorkflow:
                 after = self._accepted(request)
                 decision = request.decision
                 now = workflow.now()
-                await db_step(
-                    KycStep.RECORD_DECISION,
+                await review.record_kyc_decision(
                     RecordDecisionInput(
                         case_id=self._request.case_id,
                         client_id=self._request.client_id,
@@ -153,7 +129,7 @@ class KycReviewWorkflow:
                         next_round=after.review_round,
                         at=now,
                         due_at=self._due(after.status, now),
-                    ),
+                    )
                 )
                 self._state = after
                 if after.status is CaseStatus.INFO_REQUESTED:
@@ -172,7 +148,7 @@ class KycReviewWorkflow:
             )
         self._accepted(request)
 
-    @workflow.signal(name=KYC_INFO_SIGNAL)
+    @workflow.signal(name=KYC_INFO_SUBMITTED.name)
     def info_submitted(self, info: ClientInfo) -> None:
         # Kept only while information is (or is about to be) asked for; the loop takes it.
         if self._state.status in (CaseStatus.CHECKING, CaseStatus.INFO_REQUESTED):
@@ -185,12 +161,10 @@ class KycReviewWorkflow:
     @workflow.run
     async def run(self, request: KycCaseInput) -> CaseView:
         started = workflow.now()
-        checks: ChecksResult = await db_step(
-            KycStep.RUN_CHECKS,
+        checks = await review.run_kyc_checks(
             RunChecksInput(
                 case_id=request.case_id, client_id=request.client_id, at=started, sla=request.sla
-            ),
-            ChecksResult,
+            )
         )
         self._state = CaseState(status=checks.status, requires_four_eyes=checks.requires_four_eyes)
         self._info_needed = checks.info_needed
@@ -264,14 +238,13 @@ class KycReviewWorkflow:
         ):
             self._reminders += 1
             sent = self._reminders
-            await db_step(
-                KycStep.RECORD_REMINDER,
+            await review.record_kyc_reminder(
                 RecordReminderInput(
                     case_id=self._request.case_id,
                     client_id=self._request.client_id,
                     reminders_sent=sent,
                     at=now,
-                ),
+                )
             )
             since = (self._waiting_since or now).date().isoformat()
             await self._mail(
@@ -289,14 +262,13 @@ class KycReviewWorkflow:
             )
         else:
             why = f"no compliance decision within {_hours(sla.review)} hours"
-        await db_step(
-            KycStep.ESCALATE_CASE,
+        await review.escalate_kyc_case(
             EscalateCaseInput(
                 case_id=self._request.case_id,
                 client_id=self._request.client_id,
                 at=now,
                 reason=why,
-            ),
+            )
         )
 
     async def _take_info(self) -> None:
@@ -310,15 +282,14 @@ class KycReviewWorkflow:
             try:
                 after = info_received(self._state)
                 now = workflow.now()
-                await db_step(
-                    KycStep.RECORD_CLIENT_INFO,
+                await review.record_kyc_client_info(
                     RecordClientInfoInput(
                         case_id=self._request.case_id,
                         client_id=self._request.client_id,
                         info=info,
                         at=now,
                         due_at=now + self._request.sla.review,
-                    ),
+                    )
                 )
                 self._state = after
                 self._start_waiting(now)
@@ -361,18 +332,14 @@ class KycReviewWorkflow:
 
     async def _open_live_account(self) -> None:
         try:
-            plan: LiveAccountPlan = await db_step(
-                KycStep.PREPARE_LIVE_ACCOUNT,
-                PrepareLiveAccountInput(case_id=self._request.case_id),
-                LiveAccountPlan,
+            plan = await review.prepare_live_account(
+                PrepareLiveAccountInput(case_id=self._request.case_id)
             )
             if plan.opening is None:
                 return
-            opening: AccountOpeningInput = plan.opening
-            account: AccountOpeningResult = await workflow.execute_child_workflow(
-                AccountOpeningWorkflow.run,
-                opening,
-                id=account_opening_workflow_id(opening.application_id),
+            opening = plan.opening
+            account = await ACCOUNT_OPENING.run_as_child(
+                opening, id=account_opening_workflow_id(opening.application_id)
             )
         except (ActivityError, ChildWorkflowError) as failure:
             # The case stays approved. A refused application (e.g. ProductRefused) or a failed
@@ -412,20 +379,19 @@ def _hours(span: timedelta) -> str:
     return f"{span.total_seconds() / 3600:g}"
 
 
-async def start_case_reviews(cases: tuple[OpenedCase, ...], sla: KycSla) -> int:
-    """Start the review of each newly opened case as a child that outlives its parent (a
-    sweep or a list refresh is done once its cases are open); answers how many were started.
-    A case whose review already runs (a retried opening) is left to it."""
+async def start_case_reviews(cases: tuple[review.OpenedCase, ...], sla: KycSla) -> int:
+    """From inside a workflow: start the review of each newly opened case as a child that
+    outlives its parent (a sweep or a list refresh is done once its cases are open); answers how
+    many were started. A case whose review already runs (a retried opening) is left to it."""
     started = 0
     for case in cases:
         try:
-            await workflow.start_child_workflow(
-                KycReviewWorkflow.run,
+            await review.KYC_REVIEW.start_as_child(
                 KycCaseInput(
                     case_id=case.case_id, client_id=case.client_id, reason=case.reason, sla=sla
                 ),
                 id=kyc_case_workflow_id(case.case_id),
-                parent_close_policy=ParentClosePolicy.ABANDON,
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             )
             started += 1

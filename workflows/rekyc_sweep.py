@@ -7,15 +7,14 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from domain.kyc_flow import (
-        REKYC_SWEEP_WORKFLOW,
+    from contracts import rekyc_sweep as sweep
+    from contracts.rekyc_sweep import (
+        REKYC_SWEEP,
         ExpirySweepInput,
-        KycStep,
-        OpenedCases,
         ReKycSweepInput,
         ReKycSweepResult,
     )
-    from workflows.kyc_review import db_step, start_case_reviews
+    from workflows.kyc_review import start_case_reviews
 
 __all__ = ["ReKycSweepWorkflow"]
 
@@ -24,7 +23,7 @@ __all__ = ["ReKycSweepWorkflow"]
 MAX_BATCHES = 100
 
 
-@workflow.defn(name=REKYC_SWEEP_WORKFLOW)
+@workflow.defn(name=REKYC_SWEEP.name)
 class ReKycSweepWorkflow:
     @workflow.run
     async def run(self, request: ReKycSweepInput) -> ReKycSweepResult:
@@ -32,9 +31,7 @@ class ReKycSweepWorkflow:
         key = workflow.info().workflow_id
         opened = 0
         for _ in range(MAX_BATCHES):
-            cases: OpenedCases = await db_step(
-                KycStep.OPEN_DOCUMENT_EXPIRY_CASES, ExpirySweepInput(key=key), OpenedCases
-            )
+            cases = await sweep.open_document_expiry_cases(ExpirySweepInput(key=key))
             opened += await start_case_reviews(cases.cases, request.sla)
             if not cases.more:
                 break

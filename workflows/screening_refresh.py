@@ -13,51 +13,34 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from domain.kyc_flow import (
-        SCREENING_REFRESH_WORKFLOW,
-        KycStep,
-        LoadedList,
+    from contracts import screening_refresh as refresh
+    from contracts.screening_refresh import (
+        SCREENING_REFRESH,
         OpenCasesInput,
-        OpenedCases,
-        RescreenBatch,
         RescreenInput,
         ScreeningRefreshInput,
         ScreeningRefreshResult,
-        screening_refresh_workflow_id,
     )
-    from workflows import policies
-    from workflows.kyc_review import db_step, start_case_reviews
+    from workflows.kyc_review import start_case_reviews
 
-__all__ = ["ScreeningListRefreshWorkflow", "screening_refresh_workflow_id"]
+__all__ = ["ScreeningListRefreshWorkflow"]
 
 
-@workflow.defn(name=SCREENING_REFRESH_WORKFLOW)
+@workflow.defn(name=SCREENING_REFRESH.name)
 class ScreeningListRefreshWorkflow:
     @workflow.run
     async def run(self, request: ScreeningRefreshInput) -> ScreeningRefreshResult:
-        loaded: LoadedList = await workflow.execute_activity(
-            KycStep.LOAD_SCREENING_LIST,
-            request,
-            start_to_close_timeout=policies.BULK_TIMEOUT,
-            retry_policy=policies.DATABASE,
-            result_type=LoadedList,
-        )
+        loaded = await refresh.load_screening_list(request)
         batches = opened = 0
         after = None
         while True:
-            batch: RescreenBatch = await workflow.execute_activity(
-                KycStep.RESCREEN_CLIENTS,
-                RescreenInput(list_id=loaded.list_id, after=after),
-                start_to_close_timeout=policies.BULK_TIMEOUT,
-                retry_policy=policies.DATABASE,
-                result_type=RescreenBatch,
+            batch = await refresh.rescreen_clients(
+                RescreenInput(list_id=loaded.list_id, after=after)
             )
             batches += 1
             if batch.flagged:
-                cases: OpenedCases = await db_step(
-                    KycStep.OPEN_LIST_CHANGE_CASES,
-                    OpenCasesInput(client_ids=batch.flagged, key=request.digest),
-                    OpenedCases,
+                cases = await refresh.open_list_change_cases(
+                    OpenCasesInput(client_ids=batch.flagged, key=request.digest)
                 )
                 opened += await start_case_reviews(cases.cases, request.sla)
             if batch.next_after is None:

@@ -13,22 +13,14 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from domain.money_flows import (
-        MovementKind,
-        MovementRef,
-        MovementResult,
-        TransferInput,
-        transfer_workflow_id,
-    )
+    from contracts.funds import MovementRef, MovementResult
+    from contracts.transfer import TRANSFER, TransferInput
+    from domain.money_flows import MovementKind
     from domain.payments import PaymentStatus
     from workflows.funds import Saga, notify
 
 
-# The id is how the API reaches a running transfer.
-__all__ = ["TransferWorkflow", "transfer_workflow_id"]
-
-
-@workflow.defn(name="Transfer")
+@workflow.defn(name=TRANSFER.name)
 class TransferWorkflow:
     @workflow.run
     async def run(self, request: TransferInput) -> MovementResult:

@@ -13,36 +13,31 @@ out by the processor. Each step's compensation is registered where the step is t
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.money_flows import (
+    from contracts import funds, withdrawal
+    from contracts.funds import (
         DecisionOutcome,
         MarkMovement,
-        MovementKind,
         MovementRef,
         MovementResult,
         PaymentRef,
         RecordDecision,
         StaffDecision,
         StaffId,
-        Step,
-        WithdrawalAssessment,
-        WithdrawalInput,
-        withdrawal_workflow_id,
     )
+    from contracts.withdrawal import DECIDE, PAYMENT_EVENT, WITHDRAWAL, WithdrawalInput
+    from domain.money_flows import MovementKind
     from domain.payment_checks import APPROVALS_NEEDED
     from domain.payments import PaymentEvent, PaymentEventKind, PaymentStatus
     from domain.wallets import capture_hold
-    from workflows.funds import Refused, Saga, book, db_step, notify, unstoppable
+    from workflows.funds import Refused, Saga, book, finish_first, notify, unstoppable
 
 PAYOUT_OUTCOMES = (PaymentEventKind.PAYOUT_SETTLED, PaymentEventKind.PAYOUT_FAILED)
 
 
-# The id is how the API reaches a running withdrawal.
-__all__ = ["WithdrawalWorkflow", "withdrawal_workflow_id"]
-
-
-@workflow.defn(name="Withdrawal")
+@workflow.defn(name=WITHDRAWAL.name)
 class WithdrawalWorkflow:
     @workflow.init
     def __init__(self, request: WithdrawalInput) -> None:
@@ -52,23 +47,24 @@ class WithdrawalWorkflow:
         self._approvers: list[StaffId] = []
         self._rejection: StaffDecision | None = None
 
-    @workflow.signal(name="payment_event")
+    @workflow.signal(name=PAYMENT_EVENT.name)
     def payment_event(self, event: PaymentEvent) -> None:
         self._events.setdefault(event.event_id, event)
 
-    @workflow.update(name="decide")
+    @workflow.update(name=DECIDE.name)
     async def decide(self, decision: StaffDecision) -> DecisionOutcome:
         if decision.approve:
             self._approvers.append(decision.staff_id)
         else:
             self._rejection = decision
-        await db_step(
-            Step.RECORD_DECISION,
-            RecordDecision(
-                payment_id=self._request.payment_id,
-                decision=decision,
-                final=not decision.approve or len(self._approvers) >= APPROVALS_NEEDED,
-            ),
+        await finish_first(
+            funds.record_decision(
+                RecordDecision(
+                    payment_id=self._request.payment_id,
+                    decision=decision,
+                    final=not decision.approve or len(self._approvers) >= APPROVALS_NEEDED,
+                )
+            )
         )
         return DecisionOutcome(status=self._status, approvals=len(self._approvers))
 
@@ -94,7 +90,7 @@ class WithdrawalWorkflow:
             request.source, request.amount, then=PaymentStatus.FUNDS_RESERVED, purpose="wd"
         )
 
-        assessment = await db_step(Step.ASSESS_WITHDRAWAL, payment, WithdrawalAssessment)
+        assessment = await finish_first(withdrawal.assess_withdrawal(payment))
         if assessment.flags:
             self._status = PaymentStatus.PENDING_APPROVAL
             await workflow.wait_condition(self._decided)
@@ -110,12 +106,15 @@ class WithdrawalWorkflow:
     async def _pay_out(self, saga: Saga) -> MovementResult:
         request = self._request
         self._status = PaymentStatus.PAYOUT_SENT
-        await saga.refusable(
-            db_step(Step.SEND_PAYOUT, PaymentRef(payment_id=request.payment_id), str)
-        )
+        await saga.refusable(withdrawal.send_payout(PaymentRef(payment_id=request.payment_id)))
         await workflow.wait_condition(lambda: self._payout_outcome() is not None)
         outcome = self._payout_outcome()
-        assert outcome is not None
+        if outcome is None:
+            raise ApplicationError(
+                f"withdrawal {request.reference}: no payout outcome after waiting for one",
+                type="PayoutOutcomeMissing",
+                non_retryable=True,
+            )
         if outcome.kind is PaymentEventKind.PAYOUT_FAILED:
             raise Refused(PaymentStatus.FAILED, "the processor could not pay it out")
         # The processor has paid: from here nothing is given back, whatever fails (a failing

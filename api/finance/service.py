@@ -20,16 +20,16 @@ from api.finance.schemas import (
     WebhookEventView,
 )
 from api.policy import Principal
-from api.temporal import TemporalConnector, update
+from api.temporal import TemporalConnector, execute_update
+from contracts import deposit, withdrawal
+from contracts.funds import StaffDecision
 from db.models import Payment, PaymentDecision, WebhookEvent
 from domain.errors import Conflict, NotFound
-from domain.money_flows import DecisionOutcome, StaffDecision
 from domain.payments import PaymentDirection, PaymentStatus, Provider
 
 FINISHED = frozenset(
     {PaymentStatus.COMPLETED, PaymentStatus.REJECTED, PaymentStatus.FAILED, PaymentStatus.EXPIRED}
 )
-DECIDE_UPDATE = "decide"
 
 
 async def payments(
@@ -130,12 +130,12 @@ async def decide(
         ip=staff.context.ip,
         request_id=staff.context.request_id,
     )
-    outcome = await update(
+    decide_update = deposit.DECIDE if direction is PaymentDirection.DEPOSIT else withdrawal.DECIDE
+    outcome = await execute_update(
         temporal,
         payment.workflow_id,
-        DECIDE_UPDATE,
+        decide_update,
         decision,
-        DecisionOutcome,
         closed=f"nothing to decide: the {direction.value}'s workflow has finished",
     )
     return DecisionResult(payment_id=payment_id, status=outcome.status, approvals=outcome.approvals)

@@ -43,9 +43,9 @@ from api.policy import (
 from api.problems import error_responses
 from api.schemas import Limit, Offset
 from api.state import AppState
+from domain.accounts import AccountChangeKind, AccountChangeStatus
 from domain.errors import ServiceUnavailable
 from domain.kyc import CaseStatus
-from domain.kyc_flow import AccountChangeKind, AccountChangeStatus
 from settings import Settings
 from storage.documents import DocumentStore
 

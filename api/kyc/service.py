@@ -48,7 +48,20 @@ from api.kyc.schemas import (
     ScreeningListView,
 )
 from api.policy import Principal
-from api.temporal import TemporalConnector, start_once, update
+from api.temporal import TemporalConnector, execute_update, start_once
+from contracts.account_change import (
+    ACCOUNT_CHANGE,
+    ACCOUNT_CHANGE_DECIDE,
+    AccountChangeInput,
+    account_change_workflow_id,
+)
+from contracts.kyc import OfficerDecision, StaffActor
+from contracts.kyc_review import KYC_DECIDE
+from contracts.screening_refresh import (
+    SCREENING_REFRESH,
+    ScreeningRefreshInput,
+    screening_refresh_workflow_id,
+)
 from db import audit
 from db.models import (
     AccountChange,
@@ -64,25 +77,9 @@ from db.models import (
     StaffUser,
 )
 from domain.account_terms import group_currency
+from domain.accounts import AccountChangeKind, AccountChangeStatus, AccountStatus
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.kyc import CLOSED_STATUSES, CaseStatus, Decision, KycSla, ReviewAction
-from domain.kyc_flow import (
-    ACCOUNT_CHANGE_DECIDE_UPDATE,
-    ACCOUNT_CHANGE_WORKFLOW,
-    KYC_DECIDE_UPDATE,
-    SCREENING_REFRESH_WORKFLOW,
-    AccountChangeInput,
-    AccountChangeKind,
-    AccountChangeStatus,
-    AccountStatus,
-    CaseView,
-    OfficerDecision,
-    ScreeningRefreshInput,
-    StaffActor,
-    account_change_workflow_id,
-    screening_refresh_workflow_id,
-)
-from domain.kyc_flow import AccountChangeView as ChangeState
 from domain.screening import ListSnapshot, ListSource
 from screening.formats import ListFormatError, load_list
 from storage.documents import DocumentMissing, DocumentStore
@@ -439,12 +436,11 @@ async def decide(
         reason=request.reason,
         info_needed=request.info_needed if request.action is ReviewAction.REQUEST_INFO else None,
     )
-    view = await update(
+    view = await execute_update(
         temporal,
         case.workflow_id,
-        KYC_DECIDE_UPDATE,
+        KYC_DECIDE,
         OfficerDecision(actor=actor_of(officer), decision=decision),
-        CaseView,
         closed="the case's review has finished; nothing to decide",
     )
     return CaseDecisionResult(
@@ -602,7 +598,7 @@ async def upload_list(
         await session.flush()
         await start_once(
             temporal,
-            SCREENING_REFRESH_WORKFLOW,
+            SCREENING_REFRESH,
             ScreeningRefreshInput(
                 source=source.value,
                 storage_key=storage_key,
@@ -716,7 +712,7 @@ async def request_account_change(
     await session.flush()
     await start_once(
         temporal,
-        ACCOUNT_CHANGE_WORKFLOW,
+        ACCOUNT_CHANGE,
         AccountChangeInput(
             change_id=change_id,
             account_id=account.id,
@@ -808,12 +804,11 @@ async def decide_account_change(
         action=ReviewAction.APPROVE if request.approve else ReviewAction.REJECT,
         reason=request.reason,
     )
-    await update(
+    await execute_update(
         temporal,
         row.workflow_id,
-        ACCOUNT_CHANGE_DECIDE_UPDATE,
+        ACCOUNT_CHANGE_DECIDE,
         OfficerDecision(actor=actor_of(officer), decision=decision),
-        ChangeState,
         closed="nothing to decide: the change's workflow has finished",
     )
     # The workflow's activity wrote the decision in its own transaction: read it back.

@@ -25,6 +25,11 @@ from api.onboarding.service import (
 )
 from api.policy import Principal
 from api.temporal import TemporalConnector, start_once
+from contracts.account_change import (
+    ACCOUNT_CHANGE,
+    AccountChangeInput,
+    account_change_workflow_id,
+)
 from db import audit
 from db.models import AccountApplication, AccountChange, Client, Mt5Account
 from domain.account_terms import (
@@ -35,17 +40,10 @@ from domain.account_terms import (
     regulatory_leverage_cap,
     terms_category,
 )
+from domain.accounts import AccountChangeKind, AccountChangeStatus, AccountStatus
 from domain.appropriateness import Appropriateness, ClientCategory
 from domain.countries import region_of
 from domain.errors import Conflict, InvalidInput, NotFound
-from domain.kyc_flow import (
-    ACCOUNT_CHANGE_WORKFLOW,
-    AccountChangeInput,
-    AccountChangeKind,
-    AccountChangeStatus,
-    AccountStatus,
-    account_change_workflow_id,
-)
 from domain.onboarding import AccountType
 from settings import Settings
 
@@ -288,7 +286,7 @@ async def _start(
         ),
     )
     await session.flush()
-    await start_once(temporal, ACCOUNT_CHANGE_WORKFLOW, argument, change.workflow_id)
+    await start_once(temporal, ACCOUNT_CHANGE, argument, change.workflow_id)
     await session.refresh(change)
     return change, True
 

@@ -31,6 +31,13 @@ from api.onboarding.schemas import (
 from api.policy import Principal
 from api.signup.service import start_verification_mail, verification_mail_key
 from api.temporal import TemporalConnector, signal_if_open, start_once
+from contracts.kyc_review import (
+    KYC_INFO_SUBMITTED,
+    KYC_REVIEW,
+    ClientInfo,
+    KycCaseInput,
+    kyc_case_workflow_id,
+)
 from db import audit
 from db.models import AuditEntry, Client, ClientDocument, KycCase, QuestionnaireResponse
 from domain.account_terms import (
@@ -56,13 +63,6 @@ from domain.documents import DocumentKind, DocumentStatus, is_expired
 from domain.email_verification import read_token
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.kyc import CLOSED_STATUSES, CaseReason, CaseStatus
-from domain.kyc_flow import (
-    KYC_INFO_SIGNAL,
-    KYC_REVIEW_WORKFLOW,
-    ClientInfo,
-    KycCaseInput,
-    kyc_case_workflow_id,
-)
 from domain.onboarding import AccountType
 from domain.payment_checks import KycStatus
 from domain.risk import RiskLevel
@@ -524,7 +524,7 @@ async def submit_kyc(
     # that fails after the start leaves a workflow whose first step finds no case and stops.
     await start_once(
         temporal,
-        KYC_REVIEW_WORKFLOW,
+        KYC_REVIEW,
         KycCaseInput(
             case_id=case.id,
             client_id=client.id,
@@ -575,7 +575,7 @@ async def submit_kyc_info(
     delivered = await signal_if_open(
         temporal,
         case.workflow_id,
-        KYC_INFO_SIGNAL,
+        KYC_INFO_SUBMITTED,
         ClientInfo(note=body.note, document_ids=tuple(ids)),
     )
     if not delivered:

@@ -18,17 +18,12 @@ from api.policy import Principal
 from api.schemas import supported_money
 from api.temporal import TemporalConnector
 from api.wallets.service import require_available
+from contracts.deposit import DEPOSIT, DepositInput, deposit_workflow_id
+from contracts.withdrawal import WITHDRAWAL, WithdrawalInput, withdrawal_workflow_id
 from db import audit
 from db.models import Mt5Account, Payment
 from domain.money import Money
-from domain.money_flows import (
-    DepositInput,
-    MovementKind,
-    Mt5AccountRef,
-    Pocket,
-    WithdrawalInput,
-    reference_for,
-)
+from domain.money_flows import MovementKind, Mt5AccountRef, Pocket, reference_for
 from domain.payment_checks import check_amount_within
 from domain.payments import (
     ComplianceStatus,
@@ -38,8 +33,6 @@ from domain.payments import (
     UnsupportedByProvider,
 )
 from settings import PaymentRules
-from workflows.deposit import DepositWorkflow, deposit_workflow_id
-from workflows.withdrawal import WithdrawalWorkflow, withdrawal_workflow_id
 
 
 async def request_deposit(
@@ -80,7 +73,7 @@ async def request_deposit(
         session,
         temporal,
         payment,
-        DepositWorkflow.run,
+        DEPOSIT,
         DepositInput(
             payment_id=payment.id,
             client_id=me.id,
@@ -136,7 +129,7 @@ async def request_withdrawal(
         session,
         temporal,
         payment,
-        WithdrawalWorkflow.run,
+        WITHDRAWAL,
         WithdrawalInput(
             payment_id=payment.id,
             client_id=me.id,

@@ -15,19 +15,22 @@ from api.context import RequestContext
 from api.security import hash_password
 from api.signup.schemas import SignupAccepted, SignupRequest
 from api.temporal import TemporalConnector, start_once
-from db import audit
-from db.models import AccountApplication, Client, IntroducingBroker
-from domain.account_opening import AccountOpeningInput
-from domain.countries import is_iso_country
-from domain.errors import Conflict, InvalidInput
-from domain.kyc_flow import (
-    CLIENT_MAIL_WORKFLOW,
+from contracts.account_opening import (
+    ACCOUNT_OPENING,
+    AccountOpeningInput,
+    account_opening_workflow_id,
+)
+from contracts.client_mail import (
+    CLIENT_MAIL,
     ClientMailInput,
     MailTemplate,
     client_mail_workflow_id,
 )
+from db import audit
+from db.models import AccountApplication, Client, IntroducingBroker
+from domain.countries import is_iso_country
+from domain.errors import Conflict, InvalidInput
 from domain.onboarding import ApplicationStatus, check_applicant, check_password_strength
-from workflows.account_opening import AccountOpeningWorkflow
 
 # Countries whose addresses carry no postal code (UPU, national postal services). Everywhere
 # else a postal code is required: an address a letter cannot reach proves nothing.
@@ -36,10 +39,6 @@ COUNTRIES_WITHOUT_POSTAL_CODES = frozenset(
     "KM KN KP LC ML MO MR MW NR NU QA RW SB SC SL SO SR SS ST SY TD TF TG TK TL TO TT TV UG VU YE "
     "ZW".split()
 )
-
-
-def account_opening_workflow_id(application_id: uuid.UUID) -> str:
-    return f"account-opening-{application_id}"
 
 
 def verification_mail_key(client_id: uuid.UUID, sequence: int = 0) -> str:
@@ -156,7 +155,7 @@ async def sign_up(
     # gives up.
     await start_once(
         temporal,
-        AccountOpeningWorkflow.run,
+        ACCOUNT_OPENING,
         AccountOpeningInput(
             application_id=application_id,
             client_id=client.id,
@@ -178,7 +177,7 @@ async def start_verification_mail(
     link's secret never travels through workflow history)."""
     await start_once(
         temporal,
-        CLIENT_MAIL_WORKFLOW,
+        CLIENT_MAIL,
         ClientMailInput(key=key, client_id=client_id, template=MailTemplate.VERIFY_EMAIL),
         client_mail_workflow_id(key),
     )

@@ -15,14 +15,14 @@ from api.schemas import require_supported, supported_money
 from api.temporal import TemporalConnector
 from api.transfers.schemas import Mt5Side, TransferRequest
 from api.wallets.service import require_available
+from contracts.transfer import TRANSFER, TransferInput, transfer_workflow_id
 from db import audit
 from db.models import Transfer
 from domain.errors import InvalidInput
-from domain.money_flows import MovementKind, Mt5AccountRef, Pocket, TransferInput, reference_for
+from domain.money_flows import MovementKind, Mt5AccountRef, Pocket, reference_for
 from domain.payment_checks import check_amount_within
 from domain.payments import PaymentStatus
 from settings import PaymentRules
-from workflows.transfer import TransferWorkflow, transfer_workflow_id
 
 
 async def request_transfer(
@@ -110,7 +110,7 @@ async def request_transfer(
         session,
         temporal,
         transfer,
-        TransferWorkflow.run,
+        TRANSFER,
         TransferInput(
             transfer_id=transfer.id,
             client_id=me.id,

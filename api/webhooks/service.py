@@ -20,12 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.temporal import TemporalConnector, signal_if_open
 from api.webhooks.schemas import WebhookOutcome
+from contracts import deposit, withdrawal
+from contracts.process import Signal
 from db.models import Payment, WebhookEvent
-from domain.payments import PaymentEvent, WebhookRejected
+from domain.payments import PaymentDirection, PaymentEvent, WebhookRejected
 from psp_adapter.gateway import PaymentProvider
 
 log = logging.getLogger(__name__)
-PAYMENT_EVENT_SIGNAL = "payment_event"
 # Real processors send a few kilobytes; anything far larger is not a webhook.
 MAX_BODY_BYTES = 64 * 1024
 
@@ -67,7 +68,7 @@ async def receive(
     async with session.begin_nested() as accepted:
         if not await _record(session, event, WebhookOutcome.ACCEPTED, payment_id, None):
             return _logged(event, Received(WebhookOutcome.DUPLICATE, event.event_id))
-        if await signal_if_open(temporal, workflow_id, PAYMENT_EVENT_SIGNAL, event):
+        if await signal_if_open(temporal, workflow_id, _payment_event_of(payment), event):
             return _logged(event, Received(WebhookOutcome.ACCEPTED, event.event_id))
         await accepted.rollback()
     reason = f"{where} and its workflow has finished; a person must look at it"
@@ -162,3 +163,10 @@ def _logged(event: PaymentEvent, received: Received) -> Received:
         f" - {received.reason}" if received.reason else "",
     )
     return received
+
+
+def _payment_event_of(payment: Payment) -> Signal[PaymentEvent]:
+    """The signal by which the payment's own workflow hears from its processor."""
+    if payment.direction == PaymentDirection.DEPOSIT:
+        return deposit.PAYMENT_EVENT
+    return withdrawal.PAYMENT_EVENT

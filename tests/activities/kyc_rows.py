@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from contracts.kyc_review import kyc_case_workflow_id
 from db.models import (
     AccountApplication,
     ClientDocument,
@@ -20,7 +21,6 @@ from db.models import (
 from db.models import Client as ClientRow
 from domain.appropriateness import QUESTIONS, QuestionKind, QuestionnaireAnswers, assess
 from domain.kyc import CaseReason, CaseStatus
-from domain.kyc_flow import kyc_case_workflow_id
 from tests.support.people import unique_birth_date
 
 

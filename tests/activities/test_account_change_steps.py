@@ -16,11 +16,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.account_changes import AccountChangeRecords, Mt5AccountChangeSteps
-from db.models import AccountChange, AuditEntry, Mt5Account
-from domain.kyc_flow import (
-    AccountChangeKind,
-    AccountChangeStatus,
-    AccountStatus,
+from contracts.account_change import (
     ApplyChangeInput,
     ChangeRef,
     EscalateChangeInput,
@@ -28,9 +24,11 @@ from domain.kyc_flow import (
     Mt5AccountRead,
     RecordChangeAppliedInput,
     RecordChangeDecisionInput,
-    StaffActor,
     account_change_workflow_id,
 )
+from contracts.kyc import StaffActor
+from db.models import AccountChange, AuditEntry, Mt5Account
+from domain.accounts import AccountChangeKind, AccountChangeStatus, AccountStatus
 from domain.mt5 import Mt5User, Mt5UserChanges, with_trading_disabled
 from mt5_adapter.errors import Mt5GroupCurrencyMismatch, Mt5TransientError
 from tests.activities.kyc_rows import add_client, add_live_account, add_staff

@@ -20,9 +20,7 @@ from activities.account_opening import (
     Mt5AccountSteps,
     application_marker,
 )
-from db.models import AccountApplication, AuditEntry, Client, Mt5Account
-from db.sealed import SecretBox
-from domain.account_opening import (
+from contracts.account_opening import (
     CreateMt5UserInput,
     CreateMt5UserOutcome,
     CreditDemoDepositInput,
@@ -30,6 +28,8 @@ from domain.account_opening import (
     RecordMt5AccountInput,
     ReserveLoginInput,
 )
+from db.models import AccountApplication, AuditEntry, Client, Mt5Account
+from db.sealed import SecretBox
 from domain.mt5 import NewMt5User
 from mt5_adapter.errors import Mt5Error
 from mt5_adapter.webapi import WebApiGateway, gateway_for

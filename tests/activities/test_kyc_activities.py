@@ -20,6 +20,11 @@ from activities.kyc_checks import KycChecks, ScreenerCache
 from activities.kyc_records import KycRecords, live_application_id
 from activities.mail import ClientMail, message_id
 from activities.screening_lists import ScreeningLists
+from contracts.client_mail import ClientMailInput, MailTemplate
+from contracts.kyc import StaffActor
+from contracts.kyc_review import PrepareLiveAccountInput, RecordDecisionInput, RunChecksInput
+from contracts.rekyc_sweep import ExpirySweepInput
+from contracts.screening_refresh import OpenCasesInput, RescreenInput, ScreeningRefreshInput
 from db.models import (
     AccountApplication,
     AuditEntry,
@@ -33,18 +38,6 @@ from db.models import (
 )
 from domain.email_verification import read_token
 from domain.kyc import CaseReason, CaseStatus, Decision, KycSla, ReviewAction
-from domain.kyc_flow import (
-    ClientMailInput,
-    ExpirySweepInput,
-    MailTemplate,
-    OpenCasesInput,
-    PrepareLiveAccountInput,
-    RecordDecisionInput,
-    RescreenInput,
-    RunChecksInput,
-    ScreeningRefreshInput,
-    StaffActor,
-)
 from mailer.smtp import InMemoryMailer, MailRejected
 from settings import Settings
 from storage.documents import EncryptedDocumentStore, LocalFileStore

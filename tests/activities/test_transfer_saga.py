@@ -16,20 +16,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from contracts import TASK_QUEUE
+from contracts.funds import MovementResult
+from contracts.transfer import TransferInput, transfer_workflow_id
 from db.ledger import balance, post_entry
 from db.models import Client as ClientRow
 from db.models import FxRateRow, Transfer
 from db.sealed import SecretBox
 from domain.funds import mt5_mirror
 from domain.money import Money
-from domain.money_flows import (
-    MovementKind,
-    MovementResult,
-    Mt5AccountRef,
-    Pocket,
-    TransferInput,
-    reference_for,
-)
+from domain.money_flows import MovementKind, Mt5AccountRef, Pocket, reference_for
 from domain.payments import PaymentStatus
 from domain.wallets import available, credit_deposit, wallet
 from mt5_adapter.webapi import WebApiGateway, gateway_for
@@ -38,8 +34,7 @@ from tests.conftest import FLEET_NAMESPACE, mt5_settings_for
 from tests.support.accounts import approve_kyc, open_live_account
 from tests.support.processes import Simulator
 from worker import build_workers
-from workflows import TASK_QUEUE
-from workflows.transfer import TransferWorkflow, transfer_workflow_id
+from workflows.transfer import TransferWorkflow
 
 
 @dataclass

@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.temporal import TemporalConnector
+from contracts.funds import DecisionOutcome
 from db.ledger import post_entry
 from db.models import (
     AccountApplication,
@@ -32,7 +33,7 @@ from db.models import (
 )
 from db.sealed import SecretBox
 from domain.money import Money
-from domain.money_flows import DecisionOutcome, MovementKind, reference_for
+from domain.money_flows import MovementKind, reference_for
 from domain.payments import PaymentStatus
 from domain.wallets import credit_deposit
 from settings import Settings

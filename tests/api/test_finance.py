@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import httpx
 
+from contracts.funds import StaffDecision
+from contracts.withdrawal import DECIDE
 from db.models import AuditEntry, Client, FxRateRow
-from domain.money_flows import StaffDecision
 from domain.payments import PaymentStatus
 from domain.roles import StaffRole
 from tests.api.conftest import Books, FakeTemporal
@@ -104,7 +105,7 @@ class TestDecisions:
             "approvals": 1,
         }
         [(workflow_id, update, decision)] = temporal.updates
-        assert (workflow_id, update) == (payment.workflow_id, "decide")
+        assert (workflow_id, update) == (payment.workflow_id, DECIDE.name)
         assert isinstance(decision, StaffDecision)
         assert (decision.staff_id, decision.roles, decision.approve) == (
             officer.id,

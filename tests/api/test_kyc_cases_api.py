@@ -21,7 +21,6 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio import activity
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -29,6 +28,14 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.temporal import TemporalConnector
+from contracts import client_mail
+from contracts.account_change import ACCOUNT_CHANGE, AccountChangeInput
+from contracts.account_change import AccountChangeView as ChangeState
+from contracts.client_mail import ClientMailInput
+from contracts.kyc import OfficerDecision
+from contracts.kyc_review import KYC_DECIDE, KYC_STATE, CaseView, KycCaseInput, kyc_case_workflow_id
+from contracts.screening_refresh import SCREENING_REFRESH, ScreeningRefreshInput
+from contracts.steps import implements
 from db.models import (
     AccountApplication,
     AccountChange,
@@ -42,24 +49,8 @@ from db.models import (
     ScreeningHit,
     ScreeningList,
 )
+from domain.accounts import AccountChangeKind, AccountChangeStatus
 from domain.kyc import CaseReason, CaseStatus, ReviewAction
-from domain.kyc_flow import (
-    ACCOUNT_CHANGE_WORKFLOW,
-    KYC_DECIDE_UPDATE,
-    KYC_STATE_QUERY,
-    SCREENING_REFRESH_WORKFLOW,
-    AccountChangeInput,
-    AccountChangeKind,
-    AccountChangeStatus,
-    CaseView,
-    ClientMailInput,
-    KycCaseInput,
-    KycStep,
-    OfficerDecision,
-    ScreeningRefreshInput,
-    kyc_case_workflow_id,
-)
-from domain.kyc_flow import AccountChangeView as ChangeState
 from domain.roles import StaffRole
 from storage.documents import EncryptedDocumentStore, LocalFileStore, generate_key
 from tests.support.people import People, Person
@@ -566,7 +557,7 @@ class TestDecision:
             "escalated": False,
         }
         [(workflow_id, name, sent)] = workflows.updates
-        assert (workflow_id, name) == (case.workflow_id, KYC_DECIDE_UPDATE)
+        assert (workflow_id, name) == (case.workflow_id, KYC_DECIDE.name)
         assert isinstance(sent, OfficerDecision)
         assert sent.actor.staff_id == officer.id and sent.actor.roles == ("compliance",)
         assert sent.actor.ip == "127.0.0.1"
@@ -658,7 +649,7 @@ class TestDecision:
 
         mails: list[ClientMailInput] = []
 
-        @activity.defn(name=KycStep.SEND_CLIENT_MAIL)
+        @implements(client_mail.send_client_mail)
         async def send_client_mail(mail: ClientMailInput) -> None:
             mails.append(mail)
 
@@ -736,7 +727,7 @@ async def waiting_for_review(handle: WorkflowHandle[Any, Any], timeout: float = 
     """Until the workflow has its checks' answer (the case waits for compliance)."""
     async with asyncio.timeout(timeout):
         while True:
-            view = await handle.query(KYC_STATE_QUERY, result_type=CaseView)
+            view = await handle.query(KYC_STATE.name, result_type=CaseView)
             if view.status is not CaseStatus.CHECKING:
                 return
             await asyncio.sleep(0.1)
@@ -889,7 +880,7 @@ class TestListUpload:
         assert result["party_count"] > 0 and result["already_loaded"] is False
         assert await store.get(f"lists/{digest}") == data
         [(name, started, workflow_id)] = workflows.started
-        assert name == SCREENING_REFRESH_WORKFLOW and workflow_id == result["workflow_id"]
+        assert name == SCREENING_REFRESH.name and workflow_id == result["workflow_id"]
         assert isinstance(started, ScreeningRefreshInput)
         assert (started.source, started.digest, started.storage_key) == (
             "ofac_sdn",
@@ -995,7 +986,7 @@ class TestAccountChanges:
         assert change["before"]["group"] == "real\\eu\\standard"
         assert change["requested_by_id"] == str(dealer.id)
         [(name, started, workflow_id)] = workflows.started
-        assert name == ACCOUNT_CHANGE_WORKFLOW and workflow_id == change["workflow_id"]
+        assert name == ACCOUNT_CHANGE.name and workflow_id == change["workflow_id"]
         assert isinstance(started, AccountChangeInput)
         assert (started.kind, started.group) == (AccountChangeKind.GROUP, "real\\eu\\standard-hr")
         assert started.requested_by is not None and started.requested_by.staff_id == dealer.id

@@ -15,6 +15,9 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from contracts.account_change import AccountChangeInput
+from contracts.client_mail import ClientMailInput, MailTemplate
+from contracts.kyc_review import ClientInfo, KycCaseInput
 from db.models import (
     AccountApplication,
     AccountChange,
@@ -25,18 +28,11 @@ from db.models import (
     Mt5Account,
     QuestionnaireResponse,
 )
+from domain.accounts import AccountChangeKind
 from domain.appropriateness import QUESTIONS
 from domain.documents import MAX_BYTES
 from domain.email_verification import make_token
 from domain.kyc import KycSla
-from domain.kyc_flow import (
-    AccountChangeInput,
-    AccountChangeKind,
-    ClientInfo,
-    ClientMailInput,
-    KycCaseInput,
-    MailTemplate,
-)
 from settings import Settings
 from storage.documents import EncryptedDocumentStore, LocalFileStore
 from tests.api.conftest import FakeTemporal

@@ -11,8 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from contracts.deposit import DEPOSIT, DepositInput
+from contracts.transfer import TRANSFER, TransferInput
+from contracts.withdrawal import WITHDRAWAL, WithdrawalInput
 from db.models import AuditEntry, Payment, Transfer
-from domain.money_flows import DepositInput, TransferInput, WithdrawalInput
 from tests.api.conftest import Books, FakeTemporal
 from tests.support.people import People, Person
 
@@ -157,7 +159,7 @@ class TestDeposits:
         assert "risk_flags" not in view and "compliance_status" not in view
 
         [(name, request, workflow_id)] = temporal.started
-        assert (name, workflow_id) == ("DepositWorkflow", f"deposit-{view['id']}")
+        assert (name, workflow_id) == (DEPOSIT.name, f"deposit-{view['id']}")
         assert isinstance(request, DepositInput)
         assert request.destination.mt5 is not None
         assert (request.destination.mt5.server, request.destination.mt5.login) == ("live-1", login)
@@ -311,7 +313,7 @@ class TestWithdrawals:
         view = response.json()
         assert view["direction"] == "withdrawal" and view["amount"] == "50.00"
         [(name, request, workflow_id)] = temporal.started
-        assert (name, workflow_id) == ("WithdrawalWorkflow", f"withdrawal-{view['id']}")
+        assert (name, workflow_id) == (WITHDRAWAL.name, f"withdrawal-{view['id']}")
         assert isinstance(request, WithdrawalInput)
         assert request.source.mt5 is None and request.source.currency == "USD"
         [payment] = await books.rows(Payment)
@@ -372,7 +374,7 @@ class TestTransfers:
         }
         assert view["destination"]["login"] == eur and view["destination"]["currency"] == "EUR"
         [(name, request, workflow_id)] = temporal.started
-        assert (name, workflow_id) == ("TransferWorkflow", f"transfer-{view['id']}")
+        assert (name, workflow_id) == (TRANSFER.name, f"transfer-{view['id']}")
         assert isinstance(request, TransferInput)
         assert request.destination.currency == "EUR" and request.source.mt5 is None
         assert (

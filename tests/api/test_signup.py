@@ -15,8 +15,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.signup.service import name_key
+from contracts.account_opening import ACCOUNT_OPENING
+from contracts.client_mail import CLIENT_MAIL, ClientMailInput, MailTemplate
 from db.models import AccountApplication, AuditEntry, Client
-from domain.kyc_flow import ClientMailInput, MailTemplate
 from tests.api.conftest import FakeTemporal
 from tests.support.people import applicant
 
@@ -74,9 +75,9 @@ class TestACompleteApplicant:
         assert client.account_type == "standard" and client.category == "retail"
 
         [opening, mail] = temporal.started
-        assert opening[0] == "AccountOpeningWorkflow"
+        assert opening[0] == ACCOUNT_OPENING.name
         assert opening[2] == f"account-opening-{response.json()['application_id']}"
-        assert mail[0] == "ClientMail"
+        assert mail[0] == CLIENT_MAIL.name
         assert mail[2] == f"mail-verify-{client_id}"
         assert mail[1] == ClientMailInput(
             key=f"verify-{client_id}", client_id=client_id, template=MailTemplate.VERIFY_EMAIL

@@ -22,18 +22,18 @@ from temporalio.client import Client as TemporalClient
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from api.security import hash_password
+from contracts import TASK_QUEUE
+from contracts.kyc_review import KYC_REVIEW, KYC_STATE, CaseView, KycCaseInput
 from db.models import StaffUser
 from db.sealed import SecretBox
 from db.session import create_engine, create_sessionmaker
 from db.urls import app_database_url
 from domain.kyc import CaseReason, CaseStatus
-from domain.kyc_flow import KYC_REVIEW_WORKFLOW, KYC_STATE_QUERY, CaseView, KycCaseInput
 from domain.roles import StaffRole
 from tests.api.test_kyc_cases_api import SANCTIONED_FACTORS, KycSeed
 from tests.browser.test_console import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import make_settings
 from tests.support.stack import Stack
-from workflows import TASK_QUEUE
 
 pytestmark = pytest.mark.browser
 PASSWORD = "Officer-Pass-42"
@@ -109,14 +109,14 @@ def seed(stack: Stack) -> Seeded:
             stack.temporal_address, data_converter=pydantic_data_converter
         )
         handle = await temporal.start_workflow(
-            KYC_REVIEW_WORKFLOW,
+            KYC_REVIEW.name,
             KycCaseInput(case_id=case.id, client_id=client.id, reason=CaseReason.LIST_CHANGE),
             id=case.workflow_id,
             task_queue=TASK_QUEUE,
         )
         async with asyncio.timeout(30):  # the checks step finds the case already checked
             while (
-                await handle.query(KYC_STATE_QUERY, result_type=CaseView)
+                await handle.query(KYC_STATE.name, result_type=CaseView)
             ).status is CaseStatus.CHECKING:
                 await asyncio.sleep(0.2)
         return case.id, soon.id

@@ -8,8 +8,8 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from contracts import policies
     from domain.mt5 import BalanceOperation
-    from workflows import policies
 
 APPLY_BALANCE = "test_apply_balance_once"
 
@@ -21,8 +21,8 @@ class BalanceOperationWorkflow:
         ticket: int = await workflow.execute_activity(
             APPLY_BALANCE,
             operation,
-            start_to_close_timeout=policies.MT5_TIMEOUT,
-            retry_policy=policies.MT5_WRITE,
+            start_to_close_timeout=policies.MT5_WRITE.timeout,
+            retry_policy=policies.MT5_WRITE.retry,
             result_type=int,
         )
         return ticket

@@ -25,12 +25,13 @@ from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 from api.security import hash_password
+from contracts.kyc import OfficerDecision, StaffActor
+from contracts.kyc_review import KYC_DECIDE, CaseView
 from db.models import StaffUser
 from db.sealed import SecretBox
 from domain.appropriateness import QUESTIONS
 from domain.documents import MAX_BYTES
 from domain.kyc import Decision, ReviewAction
-from domain.kyc_flow import KYC_DECIDE_UPDATE, CaseView, OfficerDecision, StaffActor
 from tests.e2e.helpers import new_applicant, simulator_users
 from tests.support.people import PASSWORD, passport_pdf, utility_bill_png
 from tests.support.processes import SmtpCatcher
@@ -147,7 +148,7 @@ async def _decide_through_temporal(
 
     client = await connect_temporal(stack.temporal_address, "default")
     await client.get_workflow_handle(f"kyc-case-{case_id}").execute_update(
-        KYC_DECIDE_UPDATE,
+        KYC_DECIDE.name,
         OfficerDecision(
             actor=StaffActor(staff_id=officer.id, roles=("compliance",)),
             decision=Decision(

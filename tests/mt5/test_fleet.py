@@ -16,12 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from contracts import TASK_QUEUE
+from contracts.account_opening import AccountOpeningInput
 from db.models import AccountApplication
 from db.models import Client as ClientRow
 from db.sealed import SecretBox
 from db.session import create_engine, create_sessionmaker
 from db.urls import app_database_url
-from domain.account_opening import AccountOpeningInput
 from domain.onboarding import AccountType
 from mt5_adapter.gateway import Mt5Gateway
 from mt5_adapter.webapi import gateway_for
@@ -31,7 +32,6 @@ from tests.e2e.helpers import simulator_users
 from tests.support.database import ProvisionedDatabase
 from tests.support.processes import Simulator, free_port, start_simulator
 from worker import build_workers
-from workflows import TASK_QUEUE
 from workflows.account_opening import AccountOpeningWorkflow
 
 

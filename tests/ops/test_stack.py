@@ -13,7 +13,8 @@ import pytest
 
 from ops import stack as stack_mod
 from ops.processes import Child, StackError, port_is_free, split_host_port, wait_until
-from settings import Mt5ServerSettings, Settings
+from settings import MailSettings, Mt5ServerSettings, PspSettings, Settings
+from tests.support.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,13 +73,24 @@ def test_plan_uses_external_services(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 def test_port_conflict_fails_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stack_mod, "COMPONENT_FILES", {})
+    # Every other part on a free port: a `make run` stack on the default ports is not a conflict
+    # this test is about.
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
         plan = stack_mod.make_plan(
-            _settings(tmp_path, api_port=port),
-            _stack_settings(),
+            _settings(
+                tmp_path,
+                api_port=port,
+                temporal_address=f"127.0.0.1:{free_port()}",
+                mt5=Mt5ServerSettings(address=f"127.0.0.1:{free_port()}"),
+                psp=PspSettings(base_url=f"http://127.0.0.1:{free_port()}"),
+                mail=MailSettings(smtp_port=free_port()),
+            ),
+            stack_mod.StackSettings(
+                _env_file=None, temporal_ui_port=free_port(), mail_ui_port=free_port()
+            ),
             partial=False,
         )
         with pytest.raises(StackError, match=rf"port {port} .*\(API\).*BROKERFLOW_API_PORT"):

@@ -12,13 +12,29 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from domain.account_opening import (
+from contracts import account_change as changes
+from contracts import account_opening as opening
+from contracts import client_mail, mt5_task_queue
+from contracts import kyc_review as review
+from contracts import rekyc_sweep as sweep
+from contracts import screening_refresh as refresh
+from contracts.account_change import (
+    AccountChangeFacts,
+    ApplyChangeInput,
+    ChangeRef,
+    EscalateChangeInput,
+    MarkChangeFailedInput,
+    Mt5AccountRead,
+    ReadMt5AccountInput,
+    RecordChangeAppliedInput,
+    RecordChangeDecisionInput,
+)
+from contracts.account_opening import (
     AccountOpeningInput,
     AccountTerms,
     CreateMt5UserInput,
@@ -28,46 +44,34 @@ from domain.account_opening import (
     MarkApplicationFailedInput,
     RecordMt5AccountInput,
     ReserveLoginInput,
-    Step,
 )
-from domain.kyc import CaseReason, CaseStatus, Decision, ReviewAction
-from domain.kyc_flow import (
-    AccountChangeFacts,
-    AccountChangeStatus,
-    AccountStatus,
-    ApplyChangeInput,
+from contracts.client_mail import ClientMailInput
+from contracts.kyc import OfficerDecision, StaffActor
+from contracts.kyc_review import (
     CaseView,
-    ChangeRef,
-    ChangeStep,
     ChecksResult,
-    ClientMailInput,
     EscalateCaseInput,
-    EscalateChangeInput,
-    ExpirySweepInput,
-    KycStep,
     LiveAccountPlan,
-    LoadedList,
-    MarkChangeFailedInput,
-    Mt5AccountRead,
-    OfficerDecision,
-    OpenCasesInput,
     OpenedCase,
     OpenedCases,
     PrepareLiveAccountInput,
-    ReadMt5AccountInput,
-    RecordChangeAppliedInput,
-    RecordChangeDecisionInput,
     RecordClientInfoInput,
     RecordDecisionInput,
     RecordReminderInput,
+    RunChecksInput,
+)
+from contracts.rekyc_sweep import ExpirySweepInput
+from contracts.screening_refresh import (
+    LoadedList,
+    OpenCasesInput,
     RescreenBatch,
     RescreenInput,
-    RunChecksInput,
     ScreeningRefreshInput,
-    StaffActor,
 )
+from contracts.steps import implements
+from domain.accounts import AccountChangeStatus, AccountStatus
+from domain.kyc import CaseReason, CaseStatus, Decision, ReviewAction
 from domain.onboarding import AccountType
-from workflows import mt5_task_queue
 
 LIVE_TERMS = AccountTerms(group="real\\eu\\standard", leverage=30, currency="EUR")
 
@@ -117,7 +121,7 @@ class KycFakes:
         return self.steps().count(step)
 
     def mails(self) -> list[str]:
-        return [detail for name, detail in self.calls if name == KycStep.SEND_CLIENT_MAIL]
+        return [detail for name, detail in self.calls if name == client_mail.send_client_mail.name]
 
     async def called(self, step: str, times: int = 1) -> None:
         for _ in range(400):
@@ -138,9 +142,9 @@ class KycFakes:
     def activities(self) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
         """(the main task queue's steps, the MT5 server queue's steps)."""
 
-        @activity.defn(name=KycStep.RUN_CHECKS)
+        @implements(review.run_kyc_checks)
         async def run_checks(request: RunChecksInput) -> ChecksResult:
-            await self._call(KycStep.RUN_CHECKS, None, request)
+            await self._call(review.run_kyc_checks.name, None, request)
             return ChecksResult(
                 status=self.status,
                 requires_four_eyes=self.four_eyes,
@@ -149,26 +153,26 @@ class KycFakes:
                 info_needed=self.info_needed,
             )
 
-        @activity.defn(name=KycStep.RECORD_DECISION)
+        @implements(review.record_kyc_decision)
         async def record_decision(request: RecordDecisionInput) -> None:
             detail = (request.decision.action.value, request.decision.officer_id)
-            await self._call(KycStep.RECORD_DECISION, detail, request)
+            await self._call(review.record_kyc_decision.name, detail, request)
 
-        @activity.defn(name=KycStep.RECORD_CLIENT_INFO)
+        @implements(review.record_kyc_client_info)
         async def record_client_info(request: RecordClientInfoInput) -> None:
-            await self._call(KycStep.RECORD_CLIENT_INFO, request.info.note, request)
+            await self._call(review.record_kyc_client_info.name, request.info.note, request)
 
-        @activity.defn(name=KycStep.RECORD_REMINDER)
+        @implements(review.record_kyc_reminder)
         async def record_reminder(request: RecordReminderInput) -> None:
-            await self._call(KycStep.RECORD_REMINDER, request.reminders_sent, request)
+            await self._call(review.record_kyc_reminder.name, request.reminders_sent, request)
 
-        @activity.defn(name=KycStep.ESCALATE_CASE)
+        @implements(review.escalate_kyc_case)
         async def escalate_case(request: EscalateCaseInput) -> None:
-            await self._call(KycStep.ESCALATE_CASE, request.reason, request)
+            await self._call(review.escalate_kyc_case.name, request.reason, request)
 
-        @activity.defn(name=KycStep.PREPARE_LIVE_ACCOUNT)
+        @implements(review.prepare_live_account)
         async def prepare_live_account(request: PrepareLiveAccountInput) -> LiveAccountPlan:
-            await self._call(KycStep.PREPARE_LIVE_ACCOUNT, None, request)
+            await self._call(review.prepare_live_account.name, None, request)
             if self.has_live_account:
                 return LiveAccountPlan()
             return LiveAccountPlan(
@@ -182,26 +186,26 @@ class KycFakes:
                 )
             )
 
-        @activity.defn(name=KycStep.SEND_CLIENT_MAIL)
+        @implements(client_mail.send_client_mail)
         async def send_client_mail(request: ClientMailInput) -> None:
-            await self._call(KycStep.SEND_CLIENT_MAIL, request.template.value, request)
+            await self._call(client_mail.send_client_mail.name, request.template.value, request)
             if self.mail_failures:
                 self.mail_failures -= 1
                 raise RuntimeError("SMTP server busy (fake)")
 
-        @activity.defn(name=KycStep.LOAD_SCREENING_LIST)
+        @implements(refresh.load_screening_list)
         async def load_screening_list(request: ScreeningRefreshInput) -> LoadedList:
-            await self._call(KycStep.LOAD_SCREENING_LIST, request.digest, request)
+            await self._call(refresh.load_screening_list.name, request.digest, request)
             return LoadedList(list_id=7, source=request.source, party_count=3, newly_loaded=True)
 
-        @activity.defn(name=KycStep.RESCREEN_CLIENTS)
+        @implements(refresh.rescreen_clients)
         async def rescreen_clients(request: RescreenInput) -> RescreenBatch:
-            await self._call(KycStep.RESCREEN_CLIENTS, request.after, request)
+            await self._call(refresh.rescreen_clients.name, request.after, request)
             return self.rescreen_batches.pop(0) if self.rescreen_batches else RescreenBatch()
 
-        @activity.defn(name=KycStep.OPEN_LIST_CHANGE_CASES)
+        @implements(refresh.open_list_change_cases)
         async def open_list_change_cases(request: OpenCasesInput) -> OpenedCases:
-            await self._call(KycStep.OPEN_LIST_CHANGE_CASES, request.client_ids, request)
+            await self._call(refresh.open_list_change_cases.name, request.client_ids, request)
             return OpenedCases(
                 cases=tuple(
                     OpenedCase(
@@ -213,15 +217,15 @@ class KycFakes:
                 )
             )
 
-        @activity.defn(name=KycStep.OPEN_DOCUMENT_EXPIRY_CASES)
+        @implements(sweep.open_document_expiry_cases)
         async def open_document_expiry_cases(request: ExpirySweepInput) -> OpenedCases:
-            await self._call(KycStep.OPEN_DOCUMENT_EXPIRY_CASES, request.key, request)
+            await self._call(sweep.open_document_expiry_cases.name, request.key, request)
             return self.expiry_batches.pop(0) if self.expiry_batches else OpenedCases()
 
         # account changes
-        @activity.defn(name=ChangeStep.LOAD_ACCOUNT_CHANGE)
+        @implements(changes.load_account_change)
         async def load_account_change(request: ChangeRef) -> AccountChangeFacts:
-            await self._call(ChangeStep.LOAD_ACCOUNT_CHANGE, None, request)
+            await self._call(changes.load_account_change.name, None, request)
             return AccountChangeFacts(
                 change_id=request.change_id,
                 client_id=uuid.uuid4(),
@@ -233,30 +237,32 @@ class KycFakes:
                 status=AccountChangeStatus.APPLYING,
             )
 
-        @activity.defn(name=ChangeStep.RECORD_CHANGE_DECISION)
+        @implements(changes.record_account_change_decision)
         async def record_change_decision(request: RecordChangeDecisionInput) -> None:
-            await self._call(ChangeStep.RECORD_CHANGE_DECISION, request.approve, request)
+            await self._call(changes.record_account_change_decision.name, request.approve, request)
 
-        @activity.defn(name=ChangeStep.ESCALATE_CHANGE)
+        @implements(changes.escalate_account_change)
         async def escalate_change(request: EscalateChangeInput) -> None:
-            await self._call(ChangeStep.ESCALATE_CHANGE, None, request)
+            await self._call(changes.escalate_account_change.name, None, request)
 
-        @activity.defn(name=ChangeStep.RECORD_CHANGE_APPLIED)
+        @implements(changes.record_account_change_applied)
         async def record_change_applied(request: RecordChangeAppliedInput) -> None:
-            await self._call(ChangeStep.RECORD_CHANGE_APPLIED, request.account_status, request)
+            await self._call(
+                changes.record_account_change_applied.name, request.account_status, request
+            )
 
-        @activity.defn(name=ChangeStep.MARK_CHANGE_FAILED)
+        @implements(changes.mark_account_change_failed)
         async def mark_change_failed(request: MarkChangeFailedInput) -> None:
-            await self._call(ChangeStep.MARK_CHANGE_FAILED, request.error_type, request)
+            await self._call(changes.mark_account_change_failed.name, request.error_type, request)
 
-        @activity.defn(name=ChangeStep.READ_MT5_ACCOUNT)
+        @implements(changes.read_mt5_account)
         async def read_mt5_account(request: ReadMt5AccountInput) -> Mt5AccountRead:
-            await self._call(ChangeStep.READ_MT5_ACCOUNT, request.login, request)
+            await self._call(changes.read_mt5_account.name, request.login, request)
             return self.account
 
-        @activity.defn(name=ChangeStep.APPLY_ACCOUNT_CHANGE)
+        @implements(changes.apply_account_change)
         async def apply_account_change(request: ApplyChangeInput) -> Mt5AccountRead:
-            await self._call(ChangeStep.APPLY_ACCOUNT_CHANGE, request.login, request)
+            await self._call(changes.apply_account_change.name, request.login, request)
             if request.require_empty and (
                 self.positions or self.account.balance or self.account.credit
             ):
@@ -265,7 +271,7 @@ class KycFakes:
                 )
             if self.fail_apply:
                 raise ApplicationError("refused (fake)", type=self.fail_apply, non_retryable=True)
-            changes = {
+            updates = {
                 name: value
                 for name, value in (
                     ("leverage", request.leverage),
@@ -274,36 +280,36 @@ class KycFakes:
                 )
                 if value is not None
             }
-            self.account = self.account.model_copy(update=changes)
+            self.account = self.account.model_copy(update=updates)
             return self.account
 
         # the live account's opening (the child workflow)
-        @activity.defn(name=Step.RESERVE_MT5_LOGIN)
+        @implements(opening.reserve_mt5_login)
         async def reserve(request: ReserveLoginInput) -> int:
-            await self._call(Step.RESERVE_MT5_LOGIN, None, request)
+            await self._call(opening.reserve_mt5_login.name, None, request)
             return 8_000_001
 
-        @activity.defn(name=Step.RECORD_MT5_ACCOUNT)
+        @implements(opening.record_mt5_account)
         async def record(request: RecordMt5AccountInput) -> None:
-            await self._call(Step.RECORD_MT5_ACCOUNT, request.login, request)
+            await self._call(opening.record_mt5_account.name, request.login, request)
 
-        @activity.defn(name=Step.MARK_APPLICATION_FAILED)
+        @implements(opening.mark_application_failed)
         async def mark_failed(request: MarkApplicationFailedInput) -> None:
-            await self._call(Step.MARK_APPLICATION_FAILED, request.reason, request)
+            await self._call(opening.mark_application_failed.name, request.reason, request)
 
-        @activity.defn(name=Step.CREATE_MT5_USER)
+        @implements(opening.create_mt5_user)
         async def create(request: CreateMt5UserInput) -> CreateMt5UserOutcome:
-            await self._call(Step.CREATE_MT5_USER, request.login, request)
+            await self._call(opening.create_mt5_user.name, request.login, request)
             return CreateMt5UserOutcome.CREATED
 
-        @activity.defn(name=Step.CREDIT_DEMO_DEPOSIT)
+        @implements(opening.credit_demo_deposit)
         async def credit(request: CreditDemoDepositInput) -> int:
-            await self._call(Step.CREDIT_DEMO_DEPOSIT, request.login, request)
+            await self._call(opening.credit_demo_deposit.name, request.login, request)
             return 1
 
-        @activity.defn(name=Step.DELETE_MT5_USER_IF_OURS)
+        @implements(opening.delete_mt5_user_if_ours)
         async def delete(request: DeleteMt5UserInput) -> None:
-            await self._call(Step.DELETE_MT5_USER_IF_OURS, None, request)
+            await self._call(opening.delete_mt5_user_if_ours.name, None, request)
 
         main: list[Callable[..., Any]] = [
             run_checks,

@@ -16,7 +16,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -24,27 +23,26 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
-from domain.money import Money
-from domain.money_flows import (
+from contracts import deposit, funds, mt5_task_queue, withdrawal
+from contracts.deposit import DepositAssessment, PaymentReceived
+from contracts.funds import (
     BalanceChange,
     Booking,
     ConvertHeld,
-    DepositAssessment,
     MarkMovement,
-    Mt5AccountRef,
     Notify,
-    PaymentReceived,
     PaymentRef,
     RecordDecision,
     ReserveFromWallet,
     ReverseBalanceChange,
     ReverseEntry,
-    Step,
-    WithdrawalAssessment,
 )
+from contracts.steps import implements
+from contracts.withdrawal import WithdrawalAssessment
+from domain.money import Money
+from domain.money_flows import Mt5AccountRef
 from domain.payment_checks import RiskFlag
 from domain.payments import PaymentEvent, PaymentEventKind, PaymentSession
-from workflows import mt5_task_queue
 
 # The temporal-test-server binary sits next to the interpreter (as in tests/conftest.py).
 BIN = Path(sys.executable).parent
@@ -71,7 +69,7 @@ class MoneyFakes:
     input in `inputs[step]`; `booked` is a tiny ledger of the entry keys booked so far, and
     `deals` the comments of the balance deals MT5 holds (a refused change leaves none).
 
-    `refuse` maps a step name (or, for BOOK_ENTRY, an entry key) to the type of a
+    `refuse` maps a step name (or, for `book_entry`, an entry key) to the type of a
     non-retryable ApplicationError that call raises: a business refusal. `paused` steps wait
     until their event is set.
     """
@@ -118,7 +116,7 @@ class MoneyFakes:
         return [name for name, _ in self.calls]
 
     def bookings(self) -> dict[str, Booking]:
-        return {b.entry.idempotency_key: b for b in self.inputs[Step.BOOK_ENTRY]}
+        return {b.entry.idempotency_key: b for b in self.inputs[funds.book_entry.name]}
 
     def after(self, step: str) -> list[tuple[str, Any]]:
         """The calls after the first call of `step`."""
@@ -138,98 +136,96 @@ class MoneyFakes:
     def activities(self) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
         """(the main task queue's steps, the MT5 server's queue's steps)."""
 
-        @activity.defn(name=Step.START_PROCESSOR_DEPOSIT)
+        @implements(deposit.start_processor_deposit)
         async def start_processor_deposit(request: PaymentRef) -> PaymentSession:
-            await self._call(Step.START_PROCESSOR_DEPOSIT, None, request)
+            await self._call(deposit.start_processor_deposit.name, None, request)
             return PaymentSession(provider="cardco", provider_ref="pay_1", redirect_url="https://x")
 
-        @activity.defn(name=Step.RECORD_PAYMENT_RECEIVED)
+        @implements(deposit.record_payment_received)
         async def record_payment_received(request: PaymentReceived) -> None:
-            await self._call(Step.RECORD_PAYMENT_RECEIVED, request.event.event_id, request)
+            await self._call(deposit.record_payment_received.name, request.event.event_id, request)
             self._received = request.event.amount
 
-        @activity.defn(name=Step.ASSESS_DEPOSIT)
+        @implements(deposit.assess_deposit)
         async def assess_deposit(request: PaymentRef) -> DepositAssessment:
-            await self._call(Step.ASSESS_DEPOSIT, None, request)
+            await self._call(deposit.assess_deposit.name, None, request)
             assert self._received is not None
             return DepositAssessment(flags=self.deposit_flags, amount=self._received)
 
-        @activity.defn(name=Step.RECORD_DECISION)
+        @implements(funds.record_decision)
         async def record_decision(request: RecordDecision) -> None:
-            await self._call(Step.RECORD_DECISION, request.decision.approve, request)
+            await self._call(funds.record_decision.name, request.decision.approve, request)
 
-        @activity.defn(name=Step.ASSESS_WITHDRAWAL)
+        @implements(withdrawal.assess_withdrawal)
         async def assess_withdrawal(request: PaymentRef) -> WithdrawalAssessment:
-            await self._call(Step.ASSESS_WITHDRAWAL, None, request)
+            await self._call(withdrawal.assess_withdrawal.name, None, request)
             return WithdrawalAssessment(flags=self.withdrawal_flags)
 
-        @activity.defn(name=Step.SEND_PAYOUT)
+        @implements(withdrawal.send_payout)
         async def send_payout(request: PaymentRef) -> str:
-            await self._call(Step.SEND_PAYOUT, None, request)
+            await self._call(withdrawal.send_payout.name, None, request)
             return "payout_1"
 
-        @activity.defn(name=Step.RETURN_PAYMENT_TO_PAYER)
+        @implements(deposit.return_payment_to_payer)
         async def return_payment_to_payer(request: PaymentRef) -> None:
-            await self._call(Step.RETURN_PAYMENT_TO_PAYER, None, request)
+            await self._call(deposit.return_payment_to_payer.name, None, request)
 
-        @activity.defn(name=Step.MARK_MOVEMENT)
+        @implements(funds.mark_movement)
         async def mark_movement(request: MarkMovement) -> None:
-            await self._call(Step.MARK_MOVEMENT, request.status, request)
+            await self._call(funds.mark_movement.name, request.status, request)
 
-        @activity.defn(name=Step.NOTIFY_CLIENT)
+        @implements(funds.notify_client)
         async def notify_client(request: Notify) -> None:
-            await self._call(Step.NOTIFY_CLIENT, request.kind, request)
+            await self._call(funds.notify_client.name, request.kind, request)
 
-        @activity.defn(name=Step.BOOK_ENTRY)
+        @implements(funds.book_entry)
         async def book_entry(request: Booking) -> None:
             key = request.entry.idempotency_key
-            await self._call(Step.BOOK_ENTRY, key, request, refusal_key=key)
+            await self._call(funds.book_entry.name, key, request, refusal_key=key)
             self.booked.add(key)
 
-        @activity.defn(name=Step.REVERSE_ENTRY_IF_BOOKED)
+        @implements(funds.reverse_entry_if_booked)
         async def reverse_entry_if_booked(request: ReverseEntry) -> None:
             was_booked = request.key in self.booked
-            await self._call(Step.REVERSE_ENTRY_IF_BOOKED, (request.key, was_booked), request)
+            await self._call(funds.reverse_entry_if_booked.name, (request.key, was_booked), request)
             if was_booked:
                 self.booked.add(f"{request.key}:reversal")
 
-        @activity.defn(name=Step.RESERVE_FROM_WALLET)
+        @implements(funds.reserve_from_wallet)
         async def reserve_from_wallet(request: ReserveFromWallet) -> None:
-            await self._call(Step.RESERVE_FROM_WALLET, request.key, request)
+            await self._call(funds.reserve_from_wallet.name, request.key, request)
             self.booked.add(request.key)
 
-        @activity.defn(name=Step.CONVERT_HELD)
+        @implements(funds.convert_held)
         async def convert_held(request: ConvertHeld) -> Money:
-            await self._call(Step.CONVERT_HELD, request.key, request)
+            await self._call(funds.convert_held.name, request.key, request)
             self.booked.add(request.key)
             rate = self.eur_per_usd if request.into == "EUR" else 1 / self.eur_per_usd
             return Money(amount=request.sell.amount * rate, currency=request.into).rounded()
 
-        @activity.defn(name=Step.MT5_FREE_MARGIN)
+        @implements(funds.mt5_free_margin)
         async def mt5_free_margin(account: Mt5AccountRef) -> Decimal:
-            await self._call(Step.MT5_FREE_MARGIN, account.login, account)
+            await self._call(funds.mt5_free_margin.name, account.login, account)
             return self.free_margin
 
-        @activity.defn(name=Step.MT5_CREDIT_BALANCE)
+        @implements(funds.mt5_credit_balance)
         async def mt5_credit_balance(change: BalanceChange) -> int:
-            await self._call(Step.MT5_CREDIT_BALANCE, change.comment, change)
+            await self._call(funds.mt5_credit_balance.name, change.comment, change)
             self.deals.add(change.comment)
             return self.ticket
 
-        @activity.defn(name=Step.MT5_DEBIT_BALANCE)
+        @implements(funds.mt5_debit_balance)
         async def mt5_debit_balance(change: BalanceChange) -> int:
-            await self._call(Step.MT5_DEBIT_BALANCE, change.comment, change)
+            await self._call(funds.mt5_debit_balance.name, change.comment, change)
             self.deals.add(change.comment)
             return self.ticket + 1
 
-        @activity.defn(name=Step.MT5_REVERSE_IF_APPLIED)
-        async def mt5_reverse_if_applied(request: ReverseBalanceChange) -> int | None:
+        @implements(funds.mt5_reverse_if_applied)
+        async def mt5_reverse_if_applied(request: ReverseBalanceChange) -> None:
             applied = request.change.comment in self.deals
-            await self._call(Step.MT5_REVERSE_IF_APPLIED, (request.comment, applied), request)
-            if not applied:
-                return None
-            self.deals.add(request.comment)
-            return self.ticket + 2
+            await self._call(funds.mt5_reverse_if_applied.name, (request.comment, applied), request)
+            if applied:
+                self.deals.add(request.comment)
 
         main: list[Callable[..., Any]] = [
             start_processor_deposit,

@@ -12,24 +12,22 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpda
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from domain.kyc import KycSla, ReviewAction
-from domain.kyc_flow import (
-    ACCOUNT_CHANGE_DECIDE_UPDATE,
+from contracts import account_change as changes
+from contracts import client_mail
+from contracts.account_change import (
+    ACCOUNT_CHANGE_DECIDE,
     AccountChangeInput,
-    AccountChangeKind,
     AccountChangeResult,
-    AccountChangeStatus,
     AccountChangeView,
-    AccountStatus,
     ApplyChangeInput,
-    ChangeStep,
-    ClientMailInput,
-    KycStep,
-    OfficerDecision,
     RecordChangeAppliedInput,
     RecordChangeDecisionInput,
     account_change_workflow_id,
 )
+from contracts.client_mail import ClientMailInput
+from contracts.kyc import OfficerDecision
+from domain.accounts import AccountChangeKind, AccountChangeStatus, AccountStatus
+from domain.kyc import KycSla, ReviewAction
 from domain.mt5 import UserRights, with_trading_disabled
 from tests.workflows.kyc_fakes import KycFakes, decision, kyc_workers, officer, until_status
 from tests.workflows.money_fakes import replay, start_environment
@@ -62,7 +60,7 @@ async def start(env: WorkflowEnvironment, queue: str, request: AccountChangeInpu
 
 async def decide(handle: Handle, request: OfficerDecision) -> AccountChangeView:
     view: AccountChangeView = await handle.execute_update(
-        ACCOUNT_CHANGE_DECIDE_UPDATE, request, result_type=AccountChangeView
+        ACCOUNT_CHANGE_DECIDE.name, request, result_type=AccountChangeView
     )
     return view
 
@@ -92,18 +90,18 @@ class TestLeverage:
             fakes.account,
         )
         assert fakes.steps() == [
-            ChangeStep.LOAD_ACCOUNT_CHANGE,
-            ChangeStep.READ_MT5_ACCOUNT,
-            ChangeStep.APPLY_ACCOUNT_CHANGE,
-            ChangeStep.RECORD_CHANGE_APPLIED,
-            KycStep.SEND_CLIENT_MAIL,
+            changes.load_account_change.name,
+            changes.read_mt5_account.name,
+            changes.apply_account_change.name,
+            changes.record_account_change_applied.name,
+            client_mail.send_client_mail.name,
         ]
-        [applied] = fakes.inputs[ChangeStep.APPLY_ACCOUNT_CHANGE]
+        [applied] = fakes.inputs[changes.apply_account_change.name]
         assert applied == ApplyChangeInput(change_id=request.change_id, login=7001, leverage=20)
-        [recorded] = fakes.inputs[ChangeStep.RECORD_CHANGE_APPLIED]
+        [recorded] = fakes.inputs[changes.record_account_change_applied.name]
         assert recorded.actor is None  # the client who asked, named by the change's row
         assert (recorded.before.leverage, recorded.after.leverage) == (30, 20)
-        [mail] = fakes.inputs[KycStep.SEND_CLIENT_MAIL]
+        [mail] = fakes.inputs[client_mail.send_client_mail.name]
         assert mail.context == {"login": "7001", "leverage": "20", "approved": "true"}
 
     async def test_a_leverage_above_the_cap_waits_for_compliance_and_is_applied(
@@ -115,7 +113,7 @@ class TestLeverage:
         async with kyc_workers(env, fakes, AccountChangeWorkflow) as queue:
             handle = await start(env, queue, request)
             await pending(handle)
-            assert ChangeStep.READ_MT5_ACCOUNT not in fakes.steps()
+            assert changes.read_mt5_account.name not in fakes.steps()
             with pytest.raises(WorkflowUpdateFailedError) as asking:
                 await decide(handle, decision(approver, ReviewAction.REQUEST_INFO, "why"))
             assert "approved or rejected" in str(asking.value.cause)
@@ -128,11 +126,11 @@ class TestLeverage:
 
         assert result.status is AccountChangeStatus.APPLIED
         assert fakes.steps()[:3] == [
-            ChangeStep.LOAD_ACCOUNT_CHANGE,
-            ChangeStep.RECORD_CHANGE_DECISION,
-            ChangeStep.READ_MT5_ACCOUNT,
+            changes.load_account_change.name,
+            changes.record_account_change_decision.name,
+            changes.read_mt5_account.name,
         ]
-        [approval] = fakes.inputs[ChangeStep.RECORD_CHANGE_DECISION]
+        [approval] = fakes.inputs[changes.record_account_change_decision.name]
         assert isinstance(approval, RecordChangeDecisionInput)
         assert (approval.actor, approval.approve) == (approver, True)
         assert fakes.account.leverage == 100
@@ -154,11 +152,11 @@ class TestLeverage:
 
         assert result.status is AccountChangeStatus.REJECTED
         assert fakes.steps() == [
-            ChangeStep.LOAD_ACCOUNT_CHANGE,
-            ChangeStep.RECORD_CHANGE_DECISION,
-            KycStep.SEND_CLIENT_MAIL,
+            changes.load_account_change.name,
+            changes.record_account_change_decision.name,
+            client_mail.send_client_mail.name,
         ]
-        [mail] = fakes.inputs[KycStep.SEND_CLIENT_MAIL]
+        [mail] = fakes.inputs[client_mail.send_client_mail.name]
         assert isinstance(mail, ClientMailInput)
         assert mail.context["approved"] == "false"
         assert mail.context["reason"] == "reject: documents reviewed"
@@ -177,7 +175,7 @@ class TestLeverage:
             handle = await start(env, queue, request)
             await pending(handle)
             await env.sleep(timedelta(hours=5))
-            await fakes.called(ChangeStep.ESCALATE_CHANGE)
+            await fakes.called(changes.escalate_account_change.name)
             await env.sleep(timedelta(days=3))
             view = await until_status(
                 handle, AccountChangeStatus.PENDING_APPROVAL, view=AccountChangeView
@@ -186,7 +184,7 @@ class TestLeverage:
             await decide(handle, decision(officer(), ReviewAction.APPROVE))
             await finish(handle)
 
-        assert fakes.count(ChangeStep.ESCALATE_CHANGE) == 1
+        assert fakes.count(changes.escalate_account_change.name) == 1
 
 
 class TestStaffChanges:
@@ -200,16 +198,16 @@ class TestStaffChanges:
             result = await finish(await start(env, queue, request))
 
         assert result.status is AccountChangeStatus.APPLIED
-        [applied] = fakes.inputs[ChangeStep.APPLY_ACCOUNT_CHANGE]
+        [applied] = fakes.inputs[changes.apply_account_change.name]
         assert applied.rights == int(with_trading_disabled(0x163))
         assert applied.rights & UserRights.ENABLED
-        [recorded] = fakes.inputs[ChangeStep.RECORD_CHANGE_APPLIED]
+        [recorded] = fakes.inputs[changes.record_account_change_applied.name]
         assert isinstance(recorded, RecordChangeAppliedInput)
         assert (recorded.actor, recorded.account_status) == (
             dealer,
             AccountStatus.TRADING_DISABLED,
         )
-        assert KycStep.SEND_CLIENT_MAIL not in fakes.steps()
+        assert client_mail.send_client_mail.name not in fakes.steps()
 
     async def test_closing_an_empty_account_disables_login_and_trading(
         self, env: WorkflowEnvironment
@@ -220,12 +218,12 @@ class TestStaffChanges:
             result = await finish(await start(env, queue, request))
 
         assert result.status is AccountChangeStatus.APPLIED
-        [applied] = fakes.inputs[ChangeStep.APPLY_ACCOUNT_CHANGE]
+        [applied] = fakes.inputs[changes.apply_account_change.name]
         assert applied.require_empty
         assert applied.rights is not None
         assert not applied.rights & UserRights.ENABLED
         assert applied.rights & UserRights.TRADE_DISABLED
-        [recorded] = fakes.inputs[ChangeStep.RECORD_CHANGE_APPLIED]
+        [recorded] = fakes.inputs[changes.record_account_change_applied.name]
         assert recorded.account_status is AccountStatus.CLOSED
 
     async def test_closing_is_refused_while_positions_are_open(
@@ -243,13 +241,13 @@ class TestStaffChanges:
         assert isinstance(cause, ApplicationError)
         assert (cause.type, cause.non_retryable) == ("AccountNotEmpty", True)
         assert fakes.steps()[-2:] == [
-            ChangeStep.APPLY_ACCOUNT_CHANGE,
-            ChangeStep.MARK_CHANGE_FAILED,
+            changes.apply_account_change.name,
+            changes.mark_account_change_failed.name,
         ]
-        [failed] = fakes.inputs[ChangeStep.MARK_CHANGE_FAILED]
+        [failed] = fakes.inputs[changes.mark_account_change_failed.name]
         assert failed.error_type == "AccountNotEmpty"
         assert "2 open position" in failed.reason
-        assert ChangeStep.RECORD_CHANGE_APPLIED not in fakes.steps()
+        assert changes.record_account_change_applied.name not in fakes.steps()
 
     async def test_closing_is_refused_while_money_is_on_the_account(
         self, env: WorkflowEnvironment
@@ -261,7 +259,7 @@ class TestStaffChanges:
             with pytest.raises(WorkflowFailureError):
                 await (await start(env, queue, request)).result()
 
-        assert fakes.count(ChangeStep.MARK_CHANGE_FAILED) == 1
+        assert fakes.count(changes.mark_account_change_failed.name) == 1
 
     async def test_a_group_of_another_currency_fails_for_good(
         self, env: WorkflowEnvironment
@@ -278,9 +276,9 @@ class TestStaffChanges:
         cause = refused.value.cause
         assert isinstance(cause, ApplicationError)
         assert cause.type == "Mt5GroupCurrencyMismatch"
-        [failed] = fakes.inputs[ChangeStep.MARK_CHANGE_FAILED]
+        [failed] = fakes.inputs[changes.mark_account_change_failed.name]
         assert failed.error_type == "Mt5GroupCurrencyMismatch"
-        [applied] = fakes.inputs[ChangeStep.APPLY_ACCOUNT_CHANGE]
+        [applied] = fakes.inputs[changes.apply_account_change.name]
         assert applied.group == "real\\uk\\standard"
 
     async def test_a_closed_account_is_not_changed(self, env: WorkflowEnvironment) -> None:
@@ -290,4 +288,7 @@ class TestStaffChanges:
             with pytest.raises(WorkflowFailureError):
                 await (await start(env, queue, request)).result()
 
-        assert fakes.steps() == [ChangeStep.LOAD_ACCOUNT_CHANGE, ChangeStep.MARK_CHANGE_FAILED]
+        assert fakes.steps() == [
+            changes.load_account_change.name,
+            changes.mark_account_change_failed.name,
+        ]

@@ -8,14 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from temporalio import activity
 from temporalio.client import WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
-from domain.account_opening import (
+from contracts import account_opening as opening
+from contracts import mt5_task_queue
+from contracts.account_opening import (
     AccountOpeningInput,
     CreateMt5UserInput,
     CreateMt5UserOutcome,
@@ -24,11 +25,10 @@ from domain.account_opening import (
     MarkApplicationFailedInput,
     RecordMt5AccountInput,
     ReserveLoginInput,
-    Step,
 )
+from contracts.steps import implements
 from domain.onboarding import AccountType
 from tests.conftest import BIN
-from workflows import mt5_task_queue
 from workflows.account_opening import DEMO_DEPOSIT, AccountOpeningWorkflow
 
 
@@ -52,40 +52,40 @@ class FakeSteps:
     next_login: int = 5_000_000
 
     def activities(self) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
-        @activity.defn(name=Step.RESERVE_MT5_LOGIN)
+        @implements(opening.reserve_mt5_login)
         async def reserve(request: ReserveLoginInput) -> int:
-            self.calls.append((Step.RESERVE_MT5_LOGIN, request.replacing))
+            self.calls.append((opening.reserve_mt5_login.name, request.replacing))
             if request.replacing is not None or not any(
-                c[0] == Step.RESERVE_MT5_LOGIN for c in self.calls[:-1]
+                c[0] == opening.reserve_mt5_login.name for c in self.calls[:-1]
             ):
                 self.next_login += 1
             return self.next_login
 
-        @activity.defn(name=Step.CREATE_MT5_USER)
+        @implements(opening.create_mt5_user)
         async def create(request: CreateMt5UserInput) -> CreateMt5UserOutcome:
-            self.calls.append((Step.CREATE_MT5_USER, request.login))
+            self.calls.append((opening.create_mt5_user.name, request.login))
             if request.login in self.taken:
                 return CreateMt5UserOutcome.LOGIN_TAKEN
             return CreateMt5UserOutcome.CREATED
 
-        @activity.defn(name=Step.CREDIT_DEMO_DEPOSIT)
+        @implements(opening.credit_demo_deposit)
         async def credit(request: CreditDemoDepositInput) -> int:
-            self.calls.append((Step.CREDIT_DEMO_DEPOSIT, (request.login, request.amount)))
+            self.calls.append((opening.credit_demo_deposit.name, (request.login, request.amount)))
             return 77
 
-        @activity.defn(name=Step.RECORD_MT5_ACCOUNT)
+        @implements(opening.record_mt5_account)
         async def record(request: RecordMt5AccountInput) -> None:
-            self.calls.append((Step.RECORD_MT5_ACCOUNT, request.login))
+            self.calls.append((opening.record_mt5_account.name, request.login))
             if self.fail_recording:
                 raise ApplicationError("mapping refused", type="Broken", non_retryable=True)
 
-        @activity.defn(name=Step.DELETE_MT5_USER_IF_OURS)
+        @implements(opening.delete_mt5_user_if_ours)
         async def delete(request: DeleteMt5UserInput) -> None:
-            self.calls.append((Step.DELETE_MT5_USER_IF_OURS, request.application_id))
+            self.calls.append((opening.delete_mt5_user_if_ours.name, request.application_id))
 
-        @activity.defn(name=Step.MARK_APPLICATION_FAILED)
+        @implements(opening.mark_application_failed)
         async def mark_failed(request: MarkApplicationFailedInput) -> None:
-            self.calls.append((Step.MARK_APPLICATION_FAILED, request.reason))
+            self.calls.append((opening.mark_application_failed.name, request.reason))
 
         return [reserve, record, mark_failed], [create, credit, delete]
 
@@ -136,12 +136,12 @@ class TestAccountOpening:
         result = await run_opening(env, fakes, AccountType.PRO)
         assert result.login == 5_000_001  # type: ignore[attr-defined]
         assert fakes.steps() == [
-            Step.RESERVE_MT5_LOGIN,
-            Step.CREATE_MT5_USER,
-            Step.CREDIT_DEMO_DEPOSIT,
-            Step.RECORD_MT5_ACCOUNT,
+            opening.reserve_mt5_login.name,
+            opening.create_mt5_user.name,
+            opening.credit_demo_deposit.name,
+            opening.record_mt5_account.name,
         ]
-        assert (Step.CREDIT_DEMO_DEPOSIT, (5_000_001, DEMO_DEPOSIT)) in fakes.calls
+        assert (opening.credit_demo_deposit.name, (5_000_001, DEMO_DEPOSIT)) in fakes.calls
 
     async def test_a_login_taken_outside_brokerflow_is_skipped(
         self, env: WorkflowEnvironment
@@ -149,10 +149,10 @@ class TestAccountOpening:
         fakes = FakeSteps(taken={5_000_001, 5_000_002})
         result = await run_opening(env, fakes, AccountType.STANDARD)
         assert result.login == 5_000_003  # type: ignore[attr-defined]
-        assert [c for c in fakes.calls if c[0] == Step.RESERVE_MT5_LOGIN] == [
-            (Step.RESERVE_MT5_LOGIN, None),
-            (Step.RESERVE_MT5_LOGIN, 5_000_001),
-            (Step.RESERVE_MT5_LOGIN, 5_000_002),
+        assert [c for c in fakes.calls if c[0] == opening.reserve_mt5_login.name] == [
+            (opening.reserve_mt5_login.name, None),
+            (opening.reserve_mt5_login.name, 5_000_001),
+            (opening.reserve_mt5_login.name, 5_000_002),
         ]
 
     async def test_a_failure_after_the_mt5_user_exists_undoes_it(
@@ -161,4 +161,7 @@ class TestAccountOpening:
         fakes = FakeSteps(fail_recording=True)
         with pytest.raises(WorkflowFailureError):
             await run_opening(env, fakes, AccountType.STANDARD)
-        assert fakes.steps()[-2:] == [Step.DELETE_MT5_USER_IF_OURS, Step.MARK_APPLICATION_FAILED]
+        assert fakes.steps()[-2:] == [
+            opening.delete_mt5_user_if_ours.name,
+            opening.mark_application_failed.name,
+        ]

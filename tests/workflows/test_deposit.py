@@ -11,17 +11,11 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
+from contracts import deposit, funds
+from contracts.deposit import DECIDE, PAYMENT_EVENT, DepositInput, deposit_workflow_id
+from contracts.funds import DecisionOutcome, MovementResult, StaffDecision
 from domain.money import Money
-from domain.money_flows import (
-    DecisionOutcome,
-    DepositInput,
-    MovementKind,
-    MovementResult,
-    Pocket,
-    StaffDecision,
-    Step,
-    reference_for,
-)
+from domain.money_flows import MovementKind, Pocket, reference_for
 from domain.payment_checks import RiskFlag
 from domain.payments import PaymentEventKind, PaymentStatus
 from tests.workflows.money_fakes import (
@@ -33,7 +27,7 @@ from tests.workflows.money_fakes import (
     usd,
     workers,
 )
-from workflows.deposit import DepositWorkflow, deposit_workflow_id
+from workflows.deposit import DepositWorkflow
 
 AMOUNT = usd("100.00")
 Handle = WorkflowHandle[DepositWorkflow, MovementResult]
@@ -72,7 +66,7 @@ async def pay(
     event_id: str | None = None,
 ) -> str:
     event = payment_event(kind, request.reference, request.amount, event_id)
-    await handle.signal(DepositWorkflow.payment_event, event)
+    await handle.signal(PAYMENT_EVENT.name, event)
     return event.event_id
 
 
@@ -90,7 +84,7 @@ def decision(role: str, approve: bool) -> StaffDecision:
 
 async def decide(handle: Handle, staff: StaffDecision) -> DecisionOutcome:
     outcome: DecisionOutcome = await handle.execute_update(
-        "decide", staff, result_type=DecisionOutcome
+        DECIDE.name, staff, result_type=DECIDE.result
     )
     return outcome
 
@@ -119,11 +113,11 @@ class TestDeposit:
 
         assert result == MovementResult(status=PaymentStatus.COMPLETED, credited=AMOUNT)
         assert fakes.calls == [
-            (Step.START_PROCESSOR_DEPOSIT, None),
-            (Step.RECORD_PAYMENT_RECEIVED, event_id),
-            (Step.ASSESS_DEPOSIT, None),
-            (Step.BOOK_ENTRY, f"{ref}:wallet"),
-            (Step.NOTIFY_CLIENT, "deposit_completed"),
+            (deposit.start_processor_deposit.name, None),
+            (deposit.record_payment_received.name, event_id),
+            (deposit.assess_deposit.name, None),
+            (funds.book_entry.name, f"{ref}:wallet"),
+            (funds.notify_client.name, "deposit_completed"),
         ]
         booking = fakes.bookings()[f"{ref}:wallet"]
         assert booking.entry.description == "deposit credited to wallet"
@@ -142,13 +136,13 @@ class TestDeposit:
             result = await finish(handle)
 
         assert result == MovementResult(status=PaymentStatus.COMPLETED, credited=AMOUNT)
-        assert fakes.after(Step.ASSESS_DEPOSIT) == [
-            (Step.BOOK_ENTRY, f"{ref}:transit"),
-            (Step.MT5_CREDIT_BALANCE, f"dep {ref}"),
-            (Step.BOOK_ENTRY, f"{ref}:to-mt5"),
-            (Step.NOTIFY_CLIENT, "deposit_completed"),
+        assert fakes.after(deposit.assess_deposit.name) == [
+            (funds.book_entry.name, f"{ref}:transit"),
+            (funds.mt5_credit_balance.name, f"dep {ref}"),
+            (funds.book_entry.name, f"{ref}:to-mt5"),
+            (funds.notify_client.name, "deposit_completed"),
         ]
-        [credit] = fakes.inputs[Step.MT5_CREDIT_BALANCE]
+        [credit] = fakes.inputs[funds.mt5_credit_balance.name]
         assert (credit.account, credit.amount) == (fakes.account(), AMOUNT.amount)
         started, first_task = await start_times(handle)
         assert started <= credit.requested_at <= first_task  # the movement's start
@@ -162,7 +156,7 @@ class TestDeposit:
         assert into_mt5.then.mt5_ticket == fakes.ticket
 
     async def test_money_mt5_refuses_goes_to_the_wallet(self, env: WorkflowEnvironment) -> None:
-        fakes = MoneyFakes(refuse={Step.MT5_CREDIT_BALANCE: "Mt5Refused"})
+        fakes = MoneyFakes(refuse={funds.mt5_credit_balance.name: "Mt5Refused"})
         request = deposit_request(mt5_pocket(fakes))
         ref = request.reference
         async with workers(env, fakes, DepositWorkflow) as queue:
@@ -175,11 +169,11 @@ class TestDeposit:
             status=PaymentStatus.COMPLETED, credited=AMOUNT, reason=where
         )
         # Nothing reached MT5, so nothing is taken back there: the held money goes to the wallet.
-        assert fakes.after(Step.ASSESS_DEPOSIT) == [
-            (Step.BOOK_ENTRY, f"{ref}:transit"),
-            (Step.MT5_CREDIT_BALANCE, f"dep {ref}"),
-            (Step.BOOK_ENTRY, f"{ref}:to-wallet"),
-            (Step.NOTIFY_CLIENT, "deposit_completed"),
+        assert fakes.after(deposit.assess_deposit.name) == [
+            (funds.book_entry.name, f"{ref}:transit"),
+            (funds.mt5_credit_balance.name, f"dep {ref}"),
+            (funds.book_entry.name, f"{ref}:to-wallet"),
+            (funds.notify_client.name, "deposit_completed"),
         ]
         assert not fakes.deals
         to_wallet = fakes.bookings()[f"{ref}:to-wallet"]
@@ -187,7 +181,7 @@ class TestDeposit:
         assert to_wallet.then is not None
         assert to_wallet.then.status is PaymentStatus.COMPLETED
         assert (to_wallet.then.credited, to_wallet.then.reason) == (AMOUNT, where)
-        [notice] = fakes.inputs[Step.NOTIFY_CLIENT]
+        [notice] = fakes.inputs[funds.notify_client.name]
         assert notice.message == f"100.00 USD from {ref} are credited {where}"
 
     async def test_a_deposit_in_another_currency_than_the_mt5_account_goes_to_the_wallet(
@@ -206,21 +200,21 @@ class TestDeposit:
             credited=AMOUNT,
             reason="to the wallet (other currency)",
         )
-        assert fakes.after(Step.ASSESS_DEPOSIT) == [
-            (Step.BOOK_ENTRY, f"{ref}:wallet"),
-            (Step.NOTIFY_CLIENT, "deposit_completed"),
+        assert fakes.after(deposit.assess_deposit.name) == [
+            (funds.book_entry.name, f"{ref}:wallet"),
+            (funds.notify_client.name, "deposit_completed"),
         ]
 
     async def test_a_held_deposit_rejected_by_compliance_goes_back_to_the_payer(
         self, env: WorkflowEnvironment
     ) -> None:
         fakes = MoneyFakes(deposit_flags=(RiskFlag.PAYER_NAME_MISMATCH,))
-        returning = fakes.pause(Step.RETURN_PAYMENT_TO_PAYER)
+        returning = fakes.pause(deposit.return_payment_to_payer.name)
         request = deposit_request(wallet_pocket())
         async with workers(env, fakes, DepositWorkflow) as queue:
             handle = await start(env, queue, request)
             await pay(handle, request)
-            await blocked_after(handle, Step.ASSESS_DEPOSIT)
+            await blocked_after(handle, deposit.assess_deposit.name)
 
             with pytest.raises(WorkflowUpdateFailedError) as not_compliance:
                 await decide(handle, decision("finance", approve=False))
@@ -238,13 +232,13 @@ class TestDeposit:
         assert result == MovementResult(
             status=PaymentStatus.REJECTED, reason="looked at the documents"
         )
-        assert fakes.after(Step.ASSESS_DEPOSIT) == [
-            (Step.RECORD_DECISION, False),
-            (Step.RETURN_PAYMENT_TO_PAYER, None),
-            (Step.MARK_MOVEMENT, PaymentStatus.REJECTED),
-            (Step.NOTIFY_CLIENT, "deposit_rejected"),
+        assert fakes.after(deposit.assess_deposit.name) == [
+            (funds.record_decision.name, False),
+            (deposit.return_payment_to_payer.name, None),
+            (funds.mark_movement.name, PaymentStatus.REJECTED),
+            (funds.notify_client.name, "deposit_rejected"),
         ]
-        [recorded] = fakes.inputs[Step.RECORD_DECISION]
+        [recorded] = fakes.inputs[funds.record_decision.name]
         assert recorded.final and recorded.new_status is None
         assert not fakes.booked
 
@@ -257,18 +251,18 @@ class TestDeposit:
         async with workers(env, fakes, DepositWorkflow) as queue:
             handle = await start(env, queue, request)
             await pay(handle, request)
-            await blocked_after(handle, Step.ASSESS_DEPOSIT)
+            await blocked_after(handle, deposit.assess_deposit.name)
             outcome = await decide(handle, decision("compliance", approve=True))
             result = await finish(handle)
 
         assert outcome == DecisionOutcome(status=PaymentStatus.CREDITING, approvals=1)
         assert result == MovementResult(status=PaymentStatus.COMPLETED, credited=AMOUNT)
-        assert fakes.after(Step.ASSESS_DEPOSIT) == [
-            (Step.RECORD_DECISION, True),
-            (Step.BOOK_ENTRY, f"{ref}:wallet"),
-            (Step.NOTIFY_CLIENT, "deposit_completed"),
+        assert fakes.after(deposit.assess_deposit.name) == [
+            (funds.record_decision.name, True),
+            (funds.book_entry.name, f"{ref}:wallet"),
+            (funds.notify_client.name, "deposit_completed"),
         ]
-        [recorded] = fakes.inputs[Step.RECORD_DECISION]
+        [recorded] = fakes.inputs[funds.record_decision.name]
         assert recorded.final and recorded.new_status is PaymentStatus.CREDITING
 
     async def test_no_payment_within_the_window_expires(self, env: WorkflowEnvironment) -> None:
@@ -282,9 +276,9 @@ class TestDeposit:
             status=PaymentStatus.EXPIRED, reason="no payment arrived in time"
         )
         assert fakes.calls == [
-            (Step.START_PROCESSOR_DEPOSIT, None),
-            (Step.MARK_MOVEMENT, PaymentStatus.EXPIRED),
-            (Step.NOTIFY_CLIENT, "deposit_expired"),
+            (deposit.start_processor_deposit.name, None),
+            (funds.mark_movement.name, PaymentStatus.EXPIRED),
+            (funds.notify_client.name, "deposit_expired"),
         ]
         assert await elapsed(handle) >= timedelta(days=7)
 
@@ -298,9 +292,9 @@ class TestDeposit:
 
         assert result.status is PaymentStatus.FAILED
         assert fakes.calls == [
-            (Step.START_PROCESSOR_DEPOSIT, None),
-            (Step.MARK_MOVEMENT, PaymentStatus.FAILED),
-            (Step.NOTIFY_CLIENT, "deposit_failed"),
+            (deposit.start_processor_deposit.name, None),
+            (funds.mark_movement.name, PaymentStatus.FAILED),
+            (funds.notify_client.name, "deposit_failed"),
         ]
         assert not fakes.booked
 

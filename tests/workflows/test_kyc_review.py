@@ -11,21 +11,22 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from domain.account_opening import AccountOpeningResult, Step, account_opening_workflow_id
-from domain.kyc import CaseReason, CaseStatus, KycSla, ReviewAction
-from domain.kyc_flow import (
-    KYC_DECIDE_UPDATE,
-    KYC_INFO_SIGNAL,
+from contracts import account_opening as opening
+from contracts import client_mail
+from contracts import kyc_review as review
+from contracts.account_opening import AccountOpeningResult, account_opening_workflow_id
+from contracts.client_mail import ClientMailInput
+from contracts.kyc import OfficerDecision, StaffActor
+from contracts.kyc_review import (
+    KYC_DECIDE,
+    KYC_INFO_SUBMITTED,
     CaseView,
     ClientInfo,
-    ClientMailInput,
     KycCaseInput,
-    KycStep,
-    OfficerDecision,
     RecordDecisionInput,
-    StaffActor,
     kyc_case_workflow_id,
 )
+from domain.kyc import CaseReason, CaseStatus, KycSla, ReviewAction
 from domain.mt5 import DEFAULT_LIVE_RIGHTS
 from tests.workflows.kyc_fakes import LIVE_TERMS, KycFakes, decision, kyc_workers, officer
 from tests.workflows.kyc_fakes import until_status as _until_status
@@ -55,7 +56,7 @@ async def start(env: WorkflowEnvironment, queue: str, request: KycCaseInput) -> 
 
 
 async def decide(handle: Handle, request: OfficerDecision) -> CaseView:
-    view: CaseView = await handle.execute_update(KYC_DECIDE_UPDATE, request, result_type=CaseView)
+    view: CaseView = await handle.execute_update(KYC_DECIDE.name, request, result_type=CaseView)
     return view
 
 
@@ -71,7 +72,7 @@ async def finish(handle: Handle) -> CaseView:
 
 
 def mail_keys(fakes: KycFakes) -> list[str]:
-    return [m.key.rsplit(":", 1)[-1] for m in fakes.inputs[KycStep.SEND_CLIENT_MAIL]]
+    return [m.key.rsplit(":", 1)[-1] for m in fakes.inputs[client_mail.send_client_mail.name]]
 
 
 class TestApproval:
@@ -96,22 +97,22 @@ class TestApproval:
         assert result.status is CaseStatus.APPROVED
         assert opened.login == 8_000_001
         assert fakes.steps() == [
-            KycStep.RUN_CHECKS,
-            KycStep.RECORD_DECISION,
-            KycStep.SEND_CLIENT_MAIL,
-            KycStep.PREPARE_LIVE_ACCOUNT,
-            Step.RESERVE_MT5_LOGIN,
-            Step.CREATE_MT5_USER,
-            Step.RECORD_MT5_ACCOUNT,
-            KycStep.SEND_CLIENT_MAIL,
+            review.run_kyc_checks.name,
+            review.record_kyc_decision.name,
+            client_mail.send_client_mail.name,
+            review.prepare_live_account.name,
+            opening.reserve_mt5_login.name,
+            opening.create_mt5_user.name,
+            opening.record_mt5_account.name,
+            client_mail.send_client_mail.name,
         ]
         assert fakes.mails() == ["kyc_approved", "account_ready"]
-        [created] = fakes.inputs[Step.CREATE_MT5_USER]
+        [created] = fakes.inputs[opening.create_mt5_user.name]
         assert (created.group, created.leverage) == (LIVE_TERMS.group, LIVE_TERMS.leverage)
         assert created.rights == int(DEFAULT_LIVE_RIGHTS)
-        [recorded] = fakes.inputs[Step.RECORD_MT5_ACCOUNT]
+        [recorded] = fakes.inputs[opening.record_mt5_account.name]
         assert (recorded.currency, recorded.rights) == ("EUR", int(DEFAULT_LIVE_RIGHTS))
-        ready: ClientMailInput = fakes.inputs[KycStep.SEND_CLIENT_MAIL][-1]
+        ready: ClientMailInput = fakes.inputs[client_mail.send_client_mail.name][-1]
         assert ready.context == {"login": "8000001", "server": fakes.server}
         assert "password" not in str(ready.context).lower()
         assert ready.key == f"{kyc_case_workflow_id(request.case_id)}:account-ready"
@@ -132,7 +133,7 @@ class TestApproval:
             with pytest.raises(WorkflowUpdateFailedError) as same_officer:
                 await decide(handle, decision(first, ReviewAction.APPROVE))
             assert "different compliance officer" in str(same_officer.value.cause)
-            assert fakes.count(KycStep.RECORD_DECISION) == 1  # nothing recorded for it
+            assert fakes.count(review.record_kyc_decision.name) == 1  # nothing recorded for it
 
             view = await decide(handle, decision(second, ReviewAction.APPROVE))
             assert view.status is CaseStatus.APPROVED
@@ -146,13 +147,13 @@ class TestApproval:
             ]
             assert len(accepted) == 2
 
-        decisions: list[RecordDecisionInput] = fakes.inputs[KycStep.RECORD_DECISION]
+        decisions: list[RecordDecisionInput] = fakes.inputs[review.record_kyc_decision.name]
         assert [(d.actor.staff_id, d.status) for d in decisions] == [
             (first.staff_id, CaseStatus.AWAITING_SECOND_APPROVAL),
             (second.staff_id, CaseStatus.APPROVED),
         ]
         assert decisions[0].actor.request_id == first.request_id
-        assert fakes.count(Step.CREATE_MT5_USER) == 1  # the live provisioning child ran
+        assert fakes.count(opening.create_mt5_user.name) == 1  # the live provisioning child ran
 
     async def test_an_approved_re_kyc_case_provisions_nothing(
         self, env: WorkflowEnvironment
@@ -164,7 +165,7 @@ class TestApproval:
             await decide(handle, decision(officer(), ReviewAction.APPROVE))
             await finish(handle)
 
-        assert KycStep.PREPARE_LIVE_ACCOUNT not in fakes.steps()
+        assert review.prepare_live_account.name not in fakes.steps()
         assert fakes.mails() == ["kyc_approved"]
 
 
@@ -182,37 +183,37 @@ class TestRefusals:
 
         assert result.status is CaseStatus.REJECTED
         assert fakes.steps() == [
-            KycStep.RUN_CHECKS,
-            KycStep.RECORD_DECISION,
-            KycStep.SEND_CLIENT_MAIL,
+            review.run_kyc_checks.name,
+            review.record_kyc_decision.name,
+            client_mail.send_client_mail.name,
         ]
-        [mail] = fakes.inputs[KycStep.SEND_CLIENT_MAIL]
+        [mail] = fakes.inputs[client_mail.send_client_mail.name]
         assert mail.context == {"reason": REJECTION_NOTICE}
 
     async def test_a_decision_on_a_closed_case_is_refused(self, env: WorkflowEnvironment) -> None:
         fakes = KycFakes()
-        provisioning = fakes.pause(KycStep.PREPARE_LIVE_ACCOUNT)
+        provisioning = fakes.pause(review.prepare_live_account.name)
         async with kyc_workers(env, fakes, KycReviewWorkflow, AccountOpeningWorkflow) as queue:
             handle = await start(env, queue, case_input())
             await until_status(handle, CaseStatus.IN_REVIEW)
             await decide(handle, decision(officer(), ReviewAction.APPROVE))
-            await fakes.called(KycStep.PREPARE_LIVE_ACCOUNT)
+            await fakes.called(review.prepare_live_account.name)
             with pytest.raises(WorkflowUpdateFailedError) as closed:
                 await decide(handle, decision(officer(), ReviewAction.REJECT))
             assert "the case is closed" in str(closed.value.cause)
             provisioning.set()
             await finish(handle)
 
-        assert fakes.count(KycStep.RECORD_DECISION) == 1
+        assert fakes.count(review.record_kyc_decision.name) == 1
 
     async def test_only_compliance_decides_and_not_while_checks_run(
         self, env: WorkflowEnvironment
     ) -> None:
         fakes = KycFakes()
-        checking = fakes.pause(KycStep.RUN_CHECKS)
+        checking = fakes.pause(review.run_kyc_checks.name)
         async with kyc_workers(env, fakes, KycReviewWorkflow) as queue:
             handle = await start(env, queue, case_input())
-            await fakes.called(KycStep.RUN_CHECKS)
+            await fakes.called(review.run_kyc_checks.name)
             with pytest.raises(WorkflowUpdateFailedError) as early:
                 await decide(handle, decision(officer(), ReviewAction.APPROVE))
             assert "still running" in str(early.value.cause)
@@ -231,7 +232,7 @@ class TestRefusals:
             await decide(handle, decision(officer(), ReviewAction.REJECT))
             await finish(handle)
 
-        assert fakes.count(KycStep.RECORD_DECISION) == 1
+        assert fakes.count(review.record_kyc_decision.name) == 1
 
 
 class TestInformation:
@@ -249,13 +250,13 @@ class TestInformation:
             )
             assert (asked.status, asked.review_round) == (CaseStatus.INFO_REQUESTED, 2)
             assert asked.info_needed == "a bank statement\na payslip"
-            await fakes.called(KycStep.SEND_CLIENT_MAIL)
+            await fakes.called(client_mail.send_client_mail.name)
 
             with pytest.raises(WorkflowUpdateFailedError) as waiting:
                 await decide(handle, decision(reviewer, ReviewAction.APPROVE))
             assert "waits for the client" in str(waiting.value.cause)
 
-            await handle.signal(KYC_INFO_SIGNAL, ClientInfo(note="uploaded both"))
+            await handle.signal(KYC_INFO_SUBMITTED.name, ClientInfo(note="uploaded both"))
             await until_status(handle, CaseStatus.IN_REVIEW)
             # The same officer may approve in the new round.
             view = await decide(handle, decision(reviewer, ReviewAction.APPROVE))
@@ -263,18 +264,20 @@ class TestInformation:
             await finish(handle)
 
         assert fakes.steps()[:5] == [
-            KycStep.RUN_CHECKS,
-            KycStep.RECORD_DECISION,
-            KycStep.SEND_CLIENT_MAIL,
-            KycStep.RECORD_CLIENT_INFO,
-            KycStep.RECORD_DECISION,
+            review.run_kyc_checks.name,
+            review.record_kyc_decision.name,
+            client_mail.send_client_mail.name,
+            review.record_kyc_client_info.name,
+            review.record_kyc_decision.name,
         ]
-        info_mail: ClientMailInput = fakes.inputs[KycStep.SEND_CLIENT_MAIL][0]
+        info_mail: ClientMailInput = fakes.inputs[client_mail.send_client_mail.name][0]
         assert info_mail.template.value == "kyc_info_requested"
         assert info_mail.context == {"missing": "a bank statement\na payslip"}
-        [answer] = fakes.inputs[KycStep.RECORD_CLIENT_INFO]
+        [answer] = fakes.inputs[review.record_kyc_client_info.name]
         assert answer.info.note == "uploaded both"
-        rounds = [(d.review_round, d.next_round) for d in fakes.inputs[KycStep.RECORD_DECISION]]
+        rounds = [
+            (d.review_round, d.next_round) for d in fakes.inputs[review.record_kyc_decision.name]
+        ]
         assert rounds == [(1, 2), (2, 2)]
 
     async def test_a_document_expiry_case_starts_by_asking_the_client(
@@ -287,14 +290,14 @@ class TestInformation:
             handle = await start(env, queue, case_input(CaseReason.DOCUMENT_EXPIRY))
             view = await until_status(handle, CaseStatus.INFO_REQUESTED)
             assert view.info_needed == "a new passport (valid until 2026-12-01)"
-            await fakes.called(KycStep.SEND_CLIENT_MAIL)
-            await handle.signal(KYC_INFO_SIGNAL, ClientInfo(document_ids=(uuid.uuid4(),)))
+            await fakes.called(client_mail.send_client_mail.name)
+            await handle.signal(KYC_INFO_SUBMITTED.name, ClientInfo(document_ids=(uuid.uuid4(),)))
             await until_status(handle, CaseStatus.IN_REVIEW)
             await decide(handle, decision(officer(), ReviewAction.APPROVE))
             await finish(handle)
 
         assert fakes.mails() == ["kyc_info_requested", "kyc_approved"]
-        assert KycStep.PREPARE_LIVE_ACCOUNT not in fakes.steps()
+        assert review.prepare_live_account.name not in fakes.steps()
 
 
 class TestServiceLevels:
@@ -304,13 +307,13 @@ class TestServiceLevels:
             handle = await start(env, queue, case_input())
             await until_status(handle, CaseStatus.IN_REVIEW)
             await env.sleep(timedelta(hours=23))
-            assert fakes.count(KycStep.ESCALATE_CASE) == 0
+            assert fakes.count(review.escalate_kyc_case.name) == 0
             await env.sleep(timedelta(hours=2))
-            await fakes.called(KycStep.ESCALATE_CASE)
+            await fakes.called(review.escalate_kyc_case.name)
             view = await until_status(handle, CaseStatus.IN_REVIEW)
             assert view.escalated
             await env.sleep(timedelta(days=5))  # still untouched: not escalated again
-            assert fakes.count(KycStep.ESCALATE_CASE) == 1
+            assert fakes.count(review.escalate_kyc_case.name) == 1
 
             # An officer's action starts a new waiting period, which may be escalated again.
             asked = await decide(handle, decision(officer(), ReviewAction.REQUEST_INFO, "x"))
@@ -318,7 +321,7 @@ class TestServiceLevels:
             await decide(handle, decision(officer(), ReviewAction.REJECT))
             await finish(handle)
 
-        [escalation] = fakes.inputs[KycStep.ESCALATE_CASE]
+        [escalation] = fakes.inputs[review.escalate_kyc_case.name]
         assert "24" in escalation.reason
 
     async def test_a_silent_client_is_reminded_up_to_the_cap_then_escalated(
@@ -329,33 +332,33 @@ class TestServiceLevels:
             handle = await start(env, queue, case_input())
             await until_status(handle, CaseStatus.IN_REVIEW)
             await decide(handle, decision(officer(), ReviewAction.REQUEST_INFO, "a payslip"))
-            await fakes.called(KycStep.SEND_CLIENT_MAIL)  # the request itself
+            await fakes.called(client_mail.send_client_mail.name)  # the request itself
             await env.sleep(timedelta(days=3, hours=1))
-            await fakes.called(KycStep.RECORD_REMINDER, 1)
+            await fakes.called(review.record_kyc_reminder.name, 1)
             await env.sleep(timedelta(days=3))
-            await fakes.called(KycStep.RECORD_REMINDER, 2)
+            await fakes.called(review.record_kyc_reminder.name, 2)
             await env.sleep(timedelta(days=3))
-            await fakes.called(KycStep.ESCALATE_CASE)
+            await fakes.called(review.escalate_kyc_case.name)
             await env.sleep(timedelta(days=30))
             view = await until_status(handle, CaseStatus.INFO_REQUESTED)
             assert (view.reminders_sent, view.escalated) == (2, True)
             await decide(handle, decision(officer(), ReviewAction.REJECT))
             await finish(handle)
 
-        assert fakes.count(KycStep.RECORD_REMINDER) == SLA.client_reminders
-        assert fakes.count(KycStep.ESCALATE_CASE) == 1
-        assert [r.reminders_sent for r in fakes.inputs[KycStep.RECORD_REMINDER]] == [1, 2]
+        assert fakes.count(review.record_kyc_reminder.name) == SLA.client_reminders
+        assert fakes.count(review.escalate_kyc_case.name) == 1
+        assert [r.reminders_sent for r in fakes.inputs[review.record_kyc_reminder.name]] == [1, 2]
         assert mail_keys(fakes)[1:3] == ["1", "2"]  # reminder:<period>:<n>
-        reminder: ClientMailInput = fakes.inputs[KycStep.SEND_CLIENT_MAIL][1]
+        reminder: ClientMailInput = fakes.inputs[client_mail.send_client_mail.name][1]
         assert reminder.template.value == "kyc_reminder"
         assert reminder.context["waiting_for"] == "a payslip"
-        [escalation] = fakes.inputs[KycStep.ESCALATE_CASE]
+        [escalation] = fakes.inputs[review.escalate_kyc_case.name]
         assert "2 reminder" in escalation.reason
 
     async def test_a_mail_the_server_refuses_does_not_stop_the_case(
         self, env: WorkflowEnvironment
     ) -> None:
-        fakes = KycFakes(refuse={KycStep.SEND_CLIENT_MAIL: "MailRejected"})
+        fakes = KycFakes(refuse={client_mail.send_client_mail.name: "MailRejected"})
         async with kyc_workers(env, fakes, KycReviewWorkflow) as queue:
             handle = await start(env, queue, case_input())
             await until_status(handle, CaseStatus.IN_REVIEW)
@@ -363,4 +366,4 @@ class TestServiceLevels:
             result = await finish(handle)
 
         assert result.status is CaseStatus.REJECTED
-        assert fakes.count(KycStep.SEND_CLIENT_MAIL) == 1  # not retried: refused for good
+        assert fakes.count(client_mail.send_client_mail.name) == 1  # not retried: refused for good

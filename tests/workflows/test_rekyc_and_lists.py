@@ -15,26 +15,26 @@ from temporalio.client import (
 )
 from temporalio.testing import WorkflowEnvironment
 
-from domain.kyc import CaseReason, KycSla
-from domain.kyc_flow import (
-    CLIENT_MAIL_WORKFLOW,
-    REKYC_SWEEP_SCHEDULE,
+from contracts import client_mail
+from contracts import kyc_review as review
+from contracts import rekyc_sweep as sweep
+from contracts import screening_refresh as refresh
+from contracts.client_mail import (
+    CLIENT_MAIL,
     ClientMailInput,
-    KycCaseInput,
-    KycStep,
     MailTemplate,
-    OpenedCase,
-    OpenedCases,
-    ReKycSweepInput,
-    ReKycSweepResult,
+    client_mail_workflow_id,
+)
+from contracts.kyc_review import KycCaseInput, OpenedCase, OpenedCases, kyc_case_workflow_id
+from contracts.rekyc_sweep import REKYC_SWEEP_SCHEDULE, ReKycSweepInput, ReKycSweepResult
+from contracts.screening_refresh import (
     RescreenBatch,
     ScreeningRefreshInput,
     ScreeningRefreshResult,
-    client_mail_workflow_id,
-    kyc_case_workflow_id,
     screening_refresh_workflow_id,
 )
-from ops.schedules import ensure_schedules
+from domain.kyc import CaseReason, KycSla
+from schedules import ensure_schedules
 from settings import KycRules, Settings
 from tests.workflows.kyc_fakes import KycFakes, kyc_workers
 from tests.workflows.money_fakes import replay, start_environment
@@ -98,10 +98,10 @@ class TestScreeningListRefresh:
             )
             result: ScreeningRefreshResult = await handle.result()
             await replay(handle, ScreeningListRefreshWorkflow)
-            await fakes.called(KycStep.RUN_CHECKS, 3)
+            await fakes.called(review.run_kyc_checks.name, 3)
             cases = tuple(
                 case
-                for opening in fakes.inputs[KycStep.OPEN_LIST_CHANGE_CASES]
+                for opening in fakes.inputs[refresh.open_list_change_cases.name]
                 for case in opened_for(opening.client_ids, opening.key)
             )
             await reviews_running(env, cases)
@@ -109,22 +109,23 @@ class TestScreeningListRefresh:
         assert result == ScreeningRefreshResult(
             list_id=7, clients_screened_batches=3, cases_opened=3
         )
-        own = [step for step in fakes.steps() if step != KycStep.RUN_CHECKS]  # the children's
+        # The children's checks left out:
+        own = [step for step in fakes.steps() if step != review.run_kyc_checks.name]
         assert own == [
-            KycStep.LOAD_SCREENING_LIST,
-            KycStep.RESCREEN_CLIENTS,
-            KycStep.OPEN_LIST_CHANGE_CASES,
-            KycStep.RESCREEN_CLIENTS,
-            KycStep.RESCREEN_CLIENTS,
-            KycStep.OPEN_LIST_CHANGE_CASES,
+            refresh.load_screening_list.name,
+            refresh.rescreen_clients.name,
+            refresh.open_list_change_cases.name,
+            refresh.rescreen_clients.name,
+            refresh.rescreen_clients.name,
+            refresh.open_list_change_cases.name,
         ]
-        assert [r.after for r in fakes.inputs[KycStep.RESCREEN_CLIENTS]][:2] == [None, cursor]
-        assert [o.client_ids for o in fakes.inputs[KycStep.OPEN_LIST_CHANGE_CASES]] == [
+        assert [r.after for r in fakes.inputs[refresh.rescreen_clients.name]][:2] == [None, cursor]
+        assert [o.client_ids for o in fakes.inputs[refresh.open_list_change_cases.name]] == [
             flagged_first,
             flagged_last,
         ]
-        assert {o.key for o in fakes.inputs[KycStep.OPEN_LIST_CHANGE_CASES]} == {DIGEST}
-        children: list[object] = fakes.inputs[KycStep.RUN_CHECKS]
+        assert {o.key for o in fakes.inputs[refresh.open_list_change_cases.name]} == {DIGEST}
+        children: list[object] = fakes.inputs[review.run_kyc_checks.name]
         assert all(c.sla == SLA for c in children)  # type: ignore[attr-defined]
 
 
@@ -161,14 +162,14 @@ class TestReKycSweep:
             )
             result: ReKycSweepResult = await handle.result()
             await replay(handle, ReKycSweepWorkflow)
-            await fakes.called(KycStep.RUN_CHECKS, 3)
+            await fakes.called(review.run_kyc_checks.name, 3)
             await reviews_running(env, (*first, *second))
 
         assert result == ReKycSweepResult(cases_opened=3)
-        keys = {sweep.key for sweep in fakes.inputs[KycStep.OPEN_DOCUMENT_EXPIRY_CASES]}
+        keys = {run.key for run in fakes.inputs[sweep.open_document_expiry_cases.name]}
         assert keys == {handle.id}
-        assert fakes.count(KycStep.OPEN_DOCUMENT_EXPIRY_CASES) == 2
-        assert fakes.count(KycStep.RUN_CHECKS) == 3
+        assert fakes.count(sweep.open_document_expiry_cases.name) == 2
+        assert fakes.count(review.run_kyc_checks.name) == 3
 
 
 class TestClientMail:
@@ -183,7 +184,7 @@ class TestClientMail:
         )
         async with kyc_workers(env, fakes, ClientMailWorkflow) as queue:
             handle = await env.client.start_workflow(
-                CLIENT_MAIL_WORKFLOW,
+                CLIENT_MAIL.name,
                 mail,
                 id=client_mail_workflow_id(mail.key),
                 task_queue=queue,
@@ -191,13 +192,13 @@ class TestClientMail:
             await handle.result()
             await replay(handle, ClientMailWorkflow)
 
-        assert fakes.count(KycStep.SEND_CLIENT_MAIL) == 3
-        assert all(m == mail for m in fakes.inputs[KycStep.SEND_CLIENT_MAIL])
+        assert fakes.count(client_mail.send_client_mail.name) == 3
+        assert all(m == mail for m in fakes.inputs[client_mail.send_client_mail.name])
 
     async def test_a_mail_refused_for_good_fails_the_workflow(
         self, env: WorkflowEnvironment
     ) -> None:
-        fakes = KycFakes(refuse={KycStep.SEND_CLIENT_MAIL: "MailRejected"})
+        fakes = KycFakes(refuse={client_mail.send_client_mail.name: "MailRejected"})
         mail = ClientMailInput(
             key=f"k-{uuid.uuid4()}", client_id=uuid.uuid4(), template=MailTemplate.KYC_APPROVED
         )
@@ -208,7 +209,7 @@ class TestClientMail:
             with pytest.raises(WorkflowFailureError):
                 await handle.result()
 
-        assert fakes.count(KycStep.SEND_CLIENT_MAIL) == 1
+        assert fakes.count(client_mail.send_client_mail.name) == 1
 
 
 class TestSchedule:

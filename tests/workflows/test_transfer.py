@@ -11,14 +11,10 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from domain.money_flows import (
-    MovementKind,
-    MovementResult,
-    Pocket,
-    Step,
-    TransferInput,
-    reference_for,
-)
+from contracts import funds
+from contracts.funds import MovementResult
+from contracts.transfer import TransferInput, transfer_workflow_id
+from domain.money_flows import MovementKind, Pocket, reference_for
 from domain.payments import PaymentStatus
 from tests.workflows.money_fakes import (
     MoneyFakes,
@@ -29,7 +25,7 @@ from tests.workflows.money_fakes import (
     usd,
     workers,
 )
-from workflows.transfer import TransferWorkflow, transfer_workflow_id
+from workflows.transfer import TransferWorkflow
 
 AMOUNT = usd("100.00")
 CONVERTED = eur("90.00")  # at the fakes' 0.90 EUR per USD
@@ -86,15 +82,15 @@ class TestTransfer:
 
         assert result == MovementResult(status=PaymentStatus.COMPLETED, credited=CONVERTED)
         assert fakes.calls == [
-            (Step.RESERVE_FROM_WALLET, f"{ref}:hold"),
-            (Step.CONVERT_HELD, f"{ref}:fx"),
-            (Step.MT5_CREDIT_BALANCE, f"tri {ref}"),
-            (Step.BOOK_ENTRY, f"{ref}:to-mt5"),
-            (Step.NOTIFY_CLIENT, "transfer_completed"),
+            (funds.reserve_from_wallet.name, f"{ref}:hold"),
+            (funds.convert_held.name, f"{ref}:fx"),
+            (funds.mt5_credit_balance.name, f"tri {ref}"),
+            (funds.book_entry.name, f"{ref}:to-mt5"),
+            (funds.notify_client.name, "transfer_completed"),
         ]
-        [conversion] = fakes.inputs[Step.CONVERT_HELD]
+        [conversion] = fakes.inputs[funds.convert_held.name]
         assert (conversion.sell, conversion.into) == (AMOUNT, "EUR")
-        [credit] = fakes.inputs[Step.MT5_CREDIT_BALANCE]
+        [credit] = fakes.inputs[funds.mt5_credit_balance.name]
         assert (credit.account, credit.amount) == (fakes.account(), CONVERTED.amount)
         assert credit.requested_at == (await handle.describe()).start_time
         into_mt5 = fakes.bookings()[f"{ref}:to-mt5"]
@@ -106,18 +102,18 @@ class TestTransfer:
     async def test_mt5_refusing_the_credit_undoes_the_conversion_then_the_hold(
         self, env: WorkflowEnvironment
     ) -> None:
-        fakes = MoneyFakes(refuse={Step.MT5_CREDIT_BALANCE: "Mt5Refused"})
+        fakes = MoneyFakes(refuse={funds.mt5_credit_balance.name: "Mt5Refused"})
         request = wallet_usd_to_mt5_eur(fakes)
         ref = request.reference
         result = await (await transfer(env, fakes, request)).result()
 
         assert result == MovementResult(status=PaymentStatus.REJECTED, reason="Mt5Refused (fake)")
-        assert fakes.after(Step.MT5_CREDIT_BALANCE) == [
-            (Step.MT5_REVERSE_IF_APPLIED, (f"rev {ref}", False)),  # MT5 never credited it
-            (Step.REVERSE_ENTRY_IF_BOOKED, (f"{ref}:fx", True)),
-            (Step.REVERSE_ENTRY_IF_BOOKED, (f"{ref}:hold", True)),
-            (Step.MARK_MOVEMENT, PaymentStatus.REJECTED),
-            (Step.NOTIFY_CLIENT, "transfer_rejected"),
+        assert fakes.after(funds.mt5_credit_balance.name) == [
+            (funds.mt5_reverse_if_applied.name, (f"rev {ref}", False)),  # MT5 never credited it
+            (funds.reverse_entry_if_booked.name, (f"{ref}:fx", True)),
+            (funds.reverse_entry_if_booked.name, (f"{ref}:hold", True)),
+            (funds.mark_movement.name, PaymentStatus.REJECTED),
+            (funds.notify_client.name, "transfer_rejected"),
         ]
         assert not fakes.deals
 
@@ -139,13 +135,13 @@ class TestTransfer:
 
         assert result == MovementResult(status=PaymentStatus.COMPLETED, credited=AMOUNT)
         assert fakes.calls == [
-            (Step.MT5_FREE_MARGIN, 7001),
-            (Step.MT5_DEBIT_BALANCE, f"tro {ref}"),
-            (Step.BOOK_ENTRY, f"{ref}:from-mt5"),
-            (Step.BOOK_ENTRY, f"{ref}:to-wallet"),
-            (Step.NOTIFY_CLIENT, "transfer_completed"),
+            (funds.mt5_free_margin.name, 7001),
+            (funds.mt5_debit_balance.name, f"tro {ref}"),
+            (funds.book_entry.name, f"{ref}:from-mt5"),
+            (funds.book_entry.name, f"{ref}:to-wallet"),
+            (funds.notify_client.name, "transfer_completed"),
         ]
-        [debit] = fakes.inputs[Step.MT5_DEBIT_BALANCE]
+        [debit] = fakes.inputs[funds.mt5_debit_balance.name]
         assert (debit.account, debit.amount) == (fakes.account(), -AMOUNT.amount)
         to_wallet = fakes.bookings()[f"{ref}:to-wallet"]
         assert to_wallet.then is not None
@@ -171,16 +167,16 @@ class TestTransfer:
         assert isinstance(cause, ActivityError)
         assert isinstance(cause.cause, ApplicationError)
         assert cause.cause.type == "Conflict"
-        assert fakes.after(Step.MT5_CREDIT_BALANCE) == [
-            (Step.BOOK_ENTRY, f"{ref}:to-mt5"),
-            (Step.MT5_REVERSE_IF_APPLIED, (f"rev {ref}", True)),
-            (Step.REVERSE_ENTRY_IF_BOOKED, (f"{ref}:fx", True)),
-            (Step.REVERSE_ENTRY_IF_BOOKED, (f"{ref}:hold", True)),
-            (Step.MARK_MOVEMENT, PaymentStatus.FAILED),
-            (Step.NOTIFY_CLIENT, "transfer_failed"),
+        assert fakes.after(funds.mt5_credit_balance.name) == [
+            (funds.book_entry.name, f"{ref}:to-mt5"),
+            (funds.mt5_reverse_if_applied.name, (f"rev {ref}", True)),
+            (funds.reverse_entry_if_booked.name, (f"{ref}:fx", True)),
+            (funds.reverse_entry_if_booked.name, (f"{ref}:hold", True)),
+            (funds.mark_movement.name, PaymentStatus.FAILED),
+            (funds.notify_client.name, "transfer_failed"),
         ]
-        [taken_back] = fakes.inputs[Step.MT5_REVERSE_IF_APPLIED]
-        assert taken_back.change == fakes.inputs[Step.MT5_CREDIT_BALANCE][0]
+        [taken_back] = fakes.inputs[funds.mt5_reverse_if_applied.name]
+        assert taken_back.change == fakes.inputs[funds.mt5_credit_balance.name][0]
         assert taken_back.comment == f"rev {ref}"
         assert fakes.deals == {f"tri {ref}", f"rev {ref}"}
         assert fakes.booked == {
@@ -194,12 +190,12 @@ class TestTransfer:
         self, env: WorkflowEnvironment
     ) -> None:
         fakes = MoneyFakes()
-        crediting = fakes.pause(Step.MT5_CREDIT_BALANCE)
+        crediting = fakes.pause(funds.mt5_credit_balance.name)
         request = wallet_usd_to_mt5_eur(fakes)
         ref = request.reference
         async with workers(env, fakes, TransferWorkflow) as queue:
             handle = await start(env, queue, request)
-            await fakes.called(Step.MT5_CREDIT_BALANCE)
+            await fakes.called(funds.mt5_credit_balance.name)
             await cancel(handle)
             crediting.set()  # MT5 applies the credit after all
             await fakes.landed(f"tri {ref}")

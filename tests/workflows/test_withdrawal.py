@@ -16,16 +16,10 @@ from temporalio.client import (
 )
 from temporalio.testing import WorkflowEnvironment
 
-from domain.money_flows import (
-    DecisionOutcome,
-    MovementKind,
-    MovementResult,
-    Pocket,
-    StaffDecision,
-    Step,
-    WithdrawalInput,
-    reference_for,
-)
+from contracts import funds, withdrawal
+from contracts.funds import DecisionOutcome, MovementResult, StaffDecision
+from contracts.withdrawal import DECIDE, PAYMENT_EVENT, WithdrawalInput, withdrawal_workflow_id
+from domain.money_flows import MovementKind, Pocket, reference_for
 from domain.payment_checks import RiskFlag
 from domain.payments import PaymentEventKind, PaymentStatus
 from tests.workflows.money_fakes import (
@@ -38,7 +32,7 @@ from tests.workflows.money_fakes import (
     usd,
     workers,
 )
-from workflows.withdrawal import WithdrawalWorkflow, withdrawal_workflow_id
+from workflows.withdrawal import WithdrawalWorkflow
 
 AMOUNT = usd("100.00")
 Handle = WorkflowHandle[WithdrawalWorkflow, MovementResult]
@@ -82,7 +76,7 @@ async def start(env: WorkflowEnvironment, queue: str, request: WithdrawalInput) 
 
 async def processor_says(handle: Handle, request: WithdrawalInput, kind: PaymentEventKind) -> None:
     event = payment_event(kind, request.reference, request.amount)
-    await handle.signal(WithdrawalWorkflow.payment_event, event)
+    await handle.signal(PAYMENT_EVENT.name, event)
 
 
 async def finish(handle: Handle) -> MovementResult:
@@ -101,7 +95,7 @@ def officer(
 
 async def decide(handle: Handle, decision: StaffDecision) -> DecisionOutcome:
     outcome: DecisionOutcome = await handle.execute_update(
-        "decide", decision, result_type=DecisionOutcome
+        DECIDE.name, decision, result_type=DECIDE.result
     )
     return outcome
 
@@ -109,8 +103,8 @@ async def decide(handle: Handle, decision: StaffDecision) -> DecisionOutcome:
 def undone_mt5_debit(ref: str) -> list[tuple[str, object]]:
     """The compensations of a withdrawal from MT5, newest first."""
     return [
-        (Step.REVERSE_ENTRY_IF_BOOKED, (f"{ref}:from-mt5", True)),
-        (Step.MT5_REVERSE_IF_APPLIED, (f"ret {ref}", True)),
+        (funds.reverse_entry_if_booked.name, (f"{ref}:from-mt5", True)),
+        (funds.mt5_reverse_if_applied.name, (f"ret {ref}", True)),
     ]
 
 
@@ -123,19 +117,19 @@ class TestWithdrawal:
         ref = request.reference
         async with workers(env, fakes, WithdrawalWorkflow) as queue:
             handle = await start(env, queue, request)
-            await blocked_after(handle, Step.SEND_PAYOUT)
+            await blocked_after(handle, withdrawal.send_payout.name)
             await processor_says(handle, request, PaymentEventKind.PAYOUT_SETTLED)
             result = await finish(handle)
 
         assert result == MovementResult(status=PaymentStatus.COMPLETED, credited=AMOUNT)
         assert fakes.calls == [
-            (Step.RESERVE_FROM_WALLET, f"{ref}:hold"),
-            (Step.ASSESS_WITHDRAWAL, None),
-            (Step.SEND_PAYOUT, None),
-            (Step.BOOK_ENTRY, f"{ref}:paid-out"),
-            (Step.NOTIFY_CLIENT, "withdrawal_completed"),
+            (funds.reserve_from_wallet.name, f"{ref}:hold"),
+            (withdrawal.assess_withdrawal.name, None),
+            (withdrawal.send_payout.name, None),
+            (funds.book_entry.name, f"{ref}:paid-out"),
+            (funds.notify_client.name, "withdrawal_completed"),
         ]
-        [reserve] = fakes.inputs[Step.RESERVE_FROM_WALLET]
+        [reserve] = fakes.inputs[funds.reserve_from_wallet.name]
         assert reserve.amount == AMOUNT
         assert reserve.then is not None and reserve.then.status is PaymentStatus.FUNDS_RESERVED
         paid_out = fakes.bookings()[f"{ref}:paid-out"]
@@ -143,7 +137,7 @@ class TestWithdrawal:
         assert paid_out.then is not None and paid_out.then.status is PaymentStatus.COMPLETED
 
     async def test_insufficient_funds_are_refused(self, env: WorkflowEnvironment) -> None:
-        fakes = MoneyFakes(refuse={Step.RESERVE_FROM_WALLET: "InsufficientFunds"})
+        fakes = MoneyFakes(refuse={funds.reserve_from_wallet.name: "InsufficientFunds"})
         request = from_wallet()
         ref = request.reference
         async with workers(env, fakes, WithdrawalWorkflow) as queue:
@@ -152,10 +146,10 @@ class TestWithdrawal:
         assert result.status is PaymentStatus.REJECTED
         assert result.reason == "InsufficientFunds (fake)"
         assert fakes.calls == [
-            (Step.RESERVE_FROM_WALLET, f"{ref}:hold"),
-            (Step.REVERSE_ENTRY_IF_BOOKED, (f"{ref}:hold", False)),  # nothing was booked
-            (Step.MARK_MOVEMENT, PaymentStatus.REJECTED),
-            (Step.NOTIFY_CLIENT, "withdrawal_rejected"),
+            (funds.reserve_from_wallet.name, f"{ref}:hold"),
+            (funds.reverse_entry_if_booked.name, (f"{ref}:hold", False)),  # nothing was booked
+            (funds.mark_movement.name, PaymentStatus.REJECTED),
+            (funds.notify_client.name, "withdrawal_rejected"),
         ]
         assert not fakes.booked
 
@@ -170,9 +164,9 @@ class TestWithdrawal:
         assert result.status is PaymentStatus.REJECTED
         assert result.reason == "free margin on MT5 account 7001 is 99.99 USD"
         assert fakes.calls == [
-            (Step.MT5_FREE_MARGIN, 7001),
-            (Step.MARK_MOVEMENT, PaymentStatus.REJECTED),
-            (Step.NOTIFY_CLIENT, "withdrawal_rejected"),
+            (funds.mt5_free_margin.name, 7001),
+            (funds.mark_movement.name, PaymentStatus.REJECTED),
+            (funds.notify_client.name, "withdrawal_rejected"),
         ]
 
     async def test_enough_free_margin_debits_mt5_with_the_reference(
@@ -188,15 +182,15 @@ class TestWithdrawal:
 
         assert result.status is PaymentStatus.COMPLETED
         assert fakes.calls == [
-            (Step.MT5_FREE_MARGIN, 7001),
-            (Step.MT5_DEBIT_BALANCE, f"wd {ref}"),
-            (Step.BOOK_ENTRY, f"{ref}:from-mt5"),
-            (Step.ASSESS_WITHDRAWAL, None),
-            (Step.SEND_PAYOUT, None),
-            (Step.BOOK_ENTRY, f"{ref}:paid-out"),
-            (Step.NOTIFY_CLIENT, "withdrawal_completed"),
+            (funds.mt5_free_margin.name, 7001),
+            (funds.mt5_debit_balance.name, f"wd {ref}"),
+            (funds.book_entry.name, f"{ref}:from-mt5"),
+            (withdrawal.assess_withdrawal.name, None),
+            (withdrawal.send_payout.name, None),
+            (funds.book_entry.name, f"{ref}:paid-out"),
+            (funds.notify_client.name, "withdrawal_completed"),
         ]
-        [debit] = fakes.inputs[Step.MT5_DEBIT_BALANCE]
+        [debit] = fakes.inputs[funds.mt5_debit_balance.name]
         assert (debit.account, debit.amount) == (fakes.account(), -AMOUNT.amount)
         assert debit.requested_at == (await handle.describe()).start_time
         from_mt5_booking = fakes.bookings()[f"{ref}:from-mt5"]
@@ -207,7 +201,7 @@ class TestWithdrawal:
     async def test_a_debit_mt5_refuses_is_not_reversed_on_mt5(
         self, env: WorkflowEnvironment
     ) -> None:
-        fakes = MoneyFakes(refuse={Step.MT5_DEBIT_BALANCE: "Mt5NoMoney"})
+        fakes = MoneyFakes(refuse={funds.mt5_debit_balance.name: "Mt5NoMoney"})
         request = from_mt5(fakes)
         ref = request.reference
         async with workers(env, fakes, WithdrawalWorkflow) as queue:
@@ -215,11 +209,11 @@ class TestWithdrawal:
 
         assert result == MovementResult(status=PaymentStatus.REJECTED, reason="Mt5NoMoney (fake)")
         assert fakes.calls == [
-            (Step.MT5_FREE_MARGIN, 7001),
-            (Step.MT5_DEBIT_BALANCE, f"wd {ref}"),
-            (Step.MT5_REVERSE_IF_APPLIED, (f"ret {ref}", False)),  # MT5 holds no such deal
-            (Step.MARK_MOVEMENT, PaymentStatus.REJECTED),
-            (Step.NOTIFY_CLIENT, "withdrawal_rejected"),
+            (funds.mt5_free_margin.name, 7001),
+            (funds.mt5_debit_balance.name, f"wd {ref}"),
+            (funds.mt5_reverse_if_applied.name, (f"ret {ref}", False)),  # MT5 holds no such deal
+            (funds.mark_movement.name, PaymentStatus.REJECTED),
+            (funds.notify_client.name, "withdrawal_rejected"),
         ]
         assert not fakes.deals and not fakes.booked
 
@@ -232,7 +226,7 @@ class TestWithdrawal:
         first = officer(approve=True)
         async with workers(env, fakes, WithdrawalWorkflow) as queue:
             handle = await start(env, queue, request)
-            await blocked_after(handle, Step.ASSESS_WITHDRAWAL)
+            await blocked_after(handle, withdrawal.assess_withdrawal.name)
 
             with pytest.raises(WorkflowUpdateFailedError) as not_finance:
                 await decide(handle, officer(approve=True, role="compliance"))
@@ -244,23 +238,23 @@ class TestWithdrawal:
             with pytest.raises(WorkflowUpdateFailedError) as twice:
                 await decide(handle, officer(approve=True, staff_id=first.staff_id))
             assert "a second officer must" in str(twice.value.cause)
-            assert Step.SEND_PAYOUT not in fakes.steps()
+            assert withdrawal.send_payout.name not in fakes.steps()
 
             second = await decide(handle, officer(approve=True))
             assert second.approvals == 2
-            await blocked_after(handle, Step.SEND_PAYOUT)
+            await blocked_after(handle, withdrawal.send_payout.name)
             await processor_says(handle, request, PaymentEventKind.PAYOUT_SETTLED)
             result = await finish(handle)
 
         assert result.status is PaymentStatus.COMPLETED
-        assert fakes.after(Step.ASSESS_WITHDRAWAL) == [
-            (Step.RECORD_DECISION, True),
-            (Step.RECORD_DECISION, True),
-            (Step.SEND_PAYOUT, None),
-            (Step.BOOK_ENTRY, f"{ref}:paid-out"),
-            (Step.NOTIFY_CLIENT, "withdrawal_completed"),
+        assert fakes.after(withdrawal.assess_withdrawal.name) == [
+            (funds.record_decision.name, True),
+            (funds.record_decision.name, True),
+            (withdrawal.send_payout.name, None),
+            (funds.book_entry.name, f"{ref}:paid-out"),
+            (funds.notify_client.name, "withdrawal_completed"),
         ]
-        assert [d.final for d in fakes.inputs[Step.RECORD_DECISION]] == [False, True]
+        assert [d.final for d in fakes.inputs[funds.record_decision.name]] == [False, True]
 
     async def test_one_rejection_undoes_the_mt5_debit_newest_first(
         self, env: WorkflowEnvironment
@@ -270,24 +264,24 @@ class TestWithdrawal:
         ref = request.reference
         async with workers(env, fakes, WithdrawalWorkflow) as queue:
             handle = await start(env, queue, request)
-            await blocked_after(handle, Step.ASSESS_WITHDRAWAL)
+            await blocked_after(handle, withdrawal.assess_withdrawal.name)
             await decide(handle, officer(approve=False))
             result = await finish(handle)
 
         assert result == MovementResult(
             status=PaymentStatus.REJECTED, reason="rejected by finance: checked"
         )
-        assert fakes.after(Step.ASSESS_WITHDRAWAL) == [
-            (Step.RECORD_DECISION, False),
+        assert fakes.after(withdrawal.assess_withdrawal.name) == [
+            (funds.record_decision.name, False),
             *undone_mt5_debit(ref),
-            (Step.MARK_MOVEMENT, PaymentStatus.REJECTED),
-            (Step.NOTIFY_CLIENT, "withdrawal_rejected"),
+            (funds.mark_movement.name, PaymentStatus.REJECTED),
+            (funds.notify_client.name, "withdrawal_rejected"),
         ]
-        [returned] = fakes.inputs[Step.MT5_REVERSE_IF_APPLIED]
-        assert returned.change == fakes.inputs[Step.MT5_DEBIT_BALANCE][0]
+        [returned] = fakes.inputs[funds.mt5_reverse_if_applied.name]
+        assert returned.change == fakes.inputs[funds.mt5_debit_balance.name][0]
         assert returned.comment == f"ret {ref}"
         assert fakes.deals == {f"wd {ref}", f"ret {ref}"}
-        assert fakes.inputs[Step.RECORD_DECISION][0].final
+        assert fakes.inputs[funds.record_decision.name][0].final
 
     async def test_a_failed_payout_undoes_every_step(self, env: WorkflowEnvironment) -> None:
         fakes = MoneyFakes()
@@ -295,15 +289,15 @@ class TestWithdrawal:
         ref = request.reference
         async with workers(env, fakes, WithdrawalWorkflow) as queue:
             handle = await start(env, queue, request)
-            await blocked_after(handle, Step.SEND_PAYOUT)
+            await blocked_after(handle, withdrawal.send_payout.name)
             await processor_says(handle, request, PaymentEventKind.PAYOUT_FAILED)
             result = await finish(handle)
 
         assert result.status is PaymentStatus.FAILED
-        assert fakes.after(Step.SEND_PAYOUT) == [
+        assert fakes.after(withdrawal.send_payout.name) == [
             *undone_mt5_debit(ref),
-            (Step.MARK_MOVEMENT, PaymentStatus.FAILED),
-            (Step.NOTIFY_CLIENT, "withdrawal_failed"),
+            (funds.mark_movement.name, PaymentStatus.FAILED),
+            (funds.notify_client.name, "withdrawal_failed"),
         ]
 
     async def test_cancelling_a_withdrawal_pending_approval_puts_the_money_back(
@@ -314,17 +308,17 @@ class TestWithdrawal:
         ref = request.reference
         async with workers(env, fakes, WithdrawalWorkflow) as queue:
             handle = await start(env, queue, request)
-            await blocked_after(handle, Step.ASSESS_WITHDRAWAL)
+            await blocked_after(handle, withdrawal.assess_withdrawal.name)
             await cancel(handle)
             result = await finish(handle)
 
         assert result == MovementResult(status=PaymentStatus.CANCELLED, reason="cancelled by staff")
-        assert fakes.after(Step.ASSESS_WITHDRAWAL) == [
+        assert fakes.after(withdrawal.assess_withdrawal.name) == [
             *undone_mt5_debit(ref),
-            (Step.MARK_MOVEMENT, PaymentStatus.CANCELLED),
-            (Step.NOTIFY_CLIENT, "withdrawal_cancelled"),
+            (funds.mark_movement.name, PaymentStatus.CANCELLED),
+            (funds.notify_client.name, "withdrawal_cancelled"),
         ]
-        [marked] = fakes.inputs[Step.MARK_MOVEMENT]
+        [marked] = fakes.inputs[funds.mark_movement.name]
         assert marked.reason == "cancelled by staff"
         assert (await handle.describe()).status is WorkflowExecutionStatus.COMPLETED
 
@@ -336,19 +330,19 @@ class TestWithdrawal:
         ref = request.reference
         async with workers(env, fakes, WithdrawalWorkflow) as queue:
             handle = await start(env, queue, request)
-            await blocked_after(handle, Step.SEND_PAYOUT)
+            await blocked_after(handle, withdrawal.send_payout.name)
             await cancel(handle)  # refused: the processor is already paying it out
-            assert Step.MARK_MOVEMENT not in fakes.steps()
+            assert funds.mark_movement.name not in fakes.steps()
             await processor_says(handle, request, PaymentEventKind.PAYOUT_SETTLED)
             result = await finish(handle)
 
         assert result == MovementResult(status=PaymentStatus.COMPLETED, credited=AMOUNT)
-        assert fakes.after(Step.SEND_PAYOUT) == [
-            (Step.BOOK_ENTRY, f"{ref}:paid-out"),
-            (Step.NOTIFY_CLIENT, "withdrawal_completed"),
+        assert fakes.after(withdrawal.send_payout.name) == [
+            (funds.book_entry.name, f"{ref}:paid-out"),
+            (funds.notify_client.name, "withdrawal_completed"),
         ]
-        assert Step.REVERSE_ENTRY_IF_BOOKED not in fakes.steps()
-        assert Step.MT5_REVERSE_IF_APPLIED not in fakes.steps()
+        assert funds.reverse_entry_if_booked.name not in fakes.steps()
+        assert funds.mt5_reverse_if_applied.name not in fakes.steps()
         assert (await handle.describe()).status is WorkflowExecutionStatus.COMPLETED
 
     async def test_a_failed_payout_after_a_refused_cancellation_still_undoes_every_step(
@@ -359,7 +353,7 @@ class TestWithdrawal:
         ref = request.reference
         async with workers(env, fakes, WithdrawalWorkflow) as queue:
             handle = await start(env, queue, request)
-            await blocked_after(handle, Step.SEND_PAYOUT)
+            await blocked_after(handle, withdrawal.send_payout.name)
             await cancel(handle)
             await processor_says(handle, request, PaymentEventKind.PAYOUT_FAILED)
             result = await finish(handle)
@@ -367,22 +361,22 @@ class TestWithdrawal:
         assert result == MovementResult(
             status=PaymentStatus.FAILED, reason="the processor could not pay it out"
         )
-        assert fakes.after(Step.SEND_PAYOUT) == [
+        assert fakes.after(withdrawal.send_payout.name) == [
             *undone_mt5_debit(ref),
-            (Step.MARK_MOVEMENT, PaymentStatus.FAILED),
-            (Step.NOTIFY_CLIENT, "withdrawal_failed"),
+            (funds.mark_movement.name, PaymentStatus.FAILED),
+            (funds.notify_client.name, "withdrawal_failed"),
         ]
 
     async def test_cancelling_while_a_step_runs_still_ends_as_cancelled(
         self, env: WorkflowEnvironment
     ) -> None:
         fakes = MoneyFakes(withdrawal_flags=(RiskFlag.LARGE_AMOUNT,))
-        assessing = fakes.pause(Step.ASSESS_WITHDRAWAL)
+        assessing = fakes.pause(withdrawal.assess_withdrawal.name)
         request = from_mt5(fakes)
         ref = request.reference
         async with workers(env, fakes, WithdrawalWorkflow) as queue:
             handle = await start(env, queue, request)
-            await fakes.called(Step.ASSESS_WITHDRAWAL)
+            await fakes.called(withdrawal.assess_withdrawal.name)
             await cancel(handle)
             assessing.set()
             result = None
@@ -390,23 +384,23 @@ class TestWithdrawal:
                 result = await handle.result()
             await replay(handle, WithdrawalWorkflow)
 
-        assert fakes.after(Step.ASSESS_WITHDRAWAL)[:2] == undone_mt5_debit(ref)
+        assert fakes.after(withdrawal.assess_withdrawal.name)[:2] == undone_mt5_debit(ref)
         assert result == MovementResult(status=PaymentStatus.CANCELLED, reason="cancelled by staff")
-        assert fakes.after(Step.ASSESS_WITHDRAWAL)[2:] == [
-            (Step.MARK_MOVEMENT, PaymentStatus.CANCELLED),
-            (Step.NOTIFY_CLIENT, "withdrawal_cancelled"),
+        assert fakes.after(withdrawal.assess_withdrawal.name)[2:] == [
+            (funds.mark_movement.name, PaymentStatus.CANCELLED),
+            (funds.notify_client.name, "withdrawal_cancelled"),
         ]
 
     async def test_cancelling_while_mt5_debits_never_loses_the_debit(
         self, env: WorkflowEnvironment
     ) -> None:
         fakes = MoneyFakes()
-        debiting = fakes.pause(Step.MT5_DEBIT_BALANCE)
+        debiting = fakes.pause(funds.mt5_debit_balance.name)
         request = from_mt5(fakes)
         ref = request.reference
         async with workers(env, fakes, WithdrawalWorkflow) as queue:
             handle = await start(env, queue, request)
-            await fakes.called(Step.MT5_DEBIT_BALANCE)
+            await fakes.called(funds.mt5_debit_balance.name)
             await cancel(handle)
             debiting.set()  # MT5 applies the debit after all
             await fakes.landed(f"wd {ref}")
@@ -422,21 +416,21 @@ class TestWithdrawal:
         self, env: WorkflowEnvironment
     ) -> None:
         fakes = MoneyFakes(withdrawal_flags=(RiskFlag.LARGE_AMOUNT,))
-        unbooking = fakes.pause(Step.REVERSE_ENTRY_IF_BOOKED)
+        unbooking = fakes.pause(funds.reverse_entry_if_booked.name)
         request = from_mt5(fakes)
         ref = request.reference
         async with workers(env, fakes, WithdrawalWorkflow) as queue:
             handle = await start(env, queue, request)
-            await blocked_after(handle, Step.ASSESS_WITHDRAWAL)
+            await blocked_after(handle, withdrawal.assess_withdrawal.name)
             await decide(handle, officer(approve=False))
-            await fakes.called(Step.REVERSE_ENTRY_IF_BOOKED)
+            await fakes.called(funds.reverse_entry_if_booked.name)
             await cancel(handle)
             unbooking.set()
             with suppress(WorkflowFailureError):
                 await handle.result()
             await replay(handle, WithdrawalWorkflow)
 
-        assert fakes.after(Step.RECORD_DECISION)[:2] == undone_mt5_debit(ref)
+        assert fakes.after(funds.record_decision.name)[:2] == undone_mt5_debit(ref)
         assert fakes.deals == {f"wd {ref}", f"ret {ref}"}
-        [marked] = fakes.inputs[Step.MARK_MOVEMENT]
+        [marked] = fakes.inputs[funds.mark_movement.name]
         assert marked.status in (PaymentStatus.REJECTED, PaymentStatus.CANCELLED)

@@ -23,9 +23,9 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
-from domain.kyc_flow import REKYC_SWEEP_SCHEDULE, REKYC_SWEEP_WORKFLOW, ReKycSweepInput
+from contracts import TASK_QUEUE
+from contracts.rekyc_sweep import REKYC_SWEEP, REKYC_SWEEP_SCHEDULE, ReKycSweepInput
 from settings import Settings
-from workflows import TASK_QUEUE
 
 log = logging.getLogger("brokerflow.schedules")
 
@@ -37,7 +37,7 @@ REKYC_SWEEP_TIMEOUT = timedelta(hours=23)
 def rekyc_sweep_schedule(settings: Settings) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            REKYC_SWEEP_WORKFLOW,
+            REKYC_SWEEP.name,
             ReKycSweepInput(sla=settings.kyc.sla()),
             # Temporal appends each run's scheduled time to this id.
             id="rekyc-sweep",

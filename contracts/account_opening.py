@@ -1,4 +1,5 @@
-"""The account-opening process as data: the workflow's input and the contract of each step.
+"""Opening an MT5 account (demo after sign-up, live after KYC): the workflow's input and result,
+and each step's argument, result, policy and queue.
 
 Workflows and activities both speak these models; neither imports the other.
 """
@@ -10,24 +11,11 @@ from enum import StrEnum
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
-
+from contracts import policies
+from contracts.process import Process
+from contracts.steps import Mt5Step, Step
+from domain.frozen import Frozen as Contract
 from domain.onboarding import AccountType
-
-
-class Step(StrEnum):
-    """Activity names, fixed so that renaming a Python function never breaks history."""
-
-    RESERVE_MT5_LOGIN = "reserve_mt5_login"
-    CREATE_MT5_USER = "create_mt5_user"
-    DELETE_MT5_USER_IF_OURS = "delete_mt5_user_if_ours"
-    CREDIT_DEMO_DEPOSIT = "credit_demo_deposit"
-    RECORD_MT5_ACCOUNT = "record_mt5_account"
-    MARK_APPLICATION_FAILED = "mark_application_failed"
-
-
-class Contract(BaseModel):
-    model_config = ConfigDict(frozen=True)
 
 
 def account_opening_workflow_id(application_id: UUID) -> str:
@@ -101,3 +89,24 @@ class RecordMt5AccountInput(Contract):
 class MarkApplicationFailedInput(Contract):
     application_id: UUID
     reason: str
+
+
+ACCOUNT_OPENING = Process("AccountOpening", AccountOpeningInput, AccountOpeningResult)
+
+reserve_mt5_login = Step("reserve_mt5_login", ReserveLoginInput, int, policies.DATABASE)
+create_mt5_user = Mt5Step(
+    "create_mt5_user", CreateMt5UserInput, CreateMt5UserOutcome, policies.MT5_WRITE
+)
+# Looked up by its marker before it is deleted: never somebody else's user.
+delete_mt5_user_if_ours = Mt5Step(
+    "delete_mt5_user_if_ours", DeleteMt5UserInput, type(None), policies.MT5_COMPENSATION
+)
+credit_demo_deposit = Mt5Step(
+    "credit_demo_deposit", CreditDemoDepositInput, int, policies.MT5_WRITE
+)
+record_mt5_account = Step(
+    "record_mt5_account", RecordMt5AccountInput, type(None), policies.DATABASE
+)
+mark_application_failed = Step(
+    "mark_application_failed", MarkApplicationFailedInput, type(None), policies.DATABASE
+)

@@ -1,0 +1,68 @@
+"""A deposit: the client pays through a processor, the money is checked, then credited once to
+the wallet or the MT5 account. The workflow's input, its signal and update, and the steps only a
+deposit takes (the shared ones are in `contracts.funds`).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from contracts import policies
+from contracts.funds import (
+    ClientId,
+    DecisionOutcome,
+    MovementResult,
+    PaymentRef,
+    StaffDecision,
+)
+from contracts.process import Process, Signal, Update
+from contracts.steps import Step
+from domain.frozen import Frozen as Contract
+from domain.money import Money
+from domain.money_flows import Pocket
+from domain.payment_checks import RiskFlag
+from domain.payments import PaymentEvent, PaymentSession
+
+
+# The id comes from the business key, so a second start of the same deposit is refused; it is
+# how the API reaches a running deposit.
+def deposit_workflow_id(payment_id: uuid.UUID) -> str:
+    return f"deposit-{payment_id}"
+
+
+class DepositInput(Contract):
+    payment_id: uuid.UUID
+    client_id: ClientId
+    reference: str
+    provider: str
+    amount: Money
+    destination: Pocket
+
+
+class PaymentReceived(Contract):
+    payment_id: uuid.UUID
+    event: PaymentEvent
+
+
+class DepositAssessment(Contract):
+    flags: tuple[RiskFlag, ...]
+    amount: Money  # what the processor collected: what the client gets
+
+
+DEPOSIT = Process("Deposit", DepositInput, MovementResult)
+# The processor's verified webhook (redeliveries count once).
+PAYMENT_EVENT = Signal("payment_event", PaymentEvent)
+# A compliance officer on a held deposit.
+DECIDE = Update("decide", StaffDecision, DecisionOutcome)
+
+# A payment page (card) or a transfer reference (bank) from the processor.
+start_processor_deposit = Step(
+    "start_processor_deposit", PaymentRef, PaymentSession, policies.DATABASE
+)
+# The processor collected the money: booked into suspense until the checks pass.
+record_payment_received = Step(
+    "record_payment_received", PaymentReceived, type(None), policies.DATABASE
+)
+assess_deposit = Step("assess_deposit", PaymentRef, DepositAssessment, policies.DATABASE)
+# A rejected deposit goes back where it came from, and out of the books' suspense.
+return_payment_to_payer = Step("return_payment_to_payer", PaymentRef, type(None), policies.DATABASE)

@@ -1,0 +1,169 @@
+"""What the money processes (deposit, withdrawal, transfer) share: the movement they move, their
+result, a staff decision on a payment, and the steps of the books, of MT5 balances and of the
+client's notices, with each step's argument, result, policy and queue.
+
+One pydantic model per call, so fields can be added later (with defaults) without breaking
+running workflows. Step names are activity names in Temporal's history: never renamed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import Field
+
+from contracts import policies
+from contracts.steps import Mt5Step, Step
+from domain.frozen import Frozen as Contract
+from domain.ledger import JournalEntry
+from domain.money import Money
+from domain.money_flows import MovementKind, Mt5AccountRef
+from domain.payments import PaymentStatus
+
+ClientId = uuid.UUID
+StaffId = uuid.UUID
+
+
+class MovementRef(Contract):
+    """A payment or a transfer row, whose status the steps move."""
+
+    kind: MovementKind
+    id: uuid.UUID
+
+
+class MovementResult(Contract):
+    """How a deposit, a withdrawal or a transfer ended."""
+
+    status: PaymentStatus
+    credited: Money | None = None
+    reason: str | None = None
+
+
+# -- a staff decision on a payment (the `decide` update of a deposit or a withdrawal) -----------
+
+
+class StaffDecision(Contract):
+    """A compliance officer on a held deposit, or a finance officer on a withdrawal."""
+
+    staff_id: StaffId
+    roles: tuple[str, ...]
+    approve: bool
+    reason: str = Field(min_length=1, max_length=1000)
+    ip: str | None = None
+    request_id: str | None = None
+
+
+class DecisionOutcome(Contract):
+    status: PaymentStatus
+    approvals: int
+
+
+# -- step arguments ------------------------------------------------------------------------------
+
+
+class PaymentRef(Contract):
+    payment_id: uuid.UUID
+
+
+class RecordDecision(Contract):
+    payment_id: uuid.UUID
+    decision: StaffDecision
+    # Whether this decision settles the payment's compliance status (a deposit's only decision,
+    # a withdrawal's rejection or second approval).
+    final: bool
+    # The status the payment moves to once this decision is stored (None: it stays).
+    new_status: PaymentStatus | None = None
+
+
+class MarkMovement(Contract):
+    movement: MovementRef
+    status: PaymentStatus
+    reason: str | None = None
+    credited: Money | None = None
+    mt5_ticket: int | None = None
+
+
+class Booking(Contract):
+    """One journal entry, and optionally the status its movement reaches with it (one
+    transaction: the books and the status never disagree)."""
+
+    entry: JournalEntry
+    then: MarkMovement | None = None
+
+
+class ReverseEntry(Contract):
+    """Undo the entry booked under `key`, if it was booked at all (a compensation)."""
+
+    key: str
+    reason: str
+    then: MarkMovement | None = None
+
+
+class ReserveFromWallet(Contract):
+    """Move money from the wallet into the hold, refused beyond what the wallet has."""
+
+    key: str
+    client_id: ClientId
+    amount: Money
+    then: MarkMovement | None = None
+
+
+class ConvertHeld(Contract):
+    key: str
+    client_id: ClientId
+    sell: Money
+    into: str
+
+
+class Notify(Contract):
+    client_id: ClientId
+    key: str
+    kind: str
+    message: str
+
+
+class BalanceChange(Contract):
+    """A credit (positive) or debit (negative) on an MT5 account, once: `comment` is its key."""
+
+    account: Mt5AccountRef
+    amount: Decimal
+    comment: str = Field(min_length=1, max_length=31)
+    # When the movement started: an earlier attempt's deal is looked for from here on.
+    requested_at: datetime
+
+
+class ReverseBalanceChange(Contract):
+    """Compensation: undo `change` on MT5 with the opposite amount, if MT5 holds it at all."""
+
+    change: BalanceChange
+    comment: str = Field(min_length=1, max_length=31)
+
+
+# -- steps: payment records (main task queue) ---------------------------------------------------
+
+# A staff decision with its audit row (a deposit's or a withdrawal's `decide` update).
+record_decision = Step("record_decision", RecordDecision, type(None), policies.DATABASE)
+
+# -- steps: the books and the movement's status (main task queue) -------------------------------
+
+book_entry = Step("book_entry", Booking, type(None), policies.DATABASE)
+mark_movement = Step("mark_movement", MarkMovement, type(None), policies.DATABASE)
+notify_client = Step("notify_client", Notify, type(None), policies.DATABASE)
+reserve_from_wallet = Step("reserve_from_wallet", ReserveFromWallet, type(None), policies.DATABASE)
+# What the client gets in the other currency.
+convert_held = Step("convert_held", ConvertHeld, Money, policies.DATABASE)
+reverse_entry_if_booked = Step(
+    "reverse_entry_if_booked", ReverseEntry, type(None), policies.DATABASE_COMPENSATION
+)
+
+# -- steps: MT5 balances (the account's server's task queue) ------------------------------------
+
+mt5_free_margin = Mt5Step("mt5_free_margin", Mt5AccountRef, Decimal, policies.MT5_WRITE)
+# Each answers the ticket of the balance deal.
+mt5_credit_balance = Mt5Step("mt5_credit_balance", BalanceChange, int, policies.MT5_WRITE)
+mt5_debit_balance = Mt5Step("mt5_debit_balance", BalanceChange, int, policies.MT5_WRITE)
+mt5_reverse_if_applied = Mt5Step(
+    "mt5_reverse_if_applied", ReverseBalanceChange, type(None), policies.MT5_COMPENSATION
+)

@@ -1,0 +1,127 @@
+"""One typed stub per step: what a workflow calls, what an activity implements and what the
+worker registers, so that mypy checks the argument and the result on both sides.
+
+    reserve_mt5_login = Step("reserve_mt5_login", ReserveLoginInput, int, policies.DATABASE)
+
+    login = await reserve_mt5_login(ReserveLoginInput(...))         # in a workflow: an int
+
+    @implements(reserve_mt5_login)                                  # in an activities class
+    async def reserve_mt5_login(self, request: ReserveLoginInput) -> int: ...
+
+A step's name is its activity's name in Temporal's history: it never changes once deployed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, overload
+
+from temporalio import activity, workflow
+
+from contracts import mt5_task_queue
+from contracts.policies import Policy
+
+A = TypeVar("A")
+R = TypeVar("R")
+Self_ = TypeVar("Self_")
+_STEP_ATTRIBUTE = "__brokerflow_step__"
+_DECLARED: dict[str, _Stub[Any, Any]] = {}
+
+
+@dataclass(frozen=True)
+class _Stub(Generic[A, R]):
+    name: str
+    argument: type[A]
+    result: type[R]
+    policy: Policy = field(compare=False)
+
+    def __post_init__(self) -> None:
+        # The same declaration seen twice (a module imported again) is one step; two different
+        # steps under one name would send one's argument to the other's activity.
+        known = _DECLARED.get(self.name)
+        if known is not None and _signature(known) != _signature(self):
+            raise ValueError(f"two different steps are called {self.name!r}")
+        _DECLARED[self.name] = self
+
+    async def _run(self, argument: A, task_queue: str | None) -> R:
+        wanted: Any = self.result
+        result = await workflow.execute_activity(
+            self.name,
+            argument,
+            task_queue=task_queue,
+            start_to_close_timeout=self.policy.timeout,
+            schedule_to_close_timeout=self.policy.give_up_after,
+            retry_policy=self.policy.retry,
+            result_type=None if wanted is type(None) else wanted,
+        )
+        return result  # type: ignore[no-any-return]
+
+
+class Step(_Stub[A, R]):
+    """A step on the calling workflow's own task queue (`TASK_QUEUE` in production): our
+    database, a processor, the mail server."""
+
+    async def __call__(self, argument: A) -> R:
+        return await self._run(argument, None)
+
+
+class Mt5Step(_Stub[A, R]):
+    """A step on one MT5 server's task queue, so that a slow server never stalls another."""
+
+    async def __call__(self, server: str, argument: A) -> R:
+        return await self._run(argument, mt5_task_queue(server))
+
+
+def _signature(step: _Stub[Any, Any]) -> tuple[str, str, str]:
+    return (type(step).__name__, step.argument.__qualname__, step.result.__qualname__)
+
+
+class implements(Generic[A, R]):
+    """Mark an activities-class method (or a test's fake function) as the implementation of
+    `step`: mypy checks that it takes the step's argument and returns its result."""
+
+    def __init__(self, step: _Stub[A, R]) -> None:
+        self.step = step
+
+    @overload
+    def __call__(self, function: Callable[[A], Awaitable[R]]) -> Callable[[A], Awaitable[R]]: ...
+
+    @overload
+    def __call__(
+        self, function: Callable[[Self_, A], Awaitable[R]]
+    ) -> Callable[[Self_, A], Awaitable[R]]: ...
+
+    def __call__(self, function: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+        setattr(function, _STEP_ATTRIBUTE, self.step)
+        return activity.defn(name=self.step.name)(function)
+
+
+def implementations(
+    kind: type[Step[Any, Any]] | type[Mt5Step[Any, Any]], *providers: object
+) -> dict[str, Callable[..., Any]]:
+    """The methods of `providers` that implement a step of `kind`, bound, by step name. A step
+    implemented twice, or a step of the other kind among these providers (it would be polled on
+    the wrong task queue and never run), is refused."""
+    found: dict[str, Callable[..., Any]] = {}
+    for provider in providers:
+        for attribute in dir(type(provider)):
+            step = getattr(getattr(type(provider), attribute), _STEP_ATTRIBUTE, None)
+            if step is None:
+                continue
+            if type(step) is not kind:
+                raise TypeError(f"{step.name} is not a {kind.__name__}: it runs on another queue")
+            if step.name in found:
+                raise TypeError(f"{step.name} is implemented twice")
+            found[step.name] = getattr(provider, attribute)
+    return found
+
+
+def unimplemented(
+    kind: type[Step[Any, Any]] | type[Mt5Step[Any, Any]], implemented: Mapping[str, object]
+) -> list[str]:
+    """The declared steps of `kind` (in every contract module imported) that `implemented`
+    lacks: a workflow calling one would wait for an activity no worker polls for."""
+    return sorted(
+        name for name, step in _DECLARED.items() if type(step) is kind and name not in implemented
+    )

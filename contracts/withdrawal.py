@@ -1,0 +1,54 @@
+"""A withdrawal: the money leaves the client's wallet or MT5 account, is approved, and is paid
+out by the processor. The workflow's input, its signal and update, and the steps only a
+withdrawal takes (the shared ones are in `contracts.funds`).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from contracts import policies
+from contracts.funds import (
+    ClientId,
+    DecisionOutcome,
+    MovementResult,
+    PaymentRef,
+    StaffDecision,
+)
+from contracts.process import Process, Signal, Update
+from contracts.steps import Step
+from domain.frozen import Frozen as Contract
+from domain.money import Money
+from domain.money_flows import Pocket
+from domain.payment_checks import RiskFlag
+from domain.payments import PaymentEvent
+
+
+# The id comes from the business key, so a second start of the same withdrawal is refused; it
+# is how the API reaches a running withdrawal.
+def withdrawal_workflow_id(payment_id: uuid.UUID) -> str:
+    return f"withdrawal-{payment_id}"
+
+
+class WithdrawalInput(Contract):
+    payment_id: uuid.UUID
+    client_id: ClientId
+    reference: str
+    provider: str
+    amount: Money
+    source: Pocket
+
+
+class WithdrawalAssessment(Contract):
+    flags: tuple[RiskFlag, ...]  # any flag sends the withdrawal to four-eyes approval
+
+
+WITHDRAWAL = Process("Withdrawal", WithdrawalInput, MovementResult)
+# The processor's verdict on the payout (redeliveries count once).
+PAYMENT_EVENT = Signal("payment_event", PaymentEvent)
+# A finance officer on a withdrawal (four-eyes: two different officers approve).
+DECIDE = Update("decide", StaffDecision, DecisionOutcome)
+
+assess_withdrawal = Step("assess_withdrawal", PaymentRef, WithdrawalAssessment, policies.DATABASE)
+# The payout through the processor, keyed by the payment's reference; answers its payout id.
+send_payout = Step("send_payout", PaymentRef, str, policies.DATABASE)
