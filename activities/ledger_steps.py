@@ -7,13 +7,14 @@ from sqlalchemy import desc, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.exceptions import ApplicationError
 
-from activities.movements import apply_mark, as_business_failure
+from activities.movements import apply_mark, as_business_failure, open_case
 from contracts import funds
 from contracts.funds import (
     Booking,
     ConvertHeld,
     MarkMovement,
     Notify,
+    OpenFinanceCase,
     ReserveFromWallet,
     ReverseEntry,
 )
@@ -50,6 +51,11 @@ class LedgerSteps:
     async def mark_movement(self, mark: MarkMovement) -> None:
         async with self._sessions.begin() as session:
             await apply_mark(session, mark)
+
+    @implements(funds.open_finance_case)
+    async def open_finance_case(self, request: OpenFinanceCase) -> None:
+        async with self._sessions.begin() as session:
+            await open_case(session, request)
 
     @implements(funds.reverse_entry_if_booked)
     async def reverse_entry_if_booked(self, request: ReverseEntry) -> None:

@@ -7,16 +7,17 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from contracts.funds import MarkMovement
+from contracts.funds import Compensation, MarkMovement, OpenFinanceCase
 from db import audit
-from db.models import Payment, Transfer
+from db.models import FinanceCase, Payment, Transfer
 from domain.errors import BackOfficeError
 from domain.money_flows import MovementKind
-from domain.payments import PaymentStatus
+from domain.payments import FinanceCaseStatus, PaymentStatus
 
 # The API commits a payment's row right after starting its workflow: give that commit time, but
 # do not wait forever for a request that was rolled back.
@@ -97,3 +98,58 @@ async def apply_mark(session: AsyncSession, mark: MarkMovement) -> None:
             row.credited_minor = mark.credited.to_minor_units()
         details["credited"] = f"{mark.credited.amount} {mark.credited.currency}"
     move(session, row, mark.status, details=details, reason=mark.reason)
+
+
+def _listed(step: Compensation) -> dict[str, object]:
+    entry: dict[str, object] = {"step": step.step, "what": step.what}
+    if step.amount is not None:
+        entry["amount"] = str(step.amount.amount)
+        entry["currency"] = step.amount.currency
+    if step.error is not None:
+        entry["error"] = step.error[:2000]
+    return entry
+
+
+async def open_case(session: AsyncSession, request: OpenFinanceCase) -> None:
+    """The movement's finance case, once per movement and kind (a retry finds it and adds
+    nothing), with its audit row; then the movement's status, in the same transaction."""
+    amount = request.amount
+    case_id = await session.scalar(
+        insert(FinanceCase)
+        .values(
+            id=uuid.uuid4(),
+            movement_kind=request.movement.kind.value,
+            movement_id=request.movement.id,
+            reference=request.reference,
+            client_id=request.client_id,
+            kind=request.kind.value,
+            status=FinanceCaseStatus.OPEN.value,
+            currency=amount.currency if amount is not None else None,
+            amount_minor=amount.to_minor_units() if amount is not None else None,
+            reason=request.reason[:2000],
+            undone=[_listed(step) for step in request.undone],
+            not_undone=[_listed(step) for step in request.not_undone],
+        )
+        .on_conflict_do_nothing(index_elements=["movement_kind", "movement_id", "kind"])
+        .returning(FinanceCase.id)
+    )
+    if case_id is not None:
+        audit.record(
+            session,
+            audit.system_actor(on_behalf_of=str(request.client_id)),
+            audit.Change(
+                action="finance_case.opened",
+                entity_type="finance_case",
+                entity_id=str(case_id),
+                after={
+                    "movement": f"{request.movement.kind.value} {request.movement.id}",
+                    "reference": request.reference,
+                    "kind": request.kind.value,
+                    "amount": None if amount is None else f"{amount.amount} {amount.currency}",
+                    "not_undone": [step.what for step in request.not_undone],
+                },
+                reason=request.reason[:2000],
+            ),
+        )
+    if request.then is not None:
+        await apply_mark(session, request.then)

@@ -3,6 +3,10 @@
 The deal comment is the key. The first attempt writes; every later attempt of the same activity
 first looks for a deal with that comment (the earlier attempt may have been applied with its
 answer lost) and writes only when there is none.
+
+Once an earlier attempt may have applied the write, only two answers end the step: "applied"
+(the deal is found by its comment) and "certainly not applied" (a look-up that succeeded found
+none, and then MT5 answered the new write with a refusal). Anything else is retried.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 
-from activities.mt5_errors import raise_for_temporal
-from domain.mt5 import BalanceOperation
+from activities.mt5_errors import raise_for_temporal, raise_outcome_unknown
+from domain.mt5 import BalanceOperation, Mt5Deal
 from mt5_adapter.errors import Mt5Error
 from mt5_adapter.gateway import Mt5Gateway
 
@@ -27,16 +31,37 @@ async def apply_balance_once(
 
     `since` is when the operation was first requested: the look-up window starts there.
     """
+    if activity.info().attempt > 1:
+        earlier = await find_balance_deal(gateway, operation.login, operation.comment, since)
+        if earlier is not None:
+            return earlier.ticket
+    return await write_balance(gateway, operation)
+
+
+async def find_balance_deal(
+    gateway: Mt5Gateway, login: int, comment: str, since: datetime
+) -> Mt5Deal | None:
+    """The balance deal with `comment` on `login`, or None when MT5 certainly holds none.
+
+    A look-up that fails, with whatever retcode, proves nothing either way: it is raised as a
+    retryable `Mt5OutcomeUnknown`, never as a final failure (see `raise_outcome_unknown`).
+    """
     try:
-        if activity.info().attempt > 1:
-            earlier = await gateway.find_deal_by_comment(
-                operation.login,
-                operation.comment,
-                since=since - SERVER_CLOCK_SLACK,
-                until=datetime.now(UTC) + SERVER_CLOCK_SLACK,
-            )
-            if earlier is not None:
-                return earlier.ticket
+        return await gateway.find_deal_by_comment(
+            login,
+            comment,
+            since=since - SERVER_CLOCK_SLACK,
+            until=datetime.now(UTC) + SERVER_CLOCK_SLACK,
+        )
+    except Mt5Error as error:
+        raise_outcome_unknown(error, f"balance deal {comment!r} on {login}")
+
+
+async def write_balance(gateway: Mt5Gateway, operation: BalanceOperation) -> int:
+    """`trade/balance`, once. MT5 answers a retcode after it has booked the deal or refused it,
+    so a final retcode (10019, 4005, an unknown code) is a refusal: nothing was applied. A write
+    whose answer was lost is ambiguous and retryable: the next attempt looks it up first."""
+    try:
         return await gateway.apply_balance(operation)
     except Mt5Error as error:
         raise_for_temporal(error)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 
 from temporalio import activity
 
-from activities.mt5_balance import SERVER_CLOCK_SLACK, apply_balance_once
+from activities.mt5_balance import apply_balance_once, find_balance_deal, write_balance
 from activities.mt5_errors import raise_for_temporal
 from contracts import funds
 from contracts.funds import BalanceChange, ReverseBalanceChange
@@ -41,32 +40,38 @@ class Mt5FundsSteps:
     @implements(funds.mt5_reverse_if_applied)
     async def mt5_reverse_if_applied(self, request: ReverseBalanceChange) -> None:
         """Compensation: a debit credited back, a credit taken back (whatever the margin: it
-        was never the client's), if MT5 holds the original deal at all. The reversing deal is
-        found on MT5 by its comment; its ticket is logged."""
+        was never the client's), if MT5 holds the original deal at all. Both deals are found on
+        MT5 by their comments, on every attempt: the original may have landed in any attempt of
+        its own step, and this reversal may be asked for more than once; its ticket is logged.
+
+        A failed look-up is retried, never final (`find_balance_deal`): "not there" is only
+        believed from a look-up MT5 answered."""
         change = request.change
-        try:
-            applied = await self._mt5.find_deal_by_comment(
-                change.account.login,
-                change.comment,
-                since=change.requested_at - SERVER_CLOCK_SLACK,
-                until=datetime.now(UTC) + SERVER_CLOCK_SLACK,
-            )
-        except Mt5Error as error:
-            raise_for_temporal(error)
+        login = change.account.login
+        applied = await find_balance_deal(self._mt5, login, change.comment, change.requested_at)
         if applied is None:
             return
         back = change.model_copy(update={"amount": -change.amount, "comment": request.comment})
-        ticket = await self._apply(back, check_margin=False)
+        reversal = await find_balance_deal(self._mt5, login, back.comment, back.requested_at)
+        ticket = (
+            reversal.ticket
+            if reversal is not None
+            else await write_balance(self._mt5, self._operation(back, check_margin=False))
+        )
         activity.logger.info(
             "MT5 deal %s reversed by deal %s (%s)", applied.ticket, ticket, back.comment
         )
 
     async def _apply(self, change: BalanceChange, *, check_margin: bool) -> int:
-        operation = BalanceOperation(
+        operation = self._operation(change, check_margin=check_margin)
+        return await apply_balance_once(self._mt5, operation, since=change.requested_at)
+
+    @staticmethod
+    def _operation(change: BalanceChange, *, check_margin: bool) -> BalanceOperation:
+        return BalanceOperation(
             login=change.account.login,
             type=BalanceType.BALANCE,
             amount=change.amount,
             comment=change.comment,
             check_margin=check_margin,
         )
-        return await apply_balance_once(self._mt5, operation, since=change.requested_at)

@@ -20,7 +20,7 @@ from domain.frozen import Frozen as Contract
 from domain.ledger import JournalEntry
 from domain.money import Money
 from domain.money_flows import MovementKind, Mt5AccountRef
-from domain.payments import PaymentStatus
+from domain.payments import FinanceCaseKind, PaymentStatus
 
 ClientId = uuid.UUID
 StaffId = uuid.UUID
@@ -141,12 +141,43 @@ class ReverseBalanceChange(Contract):
     comment: str = Field(min_length=1, max_length=31)
 
 
+class Compensation(Contract):
+    """One undo step of a saga, as a finance case lists it: the step, what it undoes, the
+    amount it moves back, and, when it failed for good, why."""
+
+    step: str
+    what: str
+    amount: Money | None = None
+    error: str | None = None
+
+
+class OpenFinanceCase(Contract):
+    """A movement whose undoing stopped short: what was undone, what was not (with the error),
+    the amounts. One case per movement and kind; `then` moves the movement's status in the
+    same transaction."""
+
+    movement: MovementRef
+    client_id: ClientId
+    reference: str
+    kind: FinanceCaseKind = FinanceCaseKind.COMPENSATION_INCOMPLETE
+    # What the movement moved (None when no step had named an amount yet).
+    amount: Money | None = None
+    # Why the movement was being undone (a refusal, a cancellation, a fault).
+    reason: str
+    undone: tuple[Compensation, ...] = ()
+    not_undone: tuple[Compensation, ...] = ()
+    then: MarkMovement | None = None
+
+
 # -- steps: payment records (main task queue) ---------------------------------------------------
 
 # A staff decision with its audit row (a deposit's or a withdrawal's `decide` update).
 record_decision = Step("record_decision", RecordDecision, type(None), policies.DATABASE)
 
 # -- steps: the books and the movement's status (main task queue) -------------------------------
+
+# A case for finance (with its audit row and the movement's status), once per movement and kind.
+open_finance_case = Step("open_finance_case", OpenFinanceCase, type(None), policies.DATABASE)
 
 book_entry = Step("book_entry", Booking, type(None), policies.DATABASE)
 mark_movement = Step("mark_movement", MarkMovement, type(None), policies.DATABASE)

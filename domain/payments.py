@@ -71,7 +71,7 @@ class PaymentDirection(StrEnum):
 
 class PaymentStatus(StrEnum):
     """Where a payment or transfer stands. Terminal: completed, rejected, failed, expired,
-    cancelled."""
+    cancelled, needs_attention (a person takes it from there)."""
 
     INITIATED = "initiated"  # recorded, the processor not yet asked
     AWAITING_FUNDS = "awaiting_funds"  # hosted page or transfer reference handed to the client
@@ -86,6 +86,9 @@ class PaymentStatus(StrEnum):
     FAILED = "failed"
     EXPIRED = "expired"
     CANCELLED = "cancelled"  # stopped by staff before the point of no return
+    # Undoing it stopped short (a compensation failed for good): a finance case says what was
+    # undone and what was not, with the amounts; finance puts the money right by hand.
+    NEEDS_ATTENTION = "needs_attention"
 
 
 class ComplianceStatus(StrEnum):
@@ -99,3 +102,15 @@ class ComplianceStatus(StrEnum):
 class Provider(StrEnum):
     CARDCO = "cardco"
     BANKCO = "bankco"
+
+
+class FinanceCaseKind(StrEnum):
+    """Why finance has to look at a movement."""
+
+    # The movement was being undone and at least one undo step failed for good.
+    COMPENSATION_INCOMPLETE = "compensation_incomplete"
+
+
+class FinanceCaseStatus(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"

@@ -7,8 +7,8 @@ the wallet or the MT5 account.
 4. a flagged deposit waits for a compliance officer (update `decide`): rejected → returned to
    the payer; approved → on;
 5. credit: the wallet, or MT5 `trade/balance` with the reference in the comment then the books.
-   If MT5 refuses the credit for good, the money is the client's all the same: it goes to the
-   wallet.
+   If MT5 refuses the credit for good, the money is the client's all the same: whatever MT5
+   may hold of the credit is taken back first, then it goes to the wallet.
 """
 
 from __future__ import annotations
@@ -32,11 +32,12 @@ with workflow.unsafe.imports_passed_through():
         MovementResult,
         PaymentRef,
         RecordDecision,
+        ReverseBalanceChange,
         StaffDecision,
     )
     from domain.funds import accept_in_transit, accept_into_wallet
     from domain.money import Money
-    from domain.money_flows import MovementKind
+    from domain.money_flows import MovementKind, Mt5AccountRef, mt5_comment
     from domain.payments import PaymentEvent, PaymentEventKind, PaymentStatus
     from domain.wallets import release_hold
     from workflows.funds import (
@@ -51,6 +52,12 @@ with workflow.unsafe.imports_passed_through():
     )
 
 FUNDS_ARRIVED = (PaymentEventKind.PAYMENT_SUCCEEDED, PaymentEventKind.TRANSFER_RECEIVED)
+# The MT5 deals' purposes: the credit, and its reversal when MT5 refused it.
+CREDIT, TAKE_BACK = "dep", "rev"
+# `workflow.patched` id: since this change a credit MT5 refused is taken back from MT5 (if it is
+# there) before the money goes to the wallet. Deposits that reached that point before it replay
+# without the step.
+TAKE_BACK_BEFORE_WALLET = "deposit-take-back-mt5-credit-before-wallet"
 
 
 @workflow.defn(name=DEPOSIT.name)
@@ -172,10 +179,14 @@ class DepositWorkflow:
             return "as asked" if destination.mt5 is None else "to the wallet (other currency)"
         await book(accept_in_transit(saga.key("transit"), saga.client, amount))
         try:
-            await saga.give_to(destination, amount, "dep")
+            await saga.give_to(destination, amount, CREDIT)
             return "as asked"
         except Refused as refused:
-            # Compensation: MT5 will not take it, but it is the client's money all the same.
+            # Compensation: MT5 will not take it, but it is the client's money all the same. An
+            # attempt may have landed before the refusal: MT5 gives it back first, or the client
+            # would have it twice.
+            if workflow.patched(TAKE_BACK_BEFORE_WALLET):
+                await self._take_back_from_mt5(saga, destination.mt5, amount)
             where = f"to the wallet: MT5 refused the credit ({refused.reason})"
             await book(
                 release_hold(saga.key("to-wallet"), saga.client, amount),
@@ -187,6 +198,16 @@ class DepositWorkflow:
                 ),
             )
             return where
+
+    async def _take_back_from_mt5(self, saga: Saga, account: Mt5AccountRef, amount: Money) -> None:
+        """The credit reversed on MT5 if MT5 holds it; nothing if MT5 shows it never landed."""
+        credit = saga.balance_change(account, amount.amount, CREDIT)
+        reversal = mt5_comment(TAKE_BACK, self._request.reference)
+        await finish_first(
+            funds.mt5_reverse_if_applied(
+                account.server, ReverseBalanceChange(change=credit, comment=reversal)
+            )
+        )
 
     def _processor_outcome(self) -> PaymentEvent | None:
         """The event that settles the payment: money arrived, else a decline. A late duplicate

@@ -3,6 +3,10 @@
 `Saga` keeps the compensations of the steps taken so far; `take_from` and `give_to` move money
 between the client's hold and a pocket (wallet or MT5 account), so a withdrawal is `take_from`
 + payout and a transfer is `take_from` + (conversion) + `give_to`.
+
+Compensations run newest first, each to its own end: one that fails for good is recorded and
+the older ones still run. When any could not be carried out, the movement ends
+`needs_attention` with a finance case saying what was undone and what was not.
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ with workflow.unsafe.imports_passed_through():
         BalanceChange,
         Booking,
         ClientId,
+        Compensation,
         ConvertHeld,
         MarkMovement,
         MovementRef,
         MovementResult,
         Notify,
+        OpenFinanceCase,
         ReserveFromWallet,
         ReverseBalanceChange,
         ReverseEntry,
@@ -40,6 +46,11 @@ with workflow.unsafe.imports_passed_through():
 
 
 T = TypeVar("T")
+
+# Since this change a compensation that fails for good no longer fails the workflow: the older
+# ones still run and the movement ends `needs_attention`. A history recorded before it (where
+# such a failure failed the workflow at once) replays the old way.
+COMPENSATIONS_RUN_TO_THEIR_END = "compensations-run-to-their-end"
 
 
 class Refused(Exception):
@@ -59,6 +70,14 @@ def refusal_of(failure: ActivityError) -> str | None:
     if isinstance(cause, ApplicationError) and cause.non_retryable:
         return cause.message
     return None
+
+
+def failure_text(failure: ActivityError) -> str:
+    """What a finance case says about a step that failed for good."""
+    cause = failure.cause
+    if isinstance(cause, ApplicationError):
+        return f"{cause.type}: {cause.message}" if cause.type else cause.message
+    return str(cause or failure)
 
 
 async def finish_first(step: Awaitable[T]) -> T:
@@ -117,7 +136,12 @@ class Saga:
         self.client_id = client_id
         self.reference = reference
         self.movement = movement
-        self._undo: list[Callable[[], Awaitable[object]]] = []
+        self._undo: list[tuple[Callable[[], Awaitable[object]], Compensation]] = []
+        # What the compensations did and, with their errors, what they could not do.
+        self.undone: list[Compensation] = []
+        self.not_undone: list[Compensation] = []
+        # What the movement moves, once a step has named it (for a finance case).
+        self.amount: Money | None = None
         # Set once the movement's last entry is booked: nothing may be undone after that.
         self.finished = False
 
@@ -126,16 +150,40 @@ class Saga:
         """The client as ledger account codes name it."""
         return str(self.client_id)
 
-    def on_failure(self, compensation: Callable[[], Awaitable[object]]) -> None:
-        self._undo.append(compensation)
+    def on_failure(
+        self,
+        compensation: Callable[[], Awaitable[object]],
+        *,
+        step: str = "compensation",
+        what: str | None = None,
+        amount: Money | None = None,
+    ) -> None:
+        """Register `compensation`; `step`, `what` and `amount` name it in a finance case."""
+        self._undo.append((compensation, Compensation(step=step, what=what or step, amount=amount)))
 
     async def compensate(self) -> None:
-        """The compensations, newest first, to their end: a cancelled workflow still puts the
-        money back."""
+        """The compensations, newest first, each to its own end: a cancelled workflow still
+        puts the money back, and one that fails for good (after its retries, or refused as
+        non-retryable) is recorded in `not_undone` while the older ones still run."""
 
         async def run_all() -> None:
-            for step in reversed(self._undo):
-                await step()
+            for undo, described in reversed(self._undo):
+                try:
+                    await undo()
+                except ActivityError as failure:
+                    if not workflow.patched(COMPENSATIONS_RUN_TO_THEIR_END):
+                        raise
+                    error = failure_text(failure)
+                    workflow.logger.error(
+                        "%s %s: compensation %r failed for good: %s",
+                        self.label,
+                        self.reference,
+                        described.what,
+                        error,
+                    )
+                    self.not_undone.append(described.model_copy(update={"error": error}))
+                    continue
+                self.undone.append(described)
 
         await unstoppable(run_all())
 
@@ -155,9 +203,11 @@ class Saga:
                 return await unstoppable(
                     self._undone(PaymentStatus.CANCELLED, "cancelled by staff")
                 )
-            await unstoppable(
+            result = await unstoppable(
                 self._undone(PaymentStatus.FAILED, f"undone after a fault: {failure}")
             )
+            if result.status is PaymentStatus.NEEDS_ATTENTION:
+                return result  # visible as such, with a finance case: not a failed workflow
             raise
 
     def complete(self) -> None:
@@ -167,6 +217,8 @@ class Saga:
 
     async def _undone(self, status: PaymentStatus, reason: str) -> MovementResult:
         await self.compensate()
+        if self.not_undone:
+            return await self._needs_attention(status, reason)
         await mark(self.movement, status, reason=reason)
         await notify(
             self.client_id,
@@ -176,20 +228,65 @@ class Saga:
         )
         return MovementResult(status=status, reason=reason)
 
+    async def _needs_attention(self, status: PaymentStatus, reason: str) -> MovementResult:
+        """Some compensation failed for good: a case for finance (what was undone, what was
+        not, the amounts) and the movement `needs_attention` in one step; the client is told
+        the money is not back yet, not that it is."""
+        failed = "; ".join(f"{c.what} ({c.error})" for c in self.not_undone)
+        summary = f"{status.value}: {reason}; not undone: {failed}"
+        await finish_first(
+            funds.open_finance_case(
+                OpenFinanceCase(
+                    movement=self.movement,
+                    client_id=self.client_id,
+                    reference=self.reference,
+                    amount=self.amount,
+                    reason=f"{status.value}: {reason}",
+                    undone=tuple(self.undone),
+                    not_undone=tuple(self.not_undone),
+                    then=MarkMovement(
+                        movement=self.movement,
+                        status=PaymentStatus.NEEDS_ATTENTION,
+                        reason=summary,
+                    ),
+                )
+            )
+        )
+        await notify(
+            self.client_id,
+            self.key("notice"),
+            f"{self.label}_{PaymentStatus.NEEDS_ATTENTION.value}",
+            f"{self.reference} was not carried out ({reason}) and could not yet be fully undone: "
+            "part of the money is not back where it came from. Our finance team has been asked "
+            "to put it right and will contact you.",
+        )
+        return MovementResult(status=PaymentStatus.NEEDS_ATTENTION, reason=summary)
+
     def key(self, step: str) -> str:
         return f"{self.reference}:{step}"
 
-    def undo_entry(self, step: str, reason: str) -> None:
+    def undo_entry(self, step: str, reason: str, amount: Money | None = None) -> None:
+        key = self.key(step)
         self.on_failure(
-            lambda: funds.reverse_entry_if_booked(ReverseEntry(key=self.key(step), reason=reason))
+            lambda: funds.reverse_entry_if_booked(ReverseEntry(key=key, reason=reason)),
+            step=funds.reverse_entry_if_booked.name,
+            what=f"reverse the entry {key}",
+            amount=amount,
         )
 
-    def undo_balance_change(self, change: BalanceChange, purpose: str) -> None:
+    def undo_balance_change(
+        self, change: BalanceChange, purpose: str, amount: Money | None = None
+    ) -> None:
+        comment = mt5_comment(purpose, self.reference)
+        account = change.account
         self.on_failure(
             lambda: funds.mt5_reverse_if_applied(
-                change.account.server,
-                ReverseBalanceChange(change=change, comment=mt5_comment(purpose, self.reference)),
-            )
+                account.server, ReverseBalanceChange(change=change, comment=comment)
+            ),
+            step=funds.mt5_reverse_if_applied.name,
+            what=f"undo {change.comment!r} on MT5 {account.server} {account.login} "
+            f"with {comment!r}",
+            amount=amount,
         )
 
     def balance_change(
@@ -210,8 +307,10 @@ class Saga:
         """Move `amount` from the wallet or the MT5 account into the client's hold; `purpose`
         heads the MT5 deal's comment."""
         reached = MarkMovement(movement=self.movement, status=then)
+        if self.amount is None:
+            self.amount = amount
         if pocket.mt5 is None:
-            self.undo_entry("hold", "movement did not complete")
+            self.undo_entry("hold", "movement did not complete", amount)
             await self.refusable(
                 funds.reserve_from_wallet(
                     ReserveFromWallet(
@@ -228,9 +327,9 @@ class Saga:
                 f"free margin on MT5 account {account.login} is {free_margin} {amount.currency}",
             )
         debit = self.balance_change(account, -amount.amount, purpose)
-        self.undo_balance_change(debit, "ret")
+        self.undo_balance_change(debit, "ret", amount)
         await self.refusable(funds.mt5_debit_balance(account.server, debit))
-        self.undo_entry("from-mt5", "movement did not complete")
+        self.undo_entry("from-mt5", "movement did not complete", amount)
         await book(
             out_of_mt5(self.key("from-mt5"), self.client, account.server, account.login, amount),
             reached,
@@ -254,7 +353,7 @@ class Saga:
             return amount
         account = pocket.mt5
         credit = self.balance_change(account, amount.amount, purpose)
-        self.undo_balance_change(credit, "rev")
+        self.undo_balance_change(credit, "rev", amount)
         ticket = await self.refusable(funds.mt5_credit_balance(account.server, credit))
         await unstoppable(
             book(
@@ -272,7 +371,7 @@ class Saga:
 
     async def convert(self, amount: Money, into: str) -> Money:
         """Held money into another currency at the stored rate; undone by its reversal."""
-        self.undo_entry("fx", "movement did not complete")
+        self.undo_entry("fx", "movement did not complete", amount)
         return await self.refusable(
             funds.convert_held(
                 ConvertHeld(key=self.key("fx"), client_id=self.client_id, sell=amount, into=into)

@@ -9,6 +9,7 @@ from api.finance import service
 from api.finance.schemas import (
     DecisionRequest,
     DecisionResult,
+    FinanceCaseView,
     FinancePaymentDetail,
     FinancePaymentView,
     PaymentPage,
@@ -19,7 +20,7 @@ from api.policy import FinanceOfficer, FinanceReader
 from api.problems import error_responses
 from api.schemas import Limit, Offset
 from api.webhooks.schemas import WebhookOutcome
-from domain.payments import PaymentDirection, PaymentStatus, Provider
+from domain.payments import FinanceCaseStatus, PaymentDirection, PaymentStatus, Provider
 
 router = APIRouter(prefix="/v1/finance", tags=["finance"])
 DECISION_ERRORS = error_responses(
@@ -98,3 +99,18 @@ async def list_webhook_events(
         session, outcome=outcome, provider=provider, limit=limit, offset=offset
     )
     return [WebhookEventView.model_validate(e) for e in rows]
+
+
+@router.get("/cases")
+async def list_finance_cases(
+    _: FinanceReader,
+    session: SessionDep,
+    status: FinanceCaseStatus | None = FinanceCaseStatus.OPEN,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> list[FinanceCaseView]:
+    """Withdrawals and transfers left `needs_attention` because an undo step failed for good:
+    what was undone, what was not (with the error) and the amounts, oldest first. Open cases
+    unless `status` says otherwise."""
+    rows = await service.finance_cases(session, status=status, limit=limit, offset=offset)
+    return [FinanceCaseView.of(case) for case in rows]

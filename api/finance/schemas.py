@@ -7,7 +7,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 from api.schemas import Reason, decimal_text
-from db.models import Payment
+from db.models import FinanceCase, Payment
 
 
 class FinancePaymentView(BaseModel):
@@ -127,3 +127,54 @@ class DecisionResult(BaseModel):
     payment_id: UUID
     status: str
     approvals: int
+
+
+class CaseStep(BaseModel):
+    """One undo step in a finance case: what it undoes, the amount, and the error if it failed."""
+
+    step: str
+    what: str
+    amount: str | None = None
+    currency: str | None = None
+    error: str | None = None
+
+
+class FinanceCaseView(BaseModel):
+    """A movement whose undoing stopped short: what was undone, what was not, the amounts."""
+
+    id: UUID
+    movement_kind: str
+    movement_id: UUID
+    reference: str
+    client_id: UUID
+    kind: str
+    status: str
+    amount: str | None
+    currency: str | None
+    reason: str
+    undone: list[CaseStep]
+    not_undone: list[CaseStep]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, case: FinanceCase) -> FinanceCaseView:
+        amount = None
+        if case.amount_minor is not None and case.currency is not None:
+            amount = decimal_text(case.amount_minor, case.currency)
+        return cls(
+            id=case.id,
+            movement_kind=case.movement_kind,
+            movement_id=case.movement_id,
+            reference=case.reference,
+            client_id=case.client_id,
+            kind=case.kind,
+            status=case.status,
+            amount=amount,
+            currency=case.currency,
+            reason=case.reason,
+            undone=[CaseStep.model_validate(step) for step in case.undone],
+            not_undone=[CaseStep.model_validate(step) for step in case.not_undone],
+            created_at=case.created_at,
+            updated_at=case.updated_at,
+        )

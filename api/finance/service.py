@@ -23,12 +23,18 @@ from api.policy import Principal
 from api.temporal import TemporalConnector, execute_update
 from contracts import deposit, withdrawal
 from contracts.funds import StaffDecision
-from db.models import Payment, PaymentDecision, WebhookEvent
+from db.models import FinanceCase, Payment, PaymentDecision, WebhookEvent
 from domain.errors import Conflict, NotFound
-from domain.payments import PaymentDirection, PaymentStatus, Provider
+from domain.payments import FinanceCaseStatus, PaymentDirection, PaymentStatus, Provider
 
 FINISHED = frozenset(
-    {PaymentStatus.COMPLETED, PaymentStatus.REJECTED, PaymentStatus.FAILED, PaymentStatus.EXPIRED}
+    {
+        PaymentStatus.COMPLETED,
+        PaymentStatus.REJECTED,
+        PaymentStatus.FAILED,
+        PaymentStatus.EXPIRED,
+        PaymentStatus.NEEDS_ATTENTION,
+    }
 )
 
 
@@ -170,3 +176,17 @@ async def _decisions(
         for row in rows:
             found[row.payment_id].append(DecisionView.model_validate(row))
     return found
+
+
+async def finance_cases(
+    session: AsyncSession,
+    *,
+    status: FinanceCaseStatus | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[FinanceCase]:
+    """Movements whose undoing stopped short, oldest first (the longest waiting on top)."""
+    query = select(FinanceCase).order_by(FinanceCase.created_at, FinanceCase.id)
+    if status is not None:
+        query = query.where(FinanceCase.status == status.value)
+    return list(await session.scalars(query.limit(limit).offset(offset)))

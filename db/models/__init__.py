@@ -15,6 +15,7 @@ from db.models.kyc import (
 from db.models.ledger import JournalEntryRow, LedgerAccount, PostingRow
 from db.models.mt5_account import Mt5Account, Mt5LoginCounter
 from db.models.payments import (
+    FinanceCase,
     FxRateRow,
     Notification,
     Payment,
@@ -30,6 +31,7 @@ __all__ = [
     "AuditEntry",
     "Client",
     "ClientDocument",
+    "FinanceCase",
     "FxRateRow",
     "IntroducingBroker",
     "JournalEntryRow",

@@ -131,6 +131,29 @@ class FxRateRow(Base):
     as_of: Mapped[datetime] = mapped_column(index=True)
 
 
+class FinanceCase(RecordModel):
+    """A movement finance has to put right by hand: its undoing stopped short. Says what was
+    undone and what was not (each with its amount, the latter with its error); one case per
+    movement and kind, so a retried step opens it once."""
+
+    __tablename__ = "finance_cases"
+    __table_args__ = (UniqueConstraint("movement_kind", "movement_id", "kind"),)
+
+    movement_kind: Mapped[str] = mapped_column(String(16))
+    movement_id: Mapped[uuid.UUID]
+    reference: Mapped[str] = mapped_column(String(32), index=True)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    # What the movement moved (null when no step had named an amount).
+    currency: Mapped[str | None] = mapped_column(String(3))
+    amount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    # [{"step", "what", "amount", "currency"}], and for not_undone also "error".
+    undone: Mapped[list[dict[str, object]]] = mapped_column(JSONB)
+    not_undone: Mapped[list[dict[str, object]]] = mapped_column(JSONB)
+
+
 class Notification(Base):
     """A message to a client, written once per business event (the key)."""
 

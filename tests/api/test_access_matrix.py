@@ -145,6 +145,7 @@ EXPECTED = {
     ("GET", "/v1/finance/payments"): FINANCE_READERS,
     ("GET", "/v1/finance/payments/{payment_id}"): FINANCE_READERS,
     ("GET", "/v1/finance/approvals"): FINANCE_READERS,
+    ("GET", "/v1/finance/cases"): FINANCE_READERS,
     ("GET", "/v1/finance/ledger/accounts"): FINANCE_READERS,
     ("GET", "/v1/finance/ledger/accounts/{code}/entries"): FINANCE_READERS,
     ("GET", "/v1/finance/fx-rates"): FINANCE_READERS,

@@ -31,6 +31,7 @@ from contracts.funds import (
     ConvertHeld,
     MarkMovement,
     Notify,
+    OpenFinanceCase,
     PaymentRef,
     RecordDecision,
     ReserveFromWallet,
@@ -70,8 +71,11 @@ class MoneyFakes:
     `deals` the comments of the balance deals MT5 holds (a refused change leaves none).
 
     `refuse` maps a step name (or, for `book_entry`, an entry key) to the type of a
-    non-retryable ApplicationError that call raises: a business refusal. `paused` steps wait
-    until their event is set.
+    non-retryable ApplicationError that call raises: a business refusal. `fail_for_good` does
+    the same for a compensation, keyed by what it would write (`<entry key>:reversal` for
+    `reverse_entry_if_booked`, the new deal's comment for `mt5_reverse_if_applied`): the undo
+    fails after its retries and leaves things as they were. `paused` steps wait until their
+    event is set.
     """
 
     server: str = field(default_factory=lambda: f"mt5{uuid.uuid4().hex[:8]}")
@@ -81,6 +85,7 @@ class MoneyFakes:
     eur_per_usd: Decimal = Decimal("0.90")
     ticket: int = 4242
     refuse: dict[str, str] = field(default_factory=dict)
+    fail_for_good: dict[str, str] = field(default_factory=dict)
     calls: list[tuple[str, Any]] = field(default_factory=list)
     inputs: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
     booked: set[str] = field(default_factory=set)
@@ -130,6 +135,13 @@ class MoneyFakes:
         if step in self.paused:
             await self.paused[step].wait()
         kind = self.refuse.get(refusal_key or step)
+        if kind is not None:
+            raise ApplicationError(f"{kind} (fake)", type=kind, non_retryable=True)
+
+    async def _undo(self, step: str, detail: Any, argument: Any, writes: str) -> None:
+        """A compensation's call: fails for good when `fail_for_good` names what it writes."""
+        await self._call(step, detail, argument)
+        kind = self.fail_for_good.get(writes)
         if kind is not None:
             raise ApplicationError(f"{kind} (fake)", type=kind, non_retryable=True)
 
@@ -187,9 +199,16 @@ class MoneyFakes:
         @implements(funds.reverse_entry_if_booked)
         async def reverse_entry_if_booked(request: ReverseEntry) -> None:
             was_booked = request.key in self.booked
-            await self._call(funds.reverse_entry_if_booked.name, (request.key, was_booked), request)
+            reversal = f"{request.key}:reversal"
+            await self._undo(
+                funds.reverse_entry_if_booked.name, (request.key, was_booked), request, reversal
+            )
             if was_booked:
-                self.booked.add(f"{request.key}:reversal")
+                self.booked.add(reversal)
+
+        @implements(funds.open_finance_case)
+        async def open_finance_case(request: OpenFinanceCase) -> None:
+            await self._call(funds.open_finance_case.name, request.kind, request)
 
         @implements(funds.reserve_from_wallet)
         async def reserve_from_wallet(request: ReserveFromWallet) -> None:
@@ -223,7 +242,12 @@ class MoneyFakes:
         @implements(funds.mt5_reverse_if_applied)
         async def mt5_reverse_if_applied(request: ReverseBalanceChange) -> None:
             applied = request.change.comment in self.deals
-            await self._call(funds.mt5_reverse_if_applied.name, (request.comment, applied), request)
+            await self._undo(
+                funds.mt5_reverse_if_applied.name,
+                (request.comment, applied),
+                request,
+                request.comment,
+            )
             if applied:
                 self.deals.add(request.comment)
 
@@ -239,6 +263,7 @@ class MoneyFakes:
             notify_client,
             book_entry,
             reverse_entry_if_booked,
+            open_finance_case,
             reserve_from_wallet,
             convert_held,
         ]

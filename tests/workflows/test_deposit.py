@@ -168,10 +168,12 @@ class TestDeposit:
         assert result == MovementResult(
             status=PaymentStatus.COMPLETED, credited=AMOUNT, reason=where
         )
-        # Nothing reached MT5, so nothing is taken back there: the held money goes to the wallet.
+        # MT5 is asked whether the credit landed before the wallet gets the money: it did not,
+        # so nothing is taken back there and the held money goes to the wallet.
         assert fakes.after(deposit.assess_deposit.name) == [
             (funds.book_entry.name, f"{ref}:transit"),
             (funds.mt5_credit_balance.name, f"dep {ref}"),
+            (funds.mt5_reverse_if_applied.name, (f"rev {ref}", False)),
             (funds.book_entry.name, f"{ref}:to-wallet"),
             (funds.notify_client.name, "deposit_completed"),
         ]

@@ -5,17 +5,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import suppress
+from pathlib import Path
 
 import pytest
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from contracts import funds
 from contracts.funds import MovementResult
 from contracts.transfer import TransferInput, transfer_workflow_id
 from domain.money_flows import MovementKind, Pocket, reference_for
-from domain.payments import PaymentStatus
+from domain.payments import FinanceCaseKind, PaymentStatus
 from tests.workflows.money_fakes import (
     MoneyFakes,
     cancel,
@@ -26,6 +29,12 @@ from tests.workflows.money_fakes import (
     workers,
 )
 from workflows.transfer import TransferWorkflow
+
+# Recorded with the code before compensations ran to their end: the credit's take-back failed for
+# good and the workflow failed at once (the conversion and the hold never reversed).
+BEFORE_RUN_TO_END = (
+    Path(__file__).parent / "histories" / "transfer_compensation_failed_before_run_to_end.json"
+)
 
 AMOUNT = usd("100.00")
 CONVERTED = eur("90.00")  # at the fakes' 0.90 EUR per USD
@@ -206,3 +215,82 @@ class TestTransfer:
         on_mt5 = f"rev {ref}" not in fakes.deals  # the credit stands on MT5
         back_in_wallet = f"{ref}:hold:reversal" in fakes.booked
         assert on_mt5 != back_in_wallet, f"MT5 deals {fakes.deals}, books {fakes.booked}"
+
+
+class TestCompensationsRunToTheirEnd:
+    async def test_mt5_keeping_the_credit_for_good_still_undoes_the_rest_and_opens_a_case(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes()
+        request = wallet_usd_to_mt5_eur(fakes)
+        ref = request.reference
+        fakes.refuse[f"{ref}:to-mt5"] = "Conflict"  # a fault after MT5 credited
+        fakes.fail_for_good[f"rev {ref}"] = "Mt5AccountDisabled"  # and MT5 won't take it back
+        handle = await transfer(env, fakes, request)
+        result = await handle.result()  # finishes: not a failed workflow
+
+        assert result.status is PaymentStatus.NEEDS_ATTENTION
+        assert fakes.after(funds.mt5_credit_balance.name) == [
+            (funds.book_entry.name, f"{ref}:to-mt5"),
+            (funds.mt5_reverse_if_applied.name, (f"rev {ref}", True)),  # fails for good
+            (funds.reverse_entry_if_booked.name, (f"{ref}:fx", True)),
+            (funds.reverse_entry_if_booked.name, (f"{ref}:hold", True)),
+            (funds.open_finance_case.name, FinanceCaseKind.COMPENSATION_INCOMPLETE),
+            (funds.notify_client.name, "transfer_needs_attention"),
+        ]
+        assert fakes.deals == {f"tri {ref}"}  # MT5 keeps the credit ...
+        assert fakes.booked == {  # ... and the hold and the conversion are reversed
+            f"{ref}:hold",
+            f"{ref}:hold:reversal",
+            f"{ref}:fx",
+            f"{ref}:fx:reversal",
+        }
+        [case] = fakes.inputs[funds.open_finance_case.name]
+        assert case.movement.id == request.transfer_id
+        assert case.amount == AMOUNT
+        assert case.reason.startswith("failed: undone after a fault")
+        assert [(c.step, c.what, c.amount) for c in case.undone] == [
+            (funds.reverse_entry_if_booked.name, f"reverse the entry {ref}:fx", AMOUNT),
+            (funds.reverse_entry_if_booked.name, f"reverse the entry {ref}:hold", AMOUNT),
+        ]
+        [kept] = case.not_undone
+        assert (kept.step, kept.amount) == (funds.mt5_reverse_if_applied.name, CONVERTED)
+        assert f"tri {ref}" in kept.what and str(fakes.account().login) in kept.what
+        assert kept.error == "Mt5AccountDisabled: Mt5AccountDisabled (fake)"
+        assert case.then is not None and case.then.status is PaymentStatus.NEEDS_ATTENTION
+        [notice] = fakes.inputs[funds.notify_client.name]
+        assert "not back where it came from" in notice.message
+
+    async def test_a_refused_transfer_whose_conversion_cannot_be_reversed_still_releases_the_hold(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes(refuse={funds.mt5_credit_balance.name: "Mt5Refused"})
+        request = wallet_usd_to_mt5_eur(fakes)
+        ref = request.reference
+        fakes.fail_for_good[f"{ref}:fx:reversal"] = "NoFxRate"
+        result = await (await transfer(env, fakes, request)).result()
+
+        assert result.status is PaymentStatus.NEEDS_ATTENTION
+        assert fakes.after(funds.mt5_credit_balance.name) == [
+            (funds.mt5_reverse_if_applied.name, (f"rev {ref}", False)),
+            (funds.reverse_entry_if_booked.name, (f"{ref}:fx", True)),  # fails for good
+            (funds.reverse_entry_if_booked.name, (f"{ref}:hold", True)),
+            (funds.open_finance_case.name, FinanceCaseKind.COMPENSATION_INCOMPLETE),
+            (funds.notify_client.name, "transfer_needs_attention"),
+        ]
+        assert f"{ref}:hold:reversal" in fakes.booked
+        [case] = fakes.inputs[funds.open_finance_case.name]
+        assert case.reason == "rejected: Mt5Refused (fake)"
+        assert [c.what for c in case.undone] == [
+            f"undo 'tri {ref}' on MT5 {fakes.server} 7001 with 'rev {ref}'",
+            f"reverse the entry {ref}:hold",
+        ]
+        assert [(c.what, c.error) for c in case.not_undone] == [
+            (f"reverse the entry {ref}:fx", "NoFxRate: NoFxRate (fake)")
+        ]
+
+    async def test_a_history_from_before_the_change_replays_the_old_way(self) -> None:
+        history = WorkflowHistory.from_json("transfer-before", BEFORE_RUN_TO_END.read_text())
+        replayer = Replayer(workflows=[TransferWorkflow], data_converter=pydantic_data_converter)
+        result = await replayer.replay_workflow(history)
+        assert result.replay_failure is None

@@ -17,11 +17,11 @@ from temporalio.client import (
 from temporalio.testing import WorkflowEnvironment
 
 from contracts import funds, withdrawal
-from contracts.funds import DecisionOutcome, MovementResult, StaffDecision
+from contracts.funds import Compensation, DecisionOutcome, MovementResult, StaffDecision
 from contracts.withdrawal import DECIDE, PAYMENT_EVENT, WithdrawalInput, withdrawal_workflow_id
 from domain.money_flows import MovementKind, Pocket, reference_for
 from domain.payment_checks import RiskFlag
-from domain.payments import PaymentEventKind, PaymentStatus
+from domain.payments import FinanceCaseKind, PaymentEventKind, PaymentStatus
 from tests.workflows.money_fakes import (
     MoneyFakes,
     blocked_after,
@@ -434,3 +434,55 @@ class TestWithdrawal:
         assert fakes.deals == {f"wd {ref}", f"ret {ref}"}
         [marked] = fakes.inputs[funds.mark_movement.name]
         assert marked.status in (PaymentStatus.REJECTED, PaymentStatus.CANCELLED)
+
+
+class TestCompensationsRunToTheirEnd:
+    async def test_an_undo_failing_for_good_still_runs_the_older_ones_and_opens_a_case(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes(withdrawal_flags=(RiskFlag.LARGE_AMOUNT,))
+        request = from_mt5(fakes)
+        ref = request.reference
+        # The newest compensation (reversing the books' debit from MT5) fails for good.
+        fakes.fail_for_good[f"{ref}:from-mt5:reversal"] = "LedgerRefused"
+        async with workers(env, fakes, WithdrawalWorkflow) as queue:
+            handle = await start(env, queue, request)
+            await blocked_after(handle, withdrawal.assess_withdrawal.name)
+            await decide(handle, officer(approve=False))
+            result = await finish(handle)
+
+        # Not a failed workflow: it ends, visibly, needing attention.
+        assert (await handle.describe()).status is WorkflowExecutionStatus.COMPLETED
+        assert result.status is PaymentStatus.NEEDS_ATTENTION
+        assert fakes.after(funds.record_decision.name) == [
+            *undone_mt5_debit(ref),  # the older one (MT5 credited back) still ran
+            (funds.open_finance_case.name, FinanceCaseKind.COMPENSATION_INCOMPLETE),
+            (funds.notify_client.name, "withdrawal_needs_attention"),
+        ]
+        assert fakes.deals == {f"wd {ref}", f"ret {ref}"}
+        assert f"{ref}:from-mt5:reversal" not in fakes.booked
+
+        [case] = fakes.inputs[funds.open_finance_case.name]
+        assert case.movement.id == request.payment_id
+        assert (case.client_id, case.reference, case.amount) == (request.client_id, ref, AMOUNT)
+        assert case.reason == "rejected: rejected by finance: checked"
+        assert [(c.step, c.amount, c.error) for c in case.undone] == [
+            (funds.mt5_reverse_if_applied.name, AMOUNT, None)
+        ]
+        assert f"ret {ref}" in case.undone[0].what
+        assert case.not_undone == (
+            Compensation(
+                step=funds.reverse_entry_if_booked.name,
+                what=f"reverse the entry {ref}:from-mt5",
+                amount=AMOUNT,
+                error="LedgerRefused: LedgerRefused (fake)",
+            ),
+        )
+        assert case.then is not None
+        assert case.then.status is PaymentStatus.NEEDS_ATTENTION
+        assert case.then.reason == result.reason
+        assert result.reason is not None and f"{ref}:from-mt5" in result.reason
+        # Marked once, needing attention (in the case's step), never "rejected".
+        assert funds.mark_movement.name not in fakes.steps()
+        [notice] = fakes.inputs[funds.notify_client.name]
+        assert "could not yet be fully undone" in notice.message
