@@ -144,6 +144,13 @@ class PaymentRules(BaseModel):
     payer_name_min_score: int = Field(default=85, ge=0, le=100)
     # FX conversion spread charged on transfers between currencies, in basis points.
     fx_spread_bps: int = Field(default=50, ge=0, le=1000)
+    # A conversion refuses a stored rate older than this (`FxRateStale`). One hour suits rates
+    # finance enters by hand during the trading day; a live feed warrants minutes. Over a weekend
+    # (FX closed) conversions are refused until someone enters a rate. Env: ISO 8601 (`PT15M`)
+    # or seconds.
+    fx_rate_max_age: timedelta = Field(
+        default=timedelta(hours=1), gt=timedelta(0), le=timedelta(days=7)
+    )
 
 
 class KycRules(BaseModel):

@@ -31,6 +31,7 @@ from activities.mail import ClientMail
 from activities.mt5_funds import Mt5FundsSteps
 from activities.payments import PaymentSteps
 from activities.screening_lists import ScreeningLists
+from activities.unmatched_funds import UnmatchedFundsSteps
 from contracts import TASK_QUEUE, mt5_task_queue
 from contracts.steps import Mt5Step, Step, implementations, unimplemented
 from db.embedded import owner_database_url
@@ -139,7 +140,7 @@ def build_workers(
         {server.name: (server.login_range_start, server.login_range_end) for server in mt5_servers},
     )
     payments = PaymentSteps(sessions, providers or {}, payment_limits(rules))
-    ledger = LedgerSteps(sessions, rules.fx_spread_bps)
+    ledger = LedgerSteps(sessions, rules.fx_spread_bps, fx_rate_max_age=rules.fx_rate_max_age)
     screeners = ScreenerCache()
     checks = KycChecks(sessions, screeners)
     cases = KycRecords(sessions, kyc.rekyc_notice_days)
@@ -153,8 +154,9 @@ def build_workers(
         link_key=link_key or SecretStr(DEV_ONLY["jwt_secret"]),
         email_link_hours=kyc.email_link_hours,
     )
+    unmatched = UnmatchedFundsSteps(sessions, providers or {})
     database_steps = implementations(
-        Step, records, payments, ledger, checks, cases, lists, changes, client_mail
+        Step, records, payments, ledger, unmatched, checks, cases, lists, changes, client_mail
     )
     mt5_steps = {
         server.name: implementations(

@@ -3,7 +3,12 @@ moves its payment's or transfer's status in the same transaction."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
 from sqlalchemy import desc, or_, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.exceptions import ApplicationError
 
@@ -24,24 +29,64 @@ from db.models import FxRateRow, Notification
 from domain.errors import BackOfficeError
 from domain.ledger import JournalEntry, reversal
 from domain.money import Money
-from domain.wallets import FxRate, available, convert, hold_account, place_hold, wallet
+from domain.wallets import (
+    FxRate,
+    InsufficientFunds,
+    available,
+    convert,
+    hold_account,
+    place_hold,
+    require_fresh,
+    wallet,
+)
+
+# The check the database makes on every debit of a client wallet (migration 0007): the wallet's
+# balance may not go below zero, whoever books the posting.
+WALLET_GUARD = "wallet_not_below_zero"
+DEFAULT_FX_RATE_MAX_AGE = timedelta(hours=1)
+
+
+def wallet_overdrawn(error: DBAPIError) -> bool:
+    """Whether the database refused a posting because a client wallet would go below zero."""
+    diag = getattr(error.orig, "diag", None)
+    return getattr(diag, "constraint_name", None) == WALLET_GUARD
+
+
+@asynccontextmanager
+async def refusals_as_business_failures() -> AsyncIterator[None]:
+    """The books' refusals, the domain's or the database's, end the step for good: retrying
+    would be refused again (and a refused withdrawal must not loop on a fault)."""
+    try:
+        yield
+    except BackOfficeError as error:
+        raise as_business_failure(error) from error
+    except DBAPIError as error:
+        if not wallet_overdrawn(error):
+            raise
+        diag = getattr(error.orig, "diag", None)
+        detail = getattr(diag, "message_primary", None) or "the wallet would go below zero"
+        raise as_business_failure(InsufficientFunds(detail)) from error
 
 
 class LedgerSteps:
     """Database steps on the main task queue."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], fx_spread_bps: int) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        fx_spread_bps: int,
+        fx_rate_max_age: timedelta = DEFAULT_FX_RATE_MAX_AGE,
+    ) -> None:
         self._sessions = sessions
         self._fx_spread_bps = fx_spread_bps
+        self._fx_rate_max_age = fx_rate_max_age
 
     async def _book(self, entry: JournalEntry, then: MarkMovement | None) -> None:
-        try:
+        async with refusals_as_business_failures():
             async with self._sessions.begin() as session:
                 await post_entry(session, entry)
                 if then is not None:
                     await apply_mark(session, then)
-        except BackOfficeError as error:
-            raise as_business_failure(error) from error
 
     @implements(funds.book_entry)
     async def book_entry(self, booking: Booking) -> None:
@@ -70,7 +115,7 @@ class LedgerSteps:
     @implements(funds.reserve_from_wallet)
     async def reserve_from_wallet(self, request: ReserveFromWallet) -> None:
         client = str(request.client_id)
-        try:
+        async with refusals_as_business_failures():
             async with self._sessions.begin() as session:
                 # A retry after the hold was booked must not check the (now lower) balance again.
                 if await booked_entry(session, request.key) is None:
@@ -83,20 +128,21 @@ class LedgerSteps:
                     )
                 if request.then is not None:
                     await apply_mark(session, request.then)
-        except BackOfficeError as error:
-            raise as_business_failure(error) from error
 
     @implements(funds.convert_held)
     async def convert_held(self, request: ConvertHeld) -> Money:
         """Convert held money at the newest stored rate less the spread; returns what the
-        client gets in the other currency."""
+        client gets in the other currency. A rate older than the configured maximum is refused
+        (`FxRateStale`), so the transfer is undone and ends refused with that reason."""
         client = str(request.client_id)
         held_after = hold_account(client, request.into)
-        async with self._sessions.begin() as session:
-            entry = await booked_entry(session, request.key)
-            if entry is None:
-                rate = await newest_rate(session, request.sell.currency, request.into)
-                try:
+        async with refusals_as_business_failures():
+            async with self._sessions.begin() as session:
+                # A retry after the conversion was booked keeps it, however old its rate is now.
+                entry = await booked_entry(session, request.key)
+                if entry is None:
+                    rate = await newest_rate(session, request.sell.currency, request.into)
+                    require_fresh(rate, datetime.now(UTC), self._fx_rate_max_age)
                     entry, _ = convert(
                         request.key,
                         client,
@@ -107,8 +153,6 @@ class LedgerSteps:
                         pocket=hold_account,
                     )
                     await post_entry(session, entry)
-                except BackOfficeError as error:
-                    raise as_business_failure(error) from error
         [received] = [p.amount for p in entry.postings if p.account == held_after]
         return Money(amount=-received.amount, currency=received.currency)
 

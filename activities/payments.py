@@ -5,6 +5,7 @@ them again, and a processor call always carries the payment's reference as its i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,9 +17,16 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.exceptions import ApplicationError
 
-from activities.movements import as_business_failure, load_payment, move
+from activities.movements import (
+    as_business_failure,
+    load_payment,
+    move,
+)
 from contracts import deposit, funds, withdrawal
-from contracts.deposit import DepositAssessment, PaymentReceived
+from contracts.deposit import (
+    DepositAssessment,
+    PaymentReceived,
+)
 from contracts.funds import PaymentRef, RecordDecision
 from contracts.steps import implements
 from contracts.withdrawal import WithdrawalAssessment
@@ -37,10 +45,16 @@ from domain.payment_checks import (
     assess_deposit,
     assess_withdrawal,
 )
-from domain.payments import ComplianceStatus, PaymentDirection, PaymentSession, PaymentStatus
+from domain.payments import (
+    ComplianceStatus,
+    PaymentDirection,
+    PaymentSession,
+    PaymentStatus,
+)
 from psp_adapter.gateway import PaymentProvider
 
 T = TypeVar("T")
+log = logging.getLogger("brokerflow.unmatched_funds")
 # Deposits that count towards the daily limit and velocity: everything the processor collected.
 COLLECTED = [
     PaymentStatus.RECEIVED,

@@ -100,16 +100,21 @@ async def execute_update(
     arg: A,
     *,
     closed: str,
+    update_id: str | None = None,
     timeout_seconds: float = UPDATE_TIMEOUT_SECONDS,
 ) -> ResultT:
     """Run a workflow update and wait for its result. A refusal by the update's validator or
     handler is a 409 with the workflow's reason; a finished or unknown workflow is a 409 saying
-    `closed`; an unreachable or silent engine is a 503."""
+    `closed`; an unreachable or silent engine is a 503.
+
+    `update_id` (see `staff_update_id`) makes a retried request the same update: Temporal
+    answers it with the first one's outcome instead of running it again."""
     client = await temporal.client()
     handle = client.get_workflow_handle(workflow_id)
     try:
         result: ResultT = await asyncio.wait_for(
-            handle.execute_update(update.name, arg, result_type=update.result), timeout_seconds
+            handle.execute_update(update.name, arg, id=update_id, result_type=update.result),
+            timeout_seconds,
         )
     except WorkflowUpdateFailedError as exc:
         raise Conflict(_failure_message(exc.cause)) from exc
@@ -122,6 +127,13 @@ async def execute_update(
             "the workflow did not answer in time; look at the payment before trying again"
         ) from exc
     return result
+
+
+def staff_update_id(staff_id: object, request_id: str) -> str:
+    """A staff decision's update id, from who sends it and the request's `X-Request-ID`: a
+    console or script that resends a decision it heard no answer to, under the same request id,
+    gets the first decision's answer and never decides twice."""
+    return f"staff-{staff_id}-{request_id}"
 
 
 def _failure_message(cause: BaseException) -> str:

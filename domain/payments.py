@@ -114,3 +114,71 @@ class FinanceCaseKind(StrEnum):
 class FinanceCaseStatus(StrEnum):
     OPEN = "open"
     RESOLVED = "resolved"
+
+
+# Processor events that bring money in: each one is either booked by its deposit or queued as
+# unmatched funds, never only acknowledged.
+FUNDS_ARRIVED = frozenset({PaymentEventKind.PAYMENT_SUCCEEDED, PaymentEventKind.TRANSFER_RECEIVED})
+
+
+class UnmatchedReason(StrEnum):
+    """Why money a processor collected was not booked by a deposit."""
+
+    # Another payment on a reference whose deposit already took its money (two transfers of
+    # 500 quoting a deposit of 1,000).
+    SECOND_PAYMENT = "second_payment"
+    DEPOSIT_EXPIRED = "deposit_expired"
+    DEPOSIT_FAILED = "deposit_failed"  # the processor had declined it before
+    DEPOSIT_CANCELLED = "deposit_cancelled"
+    # The deposit's workflow has finished in another way, or the reference is a withdrawal's.
+    DEPOSIT_CLOSED = "deposit_closed"
+    # No payment of that processor has the reference (or several do).
+    UNKNOWN_REFERENCE = "unknown_reference"
+    # The reference is a withdrawal's: money coming in cannot be booked against it.
+    NOT_A_DEPOSIT = "not_a_deposit"
+
+
+def unmatched_reason_for(status: str) -> UnmatchedReason:
+    """Why money arriving for a deposit in `status`, whose workflow no longer takes it, is
+    unmatched: after the deposit took a payment it is a second one; otherwise the deposit's end."""
+    ended = {
+        PaymentStatus.EXPIRED: UnmatchedReason.DEPOSIT_EXPIRED,
+        PaymentStatus.FAILED: UnmatchedReason.DEPOSIT_FAILED,
+        PaymentStatus.CANCELLED: UnmatchedReason.DEPOSIT_CANCELLED,
+    }
+    took_money = {
+        PaymentStatus.RECEIVED,
+        PaymentStatus.HELD,
+        PaymentStatus.CREDITING,
+        PaymentStatus.COMPLETED,
+        PaymentStatus.REJECTED,
+        PaymentStatus.NEEDS_ATTENTION,
+    }
+    if status in ended:
+        return ended[PaymentStatus(status)]
+    if status in took_money:
+        return UnmatchedReason.SECOND_PAYMENT
+    return UnmatchedReason.DEPOSIT_CLOSED
+
+
+class UnmatchedStatus(StrEnum):
+    """open → crediting → credited (to a client's wallet), or open → returning → returned (to
+    the payer through the processor). A resolution the processor or the books refuse goes back
+    to open with the error."""
+
+    OPEN = "open"
+    CREDITING = "crediting"
+    RETURNING = "returning"
+    CREDITED = "credited"
+    RETURNED = "returned"
+
+
+class UnmatchedAction(StrEnum):
+    CREDIT = "credit"
+    RETURN = "return"
+
+
+def unmatched_reference(item_id: str) -> str:
+    """The queue item's own reference (`UF` + 20 hex, like a payment's): the key of its journal
+    entries and of the processor's return."""
+    return f"UF{item_id.replace('-', '')[:20].upper()}"

@@ -9,8 +9,9 @@ Every operation is a journal entry: nothing moves outside the books.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -23,6 +24,12 @@ BASIS_POINT = Decimal("0.0001")
 
 class InsufficientFunds(Conflict):
     title = "Insufficient funds"
+
+
+class FxRateStale(Conflict):
+    """The newest stored rate is older than a conversion may use (or stamped in the future)."""
+
+    title = "FX rate too old"
 
 
 def wallet(client: str, currency: str) -> str:
@@ -136,6 +143,67 @@ class FxRate(BaseModel):
     @property
     def mid(self) -> Decimal:
         return (self.bid + self.ask) / 2
+
+
+class FxRateSource(Protocol):
+    """Where conversion rates come from: finance entering them by hand (the stored `fx_rates`
+    rows `convert_held` reads today), or a price feed (the MT5 server's quotes, `tick/last`; the
+    MT5 simulator's feed locally, see `rate_from_quote`). Whatever the source, a rate carries the
+    time it was quoted, and `require_fresh` judges its age the same way."""
+
+    async def latest(self, base: str, quote: str) -> FxRate | None:
+        """The newest rate between the two currencies, in either direction; None if none."""
+        ...
+
+
+def rate_from_quote(symbol: str, bid: Decimal, ask: Decimal, quoted_at: datetime) -> FxRate:
+    """An FX symbol's quote as a rate: `EURUSD` (or a suffixed `EURUSD.r`, `EURUSDm`) quotes
+    units of USD per EUR. Only symbols between two currencies the broker books are rates."""
+    base, quote = symbol[:3].upper(), symbol[3:6].upper()
+    if base not in MINOR_UNITS or quote not in MINOR_UNITS or base == quote:
+        raise InvalidInput(f"{symbol!r} is not a symbol between two booked currencies")
+    if quoted_at.tzinfo is None:
+        raise InvalidInput("a quote's time needs a time zone")
+    try:
+        return FxRate(base=base, quote=quote, bid=bid, ask=ask, as_of=quoted_at)
+    except ValueError as exc:
+        raise InvalidInput(f"{symbol} quote {bid}/{ask} is not a usable rate") from exc
+
+
+# A feed's clock and ours may disagree a little; a rate stamped further ahead than this is refused.
+FX_CLOCK_SKEW = timedelta(minutes=1)
+
+
+def require_fresh(rate: FxRate, now: datetime, max_age: timedelta) -> None:
+    """Refuse to convert at `rate` when, at `now`, it is older than `max_age`: the market has
+    moved since, and the client or the broker would pay for it. A rate stamped in the future
+    (beyond a small clock skew) is refused too: its time cannot be trusted."""
+    if now.tzinfo is None or rate.as_of.tzinfo is None:
+        raise InvalidInput("an FX rate's age needs time-zone-aware times")
+    if max_age <= timedelta(0):
+        raise InvalidInput("the maximum FX rate age must be positive")
+    age = now - rate.as_of
+    pair = f"{rate.base}/{rate.quote}"
+    stamp = f"{rate.as_of.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+    if age > max_age:
+        raise FxRateStale(
+            f"the newest {pair} rate ({stamp}) is {_duration(age)} old; conversions use rates "
+            f"up to {_duration(max_age)} old: a newer rate is needed"
+        )
+    if -age > FX_CLOCK_SKEW:
+        raise FxRateStale(f"the newest {pair} rate is stamped {stamp}, {_duration(-age)} ahead")
+
+
+def _duration(span: timedelta) -> str:
+    """`2 d 3 h 5 min`, `1 h`, `45 s`: whole units, for people."""
+    seconds = int(span.total_seconds())
+    if seconds < 60:
+        return f"{seconds} s"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    parts = [f"{n} {unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "min")) if n]
+    return " ".join(parts)
 
 
 def convert(

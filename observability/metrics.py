@@ -31,6 +31,16 @@ class ApiMetrics:
             ["method", "route"],
             registry=self.registry,
         )
+        self.unmatched_funds = Counter(
+            "brokerflow_unmatched_funds",
+            "Verified payments queued as unmatched funds (webhook path), by processor and reason",
+            ["provider", "reason"],
+            registry=self.registry,
+        )
+
+    def unmatched_funds_queued(self, provider: str, reason: str) -> None:
+        """A verified payment no deposit booked was queued for finance: alert on any increase."""
+        self.unmatched_funds.labels(provider, reason).inc()
 
     async def middleware(
         self, request: Request, call_next: Callable[[Request], Awaitable[Response]]

@@ -117,6 +117,42 @@ def test_every_arrow_in_the_table_is_still_used(package: str) -> None:
     assert named - used == set(), f"docs/architecture.md names arrows {package} no longer uses"
 
 
+# Workflow code replays: it reads the time from `workflow.now()`, never from the machine's clock.
+WALL_CLOCK_CALLS = {"now", "utcnow", "today", "time", "monotonic", "perf_counter"}
+WALL_CLOCK_OWNERS = {"datetime", "date", "time"}
+
+
+def wall_clock_calls(path: Path) -> list[str]:
+    """`datetime.now()`, `date.today()`, `time.time()` and the like, by line."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        owner = node.func.value
+        name = owner.id if isinstance(owner, ast.Name) else getattr(owner, "attr", None)
+        if node.func.attr in WALL_CLOCK_CALLS and name in WALL_CLOCK_OWNERS:
+            found.append(f"{path.name}:{node.lineno} {name}.{node.func.attr}()")
+    return found
+
+
+def test_workflow_code_never_reads_the_wall_clock() -> None:
+    assert [call for path in modules_of("workflows") for call in wall_clock_calls(path)] == []
+
+
+def test_the_clock_checker_sees_the_usual_spellings(tmp_path: Path) -> None:
+    module = tmp_path / "clocky.py"
+    module.write_text(
+        "import datetime, time\nfrom datetime import date\n"
+        "a = datetime.datetime.now()\nb = date.today()\nc = time.time()\n"
+        "d = workflow.now()\n"
+    )
+    assert wall_clock_calls(module) == [
+        "clocky.py:3 datetime.now()",
+        "clocky.py:4 date.today()",
+        "clocky.py:5 time.time()",
+    ]
+
+
 def test_the_checker_catches_what_a_row_does_not_allow(tmp_path: Path) -> None:
     module = tmp_path / "bad.py"
     module.write_text("from db.models import Client\nimport httpx\nimport random\nimport json\n")

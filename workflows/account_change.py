@@ -46,7 +46,9 @@ with workflow.unsafe.imports_passed_through():
     from domain.kyc import ReviewAction
     from domain.mt5 import with_login_disabled, with_trading_disabled, with_trading_enabled
     from domain.roles import StaffRole
-    from workflows.client_mail import send_mail
+
+# Checked by the workflow sandbox like this module (not passed through): workflow code.
+from workflows.client_mail import send_mail
 
 __all__ = ["AccountChangeWorkflow"]
 

@@ -13,23 +13,22 @@ the wallet or the MT5 account.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from contracts import deposit, funds
-    from contracts.deposit import (
-        DECIDE,
-        DEPOSIT,
-        PAYMENT_EVENT,
-        DepositInput,
-        PaymentReceived,
-    )
+    from contracts import unmatched_funds as unmatched
+    from contracts.deposit import DECIDE, DEPOSIT, PAYMENT_EVENT, DepositInput, PaymentReceived
     from contracts.funds import (
+        Compensation,
         DecisionOutcome,
         MarkMovement,
         MovementRef,
         MovementResult,
+        OpenFinanceCase,
         PaymentRef,
         RecordDecision,
         ReverseBalanceChange,
@@ -38,18 +37,26 @@ with workflow.unsafe.imports_passed_through():
     from domain.funds import accept_in_transit, accept_into_wallet
     from domain.money import Money
     from domain.money_flows import MovementKind, Mt5AccountRef, mt5_comment
-    from domain.payments import PaymentEvent, PaymentEventKind, PaymentStatus
-    from domain.wallets import release_hold
-    from workflows.funds import (
-        PAYMENT_WINDOW,
-        Refused,
-        Saga,
-        book,
-        finish_first,
-        mark,
-        notify,
-        unstoppable,
+    from domain.payments import (
+        PaymentEvent,
+        PaymentEventKind,
+        PaymentStatus,
+        UnmatchedReason,
     )
+    from domain.wallets import release_hold
+
+# Checked by the workflow sandbox like this module (not passed through): workflow code.
+from workflows.funds import (
+    PAYMENT_WINDOW,
+    Refused,
+    Saga,
+    book,
+    failure_text,
+    finish_first,
+    mark,
+    notify,
+    unstoppable,
+)
 
 FUNDS_ARRIVED = (PaymentEventKind.PAYMENT_SUCCEEDED, PaymentEventKind.TRANSFER_RECEIVED)
 # The MT5 deals' purposes: the credit, and its reversal when MT5 refused it.
@@ -58,6 +65,18 @@ CREDIT, TAKE_BACK = "dep", "rev"
 # there) before the money goes to the wallet. Deposits that reached that point before it replay
 # without the step.
 TAKE_BACK_BEFORE_WALLET = "deposit-take-back-mt5-credit-before-wallet"
+# Since this change every payment the deposit does not take (a second one on its reference, or
+# one arriving after it expired, failed or was cancelled) is queued as unmatched funds.
+QUEUE_FUNDS_NOT_TAKEN = "deposit-queue-funds-not-taken"
+# Since this change a take-back MT5 refuses for good opens a finance case and the deposit ends
+# needs_attention (before, the workflow failed with the money in the hold).
+TAKE_BACK_FAILED_OPENS_CASE = "deposit-take-back-failed-opens-a-case"
+
+
+class _TakeBackFailed(Exception):
+    def __init__(self, result: MovementResult) -> None:
+        super().__init__(result.reason)
+        self.result = result
 
 
 @workflow.defn(name=DEPOSIT.name)
@@ -69,10 +88,20 @@ class DepositWorkflow:
         self._events: dict[str, PaymentEvent] = {}
         self._status = PaymentStatus.INITIATED
         self._decision: StaffDecision | None = None
+        # Once the run has settled on the processor's outcome: the event it took (None when no
+        # money was taken: declined, expired, cancelled), and why other money is not taken.
+        self._settled = False
+        self._taken: str | None = None
+        self._not_taken_because = UnmatchedReason.SECOND_PAYMENT
+        self._queued: set[str] = set()
 
     @workflow.signal(name=PAYMENT_EVENT.name)
-    def payment_event(self, event: PaymentEvent) -> None:
-        self._events.setdefault(event.event_id, event)
+    async def payment_event(self, event: PaymentEvent) -> None:
+        if event.event_id in self._events:
+            return  # a redelivery
+        self._events[event.event_id] = event
+        if self._settled:
+            await self._queue_if_not_taken(event)
 
     @workflow.update(name=DECIDE.name)
     async def decide(self, decision: StaffDecision) -> DecisionOutcome:
@@ -102,15 +131,59 @@ class DepositWorkflow:
         try:
             event = await self._funds_or_decline()
         except TimeoutError:
-            return await self._end(PaymentStatus.EXPIRED, "no payment arrived in time")
+            await self._settle(None, UnmatchedReason.DEPOSIT_EXPIRED)
+            return await self._last(self._end(PaymentStatus.EXPIRED, "no payment arrived in time"))
         except BaseException as failure:
             if is_cancelled_exception(failure):
-                return await unstoppable(self._end(PaymentStatus.CANCELLED, "cancelled by staff"))
+                await unstoppable(self._settle(None, UnmatchedReason.DEPOSIT_CANCELLED))
+                return await unstoppable(
+                    self._last(self._end(PaymentStatus.CANCELLED, "cancelled by staff"))
+                )
             raise
         if event.kind not in FUNDS_ARRIVED:
-            return await self._end(PaymentStatus.FAILED, "the processor declined the payment")
+            await self._settle(None, UnmatchedReason.DEPOSIT_FAILED)
+            return await self._last(
+                self._end(PaymentStatus.FAILED, "the processor declined the payment")
+            )
         # The money has arrived: from here it is credited or returned, whatever else is asked.
-        return await unstoppable(self._receive(event))
+        await unstoppable(self._settle(event, UnmatchedReason.SECOND_PAYMENT))
+        return await unstoppable(self._last(self._receive(event)))
+
+    async def _settle(self, taken: PaymentEvent | None, others: UnmatchedReason) -> None:
+        """The run has settled on `taken` (or on no money): every other payment that arrived,
+        now or later, is queued for finance as unmatched funds, `others` saying why."""
+        self._settled = True
+        self._taken = taken.event_id if taken is not None else None
+        self._not_taken_because = others
+        for event in list(self._events.values()):
+            await self._queue_if_not_taken(event)
+
+    async def _queue_if_not_taken(self, event: PaymentEvent) -> None:
+        if event.kind not in FUNDS_ARRIVED or event.event_id == self._taken:
+            return
+        if event.event_id in self._queued or not workflow.patched(QUEUE_FUNDS_NOT_TAKEN):
+            return
+        self._queued.add(event.event_id)
+        taken = f"; the deposit took {self._taken}" if self._taken else ""
+        await unstoppable(
+            finish_first(
+                unmatched.queue_unmatched_funds(
+                    unmatched.QueueUnmatchedFunds(
+                        event=event,
+                        reason=self._not_taken_because,
+                        payment_id=self._request.payment_id,
+                        detail=f"deposit {self._request.reference}{taken}",
+                    )
+                )
+            )
+        )
+
+    async def _last(self, steps: Awaitable[MovementResult]) -> MovementResult:
+        """The deposit's last steps, then every payment it queued is stored before it ends."""
+        result = await steps
+        if self._queued:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+        return result
 
     async def _funds_or_decline(self) -> PaymentEvent:
         payment = PaymentRef(payment_id=self._request.payment_id)
@@ -153,7 +226,10 @@ class DepositWorkflow:
                 return await self._end(PaymentStatus.REJECTED, decision.reason)
 
         self._status = PaymentStatus.CREDITING
-        where = await self._credit(assessment.amount)
+        try:
+            where = await self._credit(assessment.amount)
+        except _TakeBackFailed as failed:
+            return failed.result
         credited = assessment.amount
         await notify(
             request.client_id,
@@ -186,7 +262,16 @@ class DepositWorkflow:
             # attempt may have landed before the refusal: MT5 gives it back first, or the client
             # would have it twice.
             if workflow.patched(TAKE_BACK_BEFORE_WALLET):
-                await self._take_back_from_mt5(saga, destination.mt5, amount)
+                try:
+                    await self._take_back_from_mt5(saga, destination.mt5, amount)
+                except ActivityError as failure:
+                    if not workflow.patched(TAKE_BACK_FAILED_OPENS_CASE):
+                        raise
+                    raise _TakeBackFailed(
+                        await self._needs_attention(
+                            saga, destination.mt5, amount, refused.reason, failure
+                        )
+                    ) from failure
             where = f"to the wallet: MT5 refused the credit ({refused.reason})"
             await book(
                 release_hold(saga.key("to-wallet"), saga.client, amount),
@@ -208,6 +293,59 @@ class DepositWorkflow:
                 account.server, ReverseBalanceChange(change=credit, comment=reversal)
             )
         )
+
+    async def _needs_attention(
+        self,
+        saga: Saga,
+        account: Mt5AccountRef,
+        amount: Money,
+        refusal: str,
+        failure: ActivityError,
+    ) -> MovementResult:
+        """MT5 refused the credit and taking back what it may hold failed for good: the money
+        stays in the client's hold (neither wallet nor MT5 is credited by us), a case for
+        finance says what is left to do, and the deposit ends needs_attention."""
+        request = self._request
+        credit = mt5_comment(CREDIT, request.reference)
+        reversal = mt5_comment(TAKE_BACK, request.reference)
+        reason = f"MT5 refused the credit ({refusal})"
+        error = failure_text(failure)
+        summary = f"{reason}; taking it back from MT5 failed: {error}"
+        await finish_first(
+            funds.open_finance_case(
+                OpenFinanceCase(
+                    movement=self._movement,
+                    client_id=request.client_id,
+                    reference=request.reference,
+                    amount=amount,
+                    reason=reason,
+                    not_undone=(
+                        Compensation(
+                            step=funds.mt5_reverse_if_applied.name,
+                            what=(
+                                f"undo '{credit}' on MT5 {account.server} {account.login} "
+                                f"with '{reversal}', then credit the hold {saga.key('transit')}"
+                            ),
+                            amount=amount,
+                            error=error,
+                        ),
+                    ),
+                    then=MarkMovement(
+                        movement=self._movement,
+                        status=PaymentStatus.NEEDS_ATTENTION,
+                        reason=summary,
+                    ),
+                )
+            )
+        )
+        await notify(
+            request.client_id,
+            f"{request.reference}:notice",
+            f"deposit_{PaymentStatus.NEEDS_ATTENTION.value}",
+            f"{request.reference}: we received {amount.amount} {amount.currency} but could not "
+            "credit it yet. Our finance team has been asked to put it right and will contact you.",
+        )
+        return MovementResult(status=PaymentStatus.NEEDS_ATTENTION, reason=summary)
 
     def _processor_outcome(self) -> PaymentEvent | None:
         """The event that settles the payment: money arrived, else a decline. A late duplicate

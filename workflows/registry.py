@@ -11,6 +11,7 @@ from workflows.kyc_review import KycReviewWorkflow
 from workflows.rekyc_sweep import ReKycSweepWorkflow
 from workflows.screening_refresh import ScreeningListRefreshWorkflow
 from workflows.transfer import TransferWorkflow
+from workflows.unmatched_funds import ResolveUnmatchedFundsWorkflow
 from workflows.withdrawal import WithdrawalWorkflow
 
 WORKFLOWS = [
@@ -18,6 +19,7 @@ WORKFLOWS = [
     DepositWorkflow,
     WithdrawalWorkflow,
     TransferWorkflow,
+    ResolveUnmatchedFundsWorkflow,
     KycReviewWorkflow,
     AccountChangeWorkflow,
     ScreeningListRefreshWorkflow,

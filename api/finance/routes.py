@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, status
 
 from api.deps import SessionDep, StateDep
 from api.finance import service
 from api.finance.schemas import (
+    CreditUnmatchedRequest,
     DecisionRequest,
     DecisionResult,
     FinanceCaseView,
@@ -14,15 +15,32 @@ from api.finance.schemas import (
     FinancePaymentView,
     PaymentPage,
     PendingApproval,
+    ReturnUnmatchedRequest,
+    UnmatchedFundsView,
     WebhookEventView,
 )
 from api.policy import FinanceOfficer, FinanceReader
 from api.problems import error_responses
 from api.schemas import Limit, Offset
 from api.webhooks.schemas import WebhookOutcome
-from domain.payments import FinanceCaseStatus, PaymentDirection, PaymentStatus, Provider
+from domain.payments import (
+    FinanceCaseStatus,
+    PaymentDirection,
+    PaymentStatus,
+    Provider,
+    UnmatchedAction,
+    UnmatchedStatus,
+)
 
 router = APIRouter(prefix="/v1/finance", tags=["finance"])
+UNMATCHED_ERRORS = error_responses(
+    {
+        404: "no such unmatched payment",
+        409: "already being resolved, or resolved",
+        422: "a missing reason, or no such client to credit",
+        503: "workflow engine down: nothing changed",
+    }
+)
 DECISION_ERRORS = error_responses(
     {
         404: "no such payment of that direction",
@@ -114,3 +132,62 @@ async def list_finance_cases(
     unless `status` says otherwise."""
     rows = await service.finance_cases(session, status=status, limit=limit, offset=offset)
     return [FinanceCaseView.of(case) for case in rows]
+
+
+@router.get("/unmatched")
+async def list_unmatched_funds(
+    _: FinanceReader,
+    session: SessionDep,
+    status: UnmatchedStatus | None = UnmatchedStatus.OPEN,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> list[UnmatchedFundsView]:
+    """Verified payments no deposit booked (a second payment on a reference, one for a deposit
+    that had expired, failed or been cancelled, or for an unknown reference), oldest first.
+    Open items unless `status` says otherwise."""
+    rows = await service.unmatched_funds(session, status=status, limit=limit, offset=offset)
+    return [UnmatchedFundsView.of(item) for item in rows]
+
+
+@router.post(
+    "/unmatched/{item_id}/return",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=UNMATCHED_ERRORS,
+)
+async def return_unmatched_funds(
+    item_id: UUID,
+    body: ReturnUnmatchedRequest,
+    officer: FinanceOfficer,
+    session: SessionDep,
+    state: StateDep,
+) -> UnmatchedFundsView:
+    """Send an open item back to the payer through its processor (a CardCo refund, a BankCo
+    return to the sending account); the item is `returning` until the processor took it."""
+    return await service.resolve_unmatched(
+        session, state.temporal, officer, item_id, UnmatchedAction.RETURN, body.reason
+    )
+
+
+@router.post(
+    "/unmatched/{item_id}/credit",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=UNMATCHED_ERRORS,
+)
+async def credit_unmatched_funds(
+    item_id: UUID,
+    body: CreditUnmatchedRequest,
+    officer: FinanceOfficer,
+    session: SessionDep,
+    state: StateDep,
+) -> UnmatchedFundsView:
+    """Credit an open item to a client's wallet in its currency (booked processor → suspense →
+    wallet); the item is `crediting` until the books have it."""
+    return await service.resolve_unmatched(
+        session,
+        state.temporal,
+        officer,
+        item_id,
+        UnmatchedAction.CREDIT,
+        body.reason,
+        client_id=body.client_id,
+    )

@@ -7,7 +7,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 from api.schemas import Reason, decimal_text
-from db.models import FinanceCase, Payment
+from db.models import FinanceCase, Payment, UnmatchedFunds
 
 
 class FinancePaymentView(BaseModel):
@@ -178,3 +178,73 @@ class FinanceCaseView(BaseModel):
             created_at=case.created_at,
             updated_at=case.updated_at,
         )
+
+
+class UnmatchedFundsView(BaseModel):
+    """A verified payment no deposit booked, and where finance's resolution of it stands."""
+
+    id: UUID
+    reference: str
+    provider: str
+    event_id: str
+    event_kind: str
+    provider_ref: str
+    # The reference the payer quoted (a deposit's, or one BrokerFlow does not know).
+    event_reference: str
+    amount: str
+    currency: str
+    payer_name: str | None
+    payment_id: UUID | None
+    reason: str
+    detail: str | None
+    status: str
+    resolution: str | None
+    resolved_by: UUID | None
+    credited_client_id: UUID | None
+    resolution_note: str | None
+    return_ref: str | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+
+    @classmethod
+    def of(cls, item: UnmatchedFunds) -> UnmatchedFundsView:
+        return cls(
+            id=item.id,
+            reference=item.reference,
+            provider=item.provider,
+            event_id=item.event_id,
+            event_kind=item.event_kind,
+            provider_ref=item.provider_ref,
+            event_reference=item.event_reference,
+            amount=decimal_text(item.amount_minor, item.currency),
+            currency=item.currency,
+            payer_name=item.payer_name,
+            payment_id=item.payment_id,
+            reason=item.reason,
+            detail=item.detail,
+            status=item.status,
+            resolution=item.resolution,
+            resolved_by=item.resolved_by,
+            credited_client_id=item.credited_client_id,
+            resolution_note=item.resolution_note,
+            return_ref=item.return_ref,
+            error=item.error,
+            created_at=item.created_at,
+            updated_at=item.updated_at,
+            resolved_at=item.resolved_at,
+        )
+
+
+class ReturnUnmatchedRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+
+
+class CreditUnmatchedRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: UUID
+    reason: Reason

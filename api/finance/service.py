@@ -17,15 +17,30 @@ from api.finance.schemas import (
     FinancePaymentDetail,
     FinancePaymentView,
     PendingApproval,
+    UnmatchedFundsView,
     WebhookEventView,
 )
 from api.policy import Principal
-from api.temporal import TemporalConnector, execute_update
+from api.schemas import decimal_text
+from api.temporal import TemporalConnector, execute_update, staff_update_id, start_once
 from contracts import deposit, withdrawal
 from contracts.funds import StaffDecision
-from db.models import FinanceCase, Payment, PaymentDecision, WebhookEvent
-from domain.errors import Conflict, NotFound
-from domain.payments import FinanceCaseStatus, PaymentDirection, PaymentStatus, Provider
+from contracts.unmatched_funds import (
+    RESOLVE_UNMATCHED,
+    ResolveUnmatched,
+    resolve_unmatched_workflow_id,
+)
+from db import audit
+from db.models import Client, FinanceCase, Payment, PaymentDecision, UnmatchedFunds, WebhookEvent
+from domain.errors import Conflict, InvalidInput, NotFound
+from domain.payments import (
+    FinanceCaseStatus,
+    PaymentDirection,
+    PaymentStatus,
+    Provider,
+    UnmatchedAction,
+    UnmatchedStatus,
+)
 
 FINISHED = frozenset(
     {
@@ -143,6 +158,7 @@ async def decide(
         decide_update,
         decision,
         closed=f"nothing to decide: the {direction.value}'s workflow has finished",
+        update_id=staff_update_id(staff.id, staff.context.request_id),
     )
     return DecisionResult(payment_id=payment_id, status=outcome.status, approvals=outcome.approvals)
 
@@ -190,3 +206,85 @@ async def finance_cases(
     if status is not None:
         query = query.where(FinanceCase.status == status.value)
     return list(await session.scalars(query.limit(limit).offset(offset)))
+
+
+async def unmatched_funds(
+    session: AsyncSession,
+    *,
+    status: UnmatchedStatus | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[UnmatchedFunds]:
+    """Payments no deposit booked, oldest first (the longest waiting on top)."""
+    query = select(UnmatchedFunds).order_by(UnmatchedFunds.created_at, UnmatchedFunds.id)
+    if status is not None:
+        query = query.where(UnmatchedFunds.status == status.value)
+    return list(await session.scalars(query.limit(limit).offset(offset)))
+
+
+async def resolve_unmatched(
+    session: AsyncSession,
+    temporal: TemporalConnector,
+    staff: Principal,
+    item_id: uuid.UUID,
+    action: UnmatchedAction,
+    note: str,
+    client_id: uuid.UUID | None = None,
+) -> UnmatchedFundsView:
+    """Finance asks for an open item to be credited to a client or returned to the payer: the
+    item moves to crediting/returning with its audit row (the officer, before/after) and its
+    workflow starts in the same request; the workflow books or returns it and marks it
+    credited/returned. An item already being resolved, or resolved, is a 409."""
+    item = await session.get(UnmatchedFunds, item_id, with_for_update=True)
+    if item is None:
+        raise NotFound(f"no unmatched funds {item_id}")
+    if item.status != UnmatchedStatus.OPEN:
+        raise Conflict(f"unmatched funds {item.reference} is already {item.status}")
+    if action is UnmatchedAction.CREDIT:
+        client = await session.get(Client, client_id) if client_id is not None else None
+        if client is None:
+            raise InvalidInput(f"no client {client_id} to credit", field="client_id")
+    before = {"status": item.status}
+    item.status = (
+        UnmatchedStatus.CREDITING if action is UnmatchedAction.CREDIT else UnmatchedStatus.RETURNING
+    ).value
+    item.resolution = action.value
+    item.resolved_by = staff.id
+    item.credited_client_id = client_id if action is UnmatchedAction.CREDIT else None
+    item.resolution_note = note
+    item.error = None
+    audit.record(
+        session,
+        staff.actor(),
+        audit.Change(
+            action=f"unmatched_funds.{item.status}",
+            entity_type="unmatched_funds",
+            entity_id=str(item.id),
+            before=before,
+            after={
+                "status": item.status,
+                "client_id": str(client_id) if action is UnmatchedAction.CREDIT else None,
+                "amount": f"{decimal_text(item.amount_minor, item.currency)} {item.currency}",
+            },
+            reason=note,
+        ),
+    )
+    await session.flush()
+    roles = tuple(sorted(role.value for role in staff.roles))
+    await start_once(
+        temporal,
+        RESOLVE_UNMATCHED,
+        ResolveUnmatched(
+            item_id=item.id,
+            action=action,
+            staff_id=staff.id,
+            roles=roles,
+            client_id=item.credited_client_id,
+            note=note,
+            ip=staff.context.ip,
+            request_id=staff.context.request_id,
+        ),
+        resolve_unmatched_workflow_id(item.id, uuid.uuid4()),
+    )
+    await session.refresh(item)
+    return UnmatchedFundsView.of(item)

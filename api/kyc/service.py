@@ -48,7 +48,7 @@ from api.kyc.schemas import (
     ScreeningListView,
 )
 from api.policy import Principal
-from api.temporal import TemporalConnector, execute_update, start_once
+from api.temporal import TemporalConnector, execute_update, staff_update_id, start_once
 from contracts.account_change import (
     ACCOUNT_CHANGE,
     ACCOUNT_CHANGE_DECIDE,
@@ -442,6 +442,7 @@ async def decide(
         KYC_DECIDE,
         OfficerDecision(actor=actor_of(officer), decision=decision),
         closed="the case's review has finished; nothing to decide",
+        update_id=staff_update_id(officer.id, officer.context.request_id),
     )
     return CaseDecisionResult(
         case_id=case_id,
@@ -810,6 +811,7 @@ async def decide_account_change(
         ACCOUNT_CHANGE_DECIDE,
         OfficerDecision(actor=actor_of(officer), decision=decision),
         closed="nothing to decide: the change's workflow has finished",
+        update_id=staff_update_id(officer.id, officer.context.request_id),
     )
     # The workflow's activity wrote the decision in its own transaction: read it back.
     await session.refresh(row)

@@ -47,6 +47,9 @@ async def receive_webhook(
         await _body_up_to(request, service.MAX_BODY_BYTES + 1),
         datetime.now(UTC),
     )
+    metrics = getattr(request.app.state, "metrics", None)
+    if received.queued is not None and metrics is not None:
+        metrics.unmatched_funds_queued(processor.name, received.queued.value)
     if received.outcome is WebhookOutcome.REJECTED:
         # Answered, not raised: the rejected row is evidence and must be committed.
         return problem(400, "Webhook rejected", received.reason or "webhook rejected")

@@ -23,7 +23,15 @@ from api.webhooks.schemas import WebhookOutcome
 from contracts import deposit, withdrawal
 from contracts.process import Signal
 from db.models import Payment, WebhookEvent
-from domain.payments import PaymentDirection, PaymentEvent, WebhookRejected
+from db.unmatched_funds import queue_unmatched
+from domain.payments import (
+    FUNDS_ARRIVED,
+    PaymentDirection,
+    PaymentEvent,
+    UnmatchedReason,
+    WebhookRejected,
+    unmatched_reason_for,
+)
 from psp_adapter.gateway import PaymentProvider
 
 log = logging.getLogger(__name__)
@@ -36,6 +44,8 @@ class Received:
     outcome: WebhookOutcome
     event_id: str | None = None
     reason: str | None = None
+    # Why the event's money was queued as unmatched funds (None: it was not).
+    queued: UnmatchedReason | None = None
 
 
 async def receive(
@@ -60,10 +70,29 @@ async def receive(
 
     payment, why_not = await _matching_payment(session, event)
     if payment is None:
-        return await _stored(session, event, WebhookOutcome.UNMATCHED, None, why_not)
+        return await _stored(
+            session,
+            event,
+            WebhookOutcome.UNMATCHED,
+            None,
+            why_not,
+            UnmatchedReason.UNKNOWN_REFERENCE,
+        )
     # Read before the savepoint: a rolled-back savepoint may expire what was loaded in it.
     payment_id, workflow_id = payment.id, payment.workflow_id
     where = f"payment {payment.reference} is {payment.status}"
+    if event.kind in FUNDS_ARRIVED and payment.direction != PaymentDirection.DEPOSIT:
+        reason = f"{where}: money coming in names a {payment.direction}"
+        return await _stored(
+            session,
+            event,
+            WebhookOutcome.NEEDS_REVIEW,
+            payment_id,
+            reason,
+            UnmatchedReason.NOT_A_DEPOSIT,
+        )
+    # If the workflow has finished, money it can no longer take is queued (why: its status).
+    too_late = unmatched_reason_for(payment.status)
     # The savepoint keeps "accepted" only if the workflow took the signal.
     async with session.begin_nested() as accepted:
         if not await _record(session, event, WebhookOutcome.ACCEPTED, payment_id, None):
@@ -72,7 +101,7 @@ async def receive(
             return _logged(event, Received(WebhookOutcome.ACCEPTED, event.event_id))
         await accepted.rollback()
     reason = f"{where} and its workflow has finished; a person must look at it"
-    return await _stored(session, event, WebhookOutcome.NEEDS_REVIEW, payment_id, reason)
+    return await _stored(session, event, WebhookOutcome.NEEDS_REVIEW, payment_id, reason, too_late)
 
 
 async def _stored(
@@ -81,10 +110,17 @@ async def _stored(
     outcome: WebhookOutcome,
     payment_id: uuid.UUID | None,
     reason: str | None,
+    unmatched: UnmatchedReason | None = None,
 ) -> Received:
+    """Store the event once; money it brings in that no deposit takes (`unmatched` says why)
+    is queued for finance with an alert, once per event."""
     if not await _record(session, event, outcome, payment_id, reason):
-        outcome, reason = WebhookOutcome.DUPLICATE, None
-    return _logged(event, Received(outcome, event.event_id, reason))
+        return _logged(event, Received(WebhookOutcome.DUPLICATE, event.event_id))
+    queued = None
+    if unmatched is not None and event.kind in FUNDS_ARRIVED:
+        if await queue_unmatched(session, event, unmatched, payment_id, reason):
+            queued = unmatched
+    return _logged(event, Received(outcome, event.event_id, reason, queued))
 
 
 def _verified(

@@ -21,6 +21,7 @@ from db.models.payments import (
     Payment,
     PaymentDecision,
     Transfer,
+    UnmatchedFunds,
     WebhookEvent,
 )
 from db.models.staff import StaffUser
@@ -50,5 +51,6 @@ __all__ = [
     "ScreeningParty",
     "StaffUser",
     "Transfer",
+    "UnmatchedFunds",
     "WebhookEvent",
 ]

@@ -154,6 +154,42 @@ class FinanceCase(RecordModel):
     not_undone: Mapped[list[dict[str, object]]] = mapped_column(JSONB)
 
 
+class UnmatchedFunds(RecordModel):
+    """Money a processor collected that no deposit booked: a second payment on a reference, a
+    payment for a deposit that had expired, failed or been cancelled, or for no known reference.
+    One row per processor event (a replayed webhook queues once); finance credits it to a
+    client's wallet or returns it to the payer (`docs/unmatched-funds.md`)."""
+
+    __tablename__ = "unmatched_funds"
+    __table_args__ = (UniqueConstraint("provider", "event_id"),)
+
+    # The item's own reference (`UF…`): the key of its journal entries and of a return.
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    # The verified event, as the processor reported it.
+    provider: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(128))
+    event_kind: Mapped[str] = mapped_column(String(32))
+    provider_ref: Mapped[str] = mapped_column(String(64))
+    event_reference: Mapped[str] = mapped_column(String(64), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    payer_name: Mapped[str | None] = mapped_column(String(200))
+    # The deposit the reference named, if any (and whose client it probably is).
+    payment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("payments.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    # The resolution: who asked for it, what, for whom, and how it ended.
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    resolved_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_users.id"))
+    credited_client_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("clients.id"))
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+    # The processor's id of the return, when it was returned through the processor.
+    return_ref: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    resolved_at: Mapped[datetime | None]
+
+
 class Notification(Base):
     """A message to a client, written once per business event (the key)."""
 

@@ -97,7 +97,9 @@ class FakeHandle:
         self._reachable()
         self.temporal.signals.append((self.id, name, arg))
 
-    async def execute_update(self, name: str, arg: Any, *, result_type: type) -> Any:
+    async def execute_update(
+        self, name: str, arg: Any, *, id: str | None = None, result_type: type
+    ) -> Any:
         self._reachable()
         if self.temporal.refusal is not None:
             raise WorkflowUpdateFailedError(

@@ -301,7 +301,9 @@ class FakeHandle:
     workflows: FakeWorkflows
     id: str
 
-    async def execute_update(self, name: str, arg: Any, *, result_type: type) -> Any:
+    async def execute_update(
+        self, name: str, arg: Any, *, id: str | None = None, result_type: type
+    ) -> Any:
         if self.id in self.workflows.closed:
             raise RPCError("workflow execution already completed", RPCStatusCode.NOT_FOUND, b"")
         if self.workflows.refusal is not None:
@@ -688,10 +690,17 @@ class TestDecision:
             await waiting_for_review(handle)
             path = f"/v1/compliance/kyc/cases/{case.id}/decision"
             body = {"action": "approve", "reason": "hit is a namesake"}
-            one = await api.post(path, json=body, headers=first.headers)
+            sent_once = {**first.headers, "X-Request-ID": f"approve-{case.id}"}
+            one = await api.post(path, json=body, headers=sent_once)
             assert one.status_code == 200, one.text
             assert one.json()["status"] == "awaiting_second_approval"
             assert one.json()["approvals"] == 1
+
+            # A resend under the same X-Request-ID (an answer the console never heard) is the
+            # same decision: the first one's answer again, not a refusal, not a second approval.
+            resent = await api.post(path, json=body, headers=sent_once)
+            assert resent.status_code == 200, resent.text
+            assert resent.json() == one.json()
 
             again = await api.post(path, json=body, headers=first.headers)
             assert again.status_code == 409

@@ -24,6 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
 from contracts import deposit, funds, mt5_task_queue, withdrawal
+from contracts import unmatched_funds as unmatched
 from contracts.deposit import DepositAssessment, PaymentReceived
 from contracts.funds import (
     BalanceChange,
@@ -39,11 +40,23 @@ from contracts.funds import (
     ReverseEntry,
 )
 from contracts.steps import implements
+from contracts.unmatched_funds import (
+    QueueUnmatchedFunds,
+    ReopenUnmatched,
+    ResolveUnmatched,
+    UnmatchedOutcome,
+)
 from contracts.withdrawal import WithdrawalAssessment
 from domain.money import Money
 from domain.money_flows import Mt5AccountRef
 from domain.payment_checks import RiskFlag
-from domain.payments import PaymentEvent, PaymentEventKind, PaymentSession
+from domain.payments import (
+    PaymentEvent,
+    PaymentEventKind,
+    PaymentSession,
+    UnmatchedAction,
+    UnmatchedStatus,
+)
 
 # The temporal-test-server binary sits next to the interpreter (as in tests/conftest.py).
 BIN = Path(sys.executable).parent
@@ -206,6 +219,28 @@ class MoneyFakes:
             if was_booked:
                 self.booked.add(reversal)
 
+        @implements(unmatched.queue_unmatched_funds)
+        async def queue_unmatched_funds(request: QueueUnmatchedFunds) -> None:
+            await self._call(
+                unmatched.queue_unmatched_funds.name,
+                (request.event.event_id, request.reason),
+                request,
+            )
+
+        @implements(unmatched.resolve_unmatched_funds)
+        async def resolve_unmatched_funds(request: ResolveUnmatched) -> UnmatchedOutcome:
+            await self._call(unmatched.resolve_unmatched_funds.name, request.action, request)
+            done = (
+                UnmatchedStatus.CREDITED
+                if request.action is UnmatchedAction.CREDIT
+                else UnmatchedStatus.RETURNED
+            )
+            return UnmatchedOutcome(item_id=request.item_id, status=done)
+
+        @implements(unmatched.reopen_unmatched_funds)
+        async def reopen_unmatched_funds(request: ReopenUnmatched) -> None:
+            await self._call(unmatched.reopen_unmatched_funds.name, request.error, request)
+
         @implements(funds.open_finance_case)
         async def open_finance_case(request: OpenFinanceCase) -> None:
             await self._call(funds.open_finance_case.name, request.kind, request)
@@ -264,6 +299,9 @@ class MoneyFakes:
             book_entry,
             reverse_entry_if_booked,
             open_finance_case,
+            queue_unmatched_funds,
+            resolve_unmatched_funds,
+            reopen_unmatched_funds,
             reserve_from_wallet,
             convert_held,
         ]
