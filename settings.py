@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.kyc import KycSla
+from domain.payments import PaymentTimers
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 # Defaults that make `make run` work out of the box; refused when env is prod.
@@ -121,6 +122,10 @@ class PspSettings(BaseModel):
         return self.model_copy(update=update)
 
 
+# The timers' defaults are the domain's (one place for them).
+_TIMERS = PaymentTimers()
+
+
 class PaymentRules(BaseModel):
     """Limits and thresholds of the deposit and withdrawal checks, in the amount's own currency.
 
@@ -146,11 +151,35 @@ class PaymentRules(BaseModel):
     fx_spread_bps: int = Field(default=50, ge=0, le=1000)
     # A conversion refuses a stored rate older than this (`FxRateStale`). One hour suits rates
     # finance enters by hand during the trading day; a live feed warrants minutes. Over a weekend
-    # (FX closed) conversions are refused until someone enters a rate. Env: ISO 8601 (`PT15M`)
-    # or seconds.
+    # (FX closed) conversions are refused until someone enters a rate. Env: an ISO 8601
+    # duration (`PT15M`).
     fx_rate_max_age: timedelta = Field(
         default=timedelta(hours=1), gt=timedelta(0), le=timedelta(days=7)
     )
+    # Nothing waits without a timer (env: ISO 8601 durations, `PT30M`, `P1D`). A withdrawal
+    # whose payout has no verdict asks the processor `payout_verdict_poll_after` after sending
+    # it, then every `payout_verdict_poll_every`; still pending `payout_verdict_escalate_after`
+    # after sending, a finance case (`payout_verdict_overdue`) is opened once and polling goes
+    # on. A held deposit or a withdrawal awaiting four-eyes approval undecided after
+    # `held_decision_sla` opens a `decision_overdue` case once and keeps waiting.
+    payout_verdict_poll_after: timedelta = Field(default=_TIMERS.payout_poll_after, gt=timedelta(0))
+    payout_verdict_poll_every: timedelta = Field(
+        default=_TIMERS.payout_poll_every, ge=timedelta(minutes=1)
+    )
+    payout_verdict_escalate_after: timedelta = Field(
+        default=_TIMERS.payout_escalate_after, gt=timedelta(0)
+    )
+    held_decision_sla: timedelta = Field(default=_TIMERS.held_decision_sla, gt=timedelta(0))
+
+    def timers(self) -> PaymentTimers:
+        """The timers a deposit or a withdrawal carries in its workflow input (workflows cannot
+        read settings: the API puts these in when it starts one)."""
+        return PaymentTimers(
+            payout_poll_after=self.payout_verdict_poll_after,
+            payout_poll_every=self.payout_verdict_poll_every,
+            payout_escalate_after=self.payout_verdict_escalate_after,
+            held_decision_sla=self.held_decision_sla,
+        )
 
 
 class KycRules(BaseModel):
@@ -243,6 +272,10 @@ class Settings(BaseSettings):
 
     otel_exporter: Literal["none", "console", "otlp"] = "none"
     otel_endpoint: str = "http://127.0.0.1:4318"
+    # host:port where the worker serves Temporal's SDK metrics for Prometheus (activity
+    # attempts, failures, schedule-to-start latency, workflow task failures). Unset: not served
+    # (each worker process needs a port of its own).
+    worker_metrics_address: str | None = None
     log_level: str = "INFO"
     log_json: bool = True
 

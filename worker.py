@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.account_changes import AccountChangeRecords, Mt5AccountChangeSteps
@@ -111,6 +112,17 @@ class NoDocumentStore:
 
     async def exists(self, key: str) -> bool:
         return False
+
+
+def temporal_runtime(metrics_address: str | None) -> Runtime | None:
+    """A runtime serving the SDK's metrics for Prometheus at `metrics_address`: a step retried
+    without end (an MT5 outcome nobody can establish, a compensation) shows there as a growing
+    `temporal_activity_execution_failed` count, which an alert watches. None: the default."""
+    if metrics_address is None:
+        return None
+    return Runtime(
+        telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=metrics_address))
+    )
 
 
 def build_workers(
@@ -209,6 +221,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
         interceptors=[TracingInterceptor()],
+        runtime=temporal_runtime(settings.worker_metrics_address),
     )
     servers = settings.mt5_fleet()
     async with AsyncExitStack() as stack:

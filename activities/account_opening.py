@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
@@ -26,7 +26,8 @@ from contracts.account_opening import (
 )
 from contracts.steps import implements
 from db import audit
-from db.models import AccountApplication, Client, Mt5Account, Mt5LoginCounter
+from db.models import AccountApplication, Mt5Account, Mt5LoginCounter
+from db.queries.clients import client_by_id
 from db.sealed import SecretBox
 from domain.accounts import AccountStatus
 from domain.mt5 import BalanceOperation, BalanceType, NewMt5User
@@ -198,7 +199,7 @@ class Mt5AccountSteps:
     async def create_mt5_user(self, request: CreateMt5UserInput) -> CreateMt5UserOutcome:
         async with self._sessions() as session:
             application = await load_application(session, request.application_id)
-            client = await session.scalar(select(Client).where(Client.id == application.client_id))
+            client = await client_by_id(session, application.client_id)
         if application.mt5_login != request.login or client is None:
             raise ApplicationError(
                 f"login {request.login} is no longer reserved for application {application.id}",

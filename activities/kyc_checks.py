@@ -35,6 +35,7 @@ from db.models import (
     ScreeningList,
     ScreeningParty,
 )
+from db.queries.clients import client_by_id
 from domain.appropriateness import (
     QUESTIONNAIRE_VERSION,
     Appropriateness,
@@ -330,7 +331,7 @@ class KycChecks:
             case = await load_case(session, request.case_id)
             if case.status != CaseStatus.CHECKING:
                 return checks_result(case, await _alerts(session, case.id))
-            client = await session.get(Client, case.client_id)
+            client = await client_by_id(session, case.client_id)
             if client is None:
                 raise ApplicationError(
                     f"client {case.client_id} does not exist",
@@ -366,7 +367,7 @@ class KycChecks:
             case.status = status.value
             case.waiting_since = request.at
             case.due_at = due_at
-            client = await session.get(Client, case.client_id, with_for_update=True)
+            client = await client_by_id(session, case.client_id, lock=True)
             if client is None:  # checked above; clients are never deleted
                 raise ApplicationError("the case's client is gone", non_retryable=True)
             before = {

@@ -39,6 +39,7 @@ from contracts.screening_refresh import OpenCasesInput
 from contracts.steps import implements
 from db import audit
 from db.models import AccountApplication, Client, ClientDocument, KycCase, KycDecision, Mt5Account
+from db.queries.clients import client_by_id
 from domain.account_terms import live_terms
 from domain.appropriateness import ClientCategory
 from domain.countries import region_of
@@ -260,7 +261,7 @@ class KycRecords:
             )
             if has_live is not None:
                 return LiveAccountPlan()
-            client = await session.get(Client, case.client_id)
+            client = await client_by_id(session, case.client_id)
             if client is None or not case.mt5_server:
                 raise ApplicationError(
                     f"case {case.id} names no client or no MT5 server for its live account",
@@ -380,7 +381,7 @@ async def set_kyc_status(
     actor: audit.Actor,
     case_id: uuid.UUID,
 ) -> None:
-    client = await session.get(Client, client_id, with_for_update=True)
+    client = await client_by_id(session, client_id, lock=True)
     if client is None or client.kyc_status == status.value:
         return
     before = {"kyc_status": client.kyc_status}
@@ -409,7 +410,7 @@ async def open_case(
     """Open the case `key` stands for, or find it again (a retried step); None when the client
     has another case open (the partial unique index refuses a second one)."""
     case_id = case_id_for(reason, key, client_id)
-    client = await session.get(Client, client_id)
+    client = await client_by_id(session, client_id)
     if client is None:
         return None
     server = await session.scalar(

@@ -23,6 +23,7 @@ from contracts import client_mail
 from contracts.client_mail import ClientMailInput, MailTemplate
 from contracts.steps import implements
 from db.models import Client, Notification
+from db.queries.clients import client_by_id
 from domain.email_verification import make_token
 from mailer.smtp import Mailer, MailRejected, OutgoingMail
 from mailer.templates import render
@@ -87,7 +88,7 @@ class ClientMail:
     @implements(client_mail.send_client_mail)
     async def send_client_mail(self, request: ClientMailInput) -> None:
         async with self._sessions.begin() as session:
-            client = await session.get(Client, request.client_id)
+            client = await client_by_id(session, request.client_id)
             if client is None:
                 raise ApplicationError(
                     f"client {request.client_id} does not exist",

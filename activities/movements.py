@@ -3,6 +3,7 @@ audit entry, in the caller's transaction."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,8 @@ from domain.payments import FinanceCaseStatus, PaymentStatus
 MAX_ATTEMPTS_FOR_MISSING_ROW = 20
 
 MovementRow = Payment | Transfer
+# The alert: operations watch this logger (a WARNING per finance case opened).
+alerts = logging.getLogger("brokerflow.finance_cases")
 
 
 def as_business_failure(error: BackOfficeError) -> ApplicationError:
@@ -150,6 +153,15 @@ async def open_case(session: AsyncSession, request: OpenFinanceCase) -> None:
                 },
                 reason=request.reason[:2000],
             ),
+        )
+        alerts.warning(
+            "finance case %s opened (%s) for %s %s, client %s: %s",
+            case_id,
+            request.kind.value,
+            request.movement.kind.value,
+            request.reference,
+            request.client_id,
+            request.reason[:500],
         )
     if request.then is not None:
         await apply_mark(session, request.then)

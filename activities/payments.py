@@ -29,7 +29,7 @@ from contracts.deposit import (
 )
 from contracts.funds import PaymentRef, RecordDecision
 from contracts.steps import implements
-from contracts.withdrawal import WithdrawalAssessment
+from contracts.withdrawal import PayoutVerdict, WithdrawalAssessment
 from db import audit
 from db.ledger import post_entry
 from db.models import Client, Payment, PaymentDecision
@@ -48,13 +48,21 @@ from domain.payment_checks import (
 from domain.payments import (
     ComplianceStatus,
     PaymentDirection,
+    PaymentEvent,
+    PaymentEventKind,
     PaymentSession,
     PaymentStatus,
+    PayoutState,
 )
 from psp_adapter.gateway import PaymentProvider
 
 T = TypeVar("T")
 log = logging.getLogger("brokerflow.unmatched_funds")
+# What a payout's state, when asked, means for the withdrawal: the event its webhook would bring.
+VERDICTS = {
+    PayoutState.SETTLED: PaymentEventKind.PAYOUT_SETTLED,
+    PayoutState.FAILED: PaymentEventKind.PAYOUT_FAILED,
+}
 # Deposits that count towards the daily limit and velocity: everything the processor collected.
 COLLECTED = [
     PaymentStatus.RECEIVED,
@@ -320,6 +328,38 @@ class PaymentSteps:
                 payment.provider_ref = payout_id
                 move(session, payment, PaymentStatus.PAYOUT_SENT, details={"payout": payout_id})
         return payout_id
+
+    @implements(withdrawal.poll_payout_status)
+    async def poll_payout_status(self, request: PaymentRef) -> PayoutVerdict:
+        """Ask the processor where the payout stands (its verdict webhook is late or lost). A
+        settled or failed payout comes back as the event the webhook would have brought, with
+        an event id of its own (`<provider>:poll:<payout id>:<state>`), so that the workflow
+        takes it the one way it takes a webhook; a pending one as no event."""
+        async with self._sessions() as session:
+            payment = await load_payment(session, request.payment_id)
+        if payment.provider_ref is None:
+            return PayoutVerdict()  # no payout was made (yet): nothing to ask about
+        try:
+            state = await processor_call(
+                self._providers[payment.provider].payout_status(payment.provider_ref)
+            )
+        except BackOfficeError as error:
+            raise as_business_failure(error) from error
+        kind = VERDICTS.get(state)
+        if kind is None:
+            return PayoutVerdict()
+        return PayoutVerdict(
+            event=PaymentEvent(
+                provider=payment.provider,
+                event_id=f"{payment.provider}:poll:{payment.provider_ref}:{state.value}",
+                kind=kind,
+                provider_ref=payment.provider_ref,
+                reference=payment.reference,
+                amount=amount_of(payment),
+                payer_name=payment.beneficiary_name or "",
+                sent_at=datetime.now(UTC),
+            )
+        )
 
     @implements(deposit.return_payment_to_payer)
     async def return_payment_to_payer(self, request: PaymentRef) -> None:

@@ -25,9 +25,9 @@ from contracts.screening_refresh import (
 )
 from contracts.steps import implements
 from db import audit
-from db.models import Client, ScreeningHit, ScreeningList, ScreeningParty
+from db.models import ScreeningHit, ScreeningList, ScreeningParty
+from db.queries.clients import clients_to_screen
 from domain.errors import BackOfficeError
-from domain.payment_checks import KycStatus
 from domain.screening import ListSnapshot
 from screening.formats import load_list
 from storage.documents import DocumentMissing, DocumentStore
@@ -35,7 +35,6 @@ from storage.documents import DocumentMissing, DocumentStore
 log = logging.getLogger(__name__)
 
 PARTY_ROWS_PER_INSERT = 1000
-SCREENED_STATUSES = (KycStatus.APPROVED.value, KycStatus.PENDING.value)
 
 
 def _published(moment: datetime | date) -> datetime:
@@ -177,10 +176,7 @@ class ScreeningLists:
         """Screen one batch of clients (KYC approved or pending, in id order) against the active
         lists; answer those with a potential match none of their cases holds yet."""
         async with self._sessions() as session:
-            query = select(Client).where(Client.kyc_status.in_(SCREENED_STATUSES))
-            if request.after is not None:
-                query = query.where(Client.id > request.after)
-            clients = (await session.scalars(query.order_by(Client.id).limit(request.limit))).all()
+            clients = await clients_to_screen(session, after=request.after, limit=request.limit)
             if not clients:
                 return RescreenBatch()
             active = await self._screeners.get(session)

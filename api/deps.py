@@ -11,7 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.context import RequestContext, request_context
 from api.state import AppState
 from db.sealed import SecretBox
+from domain.errors import ServiceUnavailable
 from settings import Settings
+from storage.documents import DocumentStore
 
 
 def get_state(request: Request) -> AppState:
@@ -51,3 +53,10 @@ def get_request_context(request: Request, settings: SettingsDep) -> RequestConte
 
 
 ContextDep = Annotated[RequestContext, Depends(get_request_context)]
+
+
+def documents_of(state: AppState) -> DocumentStore:
+    """The document store, or 503 on a server built without one."""
+    if state.documents is None:
+        raise ServiceUnavailable("the document store is not configured on this server")
+    return state.documents

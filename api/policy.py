@@ -21,7 +21,8 @@ from api.context import RequestContext
 from api.deps import ContextDep, SessionDep, SettingsDep
 from api.security import read_token
 from db.audit import Actor
-from db.models import Client, IntroducingBroker, StaffUser
+from db.models import IntroducingBroker, StaffUser
+from db.queries.clients import client_by_id
 from domain.errors import Forbidden, NotAuthenticated
 from domain.roles import PrincipalKind, StaffRole
 from settings import Settings
@@ -154,7 +155,7 @@ async def _load_principal(
             kind, staff.id, staff.email, frozenset(StaffRole(r) for r in staff.roles), context
         )
     if kind is PrincipalKind.CLIENT:
-        client = await session.get(Client, subject)
+        client = await client_by_id(session, subject)
         if client is None or client.status != "active":
             raise NotAuthenticated("client account is disabled or gone")
         return Principal(kind, client.id, client.email, frozenset(), context)

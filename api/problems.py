@@ -102,3 +102,13 @@ def error_responses(reasons: dict[int, str]) -> dict[int | str, dict[str, Any]]:
         status: {"description": reason, "content": {PROBLEM_JSON: {}}}
         for status, reason in reasons.items()
     }
+
+
+# A staff decision on a held payment, answered alike whoever decides (finance or compliance).
+PAYMENT_DECISION_ERRORS = error_responses(
+    {
+        404: "no such payment of that direction",
+        409: "nothing to decide, or refused by the workflow (e.g. the same officer twice)",
+        503: "workflow engine down or silent",
+    }
+)

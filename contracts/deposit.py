@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import uuid
 
+from pydantic import Field
+
 from contracts import policies
 from contracts.funds import (
     ClientId,
@@ -21,7 +23,7 @@ from domain.frozen import Frozen as Contract
 from domain.money import Money
 from domain.money_flows import Pocket
 from domain.payment_checks import RiskFlag
-from domain.payments import PaymentEvent, PaymentSession
+from domain.payments import PaymentEvent, PaymentSession, PaymentTimers
 
 
 # The id comes from the business key, so a second start of the same deposit is refused; it is
@@ -37,6 +39,9 @@ class DepositInput(Contract):
     provider: str
     amount: Money
     destination: Pocket
+    # A held deposit's decision SLA (`PaymentTimers.held_decision_sla`, from
+    # `PaymentRules.timers()`). A run started before this existed gets the defaults.
+    timers: PaymentTimers = Field(default_factory=PaymentTimers)
 
 
 class PaymentReceived(Contract):

@@ -152,9 +152,10 @@ class Compensation(Contract):
 
 
 class OpenFinanceCase(Contract):
-    """A movement whose undoing stopped short: what was undone, what was not (with the error),
-    the amounts. One case per movement and kind; `then` moves the movement's status in the
-    same transaction."""
+    """A movement finance has to look at (`kind`): its undoing stopped short (what was undone,
+    what was not, with the error, the amounts), or it waits past its service level (a payout
+    without a verdict, a decision nobody took; `reason` says which). One case per movement and
+    kind; `then` moves the movement's status in the same transaction."""
 
     movement: MovementRef
     client_id: ClientId
@@ -162,7 +163,7 @@ class OpenFinanceCase(Contract):
     kind: FinanceCaseKind = FinanceCaseKind.COMPENSATION_INCOMPLETE
     # What the movement moved (None when no step had named an amount yet).
     amount: Money | None = None
-    # Why the movement was being undone (a refusal, a cancellation, a fault).
+    # Why the movement was being undone (a refusal, a cancellation, a fault), or what is late.
     reason: str
     undone: tuple[Compensation, ...] = ()
     not_undone: tuple[Compensation, ...] = ()

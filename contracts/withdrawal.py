@@ -6,6 +6,10 @@ withdrawal takes (the shared ones are in `contracts.funds`).
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
+
+from pydantic import Field
+from temporalio.common import RetryPolicy
 
 from contracts import policies
 from contracts.funds import (
@@ -21,7 +25,7 @@ from domain.frozen import Frozen as Contract
 from domain.money import Money
 from domain.money_flows import Pocket
 from domain.payment_checks import RiskFlag
-from domain.payments import PaymentEvent
+from domain.payments import PaymentEvent, PaymentTimers
 
 
 # The id comes from the business key, so a second start of the same withdrawal is refused; it
@@ -37,10 +41,21 @@ class WithdrawalInput(Contract):
     provider: str
     amount: Money
     source: Pocket
+    # When the payout's verdict is asked for and escalated, and the four-eyes approval's SLA
+    # (from `PaymentRules.timers()`). A run started before these existed gets the defaults.
+    timers: PaymentTimers = Field(default_factory=PaymentTimers)
 
 
 class WithdrawalAssessment(Contract):
     flags: tuple[RiskFlag, ...]  # any flag sends the withdrawal to four-eyes approval
+
+
+class PayoutVerdict(Contract):
+    """The processor's answer when asked about the payout: its verdict as the payment event the
+    webhook would have brought (so the workflow takes it the one way it takes a webhook), or
+    None while it is pending."""
+
+    event: PaymentEvent | None = None
 
 
 WITHDRAWAL = Process("Withdrawal", WithdrawalInput, MovementResult)
@@ -52,3 +67,16 @@ DECIDE = Update("decide", StaffDecision, DecisionOutcome)
 assess_withdrawal = Step("assess_withdrawal", PaymentRef, WithdrawalAssessment, policies.DATABASE)
 # The payout through the processor, keyed by the payment's reference; answers its payout id.
 send_payout = Step("send_payout", PaymentRef, str, policies.DATABASE)
+
+# Asking the processor is worth a few quick tries; beyond that the next poll is the retry (the
+# workflow asks again after `PaymentTimers.payout_poll_every`), so one attempt never stalls it.
+PROCESSOR_QUERY = policies.Policy(
+    timeout=timedelta(seconds=30),
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=2),
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=5,
+    ),
+)
+# The payout's status, asked of the processor when its verdict webhook is late.
+poll_payout_status = Step("poll_payout_status", PaymentRef, PayoutVerdict, PROCESSOR_QUERY)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from domain.errors import BackOfficeError
@@ -43,6 +43,31 @@ class PaymentEvent(Frozen):
     amount: Money
     payer_name: str = ""
     sent_at: datetime
+
+
+class PayoutState(StrEnum):
+    """Where a payout stands when the processor is asked (not told by a webhook)."""
+
+    PENDING = "pending"
+    SETTLED = "settled"
+    FAILED = "failed"
+
+
+class PaymentTimers(Frozen):
+    """The service levels a deposit or a withdrawal carries in its workflow input (workflows
+    cannot read settings: whoever starts one puts these in, from `PaymentRules.timers()`).
+    Nothing waits without one of these timers: a lost webhook or a forgotten decision is chased.
+    """
+
+    # A payout without a verdict is asked about this long after it was sent, then every
+    # `payout_poll_every`, for as long as the processor says it is pending.
+    payout_poll_after: timedelta = timedelta(minutes=30)
+    payout_poll_every: timedelta = timedelta(hours=1)
+    # Still pending this long after it was sent: escalated to finance (once); polling goes on.
+    payout_escalate_after: timedelta = timedelta(hours=24)
+    # A held deposit or a withdrawal awaiting four-eyes approval is escalated (once) when
+    # nobody has decided this long after it started waiting; it keeps waiting for the decision.
+    held_decision_sla: timedelta = timedelta(hours=24)
 
 
 class PaymentSession(Frozen):
@@ -109,6 +134,12 @@ class FinanceCaseKind(StrEnum):
 
     # The movement was being undone and at least one undo step failed for good.
     COMPENSATION_INCOMPLETE = "compensation_incomplete"
+    # A payout the processor has neither settled nor failed long after it was sent (no webhook,
+    # and asking the processor still answers "pending"): finance chases the processor.
+    PAYOUT_VERDICT_OVERDUE = "payout_verdict_overdue"
+    # A held deposit (compliance) or a withdrawal awaiting four-eyes approval (finance) that
+    # nobody has decided on within its service level.
+    DECISION_OVERDUE = "decision_overdue"
 
 
 class FinanceCaseStatus(StrEnum):

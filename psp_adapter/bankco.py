@@ -17,10 +17,18 @@ from domain.payments import (
     PaymentEvent,
     PaymentEventKind,
     PaymentSession,
+    PayoutState,
     SettlementLine,
     WebhookRejected,
 )
 from psp_adapter import signing
+
+# A payout's `status` as BankCo reports it.
+PAYOUT_STATES = {
+    "pending": PayoutState.PENDING,
+    "settled": PayoutState.SETTLED,
+    "failed": PayoutState.FAILED,
+}
 
 EVENTS = {
     "transfer.received": PaymentEventKind.TRANSFER_RECEIVED,
@@ -70,6 +78,14 @@ class BankCo:
         )
         response.raise_for_status()
         return str(response.json()["id"])
+
+    async def payout_status(self, payout_id: str) -> PayoutState:
+        """`GET /bankco/api/payouts/{id}`: the payout as `POST /bankco/api/payouts` answered it,
+        with its current `status`. A status BrokerFlow does not know is taken as pending (the
+        webhook or a later poll will say more)."""
+        response = await self._http.get(f"/bankco/api/payouts/{payout_id}")
+        response.raise_for_status()
+        return PAYOUT_STATES.get(str(response.json().get("status")), PayoutState.PENDING)
 
     async def refund(
         self, provider_ref: str, reference: str, amount: Money, payer: str, idempotency_key: str

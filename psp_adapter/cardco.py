@@ -15,6 +15,7 @@ from domain.payments import (
     PaymentEvent,
     PaymentEventKind,
     PaymentSession,
+    PayoutState,
     SettlementLine,
     UnsupportedByProvider,
     WebhookRejected,
@@ -66,6 +67,9 @@ class CardCo:
         self, reference: str, amount: Money, beneficiary: str, account: str, idempotency_key: str
     ) -> str:
         raise UnsupportedByProvider("CardCo pays money back only as a refund of a card payment")
+
+    async def payout_status(self, payout_id: str) -> PayoutState:
+        raise UnsupportedByProvider("CardCo makes no payouts: there is no payout to ask about")
 
     async def refund(
         self, provider_ref: str, reference: str, amount: Money, payer: str, idempotency_key: str

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Protocol
 
 from domain.money import Money
-from domain.payments import PaymentEvent, PaymentSession, SettlementLine
+from domain.payments import PaymentEvent, PaymentSession, PayoutState, SettlementLine
 
 # A webhook older than this (or this far in the future) is refused: replays of old captures.
 SIGNATURE_TOLERANCE_SECONDS = 300
@@ -24,6 +24,11 @@ class PaymentProvider(Protocol):
         self, reference: str, amount: Money, beneficiary: str, account: str, idempotency_key: str
     ) -> str:
         """Start a payout; returns the processor's id. It settles later, by webhook."""
+        ...
+
+    async def payout_status(self, payout_id: str) -> PayoutState:
+        """Where the payout `payout_id` stands, asked of the processor: for when its verdict
+        webhook is late or lost (a withdrawal never waits on a webhook alone)."""
         ...
 
     async def refund(

@@ -5,7 +5,8 @@ the wallet or the MT5 account.
 2. wait for its verified webhook (signal `payment_event`; redeliveries count once);
 3. book the money into suspense, run the checks (KYC, sanctions, limits, velocity, payer name);
 4. a flagged deposit waits for a compliance officer (update `decide`): rejected → returned to
-   the payer; approved → on;
+   the payer; approved → on. Undecided after `timers.held_decision_sla`, it is escalated once
+   (a `decision_overdue` finance case) and goes on waiting;
 5. credit: the wallet, or MT5 `trade/balance` with the reference in the comment then the books.
    If MT5 refuses the credit for good, the money is the client's all the same: whatever MT5
    may hold of the credit is taken back first, then it goes to the wallet.
@@ -38,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.money import Money
     from domain.money_flows import MovementKind, Mt5AccountRef, mt5_comment
     from domain.payments import (
+        FinanceCaseKind,
         PaymentEvent,
         PaymentEventKind,
         PaymentStatus,
@@ -51,11 +53,14 @@ from workflows.funds import (
     Refused,
     Saga,
     book,
+    escalate,
     failure_text,
     finish_first,
+    hours,
     mark,
     notify,
     unstoppable,
+    wait_or_escalate,
 )
 
 FUNDS_ARRIVED = (PaymentEventKind.PAYMENT_SUCCEEDED, PaymentEventKind.TRANSFER_RECEIVED)
@@ -71,6 +76,9 @@ QUEUE_FUNDS_NOT_TAKEN = "deposit-queue-funds-not-taken"
 # Since this change a take-back MT5 refuses for good opens a finance case and the deposit ends
 # needs_attention (before, the workflow failed with the money in the hold).
 TAKE_BACK_FAILED_OPENS_CASE = "deposit-take-back-failed-opens-a-case"
+# Since this change a held deposit nobody decides on within `held_decision_sla` is escalated
+# once (a `decision_overdue` case); before, it waited without a timer.
+HELD_DECISION_SLA = "deposit-held-decision-sla"
 
 
 class _TakeBackFailed(Exception):
@@ -212,7 +220,24 @@ class DepositWorkflow:
         assessment = await finish_first(deposit.assess_deposit(payment))
         if assessment.flags:
             self._status = PaymentStatus.HELD
-            await workflow.wait_condition(lambda: self._decision is not None)
+            if workflow.patched(HELD_DECISION_SLA):
+                sla = request.timers.held_decision_sla
+                flags = ", ".join(flag.value for flag in assessment.flags)
+                await wait_or_escalate(
+                    lambda: self._decision is not None,
+                    sla,
+                    lambda: escalate(
+                        self._movement,
+                        request.client_id,
+                        request.reference,
+                        FinanceCaseKind.DECISION_OVERDUE,
+                        assessment.amount,
+                        f"deposit held ({flags}) for more than {hours(sla)} without a "
+                        "compliance decision: compliance must decide",
+                    ),
+                )
+            else:
+                await workflow.wait_condition(lambda: self._decision is not None)
             await workflow.wait_condition(workflow.all_handlers_finished)
             decision = self._decision
             if decision is None:

@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.ledger import JournalEntry
     from domain.money import Money
     from domain.money_flows import Mt5AccountRef, Pocket, mt5_comment
-    from domain.payments import PaymentStatus
+    from domain.payments import FinanceCaseKind, PaymentStatus
     from domain.wallets import release_hold
 
 
@@ -124,6 +124,52 @@ async def notify(client_id: ClientId, key: str, kind: str, message: str) -> None
     await finish_first(
         funds.notify_client(Notify(client_id=client_id, key=key, kind=kind, message=message))
     )
+
+
+async def escalate(
+    movement: MovementRef,
+    client_id: ClientId,
+    reference: str,
+    kind: FinanceCaseKind,
+    amount: Money | None,
+    reason: str,
+) -> None:
+    """A movement waiting past its service level: a finance case (once per movement and kind,
+    with its audit row and an alert from the step), and a warning in the workflow's log. The
+    movement's status does not change: it keeps waiting."""
+    workflow.logger.warning("escalated %s (%s): %s", reference, kind.value, reason)
+    await finish_first(
+        funds.open_finance_case(
+            OpenFinanceCase(
+                movement=movement,
+                client_id=client_id,
+                reference=reference,
+                kind=kind,
+                amount=amount,
+                reason=reason,
+            )
+        )
+    )
+
+
+async def wait_or_escalate(
+    done: Callable[[], bool], sla: timedelta, escalation: Callable[[], Awaitable[None]]
+) -> None:
+    """Wait until `done`; if that takes longer than `sla`, run `escalation` once and go on
+    waiting (a decision is still someone's to take: the case makes it visible)."""
+    try:
+        await workflow.wait_condition(done, timeout=sla)
+        return
+    except TimeoutError:
+        pass
+    if not done():
+        await escalation()
+    await workflow.wait_condition(done)
+
+
+def hours(span: timedelta) -> str:
+    """A service level as the cases word it: `24 h`, `0.5 h`."""
+    return f"{span.total_seconds() / 3600:g} h"
 
 
 class Saga:

@@ -8,12 +8,19 @@ out by the processor. Each step's compensation is registered where the step is t
 3. payout through the processor, keyed by the payment's reference;
 4. wait for the processor's verdict (signal `payment_event`): settled → the hold is paid out in
    the books; failed → every step above is undone (MT5 re-credited, hold released).
+
+Nothing waits without a timer (`WithdrawalInput.timers`): a verdict that does not come is asked
+of the processor (`poll_payout_status`, whose answer is taken as its webhook would be) and, still
+pending, escalated to finance once while the polling goes on; an approval nobody gives within
+its SLA is escalated once.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from contracts import funds, withdrawal
@@ -30,13 +37,31 @@ with workflow.unsafe.imports_passed_through():
     from contracts.withdrawal import DECIDE, PAYMENT_EVENT, WITHDRAWAL, WithdrawalInput
     from domain.money_flows import MovementKind
     from domain.payment_checks import APPROVALS_NEEDED
-    from domain.payments import PaymentEvent, PaymentEventKind, PaymentStatus
+    from domain.payments import FinanceCaseKind, PaymentEvent, PaymentEventKind, PaymentStatus
     from domain.wallets import capture_hold
 
 # Checked by the workflow sandbox like this module (not passed through): workflow code.
-from workflows.funds import Refused, Saga, book, finish_first, notify, unstoppable
+from workflows.funds import (
+    Refused,
+    Saga,
+    book,
+    escalate,
+    failure_text,
+    finish_first,
+    hours,
+    notify,
+    unstoppable,
+    wait_or_escalate,
+)
 
 PAYOUT_OUTCOMES = (PaymentEventKind.PAYOUT_SETTLED, PaymentEventKind.PAYOUT_FAILED)
+# `workflow.patched` ids. Since this change a payout without a verdict is asked of the processor
+# after `payout_poll_after` (then every `payout_poll_every`) and escalated after
+# `payout_escalate_after`; before, the workflow waited for the webhook alone.
+POLL_PAYOUT_VERDICT = "withdrawal-poll-payout-verdict"
+# Since this change a withdrawal awaiting four-eyes approval longer than `held_decision_sla` is
+# escalated once (a `decision_overdue` case); before, it waited without a timer.
+FOUR_EYES_SLA = "withdrawal-four-eyes-sla"
 
 
 @workflow.defn(name=WITHDRAWAL.name)
@@ -95,7 +120,12 @@ class WithdrawalWorkflow:
         assessment = await finish_first(withdrawal.assess_withdrawal(payment))
         if assessment.flags:
             self._status = PaymentStatus.PENDING_APPROVAL
-            await workflow.wait_condition(self._decided)
+            if workflow.patched(FOUR_EYES_SLA):
+                await wait_or_escalate(
+                    self._decided, request.timers.held_decision_sla, self._approval_overdue
+                )
+            else:
+                await workflow.wait_condition(self._decided)
             await workflow.wait_condition(workflow.all_handlers_finished)
             if self._rejection is not None:
                 raise Refused(
@@ -109,7 +139,10 @@ class WithdrawalWorkflow:
         request = self._request
         self._status = PaymentStatus.PAYOUT_SENT
         await saga.refusable(withdrawal.send_payout(PaymentRef(payment_id=request.payment_id)))
-        await workflow.wait_condition(lambda: self._payout_outcome() is not None)
+        if workflow.patched(POLL_PAYOUT_VERDICT):
+            await self._await_verdict(saga)
+        else:
+            await workflow.wait_condition(lambda: self._payout_outcome() is not None)
         outcome = self._payout_outcome()
         if outcome is None:
             raise ApplicationError(
@@ -134,6 +167,77 @@ class WithdrawalWorkflow:
             f"{request.amount.amount} {request.amount.currency} paid out ({request.reference})",
         )
         return MovementResult(status=PaymentStatus.COMPLETED, credited=request.amount)
+
+    async def _await_verdict(self, saga: Saga) -> None:
+        """Wait for the payout's verdict. Without one, ask the processor `payout_poll_after`
+        after sending and then every `payout_poll_every`; an answer is taken as the webhook
+        would be. Still pending `payout_escalate_after` after sending (asked once more then):
+        a finance case, once, and the asking goes on."""
+        timers = self._request.timers
+        sent = workflow.now()
+        escalate_at = sent + timers.payout_escalate_after
+        next_poll = sent + timers.payout_poll_after
+        escalated = False
+        while self._payout_outcome() is None:
+            due = next_poll if escalated else min(next_poll, escalate_at)
+            remaining = due - workflow.now()
+            if remaining > timedelta(0):
+                try:
+                    await workflow.wait_condition(
+                        lambda: self._payout_outcome() is not None, timeout=remaining
+                    )
+                    return
+                except TimeoutError:
+                    pass
+            await self._poll_processor()
+            if self._payout_outcome() is not None:
+                return
+            now = workflow.now()
+            if now >= next_poll:
+                next_poll = now + timers.payout_poll_every
+            if not escalated and now >= escalate_at:
+                escalated = True
+                await escalate(
+                    saga.movement,
+                    saga.client_id,
+                    saga.reference,
+                    FinanceCaseKind.PAYOUT_VERDICT_OVERDUE,
+                    self._request.amount,
+                    f"payout via {self._request.provider} without a verdict "
+                    f"{hours(timers.payout_escalate_after)} after it was sent: no webhook, and "
+                    "the processor still says pending (or could not be asked); BrokerFlow keeps "
+                    f"asking every {hours(timers.payout_poll_every)}",
+                )
+
+    async def _poll_processor(self) -> None:
+        """Ask the processor; a verdict goes through the webhook's own handler."""
+        try:
+            verdict = await withdrawal.poll_payout_status(
+                PaymentRef(payment_id=self._request.payment_id)
+            )
+        except ActivityError as failure:
+            workflow.logger.warning(
+                "withdrawal %s: asking %s about the payout failed (%s); asking again later",
+                self._request.reference,
+                self._request.provider,
+                failure_text(failure),
+            )
+            return
+        if verdict.event is not None:
+            self.payment_event(verdict.event)
+
+    async def _approval_overdue(self) -> None:
+        request = self._request
+        await escalate(
+            MovementRef(kind=MovementKind.PAYMENT, id=request.payment_id),
+            request.client_id,
+            request.reference,
+            FinanceCaseKind.DECISION_OVERDUE,
+            request.amount,
+            f"withdrawal awaiting four-eyes approval for more than "
+            f"{hours(request.timers.held_decision_sla)} ({len(self._approvers)} of "
+            f"{APPROVALS_NEEDED} approvals): finance must decide",
+        )
 
     def _decided(self) -> bool:
         return self._rejection is not None or len(self._approvers) >= APPROVALS_NEEDED

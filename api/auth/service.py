@@ -13,7 +13,8 @@ from api.context import RequestContext
 from api.policy import ip_allowed
 from api.security import issue_token, password_matches, totp_step_of
 from db import audit
-from db.models import Client, IntroducingBroker, StaffUser
+from db.models import IntroducingBroker, StaffUser
+from db.queries.clients import client_by_email
 from db.sealed import SecretBox
 from domain.errors import Forbidden, NotAuthenticated
 from domain.roles import PrincipalKind
@@ -31,7 +32,7 @@ def _token(kind: PrincipalKind, subject: uuid.UUID, settings: Settings) -> Acces
 async def log_in_client(
     session: AsyncSession, request: LoginRequest, settings: Settings
 ) -> AccessToken:
-    client = await session.scalar(select(Client).where(Client.email == request.email.lower()))
+    client = await client_by_email(session, request.email)
     if not await password_matches(client.password_hash if client else None, request.password):
         raise NotAuthenticated(WRONG_CREDENTIALS)
     assert client is not None

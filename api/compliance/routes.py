@@ -8,16 +8,15 @@ from api.compliance import service
 from api.compliance.schemas import KycChange, KycView
 from api.deps import SessionDep, StateDep
 from api.finance import service as finance_service
-from api.finance.routes import DECISION_ERRORS
 from api.finance.schemas import DecisionRequest, DecisionResult
 from api.policy import ComplianceOfficer
-from api.problems import error_responses
+from api.problems import PAYMENT_DECISION_ERRORS, error_responses
 from domain.payments import PaymentDirection
 
 router = APIRouter(prefix="/v1/compliance", tags=["compliance"])
 
 
-@router.post("/deposits/{payment_id}/decision", responses=DECISION_ERRORS)
+@router.post("/deposits/{payment_id}/decision", responses=PAYMENT_DECISION_ERRORS)
 async def decide_deposit(
     payment_id: UUID,
     body: DecisionRequest,

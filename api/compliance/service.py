@@ -9,16 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.compliance.schemas import KycChange, KycView
 from api.policy import Principal
 from db import audit
-from db.models import Client
-from domain.errors import NotFound
+from db.queries.clients import client_or_not_found
 
 
 async def set_kyc(
     session: AsyncSession, client_id: uuid.UUID, change: KycChange, by: Principal
 ) -> KycView:
-    client = await session.get(Client, client_id, with_for_update=True)
-    if client is None:
-        raise NotFound(f"no client {client_id}")
+    client = await client_or_not_found(session, client_id, lock=True)
     before = {"kyc_status": client.kyc_status, "screening_status": client.screening_status}
     after = {
         "kyc_status": change.kyc_status.value,

@@ -10,25 +10,25 @@ from __future__ import annotations
 
 import hmac
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 from urllib.parse import urlencode
 from uuid import UUID
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
-from api.deps import SessionDep, StateDep
+from api.console.schemas import ConsoleCaseDecision, ConsoleHitReview
+from api.deps import SessionDep, StateDep, documents_of
 from api.kyc import service
-from api.kyc.routes import documents_of
 from api.kyc.schemas import CaseDecisionRequest, HitReview
+from api.pages import templates
 from api.policy import (
     ConsoleComplianceOfficer,
     ConsoleComplianceReader,
     ConsoleKycDocumentReader,
     Principal,
 )
-from api.system.routes import templates
 from domain.errors import BackOfficeError, Forbidden
 from domain.kyc import CaseStatus
 
@@ -40,21 +40,6 @@ ACTION_WORDS = {
     "reject": "rejected",
     "request_info": "information requested",
 }
-
-
-class ConsoleCaseDecision(BaseModel):
-    action: Literal["approve", "reject", "request_info"]
-    reason: str = Field(default="", max_length=2000)
-    info_needed: str = Field(default="", max_length=4000)
-    csrf: str = Field(default="", max_length=128)
-
-
-class ConsoleHitReview(BaseModel):
-    status: Literal["cleared", "confirmed"]
-    # The page to come back to with an error.
-    case_id: UUID | None = None
-    reason: str = Field(default="", max_length=2000)
-    csrf: str = Field(default="", max_length=128)
 
 
 def sla_text(seconds: int | None) -> str:

@@ -8,22 +8,24 @@ to that token. The pages also accept the bearer header, as the API does.
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Literal
+from typing import Annotated
 from urllib.parse import urlencode
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import service as auth_service
 from api.auth.schemas import StaffLoginRequest
+from api.console.schemas import ConsoleDecision, ConsoleLogin
 from api.deps import ContextDep, SecretBoxDep, SessionDep, SettingsDep, StateDep
 from api.finance import service as finance_service
 from api.finance.schemas import DecisionRequest, FinancePaymentView
 from api.ledger import service as ledger_service
 from api.ledger.schemas import LedgerAccountPage
+from api.pages import templates
 from api.policy import (
     CONSOLE_COOKIE,
     ConsoleComplianceOfficer,
@@ -33,25 +35,12 @@ from api.policy import (
     public,
 )
 from api.state import AppState
-from api.system.routes import templates
 from domain.errors import BackOfficeError, Forbidden, NotAuthenticated
 from domain.payments import PaymentDirection, PaymentStatus
 
 router = APIRouter(prefix="/console", tags=["console"])
 FINANCE_PAGE = "/console/finance"
 ATTENTION = ("rejected", "unmatched", "needs_review")
-
-
-class ConsoleLogin(BaseModel):
-    email: str = Field(max_length=254)
-    password: str = Field(max_length=128)
-    totp_code: str = Field(max_length=6)
-
-
-class ConsoleDecision(BaseModel):
-    decision: Literal["approve", "reject"]
-    reason: str = Field(max_length=1000)
-    csrf: str = Field(default="", max_length=128)
 
 
 @router.get("/login", response_class=HTMLResponse, dependencies=[Depends(public)])

@@ -20,7 +20,7 @@ from api.finance.schemas import (
     WebhookEventView,
 )
 from api.policy import FinanceOfficer, FinanceReader
-from api.problems import error_responses
+from api.problems import PAYMENT_DECISION_ERRORS, error_responses
 from api.schemas import Limit, Offset
 from api.webhooks.schemas import WebhookOutcome
 from domain.payments import (
@@ -39,13 +39,6 @@ UNMATCHED_ERRORS = error_responses(
         409: "already being resolved, or resolved",
         422: "a missing reason, or no such client to credit",
         503: "workflow engine down: nothing changed",
-    }
-)
-DECISION_ERRORS = error_responses(
-    {
-        404: "no such payment of that direction",
-        409: "nothing to decide, or refused by the workflow (e.g. the same officer twice)",
-        503: "workflow engine down or silent",
     }
 )
 
@@ -88,7 +81,7 @@ async def pending_approvals(_: FinanceReader, session: SessionDep) -> list[Pendi
     return await service.pending_approvals(session)
 
 
-@router.post("/withdrawals/{payment_id}/decision", responses=DECISION_ERRORS)
+@router.post("/withdrawals/{payment_id}/decision", responses=PAYMENT_DECISION_ERRORS)
 async def decide_withdrawal(
     payment_id: UUID,
     body: DecisionRequest,

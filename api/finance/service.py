@@ -31,7 +31,8 @@ from contracts.unmatched_funds import (
     resolve_unmatched_workflow_id,
 )
 from db import audit
-from db.models import Client, FinanceCase, Payment, PaymentDecision, UnmatchedFunds, WebhookEvent
+from db.models import FinanceCase, Payment, PaymentDecision, UnmatchedFunds, WebhookEvent
+from db.queries.clients import client_by_id
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.payments import (
     FinanceCaseStatus,
@@ -241,7 +242,7 @@ async def resolve_unmatched(
     if item.status != UnmatchedStatus.OPEN:
         raise Conflict(f"unmatched funds {item.reference} is already {item.status}")
     if action is UnmatchedAction.CREDIT:
-        client = await session.get(Client, client_id) if client_id is not None else None
+        client = await client_by_id(session, client_id) if client_id is not None else None
         if client is None:
             raise InvalidInput(f"no client {client_id} to credit", field="client_id")
     before = {"status": item.status}

@@ -12,6 +12,7 @@ from api.policy import Principal
 from api.security import hash_password
 from db import audit
 from db.models import Client, IntroducingBroker
+from db.queries.clients import client_by_id, clients_referred_by
 from domain.errors import Conflict, NotFound
 from domain.onboarding import check_password_strength
 
@@ -64,14 +65,11 @@ async def own_profile(session: AsyncSession, ib_id: uuid.UUID) -> IntroducingBro
 
 
 async def referred_clients(session: AsyncSession, ib_id: uuid.UUID) -> list[Client]:
-    rows = await session.scalars(
-        select(Client).where(Client.referred_by_ib_id == ib_id).order_by(Client.created_at)
-    )
-    return list(rows)
+    return await clients_referred_by(session, ib_id)
 
 
 async def referred_client(session: AsyncSession, ib_id: uuid.UUID, client_id: uuid.UUID) -> Client:
-    client = await session.get(Client, client_id)
+    client = await client_by_id(session, client_id)
     if client is None or client.referred_by_ib_id != ib_id:
         raise NotFound(f"you referred no client {client_id}")
     return client

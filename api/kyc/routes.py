@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import SessionDep, SettingsDep, StateDep
+from api.deps import SessionDep, SettingsDep, StateDep, documents_of
 from api.idempotency import IdempotencyKey
 from api.kyc import service
 from api.kyc.schemas import (
@@ -44,10 +44,8 @@ from api.problems import error_responses
 from api.schemas import Limit, Offset
 from api.state import AppState
 from domain.accounts import AccountChangeKind, AccountChangeStatus
-from domain.errors import ServiceUnavailable
 from domain.kyc import CaseStatus
 from settings import Settings
-from storage.documents import DocumentStore
 
 router = APIRouter(tags=["kyc"])
 KYC = "/v1/compliance/kyc"
@@ -69,12 +67,6 @@ CHANGE_ERRORS = error_responses(
         503: "workflow engine down",
     }
 )
-
-
-def documents_of(state: AppState) -> DocumentStore:
-    if state.documents is None:
-        raise ServiceUnavailable("the document store is not configured on this server")
-    return state.documents
 
 
 @router.get(f"{KYC}/cases")

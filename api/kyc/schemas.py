@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 
-from api.audit.routes import AuditView
+from api.audit.schemas import AuditView
 from api.schemas import Reason
 from domain.kyc import CaseStatus, ReviewAction
 

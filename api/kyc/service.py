@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from api.audit.routes import AuditView
+from api.audit.schemas import AuditView
 from api.idempotency import KEY_REUSED, request_hash
 from api.kyc.schemas import (
     AccountChangeDecisionRequest,
@@ -76,6 +76,7 @@ from db.models import (
     ScreeningList,
     StaffUser,
 )
+from db.queries.clients import client_or_not_found
 from domain.account_terms import group_currency
 from domain.accounts import AccountChangeKind, AccountChangeStatus, AccountStatus
 from domain.errors import Conflict, InvalidInput, NotFound
@@ -231,9 +232,10 @@ async def case_detail(
     case = await session.get(KycCase, case_id)
     if case is None:
         raise NotFound(f"no KYC case {case_id}")
-    client = await session.get(Client, case.client_id)
-    if client is None:  # a foreign key keeps this from happening
-        raise NotFound(f"the client of case {case_id} is gone")
+    # A foreign key keeps the client from being gone.
+    client = await client_or_not_found(
+        session, case.client_id, missing=f"the client of case {case_id} is gone"
+    )
     questionnaire = await session.scalar(
         select(QuestionnaireResponse)
         .where(QuestionnaireResponse.client_id == client.id)

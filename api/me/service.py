@@ -11,15 +11,13 @@ from api.me.schemas import Mt5Credentials
 from api.policy import Principal
 from db import audit
 from db.models import AccountApplication, Client, Mt5Account, Notification
+from db.queries.clients import client_or_not_found
 from db.sealed import SecretBox
 from domain.errors import Gone, InvalidInput, NotFound
 
 
 async def profile(session: AsyncSession, client_id: uuid.UUID) -> Client:
-    client = await session.get(Client, client_id)
-    if client is None:
-        raise NotFound("client not found")
-    return client
+    return await client_or_not_found(session, client_id, missing="client not found")
 
 
 async def accounts(session: AsyncSession, client_id: uuid.UUID) -> list[Mt5Account]:

@@ -32,6 +32,7 @@ from contracts.account_change import (
 )
 from db import audit
 from db.models import AccountApplication, AccountChange, Client, Mt5Account
+from db.queries.clients import client_or_not_found
 from domain.account_terms import (
     LEVERAGE_LADDER,
     LeverageDecision,
@@ -108,8 +109,7 @@ async def request_leverage(
         raise InvalidInput(
             f"account {login} already has leverage 1:{body.leverage}", field="leverage"
         )
-    client = await session.get(Client, me.id)
-    assert client is not None
+    client = await client_or_not_found(session, me.id, missing="client not found")
     decision = await _leverage_decision(session, client, account, body.leverage)
     await _none_in_progress(session, account)
     needs_approval = decision is LeverageDecision.NEEDS_APPROVAL

@@ -40,6 +40,7 @@ from contracts.kyc_review import (
 )
 from db import audit
 from db.models import AuditEntry, Client, ClientDocument, KycCase, QuestionnaireResponse
+from db.queries.clients import client_by_id, client_or_not_found
 from domain.account_terms import (
     ProductRefused,
     account_leverage_cap,
@@ -61,7 +62,7 @@ from domain.appropriateness import (
 from domain.countries import region_of
 from domain.documents import DocumentKind, DocumentStatus, is_expired
 from domain.email_verification import read_token
-from domain.errors import Conflict, InvalidInput, NotFound
+from domain.errors import Conflict, InvalidInput
 from domain.kyc import CLOSED_STATUSES, CaseReason, CaseStatus
 from domain.onboarding import AccountType
 from domain.payment_checks import KycStatus
@@ -93,10 +94,7 @@ def _client_actor(client_id: uuid.UUID, context: RequestContext) -> audit.Actor:
 
 
 async def client_of(session: AsyncSession, client_id: uuid.UUID, *, lock: bool = False) -> Client:
-    client = await session.get(Client, client_id, with_for_update=lock)
-    if client is None:
-        raise NotFound("client not found")
-    return client
+    return await client_or_not_found(session, client_id, lock=lock, missing="client not found")
 
 
 # -- email verification -------------------------------------------------------------------------
@@ -115,7 +113,7 @@ async def verify_email(
 ) -> EmailVerified:
     """Mark the client's address verified; following the link again changes nothing."""
     client_id = _token_client(token)
-    client = await session.get(Client, client_id, with_for_update=True) if client_id else None
+    client = await client_by_id(session, client_id, lock=True) if client_id else None
     email_of = {client.id: client.email} if client is not None else {}
     key = settings.jwt_secret.get_secret_value().encode()
     read_token(key, token, email_of, utcnow())

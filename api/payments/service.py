@@ -81,6 +81,7 @@ async def request_deposit(
             provider=payment.provider,
             amount=amount,
             destination=_pocket(amount.currency, account),
+            timers=rules.timers(),
         ),
     )
 
@@ -137,6 +138,7 @@ async def request_withdrawal(
             provider=payment.provider,
             amount=amount,
             source=_pocket(amount.currency, account),
+            timers=rules.timers(),
         ),
     )
 

@@ -28,6 +28,7 @@ from contracts.client_mail import (
 )
 from db import audit
 from db.models import AccountApplication, Client, IntroducingBroker
+from db.queries.clients import email_registered, person_registered
 from domain.countries import is_iso_country
 from domain.errors import Conflict, InvalidInput
 from domain.onboarding import ApplicationStatus, check_applicant, check_password_strength
@@ -76,7 +77,7 @@ async def sign_up(
     _check_contact_data(request)
     check_password_strength(request.password)
     email = request.email.lower()
-    if await session.scalar(select(Client.id).where(Client.email == email)):
+    if await email_registered(session, email):
         raise Conflict("an account with this email already exists; log in or reset the password")
     person = name_key(request.full_name)
     if not person:
@@ -84,11 +85,7 @@ async def sign_up(
     await session.execute(
         select(func.pg_advisory_xact_lock(_person_lock(person, request.date_of_birth)))
     )
-    if await session.scalar(
-        select(Client.id).where(
-            Client.name_key == person, Client.date_of_birth == request.date_of_birth
-        )
-    ):
+    if await person_registered(session, person, request.date_of_birth):
         raise Conflict(
             "a client with this name and date of birth is already registered; log in to that "
             "account (or contact support) instead of opening a second one"

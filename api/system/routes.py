@@ -7,23 +7,17 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel
 from sqlalchemy import text
 
 from api.deps import SessionDep, SettingsDep
+from api.pages import templates
 from api.policy import public
+from api.system.schemas import Health
 
 router = APIRouter(tags=["system"], dependencies=[Depends(public)])
-templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
 # Swagger UI's assets are served from a wheel, not a CDN: brokers' networks are often closed.
 DOCS_ASSETS = StaticFiles(directory=Path(fastapi_offline.__file__).resolve().parent / "static")
 DOCS_ASSETS_PATH = "/static/docs"
-
-
-class Health(BaseModel):
-    status: str
-    database: str
 
 
 @router.get("/healthz")

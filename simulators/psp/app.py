@@ -133,6 +133,15 @@ def build_app(card: CardCo, bank: BankCo, outbox: Outbox) -> Starlette:
             return error(400, "amount, currency and beneficiary {name, iban} are required")
         return JSONResponse(made.__dict__, status_code=202)
 
+    async def payout_status(request: Request) -> Response:
+        """Where a payout stands, as a bank's API answers a client that lost the webhook."""
+        if not authorised(request, bank.api_key):
+            return error(401, "invalid API key")
+        found = bank.payouts.get(request.path_params["payout_id"])
+        if found is None:
+            return error(404, "no such payout")
+        return JSONResponse(found.__dict__)
+
     async def bank_settlement(request: Request) -> Response:
         if not authorised(request, bank.api_key):
             return error(401, "invalid API key")
@@ -223,6 +232,7 @@ def build_app(card: CardCo, bank: BankCo, outbox: Outbox) -> Starlette:
             Route("/cardco/v1/settlements/{date}.csv", card_settlement, methods=["GET"]),
             Route("/bankco/api/deposit_references", deposit_reference, methods=["POST"]),
             Route("/bankco/api/payouts", payout, methods=["POST"]),
+            Route("/bankco/api/payouts/{payout_id}", payout_status, methods=["GET"]),
             Route("/bankco/api/settlements/{date}.csv", bank_settlement, methods=["GET"]),
             Route("/_sim/cardco/chargeback", sim_chargeback, methods=["POST"]),
             Route("/_sim/bankco/incoming", sim_incoming, methods=["POST"]),

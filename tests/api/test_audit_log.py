@@ -51,6 +51,12 @@ AUDITED_IN_KYC_TESTS = {
     ("POST", "/v1/accounts/{account_id}/trading"),
     ("POST", "/v1/accounts/{account_id}/close"),
 }
+# Finance resolving unmatched funds: the officer's audit row (before/after status, client,
+# amount, reason) is asserted in tests/api/test_unmatched_funds.py, beside its fixtures.
+AUDITED_IN_UNMATCHED_FUNDS_TESTS = {
+    ("POST", "/v1/finance/unmatched/{item_id}/return"),
+    ("POST", "/v1/finance/unmatched/{item_id}/credit"),
+}
 
 
 async def staff_mutations(api: httpx.AsyncClient, people: People) -> tuple[Mutations, str]:
@@ -140,7 +146,12 @@ async def test_every_staff_mutation_is_audited_with_before_and_after(
         and admits_staff(r)
     }
     # A new staff mutation without a case here fails the test.
-    assert mutating_staff_routes <= set(calls) | AUDITED_BY_THEIR_WORKFLOW | AUDITED_IN_KYC_TESTS
+    assert mutating_staff_routes <= (
+        set(calls)
+        | AUDITED_BY_THEIR_WORKFLOW
+        | AUDITED_IN_KYC_TESTS
+        | AUDITED_IN_UNMATCHED_FUNDS_TESTS
+    )
     for (_, path), (action, entity_id) in calls.items():
         rows = [r for r in await audit_rows(sessions, action) if r.entity_id == entity_id]
         assert len(rows) == 1, (path, action)

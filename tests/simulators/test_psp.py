@@ -178,8 +178,14 @@ def test_bank_transfer_in_and_payout_out(psp: tuple[httpx.Client, Receiver]) -> 
         headers={**BANK, "Idempotency-Key": "wd-1"},
     )
     assert payout.status_code == 202 and payout.json()["status"] == "pending"
+    status_of = f"/bankco/api/payouts/{payout.json()['id']}"
+    assert client.get(status_of, headers=BANK).json()["status"] == "pending"
     client.post("/_sim/bankco/settle", json={"payout": payout.json()["id"]})
     assert json.loads(receiver.wait_for(2)[1][2])["event"] == "payout.settled"
+    # A client that lost the webhook asks where the payout stands.
+    assert client.get(status_of, headers=BANK).json() == {**payout.json(), "status": "settled"}
+    assert client.get(status_of).status_code == 401
+    assert client.get("/bankco/api/payouts/po_none", headers=BANK).status_code == 404
     rows = settlement(client, "/bankco/api/settlements", BANK)
     assert [(r["type"], r["gross"], r["fee"]) for r in rows] == [
         ("incoming", "250.00", "0.25"),

@@ -46,7 +46,7 @@ from contracts.unmatched_funds import (
     ResolveUnmatched,
     UnmatchedOutcome,
 )
-from contracts.withdrawal import WithdrawalAssessment
+from contracts.withdrawal import PayoutVerdict, WithdrawalAssessment
 from domain.money import Money
 from domain.money_flows import Mt5AccountRef
 from domain.payment_checks import RiskFlag
@@ -54,6 +54,7 @@ from domain.payments import (
     PaymentEvent,
     PaymentEventKind,
     PaymentSession,
+    PayoutState,
     UnmatchedAction,
     UnmatchedStatus,
 )
@@ -88,7 +89,8 @@ class MoneyFakes:
     the same for a compensation, keyed by what it would write (`<entry key>:reversal` for
     `reverse_entry_if_booked`, the new deal's comment for `mt5_reverse_if_applied`): the undo
     fails after its retries and leaves things as they were. `paused` steps wait until their
-    event is set.
+    event is set. `payout_states` are the processor's answers to `poll_payout_status`, one per
+    poll, in order (pending once they run out).
     """
 
     server: str = field(default_factory=lambda: f"mt5{uuid.uuid4().hex[:8]}")
@@ -104,6 +106,7 @@ class MoneyFakes:
     booked: set[str] = field(default_factory=set)
     deals: set[str] = field(default_factory=set)
     paused: dict[str, asyncio.Event] = field(default_factory=dict)
+    payout_states: list[PayoutState] = field(default_factory=list)
     _received: Money | None = None
 
     def account(self, login: int = 7001) -> Mt5AccountRef:
@@ -190,6 +193,28 @@ class MoneyFakes:
         async def send_payout(request: PaymentRef) -> str:
             await self._call(withdrawal.send_payout.name, None, request)
             return "payout_1"
+
+        @implements(withdrawal.poll_payout_status)
+        async def poll_payout_status(request: PaymentRef) -> PayoutVerdict:
+            state = self.payout_states.pop(0) if self.payout_states else PayoutState.PENDING
+            await self._call(withdrawal.poll_payout_status.name, state, request)
+            kinds = {
+                PayoutState.SETTLED: PaymentEventKind.PAYOUT_SETTLED,
+                PayoutState.FAILED: PaymentEventKind.PAYOUT_FAILED,
+            }
+            if state not in kinds:
+                return PayoutVerdict()
+            return PayoutVerdict(
+                event=PaymentEvent(
+                    provider="bankco",
+                    event_id=f"bankco:poll:payout_1:{state.value}",
+                    kind=kinds[state],
+                    provider_ref="payout_1",
+                    reference="",
+                    amount=Money(amount=Decimal("0.01"), currency="USD"),
+                    sent_at=datetime.now(UTC),
+                )
+            )
 
         @implements(deposit.return_payment_to_payer)
         async def return_payment_to_payer(request: PaymentRef) -> None:
@@ -293,6 +318,7 @@ class MoneyFakes:
             record_decision,
             assess_withdrawal,
             send_payout,
+            poll_payout_status,
             return_payment_to_payer,
             mark_movement,
             notify_client,
@@ -353,6 +379,13 @@ async def blocked_after(handle: WorkflowHandle[Any, Any], step: str) -> None:
             and e.activity_task_completed_event_attributes.scheduled_event_id in scheduled
             for e in events
         )
+        # A timer or a patch (marker, search attribute) the task started is written after it.
+        while events and events[-1].event_type in (
+            EventType.EVENT_TYPE_TIMER_STARTED,
+            EventType.EVENT_TYPE_MARKER_RECORDED,
+            EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+        ):
+            events.pop()
         if completed and events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
             return
         await asyncio.sleep(0.025)
