@@ -1,6 +1,7 @@
 """Money through the running stack for the chaos test: clients over HTTP, deposits paid on the
-PSP simulator, withdrawals against money already credited, a worker killer, and the books read
-back afterwards.
+PSP simulator (some paid twice on one reference, some whose webhook is lost), withdrawals and
+transfers against money already credited, a worker killer, a webhook path that loses what it is
+told to, and the books read back afterwards.
 
 Everything here talks to the stack the way its users do (HTTP for clients, the simulators' own
 surfaces for payers and processors); only the final read of the books goes to the database.
@@ -8,21 +9,33 @@ surfaces for payers and processors); only the final read of the books goes to th
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 from sqlalchemy import func, select
 
 from db import ledger
-from db.models import Payment, PostingRow, WebhookEvent
+from db.models import (
+    FinanceCase,
+    JournalEntryRow,
+    LedgerAccount,
+    Payment,
+    PostingRow,
+    Transfer,
+    UnmatchedFunds,
+    WebhookEvent,
+)
 from db.session import create_engine, create_sessionmaker
 from db.urls import app_database_url
 from domain.funds import incoming_suspense, mt5_mirror, psp_clearing
@@ -37,7 +50,9 @@ from tests.support.stack import Stack
 IBAN = "DE89370400440532013000"
 CURRENCY = "USD"
 SERVER = "demo"
-TERMINAL = {"completed", "rejected", "failed", "expired", "cancelled"}
+TERMINAL = {"completed", "rejected", "failed", "expired", "cancelled", "needs_attention"}
+# Undone: nothing moved (the money is back where it came from).
+UNDONE = {"rejected", "failed", "cancelled"}
 # Waiting for a person: nothing in this run decides, so these are as far as a payment gets.
 WAITS_FOR_STAFF = {"held", "pending_approval"}
 POLL_SECONDS = 1.0
@@ -168,6 +183,86 @@ class ClientApi:
         raise DriverError(f"{method} {path} never answered: {last}")
 
 
+# -- the processors' webhooks, through a path that loses some ------------------------------------
+
+
+def event_reference(body: bytes) -> tuple[str, str]:
+    """(event type, the reference it carries) of a CardCo or BankCo webhook body."""
+    event = json.loads(body)
+    data = event.get("data", {})
+    found = data.get("object", data)
+    return str(event.get("type") or event.get("event")), str(found.get("reference", ""))
+
+
+class WebhookProxy:
+    """Between the PSP simulator and BrokerFlow's webhook endpoint: forwards every event, but
+    loses (answers 200 without forwarding, so the processor never sends it again) the events
+    whose reference it was told to lose. A payout event whose reference is not decided yet is
+    answered 503 (the processor retries it shortly), so the driver can decide after it asked
+    for the withdrawal without racing the payout. The PSP simulator has no "drop" fault of its
+    own; this stands for an event lost between the processor and the API."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target.rstrip("/")
+        self._lose: set[str] = set()
+        self._keep: set[str] = set()
+        self._lock = threading.Lock()
+        self.lost: dict[str, set[str]] = defaultdict(set)  # reference -> event bodies lost
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status, answer = proxy._handle(self.path, dict(self.headers.items()), body)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = int(self._server.server_address[1])
+        self.url = f"http://127.0.0.1:{self.port}/v1/webhooks"
+        self._http = httpx.Client(timeout=30)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def lose(self, reference: str) -> None:
+        with self._lock:
+            self._lose.add(reference)
+
+    def keep(self, reference: str) -> None:
+        with self._lock:
+            self._keep.add(reference)
+
+    def _handle(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+        kind, reference = event_reference(body)
+        with self._lock:
+            if reference in self._lose:
+                self.lost[reference].add(body.decode())
+                return 200, b"{}"
+            undecided = kind.startswith("payout.") and reference not in self._keep
+        if undecided:
+            return 503, b'{"detail": "not decided yet"}'
+        forward = {k: v for k, v in headers.items() if k.lower() not in {"host", "content-length"}}
+        try:
+            response = self._http.post(
+                f"{self.target}{path.removeprefix('/v1/webhooks')}", content=body, headers=forward
+            )
+        except httpx.TransportError:
+            return 502, b"{}"
+        return response.status_code, response.content
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._http.close()
+
+
 # -- the money plan -----------------------------------------------------------------------------
 
 
@@ -179,10 +274,19 @@ class DepositPlan:
     login: int | None  # None: the wallet
     amount: Decimal
     replay: bool  # send the request a second time with the same Idempotency-Key
+    lose_webhook: bool = False  # the processor's "paid" event never reaches BrokerFlow
+    second_payment: Decimal | None = None  # BankCo: a second transfer on the same reference
 
 
 @dataclass(frozen=True)
 class WithdrawalPlan:
+    index: int
+    amount: Decimal
+    lose_webhook: bool = False  # the payout's "settled" event never reaches BrokerFlow
+
+
+@dataclass(frozen=True)
+class TransferPlan:
     index: int
     amount: Decimal
 
@@ -191,7 +295,7 @@ class WithdrawalPlan:
 class Outcome:
     """What one client saw of one payment."""
 
-    kind: str  # deposit | withdrawal
+    kind: str  # deposit | withdrawal | transfer
     index: int
     customer: Customer
     amount: Decimal
@@ -202,44 +306,69 @@ class Outcome:
     status: str | None = None
     seconds: float | None = None  # request to terminal status
     error: str | None = None
+    lost_webhook: bool = False
 
 
-def plan_deposits(customers: list[Customer], count: int, rng: random.Random) -> list[DepositPlan]:
+def plan_deposits(
+    customers: list[Customer], count: int, rng: random.Random, lost: int = 0, twice: int = 0
+) -> list[DepositPlan]:
+    """`lost` of them lose their webhook, `twice` others (BankCo) are paid twice."""
     plans = []
+    losing = set(rng.sample(range(count), lost))
+    paid_twice = set(rng.sample(sorted(set(range(count)) - losing), twice))
     for index in range(count):
         customer = rng.choice(customers)
         login = rng.choice(customer.logins) if rng.random() < 0.7 else None
+        provider = rng.choice(["cardco", "bankco"])
+        amount = cents(rng.randrange(5_000, 60_000))
+        if index in paid_twice:
+            provider = "bankco"
         plans.append(
             DepositPlan(
                 index=index,
                 customer=customer,
-                provider=rng.choice(["cardco", "bankco"]),
+                provider=provider,
                 login=login,
-                amount=cents(rng.randrange(5_000, 60_000)),
+                amount=amount,
                 replay=rng.random() < 0.1,
+                lose_webhook=index in losing,
+                second_payment=cents(rng.randrange(1_000, 5_000)) if index in paid_twice else None,
             )
         )
     return plans
 
 
-def plan_withdrawals(count: int, rng: random.Random) -> list[WithdrawalPlan]:
-    return [WithdrawalPlan(index, cents(rng.randrange(1_000, 3_000))) for index in range(count)]
+def plan_withdrawals(count: int, rng: random.Random, lost: int = 0) -> list[WithdrawalPlan]:
+    losing = set(rng.sample(range(count), lost))
+    return [
+        WithdrawalPlan(index, cents(rng.randrange(1_000, 3_000)), lose_webhook=index in losing)
+        for index in range(count)
+    ]
+
+
+def plan_transfers(count: int, rng: random.Random) -> list[TransferPlan]:
+    return [TransferPlan(index, cents(rng.randrange(500, 2_000))) for index in range(count)]
+
+
+# A pocket of a client's money: an MT5 login, or the client's (USD) wallet by client id.
+PocketKey = int | uuid.UUID
 
 
 class Mt5Budget:
-    """Money known to be on each MT5 account (completed deposits to it) less what withdrawals
-    have claimed: a withdrawal is only ever asked for against money already credited."""
+    """Money known to be in each pocket (MT5 accounts and wallets: completed deposits and
+    transfers to it, refused withdrawals and transfers given back) less what withdrawals and
+    transfers have claimed: money is only ever asked for where it was already credited."""
 
-    def __init__(self, owners: dict[int, Customer], rng: random.Random) -> None:
+    def __init__(self, owners: dict[PocketKey, Customer], rng: random.Random) -> None:
         self._owners = owners
-        self._spare: dict[int, Decimal] = dict.fromkeys(owners, Decimal(0))
+        self._spare: dict[PocketKey, Decimal] = dict.fromkeys(owners, Decimal(0))
         self._rng = rng
         self._changed = threading.Condition()
         self.closed = False
 
-    def credit(self, login: int, amount: Decimal) -> None:
+    def credit(self, pocket: PocketKey, amount: Decimal) -> None:
         with self._changed:
-            self._spare[login] += amount
+            self._spare[pocket] += amount
             self._changed.notify_all()
 
     def close(self) -> None:
@@ -248,30 +377,51 @@ class Mt5Budget:
             self.closed = True
             self._changed.notify_all()
 
-    def claim(self, amount: Decimal, deadline: float) -> tuple[Customer, int] | None:
+    def claim(
+        self, amount: Decimal, deadline: float, wallets: bool = False
+    ) -> tuple[Customer, PocketKey] | None:
+        """An MT5 account (or, with `wallets`, any pocket) with `amount` spare, claimed."""
         with self._changed:
             while True:
-                able = sorted(login for login, spare in self._spare.items() if spare >= amount)
+                able = sorted(
+                    (pocket for pocket, spare in self._spare.items() if spare >= amount),
+                    key=str,
+                )
+                if not wallets:
+                    able = [pocket for pocket in able if isinstance(pocket, int)]
                 if able:
-                    login = self._rng.choice(able)
-                    self._spare[login] -= amount
-                    return self._owners[login], login
+                    pocket = self._rng.choice(able)
+                    self._spare[pocket] -= amount
+                    return self._owners[pocket], pocket
                 left = deadline - time.monotonic()
                 if self.closed or left <= 0:
                     return None
                 self._changed.wait(min(left, 1.0))
 
 
+# How long a payment whose webhook was lost is watched: it must stay visibly waiting.
+LOST_WATCH_SECONDS = 4.0
+# Where a payment whose processor event was lost waits (visible to the client and to finance).
+WAITING_FOR_PROCESSOR = {"deposit": "awaiting_funds", "withdrawal": "payout_sent"}
+
+
 class MoneyDriver:
-    """Runs deposits and withdrawals as their clients and payers would, counting progress: two
-    steps per payment (paid or asked for; finished), so `progress / total` says how far the run
-    is whatever its size."""
+    """Runs deposits, withdrawals and transfers as their clients and payers would, counting
+    progress: two steps per movement (paid or asked for; finished), so `progress / total` says
+    how far the run is whatever its size."""
 
     def __init__(
-        self, api: ClientApi, psp: PspSimulator, budget: Mt5Budget, deadline: float, total: int
+        self,
+        api: ClientApi,
+        psp: PspSimulator,
+        budget: Mt5Budget,
+        deadline: float,
+        total: int,
+        proxy: WebhookProxy | None = None,
     ) -> None:
         self.api = api
         self.psp = psp
+        self.proxy = proxy
         self.budget = budget
         self.deadline = deadline
         self.total = total
@@ -287,14 +437,22 @@ class MoneyDriver:
             self.paid += paid
 
     def _poll(
-        self, customer: Customer, payment_id: str, done: Callable[[dict[str, Any]], bool]
+        self,
+        customer: Customer,
+        payment_id: str,
+        done: Callable[[dict[str, Any]], bool],
+        path: str = "/v1/me/payments",
+        until: float | None = None,
     ) -> dict[str, Any]:
         seen: dict[str, Any] = {}
-        while time.monotonic() < self.deadline:
-            seen = self.api.call(customer, "GET", f"/v1/me/payments/{payment_id}")
+        until = self.deadline if until is None else until
+        while time.monotonic() < until:
+            seen = self.api.call(customer, "GET", f"{path}/{payment_id}")
             if done(seen):
                 return seen
             time.sleep(POLL_SECONDS)
+        if until != self.deadline:
+            return seen
         raise DriverError(f"payment {payment_id} still {seen.get('status')} at the deadline")
 
     @staticmethod
@@ -335,6 +493,10 @@ class MoneyDriver:
                 payment["id"],
                 lambda p: bool(p["redirect_url"] or p["transfer_reference"]) or self._settled(p),
             )
+            if plan.lose_webhook:
+                assert self.proxy is not None
+                self.proxy.lose(ready["transfer_reference"] or payment["reference"])
+                outcome.lost_webhook = True
             with self.psp_lock:
                 if plan.provider == "cardco":
                     self.psp.pay(str(ready["redirect_url"]).rstrip("/").rsplit("/", 1)[-1])
@@ -347,11 +509,30 @@ class MoneyDriver:
                     )
             self._step(paid=True)
             steps -= 1
-            final = self._poll(customer, payment["id"], self._settled)
+            if plan.lose_webhook:  # nothing reaches BrokerFlow: the deposit waits, visibly
+                until = time.monotonic() + LOST_WATCH_SECONDS
+                final = self._poll(customer, payment["id"], self._settled, until=until)
+            else:
+                final = self._poll(customer, payment["id"], self._settled)
             outcome.status = final["status"]
             outcome.seconds = time.monotonic() - started
-            if final["status"] == "completed" and plan.login is not None:
-                self.budget.credit(plan.login, Decimal(final["amount"]))
+            if plan.second_payment is not None:
+                # A second transfer quoting the same reference, once the first is taken (sent
+                # earlier, a reordered webhook could make it the one the deposit takes, and the
+                # announced amount would then not match): it belongs in the unmatched funds.
+                with self.psp_lock:
+                    self.psp.incoming(
+                        str(ready["transfer_reference"]),
+                        f"{plan.second_payment:.2f}",
+                        CURRENCY,
+                        customer.full_name,
+                    )
+            if final["status"] == "completed":
+                wallet_fallback = (final["failure_reason"] or "").startswith("to the wallet")
+                if plan.login is None or wallet_fallback:
+                    self.budget.credit(customer.client_id, Decimal(final["amount"]))
+                else:
+                    self.budget.credit(plan.login, Decimal(final["amount"]))
         except Exception as exc:  # reported with the outcome, asserted later
             outcome.error = f"{type(exc).__name__}: {exc}"
         finally:
@@ -368,7 +549,9 @@ class MoneyDriver:
             claim = self.budget.claim(plan.amount, self.deadline)
             if claim is None:
                 raise DriverError("no MT5 account had the money credited before the deadline")
-            outcome.customer, outcome.login = claim
+            outcome.customer, login = claim
+            assert isinstance(login, int)
+            outcome.login = login
             body = {
                 "provider": "bankco",
                 "amount": f"{plan.amount:.2f}",
@@ -387,11 +570,83 @@ class MoneyDriver:
                 expect=(202,),
             )
             outcome.payment_id, outcome.reference = payment["id"], payment["reference"]
+            if self.proxy is not None:  # decided now: the payout's events wait for it
+                if plan.lose_webhook:
+                    self.proxy.lose(payment["reference"])
+                    outcome.lost_webhook = True
+                else:
+                    self.proxy.keep(payment["reference"])
             self._step()
             steps -= 1
-            final = self._poll(outcome.customer, payment["id"], self._settled)
+            if plan.lose_webhook:  # the payout is sent and its verdict never arrives: it waits
+                sent = self._poll(
+                    outcome.customer,
+                    payment["id"],
+                    lambda p: (
+                        p["status"] == WAITING_FOR_PROCESSOR["withdrawal"] or self._settled(p)
+                    ),
+                )
+                final = sent
+                if not self._settled(sent):
+                    until = time.monotonic() + LOST_WATCH_SECONDS
+                    final = self._poll(outcome.customer, payment["id"], self._settled, until=until)
+            else:
+                final = self._poll(outcome.customer, payment["id"], self._settled)
             outcome.status = final["status"]
             outcome.seconds = time.monotonic() - started
+            if outcome.status in UNDONE:  # MT5 refused it, say: the money is back on MT5
+                self.budget.credit(login, plan.amount)
+        except Exception as exc:  # reported with the outcome, asserted later
+            outcome.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            for _ in range(steps):
+                self._step()
+        return outcome
+
+    def transfer(self, plan: TransferPlan) -> Outcome:
+        """From a pocket with money in it: an MT5 account to the wallet, or the wallet to one
+        of the client's MT5 accounts."""
+        outcome = Outcome("transfer", plan.index, Customer("", "", "nobody"), plan.amount, "-")
+        steps = 2
+        try:
+            claim = self.budget.claim(plan.amount, self.deadline, wallets=True)
+            if claim is None:
+                raise DriverError("no pocket had the money credited before the deadline")
+            customer, source = claim
+            outcome.customer = customer
+            if isinstance(source, int):
+                destination: PocketKey = customer.client_id
+                body: dict[str, Any] = {
+                    "source": {"kind": "mt5", "login": source},
+                    "destination": {"kind": "wallet", "currency": CURRENCY},
+                }
+            else:
+                destination = customer.logins[plan.index % len(customer.logins)]
+                body = {
+                    "source": {"kind": "wallet"},
+                    "destination": {"kind": "mt5", "login": destination},
+                }
+            outcome.login = source if isinstance(source, int) else int(destination)
+            body |= {"amount": f"{plan.amount:.2f}", "currency": CURRENCY}
+            started = time.monotonic()
+            transfer = self.api.call(
+                customer,
+                "POST",
+                "/v1/me/transfers",
+                body=body,
+                key=str(uuid.uuid4()),
+                expect=(202,),
+            )
+            outcome.payment_id, outcome.reference = transfer["id"], transfer["reference"]
+            self._step()
+            steps -= 1
+            final = self._poll(customer, transfer["id"], self._settled, path="/v1/me/transfers")
+            outcome.status = final["status"]
+            outcome.seconds = time.monotonic() - started
+            if outcome.status == "completed":
+                self.budget.credit(destination, plan.amount)
+            elif outcome.status in UNDONE:
+                self.budget.credit(source, plan.amount)
         except Exception as exc:  # reported with the outcome, asserted later
             outcome.error = f"{type(exc).__name__}: {exc}"
         finally:
@@ -548,6 +803,38 @@ class PaymentRow:
     risk_flags: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class TransferRow:
+    id: str
+    client_id: uuid.UUID
+    reference: str
+    status: str
+    amount: Decimal
+    source_login: int | None
+    destination_login: int | None
+    failure_reason: str | None
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    movement_kind: str
+    reference: str
+    status: str
+    amount: Decimal | None
+    undone: list[dict[str, Any]]
+    not_undone: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class UnmatchedRow:
+    provider: str
+    event_reference: str
+    amount: Decimal
+    reason: str
+    status: str
+    payment_id: str | None
+
+
 @dataclass
 class Books:
     payments: list[PaymentRow]
@@ -558,6 +845,11 @@ class Books:
     suspense: Decimal
     unbalanced_entries: int
     webhook_outcomes: dict[str, int]
+    transfers: list[TransferRow] = field(default_factory=list)
+    cases: list[CaseRow] = field(default_factory=list)
+    unmatched: list[UnmatchedRow] = field(default_factory=list)
+    # movement reference (the head of an entry key) -> ledger account -> net (debit positive)
+    by_reference: dict[str, dict[str, Decimal]] = field(default_factory=dict)
 
 
 async def read_books(owner_url: str, customers: list[Customer]) -> Books:
@@ -618,9 +910,65 @@ async def read_books(owner_url: str, customers: list[Customer]) -> Books:
                     select(WebhookEvent.outcome, func.count()).group_by(WebhookEvent.outcome)
                 )
             }
+            transfers = [
+                TransferRow(
+                    id=str(t.id),
+                    client_id=t.client_id,
+                    reference=t.reference,
+                    status=t.status,
+                    amount=cents(t.amount_minor),
+                    source_login=t.source_login,
+                    destination_login=t.destination_login,
+                    failure_reason=t.failure_reason,
+                )
+                for t in await session.scalars(select(Transfer))
+            ]
+            cases = [
+                CaseRow(
+                    movement_kind=c.movement_kind,
+                    reference=c.reference,
+                    status=c.status,
+                    amount=None if c.amount_minor is None else cents(c.amount_minor),
+                    undone=list(c.undone),
+                    not_undone=list(c.not_undone),
+                )
+                for c in await session.scalars(select(FinanceCase))
+            ]
+            unmatched = [
+                UnmatchedRow(
+                    provider=u.provider,
+                    event_reference=u.event_reference,
+                    amount=cents(u.amount_minor),
+                    reason=u.reason,
+                    status=u.status,
+                    payment_id=None if u.payment_id is None else str(u.payment_id),
+                )
+                for u in await session.scalars(select(UnmatchedFunds))
+            ]
+            by_reference: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+            rows = await session.execute(
+                select(JournalEntryRow.idempotency_key, LedgerAccount.code, PostingRow.amount_minor)
+                .join(PostingRow, PostingRow.entry_id == JournalEntryRow.id)
+                .join(LedgerAccount, LedgerAccount.id == PostingRow.account_id)
+            )
+            for key, code, minor in rows:
+                by_reference[str(key).split(":", 1)[0]][str(code)] += cents(int(minor))
     finally:
         await engine.dispose()
-    return Books(payments, mirrors, wallets, holds, clearing, suspense, unbalanced, outcomes)
+    return Books(
+        payments,
+        mirrors,
+        wallets,
+        holds,
+        clearing,
+        suspense,
+        unbalanced,
+        outcomes,
+        transfers,
+        cases,
+        unmatched,
+        {ref: dict(accounts) for ref, accounts in by_reference.items()},
+    )
 
 
 def percentile(values: list[float], fraction: float) -> float:
