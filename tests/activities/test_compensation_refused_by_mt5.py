@@ -28,8 +28,6 @@ case was opened and the client was told nothing, while MT5 also kept the 99.50 E
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -49,6 +47,7 @@ from domain.wallets import hold_account
 from tests.activities.test_transfer_saga import Books, books, on_mt5, usd_wallet  # noqa: F401
 from tests.e2e.helpers import simulator_deals
 from tests.support.processes import Simulator
+from tests.support.waiting import eventually
 
 BALANCE = "/api/trade/balance"
 LOOKUP = "/api/deal/get_batch"
@@ -64,20 +63,6 @@ REVERSAL_REFUSED = {"path": BALANCE, "mode": "retcode", "retcode": 10017, "times
 SENT = Money.of("108.01", "USD")
 CREDITED = Money.of("99.50", "EUR")  # 108.01 USD at mid 1.0801 less the 0.5 % spread
 DEADLINE = 120.0
-
-
-async def eventually(probe: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
-    """The first truthy answer of `probe` (sync or async), polled until `timeout` seconds."""
-    give_up = time.monotonic() + timeout
-    while True:
-        answer = probe()
-        if asyncio.iscoroutine(answer):
-            answer = await answer
-        if answer:
-            return answer
-        if time.monotonic() > give_up:
-            raise AssertionError(f"not within {timeout:g} s: {what}")
-        await asyncio.sleep(0.05)
 
 
 def fault_hits(simulator: Simulator, path: str) -> int:
@@ -120,7 +105,7 @@ async def test_mt5_refusing_the_reversal_for_good_leaves_a_case_and_the_rest_und
                 )
                 return row
 
-        transfer: Transfer = await eventually(stored_transfer, "the transfer row")
+        transfer: Transfer = await eventually(stored_transfer, "the transfer row", DEADLINE)
         ref = transfer.reference
         credit, reversal = mt5_comment("tri", ref), mt5_comment("rev", ref)
         await eventually(
@@ -129,10 +114,13 @@ async def test_mt5_refusing_the_reversal_for_good_leaves_a_case_and_the_rest_und
                 and fault_hits(mt5_sim, LOOKUP) >= 1
             ),
             "the credit on MT5 and its step retrying its look-up",
+            DEADLINE,
         )
         handle = books.client.get_workflow_handle(transfer.workflow_id)
         await handle.cancel()
-        await eventually(lambda: cancel_seen(handle), "the workflow handling the cancellation")
+        await eventually(
+            lambda: cancel_seen(handle), "the workflow handling the cancellation", DEADLINE
+        )
         # Only now: the credit's next attempt finds its deal, and the reversal is refused.
         mt5_sim.inject_faults(REVERSAL_REFUSED)
         result = await asyncio.wait_for(running, DEADLINE)

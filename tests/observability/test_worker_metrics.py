@@ -3,7 +3,6 @@ growing failure count, which is what an alert on endless retries watches."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import timedelta
 
@@ -16,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from tests.support.processes import free_port
+from tests.support.waiting import eventually
 from worker import temporal_runtime
 
 ATTEMPTS = 3
@@ -73,10 +73,10 @@ async def test_retried_failures_are_counted_on_the_metrics_endpoint(
         except Exception:  # the workflow fails once its three attempts are spent
             pass
         async with httpx.AsyncClient() as http:
-            deadline = asyncio.get_running_loop().time() + 30
-            while True:
+
+            async def failures_counted() -> float:
                 page = (await http.get(f"http://{address}/metrics")).text
-                if failures_in(page) >= ATTEMPTS or asyncio.get_running_loop().time() > deadline:
-                    break
-                await asyncio.sleep(0.2)
-    assert failures_in(page) == ATTEMPTS
+                return failures_in(page) if failures_in(page) >= ATTEMPTS else 0
+
+            counted = await eventually(failures_counted, f"{ATTEMPTS} failures on /metrics", 30)
+    assert counted == ATTEMPTS

@@ -1,0 +1,26 @@
+"""Waiting in async tests: for a condition, with a deadline, never for a span of wall-clock time
+that assumes how fast the machine is."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+POLL_SECONDS = 0.05
+
+
+async def eventually(probe: Callable[[], Any], what: str, timeout: float) -> Any:
+    """The first truthy answer of `probe` (sync or async), asked again until `timeout` seconds
+    have passed; then the test fails naming `what` it waited for."""
+    give_up = time.monotonic() + timeout
+    while True:
+        answer = probe()
+        if asyncio.iscoroutine(answer):
+            answer = await answer
+        if answer:
+            return answer
+        if time.monotonic() > give_up:
+            raise AssertionError(f"not within {timeout:g} s: {what}")
+        await asyncio.sleep(POLL_SECONDS)
