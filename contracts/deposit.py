@@ -12,12 +12,10 @@ from pydantic import Field
 from contracts import policies
 from contracts.funds import (
     ClientId,
-    DecisionOutcome,
     MovementResult,
     PaymentRef,
-    StaffDecision,
 )
-from contracts.process import Process, Signal, Update
+from contracts.process import Process
 from contracts.steps import Step
 from domain.frozen import Frozen as Contract
 from domain.money import Money
@@ -55,10 +53,8 @@ class DepositAssessment(Contract):
 
 
 DEPOSIT = Process("Deposit", DepositInput, MovementResult)
-# The processor's verified webhook (redeliveries count once).
-PAYMENT_EVENT = Signal("payment_event", PaymentEvent)
-# A compliance officer on a held deposit.
-DECIDE = Update("decide", StaffDecision, DecisionOutcome)
+# It hears `funds.PAYMENT_EVENT` (the processor's webhook) and `funds.DECIDE` (a compliance
+# officer on a held deposit).
 
 # A payment page (card) or a transfer reference (bank) from the processor.
 start_processor_deposit = Step(

@@ -15,12 +15,13 @@ from decimal import Decimal
 from pydantic import Field
 
 from contracts import policies
+from contracts.process import Signal, Update
 from contracts.steps import Mt5Step, Step
 from domain.frozen import Frozen as Contract
 from domain.ledger import JournalEntry
 from domain.money import Money
 from domain.money_flows import MovementKind, Mt5AccountRef
-from domain.payments import FinanceCaseKind, PaymentStatus
+from domain.payments import FinanceCaseKind, PaymentEvent, PaymentStatus
 
 ClientId = uuid.UUID
 StaffId = uuid.UUID
@@ -58,6 +59,12 @@ class StaffDecision(Contract):
 class DecisionOutcome(Contract):
     status: PaymentStatus
     approvals: int
+
+
+# What every payment workflow (a deposit, a withdrawal) hears: its processor's verified webhook
+# (redeliveries count once), and a staff decision on it.
+PAYMENT_EVENT = Signal("payment_event", PaymentEvent)
+DECIDE = Update("decide", StaffDecision, DecisionOutcome)
 
 
 # -- step arguments ------------------------------------------------------------------------------

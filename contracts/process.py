@@ -6,10 +6,12 @@ changed payload is a type error, not a message nobody receives."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
+
+from contracts.steps import temporal_result_type
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -26,7 +28,7 @@ class Process(Generic[A, R]):
     async def run_as_child(self, argument: A, *, id: str) -> R:
         """Run it as a child of the calling workflow and wait for its result."""
         result = await workflow.execute_child_workflow(
-            self.name, argument, id=id, result_type=self._result_type()
+            self.name, argument, id=id, result_type=temporal_result_type(self.result)
         )
         return result  # type: ignore[no-any-return]
 
@@ -45,11 +47,8 @@ class Process(Generic[A, R]):
             id=id,
             parent_close_policy=parent_close_policy,
             id_reuse_policy=id_reuse_policy,
-            result_type=self._result_type(),
+            result_type=temporal_result_type(self.result),
         )
-
-    def _result_type(self) -> Any:
-        return None if self.result is type(None) else self.result
 
 
 @dataclass(frozen=True)

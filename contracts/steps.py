@@ -45,7 +45,6 @@ class _Stub(Generic[A, R]):
         _DECLARED[self.name] = self
 
     async def _run(self, argument: A, task_queue: str | None) -> R:
-        wanted: Any = self.result
         result = await workflow.execute_activity(
             self.name,
             argument,
@@ -53,7 +52,7 @@ class _Stub(Generic[A, R]):
             start_to_close_timeout=self.policy.timeout,
             schedule_to_close_timeout=self.policy.give_up_after,
             retry_policy=self.policy.retry,
-            result_type=None if wanted is type(None) else wanted,
+            result_type=temporal_result_type(self.result),
         )
         return result  # type: ignore[no-any-return]
 
@@ -71,6 +70,12 @@ class Mt5Step(_Stub[A, R]):
 
     async def __call__(self, server: str, argument: A) -> R:
         return await self._run(argument, mt5_task_queue(server))
+
+
+def temporal_result_type(result: type[Any]) -> Any:
+    """What Temporal is told to decode a result as: a contract writes "no result" as
+    `type(None)` (a type, so mypy can check it), Temporal wants None."""
+    return None if result is type(None) else result
 
 
 def _signature(step: _Stub[Any, Any]) -> tuple[str, str, str]:

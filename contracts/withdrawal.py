@@ -14,12 +14,10 @@ from temporalio.common import RetryPolicy
 from contracts import policies
 from contracts.funds import (
     ClientId,
-    DecisionOutcome,
     MovementResult,
     PaymentRef,
-    StaffDecision,
 )
-from contracts.process import Process, Signal, Update
+from contracts.process import Process
 from contracts.steps import Step
 from domain.frozen import Frozen as Contract
 from domain.money import Money
@@ -59,10 +57,8 @@ class PayoutVerdict(Contract):
 
 
 WITHDRAWAL = Process("Withdrawal", WithdrawalInput, MovementResult)
-# The processor's verdict on the payout (redeliveries count once).
-PAYMENT_EVENT = Signal("payment_event", PaymentEvent)
-# A finance officer on a withdrawal (four-eyes: two different officers approve).
-DECIDE = Update("decide", StaffDecision, DecisionOutcome)
+# It hears `funds.PAYMENT_EVENT` (the processor's verdict on the payout) and `funds.DECIDE` (a
+# finance officer; four-eyes: two different officers approve).
 
 assess_withdrawal = Step("assess_withdrawal", PaymentRef, WithdrawalAssessment, policies.DATABASE)
 # The payout through the processor, keyed by the payment's reference; answers its payout id.

@@ -17,27 +17,26 @@ from __future__ import annotations
 from collections.abc import Awaitable
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from contracts import deposit, funds
     from contracts import unmatched_funds as unmatched
-    from contracts.deposit import DECIDE, DEPOSIT, PAYMENT_EVENT, DepositInput, PaymentReceived
+    from contracts.deposit import DEPOSIT, DepositInput, PaymentReceived
     from contracts.funds import (
-        Compensation,
+        DECIDE,
+        PAYMENT_EVENT,
         DecisionOutcome,
         MarkMovement,
         MovementRef,
         MovementResult,
-        OpenFinanceCase,
         PaymentRef,
         RecordDecision,
-        ReverseBalanceChange,
         StaffDecision,
     )
     from domain.funds import accept_in_transit, accept_into_wallet
     from domain.money import Money
-    from domain.money_flows import MovementKind, Mt5AccountRef, mt5_comment
+    from domain.money_flows import MovementKind
     from domain.payments import (
         FinanceCaseKind,
         PaymentEvent,
@@ -54,7 +53,6 @@ from workflows.funds import (
     Saga,
     book,
     escalate,
-    failure_text,
     finish_first,
     hours,
     mark,
@@ -64,8 +62,8 @@ from workflows.funds import (
 )
 
 FUNDS_ARRIVED = (PaymentEventKind.PAYMENT_SUCCEEDED, PaymentEventKind.TRANSFER_RECEIVED)
-# The MT5 deals' purposes: the credit, and its reversal when MT5 refused it.
-CREDIT, TAKE_BACK = "dep", "rev"
+# The MT5 credit deal's purpose (its reversal is the saga's "rev").
+CREDIT = "dep"
 # `workflow.patched` id: since this change a credit MT5 refused is taken back from MT5 (if it is
 # there) before the money goes to the wallet. Deposits that reached that point before it replay
 # without the step.
@@ -73,9 +71,6 @@ TAKE_BACK_BEFORE_WALLET = "deposit-take-back-mt5-credit-before-wallet"
 # Since this change every payment the deposit does not take (a second one on its reference, or
 # one arriving after it expired, failed or was cancelled) is queued as unmatched funds.
 QUEUE_FUNDS_NOT_TAKEN = "deposit-queue-funds-not-taken"
-# Since this change a take-back MT5 refuses for good opens a finance case and the deposit ends
-# needs_attention (before, the workflow failed with the money in the hold).
-TAKE_BACK_FAILED_OPENS_CASE = "deposit-take-back-failed-opens-a-case"
 # Since this change a held deposit nobody decides on within `held_decision_sla` is escalated
 # once (a `decision_overdue` case); before, it waited without a timer.
 HELD_DECISION_SLA = "deposit-held-decision-sla"
@@ -287,16 +282,15 @@ class DepositWorkflow:
             # attempt may have landed before the refusal: MT5 gives it back first, or the client
             # would have it twice.
             if workflow.patched(TAKE_BACK_BEFORE_WALLET):
-                try:
-                    await self._take_back_from_mt5(saga, destination.mt5, amount)
-                except ActivityError as failure:
-                    if not workflow.patched(TAKE_BACK_FAILED_OPENS_CASE):
-                        raise
+                # The credit's own compensation (registered by `give_to`): MT5 gives back what
+                # it holds of it. One refused for good (a history from before
+                # `COMPENSATIONS_RUN_TO_THEIR_END` fails the workflow here instead) leaves the
+                # money in the hold, for finance.
+                await saga.compensate()
+                if saga.not_undone:
                     raise _TakeBackFailed(
-                        await self._needs_attention(
-                            saga, destination.mt5, amount, refused.reason, failure
-                        )
-                    ) from failure
+                        await self._take_back_failed(saga, amount, refused.reason)
+                    ) from refused
             where = f"to the wallet: MT5 refused the credit ({refused.reason})"
             await book(
                 release_hold(saga.key("to-wallet"), saga.client, amount),
@@ -309,68 +303,24 @@ class DepositWorkflow:
             )
             return where
 
-    async def _take_back_from_mt5(self, saga: Saga, account: Mt5AccountRef, amount: Money) -> None:
-        """The credit reversed on MT5 if MT5 holds it; nothing if MT5 shows it never landed."""
-        credit = saga.balance_change(account, amount.amount, CREDIT)
-        reversal = mt5_comment(TAKE_BACK, self._request.reference)
-        await finish_first(
-            funds.mt5_reverse_if_applied(
-                account.server, ReverseBalanceChange(change=credit, comment=reversal)
-            )
-        )
-
-    async def _needs_attention(
-        self,
-        saga: Saga,
-        account: Mt5AccountRef,
-        amount: Money,
-        refusal: str,
-        failure: ActivityError,
-    ) -> MovementResult:
+    async def _take_back_failed(self, saga: Saga, amount: Money, refusal: str) -> MovementResult:
         """MT5 refused the credit and taking back what it may hold failed for good: the money
         stays in the client's hold (neither wallet nor MT5 is credited by us), a case for
         finance says what is left to do, and the deposit ends needs_attention."""
-        request = self._request
-        credit = mt5_comment(CREDIT, request.reference)
-        reversal = mt5_comment(TAKE_BACK, request.reference)
+        transit = saga.key("transit")
+        saga.not_undone = [
+            step.model_copy(update={"what": f"{step.what}, then credit the hold {transit}"})
+            for step in saga.not_undone
+        ]
         reason = f"MT5 refused the credit ({refusal})"
-        error = failure_text(failure)
-        summary = f"{reason}; taking it back from MT5 failed: {error}"
-        await finish_first(
-            funds.open_finance_case(
-                OpenFinanceCase(
-                    movement=self._movement,
-                    client_id=request.client_id,
-                    reference=request.reference,
-                    amount=amount,
-                    reason=reason,
-                    not_undone=(
-                        Compensation(
-                            step=funds.mt5_reverse_if_applied.name,
-                            what=(
-                                f"undo '{credit}' on MT5 {account.server} {account.login} "
-                                f"with '{reversal}', then credit the hold {saga.key('transit')}"
-                            ),
-                            amount=amount,
-                            error=error,
-                        ),
-                    ),
-                    then=MarkMovement(
-                        movement=self._movement,
-                        status=PaymentStatus.NEEDS_ATTENTION,
-                        reason=summary,
-                    ),
-                )
-            )
+        errors = "; ".join(step.error or "" for step in saga.not_undone)
+        return await saga.needs_attention(
+            reason,
+            f"{reason}; taking it back from MT5 failed: {errors}",
+            f"{self._request.reference}: we received {amount.amount} {amount.currency} but could "
+            "not credit it yet. "
+            "Our finance team has been asked to put it right and will contact you.",
         )
-        await notify(
-            request.client_id,
-            f"{request.reference}:notice",
-            f"deposit_{PaymentStatus.NEEDS_ATTENTION.value}",
-            f"{request.reference}: we received {amount.amount} {amount.currency} but could not "
-            "credit it yet. Our finance team has been asked to put it right and will contact you.",
-        )
-        return MovementResult(status=PaymentStatus.NEEDS_ATTENTION, reason=summary)
 
     def _processor_outcome(self) -> PaymentEvent | None:
         """The event that settles the payment: money arrived, else a decline. A late duplicate

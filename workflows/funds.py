@@ -264,7 +264,14 @@ class Saga:
     async def _undone(self, status: PaymentStatus, reason: str) -> MovementResult:
         await self.compensate()
         if self.not_undone:
-            return await self._needs_attention(status, reason)
+            failed = "; ".join(f"{c.what} ({c.error})" for c in self.not_undone)
+            return await self.needs_attention(
+                f"{status.value}: {reason}",
+                f"{status.value}: {reason}; not undone: {failed}",
+                f"{self.reference} was not carried out ({reason}) and could not yet be fully "
+                "undone: part of the money is not back where it came from. Our finance team has "
+                "been asked to put it right and will contact you.",
+            )
         await mark(self.movement, status, reason=reason)
         await notify(
             self.client_id,
@@ -274,12 +281,10 @@ class Saga:
         )
         return MovementResult(status=status, reason=reason)
 
-    async def _needs_attention(self, status: PaymentStatus, reason: str) -> MovementResult:
+    async def needs_attention(self, case_reason: str, summary: str, notice: str) -> MovementResult:
         """Some compensation failed for good: a case for finance (what was undone, what was
-        not, the amounts) and the movement `needs_attention` in one step; the client is told
-        the money is not back yet, not that it is."""
-        failed = "; ".join(f"{c.what} ({c.error})" for c in self.not_undone)
-        summary = f"{status.value}: {reason}; not undone: {failed}"
+        not, the amounts) and the movement `needs_attention` with `summary` in one step; the
+        client is told `notice`, which says the money is not back yet, never that it is."""
         await finish_first(
             funds.open_finance_case(
                 OpenFinanceCase(
@@ -287,7 +292,7 @@ class Saga:
                     client_id=self.client_id,
                     reference=self.reference,
                     amount=self.amount,
-                    reason=f"{status.value}: {reason}",
+                    reason=case_reason,
                     undone=tuple(self.undone),
                     not_undone=tuple(self.not_undone),
                     then=MarkMovement(
@@ -302,9 +307,7 @@ class Saga:
             self.client_id,
             self.key("notice"),
             f"{self.label}_{PaymentStatus.NEEDS_ATTENTION.value}",
-            f"{self.reference} was not carried out ({reason}) and could not yet be fully undone: "
-            "part of the money is not back where it came from. Our finance team has been asked "
-            "to put it right and will contact you.",
+            notice,
         )
         return MovementResult(status=PaymentStatus.NEEDS_ATTENTION, reason=summary)
 
@@ -397,6 +400,8 @@ class Saga:
             )
             self.complete()
             return amount
+        if self.amount is None:
+            self.amount = amount
         account = pocket.mt5
         credit = self.balance_change(account, amount.amount, purpose)
         self.undo_balance_change(credit, "rev", amount)

@@ -25,6 +25,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from contracts import funds, withdrawal
     from contracts.funds import (
+        DECIDE,
+        PAYMENT_EVENT,
         DecisionOutcome,
         MarkMovement,
         MovementRef,
@@ -34,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
         StaffDecision,
         StaffId,
     )
-    from contracts.withdrawal import DECIDE, PAYMENT_EVENT, WITHDRAWAL, WithdrawalInput
+    from contracts.withdrawal import WITHDRAWAL, WithdrawalInput
     from domain.money_flows import MovementKind
     from domain.payment_checks import APPROVALS_NEEDED
     from domain.payments import FinanceCaseKind, PaymentEvent, PaymentEventKind, PaymentStatus

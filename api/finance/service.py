@@ -23,8 +23,7 @@ from api.finance.schemas import (
 from api.policy import Principal
 from api.schemas import decimal_text
 from api.temporal import TemporalConnector, execute_update, staff_update_id, start_once
-from contracts import deposit, withdrawal
-from contracts.funds import StaffDecision
+from contracts.funds import DECIDE, StaffDecision
 from contracts.unmatched_funds import (
     RESOLVE_UNMATCHED,
     ResolveUnmatched,
@@ -152,11 +151,10 @@ async def decide(
         ip=staff.context.ip,
         request_id=staff.context.request_id,
     )
-    decide_update = deposit.DECIDE if direction is PaymentDirection.DEPOSIT else withdrawal.DECIDE
     outcome = await execute_update(
         temporal,
         payment.workflow_id,
-        decide_update,
+        DECIDE,
         decision,
         closed=f"nothing to decide: the {direction.value}'s workflow has finished",
         update_id=staff_update_id(staff.id, staff.context.request_id),

@@ -20,8 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.temporal import TemporalConnector, signal_if_open
 from api.webhooks.schemas import WebhookOutcome
-from contracts import deposit, withdrawal
-from contracts.process import Signal
+from contracts import funds
 from db.models import Payment, WebhookEvent
 from db.unmatched_funds import queue_unmatched
 from domain.payments import (
@@ -97,7 +96,7 @@ async def receive(
     async with session.begin_nested() as accepted:
         if not await _record(session, event, WebhookOutcome.ACCEPTED, payment_id, None):
             return _logged(event, Received(WebhookOutcome.DUPLICATE, event.event_id))
-        if await signal_if_open(temporal, workflow_id, _payment_event_of(payment), event):
+        if await signal_if_open(temporal, workflow_id, funds.PAYMENT_EVENT, event):
             return _logged(event, Received(WebhookOutcome.ACCEPTED, event.event_id))
         await accepted.rollback()
     reason = f"{where} and its workflow has finished; a person must look at it"
@@ -199,10 +198,3 @@ def _logged(event: PaymentEvent, received: Received) -> Received:
         f" - {received.reason}" if received.reason else "",
     )
     return received
-
-
-def _payment_event_of(payment: Payment) -> Signal[PaymentEvent]:
-    """The signal by which the payment's own workflow hears from its processor."""
-    if payment.direction == PaymentDirection.DEPOSIT:
-        return deposit.PAYMENT_EVENT
-    return withdrawal.PAYMENT_EVENT

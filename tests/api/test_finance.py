@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from contracts.funds import StaffDecision
-from contracts.withdrawal import DECIDE
+from contracts.funds import DECIDE, StaffDecision
 from db.models import AuditEntry, Client, FxRateRow
 from domain.payments import PaymentStatus
 from domain.roles import StaffRole

@@ -12,8 +12,8 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from contracts import deposit, funds
-from contracts.deposit import DECIDE, PAYMENT_EVENT, DepositInput, deposit_workflow_id
-from contracts.funds import DecisionOutcome, MovementResult, StaffDecision
+from contracts.deposit import DepositInput, deposit_workflow_id
+from contracts.funds import DECIDE, PAYMENT_EVENT, DecisionOutcome, MovementResult, StaffDecision
 from domain.money import Money
 from domain.money_flows import MovementKind, Pocket, reference_for
 from domain.payment_checks import RiskFlag

@@ -17,8 +17,15 @@ from temporalio.client import (
 from temporalio.testing import WorkflowEnvironment
 
 from contracts import funds, withdrawal
-from contracts.funds import Compensation, DecisionOutcome, MovementResult, StaffDecision
-from contracts.withdrawal import DECIDE, PAYMENT_EVENT, WithdrawalInput, withdrawal_workflow_id
+from contracts.funds import (
+    DECIDE,
+    PAYMENT_EVENT,
+    Compensation,
+    DecisionOutcome,
+    MovementResult,
+    StaffDecision,
+)
+from contracts.withdrawal import WithdrawalInput, withdrawal_workflow_id
 from domain.money_flows import MovementKind, Pocket, reference_for
 from domain.payment_checks import RiskFlag
 from domain.payments import FinanceCaseKind, PaymentEventKind, PaymentStatus
