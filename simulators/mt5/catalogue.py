@@ -35,6 +35,16 @@ class Symbol:
     swap_long: Decimal = Decimal(0)
     swap_short: Decimal = Decimal(0)
     swap_3day: int = WEDNESDAY
+    margin_maintenance: Decimal = Decimal(0)
+    # Per order type (0 buy, 1 sell, 2-7 pending kinds), initial and maintenance; empty: every
+    # type uses `margin_rate`.
+    margin_rates_initial: tuple[Decimal, ...] = ()
+    margin_rates_maintenance: tuple[Decimal, ...] = ()
+    margin_flags: int = 0  # 4: MARGIN_FLAGS_HEDGE_LARGE_LEG
+    volume_min: int = 100  # 1/10000 lot: 0.01 lot
+    volume_max: int = 1_000_000  # 100 lots
+    volume_step: int = 100
+    trade_mode: int = 4  # 0 disabled, 1 long only, 2 short only, 3 close only, 4 full
 
     @property
     def point(self) -> Decimal:

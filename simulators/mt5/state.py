@@ -134,6 +134,10 @@ class User:
     balance: str = "0"
     credit: str = "0"
     commission_daily: str = "0"  # accumulated, charged at the end of the day (negative)
+    commission_monthly: str = "0"  # accumulated, charged at the end of the month (negative)
+    agent: int = 0  # login of the agent (IB) account agent commissions are credited to
+    commission_agent_daily: str = "0"  # accumulated for this agent, paid at the end of the day
+    commission_agent_monthly: str = "0"  # accumulated for this agent, paid at the month's end
 
     @property
     def money(self) -> tuple[Decimal, Decimal]:
@@ -171,6 +175,8 @@ class Deal:
     digits: int = 0
     gateway: str = ""  # A-book: the liquidity provider's gateway
     price_gateway: str = "0"  # A-book: the LP's execution price
+    position_by_id: int = 0  # close-by: the opposite position
+    fee: str = "0.00"  # commissions of Mode 2 (fee), kept apart from Commission
 
 
 @dataclass
@@ -209,6 +215,7 @@ class Order:
     position_id: int = 0
     reason: int = 0
     comment: str = ""
+    position_by_id: int = 0  # close-by: the opposite position
 
 
 @dataclass
@@ -222,6 +229,12 @@ class Books:
     quotes: dict[str, list[str]] = field(default_factory=dict)  # symbol -> [bid, ask]
     next_ticket: int = 1000
     next_login: int = FIRST_AUTO_LOGIN
+    # Symbols added or changed through `symbol/add` or the config file, as Web API records;
+    # the catalogue's defaults apply to the others.
+    symbols: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Dealer requests by id and their results, so an id answered before a restart still is.
+    requests: dict[int, dict[str, Any]] = field(default_factory=dict)
+    next_request: int = 0
 
     def digits(self, login: int) -> int:
         return int(self.groups[self.users[login].group]["CurrencyDigits"])
@@ -303,6 +316,9 @@ class Snapshot:
             quotes=raw.get("quotes", {}),
             next_ticket=raw["next_ticket"],
             next_login=raw["next_login"],
+            symbols=raw.get("symbols", {}),
+            requests={int(k): v for k, v in raw.get("requests", {}).items()},
+            next_request=raw.get("next_request", 0),
         )
 
     def save(self, books: Books) -> None:
@@ -318,6 +334,9 @@ class Snapshot:
             "quotes": books.quotes,
             "next_ticket": books.next_ticket,
             "next_login": books.next_login,
+            "symbols": books.symbols,
+            "requests": {str(k): v for k, v in books.requests.items()},
+            "next_request": books.next_request,
         }
         temporary = self.path.with_suffix(".tmp")
         temporary.write_text(json.dumps(raw))
