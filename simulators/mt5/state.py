@@ -235,6 +235,7 @@ class Books:
     # Dealer requests by id and their results, so an id answered before a restart still is.
     requests: dict[int, dict[str, Any]] = field(default_factory=dict)
     next_request: int = 0
+    rolled_over_to: str = ""  # ISO server date of the last automatic end of day
 
     def digits(self, login: int) -> int:
         return int(self.groups[self.users[login].group]["CurrencyDigits"])
@@ -319,6 +320,7 @@ class Snapshot:
             symbols=raw.get("symbols", {}),
             requests={int(k): v for k, v in raw.get("requests", {}).items()},
             next_request=raw.get("next_request", 0),
+            rolled_over_to=raw.get("rolled_over_to", ""),
         )
 
     def save(self, books: Books) -> None:
@@ -337,6 +339,7 @@ class Snapshot:
             "symbols": books.symbols,
             "requests": {str(k): v for k, v in books.requests.items()},
             "next_request": books.next_request,
+            "rolled_over_to": books.rolled_over_to,
         }
         temporary = self.path.with_suffix(".tmp")
         temporary.write_text(json.dumps(raw))
