@@ -20,8 +20,9 @@ from domain.mt5 import BalanceOperation, Mt5Deal
 from mt5_adapter.errors import Mt5Error
 from mt5_adapter.gateway import Mt5Gateway
 
-# MT5 stamps deals with trade-server time, which may run ahead of or behind UTC.
-SERVER_CLOCK_SLACK = timedelta(days=1)
+# The gateway converts the server's zone both ways; this only covers the two clocks' drift and
+# the time between stamping `since` and the write reaching MT5.
+SERVER_CLOCK_SLACK = timedelta(minutes=10)
 
 
 async def apply_balance_once(

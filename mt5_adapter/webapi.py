@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -36,6 +36,7 @@ from mt5_adapter.errors import (
     error_for,
 )
 from mt5_adapter.handshake import answer_to, new_challenge, proves
+from mt5_adapter.server_time import ServerZone, zone_of
 
 log = logging.getLogger(__name__)
 
@@ -287,6 +288,7 @@ class WebApiGateway:
         self._idle: asyncio.Queue[ManagerSession] = asyncio.Queue()
         for session in self._sessions:
             self._idle.put_nowait(session)
+        self._zone: ServerZone | None = None
 
     async def _call(
         self,
@@ -309,6 +311,18 @@ class WebApiGateway:
         except Mt5NotFound:
             return {"answer": []}
 
+    async def server_zone(self) -> ServerZone:
+        """The server's time zone (`time/get`), asked once: every `Time` it answers and every
+        `from`/`to` it reads are on that clock, not UTC."""
+        if self._zone is None:
+            answer = await self._call("time/get")
+            self._zone = zone_of(answer["answer"])
+        return self._zone
+
+    async def _window(self, since: datetime, until: datetime) -> dict[str, str]:
+        zone = await self.server_zone()
+        return {"from": str(zone.server_seconds(since)), "to": str(zone.server_seconds(until))}
+
     # -- Mt5Gateway ------------------------------------------------------------------------
 
     async def ping(self) -> None:
@@ -329,11 +343,11 @@ class WebApiGateway:
         if user.rights is not None:
             body["Rights"] = str(int(user.rights))
         answer = await self._call("user/add", {}, body, write=True)
-        return parse_user(answer["answer"])
+        return parse_user(answer["answer"], await self.server_zone())
 
     async def get_user(self, login: int) -> Mt5User:
         answer = await self._call("user/get", {"login": str(login)})
-        return parse_user(answer["answer"])
+        return parse_user(answer["answer"], await self.server_zone())
 
     async def update_user(self, login: int, changes: Mt5UserChanges) -> Mt5User:
         """`user/update`: `login` in the query (as the reference lists it) and in the POSTed record,
@@ -353,7 +367,7 @@ class WebApiGateway:
         answer = await self._call(
             "user/update", {"login": str(login)}, {"Login": str(login), **body}, write=True
         )
-        return parse_user(answer["answer"])
+        return parse_user(answer["answer"], await self.server_zone())
 
     async def delete_user(self, login: int) -> None:
         """`user/delete`; an account with open trades raises `Mt5HasOpenPositions` (3008)."""
@@ -407,15 +421,12 @@ class WebApiGateway:
     ) -> Mt5Deal | None:
         answer = await self._history_call(
             "deal/get_batch",
-            {
-                "login": str(login),
-                "from": str(int(since.timestamp())),
-                "to": str(int(until.timestamp())),
-            },
+            {"login": str(login), **await self._window(since, until)},
         )
         wanted = comment[:MAX_COMMENT]
+        zone = await self.server_zone()
         for record in answer.get("answer") or []:
-            deal = parse_deal(record)
+            deal = parse_deal(record, zone)
             if deal.action not in BALANCE_ACTIONS_EXCLUDED and deal.comment == wanted:
                 return deal
         return None
@@ -427,13 +438,13 @@ class WebApiGateway:
             "deal/get_page",
             {
                 "login": str(login),
-                "from": str(int(since.timestamp())),
-                "to": str(int(until.timestamp())),
+                **await self._window(since, until),
                 "offset": str(offset),
                 "total": str(total),
             },
         )
-        return [parse_deal(record) for record in answer.get("answer") or []]
+        zone = await self.server_zone()
+        return [parse_deal(record, zone) for record in answer.get("answer") or []]
 
     async def aclose(self) -> None:
         for session in self._sessions:
@@ -448,11 +459,7 @@ def _money(value: Any) -> Decimal:
     return Decimal(str(value))
 
 
-def _time(value: Any) -> datetime:
-    return datetime.fromtimestamp(_int(value or 0), UTC)
-
-
-def parse_user(record: dict[str, Any]) -> Mt5User:
+def parse_user(record: dict[str, Any], zone: ServerZone) -> Mt5User:
     return Mt5User(
         login=_int(record["Login"]),
         group=str(record.get("Group", "")),
@@ -464,11 +471,11 @@ def parse_user(record: dict[str, Any]) -> Mt5User:
         comment=str(record.get("Comment", "")),
         balance=_money(record.get("Balance", "0")),
         credit=_money(record.get("Credit", "0")),
-        registration=_time(record.get("Registration")),
+        registration=zone.moment(_int(record.get("Registration") or 0)),
     )
 
 
-def parse_deal(record: dict[str, Any]) -> Mt5Deal:
+def parse_deal(record: dict[str, Any], zone: ServerZone) -> Mt5Deal:
     # model_construct: every field is converted explicitly here, and history pages are large.
     return Mt5Deal.model_construct(
         ticket=int(record["Deal"]),
@@ -477,7 +484,7 @@ def parse_deal(record: dict[str, Any]) -> Mt5Deal:
         entry=int(record.get("Entry", 0)),
         profit=_money(record.get("Profit", "0")),
         comment=str(record.get("Comment", "")),
-        time=datetime.fromtimestamp(int(record.get("Time", 0)), UTC),
+        time=zone.moment(int(record.get("Time", 0))),
     )
 
 

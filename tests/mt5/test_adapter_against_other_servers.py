@@ -46,6 +46,8 @@ def scripted_server(
                     "cli_rand_answer": proof(secret, request.url.params["cli_rand"]),
                 },
             )
+        if path == "time/get" and path not in answers:
+            return envelope({"TimeZone": "0", "Daylight": "0"})
         return answers[path](request)
 
     return httpx.MockTransport(handle)
@@ -159,3 +161,30 @@ async def test_user_delete_refused_and_position_total_as_a_number() -> None:
     with pytest.raises(Mt5HasOpenPositions):
         await mt5.delete_user(5000001)
     assert await mt5.get_open_position_count(5000001) == 2
+
+
+async def test_a_server_at_utc_plus_3_is_read_and_asked_in_its_own_time() -> None:
+    """Server at UTC+2 with daylight saving, in July: UTC+3. A deal MT5 stamped 15:00:00 server
+    time (1782918000 = 2026-07-01 15:00:00 as Unix seconds of the local clock) happened at 12:00
+    UTC; a window of 11:50-12:10 UTC is sent as 14:50-15:10 server time."""
+    sent: list[httpx.QueryParams] = []
+
+    def batch(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.params)
+        deal = {"Deal": "5", "Login": "9", "Action": "2", "Comment": "dep", "Time": "1782918000"}
+        return envelope([deal])
+
+    mt5 = gateway(
+        scripted_server(
+            {
+                "time/get": lambda r: envelope({"TimeZone": "120", "Daylight": "1"}),
+                "deal/get_batch": batch,
+            }
+        )
+    )
+    noon = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+    found = await mt5.find_deal_by_comment(
+        9, "dep", noon - timedelta(minutes=10), noon + timedelta(minutes=10)
+    )
+    assert found is not None and found.time == noon
+    assert sent[0]["from"] == str(1782918000 - 600) and sent[0]["to"] == str(1782918000 + 600)
