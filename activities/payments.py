@@ -23,10 +23,7 @@ from activities.movements import (
     move,
 )
 from contracts import deposit, funds, withdrawal
-from contracts.deposit import (
-    DepositAssessment,
-    PaymentReceived,
-)
+from contracts.deposit import DepositAssessment, PaymentReceived, ProcessorEvents
 from contracts.funds import PaymentRef, RecordDecision
 from contracts.steps import implements
 from contracts.withdrawal import PayoutVerdict, WithdrawalAssessment
@@ -360,6 +357,19 @@ class PaymentSteps:
                 sent_at=datetime.now(UTC),
             )
         )
+
+    @implements(deposit.ask_processor_for_payment_events)
+    async def ask_processor_for_payment_events(self, request: PaymentRef) -> ProcessorEvents:
+        """What the processor sent about the deposit (its webhook is late or lost), as the
+        events with their own ids: the workflow takes them the one way it takes webhooks."""
+        async with self._sessions() as session:
+            payment = await load_payment(session, request.payment_id)
+        if payment.provider_ref is None:
+            return ProcessorEvents()  # no payment page or reference yet: nothing to ask about
+        events = await processor_call(
+            self._providers[payment.provider].payment_events(payment.provider_ref)
+        )
+        return ProcessorEvents(events=tuple(events))
 
     @implements(deposit.return_payment_to_payer)
     async def return_payment_to_payer(self, request: PaymentRef) -> None:

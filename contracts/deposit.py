@@ -52,6 +52,12 @@ class DepositAssessment(Contract):
     amount: Money  # what the processor collected: what the client gets
 
 
+class ProcessorEvents(Contract):
+    """What the processor says it sent about the deposit, with its events' own ids."""
+
+    events: tuple[PaymentEvent, ...] = ()
+
+
 DEPOSIT = Process("Deposit", DepositInput, MovementResult)
 # It hears `funds.PAYMENT_EVENT` (the processor's webhook) and `funds.DECIDE` (a compliance
 # officer on a held deposit).
@@ -67,3 +73,7 @@ record_payment_received = Step(
 assess_deposit = Step("assess_deposit", PaymentRef, DepositAssessment, policies.DATABASE)
 # A rejected deposit goes back where it came from, and out of the books' suspense.
 return_payment_to_payer = Step("return_payment_to_payer", PaymentRef, type(None), policies.DATABASE)
+# Asked when no webhook has settled the deposit for a while: a lost webhook loses no payment.
+ask_processor_for_payment_events = Step(
+    "ask_processor_for_payment_events", PaymentRef, ProcessorEvents, policies.PROCESSOR_QUERY
+)

@@ -62,3 +62,14 @@ MAIL = Policy(
 # Steps that read or write many rows at once: a list file of tens of thousands of parties, a
 # batch of clients screened against every active list.
 BULK = Policy(timeout=timedelta(minutes=10), retry=DATABASE.retry)
+
+# Asking a processor is worth a few quick tries; beyond that the workflow's next poll is the
+# retry (it asks again after its `PaymentTimers` interval), so one attempt never stalls it.
+PROCESSOR_QUERY = Policy(
+    timeout=timedelta(seconds=30),
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=2),
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=5,
+    ),
+)

@@ -6,10 +6,8 @@ withdrawal takes (the shared ones are in `contracts.funds`).
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
 from pydantic import Field
-from temporalio.common import RetryPolicy
 
 from contracts import policies
 from contracts.funds import (
@@ -64,15 +62,5 @@ assess_withdrawal = Step("assess_withdrawal", PaymentRef, WithdrawalAssessment, 
 # The payout through the processor, keyed by the payment's reference; answers its payout id.
 send_payout = Step("send_payout", PaymentRef, str, policies.DATABASE)
 
-# Asking the processor is worth a few quick tries; beyond that the next poll is the retry (the
-# workflow asks again after `PaymentTimers.payout_poll_every`), so one attempt never stalls it.
-PROCESSOR_QUERY = policies.Policy(
-    timeout=timedelta(seconds=30),
-    retry=RetryPolicy(
-        initial_interval=timedelta(seconds=2),
-        maximum_interval=timedelta(seconds=30),
-        maximum_attempts=5,
-    ),
-)
 # The payout's status, asked of the processor when its verdict webhook is late.
-poll_payout_status = Step("poll_payout_status", PaymentRef, PayoutVerdict, PROCESSOR_QUERY)
+poll_payout_status = Step("poll_payout_status", PaymentRef, PayoutVerdict, policies.PROCESSOR_QUERY)

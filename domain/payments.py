@@ -68,6 +68,11 @@ class PaymentTimers(Frozen):
     # A held deposit or a withdrawal awaiting four-eyes approval is escalated (once) when
     # nobody has decided this long after it started waiting; it keeps waiting for the decision.
     held_decision_sla: timedelta = timedelta(hours=24)
+    # A deposit the processor has said nothing about (no webhook) asks it `deposit_poll_after`
+    # after the payment page or reference was handed out, then at doubling intervals up to
+    # `deposit_poll_every`, and once more as its payment window closes.
+    deposit_poll_after: timedelta = timedelta(minutes=5)
+    deposit_poll_every: timedelta = timedelta(hours=2)
 
 
 class PaymentSession(Frozen):

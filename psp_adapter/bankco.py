@@ -8,6 +8,7 @@ import io
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
@@ -108,7 +109,9 @@ class BankCo:
         signing.check(
             self._secret.get_secret_value(), f"{sent_at}\n".encode() + body, signature, sent_at, now
         )
-        event = signing.json_object(body)
+        return self._event(signing.json_object(body), sent_at)
+
+    def _event(self, event: dict[str, Any], sent_at: int) -> PaymentEvent:
         with signing.well_formed("BankCo"):
             kind = EVENTS.get(str(event.get("event")))
             if kind is None:
@@ -126,6 +129,17 @@ class BankCo:
                 payer_name=str(data.get("payer_name") or data.get("beneficiary_name") or ""),
                 sent_at=datetime.fromtimestamp(sent_at, UTC),
             )
+
+    async def payment_events(self, provider_ref: str) -> list[PaymentEvent]:
+        """`GET /bankco/api/events?reference=`: the events BankCo sent about a deposit
+        reference (every transfer quoting it), with their own ids."""
+        response = await self._http.get("/bankco/api/events", params={"reference": provider_ref})
+        response.raise_for_status()
+        return [
+            self._event(event, int(event.get("created", 0)))
+            for event in response.json()["events"]
+            if EVENTS.get(str(event.get("event"))) is not None
+        ]
 
     async def settlement(self, day: date) -> list[SettlementLine]:
         response = await self._http.get(f"/bankco/api/settlements/{day.isoformat()}.csv")

@@ -6,6 +6,7 @@ import csv
 import io
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
@@ -101,7 +102,9 @@ class CardCo:
         signing.check(
             self._secret.get_secret_value(), f"{sent_at}.".encode() + body, signature, sent_at, now
         )
-        event = signing.json_object(body)
+        return self._event(signing.json_object(body), sent_at)
+
+    def _event(self, event: dict[str, Any], sent_at: int) -> PaymentEvent:
         with signing.well_formed("CardCo"):
             kind = EVENTS.get(str(event.get("type")))
             if kind is None:
@@ -121,6 +124,17 @@ class CardCo:
                 payer_name=str(intent.get("customer_name", "")),
                 sent_at=datetime.fromtimestamp(sent_at, UTC),
             )
+
+    async def payment_events(self, provider_ref: str) -> list[PaymentEvent]:
+        """`GET /cardco/v1/payment_intents/{id}/events`: the events CardCo sent about the
+        intent, with their own ids, so one also delivered by webhook counts once."""
+        response = await self._http.get(f"/cardco/v1/payment_intents/{provider_ref}/events")
+        response.raise_for_status()
+        return [
+            self._event(event, int(event.get("created", 0)))
+            for event in response.json()["data"]
+            if EVENTS.get(str(event.get("type"))) is not None
+        ]
 
     async def settlement(self, day: date) -> list[SettlementLine]:
         response = await self._http.get(f"/cardco/v1/settlements/{day.isoformat()}.csv")

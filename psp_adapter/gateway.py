@@ -37,6 +37,11 @@ class PaymentProvider(Protocol):
         """Send a collected payment back to whoever paid it; returns the processor's id."""
         ...
 
+    async def payment_events(self, provider_ref: str) -> list[PaymentEvent]:
+        """Every event the processor sent about the deposit `provider_ref` (what the deposit's
+        session got), with the ids its webhooks carry: for when a webhook is late or lost."""
+        ...
+
     def verify_webhook(
         self, headers: Mapping[str, str], body: bytes, now: datetime
     ) -> PaymentEvent:

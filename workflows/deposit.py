@@ -15,9 +15,10 @@ the wallet or the MT5 account.
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from contracts import deposit, funds
@@ -53,6 +54,7 @@ from workflows.funds import (
     Saga,
     book,
     escalate,
+    failure_text,
     finish_first,
     hours,
     mark,
@@ -74,6 +76,9 @@ QUEUE_FUNDS_NOT_TAKEN = "deposit-queue-funds-not-taken"
 # Since this change a held deposit nobody decides on within `held_decision_sla` is escalated
 # once (a `decision_overdue` case); before, it waited without a timer.
 HELD_DECISION_SLA = "deposit-held-decision-sla"
+# Since this change a deposit without a webhook asks the processor what it sent (a lost webhook
+# loses no payment); before, it waited for the webhook alone until its window closed.
+ASK_PROCESSOR_WHEN_SILENT = "deposit-ask-processor-when-silent"
 
 
 class _TakeBackFailed(Exception):
@@ -192,9 +197,12 @@ class DepositWorkflow:
         payment = PaymentRef(payment_id=self._request.payment_id)
         await finish_first(deposit.start_processor_deposit(payment))
         self._status = PaymentStatus.AWAITING_FUNDS
-        await workflow.wait_condition(
-            lambda: self._processor_outcome() is not None, timeout=PAYMENT_WINDOW
-        )
+        if workflow.patched(ASK_PROCESSOR_WHEN_SILENT):
+            await self._wait_or_ask_processor(payment)
+        else:
+            await workflow.wait_condition(
+                lambda: self._processor_outcome() is not None, timeout=PAYMENT_WINDOW
+            )
         event = self._processor_outcome()
         if event is None:
             raise ApplicationError(
@@ -203,6 +211,46 @@ class DepositWorkflow:
                 non_retryable=True,
             )
         return event
+
+    async def _wait_or_ask_processor(self, payment: PaymentRef) -> None:
+        """Wait for the processor's outcome. While no webhook brings one, ask the processor what
+        it sent `deposit_poll_after` in, then at doubling intervals up to `deposit_poll_every`,
+        and once more as the payment window closes; its events keep their own ids, so one that
+        also comes by webhook counts once. Raises TimeoutError if the window closes without."""
+        timers = self._request.timers
+        closes = workflow.now() + PAYMENT_WINDOW
+        interval = timers.deposit_poll_after
+        while True:
+            remaining = closes - workflow.now()
+            if remaining > timedelta(0):
+                try:
+                    await workflow.wait_condition(
+                        lambda: self._processor_outcome() is not None,
+                        timeout=min(interval, remaining),
+                    )
+                    return
+                except TimeoutError:
+                    pass
+            await self._ask_processor(payment)
+            if self._processor_outcome() is not None:
+                return
+            if workflow.now() >= closes:
+                raise TimeoutError("no payment arrived in time")
+            interval = min(interval * 2, timers.deposit_poll_every)
+
+    async def _ask_processor(self, payment: PaymentRef) -> None:
+        try:
+            answer = await deposit.ask_processor_for_payment_events(payment)
+        except ActivityError as failure:
+            workflow.logger.warning(
+                "deposit %s: asking %s what it sent failed (%s); asking again later",
+                self._request.reference,
+                self._request.provider,
+                failure_text(failure),
+            )
+            return
+        for event in answer.events:
+            await self.payment_event(event)
 
     async def _receive(self, event: PaymentEvent) -> MovementResult:
         request = self._request

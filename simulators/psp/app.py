@@ -70,6 +70,16 @@ def build_app(card: CardCo, bank: BankCo, outbox: Outbox) -> Starlette:
         intent = card.intents.get(request.path_params["id"])
         return JSONResponse(intent.__dict__) if intent else error(404, "no such payment intent")
 
+    async def intent_events(request: Request) -> Response:
+        """Every event sent about a payment intent (a Stripe-style list): how a merchant that
+        lost a webhook finds out what happened."""
+        if not authorised(request, card.api_key):
+            return error(401, "invalid API key")
+        intent_id = request.path_params["id"]
+        if intent_id not in card.intents:
+            return error(404, "no such payment intent")
+        return JSONResponse({"object": "list", "data": card.events.get(intent_id, [])})
+
     async def hosted_page(request: Request) -> Response:
         intent = card.intents.get(request.path_params["id"])
         if intent is None:
@@ -142,6 +152,15 @@ def build_app(card: CardCo, bank: BankCo, outbox: Outbox) -> Starlette:
             return error(404, "no such payout")
         return JSONResponse(found.__dict__)
 
+    async def reference_events(request: Request) -> Response:
+        """Every event sent about a deposit reference (transfers received quoting it)."""
+        if not authorised(request, bank.api_key):
+            return error(401, "invalid API key")
+        reference = request.query_params.get("reference", "")
+        if not reference:
+            return error(400, "reference is required")
+        return JSONResponse({"events": bank.events.get(reference, [])})
+
     async def bank_settlement(request: Request) -> Response:
         if not authorised(request, bank.api_key):
             return error(401, "invalid API key")
@@ -180,11 +199,23 @@ def build_app(card: CardCo, bank: BankCo, outbox: Outbox) -> Starlette:
     async def sim_webhooks(request: Request) -> Response:
         if request.method == "POST":
             body = await json_body(request) or {}
-            outbox.faults = DeliveryFaults(
-                delay_ms=int(body.get("delay_ms", 0)),
-                duplicate_probability=float(body.get("duplicate_probability", 0)),
-                reorder_window=int(body.get("reorder_window", 0)),
-            )
+            try:
+                faults = DeliveryFaults(
+                    delay_ms=int(body.get("delay_ms", 0)),
+                    duplicate_probability=float(body.get("duplicate_probability", 0)),
+                    reorder_window=int(body.get("reorder_window", 0)),
+                    drop_probability=float(body.get("drop_probability", 0)),
+                )
+            except (TypeError, ValueError):
+                return error(400, "delay_ms, reorder_window (integers) and probabilities expected")
+            chances = (faults.duplicate_probability, faults.drop_probability)
+            if (
+                faults.delay_ms < 0
+                or faults.reorder_window < 0
+                or not all(0 <= p <= 1 for p in chances)
+            ):
+                return error(400, "delays and windows must be >= 0, probabilities within [0, 1]")
+            outbox.faults = faults
         if request.method == "DELETE":
             outbox.flush()
         return JSONResponse(
@@ -227,12 +258,14 @@ def build_app(card: CardCo, bank: BankCo, outbox: Outbox) -> Starlette:
         routes=[
             Route("/cardco/v1/payment_intents", create_intent, methods=["POST"]),
             Route("/cardco/v1/payment_intents/{id}", get_intent, methods=["GET"]),
+            Route("/cardco/v1/payment_intents/{id}/events", intent_events, methods=["GET"]),
             Route("/cardco/pay/{id}", hosted_page, methods=["GET", "POST"]),
             Route("/cardco/v1/refunds", refund, methods=["POST"]),
             Route("/cardco/v1/settlements/{date}.csv", card_settlement, methods=["GET"]),
             Route("/bankco/api/deposit_references", deposit_reference, methods=["POST"]),
             Route("/bankco/api/payouts", payout, methods=["POST"]),
             Route("/bankco/api/payouts/{payout_id}", payout_status, methods=["GET"]),
+            Route("/bankco/api/events", reference_events, methods=["GET"]),
             Route("/bankco/api/settlements/{date}.csv", bank_settlement, methods=["GET"]),
             Route("/_sim/cardco/chargeback", sim_chargeback, methods=["POST"]),
             Route("/_sim/bankco/incoming", sim_incoming, methods=["POST"]),

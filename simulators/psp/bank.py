@@ -67,6 +67,8 @@ class BankCo:
         self.settlement = Ledger()
         self.auto_settle: AutoSettle | None = None
         self._random = random.Random(0)
+        # Every event sent, by the reference it concerns: what `GET /bankco/api/events` lists.
+        self.events: dict[str, list[dict[str, object]]] = {}
 
     def set_auto_settle(self, rule: AutoSettle | None) -> None:
         """None or after_ms 0: payouts wait for `/_sim/bankco/settle` (the default)."""
@@ -82,7 +84,13 @@ class BankCo:
         }
 
     def emit(self, event: str, data: dict[str, object]) -> None:
-        payload = {"event": event, "event_id": secrets.token_hex(8), "data": data}
+        payload = {
+            "event": event,
+            "event_id": secrets.token_hex(8),
+            "created": int(time.time()),
+            "data": data,
+        }
+        self.events.setdefault(str(data.get("reference", "")), []).append(payload)
         self.outbox.send(self.name, event, json.dumps(payload, separators=(",", ":")), self.sign)
 
     def deposit_reference(self, customer_reference: str) -> str:

@@ -53,6 +53,8 @@ class CardCo:
         self.intents: dict[str, Intent] = {}
         self.by_idempotency_key: dict[str, str] = {}
         self.settlement = Ledger()
+        # Every event sent, by payment intent: what `GET .../events` lists (webhooks get lost).
+        self.events: dict[str, list[dict[str, object]]] = {}
 
     def sign(self, body: str, timestamp: int) -> dict[str, str]:
         digest = hmac.new(self.secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256)
@@ -65,6 +67,7 @@ class CardCo:
             "created": int(time.time()),
             "data": {"object": asdict(intent)},
         }
+        self.events.setdefault(intent.id, []).append(payload)
         self.outbox.send(self.name, event, json.dumps(payload, separators=(",", ":")), self.sign)
 
     def create_intent(

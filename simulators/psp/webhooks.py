@@ -25,6 +25,7 @@ class DeliveryFaults:
     delay_ms: int = 0
     duplicate_probability: float = 0.0
     reorder_window: int = 0  # hold this many events and send them shuffled
+    drop_probability: float = 0.0  # never sent at all: only the processor's event list has it
 
 
 @dataclass
@@ -37,7 +38,7 @@ class Delivered:
     status: int | None = None  # HTTP status of the latest attempt (None: no answer)
     attempts: int = 0
     signed_at: list[int] = field(default_factory=list)  # the timestamp each attempt was signed at
-    outcome: str = "pending"  # pending | delivered | failed (retries exhausted) | no_url
+    outcome: str = "pending"  # pending | delivered | failed (retries exhausted) | no_url | dropped
 
 
 @dataclass
@@ -62,6 +63,9 @@ class Outbox:
     _client: httpx.AsyncClient | None = None
 
     def send(self, provider: str, event: str, body: str, sign: Signer) -> None:
+        if self._random.random() < self.faults.drop_probability:
+            self.log.append(Delivered(provider, event, body, outcome="dropped"))
+            return
         copies = 2 if self._random.random() < self.faults.duplicate_probability else 1
         self._held.extend(Held(provider, event, body, sign) for _ in range(copies))
         if len(self._held) >= max(1, self.faults.reorder_window):

@@ -176,3 +176,47 @@ def test_a_signed_but_malformed_webhook_is_refused(payload: dict[str, object]) -
     signature = signing.hmac_hex("whsec_test", f"{stamp}.".encode() + body)
     with pytest.raises(WebhookRejected, match="malformed"):
         provider.verify_webhook({"CardCo-Signature": f"t={stamp},v1={signature}"}, body, now)
+
+
+async def test_events_whose_webhooks_were_lost_are_listed_with_the_webhooks_ids(
+    cardco: CardCo, bankco: BankCo, psp: tuple[str, Receiver]
+) -> None:
+    base, receiver = psp
+    # A delivered webhook first: the list answers the same event, under the same id.
+    amount = Money(amount=Decimal("80.00"), currency="USD")
+    delivered = await cardco.start_deposit("dep-lost-0", amount, "Ann Lee", "dep-lost-0")
+    httpx.post(str(delivered.redirect_url), data={"outcome": "succeeded"})
+    [(_, headers, body)] = receiver.wait_for(1)
+    pushed = cardco.verify_webhook(headers, body, datetime.now(UTC))
+    [listed] = await cardco.payment_events(delivered.provider_ref)
+    assert listed.model_dump(exclude={"sent_at"}) == pushed.model_dump(exclude={"sent_at"})
+
+    # From now on every webhook is lost on the way; the processors still know what they sent.
+    assert httpx.post(f"{base}/_sim/webhooks", json={"drop_probability": 1}).is_success
+    card = await cardco.start_deposit("dep-lost-1", amount, "Ann Lee", "dep-lost-1")
+    assert await cardco.payment_events(card.provider_ref) == []
+    httpx.post(str(card.redirect_url), data={"outcome": "succeeded"})
+    [paid] = await cardco.payment_events(card.provider_ref)
+    assert (paid.kind, paid.reference, paid.amount, paid.provider_ref) == (
+        PaymentEventKind.PAYMENT_SUCCEEDED,
+        "dep-lost-1",
+        amount,
+        card.provider_ref,
+    )
+
+    bank = await bankco.start_deposit("client-lost", amount, "Ann Lee", "k-lost")
+    for sent in ("500.00", "500.00"):  # two transfers quoting one reference
+        httpx.post(
+            f"{base}/_sim/bankco/incoming",
+            json={"reference": bank.provider_ref, "amount": sent, "currency": "USD"},
+        )
+    transfers = await bankco.payment_events(bank.provider_ref)
+    assert [t.kind for t in transfers] == [PaymentEventKind.TRANSFER_RECEIVED] * 2
+    assert len({t.event_id for t in transfers}) == 2
+    assert len({t.provider_ref for t in transfers}) == 2
+
+    assert len(receiver.received) == 1  # nothing else was delivered
+    log = httpx.get(f"{base}/_sim/webhooks").json()["delivered"]
+    assert [entry["outcome"] for entry in log].count("dropped") == 3
+    refused = httpx.post(f"{base}/_sim/webhooks", json={"drop_probability": 2})
+    assert refused.status_code == 400

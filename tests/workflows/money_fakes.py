@@ -25,7 +25,7 @@ from temporalio.worker import Replayer, Worker
 
 from contracts import deposit, funds, mt5_task_queue, withdrawal
 from contracts import unmatched_funds as unmatched
-from contracts.deposit import DepositAssessment, PaymentReceived
+from contracts.deposit import DepositAssessment, PaymentReceived, ProcessorEvents
 from contracts.funds import (
     BalanceChange,
     Booking,
@@ -90,7 +90,8 @@ class MoneyFakes:
     `reverse_entry_if_booked`, the new deal's comment for `mt5_reverse_if_applied`): the undo
     fails after its retries and leaves things as they were. `paused` steps wait until their
     event is set. `payout_states` are the processor's answers to `poll_payout_status`, one per
-    poll, in order (pending once they run out).
+    poll, in order (pending once they run out); `processor_events` are the processor's answers
+    to `ask_processor_for_payment_events`, one per question (nothing once they run out).
     """
 
     server: str = field(default_factory=lambda: f"mt5{uuid.uuid4().hex[:8]}")
@@ -107,6 +108,7 @@ class MoneyFakes:
     deals: set[str] = field(default_factory=set)
     paused: dict[str, asyncio.Event] = field(default_factory=dict)
     payout_states: list[PayoutState] = field(default_factory=list)
+    processor_events: list[tuple[PaymentEvent, ...]] = field(default_factory=list)
     _received: Money | None = None
 
     def account(self, login: int = 7001) -> Mt5AccountRef:
@@ -193,6 +195,16 @@ class MoneyFakes:
         async def send_payout(request: PaymentRef) -> str:
             await self._call(withdrawal.send_payout.name, None, request)
             return "payout_1"
+
+        @implements(deposit.ask_processor_for_payment_events)
+        async def ask_processor_for_payment_events(request: PaymentRef) -> ProcessorEvents:
+            events = self.processor_events.pop(0) if self.processor_events else ()
+            await self._call(
+                deposit.ask_processor_for_payment_events.name,
+                tuple(e.event_id for e in events),
+                request,
+            )
+            return ProcessorEvents(events=events)
 
         @implements(withdrawal.poll_payout_status)
         async def poll_payout_status(request: PaymentRef) -> PayoutVerdict:
@@ -319,6 +331,7 @@ class MoneyFakes:
             assess_withdrawal,
             send_payout,
             poll_payout_status,
+            ask_processor_for_payment_events,
             return_payment_to_payer,
             mark_movement,
             notify_client,

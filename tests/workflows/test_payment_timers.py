@@ -14,6 +14,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from contracts import deposit, funds, withdrawal
+from contracts import unmatched_funds as unmatched
 from contracts.deposit import DepositInput
 from contracts.funds import MovementResult, OpenFinanceCase
 from contracts.withdrawal import WithdrawalInput
@@ -21,7 +22,13 @@ from domain.payment_checks import RiskFlag
 from domain.payments import FinanceCaseKind, PaymentEventKind, PaymentStatus, PayoutState
 from tests.workflows import test_deposit as deposits
 from tests.workflows import test_withdrawal as withdrawals
-from tests.workflows.money_fakes import MoneyFakes, blocked_after, start_environment, workers
+from tests.workflows.money_fakes import (
+    MoneyFakes,
+    blocked_after,
+    payment_event,
+    start_environment,
+    workers,
+)
 from workflows.deposit import DepositWorkflow
 from workflows.withdrawal import WithdrawalWorkflow
 
@@ -182,6 +189,79 @@ class TestPayoutVerdict:
         assert result.status is PaymentStatus.COMPLETED
         assert withdrawal.poll_payout_status.name not in fakes.steps()
         assert await timers_started(handle) == 1  # the poll's timer, cancelled by the webhook
+
+
+class TestLostDepositWebhook:
+    async def test_a_payment_whose_webhook_is_lost_is_found_by_asking_the_processor(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        request = a_deposit()
+        paid = payment_event(PaymentEventKind.PAYMENT_SUCCEEDED, request.reference, request.amount)
+        # Nothing to say at the first question (5 min), the payment at the second (10 min later).
+        fakes = MoneyFakes(processor_events=[(), (paid,)])
+        async with workers(env, fakes, DepositWorkflow) as queue:
+            handle = await deposits.start(env, queue, request)
+            result = await deposits.finish(handle)
+
+        assert result.status is PaymentStatus.COMPLETED
+        assert fakes.after(deposit.start_processor_deposit.name)[:3] == [
+            (deposit.ask_processor_for_payment_events.name, ()),
+            (deposit.ask_processor_for_payment_events.name, (paid.event_id,)),
+            (deposit.record_payment_received.name, paid.event_id),
+        ]
+        assert fakes.steps().count(funds.book_entry.name) == len(set(fakes.bookings()))
+        assert not fakes.inputs[unmatched.queue_unmatched_funds.name]
+        # Asked 5 minutes in, then 10 minutes later.
+        assert timedelta(minutes=15) <= await elapsed(handle) < timedelta(minutes=20)
+
+    async def test_a_webhook_and_the_answer_to_asking_bring_one_payment_once(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        request = a_deposit()
+        paid = payment_event(PaymentEventKind.PAYMENT_SUCCEEDED, request.reference, request.amount)
+        fakes = MoneyFakes(processor_events=[(paid,)])
+        async with workers(env, fakes, DepositWorkflow) as queue:
+            handle = await deposits.start(env, queue, request)
+            await deposits.pay(handle, request, event_id=paid.event_id)
+            result = await deposits.finish(handle)
+
+        assert result.status is PaymentStatus.COMPLETED
+        assert fakes.steps().count(deposit.record_payment_received.name) == 1
+        assert not fakes.inputs[unmatched.queue_unmatched_funds.name]
+
+    async def test_silence_to_the_end_of_the_window_expires_after_one_last_question(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes()  # the processor has sent nothing, every time
+        request = a_deposit(deposit_poll_every=timedelta(hours=12))
+        async with workers(env, fakes, DepositWorkflow) as queue:
+            handle = await deposits.start(env, queue, request)
+            result = await deposits.finish(handle)
+
+        assert result.status is PaymentStatus.EXPIRED
+        asked = fakes.steps().count(deposit.ask_processor_for_payment_events.name)
+        # 5, 10, 20, 40, 80, 160, 320, 640 min (~21 h), then every 12 h to day 7: 8 + 12 + 1.
+        assert 20 <= asked <= 22
+        assert fakes.steps()[-3] == deposit.ask_processor_for_payment_events.name
+        assert await elapsed(handle) >= timedelta(days=7)
+
+    async def test_a_processor_that_cannot_be_asked_leaves_the_webhook_to_settle_it(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes(
+            refuse={deposit.ask_processor_for_payment_events.name: "ProcessorRefused"}
+        )
+        request = a_deposit()
+        async with workers(env, fakes, DepositWorkflow) as queue:
+            handle = await deposits.start(env, queue, request)
+            await blocked_after(handle, deposit.start_processor_deposit.name)
+            await env.sleep(timedelta(hours=3))
+            assert await running(handle)
+            await deposits.pay(handle, request)
+            result = await deposits.finish(handle)
+
+        assert result.status is PaymentStatus.COMPLETED
+        assert fakes.steps().count(deposit.ask_processor_for_payment_events.name) >= 3
 
 
 class TestDecisionSla:
