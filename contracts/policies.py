@@ -12,11 +12,14 @@ from temporalio.common import RetryPolicy
 @dataclass(frozen=True)
 class Policy:
     """One attempt's start-to-close time, the retries between attempts and, where a step may
-    give up as a whole, the schedule-to-close time."""
+    give up as a whole, the schedule-to-close time. A step with a `heartbeat` heartbeats while
+    it works (`contracts.steps.implements` sees to it), so a worker that dies during a long
+    attempt is noticed within `heartbeat`, not after the whole `timeout`."""
 
     timeout: timedelta
     retry: RetryPolicy
     give_up_after: timedelta | None = None
+    heartbeat: timedelta | None = None
 
 
 # MT5 writes: transient retcodes and lost answers are retried with back-off; every retry first
@@ -61,7 +64,9 @@ MAIL = Policy(
 
 # Steps that read or write many rows at once: a list file of tens of thousands of parties, a
 # batch of clients screened against every active list.
-BULK = Policy(timeout=timedelta(minutes=10), retry=DATABASE.retry)
+BULK = Policy(
+    timeout=timedelta(minutes=10), retry=DATABASE.retry, heartbeat=timedelta(seconds=30)
+)
 
 # Asking a processor is worth a few quick tries; beyond that the workflow's next poll is the
 # retry (it asks again after its `PaymentTimers` interval), so one attempt never stalls it.

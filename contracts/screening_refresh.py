@@ -21,6 +21,16 @@ def screening_refresh_workflow_id(digest: str) -> str:
     return f"screening-list-{digest[:32]}"
 
 
+class RefreshProgress(Contract):
+    """Where a refresh that continued as new picks up: its list is loaded, clients before
+    `after` are screened."""
+
+    list_id: int
+    after: uuid.UUID
+    batches: int
+    cases_opened: int
+
+
 class ScreeningRefreshInput(Contract):
     """Load one published list file (kept in the document store under `storage_key`), make it
     the active list of its source, and re-screen every client against it."""
@@ -31,6 +41,10 @@ class ScreeningRefreshInput(Contract):
     uploaded_by: StaffActor | None = None
     # Service levels of the cases the re-screening opens (from `settings.kyc`).
     sla: KycSla = KycSla()
+    # A run screens this many batches, then continues as new with its progress, so a refresh
+    # over millions of clients keeps each history small.
+    batches_per_run: int = Field(default=500, ge=1)
+    progress: RefreshProgress | None = None
 
 
 class ScreeningRefreshResult(Contract):

@@ -13,8 +13,12 @@ A step's name is its activity's name in Temporal's history: it never changes onc
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Generic, TypeVar, overload
 
 from temporalio import activity, workflow
@@ -52,6 +56,7 @@ class _Stub(Generic[A, R]):
             start_to_close_timeout=self.policy.timeout,
             schedule_to_close_timeout=self.policy.give_up_after,
             retry_policy=self.policy.retry,
+            heartbeat_timeout=self.policy.heartbeat,
             result_type=temporal_result_type(self.result),
         )
         return result  # type: ignore[no-any-return]
@@ -98,8 +103,38 @@ class implements(Generic[A, R]):
     ) -> Callable[[Self_, A], Awaitable[R]]: ...
 
     def __call__(self, function: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+        heartbeat = self.step.policy.heartbeat
+        if heartbeat is not None:
+            function = _heartbeating(function, heartbeat / HEARTBEATS_PER_TIMEOUT)
         setattr(function, _STEP_ATTRIBUTE, self.step)
         return activity.defn(name=self.step.name)(function)
+
+
+# A step with a heartbeat timeout beats this many times within it: one late beat is no death.
+HEARTBEATS_PER_TIMEOUT = 4
+
+
+def _heartbeating(
+    function: Callable[..., Awaitable[R]], every: timedelta
+) -> Callable[..., Awaitable[R]]:
+    """`function`, heartbeating every `every` while it runs (its work may sit in a thread)."""
+
+    @functools.wraps(function)
+    async def beating(*args: Any, **kwargs: Any) -> R:
+        async def beat() -> None:
+            while True:
+                activity.heartbeat()
+                await asyncio.sleep(every.total_seconds())
+
+        beats = asyncio.create_task(beat())
+        try:
+            return await function(*args, **kwargs)
+        finally:
+            beats.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beats
+
+    return beating
 
 
 def implementations(

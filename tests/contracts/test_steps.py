@@ -3,16 +3,29 @@ refuses to start with a step implemented twice, on the wrong queue, or not at al
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
+import uuid
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from temporalio.testing import ActivityEnvironment
 
 from contracts import policies
 from contracts.account_opening import ReserveLoginInput, reserve_mt5_login
-from contracts.steps import Mt5Step, Step, implementations, implements, unimplemented
+from contracts.screening_refresh import RescreenBatch, RescreenInput, rescreen_clients
+from contracts.steps import (
+    Mt5Step,
+    Step,
+    _heartbeating,
+    implementations,
+    implements,
+    unimplemented,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,3 +126,54 @@ def test_a_declared_step_nobody_implements_is_named() -> None:
     assert "reserve_mt5_login" in unimplemented(Step, {})
     assert "reserve_mt5_login" not in unimplemented(Step, implementations(Step, _Steps()))
     assert "reserve_mt5_login" not in unimplemented(Mt5Step, {})
+
+
+class _ListSteps:
+    def __init__(self) -> None:
+        self.done = asyncio.Event()
+
+    @implements(rescreen_clients)  # a BULK step: it has a heartbeat timeout
+    async def rescreen(self, request: RescreenInput) -> RescreenBatch:
+        await self.done.wait()  # long work (e.g. in a thread) that does not heartbeat itself
+        return RescreenBatch(next_after=request.after)
+
+
+def _environment_ending(work: asyncio.Event, after_beats: int, beats: list[object]) -> Any:
+    """An activity environment whose `after_beats`-th heartbeat lets the work end."""
+
+    def heard(*details: object) -> None:
+        beats.append(details)
+        if len(beats) >= after_beats:
+            work.set()
+
+    environment = ActivityEnvironment()
+    environment.on_heartbeat = heard
+    return environment
+
+
+async def test_a_step_with_a_heartbeat_timeout_heartbeats_while_it_works() -> None:
+    assert policies.BULK.heartbeat == timedelta(seconds=30)
+    steps, beats = _ListSteps(), list[object]()
+    environment = _environment_ending(steps.done, 1, beats)
+    after = uuid.uuid4()
+    run = environment.run(steps.rescreen, RescreenInput(list_id=1, after=after))
+    batch = await asyncio.wait_for(run, timeout=30)
+    assert batch.next_after == after and beats
+
+    # And on and on while the work lasts, every `heartbeat / HEARTBEATS_PER_TIMEOUT`.
+    work, beats = asyncio.Event(), []
+
+    async def long_work() -> str:
+        await work.wait()
+        return "done"
+
+    beating = _heartbeating(long_work, timedelta(milliseconds=10))
+    environment = _environment_ending(work, 3, beats)
+    assert await asyncio.wait_for(environment.run(beating), timeout=30) == "done"
+    assert len(beats) >= 3
+
+
+def test_a_step_without_a_heartbeat_is_not_wrapped() -> None:
+    assert policies.DATABASE.heartbeat is None
+    assert not hasattr(_Steps.reserve, "__wrapped__")
+    assert hasattr(_ListSteps.rescreen, "__wrapped__")

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     ScheduleActionStartWorkflow,
     WorkflowExecutionStatus,
@@ -127,6 +128,67 @@ class TestScreeningListRefresh:
         assert {o.key for o in fakes.inputs[refresh.open_list_change_cases.name]} == {DIGEST}
         children: list[object] = fakes.inputs[review.run_kyc_checks.name]
         assert all(c.sla == SLA for c in children)  # type: ignore[attr-defined]
+
+    async def test_a_long_refresh_continues_as_new_and_picks_up_where_it_was(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        cursors = [uuid.uuid4() for _ in range(4)]
+        flagged = [(uuid.uuid4(),), (uuid.uuid4(),)]
+        fakes = KycFakes(
+            rescreen_batches=[
+                RescreenBatch(next_after=cursors[0]),
+                RescreenBatch(flagged=flagged[0], next_after=cursors[1]),
+                RescreenBatch(next_after=cursors[2]),
+                RescreenBatch(next_after=cursors[3]),
+                RescreenBatch(flagged=flagged[1]),
+            ]
+        )
+        digest = "cd" * 32
+        request = ScreeningRefreshInput(
+            source="ofac_sdn", storage_key="lists/ofac/2", digest=digest, batches_per_run=2
+        )
+        async with kyc_workers(
+            env, fakes, ScreeningListRefreshWorkflow, KycReviewWorkflow
+        ) as queue:
+            handle = await env.client.start_workflow(
+                ScreeningListRefreshWorkflow.run,
+                request,
+                id=screening_refresh_workflow_id(digest),
+                task_queue=queue,
+            )
+            result: ScreeningRefreshResult = await handle.result()  # follows the new runs
+            await fakes.called(review.run_kyc_checks.name, 2)
+            cases = tuple(
+                case
+                for opening in fakes.inputs[refresh.open_list_change_cases.name]
+                for case in opened_for(opening.client_ids, opening.key)
+            )
+            await reviews_running(env, cases)
+            first_run = env.client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
+            events = list((await first_run.fetch_history()).events)
+            ended = events[-1]
+
+        # Five batches over three runs (2 + 2 + 1), the list loaded once, counts carried over.
+        assert result == ScreeningRefreshResult(
+            list_id=7, clients_screened_batches=5, cases_opened=2
+        )
+        own = [step for step in fakes.steps() if step != review.run_kyc_checks.name]
+        assert own.count(refresh.load_screening_list.name) == 1
+        assert [r.after for r in fakes.inputs[refresh.rescreen_clients.name]] == [
+            None,
+            *cursors,
+        ]
+        assert ended.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+        # Its long steps heartbeat: a dead worker is noticed in 30 s, not after 10 minutes.
+        scheduled = [
+            e.activity_task_scheduled_event_attributes
+            for e in events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        ]
+        bulk = {refresh.load_screening_list.name, refresh.rescreen_clients.name}
+        assert {
+            s.heartbeat_timeout.ToSeconds() for s in scheduled if s.activity_type.name in bulk
+        } == {30}
 
 
 def opened_for(client_ids: tuple[uuid.UUID, ...], key: str) -> tuple[OpenedCase, ...]:
