@@ -1,0 +1,315 @@
+"""The what-if document as given: symbols, accounts, the IB tree, plans, attribution, conversion
+rates, MT5 deals in Web API field names and the period. Shape and cross-references are checked
+here, so the calculation meets only a consistent document."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import IntEnum, StrEnum
+from fnmatch import fnmatchcase
+from itertools import pairwise
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from domain.errors import InvalidInput
+from domain.money import MINOR_UNITS
+
+LOT = 10000  # MT5 Web API volumes are in 1/10000 lot
+
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+NonNegative = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+Positive = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+Seconds = Annotated[int, Field(ge=0)]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Action(IntEnum):
+    """The deal actions this calculation reads; every other action is ignored."""
+
+    BUY = 0
+    SELL = 1
+    BALANCE = 2
+
+
+class Entry(IntEnum):
+    IN = 0
+    OUT = 1
+    INOUT = 2
+    OUT_BY = 3
+
+
+ENTRY_STATE = 255  # a state record, not an execution: read as no trade
+
+
+class Symbol(Frozen):
+    contract_size: Positive
+    digits: Annotated[int, Field(ge=0, le=10)]
+    path: str = ""
+    spread_points: NonNegative | None = None
+    markup_points: NonNegative | None = None
+    profit_currency: Currency | None = None
+
+    @property
+    def point(self) -> Decimal:
+        return Decimal(1).scaleb(-self.digits)
+
+
+class Account(Frozen):
+    """An MT5 login: its group (plans match on it) and deposit currency (Commission, Profit)."""
+
+    group: str
+    currency: Currency
+
+
+class IbNode(Frozen):
+    parent: str | None = None
+    plan: str
+
+
+class Basis(StrEnum):
+    PER_LOT = "per_lot"
+    PER_DEAL = "per_deal"
+    SPREAD_PERCENT = "spread_percent"
+    COMMISSION_PERCENT = "commission_percent"
+    CPA = "cpa"
+
+
+class Rule(Frozen):
+    """One rate of a plan. Masks use `*` and `?` as MT5 does; an empty list matches anything."""
+
+    basis: Basis
+    rate: NonNegative
+    symbols: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    per_units: Positive | None = None
+    of: Literal["spread", "markup"] = "spread"
+    min_deposit: NonNegative = Decimal(0)
+
+    @model_validator(mode="after")
+    def _fields_fit_basis(self) -> Rule:
+        if self.per_units is not None and self.basis is not Basis.PER_LOT:
+            raise ValueError("per_units belongs to a per_lot rule")
+        if self.basis is Basis.CPA and (self.symbols or self.paths):
+            raise ValueError("a cpa rule pays on a deposit, it has no symbols or paths")
+        if self.min_deposit and self.basis is not Basis.CPA:
+            raise ValueError("min_deposit belongs to a cpa rule")
+        return self
+
+    def matches(self, group: str, symbol: str = "", path: str = "") -> bool:
+        return (
+            _any_mask(self.groups, group)
+            and _any_mask(self.symbols, symbol)
+            and _any_mask(self.paths, path)
+        )
+
+
+def _any_mask(masks: tuple[str, ...], value: str) -> bool:
+    return not masks or any(fnmatchcase(value, mask) for mask in masks)
+
+
+class Counting(StrEnum):
+    ROUND_TURN = "round_turn"
+    PER_SIDE = "per_side"
+
+
+class Differential(Frozen):
+    model: Literal["differential"] = "differential"
+
+
+class Pool(Frozen):
+    """Level 1 (the client's own IB) takes shares[0] of the pool, its parent shares[1], ..."""
+
+    model: Literal["pool"]
+    shares: Annotated[tuple[NonNegative, ...], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _at_most_the_pool(self) -> Pool:
+        if sum(self.shares) > 1:
+            raise ValueError("pool shares add up to more than 1")
+        return self
+
+
+class PlanVersion(Frozen):
+    version: int
+    effective_from: int = Field(alias="from")
+    currency: Currency
+    payout_currency: Currency | None = None
+    counting: Counting = Counting.ROUND_TURN
+    tiers: Annotated[Differential | Pool, Field(discriminator="model")] = Differential()
+    min_hold_seconds: Seconds = 0
+    min_points: NonNegative = Decimal(0)
+    rules: tuple[Rule, ...]
+
+    @model_validator(mode="after")
+    def _payout_currency_is_booked(self) -> PlanVersion:
+        if self.payout not in MINOR_UNITS:
+            raise ValueError(f"payout currency {self.payout} is not one BrokerFlow books")
+        return self
+
+    @property
+    def payout(self) -> str:
+        return self.payout_currency or self.currency
+
+
+class Plan(Frozen):
+    versions: Annotated[tuple[PlanVersion, ...], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _versions_distinct(self) -> Plan:
+        if len({v.version for v in self.versions}) != len(self.versions):
+            raise ValueError("two versions share a number")
+        if len({v.effective_from for v in self.versions}) != len(self.versions):
+            raise ValueError("two versions take effect at the same time")
+        return self
+
+    def in_force(self, time: int) -> PlanVersion | None:
+        started = [v for v in self.versions if v.effective_from <= time]
+        return max(started, key=lambda v: v.effective_from) if started else None
+
+
+class Attribution(Frozen):
+    """`login` is `ib`'s client from `from` (inclusive) to `to` (exclusive, open when absent)."""
+
+    login: int
+    ib: str
+    effective_from: int = Field(alias="from")
+    until: int | None = Field(default=None, alias="to")
+
+    def covers(self, time: int) -> bool:
+        return self.effective_from <= time and (self.until is None or time < self.until)
+
+
+class ConversionRate(Frozen):
+    """1 `from` = `rate` `to`."""
+
+    source: Currency = Field(alias="from")
+    target: Currency = Field(alias="to")
+    rate: Positive
+
+
+class Deal(BaseModel):
+    """An MT5 deal in Web API field names; the Web API's other fields are ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    ticket: int = Field(alias="Deal")
+    login: int = Field(alias="Login")
+    time: int = Field(alias="Time")
+    symbol: str = Field(default="", alias="Symbol")
+    action: int = Field(alias="Action")
+    entry: int = Field(default=0, alias="Entry")
+    volume: int = Field(default=0, ge=0, alias="Volume")
+    volume_closed: int = Field(default=0, ge=0, alias="VolumeClosed")
+    price: Decimal = Field(default=Decimal(0), alias="Price", allow_inf_nan=False)
+    position_id: int = Field(default=0, alias="PositionID")
+    position_by_id: int = Field(default=0, alias="PositionByID")
+    commission: Decimal = Field(default=Decimal(0), alias="Commission", allow_inf_nan=False)
+    profit: Decimal = Field(default=Decimal(0), alias="Profit", allow_inf_nan=False)
+
+    @property
+    def is_trade(self) -> bool:
+        return self.action in (Action.BUY, Action.SELL) and self.entry != ENTRY_STATE
+
+    @property
+    def is_deposit(self) -> bool:
+        return self.action == Action.BALANCE and self.profit > 0
+
+    @model_validator(mode="after")
+    def _trade_is_whole(self) -> Deal:
+        if not self.is_trade:
+            return self
+        if self.entry not in tuple(Entry):
+            raise ValueError(f"deal {self.ticket}: Entry {self.entry} is not 0, 1, 2 or 3")
+        if self.volume <= 0:
+            raise ValueError(f"deal {self.ticket}: a trade needs a positive Volume")
+        if self.entry == Entry.INOUT and not 0 < self.volume_closed < self.volume:
+            raise ValueError(f"deal {self.ticket}: INOUT needs 0 < VolumeClosed < Volume")
+        return self
+
+
+class Period(Frozen):
+    """[from, to) in the server's Unix seconds, cut into `length` pieces when one is given."""
+
+    start: int = Field(alias="from")
+    end: int = Field(alias="to")
+    length: Literal["day", "week", "month"] | Annotated[int, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Period:
+        if self.end <= self.start:
+            raise ValueError("`to` must be after `from`")
+        return self
+
+
+class PreviewDocument(Frozen):
+    symbols: dict[str, Symbol]
+    accounts: dict[int, Account]
+    ibs: dict[str, IbNode]
+    plans: dict[str, Plan]
+    attribution: tuple[Attribution, ...]
+    rates: tuple[ConversionRate, ...] = ()
+    deals: tuple[Deal, ...]
+    period: Period
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> PreviewDocument:
+        for name, node in self.ibs.items():
+            if node.parent is not None and node.parent not in self.ibs:
+                raise ValueError(f"IB {name}: parent {node.parent} is not in ibs")
+            if node.plan not in self.plans:
+                raise ValueError(f"IB {name}: plan {node.plan} is not in plans")
+            self.chain(name)  # refuses a cycle
+        for a in self.attribution:
+            if a.ib not in self.ibs:
+                raise ValueError(f"attribution of login {a.login}: IB {a.ib} is not in ibs")
+        by_login = sorted(self.attribution, key=lambda a: (a.login, a.effective_from))
+        for before, after in pairwise(by_login):
+            if before.login == after.login and (
+                before.until is None or before.until > after.effective_from
+            ):
+                raise ValueError(f"login {after.login} has overlapping attributions")
+        tickets: set[int] = set()
+        for deal in self.deals:
+            if deal.ticket in tickets:
+                raise ValueError(
+                    f"deal {deal.ticket} appears twice: give a corrected deal only once"
+                )
+            tickets.add(deal.ticket)
+            if deal.is_trade and deal.symbol not in self.symbols:
+                raise ValueError(f"deal {deal.ticket}: symbol {deal.symbol!r} is not in symbols")
+            if (deal.is_trade or deal.is_deposit) and deal.login not in self.accounts:
+                raise ValueError(f"deal {deal.ticket}: login {deal.login} is not in accounts")
+        return self
+
+    def chain(self, ib: str) -> tuple[str, ...]:
+        """`ib` and its ancestors, the client's own IB first (level 1)."""
+        found = [ib]
+        while (parent := self.ibs[found[-1]].parent) is not None:
+            if parent in found:
+                raise ValueError(f"the IB tree has a cycle through {parent}")
+            found.append(parent)
+        return tuple(found)
+
+    def ib_of(self, login: int, time: int) -> str | None:
+        return next((a.ib for a in self.attribution if a.login == login and a.covers(time)), None)
+
+    def version_of(self, ib: str, time: int, deal: int) -> tuple[str, PlanVersion]:
+        plan = self.ibs[ib].plan
+        version = self.plans[plan].in_force(time)
+        if version is None:
+            raise InvalidInput(f"deal {deal}: plan {plan} of IB {ib} has no version in force")
+        return plan, version
+
+    def rate(self, source: str, target: str) -> Decimal:
+        """How many `target` one `source` is worth; the document must give the pair."""
+        if source == target:
+            return Decimal(1)
+        for r in self.rates:
+            if (r.source, r.target) == (source, target):
+                return r.rate
+        raise InvalidInput(f"rates: no rate from {source} to {target}")
