@@ -6,6 +6,9 @@ Starts the simulator as its own process with the trader-flow generator unthrottl
 deals per second until `--size` deals exist, pauses the flow, then pages every deal out through
 the Web API with BrokerFlow's gateway (`deal/get_page`, 1000 per page, two manager sessions).
 Baseline, measured in the same run on the same deal records: a raw JSON encode + decode.
+Also the history generator's rate: `--size` deals written into a fresh simulator's books through
+`POST /_sim/history` (what `--history` runs at start), over one account per 200 deals (at most
+5000), timed from the request to its answer.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from settings import Mt5ServerSettings
 PAGE = 1000
 TRADERS = 70
 GENERATION_DEADLINE_S = 600
+DEALS_PER_HISTORY_ACCOUNT, MAX_HISTORY_ACCOUNTS = 200, 5000
 
 
 def start() -> tuple[subprocess.Popen[bytes], int]:
@@ -66,12 +70,32 @@ async def page_everything(port: int) -> tuple[float, int, list[Any]]:
                 return
 
     await asyncio.gather(gateway.ping(), gateway.ping())  # log both sessions in
+    # The server's zone (`time/get`) once, before the clock starts: the gateway asks on first
+    # use, and 140 pagers starting together would each ask.
+    await gateway.server_zone()
     started = time.perf_counter()
     # The gateway's pool (two manager sessions) carries two pages at a time.
     await asyncio.gather(*(page_login(login) for login in logins))
     elapsed = time.perf_counter() - started
     await gateway.aclose()
     return elapsed, len(pages), pages
+
+
+def history_rate(size: int) -> float:
+    """Deals per second the simulator's history generator writes `size` deals into its books."""
+    accounts = max(1, min(MAX_HISTORY_ACCOUNTS, size // DEALS_PER_HISTORY_ACCOUNT))
+    simulator, port = start_simulator()  # no flow: the generator has the process to itself
+    try:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", timeout=GENERATION_DEADLINE_S
+        ) as admin:
+            started = time.perf_counter()
+            body = {"deals": size, "accounts": accounts, "seed": 7}
+            written = admin.post("/_sim/history", json=body).raise_for_status().json()["deals"]
+            return int(written) / (time.perf_counter() - started)
+    finally:
+        simulator.terminate()
+        simulator.wait()
 
 
 def json_round_trip_seconds(records: list[dict[str, Any]]) -> float:
@@ -81,6 +105,7 @@ def json_round_trip_seconds(records: list[dict[str, Any]]) -> float:
 
 
 def main(size: int) -> None:
+    history = history_rate(size)  # before the flow's simulator shares the cores
     simulator, port = start()
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as admin:
@@ -93,11 +118,12 @@ def main(size: int) -> None:
     baseline = json_round_trip_seconds(trade_records)
     json_rate = len(trade_records) / baseline
     print(f"generated at {rate:.0f} deals/s; paged {paged} deals in {elapsed:.2f} s")
+    print(f"history generator: {size} deals at {history:.0f} deals/s")
     print(
         f"RESULT deals_per_s={rate:.0f} generation_ratio_to_json={rate / json_rate:.3f} "
         f"paged_deals={paged} page_seconds={elapsed:.2f} "
         f"page_ratio_to_json={elapsed / (baseline * paged / max(len(trade_records), 1)):.1f} "
-        f"size={size}"
+        f"size={size} history_deals_per_s={history:.0f}"
     )
 
 

@@ -14,11 +14,11 @@ from simulators.mt5.commands import Commands
 from simulators.mt5.faults import FaultPlan, FaultRule
 from simulators.mt5.feed import PriceFeed, SessionCalendar
 from simulators.mt5.flow import TraderFlow
+from simulators.mt5.history import generate_history
 from simulators.mt5.server import Manager, Mt5Server
-from simulators.mt5.state import Snapshot
+from simulators.mt5.state import Store
 from simulators.mt5.tls import self_signed_context
 
-FLUSH_SECONDS = 0.2
 MAX_STEPS_PER_SLICE = 500
 FEED_SECONDS = 0.1
 
@@ -30,7 +30,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--manager", type=int, required=True, help="manager login")
     parser.add_argument("--password", required=True, help="manager password")
     parser.add_argument("--tls", action="store_true", help="HTTPS with a self-signed certificate")
-    parser.add_argument("--state-file", type=Path, help="keep the books here across restarts")
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        help="keep the books here (and a journal of every commit beside it) across restarts",
+    )
     parser.add_argument(
         "--allow-ip", action="append", default=[], help="CIDR the manager may connect from"
     )
@@ -42,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--session-timeout", type=float, default=180.0, help="seconds an idle session lives"
     )
     parser.add_argument(
-        "--rate-limit", type=int, default=0, help="requests per second per connection (0: none)"
+        "--rate-limit", type=int, default=0, help="requests per second per manager (0: none)"
     )
     parser.add_argument("--traders", type=int, default=0, help="accounts the flow generator runs")
     parser.add_argument("--rate", type=float, default=50.0, help="deals per second to generate")
@@ -59,19 +63,49 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--feed", action="store_true", help="move every symbol's price every 100 ms (random walk)"
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--timezone",
+        type=int,
+        default=0,
+        help="standard UTC offset of the server's zone in minutes (e.g. 120)",
+    )
+    parser.add_argument(
+        "--daylight", action="store_true", help="EU daylight saving: one hour more in summer"
+    )
+    parser.add_argument("--config", type=Path, help="groups and symbols as JSON, applied at start")
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="generate this many deals of history (seeded by --seed) at every start",
+    )
+    parser.add_argument(
+        "--history-accounts", type=int, default=1000, help="accounts the history is spread over"
+    )
+    args = parser.parse_args(argv)
+    if args.history and not 1 <= args.history_accounts <= args.history:
+        parser.error("--history-accounts must be from 1 to the number of --history deals")
+    return args
 
 
 async def serve(args: argparse.Namespace) -> None:
-    snapshot = Snapshot(args.state_file)
-    commands = Commands(snapshot.load(), snapshot.changed)
+    store = Store(args.state_file)
+    commands = Commands(store.load(), store.commit)
+    commands.configure(time_zone_minutes=args.timezone, daylight=args.daylight, config=args.config)
+    if args.history:
+        generate_history(
+            commands.books, deals=args.history, accounts=args.history_accounts, seed=args.seed
+        )
+        commands.save()
     manager = Manager(
         args.manager, args.password, [ipaddress.ip_network(c, strict=False) for c in args.allow_ip]
     )
     faults = FaultPlan([FaultRule.from_flag(f) for f in args.fault], args.fault_seed)
     commands.engine.enforce_sessions = args.sessions
     commands.engine.calendar = SessionCalendar(always_open=args.market_hours == "always")
-    feed = PriceFeed(commands.engine.catalogue, args.seed, commands.engine.calendar)
+    feed = PriceFeed(
+        commands.engine.catalogue, args.seed, commands.engine.calendar, commands.engine.clock
+    )
     flow = TraderFlow(commands.engine, args.traders, args.seed, feed) if args.traders else None
     server = Mt5Server(commands, manager, faults, flow)
     server.limits.session_timeout = args.session_timeout
@@ -88,29 +122,29 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     generator = asyncio.create_task(generate(flow, args.rate, commands, stop)) if flow else None
     ticker = asyncio.create_task(tick_all(feed, server, stop)) if args.feed else None
+    reaper = asyncio.create_task(server.reap_idle(stop))
     async with listener:
-        while not stop.is_set():
-            snapshot.flush(commands.books)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=FLUSH_SECONDS)
-            except TimeoutError:
-                pass
-    for task in (generator, ticker):
+        await stop.wait()
+    for task in (generator, ticker, reaper):
         if task is not None:
             await task
-    snapshot.save(commands.books)
+    store.close(commands.books)
 
 
 async def tick_all(feed: PriceFeed, server: Mt5Server, stop: asyncio.Event) -> None:
-    """Every symbol moves every FEED_SECONDS; orders, stops and stop-outs follow the prices."""
+    """Every symbol moves every FEED_SECONDS; orders, stops and stop-outs follow the prices, and
+    a day that ended on the server's clock is rolled over."""
     while not stop.is_set():
-        now = int(time.time() * 1000)
+        now = server.commands.engine.clock.now_msc()
         quotes = {}
-        for name in feed.symbols:
+        for name in list(feed.symbols):
             quote = feed.tick(name, now)
             if quote is not None:
-                quotes[name] = [str(quote[0]), str(quote[1])]
+                last = feed.last(name)
+                quotes[name] = [str(price) for price in (*quote, *([last] if last else []))]
         server.trading.set_quotes(quotes)
+        server.commands.engine.roll_over_if_due()
+        server.commands.save()
         try:
             await asyncio.wait_for(stop.wait(), timeout=FEED_SECONDS)
         except TimeoutError:
@@ -129,7 +163,7 @@ async def generate(flow: TraderFlow, rate: float, commands: Commands, stop: asyn
         for _ in range(MAX_STEPS_PER_SLICE):
             if produced >= due:
                 break
-            deals = flow.step(int(time.time() * 1000))
+            deals = flow.step(commands.engine.clock.now_msc())
             for deal in deals:
                 commands.encoded(deal)  # encode now, while generating, not when paged
             produced += len(deals)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 FOREX, FUTURES, CFD, CFD_INDEX, CFD_LEVERAGE, FOREX_NO_LEVERAGE, EXCH_STOCKS = 0, 1, 2, 3, 4, 5, 32
+EXCHANGE_MODES = range(32, 40)  # exchange stocks, futures, options, bonds: traded at a Last price
 SWAP_POINTS, SWAP_INTEREST_CURRENT = 1, 5
 WEDNESDAY = 3
 
@@ -53,6 +54,11 @@ class Symbol:
     @property
     def ask(self) -> Decimal:
         return self.bid + self.point * self.spread_points
+
+    @property
+    def exchange(self) -> bool:
+        """Traded on an exchange: its trades print a Last price, which its margin uses."""
+        return self.calc_mode in EXCHANGE_MODES
 
     @property
     def hedged_units(self) -> Decimal:

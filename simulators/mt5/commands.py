@@ -5,22 +5,46 @@ from __future__ import annotations
 import fnmatch
 import json
 import string
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 from simulators.mt5 import retcodes as rc
+from simulators.mt5.catalogue import Symbol
+from simulators.mt5.clock import HOUR_MS, ServerClock
+from simulators.mt5.config import (
+    MAX_LEVERAGE,
+    catalogue_of,
+    group_from_record,
+    read_config_file,
+    symbol_for_group,
+    symbol_from_record,
+    symbol_record,
+)
 from simulators.mt5.engine import AccountState, Engine
 from simulators.mt5.retcodes import Refusal
 from simulators.mt5.state import RIGHTS_MAX, RIGHTS_NEW_ACCOUNT, Books, Deal, User
 
 MAX_BALANCE_OPERATION = Decimal(1_000_000_000)
 CASH_ACTIONS = {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 15, 16, 17, 18, 19, 20}
-CREDIT = 3
-MAX_COMMENT = 31
+# Scale limits (this server's choice; MT5 does not publish its own): a page (`total` of a
+# get_page) holds at most MAX_PAGE records and a batch answer at most MAX_BATCH, the first ones
+# by ticket. A client reads more by paging, or by narrowing the window of a batch.
+MAX_PAGE = 1_000
+MAX_BATCH = 100_000
+# Longest text per user field, from the sizes of MT5's user record strings; longer is `3`.
+USER_TEXT_LIMITS = {
+    "Name": 128,
+    "Email": 64,
+    "Country": 32,
+    "City": 32,
+    "Address": 128,
+    "Phone": 32,
+    "Comment": 64,
+}
 # Fields of a user record a POST body may set, and the query parameter each corresponds to.
 USER_FIELDS = {
     "Group": "group",
@@ -36,6 +60,7 @@ USER_FIELDS = {
     "PassMain": "pass_main",
     "PassInvestor": "pass_investor",
     "Login": "login",
+    "Agent": "agent",
 }
 
 
@@ -106,16 +131,26 @@ def strong_enough(password: str) -> bool:
     )
 
 
-def user_record(user: User) -> dict[str, str]:
+def _seconds(clock: ServerClock, utc_seconds: int) -> str:
+    return str(clock.to_server(utc_seconds * 1000) // 1000)
+
+
+def _money(value: str) -> str:
+    return f"{Decimal(value):.2f}"
+
+
+def user_record(user: User, clock: ServerClock) -> dict[str, str]:
+    """The user's record; times in the server's zone."""
     balance, credit = user.money
+    registered = _seconds(clock, user.registration)
     return {
         "Login": str(user.login),
         "Group": user.group,
         "CertSerialNumber": "0",
         "Rights": str(user.rights),
-        "Registration": str(user.registration),
-        "LastAccess": str(user.registration),
-        "LastPassChange": str(user.registration),
+        "Registration": registered,
+        "LastAccess": registered,
+        "LastPassChange": registered,
         "LastIP": "",
         "Name": user.name,
         "Company": "",
@@ -135,12 +170,14 @@ def user_record(user: User) -> dict[str, str]:
         "Color": "4278190080",
         "PhonePassword": "",
         "Leverage": str(user.leverage),
-        "Agent": "0",
+        "Agent": str(user.agent),
         "Balance": f"{balance:.2f}",
         "Credit": f"{credit:.2f}",
         "InterestRate": "0.00",
-        "CommissionDaily": f"{Decimal(user.commission_daily):.2f}",
-        "CommissionMonthly": "0.00",
+        "CommissionDaily": _money(user.commission_daily),
+        "CommissionMonthly": _money(user.commission_monthly),
+        "CommissionAgentDaily": _money(user.commission_agent_daily),
+        "CommissionAgentMonthly": _money(user.commission_agent_monthly),
         "BalancePrevDay": f"{balance:.2f}",
         "BalancePrevMonth": f"{balance:.2f}",
         "EquityPrevDay": f"{balance + credit:.2f}",
@@ -148,7 +185,9 @@ def user_record(user: User) -> dict[str, str]:
     }
 
 
-def deal_record(deal: Deal) -> dict[str, str]:
+def deal_record(deal: Deal, clock: ServerClock) -> dict[str, str]:
+    """The deal's record; `Time`/`TimeMsc` in the server's zone."""
+    stamp = clock.to_server(deal.time_msc)
     return {
         "Deal": str(deal.deal),
         "ExternalID": "",
@@ -161,8 +200,8 @@ def deal_record(deal: Deal) -> dict[str, str]:
         "Digits": str(deal.digits),
         "DigitsCurrency": "2",
         "ContractSize": deal.contract_size,
-        "Time": str(deal.time_msc // 1000),
-        "TimeMsc": str(deal.time_msc),
+        "Time": str(stamp // 1000),
+        "TimeMsc": str(stamp),
         "Symbol": deal.symbol,
         "Price": deal.price,
         "Volume": str(deal.volume),
@@ -173,11 +212,12 @@ def deal_record(deal: Deal) -> dict[str, str]:
         "ProfitRaw": deal.profit_raw,
         "Storage": deal.storage,
         "Commission": deal.commission,
-        "Fee": "0.00",
+        "Fee": deal.fee,
         "RateProfit": deal.rate_profit,
         "RateMargin": deal.rate_margin,
         "ExpertID": "0",
         "PositionID": str(deal.position_id),
+        "PositionByID": str(deal.position_by_id),
         "Comment": deal.comment,
         "PricePosition": deal.price_position,
         "TickValue": "0",
@@ -225,8 +265,21 @@ def account_record(login: int, state: AccountState) -> dict[str, str]:
     }
 
 
-def _stringify(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v if isinstance(v, list) else str(v) for k, v in config.items()}
+def _stringify(value: Any) -> Any:
+    """A config as the Web API answers it: every number a string, at every depth."""
+    if isinstance(value, dict):
+        return {k: _stringify(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_stringify(v) for v in value]
+    return str(value)
+
+
+def page(call: Call) -> slice:
+    """`offset` and `total` of a get_page; `total` beyond MAX_PAGE answers MAX_PAGE records."""
+    offset, total = _int(call.params.get("offset", "0")), _int(call.params.get("total", "0"))
+    if offset < 0 or total < 0:
+        raise Refusal(rc.ERR_PARAMS)
+    return slice(offset, offset + min(total, MAX_PAGE))
 
 
 def group_matches(group: str, masks: str) -> bool:
@@ -244,10 +297,38 @@ def group_matches(group: str, masks: str) -> bool:
 class Commands:
     def __init__(self, books: Books, save: Callable[[Books], None]) -> None:
         self.books = books
-        self.engine = Engine(books)
+        self.engine = Engine(books, catalogue_of(books.symbols))
         self._save = save
         # Deals never change once booked: encode each record once (history pages are large).
         self._encoded: dict[int, str] = {}
+
+    @property
+    def clock(self) -> ServerClock:
+        """The trade server's clock (the engine's): UTC inside, the broker's zone on the wire."""
+        return self.engine.clock
+
+    def configure(
+        self, *, time_zone_minutes: int = 0, daylight: bool = False, config: Path | None = None
+    ) -> None:
+        """Start-up settings: the server's time zone (standard offset in minutes, EU daylight
+        saving on or off) and a config file `{"groups": [...], "symbols": [...]}` of Web API
+        records, applied over the books as `group/add` and `symbol/add` would (same name:
+        replaced; new name: added). ValueError names what in the file is invalid."""
+        if not -12 * 60 <= time_zone_minutes <= 14 * 60:
+            raise ValueError(f"time zone {time_zone_minutes} minutes: not within UTC-12..UTC+14")
+        self.engine.clock = ServerClock(time_zone_minutes, daylight)
+        if config is None:
+            return
+        groups, symbols = read_config_file(config)
+        entry: Any = None
+        try:
+            for entry in symbols:
+                self.add_symbol(entry)
+            for entry in groups:
+                self.store_group(group_from_record(entry, self.engine.catalogue))
+        except Refusal as refusal:
+            raise ValueError(f"{config}: {refusal}: {json.dumps(entry)[:200]}") from None
+        self.save()
 
     def save(self) -> None:
         self._save(self.books)
@@ -256,13 +337,25 @@ class Commands:
         """The deal's record as JSON, encoded once."""
         text = self._encoded.get(deal.deal)
         if text is None:
-            text = self._encoded[deal.deal] = json.dumps(deal_record(deal))
+            text = self._encoded[deal.deal] = json.dumps(deal_record(deal, self.clock))
         return text
+
+    def window(self, call: Call) -> tuple[int, int]:
+        """`from`/`to` (server-time seconds, inclusive) as UTC milliseconds, inclusive. In the
+        hour autumn repeats, `from` is its first pass and `to` its second, so a window over the
+        repeated hour holds the deals of both."""
+        since, until = _int(call.required("from")), _int(call.required("to"))
+        after = (until + 1) * 1000
+        latest = self.clock.to_utc(after)
+        if self.clock.to_server(latest + HOUR_MS) == after:
+            latest += HOUR_MS
+        return self.clock.to_utc(since * 1000), latest - 1
 
     def table(self) -> dict[str, Callable[[Call], dict[str, Any]]]:
         return {
             "test/access": lambda call: {},
             "time/server": self.time_server,
+            "time/get": self.time_get,
             "common/get": self.common_get,
             "user/add": self.user_add,
             "user/update": self.user_update,
@@ -280,17 +373,45 @@ class Commands:
             "deal/get_total": self.deal_get_total,
             "deal/get_page": self.deal_get_page,
             "deal/get_batch": self.deal_get_batch,
+            "group/add": self.group_add,
+            "group/update": self.group_update,
+            "group/delete": self.group_delete,
             "group/get": self.group_get,
             "group/total": lambda call: {"answer": {"total": str(len(self.books.groups))}},
             "group/next": self.group_next,
+            "symbol/add": self.symbol_add,
+            "symbol/delete": self.symbol_delete,
+            "symbol/get": self.symbol_get,
+            "symbol/get_group": self.symbol_get_group,
+            "symbol/total": lambda call: {"answer": {"total": str(len(self.engine.catalogue))}},
+            "symbol/next": self.symbol_next,
         }
 
     # -- service ---------------------------------------------------------------------------
 
+    def _server_now(self) -> tuple[int, str]:
+        """Server-time seconds now, and the same as the server prints it."""
+        seconds = self.clock.to_server(self.clock.now_msc()) // 1000
+        return seconds, datetime.fromtimestamp(seconds, UTC).strftime("%Y.%m.%d %H:%M:%S")
+
     def time_server(self, call: Call) -> dict[str, Any]:
-        now = int(time.time())
-        text = datetime.fromtimestamp(now, UTC).strftime("%Y.%m.%d %H:%M:%S")
-        return {"answer": {"Time": f"{now} {text}"}}
+        seconds, text = self._server_now()
+        return {"answer": {"Time": f"{seconds} {text}"}}
+
+    def time_get(self, call: Call) -> dict[str, Any]:
+        """The time configuration: `TimeZone` the standard offset in minutes, `Daylight` whether
+        daylight saving is on, `DaylightState` whether it is in force now, `TimeServer` the
+        server-time seconds now."""
+        clock = self.clock
+        seconds, _ = self._server_now()
+        return {
+            "answer": {
+                "TimeZone": str(clock.zone_minutes),
+                "Daylight": "1" if clock.daylight else "0",
+                "DaylightState": "1" if clock.in_daylight(clock.now_msc()) else "0",
+                "TimeServer": str(seconds),
+            }
+        }
 
     def common_get(self, call: Call) -> dict[str, Any]:
         return {
@@ -310,13 +431,42 @@ class Commands:
             raise Refusal(rc.ERR_NOTFOUND)
         return user
 
+    def _user_record(self, user: User) -> dict[str, str]:
+        return user_record(user, self.clock)
+
+    @staticmethod
+    def _leverage(value: str) -> int:
+        leverage = _int(value)
+        if not 1 <= leverage <= MAX_LEVERAGE:
+            raise Refusal(rc.ERR_PARAMS)
+        return leverage
+
+    def _agent(self, value: str | None) -> int | None:
+        """`Agent`: 0 (none) or the login of an existing account, else `3`."""
+        if value is None:
+            return None
+        agent = _int(value)
+        if agent < 0 or (agent and agent not in self.books.users):
+            raise Refusal(rc.ERR_PARAMS)
+        return agent
+
+    @staticmethod
+    def _texts(call: Call) -> dict[str, str | None]:
+        """The user's text fields the call gives, each within its MT5 length (else `3`)."""
+        texts = {name: call.field(name) for name in USER_TEXT_LIMITS}
+        for name, value in texts.items():
+            if value is not None and len(value) > USER_TEXT_LIMITS[name]:
+                raise Refusal(rc.ERR_PARAMS)
+        if texts["Name"] is not None and not texts["Name"].strip():
+            raise Refusal(rc.ERR_PARAMS)  # a record without a name is invalid
+        return texts
+
     def user_add(self, call: Call) -> dict[str, Any]:
         group = call.required("Group")
         name = call.required("Name")
-        leverage = _int(call.required("Leverage"))
+        leverage = self._leverage(call.required("Leverage"))
         main, investor = call.required("PassMain"), call.required("PassInvestor")
-        if leverage <= 0:
-            raise Refusal(rc.ERR_PARAMS)
+        texts = self._texts(call)
         if group not in self.books.groups:
             raise Refusal(rc.ERR_PERMISSIONS)
         if not (strong_enough(main) and strong_enough(investor)):
@@ -325,6 +475,7 @@ class Commands:
         if requested < 0:
             raise Refusal(rc.ERR_PARAMS)
         rights = _rights(call.field("Rights"))
+        agent = self._agent(call.field("Agent"))
         if requested and requested in self.books.users:
             raise Refusal(rc.USR_LOGIN_EXIST)
         login = requested or self.books.allocate_login()
@@ -335,17 +486,19 @@ class Commands:
             password_main=main,
             password_investor=investor,
             leverage=leverage,
-            email=call.field("Email") or "",
-            country=call.field("Country") or "",
-            city=call.field("City") or "",
-            address=call.field("Address") or "",
-            phone=call.field("Phone") or "",
-            comment=call.field("Comment") or "",
+            email=texts["Email"] or "",
+            country=texts["Country"] or "",
+            city=texts["City"] or "",
+            address=texts["Address"] or "",
+            phone=texts["Phone"] or "",
+            comment=texts["Comment"] or "",
             rights=RIGHTS_NEW_ACCOUNT if rights is None else rights,
+            registration=self.clock.now_msc() // 1000,
+            agent=agent or 0,
         )
         self.books.users[login] = user
         self.save()
-        return {"login": str(login), "answer": user_record(user)}
+        return {"login": str(login), "answer": self._user_record(user)}
 
     def user_update(self, call: Call) -> dict[str, Any]:
         """Change the fields given (POST record or query); every one is checked before any is
@@ -359,34 +512,23 @@ class Commands:
             if self.books.groups[group]["Currency"] != old:
                 raise Refusal(rc.USR_DIFFERENT_CURRENCY)
         leverage = call.field("Leverage")
-        if leverage is not None and _int(leverage) <= 0:
-            raise Refusal(rc.ERR_PARAMS)
+        checked_leverage = None if leverage is None else self._leverage(leverage)
         rights = _rights(call.field("Rights"))
-        texts = {
-            attribute: call.field(name)
-            for attribute, name in (
-                ("name", "Name"),
-                ("email", "Email"),
-                ("country", "Country"),
-                ("city", "City"),
-                ("address", "Address"),
-                ("phone", "Phone"),
-                ("comment", "Comment"),
-            )
-        }
-        if texts["name"] == "":
-            raise Refusal(rc.ERR_PARAMS)  # a record without a name is invalid, as in user/add
+        agent = self._agent(call.field("Agent"))
+        texts = self._texts(call)
         if group is not None:
             user.group = group
-        if leverage is not None:
-            user.leverage = _int(leverage)
+        if checked_leverage is not None:
+            user.leverage = checked_leverage
         if rights is not None:
             user.rights = rights
-        for attribute, value in texts.items():
+        if agent is not None:
+            user.agent = agent
+        for name, value in texts.items():
             if value is not None:
-                setattr(user, attribute, value)
+                setattr(user, name.lower(), value)
         self.save()
-        return {"answer": user_record(user)}
+        return {"answer": self._user_record(user)}
 
     def user_delete(self, call: Call) -> dict[str, Any]:
         """Refused with `3008` while the account has open positions or pending orders (the
@@ -402,7 +544,7 @@ class Commands:
         return {}
 
     def user_get(self, call: Call) -> dict[str, Any]:
-        return {"answer": user_record(self._user(_login(call)))}
+        return {"answer": self._user_record(self._user(_login(call)))}
 
     def _select_users(self, call: Call) -> list[User]:
         logins, groups = call.params.get("login"), call.params.get("group")
@@ -418,7 +560,7 @@ class Commands:
         return [u for _, u in sorted(self.books.users.items()) if group_matches(u.group, groups)]
 
     def user_get_batch(self, call: Call) -> dict[str, Any]:
-        return {"answer": [user_record(u) for u in self._select_users(call)]}
+        return {"answer": [self._user_record(u) for u in self._select_users(call)]}
 
     def user_logins(self, call: Call) -> dict[str, Any]:
         groups = call.params.get("group")
@@ -481,28 +623,12 @@ class Commands:
             raise Refusal(rc.ERR_PARAMS)
         if abs(amount) > MAX_BALANCE_OPERATION:
             raise Refusal(rc.TRADE_MAX_MONEY)
-        user = self._user(login)
-        amount = self.books.round_money(login, amount)
-        balance, credit = user.money
+        self._user(login)
         check_margin = call.params.get("check_margin", "1") != "0"
-        if action == CREDIT:
-            if credit + amount < 0:
-                raise Refusal(rc.REQUEST_NO_MONEY)
-            user.credit = str(credit + amount)
-        else:
-            free_margin = self.engine.account(login).margin_free
-            if amount < 0 and (balance + amount < 0 or (check_margin and free_margin + amount < 0)):
-                raise Refusal(rc.REQUEST_NO_MONEY)
-            user.balance = str(balance + amount)
-        deal = Deal(
-            deal=self.books.new_ticket(),
-            login=login,
-            action=action,
-            profit=f"{amount:.2f}",
-            comment=(call.params.get("comment") or "")[:MAX_COMMENT],
-            time_msc=int(time.time() * 1000),
+        # The stop-out deals the money taken causes are booked too; the answer names the deal.
+        deal, _ = self.engine.balance_operation(
+            login, action, amount, call.params.get("comment") or "", check_margin=check_margin
         )
-        self.books.add_deal(deal)
         self.save()
         return {"answer": {"Ticket": str(deal.deal)}}
 
@@ -510,15 +636,16 @@ class Commands:
         deal = self.books.deal(_int(call.required("ticket")))
         if deal is None:
             raise Refusal(rc.ERR_NOTFOUND)
-        return {"answer": deal_record(deal)}
+        return {"answer": deal_record(deal, self.clock)}
 
     def _deals_of(self, call: Call, logins: set[int]) -> list[Deal]:
-        since, until = _int(call.required("from")), _int(call.required("to"))
+        """The deals of `logins` in the call's window, by ticket."""
+        since, until = self.window(call)
         found = [
             d
             for login in logins
             for d in self.books.deals_of(login)
-            if since <= d.time_msc // 1000 <= until
+            if since <= d.time_msc <= until
         ]
         return sorted(found, key=lambda d: d.deal) if len(logins) > 1 else found
 
@@ -527,10 +654,7 @@ class Commands:
 
     def deal_get_page(self, call: Call) -> dict[str, Any]:
         deals = self._deals_of(call, {_login(call)})
-        offset, total = _int(call.params.get("offset", "0")), _int(call.params.get("total", "0"))
-        if offset < 0 or total < 0:
-            raise Refusal(rc.ERR_PARAMS)
-        return {"answer": EncodedList(self.encoded(d) for d in deals[offset : offset + total])}
+        return {"answer": EncodedList(self.encoded(d) for d in deals[page(call)])}
 
     def deal_get_batch(self, call: Call) -> dict[str, Any]:
         chosen = [k for k in ("login", "group", "ticket") if call.params.get(k)]
@@ -538,25 +662,74 @@ class Commands:
             raise Refusal(rc.ERR_PARAMS)
         if chosen == ["ticket"]:
             tickets = {_int(x) for x in call.params["ticket"].split(",") if x.strip()}
-            found = [self.books.deal(t) for t in sorted(tickets)]
-            return {"answer": [deal_record(d) for d in found if d is not None]}
-        if chosen == ["login"]:
-            logins = {_int(x) for x in call.params["login"].split(",") if x.strip()}
+            found = [d for d in map(self.books.deal, sorted(tickets)) if d is not None]
         else:
-            logins = {
-                u.login
-                for u in self.books.users.values()
-                if group_matches(u.group, call.params["group"])
-            }
-        return {"answer": [deal_record(d) for d in self._deals_of(call, logins)]}
+            if chosen == ["login"]:
+                logins = {_int(x) for x in call.params["login"].split(",") if x.strip()}
+            else:
+                logins = {
+                    u.login
+                    for u in self.books.users.values()
+                    if group_matches(u.group, call.params["group"])
+                }
+            found = self._deals_of(call, logins)
+        return {"answer": EncodedList(self.encoded(d) for d in found[:MAX_BATCH])}
 
-    # -- configuration ---------------------------------------------------------------------
+    # -- configuration: groups -------------------------------------------------------------
 
-    def group_get(self, call: Call) -> dict[str, Any]:
-        group = self.books.groups.get(call.required("group"))
+    def _record(self, call: Call) -> dict[str, Any]:
+        """The POSTed config record."""
+        if not isinstance(call.body, dict):
+            raise Refusal(rc.ERR_PARAMS)
+        return call.body
+
+    def _group(self, call: Call) -> dict[str, Any]:
+        group = self.books.groups.get(call.required("Group"))
         if group is None:
             raise Refusal(rc.ERR_NOTFOUND)
+        return group
+
+    def _in_use(self, group: str) -> bool:
+        return any(u.group == group for u in self.books.users.values())
+
+    def store_group(self, group: dict[str, Any]) -> None:
+        """Keep a checked group config (new, or replacing the one of its name). A group with
+        accounts keeps its currency (`2003`): their balances are in it."""
+        name = group["Group"]
+        old = self.books.groups.get(name)
+        if old is not None and old["Currency"] != group["Currency"] and self._in_use(name):
+            raise Refusal(rc.CFG_NOT_EMPTY)
+        self.books.groups[name] = group
+
+    def group_add(self, call: Call) -> dict[str, Any]:
+        """Create or replace a group from the POSTed config (fields not given: defaults)."""
+        group = group_from_record(self._record(call), self.engine.catalogue)
+        self.store_group(group)
+        self.save()
         return {"answer": _stringify(group)}
+
+    def group_update(self, call: Call) -> dict[str, Any]:
+        """Change an existing group (`13` if none): the POSTed fields over its config."""
+        record = self._record(call)
+        existing = self.books.groups.get(str(record.get("Group", "")))
+        if existing is None:
+            raise Refusal(rc.ERR_NOTFOUND)
+        group = group_from_record({**existing, **record}, self.engine.catalogue)
+        self.store_group(group)
+        self.save()
+        return {"answer": _stringify(group)}
+
+    def group_delete(self, call: Call) -> dict[str, Any]:
+        """Refused with `2003` (MT_RET_CFG_NOT_EMPTY) while accounts are in the group."""
+        name = self._group(call)["Group"]
+        if self._in_use(name):
+            raise Refusal(rc.CFG_NOT_EMPTY)
+        del self.books.groups[name]
+        self.save()
+        return {}
+
+    def group_get(self, call: Call) -> dict[str, Any]:
+        return {"answer": _stringify(self._group(call))}
 
     def group_next(self, call: Call) -> dict[str, Any]:
         index = _int(call.required("index"))
@@ -564,3 +737,53 @@ class Commands:
         if not 0 <= index < len(groups):
             raise Refusal(rc.ERR_NOTFOUND)
         return {"answer": _stringify(groups[index])}
+
+    # -- configuration: symbols ------------------------------------------------------------
+
+    def _keep_symbols(self) -> None:
+        """The books hold every symbol's record once any was configured, so a restart (or a
+        deletion of a built-in one) keeps exactly this catalogue."""
+        self.books.symbols = {n: symbol_record(s) for n, s in self.engine.catalogue.items()}
+
+    def add_symbol(self, record: Any) -> Symbol:
+        """Add a symbol or replace the one of its name; `3` if the record is invalid or a
+        group's overrides would make it so. The engine trades it at once."""
+        symbol = symbol_from_record(record)
+        for group in self.books.groups.values():
+            symbol_for_group(symbol, group)
+        self.engine.catalogue[symbol.name] = symbol
+        self._keep_symbols()
+        return symbol
+
+    def symbol_add(self, call: Call) -> dict[str, Any]:
+        symbol = self.add_symbol(self._record(call))
+        self.save()
+        return {"answer": symbol_record(symbol)}
+
+    def symbol_delete(self, call: Call) -> dict[str, Any]:
+        """Refused with `2003` while positions or pending orders are on the symbol."""
+        name = self.engine.symbol(call.required("Symbol")).name
+        if any(p.symbol == name for p in self.books.positions.values()) or any(
+            o.symbol == name for o in self.books.orders.values()
+        ):
+            raise Refusal(rc.CFG_NOT_EMPTY)
+        del self.engine.catalogue[name]
+        self.books.quotes.pop(name, None)
+        self._keep_symbols()
+        self.save()
+        return {}
+
+    def symbol_get(self, call: Call) -> dict[str, Any]:
+        return {"answer": symbol_record(self.engine.symbol(call.required("Symbol")))}
+
+    def symbol_get_group(self, call: Call) -> dict[str, Any]:
+        """The symbol as the group's accounts trade it: its `Symbols[]` overrides applied."""
+        symbol = self.engine.symbol(call.required("Symbol"))
+        return {"answer": symbol_record(symbol_for_group(symbol, self._group(call)))}
+
+    def symbol_next(self, call: Call) -> dict[str, Any]:
+        index = _int(call.required("index"))
+        symbols = list(self.engine.catalogue.values())
+        if not 0 <= index < len(symbols):
+            raise Refusal(rc.ERR_NOTFOUND)
+        return {"answer": symbol_record(symbols[index])}

@@ -7,6 +7,35 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 MODES = {"drop_after_commit", "drop_before_commit", "retcode", "latency", "http_403"}
+FIELDS = {"path", "mode", "retcode", "times", "probability", "latency_ms", "latency_ms_max", "hits"}
+MAX_LATENCY_MS = 3_600_000
+MAX_WHOLE = 2**31 - 1
+
+
+def _whole(value: Any, what: str, high: int = MAX_WHOLE) -> int:
+    """A whole number from 0 to `high`, from JSON or from a flag's text."""
+    try:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{what} must be a whole number, not {value!r}") from None
+    if not 0 <= number <= high:
+        raise ValueError(f"{what} must be from 0 to {high}, not {number}")
+    return number
+
+
+def _fraction(value: Any, what: str) -> float:
+    """A number from 0 to 1, from JSON or from a flag's text."""
+    try:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{what} must be a number, not {value!r}") from None
+    if not 0 <= number <= 1:  # NaN fails too
+        raise ValueError(f"{what} must be from 0 to 1, not {value!r}")
+    return number
 
 
 @dataclass
@@ -23,25 +52,33 @@ class FaultRule:
     hits: int = 0
 
     @classmethod
-    def parse(cls, raw: dict[str, Any]) -> FaultRule:
+    def parse(cls, raw: Any) -> FaultRule:
+        """A rule from JSON or from a `--fault` flag (where every value is a string); ValueError
+        says what is wrong. `hits` is accepted (so a described rule can be sent back) and reset."""
+        if not isinstance(raw, dict):
+            raise ValueError(f"a fault rule is an object, not {raw!r}")
+        if unknown := sorted(set(raw) - FIELDS):
+            raise ValueError(f"unknown fault rule fields {unknown}; known: {sorted(FIELDS)}")
+        path, mode = raw.get("path"), raw.get("mode")
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ValueError(f"path must be a request path such as /api/user/add, not {path!r}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {sorted(MODES)}, not {mode!r}")
         rule = cls(
-            path=str(raw["path"]),
-            mode=str(raw["mode"]),
-            retcode=int(raw.get("retcode", 10)),
-            times=None if raw.get("times") is None else int(raw["times"]),
-            probability=float(raw.get("probability", 1.0)),
-            latency_ms=int(raw.get("latency_ms", 0)),
+            path=path,
+            mode=mode,
+            retcode=_whole(raw.get("retcode", 10), "retcode"),
+            times=None if raw.get("times") is None else _whole(raw["times"], "times"),
+            probability=_fraction(raw.get("probability", 1.0), "probability"),
+            latency_ms=_whole(raw.get("latency_ms", 0), "latency_ms", MAX_LATENCY_MS),
             latency_ms_max=(
-                None if raw.get("latency_ms_max") is None else int(raw["latency_ms_max"])
+                None
+                if raw.get("latency_ms_max") is None
+                else _whole(raw["latency_ms_max"], "latency_ms_max", MAX_LATENCY_MS)
             ),
         )
-        if (
-            rule.mode not in MODES
-            or not 0 <= rule.probability <= 1
-            or rule.latency_ms < 0
-            or (rule.latency_ms_max is not None and rule.latency_ms_max < rule.latency_ms)
-        ):
-            raise ValueError(f"bad fault rule {raw!r}")
+        if rule.latency_ms_max is not None and rule.latency_ms_max < rule.latency_ms:
+            raise ValueError("latency_ms_max must not be under latency_ms")
         return rule
 
     @classmethod

@@ -11,22 +11,28 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from simulators.mt5.catalogue import EXCH_STOCKS, Symbol
+from simulators.mt5.clock import ServerClock
 
 # Per-tick volatility as a fraction of the price, and how often a tick is a news spike.
 TICK_VOLATILITY = 0.00005
 SPIKE_PROBABILITY = 0.001
 SPIKE_SIZE = 40  # in tick volatilities
-ROLLOVER_HOUR = 21  # UTC; spreads widen for the hour around the daily rollover
+# Spreads widen for the first hour of the server's day (the daily rollover). Without the
+# server's clock: a UTC+3 broker's, whose day starts at 21:00 UTC.
+DEFAULT_CLOCK = ServerClock(zone_minutes=180)
 ROLLOVER_SPREAD_FACTOR = 4
+
+
+def trades_on(symbol: Symbol, weekday: int) -> bool:
+    """Whether `symbol` trades at all on a day of the week (Monday 0): crypto every day, the rest
+    Monday to Friday. Swaps accrue only for such days."""
+    return symbol.path.startswith("Crypto") or weekday < 5
 
 
 def in_session(symbol: Symbol, moment: datetime) -> bool:
     """FX, metals, indices and crypto CFDs trade around the clock on weekdays (crypto all week);
     exchange stocks 13:30-20:00 UTC on weekdays."""
-    weekday = moment.weekday()
-    if symbol.path.startswith("Crypto"):
-        return True
-    if weekday >= 5:
+    if not trades_on(symbol, moment.weekday()):
         return False
     if symbol.calc_mode == EXCH_STOCKS:
         minutes = moment.hour * 60 + moment.minute
@@ -49,6 +55,7 @@ class SessionCalendar:
 class Track:
     mid: float
     history: deque[tuple[int, Decimal, Decimal]] = field(default_factory=lambda: deque(maxlen=256))
+    last: Decimal | None = None  # exchange symbols: the price of the last trade
 
 
 class PriceFeed:
@@ -57,9 +64,11 @@ class PriceFeed:
         symbols: dict[str, Symbol],
         seed: int = 0,
         calendar: SessionCalendar = SessionCalendar(),
+        clock: ServerClock = DEFAULT_CLOCK,
     ) -> None:
         self.symbols = symbols
         self.calendar = calendar
+        self.clock = clock
         self.random = random.Random(seed)
         self.tracks = {name: Track(float(s.bid + s.ask) / 2) for name, s in symbols.items()}
         self.spikes: list[tuple[int, str]] = []  # (msc, symbol): ground truth for news traders
@@ -70,24 +79,41 @@ class PriceFeed:
         moment = datetime.fromtimestamp(now_msc / 1000, UTC)
         if not self.calendar.is_open(symbol, moment):
             return None
-        track = self.tracks[name]
+        track = self._track(name, symbol)
         shock = self.random.gauss(0.0, 1.0)
         if self.random.random() < SPIKE_PROBABILITY:
             shock = math.copysign(SPIKE_SIZE, shock)
             self.spikes.append((now_msc, name))
         track.mid *= math.exp(TICK_VOLATILITY * shock)
         spread = symbol.point * symbol.spread_points
-        if moment.hour == ROLLOVER_HOUR:
+        if datetime.fromtimestamp(self.clock.to_server(now_msc) / 1000, UTC).hour == 0:
             spread *= ROLLOVER_SPREAD_FACTOR
         bid = (Decimal(track.mid) - spread / 2).quantize(symbol.point)
         ask = bid + spread
+        if symbol.exchange:
+            # A trade inside the spread, on the tick grid; no random draw, so the other symbols'
+            # walks stay what they were.
+            track.last = bid + (spread / 2 / symbol.point).to_integral_value() * symbol.point
         track.history.append((now_msc, bid, ask))
         return bid, ask
+
+    def _track(self, name: str, symbol: Symbol) -> Track:
+        """The symbol's walk; one added at run time (`symbol/add`) starts at its own price."""
+        track = self.tracks.get(name)
+        if track is None:
+            track = self.tracks[name] = Track(float(symbol.bid + symbol.ask) / 2)
+        return track
+
+    def last(self, name: str) -> Decimal | None:
+        """The Last price of an exchange symbol (None for OTC symbols and before its first tick)."""
+        track = self.tracks.get(name)
+        return None if track is None else track.last
 
     def delayed(self, name: str, now_msc: int, delay_ms: int) -> tuple[Decimal, Decimal] | None:
         """The quote a feed `delay_ms` behind would show now (the latency arbitrageur's edge)."""
         seen = None
-        for stamp, bid, ask in self.tracks[name].history:
+        track = self.tracks.get(name)
+        for stamp, bid, ask in track.history if track is not None else ():
             if stamp > now_msc - delay_ms:
                 break
             seen = (bid, ask)

@@ -87,7 +87,7 @@ class TraderFlow:
         quote = self.feed.tick(trader.symbol, now_msc)
         if quote is None:
             return []
-        self.engine.set_quote(trader.symbol, *quote)
+        self.engine.set_quote(trader.symbol, *quote, last=self.feed.last(trader.symbol))
         trader.history = [*trader.history[-49:], quote[0]]
         decide = getattr(self, f"_{trader.archetype}")
         # An account that may not connect, or whose trading is off, sends no requests (both of a

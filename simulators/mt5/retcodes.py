@@ -9,6 +9,8 @@ ERR_FREQUENT = 12
 ERR_NOTFOUND = 13
 AUTH_ACCOUNT_INVALID = 1001
 AUTH_MANAGER_IPBLOCK = 1012
+AUTH_SERVER_BUSY = 1018
+CFG_NOT_EMPTY = 2003
 USR_LOGIN_EXIST = 3004
 USR_INVALID_PASSWORD = 3006
 USR_HAS_TRADES = 3008
@@ -24,6 +26,9 @@ REQUEST_MARKET_CLOSED = 10018
 REQUEST_NO_MONEY = 10019
 REQUEST_POSITION_CLOSED = 10036
 REQUEST_INVALID_CLOSE_VOLUME = 10038
+REQUEST_LONG_ONLY = 10042
+REQUEST_SHORT_ONLY = 10043
+REQUEST_CLOSE_ONLY = 10044
 API_NOTSUPPORTED = 12002
 
 TEXTS = {
@@ -44,6 +49,7 @@ TEXTS = {
     1001: "Invalid account",
     1012: "IP address not allowed for manager",
     1018: "Server is busy",
+    2003: "Configuration in use",
     3004: "Account already exists",
     3006: "Invalid account password",
     3008: "Account has open trades",
@@ -58,6 +64,9 @@ TEXTS = {
     10018: "Market closed",
     10019: "Not enough money",
     10036: "Position doesn't exist",
+    10042: "Only long positions are allowed",
+    10043: "Only short positions are allowed",
+    10044: "Only position closing is allowed",
     10038: "Close volume exceeds position volume",
     10024: "Too many trade requests",
     12002: "Command not supported",

@@ -9,14 +9,21 @@ order" and 210 "close by" (an unverified reading, documented in docs/mt5-simulat
 
 from __future__ import annotations
 
-import itertools
-import time
 from decimal import Decimal
 from typing import Any
 
 from simulators.mt5 import retcodes as rc
-from simulators.mt5.catalogue import Symbol
-from simulators.mt5.commands import Call, Commands, _int, _login, deal_record, group_matches
+from simulators.mt5.clock import ServerClock
+from simulators.mt5.commands import (
+    MAX_BATCH,
+    Call,
+    Commands,
+    _int,
+    _login,
+    deal_record,
+    group_matches,
+    page,
+)
 from simulators.mt5.engine import BUY, SELL
 from simulators.mt5.retcodes import Refusal, retcode_text
 from simulators.mt5.state import Order, Position
@@ -34,10 +41,21 @@ def _decimal(value: str | None) -> Decimal:
     return parsed
 
 
+def _server(clock: ServerClock, utc_msc: int) -> int:
+    """Server-time milliseconds of a stamp; 0 (no time yet) stays 0."""
+    return clock.to_server(utc_msc) if utc_msc else 0
+
+
+def _done(order: int) -> dict[str, str]:
+    return {"Retcode": retcode_text(rc.REQUEST_DONE), "Order": str(order)}
+
+
 def position_record(commands: Commands, position: Position) -> dict[str, str]:
     engine = commands.engine
     symbol = engine.symbol(position.symbol)
     bid, ask = engine.quote(position.symbol)
+    created = _server(commands.clock, position.time_create_msc)
+    updated = _server(commands.clock, position.time_update_msc)
     return {
         "Position": str(position.position),
         "ExternalID": "",
@@ -49,10 +67,10 @@ def position_record(commands: Commands, position: Position) -> dict[str, str]:
         "DigitsCurrency": "2",
         "Reason": str(position.reason),
         "ContractSize": str(symbol.contract_size),
-        "TimeCreate": str(position.time_create_msc // 1000),
-        "TimeUpdate": str(position.time_update_msc // 1000),
-        "TimeCreateMsc": str(position.time_create_msc),
-        "TimeUpdateMsc": str(position.time_update_msc),
+        "TimeCreate": str(created // 1000),
+        "TimeUpdate": str(updated // 1000),
+        "TimeCreateMsc": str(created),
+        "TimeUpdateMsc": str(updated),
         "PriceOpen": position.price_open,
         "PriceCurrent": str(bid if position.action == BUY else ask),
         "PriceSL": position.price_sl,
@@ -70,7 +88,8 @@ def position_record(commands: Commands, position: Position) -> dict[str, str]:
     }
 
 
-def order_record(order: Order, digits: int) -> dict[str, str]:
+def order_record(order: Order, digits: int, clock: ServerClock) -> dict[str, str]:
+    setup, done = _server(clock, order.time_setup_msc), _server(clock, order.time_done_msc)
     return {
         "Order": str(order.order),
         "ExternalID": "",
@@ -81,10 +100,10 @@ def order_record(order: Order, digits: int) -> dict[str, str]:
         "DigitsCurrency": "2",
         "State": str(order.state),
         "Reason": str(order.reason),
-        "TimeSetup": str(order.time_setup_msc // 1000),
-        "TimeSetupMsc": str(order.time_setup_msc),
-        "TimeDone": str(order.time_done_msc // 1000),
-        "TimeDoneMsc": str(order.time_done_msc),
+        "TimeSetup": str(setup // 1000),
+        "TimeSetupMsc": str(setup),
+        "TimeDone": str(done // 1000),
+        "TimeDoneMsc": str(done),
         "TimeExpiration": "0",
         "Type": str(order.type),
         "TypeFill": "0",
@@ -98,36 +117,8 @@ def order_record(order: Order, digits: int) -> dict[str, str]:
         "VolumeCurrent": str(order.volume_current),
         "VolumeCurrentExt": str(order.volume_current * 10_000),
         "PositionID": str(order.position_id),
+        "PositionByID": str(order.position_by_id),
         "Comment": order.comment,
-    }
-
-
-def symbol_record(symbol: Symbol) -> dict[str, str]:
-    tick_size, tick_value = symbol.tick()
-    return {
-        "Symbol": symbol.name,
-        "Path": symbol.path,
-        "CurrencyBase": symbol.base,
-        "CurrencyProfit": symbol.profit,
-        "CurrencyMargin": symbol.margin,
-        "Digits": str(symbol.digits),
-        "TickSize": str(tick_size),
-        "TickValue": str(tick_value),
-        "ContractSize": str(symbol.contract_size),
-        "CalcMode": str(symbol.calc_mode),
-        "TradeMode": "4",
-        "ExecMode": "2",
-        "Spread": str(symbol.spread_points),
-        "VolumeMin": "100",
-        "VolumeMax": "1000000",
-        "VolumeStep": "100",
-        "MarginInitial": str(symbol.margin_initial),
-        "MarginRateInitial": str(symbol.margin_rate),
-        "MarginHedged": str(symbol.hedged_units),
-        "SwapMode": str(symbol.swap_mode),
-        "SwapLong": str(symbol.swap_long),
-        "SwapShort": str(symbol.swap_short),
-        "Swap3Day": str(symbol.swap_3day),
     }
 
 
@@ -135,8 +126,6 @@ class TradeCommands:
     def __init__(self, commands: Commands) -> None:
         self.commands = commands
         self.engine = commands.engine
-        self.results: dict[int, dict[str, str]] = {}
-        self._request_ids = itertools.count(1)
 
     def table(self) -> dict[str, Any]:
         return {
@@ -144,9 +133,6 @@ class TradeCommands:
             "position/get_total": self.position_get_total,
             "position/get_page": self.position_get_page,
             "position/get_batch": self.position_get_batch,
-            "symbol/get": self.symbol_get,
-            "symbol/total": lambda call: {"answer": {"total": str(len(self.engine.catalogue))}},
-            "symbol/next": self.symbol_next,
             "tick/last": self.tick_last,
             "order/get": self.order_get,
             "order/get_total": self.order_get_total,
@@ -177,12 +163,8 @@ class TradeCommands:
         return {"answer": {"total": str(len(self._positions(_login(call))))}}
 
     def position_get_page(self, call: Call) -> dict[str, Any]:
-        positions = self._positions(_login(call))
-        offset, total = _int(call.params.get("offset", "0")), _int(call.params.get("total", "0"))
-        if offset < 0 or total < 0:
-            raise Refusal(rc.ERR_PARAMS)
-        page = positions[offset : offset + total]
-        return {"answer": [position_record(self.commands, p) for p in page]}
+        positions = self._positions(_login(call))[page(call)]
+        return {"answer": [position_record(self.commands, p) for p in positions]}
 
     def position_get_batch(self, call: Call) -> dict[str, Any]:
         chosen = [k for k in ("login", "group", "ticket") if call.params.get(k)]
@@ -202,12 +184,19 @@ class TradeCommands:
         symbols = call.params.get("symbol")
         if symbols:
             positions = [p for p in positions if p.symbol in symbols.split(",")]
-        return {"answer": [position_record(self.commands, p) for p in positions]}
+        return {"answer": [position_record(self.commands, p) for p in positions[:MAX_BATCH]]}
 
     # -- orders (open) and history orders -------------------------------------------------
 
     def _render_orders(self, orders: list[Order]) -> dict[str, Any]:
-        return {"answer": [order_record(o, self.engine.symbol(o.symbol).digits) for o in orders]}
+        """Orders as records, at most MAX_BATCH of them."""
+        clock = self.commands.clock
+        return {
+            "answer": [
+                order_record(o, self.engine.symbol(o.symbol).digits, clock)
+                for o in orders[:MAX_BATCH]
+            ]
+        }
 
     def _open_orders(self, login: int) -> list[Order]:
         self.engine.user(login)
@@ -217,18 +206,15 @@ class TradeCommands:
         )
 
     def _history(self, call: Call, logins: set[int]) -> list[Order]:
-        since, until = _int(call.required("from")), _int(call.required("to"))
+        since, until = self.commands.window(call)
         return [
             o
             for o in self.engine.books.history_orders
-            if o.login in logins and since <= o.time_setup_msc // 1000 <= until
+            if o.login in logins and since <= o.time_setup_msc <= until
         ]
 
     def _page(self, call: Call, items: list[Order]) -> dict[str, Any]:
-        offset, total = _int(call.params.get("offset", "0")), _int(call.params.get("total", "0"))
-        if offset < 0 or total < 0:
-            raise Refusal(rc.ERR_PARAMS)
-        return self._render_orders(items[offset : offset + total])
+        return self._render_orders(items[page(call)])
 
     def _one(self, orders: list[Order], call: Call) -> dict[str, Any]:
         ticket = _int(call.required("ticket"))
@@ -283,17 +269,7 @@ class TradeCommands:
             return self._render_orders(found)
         return self._render_orders(self._history(call, logins))
 
-    # -- symbols and prices ----------------------------------------------------------------
-
-    def symbol_get(self, call: Call) -> dict[str, Any]:
-        return {"answer": symbol_record(self.engine.symbol(call.required("symbol")))}
-
-    def symbol_next(self, call: Call) -> dict[str, Any]:
-        index = _int(call.required("index"))
-        symbols = list(self.engine.catalogue.values())
-        if not 0 <= index < len(symbols):
-            raise Refusal(rc.ERR_NOTFOUND)
-        return {"answer": symbol_record(symbols[index])}
+    # -- prices --------------------------------------------------------------------------
 
     def tick_last(self, call: Call) -> dict[str, Any]:
         """The last tick of each named symbol; with `trans_id` N > 0, only the symbols whose
@@ -306,11 +282,13 @@ class TradeCommands:
         current = self.engine.tick_serial
         if since > current:
             since = 0
-        now = int(time.time() * 1000)
+        clock = self.commands.clock
+        now = clock.now_msc()
         ticks = []
         for name in call.required("symbol").split(","):
             symbol = self.engine.symbol(name.strip())
-            changed, stamp = self.engine.tick_changes.get(symbol.name, (0, now))
+            changed, utc = self.engine.tick_changes.get(symbol.name, (0, now))
+            stamp = clock.to_server(utc)
             if since and changed <= since:
                 continue
             bid, ask = self.engine.quote(symbol.name)
@@ -322,7 +300,7 @@ class TradeCommands:
                     "DatetimeMsc": str(stamp),
                     "Bid": str(bid),
                     "Ask": str(ask),
-                    "Last": "0",
+                    "Last": str(self.engine.last(symbol.name)),
                     "Volume": "0",
                     "VolumeReal": "0",
                 }
@@ -332,77 +310,76 @@ class TradeCommands:
     # -- dealer requests -------------------------------------------------------------------
 
     def dealer_send_request(self, call: Call) -> dict[str, Any]:
+        """Execute the request and keep its result under the next request id, in the books:
+        ids never repeat and results outlive a restart."""
         body = call.body if isinstance(call.body, dict) else {}
         request = {k.lower(): str(v) for k, v in {**call.params, **body}.items()}
+        try:
+            result = self._execute(request)
+        except Refusal as refusal:
+            result = {"Retcode": retcode_text(refusal.code)}
+        books = self.engine.books
+        books.next_request += 1
+        books.requests[books.next_request] = result
+        self.commands.save()
+        return {"answer": {"id": str(books.next_request)}}
+
+    def _execute(self, request: dict[str, str]) -> dict[str, str]:
         action = _int(request.get("action"))
         login = _int(request.get("login"))
-        request_id = next(self._request_ids)
-        try:
-            self.engine.require_trading(login)
-            if action == DEALER_MARKET:
-                side = _int(request.get("type"))
-                if side not in (BUY, SELL):
-                    raise Refusal(rc.REQUEST_INVALID)
-                deals = self.engine.market(
-                    login,
-                    request.get("symbol", ""),
-                    side,
-                    _int(request.get("volume")),
-                    position_id=_int(request.get("position", "0")),
-                    comment=request.get("comment", ""),
-                )
-            elif action == DEALER_PENDING:
-                order = self.engine.place_pending(
-                    login,
-                    request.get("symbol", ""),
-                    _int(request.get("type")),
-                    _int(request.get("volume")),
-                    _decimal(request.get("priceorder")),
-                    trigger=_decimal(request.get("pricetrigger", "0")),
-                    comment=request.get("comment", ""),
-                )
-                return self._done(request_id, order=order.order)
-            elif action == DEALER_SLTP:
-                position = self.engine.set_stops(
-                    login,
-                    _int(request.get("position")),
-                    _decimal(request.get("pricesl", "0")),
-                    _decimal(request.get("pricetp", "0")),
-                )
-                return self._done(request_id, order=position.position)
-            elif action == DEALER_CANCEL:
-                order = self.engine.cancel_order(login, _int(request.get("order")))
-                return self._done(request_id, order=order.order)
-            elif action == DEALER_CLOSE_BY:
-                deals = self.engine.close_by(
-                    login, _int(request.get("position")), _int(request.get("positionby"))
-                )
-            else:
+        self.engine.require_trading(login)
+        if action == DEALER_MARKET:
+            side = _int(request.get("type"))
+            if side not in (BUY, SELL):
                 raise Refusal(rc.REQUEST_INVALID)
-        except Refusal as refusal:
-            self.results[request_id] = {"Retcode": retcode_text(refusal.code)}
+            deals = self.engine.market(
+                login,
+                request.get("symbol", ""),
+                side,
+                _int(request.get("volume")),
+                position_id=_int(request.get("position", "0")),
+                comment=request.get("comment", ""),
+            )
+        elif action == DEALER_PENDING:
+            order = self.engine.place_pending(
+                login,
+                request.get("symbol", ""),
+                _int(request.get("type")),
+                _int(request.get("volume")),
+                _decimal(request.get("priceorder")),
+                trigger=_decimal(request.get("pricetrigger", "0")),
+                comment=request.get("comment", ""),
+            )
+            return _done(order.order)
+        elif action == DEALER_SLTP:
+            position = self.engine.set_stops(
+                login,
+                _int(request.get("position")),
+                _decimal(request.get("pricesl", "0")),
+                _decimal(request.get("pricetp", "0")),
+            )
+            return _done(position.position)
+        elif action == DEALER_CANCEL:
+            return _done(self.engine.cancel_order(login, _int(request.get("order"))).order)
+        elif action == DEALER_CLOSE_BY:
+            deals = self.engine.close_by(
+                login, _int(request.get("position")), _int(request.get("positionby"))
+            )
         else:
-            self.commands.save()
-            last = deals[-1]
-            self.results[request_id] = {
-                "Retcode": retcode_text(rc.REQUEST_DONE),
-                "Deal": str(deals[0].deal),
-                "Order": str(last.order),
-                "Volume": str(last.volume),
-                "Price": last.price,
-                "Bid": last.market_bid,
-                "Ask": last.market_ask,
-                "Deals": ",".join(str(d.deal) for d in deals),
-            }
-        return {"answer": {"id": str(request_id)}}
-
-    def _done(self, request_id: int, *, order: int) -> dict[str, Any]:
-        self.commands.save()
-        self.results[request_id] = {"Retcode": retcode_text(rc.REQUEST_DONE), "Order": str(order)}
-        return {"answer": {"id": str(request_id)}}
+            raise Refusal(rc.REQUEST_INVALID)
+        last = deals[-1]
+        return {
+            **_done(last.order),
+            "Deal": str(deals[0].deal),
+            "Volume": str(last.volume),
+            "Price": last.price,
+            "Bid": last.market_bid,
+            "Ask": last.market_ask,
+            "Deals": ",".join(str(d.deal) for d in deals),
+        }
 
     def dealer_get_request_result(self, call: Call) -> dict[str, Any]:
-        result = self.results.get(_int(call.required("id")))
+        result = self.engine.books.requests.get(_int(call.required("id")))
         if result is None:
             raise Refusal(rc.ERR_NOTFOUND)
         return {"answer": {"result": result}}
@@ -410,17 +387,21 @@ class TradeCommands:
     # -- simulator-only --------------------------------------------------------------------
 
     def set_quotes(self, quotes: dict[str, list[str]]) -> list[dict[str, str]]:
-        """Move prices (executing the pending orders and stops they reach), then stop out every
-        account the move pushed under its level. Returns every deal that caused."""
+        """Move prices, `{symbol: [bid, ask]}` or `[bid, ask, last]` (executing the pending
+        orders and stops they reach), then stop out every account the move pushed under its
+        level. Returns every deal that caused; `3` for a malformed quote."""
+        parsed = {}
+        for name, prices in quotes.items():
+            if not isinstance(prices, list) or len(prices) not in (2, 3):
+                raise Refusal(rc.ERR_PARAMS)
+            parsed[name] = [_decimal(p) for p in prices]
         stopped = []
-        for name, (bid, ask) in quotes.items():
-            stopped += [
-                deal_record(d) for d in self.engine.set_quote(name, Decimal(bid), Decimal(ask))
-            ]
+        for name, (bid, ask, *last) in parsed.items():
+            stopped += self.engine.set_quote(name, bid, ask, last[0] if last else None)
         for login in sorted({p.login for p in self.engine.books.positions.values()}):
-            stopped += [deal_record(d) for d in self.engine.stop_out(login)]
+            stopped += self.engine.stop_out(login)
         self.commands.save()
-        return stopped
+        return [deal_record(d, self.commands.clock) for d in stopped]
 
     def rollover(self, weekday: int) -> None:
         """The trading day ends: daily commissions are charged, swaps accrue for the night."""

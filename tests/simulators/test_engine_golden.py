@@ -295,7 +295,7 @@ class TestDailyCommissionAndMarginCall:
     def test_trading_sessions_when_enforced(self) -> None:
         engine, login = engine_with("demo\\pro")
         engine.enforce_sessions = True
-        engine.clock = lambda: 1_795_262_400_000  # Saturday 2026-11-21 12:00 UTC
+        engine.clock.frozen_msc = 1_795_262_400_000  # Saturday 2026-11-21 12:00 UTC
         with pytest.raises(Refusal) as closed:
             engine.market(login, "EURUSD", BUY, 1_000)
         assert closed.value.code == 10018

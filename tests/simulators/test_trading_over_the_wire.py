@@ -99,9 +99,12 @@ def test_a_position_its_margin_and_its_deals(wire: tuple[httpx.Client, Simulator
 def test_a_price_move_stops_the_account_out(wire: tuple[httpx.Client, Simulator]) -> None:
     http, _ = wire
     quotes(http, XAUUSD=("1999.75", "2000.00"))
-    trade(http, Symbol="XAUUSD", Type=0, Volume=40_000)  # 4 lots: 8000 margin on 10000
-    assert quotes(http, XAUUSD=("1985.00", "1985.25")) == []  # equity 4000, level 50.4%
-    [stop] = quotes(http, XAUUSD=("1984.90", "1985.15"))  # equity 3960 / margin 7940.60
+    # 4 lots: margin 4 x 100 x 2000.00 (the open price) / 100 = 8000 on 10000.
+    trade(http, Symbol="XAUUSD", Type=0, Volume=40_000)
+    # Equity 10000 - 400 x (2000.00 - 1985.10) = 4040: level 4040 / 8000 = 50.5 %, above 50 %.
+    assert quotes(http, XAUUSD=("1985.10", "1985.35")) == []
+    # Equity 10000 - 400 x 15.10 = 3960: 49.5 %, stopped out.
+    [stop] = quotes(http, XAUUSD=("1984.90", "1985.15"))
     assert (stop["Reason"], stop["Entry"], stop["Profit"]) == ("5", "1", "-6040.00")
     account = http.get("/api/user/account/get", params={"login": LOGIN}).json()["answer"]
     assert (account["Balance"], account["Margin"]) == ("3960.00", "0.00")
