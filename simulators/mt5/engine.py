@@ -54,6 +54,8 @@ RATE_PLACES = Decimal("0.00000001")
 MARGIN_FLAGS_HEDGE_LARGE_LEG = 4
 # Symbol TradeMode.
 TRADE_DISABLED, TRADE_LONG_ONLY, TRADE_SHORT_ONLY, TRADE_CLOSE_ONLY = 0, 1, 2, 3
+TRADEFLAGS_FIFO_CLOSE, TRADEFLAGS_HEDGE_PROHIBIT = 0x100, 0x200  # group `TradeFlags`
+FREE_MARGIN_NOT_USE_PL, FREE_MARGIN_USE_PL, FREE_MARGIN_PROFIT, FREE_MARGIN_LOSS = 0, 1, 2, 3
 # Group commission rules (reference 4.8).
 COMM_STANDARD, COMM_AGENT, COMM_FEE = 0, 1, 2
 CHARGE_DAILY, CHARGE_MONTHLY, CHARGE_INSTANT = 0, 1, 2
@@ -419,6 +421,7 @@ class Engine:
         margin = self.margin(login)
         level = (equity / margin * 100).quantize(Decimal("0.01")) if margin else Decimal(0)
         group = self.group(login)
+        funds = balance + credit + counted_floating(profit + storage, group)
         activation = 0
         if margin and int(group.get("MarginSOMode", 0)) == 0:
             if level <= Decimal(str(group["MarginStopOut"])):
@@ -432,7 +435,7 @@ class Engine:
             profit=profit,
             storage=storage,
             equity=equity,
-            margin_free=equity - margin,
+            margin_free=funds - margin,
             margin_level=level,
             leverage=user.leverage,
             digits=int(str(group["CurrencyDigits"])),
@@ -442,7 +445,7 @@ class Engine:
     def _fits_initial_margin(self, login: int) -> bool:
         """Free margin at the initial rates is not negative (the check of a new order)."""
         state = self.account(login)
-        return state.equity - self.margin(login, initial=True) >= 0
+        return state.margin_free + state.margin - self.margin(login, initial=True) >= 0
 
     # -- balance operations ----------------------------------------------------------------
 
@@ -496,13 +499,9 @@ class Engine:
         symbol = self.symbol_for(login, name)
         if action not in (BUY, SELL):
             raise Refusal(rc.ERR_PARAMS)
-        self._check_request(
-            login,
-            symbol,
-            action,
-            volume,
-            opening=self._opens(login, symbol, action, volume, position_id),
-        )
+        opening = self._opens(login, symbol, action, volume, position_id)
+        self._check_request(login, symbol, action, volume, opening=opening)
+        self._check_group_rules(login, symbol, action, position_id, opening=opening)
         if self.enforce_sessions:
             moment = datetime.fromtimestamp(self.clock.now_msc() / 1000, UTC)
             if not self.calendar.is_open(symbol, moment):
@@ -530,6 +529,32 @@ class Engine:
             raise Refusal(rc.REQUEST_LONG_ONLY)
         if mode == TRADE_SHORT_ONLY and action == BUY:
             raise Refusal(rc.REQUEST_SHORT_ONLY)
+
+    def _check_group_rules(
+        self, login: int, symbol: Symbol, action: int, position_id: int, *, opening: bool
+    ) -> None:
+        """The group's `LimitPositions` (`10040`) for what opens a position; in hedging accounts
+        its `TradeFlags`: HEDGE_PROHIBIT (`10046`) refuses opening against an open position of
+        the other direction, FIFO_CLOSE (`10045`) closing a position while an older one of the
+        same symbol and direction is open."""
+        group = self.group(login)
+        held = [p for p in self.positions_of(login) if p.symbol == symbol.name]
+        limit = int(str(group.get("LimitPositions", 0)))
+        new_position = opening and (self.hedging(login) or not held)
+        if limit and new_position and len(self.positions_of(login)) >= limit:
+            raise Refusal(rc.REQUEST_LIMIT_POSITIONS)
+        if not self.hedging(login):
+            return
+        flags = int(str(group.get("TradeFlags", 0)))
+        if flags & TRADEFLAGS_HEDGE_PROHIBIT and opening:
+            if any(p.action != action for p in held):
+                raise Refusal(rc.REQUEST_HEDGE_PROHIBITED)
+        if flags & TRADEFLAGS_FIFO_CLOSE and position_id:
+            closing = self.books.positions.get(position_id)
+            if closing is not None and any(
+                p.action == closing.action and p.position < closing.position for p in held
+            ):
+                raise Refusal(rc.REQUEST_PROHIBITED_BY_FIFO)
 
     def _opens(
         self, login: int, symbol: Symbol, action: int, volume: int, position_id: int
@@ -633,6 +658,9 @@ class Engine:
             raise Refusal(rc.REQUEST_INVALID)
         action = BUY if order_type in (BUY_LIMIT, BUY_STOP, BUY_STOP_LIMIT) else SELL
         self._check_request(login, symbol, action, volume, opening=True)
+        limit = int(str(self.group(login).get("LimitOrders", 0)))
+        if limit and sum(1 for o in self.books.orders.values() if o.login == login) >= limit:
+            raise Refusal(rc.REQUEST_LIMIT_ORDERS)
         bid, ask = self.quote(name)
         valid = {
             BUY_LIMIT: price < ask,
@@ -1250,6 +1278,19 @@ def turnover(deal: Deal) -> Decimal:
         * Decimal(deal.price)
         * Decimal(deal.rate_profit)
     )
+
+
+def counted_floating(floating: Decimal, group: dict[str, Any]) -> Decimal:
+    """What of the floating profit free margin counts, by the group's `MarginFreeMode`: 0 none,
+    1 all (the default), 2 a profit only, 3 a loss only (of the account's total)."""
+    mode = int(str(group.get("MarginFreeMode", FREE_MARGIN_USE_PL)))
+    if mode == FREE_MARGIN_NOT_USE_PL:
+        return Decimal(0)
+    if mode == FREE_MARGIN_PROFIT:
+        return max(floating, Decimal(0))
+    if mode == FREE_MARGIN_LOSS:
+        return min(floating, Decimal(0))
+    return floating
 
 
 def average_open(legs: list[Position]) -> Decimal:

@@ -26,9 +26,13 @@ REQUEST_MARKET_CLOSED = 10018
 REQUEST_NO_MONEY = 10019
 REQUEST_POSITION_CLOSED = 10036
 REQUEST_INVALID_CLOSE_VOLUME = 10038
+REQUEST_LIMIT_ORDERS = 10033
+REQUEST_LIMIT_POSITIONS = 10040
 REQUEST_LONG_ONLY = 10042
 REQUEST_SHORT_ONLY = 10043
 REQUEST_CLOSE_ONLY = 10044
+REQUEST_PROHIBITED_BY_FIFO = 10045
+REQUEST_HEDGE_PROHIBITED = 10046
 API_NOTSUPPORTED = 12002
 
 TEXTS = {
@@ -63,11 +67,15 @@ TEXTS = {
     10017: "Trade disabled",
     10018: "Market closed",
     10019: "Not enough money",
+    10033: "Orders limit reached",
     10036: "Position doesn't exist",
     10042: "Only long positions are allowed",
     10043: "Only short positions are allowed",
     10044: "Only position closing is allowed",
+    10045: "Close prohibited by FIFO rule",
+    10046: "Hedging prohibited",
     10038: "Close volume exceeds position volume",
+    10040: "Positions limit reached",
     10024: "Too many trade requests",
     12002: "Command not supported",
 }

@@ -239,6 +239,61 @@ def test_close_by_names_the_opposite_position_on_its_deals_and_order(http: httpx
     assert sum(Decimal(d["Profit"]) for d in deals) == Decimal("-25.00")
 
 
+def test_a_groups_trade_flags_and_limits(http: httpx.Client) -> None:
+    group = {
+        "Group": "demo\\fifo",
+        "Currency": "USD",
+        "MarginMode": "2",  # hedging
+        "TradeFlags": str(0x7 | 0x100 | 0x200),  # + FIFO_CLOSE + HEDGE_PROHIBIT
+        "LimitPositions": "2",
+        "LimitOrders": "1",
+    }
+    api(http, "group/add", group)
+    login = account(http, 4_300_020, "demo\\fifo", "100000")
+    quotes(http, XAUUSD=["2000.00", "2000.25"])
+    first = trade(http, login, "XAUUSD", 0, 1_000)
+    # Opening a sell against the open buy: hedging is prohibited.
+    hedge = request(http, Login=login, Symbol="XAUUSD", Type=1, Volume=1_000)
+    assert hedge["Retcode"].startswith("10046 "), hedge
+    second = trade(http, login, "XAUUSD", 0, 1_000)
+    third = request(http, Login=login, Symbol="XAUUSD", Type=0, Volume=1_000)
+    assert third["Retcode"].startswith("10040 "), third  # two positions at most
+    older, newer = (api(http, "deal/get", ticket=t["Deal"])["PositionID"] for t in (first, second))
+    # FIFO: the newer buy may not be closed while the older one is open; the older may.
+    early = request(http, Login=login, Symbol="XAUUSD", Type=1, Volume=1_000, Position=newer)
+    assert early["Retcode"].startswith("10045 "), early
+    trade_result = request(http, Login=login, Symbol="XAUUSD", Type=1, Volume=1_000, Position=older)
+    assert trade_result["Retcode"].startswith("10009 "), trade_result
+    pending = {"Action": 201, "Login": login, "Symbol": "XAUUSD", "Type": 2, "Volume": 1_000}
+    placed = api(http, "dealer/send_request", {**pending, "PriceOrder": "1990.00"})
+    assert api(http, "dealer/get_request_result", id=placed["id"])["result"]["Retcode"].startswith(
+        "10009 "
+    )
+    again = api(http, "dealer/send_request", {**pending, "PriceOrder": "1980.00"})
+    refused = api(http, "dealer/get_request_result", id=again["id"])["result"]
+    assert refused["Retcode"].startswith("10033 "), refused  # one pending order at most
+
+
+@pytest.mark.parametrize(
+    ("mode", "free"),
+    [
+        # Balance 10000; 1 lot XAUUSD bought at 2000.25: margin 1 x 100 x 2000.25 / 100 = 2000.25;
+        # at bid 2010.00 the floating profit is (2010.00 - 2000.25) x 100 = 975.00.
+        ("0", "7999.75"),  # floating not counted: 10000 - 2000.25
+        ("1", "8974.75"),  # counted: 10975.00 - 2000.25
+        ("3", "7999.75"),  # losses only: a profit does not count
+    ],
+)
+def test_free_margin_follows_the_groups_mode(http: httpx.Client, mode: str, free: str) -> None:
+    api(http, "group/add", {"Group": "demo\\free", "Currency": "USD", "MarginFreeMode": mode})
+    login = account(http, 4_300_021, "demo\\free", "10000")
+    quotes(http, XAUUSD=["2000.00", "2000.25"])
+    trade(http, login, "XAUUSD", 0, 10_000)
+    quotes(http, XAUUSD=["2010.00", "2010.25"])
+    state = api(http, "user/account/get", login=login)
+    assert (state["Margin"], state["MarginFree"]) == ("2000.25", free)
+
+
 # -- automatic rollover at server midnight -------------------------------------------------------
 
 
