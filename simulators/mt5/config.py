@@ -36,6 +36,7 @@ from simulators.mt5.catalogue import (
     Symbol,
 )
 from simulators.mt5.retcodes import Refusal
+from simulators.mt5.state import GROUP_DEFAULTS
 
 ORDER_TYPES = 8
 EXT = 10_000  # ...Ext volume units per Volume unit
@@ -375,28 +376,6 @@ def _check_override(entry: Any, catalogue: dict[str, Symbol]) -> dict[str, Any]:
 
 # -- groups --------------------------------------------------------------------------------
 
-# What a group added without them gets (the values of the built-in groups).
-GROUP_DEFAULTS: dict[str, Any] = {
-    "Server": "1",
-    "Company": "BrokerFlow Simulated Markets",
-    "CurrencyDigits": 2,
-    "MarginMode": 2,
-    "MarginSOMode": 0,
-    "MarginCall": 100,
-    "MarginStopOut": 50,
-    "MarginFreeMode": 1,
-    "TradeFlags": 0x1 | 0x2 | 0x4,
-    "PermissionsFlags": 0x2,
-    "AuthPasswordMin": 8,
-    "DemoLeverage": 0,
-    "DemoDeposit": 0,
-    "LimitHistory": 0,
-    "LimitOrders": 0,
-    "LimitSymbols": 0,
-    "LimitPositions": 0,
-    "Commissions": [],
-    "Symbols": [],
-}
 FLAGS = integer(0, 2**64 - 1)
 GROUP_FIELDS: dict[str, Callable[[Any], Any]] = {
     "Group": text(MAX_GROUP),

@@ -594,23 +594,8 @@ class Engine:
         if opens and not self._fits_initial_margin(login):
             self._restore(before)
             raise Refusal(rc.REQUEST_NO_MONEY)
-        stamp = self.clock.now_msc()
-        self.books.history_orders.append(
-            Order(
-                order=order,
-                login=login,
-                symbol=symbol.name,
-                type=action,
-                volume_initial=volume,
-                volume_current=0,
-                price_order=str(price),
-                state=ORDER_FILLED,
-                time_setup_msc=stamp,
-                time_done_msc=stamp,
-                position_id=deals[-1].position_id,
-                reason=reason,
-                comment=comment[:31],
-            )
+        self._filled_order(
+            order, login, symbol, action, volume, price, deals[-1].position_id, reason, comment
         )
         return deals
 
@@ -908,25 +893,53 @@ class Engine:
             self._charge_commissions(deal, symbol)
         self._reduce(first, volume)
         self._reduce(second, volume)
+        self._filled_order(
+            order,
+            login,
+            symbol,
+            ORDER_CLOSE_BY,
+            volume,
+            by_price,
+            first.position,
+            REASON_CLIENT,
+            position_by_id=second.position,
+        )
+        return deals
+
+    def _filled_order(
+        self,
+        order: int,
+        login: int,
+        symbol: Symbol,
+        order_type: int,
+        volume: int,
+        price: Decimal,
+        position_id: int,
+        reason: int,
+        comment: str = "",
+        *,
+        position_by_id: int = 0,
+    ) -> None:
+        """The history order of a fill: placed and filled at once."""
         stamp = self.clock.now_msc()
         self.books.history_orders.append(
             Order(
                 order=order,
                 login=login,
                 symbol=symbol.name,
-                type=ORDER_CLOSE_BY,
+                type=order_type,
                 volume_initial=volume,
                 volume_current=0,
-                price_order=str(by_price),
+                price_order=str(price),
                 state=ORDER_FILLED,
                 time_setup_msc=stamp,
                 time_done_msc=stamp,
-                position_id=first.position,
-                reason=REASON_CLIENT,
-                position_by_id=second.position,
+                position_id=position_id,
+                reason=reason,
+                comment=comment[:31],
+                position_by_id=position_by_id,
             )
         )
-        return deals
 
     def _open(
         self,

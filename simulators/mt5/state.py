@@ -95,30 +95,40 @@ _GROUPS: list[dict[str, Any]] = [
 ]
 
 
+# What every built-in group has unless its spec says otherwise, and what a group added through
+# `group/add` gets for the fields it leaves out.
+GROUP_DEFAULTS: dict[str, Any] = {
+    "Server": "1",
+    "Company": "BrokerFlow Simulated Markets",
+    "CurrencyDigits": 2,
+    "MarginMode": 2,
+    "MarginSOMode": 0,
+    "MarginCall": 100,
+    "MarginStopOut": 50,
+    "MarginFreeMode": 1,
+    "TradeFlags": 0x1 | 0x2 | 0x4,
+    "PermissionsFlags": 0x2,
+    "AuthPasswordMin": 8,
+    "DemoLeverage": 0,
+    "DemoDeposit": 0,
+    "LimitHistory": 0,
+    "LimitOrders": 0,
+    "LimitSymbols": 0,
+    "LimitPositions": 0,
+    "Commissions": [],
+    "Symbols": [],
+}
+
+
 def default_groups() -> dict[str, dict[str, Any]]:
-    groups = {}
-    for spec in _GROUPS:
-        groups[spec["Group"]] = {
-            "Server": "1",
-            "Company": "BrokerFlow Simulated Markets",
-            "CurrencyDigits": 2,
-            "MarginSOMode": 0,
-            "MarginCall": 100,
-            "MarginStopOut": 50,
-            "MarginFreeMode": 1,
-            "TradeFlags": 0x1 | 0x2 | 0x4,
-            "PermissionsFlags": 0x2,
-            "AuthPasswordMin": 8,
+    return {
+        spec["Group"]: {
+            **GROUP_DEFAULTS,
             "DemoDeposit": 10000 if spec["DemoLeverage"] else 0,
-            "LimitHistory": 0,
-            "LimitOrders": 0,
-            "LimitSymbols": 0,
-            "LimitPositions": 0,
-            "Commissions": [],
-            "Symbols": [],
             **spec,
         }
-    return groups
+        for spec in _GROUPS
+    }
 
 
 class Watched:
