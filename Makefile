@@ -45,17 +45,21 @@ install: uv
 	$(UV) sync --frozen
 	@$(MAKE) chromium
 
-# Browser tests drive Debian's chromium (no browser download works here). Tried once per .venv.
+# Browser tests drive Debian's chromium (no browser download works here); PDF tests render pages
+# with poppler's pdftoppm. Tried once per .venv.
 chromium:
-	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/pdftoppm ]; then exit 0; fi; \
 	if [ -f $(CHROMIUM_STAMP) ]; then \
 		echo "note: /usr/bin/chromium is missing (install already tried, see $(CHROMIUM_STAMP));" \
 			"browser tests cannot run"; exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then \
-		echo "warning: /usr/bin/chromium is missing and we are not root;" \
-			"run 'sudo apt-get install -y chromium' for the browser tests"; exit 0; fi; \
-	echo "installing Debian's chromium for the browser tests (once; log in $(CHROMIUM_STAMP))"; \
-	if { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+		echo "warning: /usr/bin/chromium or pdftoppm is missing and we are not root;" \
+			"run 'sudo apt-get install -y chromium poppler-utils' for the browser and PDF tests"; \
+		exit 0; fi; \
+	echo "installing Debian's chromium and poppler-utils for the browser and PDF tests" \
+		"(once; log in $(CHROMIUM_STAMP))"; \
+	if { apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils; } \
 			>$(CHROMIUM_STAMP) 2>&1; then \
 		echo "chromium installed: $$(/usr/bin/chromium --version 2>/dev/null || echo '?')"; \
 	else \

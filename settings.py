@@ -170,6 +170,15 @@ class PaymentRules(BaseModel):
         default=_TIMERS.payout_escalate_after, gt=timedelta(0)
     )
     held_decision_sla: timedelta = Field(default=_TIMERS.held_decision_sla, gt=timedelta(0))
+    # A deposit the processor has said nothing about asks it what it sent (a lost webhook)
+    # `deposit_outcome_poll_after` in, then at doubling intervals up to
+    # `deposit_outcome_poll_every`, and once more as its payment window closes.
+    deposit_outcome_poll_after: timedelta = Field(
+        default=_TIMERS.deposit_poll_after, gt=timedelta(0)
+    )
+    deposit_outcome_poll_every: timedelta = Field(
+        default=_TIMERS.deposit_poll_every, ge=timedelta(minutes=1)
+    )
 
     def timers(self) -> PaymentTimers:
         """The timers a deposit or a withdrawal carries in its workflow input (workflows cannot
@@ -179,7 +188,45 @@ class PaymentRules(BaseModel):
             payout_poll_every=self.payout_verdict_poll_every,
             payout_escalate_after=self.payout_verdict_escalate_after,
             held_decision_sla=self.held_decision_sla,
+            deposit_poll_after=self.deposit_outcome_poll_after,
+            deposit_poll_every=self.deposit_outcome_poll_every,
         )
+
+
+class ThrottleLimit(BaseModel):
+    """How many failures one account or one address may have before it waits, and before it is
+    locked. After `free` failures each further one makes the next attempt wait a growing delay
+    (`first_delay_seconds`, doubled each time, at most `max_delay_seconds`); the `lock_after`-th
+    failure locks for `lock_minutes`, each later lock twice as long (at most `max_lock_hours`).
+    Failures older than `window_minutes` are forgotten."""
+
+    free: int = Field(ge=0)
+    lock_after: int = Field(ge=1)
+    window_minutes: float = Field(default=15, gt=0)
+    lock_minutes: float = Field(default=15, gt=0)
+
+
+class AuthThrottleRules(BaseModel):
+    """Throttling of log-ins (client, IB, staff password and TOTP, console) and of
+    verification-mail resends, per account and per source address; answered 429 + Retry-After."""
+
+    login_account: ThrottleLimit = Field(
+        default_factory=lambda: ThrottleLimit(free=3, lock_after=10)
+    )
+    # An office behind one address mistypes too: more room, but a lock all the same.
+    login_address: ThrottleLimit = Field(
+        default_factory=lambda: ThrottleLimit(free=20, lock_after=100)
+    )
+    resend_address: ThrottleLimit = Field(
+        default_factory=lambda: ThrottleLimit(free=20, lock_after=40, window_minutes=60)
+    )
+    # Badly signed webhooks from one address: throttled, and stored aggregated.
+    webhook_rejected_address: ThrottleLimit = Field(
+        default_factory=lambda: ThrottleLimit(free=20, lock_after=60, window_minutes=10)
+    )
+    first_delay_seconds: float = Field(default=1, gt=0)
+    max_delay_seconds: float = Field(default=60, gt=0)
+    max_lock_hours: float = Field(default=24, gt=0)
 
 
 class KycRules(BaseModel):
@@ -250,6 +297,11 @@ class Settings(BaseSettings):
 
     jwt_secret: SecretStr = SecretStr(DEV_ONLY["jwt_secret"])
     access_token_minutes: int = 15
+    # Each log-in is a server-side session: a refresh token (rotated on every use) keeps it
+    # going this long; logging out or a change of roles ends it at once.
+    refresh_token_days: float = Field(default=7, gt=0, le=90)
+    # Failed log-ins and mail resends: growing delays, then a temporary lock.
+    auth_throttle: AuthThrottleRules = Field(default_factory=AuthThrottleRules)
     # Fernet key (urlsafe base64, 32 bytes) for secrets BrokerFlow must keep, e.g. one-time MT5
     # credentials waiting for their client.
     secrets_key: SecretStr = SecretStr(DEV_ONLY["secrets_key"])
@@ -276,6 +328,9 @@ class Settings(BaseSettings):
     # attempts, failures, schedule-to-start latency, workflow task failures). Unset: not served
     # (each worker process needs a port of its own).
     worker_metrics_address: str | None = None
+    # Bearer token Prometheus sends to the API's /metrics. Loopback callers need none; from any
+    # other address /metrics answers 401 without it (403 while it is unset).
+    metrics_token: SecretStr | None = None
     log_level: str = "INFO"
     log_json: bool = True
 

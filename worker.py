@@ -25,6 +25,7 @@ from temporalio.worker import Worker
 
 from activities.account_changes import AccountChangeRecords, Mt5AccountChangeSteps
 from activities.account_opening import AccountOpeningRecords, Mt5AccountSteps
+from activities.ib_payout import IbPayoutSteps
 from activities.kyc_checks import KycChecks, ScreenerCache
 from activities.kyc_records import KycRecords
 from activities.ledger_steps import LedgerSteps
@@ -32,6 +33,7 @@ from activities.mail import ClientMail
 from activities.mt5_funds import Mt5FundsSteps
 from activities.payments import PaymentSteps
 from activities.screening_lists import ScreeningLists
+from activities.trade_ingestion import DealIngestion
 from activities.unmatched_funds import UnmatchedFundsSteps
 from contracts import TASK_QUEUE, mt5_task_queue
 from contracts.steps import Mt5Step, Step, implementations, unimplemented
@@ -167,8 +169,19 @@ def build_workers(
         email_link_hours=kyc.email_link_hours,
     )
     unmatched = UnmatchedFundsSteps(sessions, providers or {})
+    ib_payouts = IbPayoutSteps(sessions, documents or NoDocumentStore())
     database_steps = implementations(
-        Step, records, payments, ledger, unmatched, checks, cases, lists, changes, client_mail
+        Step,
+        records,
+        payments,
+        ledger,
+        unmatched,
+        checks,
+        cases,
+        lists,
+        changes,
+        client_mail,
+        ib_payouts,
     )
     mt5_steps = {
         server.name: implementations(
@@ -176,6 +189,7 @@ def build_workers(
             Mt5AccountSteps(sessions, box, gateways[server.name]),
             Mt5FundsSteps(gateways[server.name]),
             Mt5AccountChangeSteps(gateways[server.name]),
+            DealIngestion(server.name, sessions, gateways[server.name]),
         )
         for server in mt5_servers
     }

@@ -11,16 +11,22 @@ from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
 from api.audit.routes import router as audit_router
 from api.auth.routes import router as auth_router
+from api.auth.routes import session_router as auth_session_router
 from api.clients.routes import router as clients_router
 from api.compliance.routes import router as compliance_router
 from api.console.compliance import router as compliance_console_router
 from api.console.routes import router as console_router
 from api.finance.routes import router as finance_router
 from api.fx.routes import router as fx_router
+from api.headers import security_headers
+from api.ib.payouts import attribution_router as ib_attribution_router
+from api.ib.payouts import finance_router as ib_payout_finance_router
+from api.ib.payouts import portal_router as ib_portal_router
 from api.ib.routes import self_router as ib_self_router
 from api.ib.routes import staff_router as ib_staff_router
 from api.kyc.routes import router as kyc_router
 from api.ledger.routes import router as ledger_router
+from api.locks.routes import router as locks_router
 from api.me.routes import router as me_router
 from api.onboarding.routes import router as onboarding_router
 from api.payments.routes import router as payments_router
@@ -47,6 +53,7 @@ from storage.documents import EncryptedDocumentStore, LocalFileStore
 ROUTERS = (
     system_router,
     auth_router,
+    auth_session_router,
     signup_router,
     me_router,
     onboarding_router,
@@ -55,11 +62,15 @@ ROUTERS = (
     wallets_router,
     webhooks_router,
     ib_self_router,
+    ib_portal_router,
     staff_router,
+    locks_router,
     clients_router,
     ib_staff_router,
+    ib_attribution_router,
     audit_router,
     finance_router,
+    ib_payout_finance_router,
     ledger_router,
     fx_router,
     compliance_router,
@@ -108,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = ApiMetrics()
     app.state.metrics = metrics
     app.middleware("http")(metrics.middleware)
+    app.middleware("http")(security_headers)
     for router in ROUTERS:
         app.include_router(router)
     configure_tracing("brokerflow-api", settings)

@@ -12,6 +12,7 @@ import hmac
 import ipaddress
 import uuid
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Cookie, Depends
@@ -20,6 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.context import RequestContext
 from api.deps import ContextDep, SessionDep, SettingsDep
 from api.security import read_token
+from api.sessions import check_open
 from db.audit import Actor
 from db.models import IntroducingBroker, StaffUser
 from db.queries.clients import client_by_id
@@ -40,6 +42,8 @@ class Principal:
     context: RequestContext
     # Set when the console cookie authenticated the request: forms must echo it back (CSRF).
     csrf: str | None = None
+    # The server-side session of the access token (api/sessions.py).
+    session_id: uuid.UUID | None = None
 
     def actor(self) -> Actor:
         return Actor(
@@ -93,8 +97,16 @@ class Policy:
     async def authorise(
         self, token: str, session: SessionDep, settings: Settings, context: RequestContext
     ) -> Principal:
-        claims = read_token(token, settings.jwt_secret.get_secret_value())
-        principal = await _load_principal(session, claims.kind, claims.subject, context)
+        claims = read_token(
+            token,
+            settings.jwt_secret.get_secret_value(),
+            max_ttl=timedelta(minutes=settings.access_token_minutes),
+        )
+        await check_open(session, claims)
+        principal = replace(
+            await _load_principal(session, claims.kind, claims.subject, context),
+            session_id=claims.session_id,
+        )
         if not self.admits(principal.kind, principal.roles):
             raise Forbidden(f"{self.name}: your role may not do this")
         return principal
@@ -187,6 +199,7 @@ OPERATIONS_READERS = frozenset(
 )
 
 public = PublicPolicy()
+signed_in = Policy("signed in", staff=ALL_STAFF, clients=True, ibs=True)
 clients_only = Policy("clients", clients=True)
 ibs_only = Policy("introducing brokers", ibs=True)
 admins = Policy("administrators", staff=frozenset({StaffRole.ADMIN}))
@@ -249,6 +262,7 @@ console_kyc_document_readers = ConsolePolicy(
 )
 
 PublicAccess = Annotated[None, Depends(public)]
+SignedIn = Annotated[Principal, Depends(signed_in)]
 ClientPrincipal = Annotated[Principal, Depends(clients_only)]
 IbPrincipal = Annotated[Principal, Depends(ibs_only)]
 AdminPrincipal = Annotated[Principal, Depends(admins)]

@@ -18,9 +18,12 @@ log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer", **(headers or {})}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -32,7 +35,9 @@ async def _business_error(request: Request, exc: Exception) -> Response:
         and "text/html" in request.headers.get("accept", "")
     ):
         return _console_refusal(exc)
-    return problem(exc.status_code, exc.title, exc.detail, **exc.extra)
+    retry_after = getattr(exc, "retry_after_seconds", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return problem(exc.status_code, exc.title, exc.detail, headers, **exc.extra)
 
 
 def _console_refusal(exc: BackOfficeError) -> HTMLResponse:

@@ -66,10 +66,19 @@ class TokenClaims:
     kind: PrincipalKind
     subject: uuid.UUID
     token_id: str
+    # The server-side session the token belongs to (None: a token of no session, refused).
+    session_id: uuid.UUID | None = None
 
 
-def issue_token(kind: PrincipalKind, subject: uuid.UUID, secret: str, ttl: timedelta) -> str:
-    now = datetime.now(UTC)
+def issue_token(
+    kind: PrincipalKind,
+    subject: uuid.UUID,
+    secret: str,
+    ttl: timedelta,
+    session_id: uuid.UUID | None = None,
+    now: datetime | None = None,
+) -> str:
+    now = now or datetime.now(UTC)
     claims = {
         "sub": str(subject),
         "kind": kind.value,
@@ -78,18 +87,32 @@ def issue_token(kind: PrincipalKind, subject: uuid.UUID, secret: str, ttl: timed
         "exp": now + ttl,
         "jti": uuid.uuid4().hex,
     }
+    if session_id is not None:
+        claims["sid"] = str(session_id)
     return jwt.encode(claims, secret, algorithm=TOKEN_ALGORITHM)
 
 
-def read_token(token: str, secret: str) -> TokenClaims:
+def read_token(token: str, secret: str, max_ttl: timedelta | None = None) -> TokenClaims:
+    """The token's claims; refused when forged, expired, or (with `max_ttl`) issued for longer
+    than access tokens live: a token minted with a leaked key for a year is not one of ours."""
     try:
-        claims = jwt.decode(token, secret, algorithms=[TOKEN_ALGORITHM], audience=TOKEN_AUDIENCE)
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[TOKEN_ALGORITHM],
+            audience=TOKEN_AUDIENCE,
+            options={"require": ["exp", "iat", "sub"]},
+        )
+        if max_ttl is not None and claims["exp"] - claims["iat"] > max_ttl.total_seconds() + 5:
+            raise NotAuthenticated("access token lives longer than this server issues them")
+        sid = claims.get("sid")
         return TokenClaims(
             kind=PrincipalKind(claims["kind"]),
             subject=uuid.UUID(claims["sub"]),
             token_id=str(claims["jti"]),
+            session_id=uuid.UUID(sid) if sid else None,
         )
     except jwt.ExpiredSignatureError as exc:
         raise NotAuthenticated("access token has expired; log in again") from exc
-    except (jwt.PyJWTError, KeyError, ValueError) as exc:
+    except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
         raise NotAuthenticated("access token is not valid") from exc

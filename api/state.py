@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -12,6 +13,10 @@ from db.sealed import SecretBox
 from psp_adapter.gateway import PaymentProvider
 from settings import Settings
 from storage.documents import DocumentStore
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -25,3 +30,5 @@ class AppState:
     providers: Mapping[str, PaymentProvider] = field(default_factory=dict)
     # Client documents (KYC uploads), encrypted at rest; None only in apps built without one.
     documents: DocumentStore | None = None
+    # The one clock of throttles and sessions; tests replace it to move time on without sleeping.
+    clock: Callable[[], datetime] = utc_now

@@ -64,9 +64,7 @@ MAIL = Policy(
 
 # Steps that read or write many rows at once: a list file of tens of thousands of parties, a
 # batch of clients screened against every active list.
-BULK = Policy(
-    timeout=timedelta(minutes=10), retry=DATABASE.retry, heartbeat=timedelta(seconds=30)
-)
+BULK = Policy(timeout=timedelta(minutes=10), retry=DATABASE.retry, heartbeat=timedelta(seconds=30))
 
 # Asking a processor is worth a few quick tries; beyond that the workflow's next poll is the
 # retry (it asks again after its `PaymentTimers` interval), so one attempt never stalls it.

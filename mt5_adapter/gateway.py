@@ -18,6 +18,7 @@ from domain.mt5 import (
     Mt5UserChanges,
     NewMt5User,
 )
+from mt5_adapter.server_time import ServerZone
 
 
 class Mt5Gateway(Protocol):
@@ -58,6 +59,18 @@ class Mt5Gateway(Protocol):
         self, login: int, since: datetime, until: datetime, offset: int, total: int
     ) -> list[Mt5Deal]:
         """`deal/get_page`: deals of `login` in [since, until], `total` from `offset` on."""
+        ...
+
+    async def server_zone(self) -> ServerZone:
+        """The server's time zone: its `Time` fields and `from`/`to` are on that clock."""
+        ...
+
+    async def deal_records(
+        self, group: str, since: datetime, until: datetime
+    ) -> list[dict[str, str]]:
+        """`deal/get_batch` over the accounts of `group` (a mask) in [since, until]: the raw
+        records (every field a string, as MT5 writes it), at most `MAX_DEAL_BATCH` of the
+        lowest tickets; a full answer means more deals in the window."""
         ...
 
     async def aclose(self) -> None: ...

@@ -289,6 +289,7 @@ class WebApiGateway:
         for session in self._sessions:
             self._idle.put_nowait(session)
         self._zone: ServerZone | None = None
+        self._zone_asked = asyncio.Lock()  # the first callers share one `time/get`
 
     async def _call(
         self,
@@ -314,10 +315,11 @@ class WebApiGateway:
     async def server_zone(self) -> ServerZone:
         """The server's time zone (`time/get`), asked once: every `Time` it answers and every
         `from`/`to` it reads are on that clock, not UTC."""
-        if self._zone is None:
-            answer = await self._call("time/get")
-            self._zone = zone_of(answer["answer"])
-        return self._zone
+        async with self._zone_asked:
+            if self._zone is None:
+                answer = await self._call("time/get")
+                self._zone = zone_of(answer["answer"])
+            return self._zone
 
     async def _window(self, since: datetime, until: datetime) -> dict[str, str]:
         zone = await self.server_zone()
@@ -446,9 +448,23 @@ class WebApiGateway:
         zone = await self.server_zone()
         return [parse_deal(record, zone) for record in answer.get("answer") or []]
 
+    async def deal_records(
+        self, group: str, since: datetime, until: datetime
+    ) -> list[dict[str, str]]:
+        """`deal/get_batch` of the accounts in `group` (a mask, `*` for all) in [since, until],
+        the records as the server wrote them: at most `MAX_DEAL_BATCH`, the lowest tickets."""
+        answer = await self._history_call(
+            "deal/get_batch", {"group": group, **await self._window(since, until)}
+        )
+        return list(answer.get("answer") or [])
+
     async def aclose(self) -> None:
         for session in self._sessions:
             await session.close()
+
+
+# A `deal/get_batch` answers at most this many deals (reference: 100,000; the rest is not said).
+MAX_DEAL_BATCH = 100_000
 
 
 def _int(value: Any) -> int:

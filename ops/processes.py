@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from api.redaction import redact
+
 _COLOURS = ("36", "33", "35", "32", "34", "31", "96", "93")
 _print_lock = threading.Lock()
 
@@ -38,7 +40,7 @@ def emit(prefix: str, line: str, colour: str | None = None, stream: IO[str] | No
     if colour and _use_colour(out):
         label = f"\x1b[{colour}m{label}\x1b[0m"
     with _print_lock:
-        out.write(f"{label} {line}\n")
+        out.write(f"{label} {redact(line)}\n")
         out.flush()
 
 
@@ -85,7 +87,7 @@ class Child:
                 line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
                 emit(self.name, line, colour=self.colour)
                 if log:
-                    log.write(line + "\n")
+                    log.write(redact(line) + "\n")
                     log.flush()
                 if self.on_line:
                     try:

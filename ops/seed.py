@@ -2,18 +2,22 @@
 
 Creates one staff user per role, a demo introducing broker and a few clients (signed up through
 the same service the API uses, so each gets a real demo MT5 account from the workflow). Passwords
-and TOTP seeds are generated, printed once, and stored only as hashes / sealed values.
+and TOTP seeds are generated, written once to `<data dir>/dev-credentials.txt` (mode 0600, never
+printed: whatever the seed prints lands in `.data/logs/seed.log`), and stored only as hashes /
+sealed values.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -261,22 +265,47 @@ def assert_dev(settings: Settings) -> None:
         raise SystemExit("refusing to seed demo users into a prod environment")
 
 
-def print_report(report: SeedReport) -> None:
-    if not report.created:
-        print("demo data already present; credentials were printed when it was first seeded")
-        return
-    print("\nDemo credentials (shown once; stored only as hashes):")
+CREDENTIALS_FILE = "dev-credentials.txt"
+
+
+def credentials_path(settings: Settings) -> Path:
+    """Where the first seed writes the demo credentials: `<data dir>/dev-credentials.txt`."""
+    return settings.data_dir / CREDENTIALS_FILE
+
+
+def write_credentials(report: SeedReport, path: Path) -> None:
+    """The credentials in a file only its owner may read (0600), never on stdout: the stack
+    copies every line a child prints into `.data/logs/*.log`."""
+    lines = ["# BrokerFlow demo credentials (dev only), written once by the first seed.", ""]
     for credential in report.created:
-        line = f"  {credential.kind:<6} {credential.email:<28} password {credential.password}"
+        lines.append(f"{credential.kind:<6} {credential.email:<28} password {credential.password}")
         if credential.totp_secret:
             uri = totp_provisioning_uri(credential.totp_secret, credential.email)
-            line += f"\n         TOTP secret {credential.totp_secret}  ({uri})"
-        print(line)
-    print()
+            lines.append(f"       TOTP secret {credential.totp_secret}  ({uri})")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # an older file of wider mode is narrowed too
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write("\n".join(lines) + "\n")
+
+
+def print_report(report: SeedReport, path: Path) -> None:
+    if not report.created:
+        print(
+            "demo data already present; its credentials were written when it was first seeded"
+            f" ({path})"
+        )
+        return
+    write_credentials(report, path)
+    print(
+        f"\nDemo credentials for {len(report.created)} users written to {path}"
+        " (mode 0600; not printed, not logged)\n"
+    )
 
 
 def main() -> None:
-    print_report(asyncio.run(seed(get_settings())))
+    settings = get_settings()
+    print_report(asyncio.run(seed(settings)), credentials_path(settings))
 
 
 if __name__ == "__main__":

@@ -543,6 +543,8 @@ class Stack:
         lines += [
             f"  PostgreSQL     {self.database_display}",
             f"  Logs           {self.log_dir}/*.log",
+            f"  Credentials    {self.plan.data_dir / 'dev-credentials.txt'}"
+            " (mode 0600, written by the first seed)",
             f"  Stop           Ctrl-C here, or `make stop` / kill -TERM {os.getpid()}",
             "",
         ]

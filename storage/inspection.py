@@ -53,7 +53,8 @@ _PDF_TAIL_BYTES: Final = 4096
 # Long names of active content, found even in objects pypdf would not reach. Short `/JS` is only
 # looked for in the parsed graph: three bytes occur by chance in a large compressed stream.
 _RAW_ACTIVE: Final = re.compile(
-    rb"/(JavaScript|Launch|EmbeddedFiles?|RichMedia)(?=[\s()<>\[\]{}/%]|$)"
+    rb"/(JavaScript|Launch|EmbeddedFiles?|RichMedia|SubmitForm|GoToR|ImportData)"
+    rb"(?=[\s()<>\[\]{}/%]|$)"
 )
 
 
@@ -227,12 +228,19 @@ _LAUNCH: Final = "actions that launch programs"
 _EMBEDDED: Final = "embedded files"
 _MEDIA: Final = "embedded media"
 _XFA: Final = "XFA forms (which can run scripts)"
+_SUBMIT: Final = "form actions that send data out (SubmitForm)"
+_REMOTE: Final = "links that open other files (GoToR)"
+_IMPORT: Final = "actions that import data (ImportData)"
+_AUTO_URI: Final = "actions that open a web address by themselves (URI on open or on an event)"
 _RAW_REASON: Final = {
     "JavaScript": _JAVASCRIPT,
     "Launch": _LAUNCH,
     "EmbeddedFiles": _EMBEDDED,
     "EmbeddedFile": _EMBEDDED,
     "RichMedia": _MEDIA,
+    "SubmitForm": _SUBMIT,
+    "GoToR": _REMOTE,
+    "ImportData": _IMPORT,
 }
 _ACTIVE_KEYS: Final = {
     "/JS": _JAVASCRIPT,
@@ -247,6 +255,9 @@ _ACTIVE_VALUES: Final = {
     ("/S", "/JavaScript"): _JAVASCRIPT,
     ("/S", "/Launch"): _LAUNCH,
     ("/S", "/GoToE"): _EMBEDDED,
+    ("/S", "/SubmitForm"): _SUBMIT,
+    ("/S", "/GoToR"): _REMOTE,
+    ("/S", "/ImportData"): _IMPORT,
     ("/Type", "/EmbeddedFile"): _EMBEDDED,
     ("/Subtype", "/FileAttachment"): _EMBEDDED,
     ("/Subtype", "/RichMedia"): _MEDIA,
@@ -278,6 +289,8 @@ def _active_content(reader: PdfReader) -> str | None:
                 reason = _ACTIVE_KEYS.get(str(name))
                 if reason is None and isinstance(value, str):
                     reason = _ACTIVE_VALUES.get((str(name), str(value)))
+                if reason is None and str(name) in _AUTOMATIC_TRIGGERS:
+                    reason = _AUTO_URI if _opens_uri(value) else None
                 if reason is not None:
                     return reason
                 if isinstance(value, DictionaryObject | ArrayObject | IndirectObject):
@@ -289,6 +302,47 @@ def _active_content(reader: PdfReader) -> str | None:
                 if isinstance(value, DictionaryObject | ArrayObject | IndirectObject)
             )
     return None
+
+
+# A link the reader clicks may point to a web address; an action that runs by itself (when the
+# document or a page opens, or on a form or mouse event) must not.
+_AUTOMATIC_TRIGGERS: Final = frozenset({"/OpenAction", "/AA"})
+
+
+def _opens_uri(trigger: Any) -> bool:
+    """Whether an automatic action (with its `/Next` chain and, for `/AA`, every event's
+    action) opens a URI."""
+    stack: list[Any] = [trigger]
+    seen: set[tuple[int, int]] = set()
+    walked = 0
+    while stack:
+        item = stack.pop()
+        if isinstance(item, IndirectObject):
+            ref = (item.idnum, item.generation)
+            if ref in seen:
+                continue
+            seen.add(ref)
+            item = item.get_object()
+        walked += 1
+        if walked > MAX_PDF_OBJECTS:
+            return True  # too tangled to clear: refused
+        if isinstance(item, DictionaryObject):
+            if str(dict.get(item, "/Type", "")) in ("/Page", "/Pages"):
+                continue  # a destination names a page: its links are the reader's to click
+            if str(dict.get(item, "/S", "")) == "/URI":
+                return True
+            for name, value in dict.items(item):
+                if str(name) in ("/Parent", "/P", "/Pg"):  # back to the page tree: not the action
+                    continue
+                if isinstance(value, DictionaryObject | ArrayObject | IndirectObject):
+                    stack.append(value)
+        elif isinstance(item, ArrayObject):
+            stack.extend(
+                value
+                for value in list.__iter__(item)
+                if isinstance(value, DictionaryObject | ArrayObject | IndirectObject)
+            )
+    return False
 
 
 # -- images ---------------------------------------------------------------------------------------

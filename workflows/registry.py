@@ -7,9 +7,11 @@ from workflows.account_change import AccountChangeWorkflow
 from workflows.account_opening import AccountOpeningWorkflow
 from workflows.client_mail import ClientMailWorkflow
 from workflows.deposit import DepositWorkflow
+from workflows.ib_payout import IbPayoutCycleWorkflow, IbPayoutWorkflow
 from workflows.kyc_review import KycReviewWorkflow
 from workflows.rekyc_sweep import ReKycSweepWorkflow
 from workflows.screening_refresh import ScreeningListRefreshWorkflow
+from workflows.trade_ingestion import DealBackfillWorkflow, TradeIngestionWorkflow
 from workflows.transfer import TransferWorkflow
 from workflows.unmatched_funds import ResolveUnmatchedFundsWorkflow
 from workflows.withdrawal import WithdrawalWorkflow
@@ -25,4 +27,8 @@ WORKFLOWS = [
     ScreeningListRefreshWorkflow,
     ReKycSweepWorkflow,
     ClientMailWorkflow,
+    TradeIngestionWorkflow,
+    DealBackfillWorkflow,
+    IbPayoutCycleWorkflow,
+    IbPayoutWorkflow,
 ]

@@ -3,34 +3,69 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from api.auth import service
-from api.auth.schemas import AccessToken, LoginRequest, StaffLoginRequest
-from api.deps import ContextDep, SecretBoxDep, SessionDep, SettingsDep
-from api.policy import public
+from api.auth.schemas import (
+    AccessToken,
+    LoggedOut,
+    LoginRequest,
+    LogoutRequest,
+    RefreshRequest,
+    StaffLoginRequest,
+)
+from api.deps import ContextDep, SessionDep, StateDep
+from api.policy import SignedIn, public
 from api.problems import error_responses
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"], dependencies=[Depends(public)])
-UNAUTHENTICATED = error_responses({401: "wrong credentials", 403: "blocked"})
+UNAUTHENTICATED = error_responses(
+    {
+        401: "wrong credentials",
+        403: "blocked",
+        429: "too many failed attempts for this account or from this address (Retry-After)",
+    }
+)
 
 
 @router.post("/client/login", responses=UNAUTHENTICATED)
 async def log_in_client(
-    body: LoginRequest, session: SessionDep, settings: SettingsDep
+    body: LoginRequest, session: SessionDep, state: StateDep, context: ContextDep
 ) -> AccessToken:
-    return await service.log_in_client(session, body, settings)
+    return await service.log_in_client(session, body, state, context)
 
 
 @router.post("/ib/login", responses=UNAUTHENTICATED)
-async def log_in_ib(body: LoginRequest, session: SessionDep, settings: SettingsDep) -> AccessToken:
-    return await service.log_in_ib(session, body, settings)
+async def log_in_ib(
+    body: LoginRequest, session: SessionDep, state: StateDep, context: ContextDep
+) -> AccessToken:
+    return await service.log_in_ib(session, body, state, context)
 
 
 @router.post("/staff/login", responses=UNAUTHENTICATED)
 async def log_in_staff(
-    body: StaffLoginRequest,
-    session: SessionDep,
-    settings: SettingsDep,
-    box: SecretBoxDep,
-    context: ContextDep,
+    body: StaffLoginRequest, session: SessionDep, state: StateDep, context: ContextDep
 ) -> AccessToken:
     """Staff log in with password and TOTP code, from an address in their allowlist."""
-    return await service.log_in_staff(session, body, settings, box, context)
+    return await service.log_in_staff(session, body, state, context)
+
+
+@router.post(
+    "/refresh",
+    responses=error_responses(
+        {401: "refresh token not valid, expired, already used (which ends the session) or revoked"}
+    ),
+)
+async def refresh(body: RefreshRequest, state: StateDep) -> AccessToken:
+    """A new access token and a new refresh token for the session; the one presented stops
+    working, and presenting it again ends the session."""
+    return await service.refresh(body.refresh_token, state)
+
+
+session_router = APIRouter(prefix="/v1/auth", tags=["auth"])
+
+
+@session_router.post("/logout", responses=error_responses({401: "not logged in"}))
+async def log_out(
+    body: LogoutRequest, me: SignedIn, session: SessionDep, state: StateDep
+) -> LoggedOut:
+    """End this session (`everywhere: false`) or every session of yours (`true`): their access
+    and refresh tokens are refused from the next request on."""
+    return await service.log_out(session, me, body.everywhere, state.clock())

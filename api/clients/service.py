@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import sessions
 from api.clients.schemas import ClientStatusChange
 from api.policy import Principal
 from db import audit
 from db.models import Client
 from db.queries.clients import client_or_not_found, clients_newest_first
+from domain.roles import PrincipalKind
 
 
 async def list_clients(
@@ -43,6 +45,21 @@ async def change_status(
                 reason=change.reason,
             ),
         )
+        if change.status == "blocked":
+            ended = await sessions.revoke_all(
+                session, PrincipalKind.CLIENT, client.id, "client_blocked", datetime.now(UTC)
+            )
+            audit.record(
+                session,
+                by.actor(),
+                audit.Change(
+                    action="auth.sessions_revoked",
+                    entity_type="client",
+                    entity_id=str(client.id),
+                    after={"sessions_ended": ended, "why": "client_blocked"},
+                    reason=change.reason,
+                ),
+            )
         await session.flush()
         await session.refresh(client)
     return client

@@ -130,6 +130,7 @@ async def decide_case(
             action=form.action,
             reason=form.reason,
             info_needed=form.info_needed.strip() or None,
+            enhanced_due_diligence=form.enhanced_due_diligence(),
         )
     except ValidationError as exc:
         return _back(back, error=_form_error(exc))

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth import service as auth_service
 from api.auth.schemas import StaffLoginRequest
 from api.console.schemas import ConsoleDecision, ConsoleLogin
-from api.deps import ContextDep, SecretBoxDep, SessionDep, SettingsDep, StateDep
+from api.deps import ContextDep, SessionDep, StateDep
 from api.finance import service as finance_service
 from api.finance.schemas import DecisionRequest, FinancePaymentView
 from api.ledger import service as ledger_service
@@ -29,12 +29,15 @@ from api.pages import templates
 from api.policy import (
     CONSOLE_COOKIE,
     ConsoleComplianceOfficer,
+    ConsoleCookie,
     ConsoleFinanceOfficer,
     ConsoleFinanceReader,
     Principal,
     public,
+    signed_in,
 )
 from api.state import AppState
+from api.throttle import TooManyAttempts
 from domain.errors import BackOfficeError, Forbidden, NotAuthenticated
 from domain.payments import PaymentDirection, PaymentStatus
 
@@ -55,15 +58,19 @@ async def log_in(
     form: Annotated[ConsoleLogin, Form()],
     request: Request,
     session: SessionDep,
-    settings: SettingsDep,
-    box: SecretBoxDep,
+    state: StateDep,
     context: ContextDep,
 ) -> HTMLResponse | RedirectResponse:
+    settings = state.settings
     try:
         credentials = StaffLoginRequest.model_validate(form.model_dump())
-        token = await auth_service.log_in_staff(session, credentials, settings, box, context)
+        token = await auth_service.log_in_staff(session, credentials, state, context)
     except ValidationError:
         return _login_refused(request, auth_service.WRONG_CREDENTIALS, 401)
+    except TooManyAttempts as exc:
+        refused = _login_refused(request, exc.detail, exc.status_code)
+        refused.headers["Retry-After"] = str(exc.retry_after_seconds)
+        return refused
     except (NotAuthenticated, Forbidden) as exc:
         return _login_refused(request, exc.detail, exc.status_code)
     response = RedirectResponse(FINANCE_PAGE, status_code=303)
@@ -80,7 +87,21 @@ async def log_in(
 
 
 @router.post("/logout", dependencies=[Depends(public)])
-async def log_out() -> RedirectResponse:
+async def log_out(
+    session: SessionDep,
+    state: StateDep,
+    context: ContextDep,
+    console_token: ConsoleCookie = None,
+) -> RedirectResponse:
+    """End the console's session on the server (its token is refused from now on, wherever it
+    was copied to) and drop the cookie."""
+    if console_token:
+        try:
+            staff = await signed_in.authorise(console_token, session, state.settings, context)
+        except (NotAuthenticated, Forbidden):
+            staff = None  # an ended or foreign session: nothing to end, still drop the cookie
+        if staff is not None:
+            await auth_service.log_out(session, staff, everywhere=False, now=state.clock())
     response = RedirectResponse("/console/login", status_code=303)
     response.delete_cookie(CONSOLE_COOKIE, path="/console")
     return response

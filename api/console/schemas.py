@@ -24,7 +24,21 @@ class ConsoleCaseDecision(BaseModel):
     action: Literal["approve", "reject", "request_info"]
     reason: str = Field(default="", max_length=2000)
     info_needed: str = Field(default="", max_length=4000)
+    # Enhanced due diligence, to approve a confirmed politically exposed person.
+    source_of_wealth: str = Field(default="", max_length=2000)
+    source_of_funds: str = Field(default="", max_length=2000)
+    public_function: str = Field(default="", max_length=2000)
+    relationship_purpose: str = Field(default="", max_length=2000)
     csrf: str = Field(default="", max_length=128)
+
+    def enhanced_due_diligence(self) -> dict[str, str] | None:
+        fields = {
+            "source_of_wealth": self.source_of_wealth,
+            "source_of_funds": self.source_of_funds,
+            "public_function": self.public_function,
+            "relationship_purpose": self.relationship_purpose,
+        }
+        return fields if any(v.strip() for v in fields.values()) else None
 
 
 class ConsoleHitReview(BaseModel):

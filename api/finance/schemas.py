@@ -101,6 +101,10 @@ class WebhookEventView(BaseModel):
     payment_id: UUID | None
     payload: dict[str, Any] | None
     received_at: datetime
+    # Rejected webhooks are aggregated: how many arrived like this one, from where, last when.
+    repeats: int = 1
+    source_ip: str | None = None
+    last_received_at: datetime | None = None
 
 
 class FinancePaymentDetail(FinancePaymentView):

@@ -14,6 +14,22 @@ from api.schemas import Reason
 from domain.kyc import CaseStatus, ReviewAction
 
 InfoNeeded = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+EddText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=10, max_length=2000)]
+
+
+class EnhancedDueDiligence(BaseModel):
+    """What an officer established to approve a confirmed politically exposed person (AMLD
+    art. 20): where the wealth and these funds come from, the function, and the relationship's
+    purpose. Each at least a sentence (10 characters)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source_of_wealth: EddText
+    source_of_funds: EddText
+    public_function: EddText
+    relationship_purpose: EddText
+
+
 GroupName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 
 
@@ -180,6 +196,8 @@ class CaseDetail(BaseModel):
     risk: RiskBreakdown
     decisions: list[KycDecisionView]
     audit: list[AuditView]
+    # Recorded by the officers who approved a confirmed PEP; None otherwise.
+    enhanced_due_diligence: dict[str, Any] | None = None
     # Email of every staff member named in `decisions` and `audit` (by id), to show who acted.
     staff_emails: dict[str, str] = {}
 
@@ -194,6 +212,8 @@ class CaseDecisionRequest(BaseModel):
     reason: Reason
     # What the client must provide: required with request_info.
     info_needed: InfoNeeded | None = None
+    # Required to approve a case with a confirmed PEP hit.
+    enhanced_due_diligence: EnhancedDueDiligence | None = None
 
     @model_validator(mode="after")
     def _info_for_a_request(self) -> CaseDecisionRequest:

@@ -81,6 +81,7 @@ from domain.account_terms import group_currency
 from domain.accounts import AccountChangeKind, AccountChangeStatus, AccountStatus
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.kyc import CLOSED_STATUSES, CaseStatus, Decision, KycSla, ReviewAction
+from domain.roles import StaffRole
 from domain.screening import ListSnapshot, ListSource
 from screening.formats import ListFormatError, load_list
 from storage.documents import DocumentMissing, DocumentStore
@@ -307,6 +308,7 @@ async def case_detail(
         decisions=[KycDecisionView.model_validate(d) for d in decisions],
         audit=trail,
         staff_emails=await _staff_emails(session, staff_ids),
+        enhanced_due_diligence=case.enhanced_due_diligence,
     )
 
 
@@ -432,6 +434,9 @@ async def decide(
         raise NotFound(f"no KYC case {case_id}")
     if case.status in CLOSED:
         raise Conflict(f"the case is closed ({case.status}); nothing to decide")
+    edd = None
+    if request.action is ReviewAction.APPROVE:
+        edd = await _check_approval(session, case, officer, request)
     decision = Decision(
         officer_id=str(officer.id),
         action=request.action,
@@ -446,6 +451,10 @@ async def decide(
         closed="the case's review has finished; nothing to decide",
         update_id=staff_update_id(officer.id, officer.context.request_id),
     )
+    if edd is not None:
+        # After the workflow's answer: its step writes the case in a transaction of its own,
+        # which a row lock held here since before the update would block.
+        await _record_edd(session, case_id, officer, edd, request.reason)
     return CaseDecisionResult(
         case_id=case_id,
         status=view.status,
@@ -453,6 +462,124 @@ async def decide(
         approvals=len(view.approvals),
         escalated=view.escalated,
     )
+
+
+def _hit_summary(hit: ScreeningHit) -> dict[str, Any]:
+    return {
+        "id": str(hit.id),
+        "source": hit.source,
+        "listed_name": hit.listed_name,
+        "score": hit.score,
+        "is_pep": hit.is_pep,
+        "status": hit.status,
+    }
+
+
+def _hit_text(hits: list[ScreeningHit]) -> str:
+    return "; ".join(f"{h.listed_name} ({h.source}, score {h.score})" for h in hits)
+
+
+async def _check_approval(
+    session: AsyncSession, case: KycCase, officer: Principal, request: CaseDecisionRequest
+) -> dict[str, Any] | None:
+    """The screening rules of an approval, checked before the workflow hears of it:
+
+    * every hit reviewed: an open one is a 409 listing the open hits;
+    * a confirmed sanctions match (a hit that is not a PEP) is never approved: 409;
+    * a confirmed PEP needs the enhanced due diligence fields (422 without them, recorded on the
+      case and audited) and a senior officer's approval: the approval that completes the case
+      (the second of four-eyes, or the only one) is refused unless it or an earlier approval of
+      this round comes from a senior compliance officer (holding the admin role as well)."""
+    hits = list(
+        await session.scalars(
+            select(ScreeningHit)
+            .where(ScreeningHit.case_id == case.id)
+            .order_by(ScreeningHit.score.desc(), ScreeningHit.id)
+        )
+    )
+    still_open = [h for h in hits if h.status == "open"]
+    if still_open:
+        raise Conflict(
+            f"{len(still_open)} screening hit(s) still open: review each as a false positive or "
+            f"a true match before approving: {_hit_text(still_open)}",
+            open_hits=[_hit_summary(h) for h in still_open],
+        )
+    confirmed = [h for h in hits if h.status == "confirmed"]
+    sanctions = [h for h in confirmed if not h.is_pep]
+    if sanctions:
+        raise Conflict(
+            "a confirmed sanctions match can never be approved; reject the case: "
+            + _hit_text(sanctions),
+            confirmed_hits=[_hit_summary(h) for h in sanctions],
+        )
+    peps = [h for h in confirmed if h.is_pep]
+    if not peps:
+        return None
+    edd = request.enhanced_due_diligence
+    if edd is None:
+        raise InvalidInput(
+            "approving a confirmed politically exposed person needs enhanced due diligence: "
+            "enhanced_due_diligence with source_of_wealth, source_of_funds, public_function and "
+            "relationship_purpose",
+            confirmed_hits=[_hit_summary(h) for h in peps],
+        )
+    earlier = list(
+        await session.scalars(
+            select(KycDecision.officer_id).where(
+                KycDecision.case_id == case.id,
+                KycDecision.review_round == case.review_round,
+                KycDecision.action == ReviewAction.APPROVE.value,
+            )
+        )
+    )
+    completes = not case.requires_four_eyes or len(set(earlier) - {officer.id}) >= 1
+    if completes and not is_senior(officer) and not await _any_senior(session, earlier):
+        raise Conflict(
+            "a confirmed politically exposed person needs a senior officer's approval: the "
+            "approval that completes this case must come from, or follow one by, a senior "
+            "compliance officer (compliance and admin roles)",
+            confirmed_hits=[_hit_summary(h) for h in peps],
+        )
+    return edd.model_dump()
+
+
+async def _record_edd(
+    session: AsyncSession,
+    case_id: uuid.UUID,
+    officer: Principal,
+    recorded: dict[str, Any],
+    reason: str,
+) -> None:
+    case = await session.get(KycCase, case_id, populate_existing=True, with_for_update=True)
+    assert case is not None
+    if case.enhanced_due_diligence == recorded:
+        return
+    before = case.enhanced_due_diligence
+    case.enhanced_due_diligence = recorded
+    audit.record(
+        session,
+        officer.actor(),
+        audit.Change(
+            action="kyc_case.edd_recorded",
+            entity_type="kyc_case",
+            entity_id=str(case.id),
+            before={"enhanced_due_diligence": before},
+            after={"enhanced_due_diligence": recorded},
+            reason=reason,
+        ),
+    )
+    await session.flush()
+
+
+def is_senior(staff: Principal) -> bool:
+    return staff.has_role(StaffRole.COMPLIANCE) and staff.has_role(StaffRole.ADMIN)
+
+
+async def _any_senior(session: AsyncSession, officer_ids: list[uuid.UUID]) -> bool:
+    if not officer_ids:
+        return False
+    roles = await session.scalars(select(StaffUser.roles).where(StaffUser.id.in_(officer_ids)))
+    return any({"compliance", "admin"} <= set(r) for r in roles)
 
 
 # -- documents -----------------------------------------------------------------------------------

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from api.deps import SecretBoxDep, SessionDep
 from api.me import service
@@ -42,9 +42,11 @@ async def my_account(login: Mt5Login, me: ClientPrincipal, session: SessionDep) 
     responses=error_responses({404: "no such object among yours", 410: "already handed over"}),
 )
 async def reveal_my_credentials(
-    login: Mt5Login, me: ClientPrincipal, session: SessionDep, box: SecretBoxDep
+    login: Mt5Login, me: ClientPrincipal, session: SessionDep, box: SecretBoxDep, response: Response
 ) -> Mt5Credentials:
-    """The MT5 passwords of a new account, shown exactly once."""
+    """The MT5 passwords of a new account, shown exactly once (never cached on the way)."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
     return await service.reveal_credentials_once(session, me, login, box)
 
 

@@ -100,7 +100,8 @@ async def verify_email(
     status_code=status.HTTP_202_ACCEPTED,
     responses=error_responses(
         {
-            409: "already verified, or too many mails asked for within the hour",
+            409: "already verified",
+            429: "too many mails asked for within the hour, or from this address (Retry-After)",
             503: "workflow engine down; nothing was sent",
         }
     ),
@@ -110,7 +111,7 @@ async def resend_verification_mail(
 ) -> VerificationMailSent:
     """Send a new verification link (at most 5 an hour); earlier links stay good until they
     expire."""
-    return await service.resend_verification(session, state.temporal, me)
+    return await service.resend_verification(session, state, me)
 
 
 # -- questionnaire ------------------------------------------------------------------------------

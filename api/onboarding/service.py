@@ -7,6 +7,7 @@ workflow owns the case from then on (these rows mirror it).
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -15,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import throttle
 from api.context import RequestContext
 from api.onboarding.schemas import (
     EmailVerified,
@@ -30,6 +32,7 @@ from api.onboarding.schemas import (
 )
 from api.policy import Principal
 from api.signup.service import start_verification_mail, verification_mail_key
+from api.state import AppState
 from api.temporal import TemporalConnector, signal_if_open, start_once
 from contracts.kyc_review import (
     KYC_INFO_SUBMITTED,
@@ -72,6 +75,7 @@ from settings import Settings
 # Verification mails a client may ask for again within an hour.
 MAX_VERIFICATION_MAILS_PER_HOUR = 5
 VERIFICATION_RESENT = "client.email_verification_resent"
+RESEND_SCOPE = "resend:verification"
 OPEN_STATUSES = tuple(s.value for s in CaseStatus if s not in CLOSED_STATUSES)
 # Case ids derived from an Idempotency-Key: the same key from the same client names one case.
 _CASE_NAMESPACE = uuid.UUID("6f1d3c52-8a0e-4a59-9a39-3f7f4f0b6c11")
@@ -143,10 +147,18 @@ async def verify_email(
 
 
 async def resend_verification(
-    session: AsyncSession, temporal: TemporalConnector, me: Principal
+    session: AsyncSession, state: AppState, me: Principal
 ) -> VerificationMailSent:
     """Send a new verification link (a new mail, under a key of its own), at most
-    MAX_VERIFICATION_MAILS_PER_HOUR times an hour; the audit trail is the counter."""
+    MAX_VERIFICATION_MAILS_PER_HOUR times an hour per client (the audit trail is the counter)
+    and within the throttle of the caller's address (each request counts); both answer 429
+    with Retry-After."""
+    rules = state.settings.auth_throttle
+    address = (throttle.ThrottleKey(throttle.ADDRESS, me.context.ip, rules.resend_address),)
+    now = state.clock()
+    await throttle.check(session, RESEND_SCOPE, address, now)
+    await throttle.record_failure(state.sessions, rules, RESEND_SCOPE, address, now, me.context)
+    temporal = state.temporal
     client = await client_of(session, me.id, lock=True)  # one resend of a client at a time
     if client.email_verified_at is not None:
         raise Conflict("your email address is already verified")
@@ -160,10 +172,11 @@ async def resend_verification(
     recent = [at for at in earlier if at > hour_ago]
     if len(recent) >= MAX_VERIFICATION_MAILS_PER_HOUR:
         retry_at = min(recent) + timedelta(hours=1)
-        raise Conflict(
+        raise throttle.TooManyAttempts(
             f"{MAX_VERIFICATION_MAILS_PER_HOUR} verification mails were sent within the last "
             f"hour; ask again after {retry_at:%H:%M} UTC",
-            retry_after=retry_at.isoformat(),
+            max(1, math.ceil((retry_at - utcnow()).total_seconds())),
+            retry_at=retry_at.isoformat(),
         )
     key = verification_mail_key(client.id, len(earlier) + 1)
     audit.record(

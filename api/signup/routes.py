@@ -17,7 +17,8 @@ router = APIRouter(tags=["sign-up"])
     dependencies=[Depends(public)],
     responses=error_responses(
         {
-            409: "email already registered, or the same person (name and date of birth) is",
+            409: "the same person (name and date of birth) is registered already; an email "
+            "that has an account is answered 202 like a new one, and its owner is told",
             422: "invalid or missing field: country, nationality, age, phone, address, password",
             503: "workflow engine down; nothing was recorded",
         }

@@ -27,8 +27,8 @@ from contracts.client_mail import (
     client_mail_workflow_id,
 )
 from db import audit
-from db.models import AccountApplication, Client, IntroducingBroker
-from db.queries.clients import email_registered, person_registered
+from db.models import AccountApplication, Client, IntroducingBroker, Notification
+from db.queries.clients import client_by_email, person_registered
 from domain.countries import is_iso_country
 from domain.errors import Conflict, InvalidInput
 from domain.onboarding import ApplicationStatus, check_applicant, check_password_strength
@@ -77,8 +77,6 @@ async def sign_up(
     _check_contact_data(request)
     check_password_strength(request.password)
     email = request.email.lower()
-    if await email_registered(session, email):
-        raise Conflict("an account with this email already exists; log in or reset the password")
     person = name_key(request.full_name)
     if not person:
         raise InvalidInput("full_name must contain letters", field="full_name")
@@ -90,6 +88,9 @@ async def sign_up(
             "a client with this name and date of birth is already registered; log in to that "
             "account (or contact support) instead of opening a second one"
         )
+    owner = await client_by_email(session, email)
+    if owner is not None:
+        return await _known_email(session, owner, request, context)
     ib_id = await _referring_ib(session, request.referral_code)
 
     address = request.address
@@ -164,6 +165,48 @@ async def sign_up(
     await start_verification_mail(temporal, client.id, verification_mail_key(client.id))
     return SignupAccepted(
         client_id=client.id, application_id=application_id, status=application.status
+    )
+
+
+async def _known_email(
+    session: AsyncSession, owner: Client, request: SignupRequest, context: RequestContext
+) -> SignupAccepted:
+    """A sign-up with an address that has an account answers as a new one would (202, ids of
+    nothing), after the same password-hashing work: the answer does not tell who has an
+    account. The owner is told in their notifications, and the attempt is audited."""
+    await hash_password(request.password)
+    attempt = uuid.uuid4()
+    session.add(
+        Notification(
+            client_id=owner.id,
+            key=f"signup-with-your-email:{attempt}",
+            kind="signup_with_your_email",
+            message=(
+                "Someone tried to open a new account with your email address. You already have "
+                "an account: log in with it (or reset its password). If this was not you, "
+                "nothing was opened and you need not do anything."
+            ),
+        )
+    )
+    audit.record(
+        session,
+        audit.Actor(
+            kind="anonymous",
+            id=None,
+            ip=context.ip,
+            request_id=context.request_id,
+            trace_id=context.trace_id,
+        ),
+        audit.Change(
+            action="client.signup_with_known_email",
+            entity_type="client",
+            entity_id=str(owner.id),
+            after={"email": owner.email, "attempt": str(attempt)},
+        ),
+    )
+    await session.flush()
+    return SignupAccepted(
+        client_id=uuid.uuid4(), application_id=uuid.uuid4(), status=ApplicationStatus.PENDING
     )
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import sessions
 from api.policy import Principal
 from api.security import hash_password, new_totp_secret, totp_provisioning_uri
 from api.staff.schemas import StaffCreate, StaffCreated, StaffUpdate, StaffView
@@ -16,6 +18,7 @@ from db.models import StaffUser
 from db.sealed import SecretBox
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.onboarding import check_password_strength
+from domain.roles import PrincipalKind
 
 
 def _snapshot(staff: StaffUser) -> dict[str, Any]:
@@ -85,7 +88,12 @@ async def update_staff(
     if request.active is not None:
         staff.active = request.active
     after = _snapshot(staff)
+    # New roles, another allowlist or a deactivation: the sessions opened under the old ones
+    # end now (the principal is reloaded on every request anyway; this also ends the refresh).
     if after != before:
+        ended = await sessions.revoke_all(
+            session, PrincipalKind.STAFF, staff.id, "staff_updated", datetime.now(UTC)
+        )
         audit.record(
             session,
             by.actor(),
@@ -94,7 +102,7 @@ async def update_staff(
                 entity_type="staff_user",
                 entity_id=str(staff.id),
                 before=before,
-                after=after,
+                after={**after, "sessions_ended": ended},
             ),
         )
     await session.flush()

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import SessionDep, StateDep
+from api.deps import ContextDep, SessionDep, StateDep
 from api.policy import public
 from api.problems import error_responses, problem
 from api.webhooks import service
@@ -24,6 +24,7 @@ router = APIRouter(prefix="/v1/webhooks", tags=["payment processors"])
         {
             400: "forged, stale or malformed: stored as rejected, not acted upon",
             404: "no such processor",
+            429: "too many rejected webhooks from this address (Retry-After)",
             503: "workflow engine down: nothing stored, deliver again",
         }
     ),
@@ -33,12 +34,15 @@ async def receive_webhook(
     request: Request,
     session: SessionDep,
     state: StateDep,
+    context: ContextDep,
 ) -> WebhookAck | JSONResponse:
     """A processor's signed event. Outcomes: `accepted` (signalled to its payment's workflow),
-    `duplicate` (seen before, acted on once), `unmatched` and `needs_review` (for finance)."""
+    `duplicate` (seen before, acted on once), `unmatched` and `needs_review` (for finance).
+    An address that keeps sending badly signed ones is answered 429 for a while."""
     processor = state.providers.get(provider)
     if processor is None:
         raise NotFound(f"no payment processor {provider!r}")
+    await service.check_rejections(session, state, context.ip)
     received = await service.receive(
         session,
         state.temporal,
@@ -46,7 +50,10 @@ async def receive_webhook(
         request.headers,
         await _body_up_to(request, service.MAX_BODY_BYTES + 1),
         datetime.now(UTC),
+        source_ip=context.ip,
     )
+    if received.outcome is WebhookOutcome.REJECTED:
+        await service.count_rejection(state, context)
     metrics = getattr(request.app.state, "metrics", None)
     if received.queued is not None and metrics is not None:
         metrics.unmatched_funds_queued(processor.name, received.queued.value)

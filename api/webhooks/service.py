@@ -11,22 +11,29 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import throttle
+from api.context import RequestContext
+from api.state import AppState
 from api.temporal import TemporalConnector, signal_if_open
 from api.webhooks.schemas import WebhookOutcome
 from contracts import funds
-from db.models import Payment, WebhookEvent
+from db import audit
+from db.models import FinanceCase, Payment, WebhookEvent
 from db.unmatched_funds import queue_unmatched
+from domain.money_flows import MovementKind
 from domain.payments import (
     FUNDS_ARRIVED,
+    FinanceCaseStatus,
     PaymentDirection,
     PaymentEvent,
+    PaymentEventKind,
     UnmatchedReason,
     WebhookRejected,
     unmatched_reason_for,
@@ -54,17 +61,14 @@ async def receive(
     headers: Mapping[str, str],
     body: bytes,
     now: datetime,
+    source_ip: str = "",
 ) -> Received:
     try:
         event = _verified(provider, headers, body, now)
     except WebhookRejected as exc:
         reason = exc.detail[:500]
-        session.add(
-            WebhookEvent(
-                provider=provider.name, outcome=WebhookOutcome.REJECTED.value, reason=reason
-            )
-        )
-        log.warning("webhook from %s rejected: %s", provider.name, reason)
+        await _rejected(session, provider.name, reason, source_ip, now)
+        log.warning("webhook from %s at %s rejected: %s", provider.name, source_ip, reason)
         return Received(WebhookOutcome.REJECTED, reason=reason)
 
     payment, why_not = await _matching_payment(session, event)
@@ -80,6 +84,28 @@ async def receive(
     # Read before the savepoint: a rolled-back savepoint may expire what was loaded in it.
     payment_id, workflow_id = payment.id, payment.workflow_id
     where = f"payment {payment.reference} is {payment.status}"
+    # A bank transfer is identified by the reference the client quoted; its own id is the
+    # bank's (and becomes the payment's once taken). Every other event names the processor's id
+    # of the payment or payout BrokerFlow recorded when it opened it.
+    by_reference_only = (
+        payment.transfer_reference is not None and event.kind is PaymentEventKind.TRANSFER_RECEIVED
+    )
+    if (
+        payment.provider_ref
+        and not by_reference_only
+        and event.provider_ref != payment.provider_ref
+    ):
+        # The right reference with another intent or payment id: not the payment we asked for
+        # (matched on both, never on the reference alone). Nothing is signalled or credited.
+        reason = (
+            f"{where}: the event names {event.provider} id {event.provider_ref!r}, but the "
+            f"payment was made as {payment.provider_ref!r}; not acted upon"
+        )
+        return await _stored(session, event, WebhookOutcome.NEEDS_REVIEW, payment_id, reason)
+    if event.kind in FUNDS_ARRIVED and await _declined_before(session, payment_id):
+        # Money after the processor declined: the deposit may have ended failed, and the money
+        # is then unmatched; either way finance looks at it (a finance case, once per payment).
+        await _open_case_after_decline(session, payment, event)
     if event.kind in FUNDS_ARRIVED and payment.direction != PaymentDirection.DEPOSIT:
         reason = f"{where}: money coming in names a {payment.direction}"
         return await _stored(
@@ -101,6 +127,128 @@ async def receive(
         await accepted.rollback()
     reason = f"{where} and its workflow has finished; a person must look at it"
     return await _stored(session, event, WebhookOutcome.NEEDS_REVIEW, payment_id, reason, too_late)
+
+
+REJECTED_SCOPE = "webhook:rejected"
+
+
+def _rejection_keys(state: AppState, ip: str) -> tuple[throttle.ThrottleKey, ...]:
+    limit = state.settings.auth_throttle.webhook_rejected_address
+    return (throttle.ThrottleKey(throttle.ADDRESS, ip, limit),)
+
+
+async def check_rejections(session: AsyncSession, state: AppState, ip: str) -> None:
+    """429 while the address waits after sending too many rejected webhooks (nothing stored)."""
+    await throttle.check(session, REJECTED_SCOPE, _rejection_keys(state, ip), state.clock())
+
+
+async def count_rejection(state: AppState, context: RequestContext) -> None:
+    await throttle.record_failure(
+        state.sessions,
+        state.settings.auth_throttle,
+        REJECTED_SCOPE,
+        _rejection_keys(state, context.ip),
+        state.clock(),
+        context,
+    )
+
+
+REJECTED_AGGREGATION = timedelta(hours=1)
+SUCCEEDED_AFTER_DECLINE = "succeeded_after_decline"
+
+
+async def _rejected(
+    session: AsyncSession, provider: str, reason: str, source_ip: str, now: datetime
+) -> None:
+    """One row per processor, address and reason within the hour, its repeats counted: a flood
+    of forged webhooks is evidence of one kind, not thousands of rows."""
+    same = await session.scalar(
+        select(WebhookEvent)
+        .where(
+            WebhookEvent.provider == provider,
+            WebhookEvent.outcome == WebhookOutcome.REJECTED.value,
+            WebhookEvent.source_ip == (source_ip or None),
+            WebhookEvent.reason == reason,
+            WebhookEvent.received_at > now - REJECTED_AGGREGATION,
+        )
+        .order_by(WebhookEvent.id.desc())
+        .limit(1)
+        .with_for_update()
+    )
+    if same is not None:
+        same.repeats += 1
+        same.last_received_at = now
+        return
+    session.add(
+        WebhookEvent(
+            provider=provider,
+            outcome=WebhookOutcome.REJECTED.value,
+            reason=reason,
+            source_ip=source_ip[:64] or None,
+            repeats=1,
+            last_received_at=now,
+        )
+    )
+
+
+async def _declined_before(session: AsyncSession, payment_id: uuid.UUID) -> bool:
+    declined = await session.scalar(
+        select(WebhookEvent.id)
+        .where(
+            WebhookEvent.payment_id == payment_id,
+            WebhookEvent.kind == PaymentEventKind.PAYMENT_FAILED.value,
+        )
+        .limit(1)
+    )
+    return declined is not None
+
+
+async def _open_case_after_decline(
+    session: AsyncSession, payment: Payment, event: PaymentEvent
+) -> None:
+    reason = (
+        f"{event.provider} reported {event.kind.value} ({event.event_id}, "
+        f"{event.amount.amount} {event.amount.currency}) after it had declined payment "
+        f"{payment.reference}; check with the processor whether the money was taken"
+    )
+    case_id = await session.scalar(
+        insert(FinanceCase)
+        .values(
+            id=uuid.uuid4(),
+            movement_kind=MovementKind.PAYMENT.value,
+            movement_id=payment.id,
+            reference=payment.reference,
+            client_id=payment.client_id,
+            kind=SUCCEEDED_AFTER_DECLINE,
+            status=FinanceCaseStatus.OPEN.value,
+            currency=event.amount.currency,
+            amount_minor=event.amount.to_minor_units(),
+            reason=reason,
+            undone=[],
+            not_undone=[],
+        )
+        .on_conflict_do_nothing(index_elements=["movement_kind", "movement_id", "kind"])
+        .returning(FinanceCase.id)
+    )
+    if case_id is not None:
+        audit.record(
+            session,
+            audit.system_actor(on_behalf_of=str(payment.client_id)),
+            audit.Change(
+                action="finance_case.opened",
+                entity_type="finance_case",
+                entity_id=str(case_id),
+                after={
+                    "movement": f"payment {payment.id}",
+                    "reference": payment.reference,
+                    "kind": SUCCEEDED_AFTER_DECLINE,
+                    "amount": f"{event.amount.amount} {event.amount.currency}",
+                    "event_id": event.event_id,
+                },
+                reason=reason,
+            ),
+        )
+        log.warning("finance case %s opened (%s): %s", case_id, SUCCEEDED_AFTER_DECLINE, reason)
 
 
 async def _stored(

@@ -24,16 +24,22 @@ from db.models.payments import (
     UnmatchedFunds,
     WebhookEvent,
 )
+from db.models.security import AuthSession, AuthThrottle
 from db.models.staff import StaffUser
+from db.models.trading import DealRow, IngestionState
 
 __all__ = [
     "AccountApplication",
     "AccountChange",
     "AuditEntry",
+    "AuthSession",
+    "AuthThrottle",
     "Client",
     "ClientDocument",
+    "DealRow",
     "FinanceCase",
     "FxRateRow",
+    "IngestionState",
     "IntroducingBroker",
     "JournalEntryRow",
     "KycCase",

@@ -1,9 +1,35 @@
+"""Introducing brokers and what they earn: the IB tree, the account an IB is paid to, client
+attribution with effective dates, versioned commission plans, the commission ledger and payouts.
+
+Times that the commission calculation compares with deals (plan versions, attribution, payout
+periods, a row's deal time) are Unix seconds on the trade server's clock, as MT5 stamps deals
+(`Time`) and as `domain.ib` reads them: one clock, no conversion on the way.
+"""
+
 from __future__ import annotations
 
-from sqlalchemy import String, Text
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from db.base import RecordModel
+from db.base import Base, RecordModel
 
 
 class IntroducingBroker(RecordModel):
@@ -13,3 +39,125 @@ class IntroducingBroker(RecordModel):
     password_hash: Mapped[str] = mapped_column(Text)
     name: Mapped[str] = mapped_column(String(200))
     referral_code: Mapped[str] = mapped_column(String(32), unique=True)
+    # The tree: null at the top, any depth (a cycle is refused where the parent is set).
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("introducing_brokers.id"), index=True
+    )
+    plan_id: Mapped[str | None] = mapped_column(ForeignKey("ib_plans.id"))
+    # How often its payout cycle runs: daily, weekly or monthly (a Temporal Schedule each).
+    payout_frequency: Mapped[str] = mapped_column(String(8), server_default="monthly")
+    # Where it is paid: its BrokerFlow wallet (`wallet:ib-<id>:<ccy>`), or an MT5 login when set.
+    payout_mt5_server: Mapped[str | None] = mapped_column(String(64))
+    payout_mt5_login: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class IbPlan(Base):
+    """A commission plan; its terms are its versions."""
+
+    __tablename__ = "ib_plans"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class IbPlanVersion(Base):
+    """One version of a plan, `terms` exactly as `domain.ib.document.PlanVersion` reads it
+    (with its `version` and `from`); never changed once a commission row names it."""
+
+    __tablename__ = "ib_plan_versions"
+    __table_args__ = (
+        UniqueConstraint("plan_id", "version"),
+        UniqueConstraint("plan_id", "effective_from", name="uq_ib_plan_versions_plan_from"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    plan_id: Mapped[str] = mapped_column(ForeignKey("ib_plans.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    effective_from: Mapped[int] = mapped_column(BigInteger)  # server-clock seconds
+    terms: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class IbAttribution(Base):
+    """An MT5 login is the IB's client from `effective_from` to `effective_to` (open when
+    null). A reassignment closes the open period and opens the next: deals keep the IB they
+    had at their time, so paid history never moves."""
+
+    __tablename__ = "ib_attributions"
+    __table_args__ = (
+        CheckConstraint("effective_to IS NULL OR effective_to > effective_from", name="ordered"),
+        Index("ix_ib_attributions_login", "server", "login", "effective_from"),
+        # At most one open period per login.
+        Index(
+            "uq_ib_attributions_open",
+            "server",
+            "login",
+            unique=True,
+            postgresql_where=text("effective_to IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    server: Mapped[str] = mapped_column(String(64))
+    login: Mapped[int] = mapped_column(BigInteger)
+    ib_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("introducing_brokers.id"), index=True)
+    effective_from: Mapped[int] = mapped_column(BigInteger)
+    effective_to: Mapped[int | None] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(16))  # referral | staff
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class IbCommission(Base):
+    """The commission ledger: one row per deal and beneficiary (`revision` 0), and one per
+    later adjustment of it (a clawback or top-up after the deal was corrected, revision 1, 2,
+    ...). Rows are never rewritten. `trace` is `domain.ib`'s row (or adjustment) as JSON."""
+
+    __tablename__ = "ib_commissions"
+    __table_args__ = (
+        UniqueConstraint(
+            "server", "deal", "ib_id", "plan_id", "version", "revision", name="uq_ib_commissions"
+        ),
+        Index("ix_ib_commissions_ib_time", "ib_id", "deal_time"),
+        Index("ix_ib_commissions_payout", "payout_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    server: Mapped[str] = mapped_column(String(64))
+    deal: Mapped[int] = mapped_column(BigInteger)
+    ib_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("introducing_brokers.id"))
+    plan_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    revision: Mapped[int] = mapped_column(Integer, server_default="0")
+    level: Mapped[int] = mapped_column(Integer)
+    login: Mapped[int] = mapped_column(BigInteger)
+    symbol: Mapped[str] = mapped_column(String(64))
+    deal_time: Mapped[int] = mapped_column(BigInteger)  # server-clock seconds
+    amount: Mapped[Decimal] = mapped_column(Numeric(20, 8))
+    currency: Mapped[str] = mapped_column(String(3))
+    trace: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    payout_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ib_payouts.id"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class IbPayout(RecordModel):
+    """What one IB is paid for one period in one currency: accrued → statement_ready →
+    approved → paid, or rejected (its rows are then released to the next period)."""
+
+    __tablename__ = "ib_payouts"
+    __table_args__ = (
+        UniqueConstraint("ib_id", "period_start", "period_end", "currency", name="uq_ib_payouts"),
+        Index("ix_ib_payouts_status", "status"),
+    )
+
+    ib_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("introducing_brokers.id"), index=True)
+    period_start: Mapped[int] = mapped_column(BigInteger)
+    period_end: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[Decimal] = mapped_column(Numeric(20, 8))
+    currency: Mapped[str] = mapped_column(String(3))
+    rows: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    statement_key: Mapped[str | None] = mapped_column(String(512))
+    approved_by: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    ledger_key: Mapped[str | None] = mapped_column(String(200))

@@ -129,6 +129,9 @@ class KycCase(RecordModel):
     client_note: Mapped[str | None] = mapped_column(Text)
     decided_at: Mapped[datetime | None]
     decision_reason: Mapped[str | None] = mapped_column(Text)
+    # Enhanced due diligence an officer recorded to approve a confirmed PEP (source of wealth,
+    # source of funds, the public function, the purpose of the relationship).
+    enhanced_due_diligence: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class KycDecision(Base):

@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     ForeignKey,
     Identity,
+    Integer,
     Numeric,
     String,
     Text,
@@ -116,6 +117,10 @@ class WebhookEvent(Base):
     payment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("payments.id"), index=True)
     payload: Mapped[dict[str, object] | None] = mapped_column(JSONB)
     received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Rejected ones are aggregated: one row per processor, address and reason an hour, counted.
+    source_ip: Mapped[str | None] = mapped_column(String(64))
+    repeats: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    last_received_at: Mapped[datetime | None]
 
 
 class FxRateRow(Base):

@@ -40,6 +40,7 @@ AUDITED_BY_THEIR_WORKFLOW = {
     ("POST", "/v1/compliance/kyc/cases/{case_id}/decision"),
     ("POST", "/console/compliance/cases/{case_id}/decision"),
     ("POST", "/v1/compliance/account-changes/{change_id}/decision"),
+    ("POST", "/v1/finance/ib-payouts/{payout_id}/decision"),
 }
 # Their audit entries (with before/after and the officer as actor) are asserted where their
 # fixtures live: tests/api/test_kyc_cases_api.py.
@@ -57,6 +58,14 @@ AUDITED_IN_UNMATCHED_FUNDS_TESTS = {
     ("POST", "/v1/finance/unmatched/{item_id}/return"),
     ("POST", "/v1/finance/unmatched/{item_id}/credit"),
 }
+# Lifting a log-in lock: its audit row (admin, reason, before/after) is asserted in
+# tests/api/test_brute_force.py, which locks an account first with a clock it controls.
+AUDITED_IN_SECURITY_TESTS = {
+    ("POST", "/v1/security/locks/{lock_id}/unlock"),
+}
+# Reassigning a client to another IB: its audit row (admin, before/after attribution) is asserted
+# in tests/ib_payout/test_payout_api.py, beside the IB tree it needs.
+AUDITED_IN_IB_PAYOUT_TESTS = {("POST", "/v1/ib-attributions")}
 
 
 async def staff_mutations(api: httpx.AsyncClient, people: People) -> tuple[Mutations, str]:
@@ -119,7 +128,10 @@ async def staff_mutations(api: httpx.AsyncClient, people: People) -> tuple[Mutat
         {"kyc_status": "approved", "screening_status": "clear", "reason": "passport checked"},
         compliance.headers,
     )
+    leaver = await people.staff(StaffRole.SUPPORT)
+    await call("POST", "/v1/auth/logout", {"everywhere": True}, leaver.headers)
     return {
+        ("POST", "/v1/auth/logout"): ("auth.logged_out", str(leaver.id)),
         ("POST", "/v1/finance/fx-rates"): ("fx_rate.set", str(rate.json()["id"])),
         ("PUT", "/v1/compliance/clients/{client_id}/kyc"): ("client.kyc_updated", str(client.id)),
         ("POST", "/v1/staff/users"): ("staff.created", created.json()["id"]),
@@ -151,6 +163,8 @@ async def test_every_staff_mutation_is_audited_with_before_and_after(
         | AUDITED_BY_THEIR_WORKFLOW
         | AUDITED_IN_KYC_TESTS
         | AUDITED_IN_UNMATCHED_FUNDS_TESTS
+        | AUDITED_IN_SECURITY_TESTS
+        | AUDITED_IN_IB_PAYOUT_TESTS
     )
     for (_, path), (action, entity_id) in calls.items():
         rows = [r for r in await audit_rows(sessions, action) if r.entity_id == entity_id]

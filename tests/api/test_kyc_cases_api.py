@@ -1151,3 +1151,139 @@ class TestAccountChanges:
             headers=officer.headers,
         )
         assert unknown.status_code == 404
+
+
+# -- screening hits gate an approval -------------------------------------------------------------
+
+EDD = {
+    "source_of_wealth": "salary as a minister and an inherited family estate",
+    "source_of_funds": "savings account statements of the last 12 months",
+    "public_function": "deputy minister of finance until 2024",
+    "relationship_purpose": "retail CFD trading of personal savings",
+}
+
+
+class TestScreeningGate:
+    async def test_an_open_hit_refuses_approval_with_the_hits_listed(
+        self, api: httpx.AsyncClient, kyc: KycSeed, officer: Person, workflows: FakeWorkflows
+    ) -> None:
+        case = await kyc.case(await kyc.client(), four_eyes=True, risk_level="high")
+        pep = await kyc.hit(case, await kyc.screening_list("pep"), score=88, is_pep=True)
+        reviewed = await kyc.hit(case, await kyc.screening_list(), score=70, status="cleared")
+        path = f"/v1/compliance/kyc/cases/{case.id}/decision"
+        body = {"action": "approve", "reason": "documents checked"}
+        refused = await api.post(path, json=body, headers=officer.headers)
+        assert refused.status_code == 409
+        assert refused.headers["content-type"] == "application/problem+json"
+        problem = refused.json()
+        assert "1 screening hit(s) still open" in problem["detail"]
+        assert [h["id"] for h in problem["open_hits"]] == [str(pep.id)]
+        assert problem["open_hits"][0]["is_pep"] is True
+        assert str(reviewed.id) not in refused.text
+        assert workflows.updates == []
+        # Rejecting or asking for information is not held up by an open hit.
+        asked = await api.post(
+            path,
+            json={"action": "request_info", "reason": "pep?", "info_needed": "source of wealth"},
+            headers=officer.headers,
+        )
+        assert asked.status_code == 200
+        review = await api.post(
+            f"/v1/compliance/kyc/hits/{pep.id}",
+            json={"status": "cleared", "reason": "other date of birth"},
+            headers=officer.headers,
+        )
+        assert review.status_code == 200
+        approved = await api.post(path, json=body, headers=officer.headers)
+        assert approved.status_code == 200, approved.text
+
+    async def test_a_confirmed_sanctions_match_is_never_approved(
+        self, api: httpx.AsyncClient, kyc: KycSeed, people: People, workflows: FakeWorkflows
+    ) -> None:
+        senior = await people.staff(StaffRole.COMPLIANCE, StaffRole.ADMIN)
+        case = await kyc.case(await kyc.client(), four_eyes=True, risk_level="high")
+        hit = await kyc.hit(case, await kyc.screening_list(), score=97, status="confirmed")
+        path = f"/v1/compliance/kyc/cases/{case.id}/decision"
+        body = {"action": "approve", "reason": "senior override", "enhanced_due_diligence": EDD}
+        refused = await api.post(path, json=body, headers=senior.headers)
+        assert refused.status_code == 409
+        assert "confirmed sanctions match can never be approved" in refused.json()["detail"]
+        assert [h["id"] for h in refused.json()["confirmed_hits"]] == [str(hit.id)]
+        assert workflows.updates == []
+        rejected = await api.post(
+            path, json={"action": "reject", "reason": "sanctioned"}, headers=senior.headers
+        )
+        assert rejected.status_code == 200
+
+    async def test_a_confirmed_pep_needs_due_diligence_and_a_senior_approval(
+        self,
+        api: httpx.AsyncClient,
+        kyc: KycSeed,
+        people: People,
+        workflows: FakeWorkflows,
+    ) -> None:
+        first = await people.staff(StaffRole.COMPLIANCE)
+        second = await people.staff(StaffRole.COMPLIANCE)
+        senior = await people.staff(StaffRole.COMPLIANCE, StaffRole.ADMIN)
+        case = await kyc.case(await kyc.client(), four_eyes=True, risk_level="high")
+        await kyc.hit(
+            case, await kyc.screening_list("pep"), score=93, is_pep=True, status="confirmed"
+        )
+        path = f"/v1/compliance/kyc/cases/{case.id}/decision"
+        plain = {"action": "approve", "reason": "pep accepted"}
+        missing = await api.post(path, json=plain, headers=first.headers)
+        assert missing.status_code == 422
+        assert "enhanced due diligence" in missing.json()["detail"]
+        thin = await api.post(
+            path,
+            json={**plain, "enhanced_due_diligence": {**EDD, "source_of_wealth": "job"}},
+            headers=first.headers,
+        )
+        assert thin.status_code == 422
+        assert workflows.updates == []
+
+        with_edd = {**plain, "enhanced_due_diligence": EDD}
+        one = await api.post(path, json=with_edd, headers=first.headers)
+        assert one.status_code == 200, one.text  # the first of four eyes
+        await kyc.decision(case, first)  # what the workflow's step records
+        [recorded] = await kyc.rows(AuditEntry, AuditEntry.action == "kyc_case.edd_recorded")
+        assert recorded.actor_id == str(first.id) and recorded.entity_id == str(case.id)
+        assert recorded.before == {"enhanced_due_diligence": None}
+        assert recorded.after == {"enhanced_due_diligence": EDD}
+        view = await api.get(f"/v1/compliance/kyc/cases/{case.id}", headers=first.headers)
+        assert view.json()["enhanced_due_diligence"] == EDD
+
+        not_senior = await api.post(path, json=with_edd, headers=second.headers)
+        assert not_senior.status_code == 409
+        assert "senior officer's approval" in not_senior.json()["detail"]
+        assert len(workflows.updates) == 1
+        two = await api.post(path, json=with_edd, headers=senior.headers)
+        assert two.status_code == 200, two.text
+        assert len(workflows.updates) == 2
+
+    async def test_a_senior_first_approval_lets_a_second_officer_complete(
+        self, api: httpx.AsyncClient, kyc: KycSeed, people: People, workflows: FakeWorkflows
+    ) -> None:
+        senior = await people.staff(StaffRole.COMPLIANCE, StaffRole.ADMIN)
+        officer = await people.staff(StaffRole.COMPLIANCE)
+        case = await kyc.case(await kyc.client(), four_eyes=True, risk_level="high")
+        await kyc.hit(case, await kyc.screening_list("pep"), is_pep=True, status="confirmed")
+        await kyc.decision(case, senior)
+        body = {"action": "approve", "reason": "pep accepted", "enhanced_due_diligence": EDD}
+        response = await api.post(
+            f"/v1/compliance/kyc/cases/{case.id}/decision", json=body, headers=officer.headers
+        )
+        assert response.status_code == 200, response.text
+
+    async def test_the_interim_endpoint_does_not_approve_around_a_hit(
+        self, api: httpx.AsyncClient, kyc: KycSeed, officer: Person
+    ) -> None:
+        client = await kyc.client()
+        case = await kyc.case(client)
+        await kyc.hit(case, await kyc.screening_list())
+        response = await api.put(
+            f"/v1/compliance/clients/{client.id}/kyc",
+            json={"kyc_status": "approved", "screening_status": "clear", "reason": "by hand"},
+            headers=officer.headers,
+        )
+        assert response.status_code == 409 and "open or confirmed" in response.json()["detail"]

@@ -158,6 +158,22 @@ async def test_the_case_page_and_its_decision_forms(
     )
     assert forged.status_code == 403 and workflows.updates == []
 
+    # The hit is still open: approval is refused on the page, with the hit named.
+    early = await api.post(
+        action, data={"action": "approve", "reason": "looks fine", "csrf": csrf}, cookies=cookie
+    )
+    assert early.status_code == 303 and "error=" in early.headers["location"]
+    refused_early = await api.get(early.headers["location"], cookies=cookie)
+    assert "1 screening hit(s) still open" in refused_early.text
+    assert "Maria Exampel (ofac_sdn, score 91)" in refused_early.text
+    assert workflows.updates == []
+    cleared = await api.post(
+        f"/console/compliance/hits/{hit.id}",
+        data={"status": "cleared", "case_id": str(case.id), "reason": "namesake", "csrf": csrf},
+        cookies=cookie,
+    )
+    assert cleared.status_code == 303
+
     approved = await api.post(
         action,
         data={"action": "approve", "reason": "hit is a namesake", "csrf": csrf},

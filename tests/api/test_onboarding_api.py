@@ -268,7 +268,8 @@ class TestResendVerification:
             for _, arg, _ in temporal.started
         )
         sixth = await api.post("/v1/me/email/verification", headers=who.headers)
-        assert sixth.status_code == 409
+        assert sixth.status_code == 429
+        assert 0 < int(sixth.headers["Retry-After"]) <= 3600
         assert "within the last hour" in sixth.json()["detail"]
         assert len(temporal.started) == 5
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api.signup.service import name_key
 from contracts.account_opening import ACCOUNT_OPENING
 from contracts.client_mail import CLIENT_MAIL, ClientMailInput, MailTemplate
-from db.models import AccountApplication, AuditEntry, Client
+from db.models import AccountApplication, AuditEntry, Client, Notification
 from tests.api.conftest import FakeTemporal
 from tests.support.people import applicant
 
@@ -195,13 +195,28 @@ class TestDuplicates:
         temporal: FakeTemporal,
     ) -> None:
         first = applicant()
-        assert (await api.post("/v1/signup", json=first)).status_code == 202
+        created = await api.post("/v1/signup", json=first)
+        assert created.status_code == 202
         again = applicant(email=first["email"].upper(), full_name="Somebody Else")
         response = await api.post("/v1/signup", json=again)
-        assert response.status_code == 409
-        assert "email already exists" in response.json()["detail"]
+        # Answered as for a new address: the answer does not tell who has an account.
+        assert response.status_code == 202, response.text
+        assert set(response.json()) == set(created.json())
+        assert response.json()["status"] == created.json()["status"]
+        assert response.json()["client_id"] != created.json()["client_id"]
         assert await count(sessions, Client) == 1
         assert len(temporal.started) == 2  # the first applicant's opening and mail only
+        # The owner is told, and the attempt is audited.
+        owner = uuid.UUID(created.json()["client_id"])
+        async with sessions() as session:
+            [notice] = await session.scalars(
+                select(Notification).where(Notification.client_id == owner)
+            )
+            [entry] = await session.scalars(
+                select(AuditEntry).where(AuditEntry.action == "client.signup_with_known_email")
+            )
+        assert notice.kind == "signup_with_your_email" and "already have" in notice.message
+        assert entry.entity_id == str(owner) and entry.ip == "127.0.0.1"
 
     @pytest.mark.parametrize(
         "written_again",

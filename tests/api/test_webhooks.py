@@ -8,9 +8,10 @@ import time
 import httpx
 import pytest
 
-from db.models import JournalEntryRow, PostingRow, WebhookEvent
+from db.models import AuditEntry, FinanceCase, JournalEntryRow, PostingRow, WebhookEvent
 from domain.payments import PaymentEvent, PaymentEventKind
-from settings import Settings
+from domain.roles import StaffRole
+from settings import AuthThrottleRules, Settings, ThrottleLimit
 from tests.api.conftest import (
     Books,
     FakeTemporal,
@@ -222,3 +223,110 @@ async def test_sealed_processor_secrets_are_opened(settings: Settings) -> None:
         body, headers = cardco_webhook("whsec_other", card_succeeded("BF_NOBODY"))
         response = await api.post("/v1/webhooks/cardco", content=body, headers=headers)
         assert response.json()["outcome"] == "unmatched"
+
+
+# -- matched on both, declines then money, floods of forged ones ---------------------------------
+
+
+class TestWebhookHardening:
+    async def test_the_right_reference_with_another_intent_is_not_acted_upon(
+        self, api: httpx.AsyncClient, people: People, books: Books, temporal: FakeTemporal
+    ) -> None:
+        client = await people.client()
+        payment = await books.payment(
+            client,
+            direction="deposit",
+            status="awaiting_funds",
+            provider="cardco",
+            provider_ref="pi_real",
+        )
+        forged = card_succeeded(payment.reference, intent="pi_forged", event_id="evt_forged")
+        body, headers = cardco_webhook(CARD_SECRET, forged)
+        response = await api.post("/v1/webhooks/cardco", content=body, headers=headers)
+        assert response.status_code == 200
+        assert response.json()["outcome"] == "needs_review"
+        assert temporal.signals == []
+        [row] = await books.rows(WebhookEvent)
+        assert row.payment_id == payment.id
+        assert "pi_forged" in (row.reason or "") and "pi_real" in (row.reason or "")
+        genuine = card_succeeded(payment.reference, intent="pi_real", event_id="evt_real")
+        body, headers = cardco_webhook(CARD_SECRET, genuine)
+        accepted = await api.post("/v1/webhooks/cardco", content=body, headers=headers)
+        assert accepted.json()["outcome"] == "accepted"
+        [(_, _, event)] = temporal.signals
+        assert event.provider_ref == "pi_real"
+        await no_books_touched(books)
+
+    async def test_money_after_a_decline_opens_a_finance_case(
+        self, api: httpx.AsyncClient, people: People, books: Books, temporal: FakeTemporal
+    ) -> None:
+        client = await people.client()
+        payment = await books.payment(
+            client,
+            direction="deposit",
+            status="awaiting_funds",
+            provider="cardco",
+            provider_ref="pi_1",
+        )
+        declined = card_succeeded(payment.reference, event_id="evt_declined") | {
+            "type": "payment_intent.payment_failed"
+        }
+        body, headers = cardco_webhook(CARD_SECRET, declined)
+        assert (await api.post("/v1/webhooks/cardco", content=body, headers=headers)).json()[
+            "outcome"
+        ] == "accepted"
+        temporal.closed.add(payment.workflow_id)  # the deposit ended failed
+        late = card_succeeded(payment.reference, event_id="evt_late")
+        for _ in range(2):  # delivered twice: one case
+            body, headers = cardco_webhook(CARD_SECRET, late)
+            response = await api.post("/v1/webhooks/cardco", content=body, headers=headers)
+            assert response.status_code == 200, response.text
+        [case] = await books.rows(FinanceCase)
+        assert (case.kind, case.status, case.movement_id) == (
+            "succeeded_after_decline",
+            "open",
+            payment.id,
+        )
+        assert case.amount_minor == 10_000 and case.currency == "USD"
+        assert "after it had declined" in case.reason
+        [opened] = await books.rows(AuditEntry, AuditEntry.action == "finance_case.opened")
+        assert opened.entity_id == str(case.id) and opened.actor_kind == "system"
+        listed = await api.get(
+            "/v1/finance/cases", headers=(await people.staff(StaffRole.FINANCE)).headers
+        )
+        assert listed.status_code == 200
+        assert [c["kind"] for c in listed.json()] == ["succeeded_after_decline"]
+
+    async def test_rejected_webhooks_are_aggregated_and_throttled(
+        self, api: httpx.AsyncClient, people: People, books: Books, temporal: FakeTemporal
+    ) -> None:
+        state = api._transport.app.state.brokerflow  # type: ignore[attr-defined]
+        state.settings = state.settings.model_copy(
+            update={
+                "auth_throttle": AuthThrottleRules(
+                    webhook_rejected_address=ThrottleLimit(free=5, lock_after=6)
+                )
+            }
+        )
+        client = await people.client()
+        payment = await books.payment(
+            client, direction="deposit", status="awaiting_funds", provider="cardco"
+        )
+        for n in range(6):
+            body, headers = cardco_webhook("whsec_forged", card_succeeded("BF1", event_id=f"e{n}"))
+            response = await api.post("/v1/webhooks/cardco", content=body, headers=headers)
+            assert response.status_code == 400
+        [row] = await books.rows(WebhookEvent)
+        assert (row.outcome, row.repeats, row.source_ip) == ("rejected", 6, "127.0.0.1")
+        assert row.last_received_at is not None
+        # Locked: even a good one from this address waits, and nothing more is stored.
+        body, headers = cardco_webhook(CARD_SECRET, card_succeeded(payment.reference))
+        refused = await api.post("/v1/webhooks/cardco", content=body, headers=headers)
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+        assert await books.count(WebhookEvent) == 1
+        finance = await people.staff(StaffRole.FINANCE)
+        listed = await api.get(
+            "/v1/finance/webhook-events", params={"outcome": "rejected"}, headers=finance.headers
+        )
+        [shown] = listed.json()
+        assert shown["repeats"] == 6 and shown["source_ip"] == "127.0.0.1"

@@ -177,6 +177,21 @@ def test_two_officers_approve_a_high_risk_case(stack: Stack, artifacts_dir: Path
             assert "passport" in page.locator("#documents").inner_text()
             page.screenshot(path=str(artifacts_dir / "console-kyc-case.png"), full_page=True)
 
+            # The hit is still open: approval is refused, the page names the hit.
+            approve(page, "looks fine")
+            page.wait_for_url("**?error=*")
+            assert "still open" in page.locator(".error").inner_text()
+            assert "Viktor Namesake" in page.locator(".error").inner_text()
+            page.screenshot(
+                path=str(artifacts_dir / "console-kyc-case-open-hit-refused.png"), full_page=True
+            )
+            hit = page.locator("#hits tbody tr").first
+            hit.locator("input[name=reason]").fill("other date of birth")
+            hit.locator("button[value=cleared]").click()
+            page.wait_for_url("**?notice=*")
+            assert "cleared" in page.locator("#hits tbody tr").first.inner_text()
+            page.goto(case_url)
+
             approve(page, "the hit is a namesake: other date of birth")
             page.wait_for_url("**?notice=*")
             assert "awaiting_second_approval" in page.locator(".notice").inner_text()

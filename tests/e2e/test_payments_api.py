@@ -108,6 +108,42 @@ def available(api: httpx.Client, headers: dict[str, str], currency: str = "USD")
 
 
 class TestMoneyThroughTheStack:
+    def test_a_deposit_whose_webhook_is_lost_is_credited_once_all_the_same(
+        self, api: httpx.Client, stack: Stack, psp_sim: PspSimulator
+    ) -> None:
+        _, client = sign_up_and_log_in(api)
+        compliance = staff_headers(stack, api, StaffRole.COMPLIANCE)
+        client_id = api.get("/v1/me", headers=client).json()["id"]
+        kyc = api.put(
+            f"/v1/compliance/clients/{client_id}/kyc",
+            json={"kyc_status": "approved", "screening_status": "clear", "reason": "passport"},
+            headers=compliance,
+        )
+        assert kyc.status_code == 200, kyc.text
+        deposit = request(
+            api,
+            "/v1/me/deposits",
+            client,
+            {"provider": "cardco", "amount": "75.00", "currency": "USD"},
+        )
+        page = wait_for(lambda: payment_of(api, client, deposit["id"]), lambda p: p["redirect_url"])
+        intent = page["redirect_url"].rsplit("/", 1)[-1]
+        psp_sim.webhook_faults(drop_probability=1.0)  # the processor never reaches BrokerFlow
+        try:
+            psp_sim.pay(intent)
+            # Asked 2 s in (the stack's setting), the processor tells what it sent.
+            wait_for(
+                lambda: payment_of(api, client, deposit["id"]),
+                lambda p: p["status"] in FINISHED,
+            )
+        finally:
+            psp_sim.webhook_faults()
+        assert payment_of(api, client, deposit["id"])["status"] == "completed"
+        assert available(api, client) == Decimal("75.00")
+        dropped = [d for d in psp_sim.deliveries() if intent in d["body"]]
+        assert [d["outcome"] for d in dropped] == ["dropped"]
+        assert finance_view(api, compliance, deposit["id"])["webhook_events"] == []
+
     def test_deposits_withdrawals_and_four_eyes(
         self, api: httpx.Client, stack: Stack, psp_sim: PspSimulator
     ) -> None:

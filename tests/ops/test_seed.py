@@ -8,6 +8,7 @@ test's own that no worker polls: the workflows are started and left waiting (the
 from __future__ import annotations
 
 import asyncio
+import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -90,14 +91,17 @@ async def test_seeding_twice_creates_nothing_new_and_prints_credentials_once(
     seed_temporal: Client,
     sessions: async_sessionmaker[AsyncSession],
     capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     first = await seed(seed_settings)
-    print_report(first)
+    path = tmp_path / "dev-credentials.txt"
+    print_report(first, path)
     first_output = capsys.readouterr().out
+    written = path.read_text()
     after_first = await counts(sessions)
 
     second = await seed(seed_settings)
-    print_report(second)
+    print_report(second, path)
     second_output = capsys.readouterr().out
     after_second = await counts(sessions)
 
@@ -115,20 +119,25 @@ async def test_seeding_twice_creates_nothing_new_and_prints_credentials_once(
     assert after_first["IntroducingBroker"] == 1
     assert after_first["Client"] == after_first["AccountApplication"] == len(DEMO_CLIENTS)
 
-    # Credentials are printed the first time, and stored only as hashes / sealed values.
-    assert "Demo credentials" in first_output
+    # Credentials are written the first time to a file only its owner reads, never printed
+    # (the stack copies what the seed prints into .data/logs/seed.log), and stored only as
+    # hashes / sealed values.
+    assert "Demo credentials" in first_output and str(path) in first_output
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
     box = SecretBox(seed_settings.secrets_key)
     async with sessions() as session:
         staff = {s.email: s for s in await session.scalars(select(StaffUser))}
         clients = {c.email: c for c in await session.scalars(select(ClientRow))}
     for credential in first.created:
-        assert credential.password in first_output
+        assert credential.password in written
+        assert credential.password not in first_output
         stored = staff.get(credential.email) or clients.get(credential.email)
         if stored is not None:
             assert credential.password not in stored.password_hash
             assert stored.password_hash.startswith("$argon2")
         if credential.totp_secret:
-            assert credential.totp_secret in first_output
+            assert credential.totp_secret in written
+            assert credential.totp_secret not in first_output
             sealed = staff[credential.email].totp_secret_enc
             assert credential.totp_secret not in sealed
             assert box.open(sealed).get_secret_value() == credential.totp_secret

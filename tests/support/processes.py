@@ -198,13 +198,18 @@ class PspSimulator:
         return payout
 
     def webhook_faults(
-        self, delay_ms: int = 0, duplicate_probability: float = 0.0, reorder_window: int = 0
+        self,
+        delay_ms: int = 0,
+        duplicate_probability: float = 0.0,
+        reorder_window: int = 0,
+        drop_probability: float = 0.0,
     ) -> None:
         """Replace the delivery faults; the defaults switch them all off."""
         body = {
             "delay_ms": delay_ms,
             "duplicate_probability": duplicate_probability,
             "reorder_window": reorder_window,
+            "drop_probability": drop_probability,
         }
         self._call("POST", "/_sim/webhooks", json=body)
 

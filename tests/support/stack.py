@@ -36,6 +36,9 @@ def psp_env(psp: PspSimulator, key: SecretStr) -> dict[str, str]:
         "BROKERFLOW_PSP__CARDCO_WEBHOOK_SECRET": seal_secret(psp.card_webhook_secret, key),
         "BROKERFLOW_PSP__BANKCO_API_KEY": seal_secret(psp.bank_api_key, key),
         "BROKERFLOW_PSP__BANKCO_WEBHOOK_SECRET": seal_secret(psp.bank_webhook_secret, key),
+        # A deposit whose webhook is lost asks the processor soon, so a test can see it happen.
+        "BROKERFLOW_PAYMENTS__DEPOSIT_OUTCOME_POLL_AFTER": "PT2S",
+        "BROKERFLOW_PAYMENTS__DEPOSIT_OUTCOME_POLL_EVERY": "PT1M",
     }
 
 

@@ -35,7 +35,7 @@ from contracts.screening_refresh import (
     screening_refresh_workflow_id,
 )
 from domain.kyc import CaseReason, KycSla
-from schedules import ensure_schedules
+from schedules import all_schedules, ensure_schedules
 from settings import KycRules, Settings
 from tests.workflows.kyc_fakes import KycFakes, kyc_workers
 from tests.workflows.money_fakes import replay, start_environment
@@ -293,7 +293,8 @@ class TestSchedule:
             assert sweep == [ReKycSweepInput(sla=updated.kyc.sla())]
             assert sweep[0].sla.review == timedelta(hours=6)
         finally:
-            await client.get_schedule_handle(REKYC_SWEEP_SCHEDULE).delete()
+            for schedule_id in all_schedules(settings):
+                await client.get_schedule_handle(schedule_id).delete()
 
 
 def test_case_input_carries_the_settings_service_levels() -> None:

@@ -1,0 +1,346 @@
+"""Deals from an MT5 server into `deals`: the live follower's poll loop and the range copy of a
+back-fill, both reading `deal/get_batch` over every group (`*`) by server-time window.
+
+A batch answers at most `MAX_DEAL_BATCH` deals, the lowest tickets of the window, so a full
+answer is not used: the window shrinks to what the answer's time span suggests holds
+`TARGET_DEALS` and is read again. Windows then adapt to the density they meet. Reading the next
+window overlaps writing the last one (HTTP and JSON here, COPY and the merge in PostgreSQL).
+
+The follower reads from `watermark - OVERLAP` to an open end, so a deal committed late within
+the overlap is still read; deals it already wrote unchanged are not written again, changed ones
+are (a dealer's correction). Corrections older than the overlap are picked up by a back-fill of
+their range. Every merge commits the new watermark with the deals: a killed run loses nothing
+and a re-read duplicates nothing (the upsert is keyed by server and ticket).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.common import MetricMeter
+
+from contracts.steps import implements
+from contracts.trade_ingestion import (
+    CopiedDeals,
+    DealRange,
+    FollowDeals,
+    FollowedDeals,
+    copy_deal_range,
+    follow_deals,
+)
+from db.models.trading import IngestionState
+from db.trade_store import Batch, DealStore, copy_text
+from mt5_adapter.gateway import Mt5Gateway
+from mt5_adapter.server_time import ServerZone
+from mt5_adapter.webapi import MAX_DEAL_BATCH
+
+log = logging.getLogger("brokerflow.trade_ingestion")
+
+ALL_GROUPS = "*"
+TARGET_DEALS = 50_000  # per window: ~45 MB of JSON; fewer windows, fewer server-side scans
+SECOND = timedelta(seconds=1)
+GROWTH = 4
+DENSITY_SAMPLE = 1_000  # deals a window needs before its density is trusted
+# How far back each poll reads again, for deals the server committed after a poll that saw
+# later ones.
+OVERLAP = timedelta(seconds=2)
+# Reads "up to now" go this far ahead, as a server clock may run ahead of ours.
+OPEN_END = timedelta(days=1)
+# Poll again at once after data; when idle, wait longer each time, up to IDLE_POLL.
+BUSY_POLL = 0.2
+IDLE_POLL = 2.0
+
+
+def utc_converter(zone: ServerZone) -> Callable[[int], int]:
+    """Server-clock milliseconds → UTC milliseconds, the zone's offset looked up once a minute
+    (offsets change on whole minutes)."""
+    offsets: dict[int, int] = {}
+
+    def convert(server_msc: int) -> int:
+        minute = server_msc // 60_000
+        offset = offsets.get(minute)
+        if offset is None:
+            utc = zone.moment(minute * 60)
+            offset = offsets[minute] = minute * 60_000 - int(utc.timestamp()) * 1000
+        return server_msc - offset
+
+    return convert
+
+
+@dataclass
+class Window:
+    since: datetime
+    until: datetime
+    records: list[dict[str, str]]
+
+
+def whole_second(moment: datetime) -> datetime:
+    return moment.replace(microsecond=0)
+
+
+async def read_windows(
+    gateway: Mt5Gateway, since: datetime, until: datetime, *, first: timedelta | None = None
+) -> AsyncIterator[Window]:
+    """The deals of [since, until] window by window (inclusive whole seconds, in time order),
+    none of them a full batch. `first`: the first window's width (None: the whole range)."""
+    zone = await gateway.server_zone()
+    start, width = whole_second(since), first
+    until = whole_second(until)
+    while start <= until:
+        end = until if width is None else min(until, start + width)
+        records = await gateway.deal_records(ALL_GROUPS, start, end)
+        if len(records) >= MAX_DEAL_BATCH and end > start:
+            width = _narrower(records, zone.server_seconds(start), end - start)
+            continue
+        yield Window(start, end, records)
+        width = _next_width(records, end - start + SECOND)
+        start = end + SECOND
+
+
+def _times(records: list[dict[str, str]]) -> tuple[int, int]:
+    seconds = [int(r["Time"]) for r in records]
+    return min(seconds), max(seconds)
+
+
+def _narrower(records: list[dict[str, str]], start: int, width: timedelta) -> timedelta:
+    """After a full answer (the lowest tickets, which run about in time order): a width from
+    `start` (server seconds) to where about TARGET_DEALS of its deals lie, less than `width`."""
+    low, high = _times(records)
+    reach = low - start + (high - low) * TARGET_DEALS / len(records)
+    return whole(min(timedelta(seconds=reach), width - SECOND), least=timedelta(0))
+
+
+def _next_width(records: list[dict[str, str]], span: timedelta) -> timedelta:
+    """The next window: about TARGET_DEALS at the density of this one's deals (measured over
+    their own time spread, not the window's), growing at most fourfold at a time."""
+    if len(records) < DENSITY_SAMPLE:
+        return whole(span * GROWTH)
+    low, high = _times(records)
+    guess = timedelta(seconds=max(1, high - low) * TARGET_DEALS / len(records))
+    return whole(min(guess, span * GROWTH))
+
+
+def whole(width: timedelta, least: timedelta = SECOND) -> timedelta:
+    """`width` in whole seconds (windows are whole server seconds), at least `least`."""
+    return max(least, timedelta(seconds=int(width.total_seconds())))
+
+
+class DealIngestion:
+    """One server's deal steps (on its MT5 task queue)."""
+
+    def __init__(
+        self, server: str, sessions: async_sessionmaker[AsyncSession], gateway: Mt5Gateway
+    ) -> None:
+        self.server = server
+        self._sessions = sessions
+        self.gateway = gateway
+        self._store = DealStore(sessions)
+        self._metrics: Metrics | None = None
+
+    @property
+    def metrics(self) -> Metrics:
+        """Made on first use, inside an activity (where the worker's meter is)."""
+        if self._metrics is None:
+            self._metrics = Metrics(activity.metric_meter(), self.server)
+        return self._metrics
+
+    async def _batch(self, records: list[dict[str, str]]) -> Batch:
+        lines, low, high = copy_text(
+            self.server, records, utc_converter(await self.gateway.server_zone())
+        )
+        return Batch(lines, len(records), low, high)
+
+    async def copy_range(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        first: timedelta | None = None,
+        on_window: Callable[[Window], None] | None = None,
+    ) -> CopiedDeals:
+        """Every deal of [since, until] upserted, the next window read while the last is
+        written."""
+        windows: asyncio.Queue[Window | None] = asyncio.Queue(maxsize=1)
+
+        async def read() -> None:
+            async for window in read_windows(self.gateway, since, until, first=first):
+                await windows.put(window)
+            await windows.put(None)
+
+        reader = asyncio.create_task(read())
+
+        async def next_window() -> Window | None:
+            """The next window read, or None when the reader has ended (raising its error)."""
+            getter = asyncio.ensure_future(windows.get())
+            await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                return getter.result()
+            getter.cancel()
+            reader.result()
+            return None
+
+        deals = count = 0
+        try:
+            while (window := await next_window()) is not None:
+                batch = await self._batch(window.records)
+                async with self._sessions.begin() as session:
+                    await self._store.merge(await session.connection(), batch)
+                deals, count = deals + batch.count, count + 1
+                if on_window is not None:
+                    on_window(window)
+            await reader
+        finally:
+            reader.cancel()
+        return CopiedDeals(deals=deals, windows=count)
+
+    @implements(copy_deal_range)
+    async def copy_deal_range(self, request: DealRange) -> CopiedDeals:
+        return await self.copy_range(request.since, request.until, first=timedelta(hours=1))
+
+    @implements(follow_deals)
+    async def follow_deals(self, request: FollowDeals) -> FollowedDeals:
+        follower = Follower(self, await self._watermark(request.start_from))
+        deadline = time.monotonic() + request.run_seconds
+        pause = BUSY_POLL
+        while time.monotonic() < deadline:
+            try:
+                written = await follower.poll()
+            except Exception as exc:
+                await self._record_error(exc)
+                raise
+            pause = BUSY_POLL if written else min(IDLE_POLL, pause * 2)
+            await asyncio.sleep(pause)
+        return FollowedDeals(
+            deals=follower.deals, polls=follower.polls, watermark=follower.watermark
+        )
+
+    async def _watermark(self, start_from: datetime) -> datetime:
+        async with self._sessions.begin() as session:
+            state = await session.get(IngestionState, self.server)
+        if state is None or state.watermark is None:
+            return start_from
+        return state.watermark
+
+    async def _record_error(self, exc: Exception) -> None:
+        try:
+            async with self._sessions.begin() as session:
+                await session.execute(
+                    insert(IngestionState)
+                    .values(server=self.server, last_error=repr(exc)[:2000], last_error_at=now())
+                    .on_conflict_do_update(
+                        index_elements=["server"],
+                        set_={"last_error": repr(exc)[:2000], "last_error_at": now()},
+                    )
+                )
+        except Exception:  # the step's own failure is what counts; this is its note
+            log.exception("could not record the ingestion error of %s", self.server)
+        self.metrics.errors.add(1)
+
+    async def merge_with_state(
+        self, records: list[dict[str, str]], watermark: datetime, lag: float, rate: float
+    ) -> None:
+        """`records` upserted and the server's state moved on, in one transaction."""
+        batch = await self._batch(records)
+        async with self._sessions.begin() as session:
+            await self._store.merge(await session.connection(), batch)
+            values = {
+                "watermark": watermark,
+                "lag_seconds": Decimal(f"{lag:.3f}"),
+                "rows_per_second": Decimal(f"{rate:.1f}"),
+                "last_poll_at": now(),
+                "updated_at": now(),
+            }
+            await session.execute(
+                insert(IngestionState)
+                .values(server=self.server, deals_ingested=batch.count, **values)
+                .on_conflict_do_update(
+                    index_elements=["server"],
+                    set_={
+                        **values,
+                        "deals_ingested": IngestionState.deals_ingested + batch.count,
+                    },
+                )
+            )
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Follower:
+    """The live loop's memory between polls: the watermark and the deals of the overlap as last
+    written (a re-read that finds one unchanged does not write it again)."""
+
+    def __init__(self, ingestion: DealIngestion, watermark: datetime) -> None:
+        self.ingestion = ingestion
+        self.watermark = watermark
+        self.recent: dict[str, dict[str, str]] = {}
+        self.deals = self.polls = 0
+        self.started = time.monotonic()
+
+    async def poll(self) -> int:
+        """One poll (several windows when catching up); answers deals written."""
+        self.polls += 1
+        written = 0
+        zone = await self.ingestion.gateway.server_zone()
+        async for window in read_windows(
+            self.ingestion.gateway,
+            self.watermark - OVERLAP,
+            now() + OPEN_END,
+            first=None if self.deals else timedelta(hours=1),
+        ):
+            fresh = [r for r in window.records if self.recent.get(r["Deal"]) != r]
+            latest = max((int(r["Time"]) for r in window.records), default=None)
+            newest = self.watermark if latest is None else zone.moment(latest)
+            watermark = max(self.watermark, newest)
+            lag = (now() - newest).total_seconds() if fresh else 0.0
+            rate = (self.deals + len(fresh)) / max(time.monotonic() - self.started, 1e-3)
+            if fresh or watermark != self.watermark:
+                await self.ingestion.merge_with_state(fresh, watermark, lag, rate)
+            self.remember(fresh, watermark, zone)
+            self.deals += len(fresh)
+            written += len(fresh)
+            self.ingestion.metrics.observe(watermark, lag, len(fresh))
+        return written
+
+    def remember(
+        self, written: list[dict[str, str]], watermark: datetime, zone: ServerZone
+    ) -> None:
+        """Keep what was written, forgetting deals too old for the next poll to read again."""
+        self.watermark = watermark
+        for record in written:
+            self.recent[record["Deal"]] = record
+        horizon = zone.server_seconds(watermark - 2 * OVERLAP)
+        if len(self.recent) > TARGET_DEALS:
+            self.recent = {k: r for k, r in self.recent.items() if int(r["Time"]) >= horizon}
+
+
+class Metrics:
+    """Per server, on the worker's Prometheus endpoint (the Temporal runtime's meter, so the
+    ingestion's figures sit beside the SDK's own): the watermark, the lag, deals written (their
+    rate is rows per second) and failed polls."""
+
+    def __init__(self, meter: MetricMeter, server: str) -> None:
+        meter = meter.with_additional_attributes({"server": server})
+        self.watermark = meter.create_gauge_float(
+            "brokerflow_ingestion_watermark_seconds", "newest deal time ingested (Unix)", "s"
+        )
+        self.lag = meter.create_gauge_float(
+            "brokerflow_ingestion_lag_seconds", "deal time to its commit, last poll", "s"
+        )
+        self.deals = meter.create_counter("brokerflow_ingestion_deals", "deals written")
+        self.errors = meter.create_counter("brokerflow_ingestion_errors", "failed polls")
+
+    def observe(self, watermark: datetime, lag: float, written: int) -> None:
+        self.watermark.set(watermark.timestamp())
+        self.lag.set(lag)
+        self.deals.add(written)

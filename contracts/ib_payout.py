@@ -1,0 +1,184 @@
+"""IB payouts: the payout cycle (`IbPayoutCycle`, started by one Temporal Schedule per payout
+frequency) accrues a period's commissions and opens one payout per IB and currency; each payout
+(`IbPayout`) renders its statement, waits for finance (update `decide`, four-eyes above a
+threshold) and is credited to the IB's wallet through the ledger.
+
+Periods are [start, end) in trade-server-clock Unix seconds, the clock MT5 stamps deals with.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import Field
+
+from contracts import policies
+from contracts.funds import StaffDecision
+from contracts.process import Process, Update
+from contracts.steps import Step
+from domain.frozen import Frozen as Contract
+
+DAY = 86400
+# A payout above this (in its own currency) needs two different finance officers.
+FOUR_EYES_ABOVE = Decimal("1000")
+# Deals this far before the period are read again: a late or corrected deal gets its row or its
+# adjustment in the next cycle.
+RECHECK_SECONDS = 7 * DAY
+# Deals this far before what is computed are read as history (openings a close needs).
+HISTORY_SECONDS = 30 * DAY
+
+
+class PayoutFrequency(StrEnum):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+
+
+def payout_schedule_id(frequency: PayoutFrequency) -> str:
+    return f"ib-payouts-{frequency.value}"
+
+
+def last_full_period(frequency: PayoutFrequency, now: int) -> tuple[int, int]:
+    """The last whole day, week (Monday to Monday) or calendar month that ended by `now`."""
+    today = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if frequency is PayoutFrequency.DAILY:
+        end = today
+        start = end - timedelta(days=1)
+    elif frequency is PayoutFrequency.WEEKLY:
+        end = today - timedelta(days=today.weekday())
+        start = end - timedelta(days=7)
+    else:
+        end = today.replace(day=1)
+        start = (end - timedelta(days=1)).replace(day=1)
+    return int(start.timestamp()), int(end.timestamp())
+
+
+class PayoutCycleInput(Contract):
+    frequency: PayoutFrequency
+    # The period; by default the last full one before the run, on the server's clock.
+    period_start: int | None = None
+    period_end: int | None = None
+    # Trade-server clock minus UTC, in seconds (MT5 servers often run at UTC+2/+3).
+    server_clock_offset: int = 0
+    four_eyes_above: Decimal = FOUR_EYES_ABOVE
+
+
+class PayoutCycleResult(Contract):
+    rows: int
+    adjustments: int
+    payouts: tuple[uuid.UUID, ...]
+
+
+IB_PAYOUT_CYCLE = Process("IbPayoutCycle", PayoutCycleInput, PayoutCycleResult)
+
+
+def payout_cycle_workflow_id(frequency: PayoutFrequency, start: int, end: int) -> str:
+    return f"ib-payout-cycle-{frequency.value}-{start}-{end}"
+
+
+class PayoutStatus(StrEnum):
+    ACCRUED = "accrued"
+    STATEMENT_READY = "statement_ready"
+    APPROVED = "approved"
+    PAID = "paid"
+    REJECTED = "rejected"
+
+
+class PayoutInput(Contract):
+    payout_id: uuid.UUID
+    four_eyes_above: Decimal = FOUR_EYES_ABOVE
+
+
+class PayoutResult(Contract):
+    status: PayoutStatus
+    ledger_key: str | None = None
+
+
+IB_PAYOUT = Process("IbPayout", PayoutInput, PayoutResult)
+
+
+def ib_payout_workflow_id(payout_id: uuid.UUID) -> str:
+    return f"ib-payout-{payout_id}"
+
+
+class PayoutDecisionOutcome(Contract):
+    status: PayoutStatus
+    approvals: int
+    needed: int
+
+
+# A finance officer approves or rejects a payout; above the threshold two different ones approve.
+DECIDE = Update("decide", StaffDecision, PayoutDecisionOutcome)
+
+
+# -- step arguments ------------------------------------------------------------------------------
+
+
+class AccrualRequest(Contract):
+    """Rows for the deals in [start, end) (and adjustments for those already rowed), on every
+    server with attributed clients; deals from `history_from` on are read as history."""
+
+    start: int
+    end: int
+    history_from: int
+    logins_per_batch: int = Field(default=100, ge=1)
+
+
+class AccrualSummary(Contract):
+    rows: int
+    adjustments: int
+    unattributed: int
+    without_account: int
+
+
+class PayoutPeriod(Contract):
+    frequency: PayoutFrequency
+    start: int
+    end: int
+
+
+class OpenedPayouts(Contract):
+    payouts: tuple[uuid.UUID, ...]
+
+
+class PayoutRef(Contract):
+    payout_id: uuid.UUID
+
+
+class RenderedStatement(Contract):
+    key: str  # where the PDF is stored (the document store)
+    amount: Decimal
+    currency: str
+
+
+class PayoutDecisionRecord(Contract):
+    payout_id: uuid.UUID
+    decision: StaffDecision
+    # The status the payout reaches with this decision (None: it waits for a second officer).
+    new_status: PayoutStatus | None = None
+
+
+class ReleasePayout(Contract):
+    payout_id: uuid.UUID
+    reason: str
+
+
+# -- steps (main task queue) ---------------------------------------------------------------------
+
+accrue_ib_commissions = Step("accrue_ib_commissions", AccrualRequest, AccrualSummary, policies.BULK)
+# One payout per IB (of the frequency) and currency with unpaid rows up to the period's end.
+open_ib_payouts = Step("open_ib_payouts", PayoutPeriod, OpenedPayouts, policies.DATABASE)
+# The statement PDF, stored once under the payout's key.
+render_ib_statement = Step("render_ib_statement", PayoutRef, RenderedStatement, policies.BULK)
+record_ib_payout_decision = Step(
+    "record_ib_payout_decision", PayoutDecisionRecord, type(None), policies.DATABASE
+)
+# The balanced credit of the IB's wallet, keyed by the payout; answers the entry's key.
+credit_ib_payout = Step("credit_ib_payout", PayoutRef, str, policies.DATABASE)
+# Compensation of `open_ib_payouts` for one payout: rejected, its rows free for the next cycle.
+release_ib_payout = Step(
+    "release_ib_payout", ReleasePayout, type(None), policies.DATABASE_COMPENSATION
+)

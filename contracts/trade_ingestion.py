@@ -1,0 +1,74 @@
+"""Trade ingestion: every deal of every MT5 server into the `deals` table, near real time, and
+back-fills of any past range. The workflows' inputs and the two steps they take.
+
+`TradeIngestion` (one per server, id `trade-ingestion-<server>`) runs `follow_deals` again and
+again: each run polls the server for a while inside one heartbeating activity and keeps its
+watermark in `ingestion_state`, in the transaction that writes the deals. `DealBackfill` splits
+a range into parts, each a child running `copy_deal_range`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from contracts import policies
+from contracts.process import Process
+from contracts.steps import Mt5Step
+from domain.frozen import Frozen as Contract
+
+
+def trade_ingestion_workflow_id(server: str) -> str:
+    return f"trade-ingestion-{server}"
+
+
+def deal_backfill_workflow_id(server: str, since: datetime, until: datetime) -> str:
+    return f"deal-backfill-{server}-{since:%Y%m%dT%H%M%S}-{until:%Y%m%dT%H%M%S}"
+
+
+class IngestionInput(Contract):
+    server: str
+    # Where a server never ingested before starts (older deals are a back-fill's).
+    start_from: datetime
+    # `follow_deals` runs per workflow run: continued as new after these, so the history stays
+    # a few hundred events long.
+    runs_per_history: int = 100
+    run_seconds: float = 60.0
+
+
+class BackfillInput(Contract):
+    server: str
+    since: datetime
+    until: datetime
+    # Children the range is split into (each reads and writes its own part).
+    parts: int = 1
+
+
+class FollowDeals(Contract):
+    start_from: datetime
+    run_seconds: float
+
+
+class FollowedDeals(Contract):
+    deals: int
+    polls: int
+    watermark: datetime | None
+
+
+class DealRange(Contract):
+    since: datetime
+    until: datetime
+
+
+class CopiedDeals(Contract):
+    deals: int
+    windows: int
+
+
+TRADE_INGESTION = Process("TradeIngestion", IngestionInput, type(None))
+DEAL_BACKFILL = Process("DealBackfill", BackfillInput, CopiedDeals)
+
+# Polls the server and writes what is new for `run_seconds`; the watermark is in the database,
+# so a retried or killed run resumes where the last commit left it.
+follow_deals = Mt5Step("follow_deals", FollowDeals, FollowedDeals, policies.BULK)
+# Every deal of the range, whatever is already stored (an idempotent upsert).
+copy_deal_range = Mt5Step("copy_deal_range", DealRange, CopiedDeals, policies.BULK)
