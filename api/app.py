@@ -44,7 +44,7 @@ from db.embedded import owner_database_url
 from db.sealed import SecretBox
 from db.session import create_engine, create_sessionmaker
 from db.urls import app_database_url
-from observability.metrics import ApiMetrics
+from observability.metrics import ApiMetrics, count_request
 from observability.tracing import configure_tracing
 from psp_adapter.providers import payment_providers
 from settings import Settings, get_settings
@@ -85,6 +85,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Read at each start, not captured: an app may be started again with other settings
+        # (the test suite runs one app against each test's own database).
+        settings: Settings = app.state.settings
+        app.state.metrics = ApiMetrics()
         engine = create_engine(app_database_url(owner_database_url(settings), settings))
         SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
         providers = payment_providers(settings.psp.opened(settings.secrets_key))
@@ -116,9 +120,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.mount(DOCS_ASSETS_PATH, DOCS_ASSETS, name="docs-assets")
     install_problem_handlers(app)
-    metrics = ApiMetrics()
-    app.state.metrics = metrics
-    app.middleware("http")(metrics.middleware)
+    app.state.settings = settings
+    app.state.metrics = ApiMetrics()
+    app.middleware("http")(count_request)
     app.middleware("http")(security_headers)
     for router in ROUTERS:
         app.include_router(router)

@@ -174,6 +174,19 @@ class UnmatchedReason(StrEnum):
     NOT_A_DEPOSIT = "not_a_deposit"
 
 
+# A deposit in one of these has taken a payment (its `provider_ref` is then the payment's own id).
+TOOK_MONEY = frozenset(
+    {
+        PaymentStatus.RECEIVED,
+        PaymentStatus.HELD,
+        PaymentStatus.CREDITING,
+        PaymentStatus.COMPLETED,
+        PaymentStatus.REJECTED,
+        PaymentStatus.NEEDS_ATTENTION,
+    }
+)
+
+
 def unmatched_reason_for(status: str) -> UnmatchedReason:
     """Why money arriving for a deposit in `status`, whose workflow no longer takes it, is
     unmatched: after the deposit took a payment it is a second one; otherwise the deposit's end."""
@@ -182,17 +195,9 @@ def unmatched_reason_for(status: str) -> UnmatchedReason:
         PaymentStatus.FAILED: UnmatchedReason.DEPOSIT_FAILED,
         PaymentStatus.CANCELLED: UnmatchedReason.DEPOSIT_CANCELLED,
     }
-    took_money = {
-        PaymentStatus.RECEIVED,
-        PaymentStatus.HELD,
-        PaymentStatus.CREDITING,
-        PaymentStatus.COMPLETED,
-        PaymentStatus.REJECTED,
-        PaymentStatus.NEEDS_ATTENTION,
-    }
     if status in ended:
         return ended[PaymentStatus(status)]
-    if status in took_money:
+    if status in TOOK_MONEY:
         return UnmatchedReason.SECOND_PAYMENT
     return UnmatchedReason.DEPOSIT_CLOSED
 

@@ -56,6 +56,14 @@ class ApiMetrics:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+async def count_request(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """The middleware: counted by the metrics of the app's current run (`app.state.metrics`)."""
+    metrics: ApiMetrics = request.app.state.metrics
+    return await metrics.middleware(request, call_next)
+
+
 def _route_template(request: Request) -> str:
     # Templates, not raw paths: one time series per route, not one per client id.
     for route in request.app.router.routes:

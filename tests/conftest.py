@@ -11,11 +11,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from api import security
 from api.app import create_app
 from db.embedded import embedded_owner_url
 from db.session import create_engine, create_sessionmaker
@@ -38,6 +40,23 @@ CHAOS_NAMESPACE = "chaos"
 TRACING_NAMESPACE = "tracing"
 FLEET_NAMESPACE = "fleet"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+# The same algorithm at a test's cost (the parameters travel in each hash, so hashes made at the
+# production cost, e.g. by a seeded stack, still verify): production's ~0.1 s a hash or check
+# made a minute of the suite's time in sign-ups and log-ins alone. Processes the tests start
+# (the e2e stack) hash at the production cost.
+TEST_PASSWORD_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashes() -> Iterator[None]:
+    with (
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        patch.setattr(security, "_hasher", TEST_PASSWORD_HASHER)
+        patch.setattr(security, "_DUMMY_HASH", TEST_PASSWORD_HASHER.hash("timing-equaliser"))
+        yield
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -162,8 +181,22 @@ async def app_client(app: FastAPI, ip: str = "127.0.0.1") -> AsyncIterator[httpx
 @pytest.fixture
 async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The API in-process over ASGI, against this test's own database."""
-    async for client in app_client(create_app(settings)):
+    async for client in app_client(shared_app(settings)):
         yield client
+
+
+_SHARED_APP: list[FastAPI] = []
+
+
+def shared_app(settings: Settings) -> FastAPI:
+    """One app for the in-process API tests, started (its lifespan run) by each test with the
+    test's own settings: FastAPI builds its routes in about half a second, which every test
+    paid before. A test that changes the app itself (routes, middleware) makes its own."""
+    if not _SHARED_APP:
+        _SHARED_APP.append(create_app(settings))
+    app = _SHARED_APP[0]
+    app.state.settings = settings
+    return app
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,7 @@ from db.unmatched_funds import queue_unmatched
 from domain.money_flows import MovementKind
 from domain.payments import (
     FUNDS_ARRIVED,
+    TOOK_MONEY,
     FinanceCaseStatus,
     PaymentDirection,
     PaymentEvent,
@@ -116,6 +117,16 @@ async def receive(
             reason,
             UnmatchedReason.NOT_A_DEPOSIT,
         )
+    if (
+        event.kind in FUNDS_ARRIVED
+        and payment.status in TOOK_MONEY
+        and event.provider_ref == payment.provider_ref
+    ):
+        # The very payment the deposit took: when its webhook is late the deposit asks the
+        # processor and takes the event from its answer, so this is the same money reported
+        # again, stored once and never queued as a second payment.
+        reason = f"{where}: the payment it took (found by asking the processor), reported again"
+        return await _stored(session, event, WebhookOutcome.ACCEPTED, payment_id, reason)
     # If the workflow has finished, money it can no longer take is queued (why: its status).
     too_late = unmatched_reason_for(payment.status)
     # The savepoint keeps "accepted" only if the workflow took the signal.

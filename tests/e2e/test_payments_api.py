@@ -108,6 +108,47 @@ def available(api: httpx.Client, headers: dict[str, str], currency: str = "USD")
 
 
 class TestMoneyThroughTheStack:
+    def test_a_webhook_later_than_the_question_is_the_same_payment_not_a_second_one(
+        self, api: httpx.Client, stack: Stack, psp_sim: PspSimulator
+    ) -> None:
+        _, client = sign_up_and_log_in(api)
+        compliance = staff_headers(stack, api, StaffRole.COMPLIANCE)
+        finance = staff_headers(stack, api, StaffRole.FINANCE)
+        client_id = api.get("/v1/me", headers=client).json()["id"]
+        kyc = api.put(
+            f"/v1/compliance/clients/{client_id}/kyc",
+            json={"kyc_status": "approved", "screening_status": "clear", "reason": "passport"},
+            headers=compliance,
+        )
+        assert kyc.status_code == 200, kyc.text
+        deposit = request(
+            api,
+            "/v1/me/deposits",
+            client,
+            {"provider": "cardco", "amount": "40.00", "currency": "USD"},
+        )
+        page = wait_for(lambda: payment_of(api, client, deposit["id"]), lambda p: p["redirect_url"])
+        # The webhook leaves 8 s late: the deposit asks the processor first (2 s in) and completes.
+        psp_sim.webhook_faults(delay_ms=8000)
+        try:
+            psp_sim.pay(page["redirect_url"].rsplit("/", 1)[-1])
+            wait_for(
+                lambda: payment_of(api, client, deposit["id"]),
+                lambda p: p["status"] in FINISHED,
+            )
+            assert payment_of(api, client, deposit["id"])["status"] == "completed"
+            events = wait_for(
+                lambda: finance_view(api, compliance, deposit["id"]),
+                lambda view: bool(view["webhook_events"]),
+            )["webhook_events"]
+        finally:
+            psp_sim.webhook_faults()
+        assert [e["outcome"] for e in events] == ["accepted"]
+        assert available(api, client) == Decimal("40.00")
+        queue = api.get("/v1/finance/unmatched", params={"limit": 200}, headers=finance)
+        assert queue.status_code == 200, queue.text
+        assert deposit["id"] not in {i.get("payment_id") for i in queue.json()}
+
     def test_a_deposit_whose_webhook_is_lost_is_credited_once_all_the_same(
         self, api: httpx.Client, stack: Stack, psp_sim: PspSimulator
     ) -> None:
