@@ -428,15 +428,12 @@ class IbPayoutSteps:
                     )
                     .values(payout_id=payout_id)
                 )
-                audit.record(
+                record_payout_change(
                     session,
-                    audit.system_actor(on_behalf_of=str(ib_id)),
-                    audit.Change(
-                        action="ib_payout.accrued",
-                        entity_type="ib_payout",
-                        entity_id=str(payout_id),
-                        after={"amount": str(amount), "currency": currency, "rows": count},
-                    ),
+                    ib_id,
+                    payout_id,
+                    "ib_payout.accrued",
+                    after={"amount": str(amount), "currency": currency, "rows": count},
                 )
             payouts = await session.scalars(
                 select(IbPayout.id)
@@ -476,15 +473,12 @@ class IbPayoutSteps:
             if payout.status == PayoutStatus.ACCRUED.value:
                 payout.status = PayoutStatus.STATEMENT_READY.value
                 payout.statement_key = key
-                audit.record(
+                record_payout_change(
                     session,
-                    audit.system_actor(on_behalf_of=str(payout.ib_id)),
-                    audit.Change(
-                        action="ib_payout.statement_ready",
-                        entity_type="ib_payout",
-                        entity_id=str(payout.id),
-                        after={"statement_key": key},
-                    ),
+                    payout.ib_id,
+                    payout.id,
+                    "ib_payout.statement_ready",
+                    after={"statement_key": key},
                 )
             return RenderedStatement(key=key, amount=payout.amount, currency=payout.currency)
 
@@ -543,16 +537,13 @@ class IbPayoutSteps:
                 before = payout.status
                 payout.status = PayoutStatus.PAID.value
                 payout.ledger_key = key
-                audit.record(
+                record_payout_change(
                     session,
-                    audit.system_actor(on_behalf_of=str(payout.ib_id)),
-                    audit.Change(
-                        action="ib_payout.paid",
-                        entity_type="ib_payout",
-                        entity_id=str(payout.id),
-                        before={"status": before},
-                        after={"status": PayoutStatus.PAID.value, "ledger_key": key},
-                    ),
+                    payout.ib_id,
+                    payout.id,
+                    "ib_payout.paid",
+                    before={"status": before},
+                    after={"status": PayoutStatus.PAID.value, "ledger_key": key},
                 )
         return key
 
@@ -577,15 +568,37 @@ class IbPayoutSteps:
                 before = payout.status
                 payout.status = PayoutStatus.REJECTED.value
                 payout.decision_reason = payout.decision_reason or request.reason
-                audit.record(
+                record_payout_change(
                     session,
-                    audit.system_actor(on_behalf_of=str(payout.ib_id)),
-                    audit.Change(
-                        action="ib_payout.released",
-                        entity_type="ib_payout",
-                        entity_id=str(payout.id),
-                        before={"status": before},
-                        after={"status": PayoutStatus.REJECTED.value},
-                        reason=request.reason,
-                    ),
+                    payout.ib_id,
+                    payout.id,
+                    "ib_payout.released",
+                    before={"status": before},
+                    after={"status": PayoutStatus.REJECTED.value},
+                    reason=request.reason,
                 )
+
+
+def record_payout_change(
+    session: AsyncSession,
+    ib_id: uuid.UUID,
+    payout_id: uuid.UUID,
+    action: str,
+    *,
+    after: dict[str, Any],
+    before: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> None:
+    """The audit row of a payout change the cycle makes itself, on the IB's behalf."""
+    audit.record(
+        session,
+        audit.system_actor(on_behalf_of=str(ib_id)),
+        audit.Change(
+            action=action,
+            entity_type="ib_payout",
+            entity_id=str(payout_id),
+            before=before,
+            after=after,
+            reason=reason,
+        ),
+    )

@@ -246,7 +246,7 @@ class DealIngestion:
         self.metrics.errors.add(1)
 
     async def merge_with_state(
-        self, records: list[dict[str, str]], watermark: datetime, lag: float, rate: float
+        self, records: list[dict[str, str]], watermark: datetime, lag: timedelta, rate: Decimal
     ) -> None:
         """`records` upserted and the server's state moved on, in one transaction."""
         batch = await self._batch(records)
@@ -254,8 +254,8 @@ class DealIngestion:
             await self._store.merge(await session.connection(), batch)
             values = {
                 "watermark": watermark,
-                "lag_seconds": Decimal(f"{lag:.3f}"),
-                "rows_per_second": Decimal(f"{rate:.1f}"),
+                "lag_seconds": seconds_of(lag),
+                "rows_per_second": rate.quantize(Decimal("0.1")),
                 "last_poll_at": now(),
                 "updated_at": now(),
             }
@@ -272,6 +272,16 @@ class DealIngestion:
             )
 
 
+def seconds_of(span: timedelta) -> Decimal:
+    """A span in seconds to the millisecond, exactly (no binary fraction on the way)."""
+    micros = (span.days * 86_400 + span.seconds) * 1_000_000 + span.microseconds
+    return (Decimal(micros) / 1_000_000).quantize(Decimal("0.001"))
+
+
+def rows_per_second(rows: int, elapsed_ns: int) -> Decimal:
+    return Decimal(rows) * 1_000_000_000 / max(elapsed_ns, 1_000_000)
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -285,7 +295,7 @@ class Follower:
         self.watermark = watermark
         self.recent: dict[str, dict[str, str]] = {}
         self.deals = self.polls = 0
-        self.started = time.monotonic()
+        self.started_ns = time.monotonic_ns()
 
     async def poll(self) -> int:
         """One poll (several windows when catching up); answers deals written."""
@@ -302,8 +312,8 @@ class Follower:
             latest = max((int(r["Time"]) for r in window.records), default=None)
             newest = self.watermark if latest is None else zone.moment(latest)
             watermark = max(self.watermark, newest)
-            lag = (now() - newest).total_seconds() if fresh else 0.0
-            rate = (self.deals + len(fresh)) / max(time.monotonic() - self.started, 1e-3)
+            lag = now() - newest if fresh else timedelta(0)
+            rate = rows_per_second(self.deals + len(fresh), time.monotonic_ns() - self.started_ns)
             if fresh or watermark != self.watermark:
                 await self.ingestion.merge_with_state(fresh, watermark, lag, rate)
             self.remember(fresh, watermark, zone)
@@ -340,7 +350,7 @@ class Metrics:
         self.deals = meter.create_counter("brokerflow_ingestion_deals", "deals written")
         self.errors = meter.create_counter("brokerflow_ingestion_errors", "failed polls")
 
-    def observe(self, watermark: datetime, lag: float, written: int) -> None:
+    def observe(self, watermark: datetime, lag: timedelta, written: int) -> None:
         self.watermark.set(watermark.timestamp())
-        self.lag.set(lag)
+        self.lag.set(lag.total_seconds())
         self.deals.add(written)

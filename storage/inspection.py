@@ -17,6 +17,7 @@ import hashlib
 import io
 import re
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Final
@@ -270,21 +271,8 @@ def _active_content(reader: PdfReader) -> str | None:
     Names are compared after parsing, so `/J#61vaScript` and objects inside compressed object
     streams are seen as what a viewer sees.
     """
-    stack: list[Any] = [reader.trailer]
-    seen: set[tuple[int, int]] = set()
-    walked = 0
-    while stack:
-        item = stack.pop()
-        if isinstance(item, IndirectObject):
-            ref = (item.idnum, item.generation)
-            if ref in seen:
-                continue
-            seen.add(ref)
-            item = item.get_object()
-        walked += 1
-        if walked > MAX_PDF_OBJECTS:
-            raise refuse("the PDF is too complex to check; upload a simpler scan or export")
-        if isinstance(item, DictionaryObject):  # stream objects included (their dictionary)
+    try:
+        for item in _dictionaries(reader.trailer, _composites):
             for name, value in dict.items(item):
                 reason = _ACTIVE_KEYS.get(str(name))
                 if reason is None and isinstance(value, str):
@@ -293,26 +281,41 @@ def _active_content(reader: PdfReader) -> str | None:
                     reason = _AUTO_URI if _opens_uri(value) else None
                 if reason is not None:
                     return reason
-                if isinstance(value, DictionaryObject | ArrayObject | IndirectObject):
-                    stack.append(value)
-        elif isinstance(item, ArrayObject):
-            stack.extend(
-                value
-                for value in list.__iter__(item)
-                if isinstance(value, DictionaryObject | ArrayObject | IndirectObject)
-            )
+    except _TooComplex:
+        raise refuse("the PDF is too complex to check; upload a simpler scan or export") from None
     return None
 
 
 # A link the reader clicks may point to a web address; an action that runs by itself (when the
 # document or a page opens, or on a form or mouse event) must not.
 _AUTOMATIC_TRIGGERS: Final = frozenset({"/OpenAction", "/AA"})
+# Back to the page tree from an action: not part of the action.
+_PAGE_LINKS: Final = frozenset({"/Parent", "/P", "/Pg"})
 
 
 def _opens_uri(trigger: Any) -> bool:
     """Whether an automatic action (with its `/Next` chain and, for `/AA`, every event's
-    action) opens a URI."""
-    stack: list[Any] = [trigger]
+    action) opens a URI. One too tangled to clear counts as opening one."""
+    try:
+        return any(
+            str(dict.get(item, "/S", "")) == "/URI"
+            for item in _dictionaries(trigger, _action_parts)
+            if not _is_page(item)
+        )
+    except _TooComplex:
+        return True
+
+
+class _TooComplex(Exception):
+    """More than MAX_PDF_OBJECTS objects to look at."""
+
+
+def _dictionaries(
+    root: Any, children: Callable[[DictionaryObject], Iterable[Any]]
+) -> Iterator[DictionaryObject]:
+    """Every dictionary reachable from `root` (through `children` of dictionaries and every
+    composite in arrays), each indirect object resolved and looked at once."""
+    stack: list[Any] = [root]
     seen: set[tuple[int, int]] = set()
     walked = 0
     while stack:
@@ -325,24 +328,35 @@ def _opens_uri(trigger: Any) -> bool:
             item = item.get_object()
         walked += 1
         if walked > MAX_PDF_OBJECTS:
-            return True  # too tangled to clear: refused
-        if isinstance(item, DictionaryObject):
-            if str(dict.get(item, "/Type", "")) in ("/Page", "/Pages"):
-                continue  # a destination names a page: its links are the reader's to click
-            if str(dict.get(item, "/S", "")) == "/URI":
-                return True
-            for name, value in dict.items(item):
-                if str(name) in ("/Parent", "/P", "/Pg"):  # back to the page tree: not the action
-                    continue
-                if isinstance(value, DictionaryObject | ArrayObject | IndirectObject):
-                    stack.append(value)
+            raise _TooComplex
+        if isinstance(item, DictionaryObject):  # stream objects included (their dictionary)
+            yield item
+            stack.extend(children(item))
         elif isinstance(item, ArrayObject):
-            stack.extend(
-                value
-                for value in list.__iter__(item)
-                if isinstance(value, DictionaryObject | ArrayObject | IndirectObject)
-            )
-    return False
+            stack.extend(value for value in list.__iter__(item) if _is_composite(value))
+
+
+def _is_composite(value: Any) -> bool:
+    return isinstance(value, DictionaryObject | ArrayObject | IndirectObject)
+
+
+def _composites(item: DictionaryObject) -> Iterator[Any]:
+    return (value for value in dict.values(item) if _is_composite(value))
+
+
+def _is_page(item: DictionaryObject) -> bool:
+    return str(dict.get(item, "/Type", "")) in ("/Page", "/Pages")
+
+
+def _action_parts(item: DictionaryObject) -> Iterator[Any]:
+    """An action's parts; a destination names a page, whose links are the reader's to click."""
+    if _is_page(item):
+        return iter(())
+    return (
+        value
+        for name, value in dict.items(item)
+        if str(name) not in _PAGE_LINKS and _is_composite(value)
+    )
 
 
 # -- images ---------------------------------------------------------------------------------------

@@ -51,9 +51,7 @@ TEST_PASSWORD_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism
 
 @pytest.fixture(scope="session", autouse=True)
 def cheap_password_hashes() -> Iterator[None]:
-    with (
-        pytest.MonkeyPatch.context() as patch,
-    ):
+    with pytest.MonkeyPatch.context() as patch:
         patch.setattr(security, "_hasher", TEST_PASSWORD_HASHER)
         patch.setattr(security, "_DUMMY_HASH", TEST_PASSWORD_HASHER.hash("timing-equaliser"))
         yield

@@ -107,31 +107,43 @@ def available(api: httpx.Client, headers: dict[str, str], currency: str = "USD")
     return sum((Decimal(w["available"]) for w in wallets if w["currency"] == currency), Decimal(0))
 
 
+def approved_client(api: httpx.Client, stack: Stack) -> tuple[dict[str, str], dict[str, str]]:
+    """A client signed up and logged in whose KYC compliance approved: its headers, then the
+    compliance officer's."""
+    _, client = sign_up_and_log_in(api)
+    compliance = staff_headers(stack, api, StaffRole.COMPLIANCE)
+    client_id = api.get("/v1/me", headers=client).json()["id"]
+    kyc = api.put(
+        f"/v1/compliance/clients/{client_id}/kyc",
+        json={"kyc_status": "approved", "screening_status": "clear", "reason": "passport"},
+        headers=compliance,
+    )
+    assert kyc.status_code == 200, kyc.text
+    return client, compliance
+
+
+def card_deposit(
+    api: httpx.Client, client: dict[str, str], amount: str
+) -> tuple[dict[str, Any], str]:
+    """A CardCo deposit to the wallet, once its payment page is there: the payment and the
+    processor's intent id (what the payer pays on the page)."""
+    body = {"provider": "cardco", "amount": amount, "currency": "USD"}
+    deposit = request(api, "/v1/me/deposits", client, body)
+    page = wait_for(lambda: payment_of(api, client, deposit["id"]), lambda p: p["redirect_url"])
+    return deposit, str(page["redirect_url"]).rsplit("/", 1)[-1]
+
+
 class TestMoneyThroughTheStack:
     def test_a_webhook_later_than_the_question_is_the_same_payment_not_a_second_one(
         self, api: httpx.Client, stack: Stack, psp_sim: PspSimulator
     ) -> None:
-        _, client = sign_up_and_log_in(api)
-        compliance = staff_headers(stack, api, StaffRole.COMPLIANCE)
+        client, compliance = approved_client(api, stack)
         finance = staff_headers(stack, api, StaffRole.FINANCE)
-        client_id = api.get("/v1/me", headers=client).json()["id"]
-        kyc = api.put(
-            f"/v1/compliance/clients/{client_id}/kyc",
-            json={"kyc_status": "approved", "screening_status": "clear", "reason": "passport"},
-            headers=compliance,
-        )
-        assert kyc.status_code == 200, kyc.text
-        deposit = request(
-            api,
-            "/v1/me/deposits",
-            client,
-            {"provider": "cardco", "amount": "40.00", "currency": "USD"},
-        )
-        page = wait_for(lambda: payment_of(api, client, deposit["id"]), lambda p: p["redirect_url"])
+        deposit, intent = card_deposit(api, client, "40.00")
         # The webhook leaves 8 s late: the deposit asks the processor first (2 s in) and completes.
         psp_sim.webhook_faults(delay_ms=8000)
         try:
-            psp_sim.pay(page["redirect_url"].rsplit("/", 1)[-1])
+            psp_sim.pay(intent)
             wait_for(
                 lambda: payment_of(api, client, deposit["id"]),
                 lambda p: p["status"] in FINISHED,
@@ -152,23 +164,8 @@ class TestMoneyThroughTheStack:
     def test_a_deposit_whose_webhook_is_lost_is_credited_once_all_the_same(
         self, api: httpx.Client, stack: Stack, psp_sim: PspSimulator
     ) -> None:
-        _, client = sign_up_and_log_in(api)
-        compliance = staff_headers(stack, api, StaffRole.COMPLIANCE)
-        client_id = api.get("/v1/me", headers=client).json()["id"]
-        kyc = api.put(
-            f"/v1/compliance/clients/{client_id}/kyc",
-            json={"kyc_status": "approved", "screening_status": "clear", "reason": "passport"},
-            headers=compliance,
-        )
-        assert kyc.status_code == 200, kyc.text
-        deposit = request(
-            api,
-            "/v1/me/deposits",
-            client,
-            {"provider": "cardco", "amount": "75.00", "currency": "USD"},
-        )
-        page = wait_for(lambda: payment_of(api, client, deposit["id"]), lambda p: p["redirect_url"])
-        intent = page["redirect_url"].rsplit("/", 1)[-1]
+        client, compliance = approved_client(api, stack)
+        deposit, intent = card_deposit(api, client, "75.00")
         psp_sim.webhook_faults(drop_probability=1.0)  # the processor never reaches BrokerFlow
         try:
             psp_sim.pay(intent)

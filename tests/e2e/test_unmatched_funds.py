@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from domain.roles import StaffRole
-from tests.e2e.helpers import sign_up_and_log_in
 from tests.e2e.test_payments_api import (
     FINISHED,
+    approved_client,
     available,
     payment_of,
     request,
@@ -44,16 +44,8 @@ def test_a_second_transfer_on_one_reference_is_queued_not_forgotten(
     stack: Stack,
     psp_sim: PspSimulator,
 ) -> None:
-    _, client = sign_up_and_log_in(api)
-    compliance = staff_headers(stack, api, StaffRole.COMPLIANCE)
+    client, compliance = approved_client(api, stack)
     finance = staff_headers(stack, api, StaffRole.FINANCE)
-    client_id = api.get("/v1/me", headers=client).json()["id"]
-    kyc = api.put(
-        f"/v1/compliance/clients/{client_id}/kyc",
-        json={"kyc_status": "approved", "screening_status": "clear", "reason": "passport"},
-        headers=compliance,
-    )
-    assert kyc.status_code == 200, kyc.text
 
     announced = request(
         api,

@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import pytest
 from simulators.mt5.state import Books, Deal, Position, Store, User
 from tests.mt5.test_protocol import log_in_by_hand
 from tests.support.processes import Simulator, start_simulator
+from tests.support.waiting import until
 
 # -- the store, in process ---------------------------------------------------------------------
 
@@ -297,22 +297,13 @@ def test_dealer_request_ids_survive_a_sigkill(artifacts_dir: Path, tmp_path: Pat
         assert int(following) > int(sent)
 
 
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (answer := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:g} s: {what}")
-        time.sleep(0.05)
-    return answer
-
-
 def test_the_trader_flow_loses_no_answered_deal_to_a_sigkill(
     artifacts_dir: Path, tmp_path: Path
 ) -> None:
     state = tmp_path / "mt5.json"
     flow = ("--traders", "5", "--rate", "200", "--seed", "3")
     with running(artifacts_dir, state, *flow) as (http, simulator):
-        wait_until(lambda: http.get("/_sim/flow").json()["deals"] >= 100, "100 generated deals")
+        until(lambda: http.get("/_sim/flow").json()["deals"] >= 100, "100 generated deals", 60)
         tickets = [int(d["Deal"]) for d in http.get("/_sim/state/deals").json()["deals"]]
         # The newest deals, as the Web API answered them while the flow kept going.
         answered = {

@@ -1,5 +1,5 @@
-"""Waiting in async tests: for a condition, with a deadline, never for a span of wall-clock time
-that assumes how fast the machine is."""
+"""Waiting in tests: for a condition, with a deadline, never for a span of wall-clock time that
+assumes how fast the machine is. The one pause is between two looks at the condition."""
 
 from __future__ import annotations
 
@@ -24,3 +24,13 @@ async def eventually(probe: Callable[[], Any], what: str, timeout: float) -> Any
         if time.monotonic() > give_up:
             raise AssertionError(f"not within {timeout:g} s: {what}")
         await asyncio.sleep(POLL_SECONDS)
+
+
+def until(probe: Callable[[], Any], what: str, timeout: float) -> Any:
+    """`eventually` for synchronous tests."""
+    give_up = time.monotonic() + timeout
+    while not (answer := probe()):
+        if time.monotonic() > give_up:
+            raise AssertionError(f"not within {timeout:g} s: {what}")
+        time.sleep(POLL_SECONDS)
+    return answer
