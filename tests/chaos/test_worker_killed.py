@@ -38,8 +38,7 @@ def chaos_stack(
         extra_env={"BROKERFLOW_TEMPORAL_NAMESPACE": CHAOS_NAMESPACE},
     )
     try:
-        stack.start_worker()
-        stack.start_api()
+        stack.start()
         yield stack, simulator
     finally:
         stack.stop()

@@ -25,6 +25,7 @@ from tests.support.processes import (
 )
 
 TEST_SECRETS_KEY = "dGVzdC1vbmx5LXNlY3JldHMta2V5LTAxMjM0NTY3ODk="
+WORKER_READY = "worker running on task queues"
 
 
 def psp_env(psp: PspSimulator, key: SecretStr) -> dict[str, str]:
@@ -101,14 +102,29 @@ class Stack:
         }
 
     def start_worker(self) -> Child:
-        self.worker = spawn("worker", [str(BIN / "python"), "worker.py"], self.env(), self.log_dir)
-        wait_for_log(self.worker, "worker running on task queues", timeout=60)
+        self.worker = self._spawn_worker()
+        wait_for_log(self.worker, WORKER_READY, timeout=60)
         return self.worker
 
     def start_api(self) -> Child:
-        self.api = spawn("api", [str(BIN / "python"), "-m", "api"], self.env(), self.log_dir)
+        self.api = self._spawn_api()
         wait_for_http(self.api, f"{self.api_url}/healthz")
         return self.api
+
+    def start(self, worker_timeout: float = 60) -> None:
+        """Worker and API side by side: neither needs the other to come up, and each spends
+        seconds importing, which two cores do at once."""
+        self.env()  # the SMTP catcher and document store, once, before either process
+        self.worker = self._spawn_worker()
+        self.api = self._spawn_api()
+        wait_for_log(self.worker, WORKER_READY, timeout=worker_timeout)
+        wait_for_http(self.api, f"{self.api_url}/healthz")
+
+    def _spawn_worker(self) -> Child:
+        return spawn("worker", [str(BIN / "python"), "worker.py"], self.env(), self.log_dir)
+
+    def _spawn_api(self) -> Child:
+        return spawn("api", [str(BIN / "python"), "-m", "api"], self.env(), self.log_dir)
 
     def stop(self) -> None:
         for child in (self.api, self.worker):
