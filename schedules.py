@@ -80,8 +80,9 @@ IB_PAYOUT_HOUR_UTC = 1
 IB_PAYOUT_CYCLE_TIMEOUT = timedelta(hours=23)
 
 
-def ib_payout_schedule(frequency: PayoutFrequency) -> Schedule:
-    """The payout cycle of the IBs paid at `frequency`, shortly after each period ends."""
+def ib_payout_schedule(frequency: PayoutFrequency, settings: Settings) -> Schedule:
+    """The payout cycle of the IBs paid at `frequency`, shortly after each period ends, with
+    the four-eyes threshold and the server clock offset of `settings.ib`."""
     when = ScheduleCalendarSpec(
         hour=[ScheduleRange(IB_PAYOUT_HOUR_UTC)],
         minute=[ScheduleRange(0)],
@@ -92,7 +93,11 @@ def ib_payout_schedule(frequency: PayoutFrequency) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(
             IB_PAYOUT_CYCLE.name,
-            PayoutCycleInput(frequency=frequency),
+            PayoutCycleInput(
+                frequency=frequency,
+                server_clock_offset=settings.ib.server_clock_offset,
+                four_eyes_above=settings.ib.four_eyes_above,
+            ),
             id=payout_schedule_id(frequency),
             task_queue=TASK_QUEUE,
             execution_timeout=IB_PAYOUT_CYCLE_TIMEOUT,
@@ -107,7 +112,7 @@ def ib_payout_schedule(frequency: PayoutFrequency) -> Schedule:
 def all_schedules(settings: Settings) -> dict[str, Schedule]:
     return {
         REKYC_SWEEP_SCHEDULE: rekyc_sweep_schedule(settings),
-        **{payout_schedule_id(f): ib_payout_schedule(f) for f in PayoutFrequency},
+        **{payout_schedule_id(f): ib_payout_schedule(f, settings) for f in PayoutFrequency},
     }
 
 

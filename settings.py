@@ -63,6 +63,9 @@ class Mt5ServerSettings(BaseModel):
     """One MT5 trade server as the Web API sees it."""
 
     name: str = "demo"
+    # What the server is for: "live" (real money) or "demo". Consoles label an account by its
+    # own kind and show the server's beside it, never by guessing from the server's name.
+    kind: Literal["live", "demo"] = "live"
     # host:port of the access server's Web API
     address: str = "127.0.0.1:8443"
     # Further access servers of the same trade server, tried in turn when one is unreachable.
@@ -220,6 +223,16 @@ class AuthThrottleRules(BaseModel):
     resend_address: ThrottleLimit = Field(
         default_factory=lambda: ThrottleLimit(free=20, lock_after=40, window_minutes=60)
     )
+    # Password-reset requests (each one counts, found or not) per email and per address, and
+    # confirmations with a wrong, used or expired token per address.
+    reset_account: ThrottleLimit = Field(
+        default_factory=lambda: ThrottleLimit(free=3, lock_after=10, window_minutes=60)
+    )
+    reset_address: ThrottleLimit = Field(
+        default_factory=lambda: ThrottleLimit(free=20, lock_after=40, window_minutes=60)
+    )
+    # How long a password-reset link stays good (it works once).
+    reset_token_minutes: int = Field(default=30, ge=5, le=24 * 60)
     # Badly signed webhooks from one address: throttled, and stored aggregated.
     webhook_rejected_address: ThrottleLimit = Field(
         default_factory=lambda: ThrottleLimit(free=20, lock_after=60, window_minutes=10)
@@ -250,6 +263,17 @@ class KycRules(BaseModel):
             client_reminder=timedelta(days=self.client_reminder_days),
             client_reminders=self.client_reminders,
         )
+
+
+class IbRules(BaseModel):
+    """IB payouts (docs/ib-payouts.md). Read by the payout cycle's schedules: a change reaches
+    the next cycle when the worker restarts (it updates the schedules)."""
+
+    # A payout above this, in its own currency, needs two different finance officers.
+    four_eyes_above: Decimal = Field(default=Decimal("1000"), ge=0)
+    # The trade server's clock minus UTC, in seconds (MT5 servers often run at UTC+2 or UTC+3:
+    # 7200, 10800): periods and plan dates are on that clock, so a "day" is a broker day.
+    server_clock_offset: int = Field(default=0, ge=-14 * 3600, le=14 * 3600)
 
 
 class MailSettings(BaseModel):
@@ -314,6 +338,8 @@ class Settings(BaseSettings):
     # Payment processors (CardCo, BankCo) and the rules deposits and withdrawals are checked by.
     psp: PspSettings = Field(default_factory=PspSettings)
     payments: PaymentRules = Field(default_factory=PaymentRules)
+    # IB payouts: the four-eyes threshold and the trade server's clock offset.
+    ib: IbRules = Field(default_factory=IbRules)
 
     # KYC review service levels, outgoing mail, and the encrypted store of client documents
     # (AES-256-GCM; the key is 32 bytes, urlsafe base64; `documents_dir` defaults under data_dir).

@@ -25,6 +25,7 @@ from temporalio.worker import Worker
 
 from activities.account_changes import AccountChangeRecords, Mt5AccountChangeSteps
 from activities.account_opening import AccountOpeningRecords, Mt5AccountSteps
+from activities.ib_management import IbManagementSteps
 from activities.ib_payout import IbPayoutSteps
 from activities.kyc_checks import KycChecks, ScreenerCache
 from activities.kyc_records import KycRecords
@@ -182,6 +183,7 @@ def build_workers(
         changes,
         client_mail,
         ib_payouts,
+        IbManagementSteps(sessions),
     )
     mt5_steps = {
         server.name: implementations(

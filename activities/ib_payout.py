@@ -5,19 +5,32 @@ decisions and the credit of the IB's wallet through the ledger."""
 from __future__ import annotations
 
 import asyncio
+import json
+import multiprocessing
 import uuid
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import AsyncGenerator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import ExitStack, aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.exceptions import ApplicationError
 
+from activities.ib_accrual import (
+    LEDGER_COLUMNS,
+    LOGIN_AT,
+    BatchRows,
+    batch_rows,
+    copy_escape,
+    trace_of,
+    worker_started,
+)
 from contracts import ib_payout
 from contracts.ib_payout import (
     AccrualRequest,
@@ -37,8 +50,6 @@ from db.models.ib import IbAttribution, IbCommission, IbPayout, IntroducingBroke
 from db.queries import ib as queries
 from domain.errors import InvalidInput
 from domain.ib.clawback import Adjustment, adjustments
-from domain.ib.commissions import compute
-from domain.ib.document import PreviewDocument
 from domain.ib.rows import Row
 from domain.ledger import AccountKind, account_code, transfer
 from domain.money import Money
@@ -76,21 +87,16 @@ class AccrualCounts:
         self.without_account += other.without_account
 
 
-def _batches(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
 def _document(
     tree: dict[uuid.UUID, queries.TreeNode],
     plans: dict[str, list[dict[str, Any]]],
     attributed: Sequence[IbAttribution],
     accounts: dict[int, tuple[str, str]],
     rates: list[tuple[str, str, Decimal]],
-    deals: list[dict[str, Any]],
     period: tuple[int, int],
 ) -> dict[str, Any]:
-    """The `domain.ib` document for one batch of logins: only the IBs of their chains."""
+    """The `domain.ib` document for one batch of logins, without its symbols and deals
+    (`activities.ib_accrual` adds them): only the IBs of their chains."""
     ibs: dict[str, dict[str, Any]] = {}
     for a in attributed:
         node: queries.TreeNode | None = tree[a.ib_id]
@@ -102,13 +108,7 @@ def _document(
                 "plan": node.plan,
             }
             node = None if node.parent is None else tree[node.parent]
-    symbols = {
-        d["Symbol"]: {"contract_size": d["ContractSize"], "digits": d["Digits"]}
-        for d in deals
-        if d["Symbol"]
-    }
     return {
-        "symbols": symbols,
         "accounts": {
             login: {"group": group, "currency": currency}
             for login, (group, currency) in accounts.items()
@@ -120,7 +120,6 @@ def _document(
             for a in attributed
         ],
         "rates": [{"from": s, "to": t, "rate": r} for s, t, r in rates],
-        "deals": deals,
         "period": {"from": period[0], "to": period[1]},
     }
 
@@ -179,9 +178,7 @@ def _adjustment_values(
     return _values(server, now or paid[key], revision, adjustment, now)
 
 
-_COLUMNS = (
-    "server deal ib_id plan_id version revision level login symbol deal_time amount currency trace"
-).split()
+_COLUMNS = LEDGER_COLUMNS
 _STAGING = "ib_commission_staging"
 # Made once per database session, emptied at each commit. (Both statements are built from this
 # module's constants, never from input.)
@@ -196,12 +193,14 @@ _MERGE = (
     " SELECT count(*) FILTER (WHERE revision = 0), count(*) FILTER (WHERE revision > 0)"
     " FROM added"
 )
+_COPY_CHUNK = 1 << 20  # characters per write to the COPY stream
 
 
-async def _store(session: AsyncSession, values: list[dict[str, Any]]) -> tuple[int, int]:
-    """COPY the rows to a staging table and insert those not there yet (a recomputation finds
-    its rows by their unique key): answers the rows and the adjustments added."""
-    if not values:
+async def _store(session: AsyncSession, lines: list[str]) -> tuple[int, int]:
+    """COPY the rows (COPY text lines of `_COLUMNS`) to a staging table and insert those not
+    there yet (a recomputation finds its rows by their unique key): answers the rows and the
+    adjustments added."""
+    if not lines:
         return 0, 0
     await session.execute(text(_STAGING_DDL))
     connection = await session.connection()
@@ -210,61 +209,156 @@ async def _store(session: AsyncSession, values: list[dict[str, Any]]) -> tuple[i
     assert driver is not None
     async with driver.cursor() as cursor:
         async with cursor.copy(f"COPY {_STAGING} ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
-            for row in values:
-                await copy.write_row([row[c] for c in _COLUMNS])
+            chunk: list[str] = []
+            size = 0
+            for line in lines:
+                chunk.append(line)
+                size += len(line)
+                if size >= _COPY_CHUNK:
+                    await copy.write("".join(chunk))
+                    chunk, size = [], 0
+            if chunk:
+                await copy.write("".join(chunk))
     added = (await session.execute(text(_MERGE))).one()
     return int(added[0]), int(added[1])
 
 
-async def accrue_batch(
-    session: AsyncSession,
-    server: str,
-    attributed: Sequence[IbAttribution],
-    request: AccrualRequest,
-    context: tuple[
-        dict[uuid.UUID, queries.TreeNode],
-        dict[str, list[dict[str, Any]]],
-        list[tuple[str, str, Decimal]],
-    ],
-) -> AccrualCounts:
-    """The rows of one batch of logins' deals in [start, end): new deals get their rows, deals
-    already rowed whose amounts changed (a dealer's correction) get `domain.ib`'s adjustments
-    as new revisions. Running it again adds nothing."""
-    tree, plans, rates = context
-    logins = sorted({a.login for a in attributed})
-    accounts = await queries.account_terms(session, server, logins)
-    deals = await queries.deals_for_commissions(
-        session, server, logins, request.history_from, request.end
-    )
-    counts = AccrualCounts()
-    kept = [d for d in deals if d["Login"] in accounts]
-    counts.without_account = sum(
-        1 for d in deals if d["Login"] not in accounts and request.start <= d["Time"]
-    )
-    try:
-        document = PreviewDocument.model_validate(
-            _document(tree, plans, attributed, accounts, rates, kept, (request.start, request.end))
-        )
-        rows, unattributed = compute(document)
-    except (ValidationError, InvalidInput) as error:
+def _copy_line(values: dict[str, Any]) -> str:
+    return "\t".join(copy_escape(str(values[c])) for c in _COLUMNS) + "\n"
+
+
+async def store_batch(session: AsyncSession, server: str, computed: BatchRows) -> AccrualCounts:
+    """One batch's computed rows in the ledger: new deals get their rows, deals already rowed
+    whose amounts changed (a dealer's correction) get `domain.ib`'s adjustments as new
+    revisions. Running it again adds nothing."""
+    counts = AccrualCounts(unattributed=computed.unattributed)
+    counts.without_account = computed.without_account
+    if computed.error is not None:
         raise ApplicationError(
-            f"commissions on {server} cannot be computed: {error}",
+            f"commissions on {server} cannot be computed: {computed.error}",
             type="CommissionDocumentInvalid",
             non_retryable=True,
-        ) from error
-    counts.unattributed = len(unattributed)
-    stored = await queries.commission_rows(session, server, sorted({r.deal for r in rows}))
-    paid, revisions = _current_rows(stored)
+        )
+    deals = sorted({deal for deal, _, _ in computed.rows})
+    stored = await queries.commission_rows(session, server, deals) if deals else []
     rowed_deals = {r.deal for r in stored}
-    values = [_values(server, r, 0) for r in rows if r.deal not in rowed_deals]
-    by_key = {(r.deal, r.ib): r for r in rows}
-    found = adjustments(paid, [r for r in rows if r.deal in rowed_deals])
-    paid_by_key = {(r.deal, r.ib): r for r in paid}
-    for adjustment in found:
-        revision = revisions[(adjustment.deal, adjustment.ib)] + 1
-        values.append(_adjustment_values(server, adjustment, by_key, paid_by_key, revision))
-    counts.rows, counts.adjustments = await _store(session, values)
+    lines = [line for deal, _, line in computed.rows if deal not in rowed_deals]
+    if rowed_deals:
+        # Recomputed deals: only their adjustments are stored (the rarer, slower path).
+        paid, revisions = _current_rows(stored)
+        rows = [
+            Row.model_validate(json.loads(trace_of(line))["row"])
+            for deal, _, line in computed.rows
+            if deal in rowed_deals
+        ]
+        by_key = {(r.deal, r.ib): r for r in rows}
+        paid_by_key = {(r.deal, r.ib): r for r in paid}
+        for adjustment in adjustments(paid, rows):
+            revision = revisions[(adjustment.deal, adjustment.ib)] + 1
+            lines.append(
+                _copy_line(_adjustment_values(server, adjustment, by_key, paid_by_key, revision))
+            )
+    counts.rows, counts.adjustments = await _store(session, lines)
     return counts
+
+
+# From this many batches on, the batches are computed in worker processes while the deals are
+# read and the rows stored; below it, in this process. The workers are forked: they inherit the
+# loaded `domain` code (a spawned worker would import the whole worker program again, seconds
+# of start-up) and run nothing but `activities.ib_accrual.batch_rows` and the pool's pickling.
+POOL_FROM_BATCHES = 4
+POOL_WORKERS = 2
+IN_FLIGHT_PER_WORKER = 2  # batches computed or waiting per worker, so none idles
+STORING = 2  # batches stored at once, each in its own transaction
+
+
+class _Accrual:
+    """One accrual: per server, its logins' deals read in one pass, computed batch by batch
+    (in the pool when there is one) and stored batch by batch, one transaction each."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        request: AccrualRequest,
+        context: tuple[
+            dict[uuid.UUID, queries.TreeNode],
+            dict[str, list[dict[str, Any]]],
+            list[tuple[str, str, Decimal]],
+        ],
+        pool: Executor | None,
+    ) -> None:
+        self._sessions = sessions
+        self._request = request
+        self._context = context
+        self._pool = pool
+        self._storing = asyncio.Semaphore(STORING)
+        self.counts = AccrualCounts()
+
+    async def server(self, server: str, by_login: dict[int, list[IbAttribution]]) -> None:
+        request = self._request
+        logins = sorted(by_login)
+        async with self._sessions() as session:
+            accounts = await queries.accounts_of_logins(session, server, logins)
+        in_flight: deque[asyncio.Task[AccrualCounts]] = deque()
+        limit = IN_FLIGHT_PER_WORKER * POOL_WORKERS if self._pool else 1
+        try:
+            async with aclosing(self._batches(server, logins, request)) as batches:
+                async for batch, deals in batches:
+                    attributed = [a for login in batch for a in by_login[login]]
+                    document = self._document(attributed, accounts)
+                    in_flight.append(asyncio.create_task(self._batch(server, document, deals)))
+                    while len(in_flight) >= limit:
+                        self.counts.add(await in_flight.popleft())
+            while in_flight:
+                self.counts.add(await in_flight.popleft())
+        finally:
+            for task in in_flight:
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
+
+    def _document(
+        self, attributed: Sequence[IbAttribution], accounts: dict[int, tuple[str, str]]
+    ) -> dict[str, Any]:
+        tree, plans, rates = self._context
+        mine = {a.login: accounts[a.login] for a in attributed if a.login in accounts}
+        period = (self._request.start, self._request.end)
+        return _document(tree, plans, attributed, mine, rates, period)
+
+    async def _batches(
+        self, server: str, logins: list[int], request: AccrualRequest
+    ) -> AsyncGenerator[tuple[list[int], list[tuple[Any, ...]]], None]:
+        """`logins` in batches of `logins_per_batch`, each with its deals."""
+        size = request.logins_per_batch
+        batch_of = {login: n // size for n, login in enumerate(logins)}
+        current, deals = 0, list[tuple[Any, ...]]()
+        async with self._sessions() as session:
+            pages = queries.deals_for_accrual(
+                session, server, logins, request.history_from, request.end
+            )
+            async for page in pages:
+                for deal in page:
+                    number = batch_of[deal[LOGIN_AT]]
+                    while number > current:
+                        yield logins[current * size : (current + 1) * size], deals
+                        current, deals = current + 1, []
+                    deals.append(deal)
+        while current * size < len(logins):
+            yield logins[current * size : (current + 1) * size], deals
+            current, deals = current + 1, []
+
+    async def _batch(
+        self, server: str, document: dict[str, Any], deals: list[tuple[Any, ...]]
+    ) -> AccrualCounts:
+        start = self._request.start
+        if self._pool is None:
+            computed = batch_rows(server, document, deals, start)
+        else:
+            loop = asyncio.get_running_loop()
+            computed = await loop.run_in_executor(
+                self._pool, batch_rows, server, document, deals, start
+            )
+        async with self._storing, self._sessions.begin() as session:
+            return await store_batch(session, server, computed)
 
 
 async def accrue(
@@ -277,7 +371,7 @@ async def accrue(
         plans = await queries.plan_versions(session)
         rates = await queries.mid_rates(session)
         servers = await queries.attributed_servers(session)
-    counts = AccrualCounts()
+    per_server: dict[str, dict[int, list[IbAttribution]]] = {}
     for server in servers:
         async with sessions() as session:
             attributed = await queries.attributions(session, server)
@@ -287,18 +381,22 @@ async def accrue(
                 a.effective_to is None or a.effective_to > request.start
             ):
                 by_login.setdefault(a.login, []).append(a)
-        logins = sorted(by_login)
-        for batch in _batches(logins, request.logins_per_batch):
-            async with sessions.begin() as session:
-                counts.add(
-                    await accrue_batch(
-                        session,
-                        server,
-                        [a for login in batch for a in by_login[login]],
-                        request,
-                        (tree, plans, rates),
-                    )
+        per_server[server] = by_login
+    batches = sum(-(-len(logins) // request.logins_per_batch) for logins in per_server.values())
+    with ExitStack() as stack:
+        pool = None
+        if batches >= POOL_FROM_BATCHES:
+            pool = stack.enter_context(
+                ProcessPoolExecutor(
+                    POOL_WORKERS,
+                    mp_context=multiprocessing.get_context("fork"),
+                    initializer=worker_started,
                 )
+            )
+        accrual = _Accrual(sessions, request, (tree, plans, rates), pool)
+        for server, by_login in per_server.items():
+            await accrual.server(server, by_login)
+    counts = accrual.counts
     return AccrualSummary(
         rows=counts.rows,
         adjustments=counts.adjustments,
@@ -467,7 +565,9 @@ class IbPayoutSteps:
             )
         key = statement_key(ref.payout_id)
         if not await self._documents.exists(key):
-            await self._documents.put(key, await asyncio.to_thread(render_statement, statement))
+            # In the shared process pool (one process per core): a cycle renders many at once.
+            pdf = await asyncio.to_thread(render_statement, statement, pooled=True)
+            await self._documents.put(key, pdf)
         async with self._sessions.begin() as session:
             payout = await queries.payout_or_not_found(session, ref.payout_id, lock=True)
             if payout.status == PayoutStatus.ACCRUED.value:

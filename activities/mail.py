@@ -1,8 +1,8 @@
 """Mail to clients: one notification row per key, the template rendered, the message handed to
 the SMTP server under a Message-ID derived from the key (a retried send carries the same id).
 
-The email-verification link is signed here, in the activity, so the token never sits in a
-workflow's history.
+The email-verification and password-reset links are signed here, in the activity, so their
+tokens never sit in a workflow's history (a reset mail's workflow carries the reset's id only).
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from temporalio.exceptions import ApplicationError
 from contracts import client_mail
 from contracts.client_mail import ClientMailInput, MailTemplate
 from contracts.steps import implements
-from db.models import Client, Notification
+from db.models import Client, Notification, PasswordReset
 from db.queries.clients import client_by_id
 from domain.email_verification import make_token
+from domain.password_reset import make_token as make_reset_token
 from mailer.smtp import Mailer, MailRejected, OutgoingMail
 from mailer.templates import render
 
@@ -40,6 +41,8 @@ TEMPLATE_FILES: dict[MailTemplate, str] = {
     MailTemplate.KYC_REJECTED: "kyc_rejected",
     MailTemplate.ACCOUNT_READY: "live_account_ready",
     MailTemplate.LEVERAGE_DECIDED: "leverage_change_decided",
+    MailTemplate.PASSWORD_RESET: "password_reset",
+    MailTemplate.SIGNUP_WITH_YOUR_EMAIL: "signup_with_your_email",
 }
 # Context entries that templates read as lists (one item per line) or as yes/no.
 LIST_FIELDS = frozenset({"missing", "waiting_for"})
@@ -95,7 +98,8 @@ class ClientMail:
                     type="ClientNotFound",
                     non_retryable=activity.info().attempt >= MAX_ATTEMPTS_FOR_MISSING_CLIENT,
                 )
-            subject, text, html = self._render(request, client)
+            reset = await self._reset_of(session, request, client)
+            subject, text, html = self._render(request, client, reset)
             await session.execute(
                 pg_insert(Notification)
                 .values(
@@ -120,7 +124,33 @@ class ClientMail:
             raise ApplicationError(str(rejected), type="MailRejected", non_retryable=True) from None
         # MailUnavailable goes out as it is: the workflow's retry policy waits for the server.
 
-    def _render(self, request: ClientMailInput, client: Client) -> tuple[str, str, str]:
+    async def _reset_of(
+        self, session: AsyncSession, request: ClientMailInput, client: Client
+    ) -> PasswordReset | None:
+        """The reset a password-reset mail names (the API commits it right after starting the
+        mail, so a first attempt may not see it yet)."""
+        if request.template is not MailTemplate.PASSWORD_RESET:
+            return None
+        try:
+            reset_id = uuid.UUID(request.context.get("reset_id", ""))
+        except ValueError:
+            raise ApplicationError(
+                f"mail {request.key} names no password reset",
+                type="MailContext",
+                non_retryable=True,
+            ) from None
+        reset = await session.get(PasswordReset, reset_id)
+        if reset is None or reset.subject_id != client.id or reset.principal_kind != "client":
+            raise ApplicationError(
+                f"password reset {reset_id} of client {client.id} does not exist",
+                type="PasswordResetNotFound",
+                non_retryable=activity.info().attempt >= MAX_ATTEMPTS_FOR_MISSING_CLIENT,
+            )
+        return reset
+
+    def _render(
+        self, request: ClientMailInput, client: Client, reset: PasswordReset | None = None
+    ) -> tuple[str, str, str]:
         template = TEMPLATE_FILES.get(request.template)
         if template is None:
             raise ApplicationError(
@@ -134,6 +164,9 @@ class ClientMail:
         if request.template is MailTemplate.VERIFY_EMAIL:
             context["verify_url"] = self.verification_link(client.id, client.email)
             context["expires_in_hours"] = self._link_hours
+        if reset is not None:
+            context.pop("reset_id", None)
+            context["reset_url"] = self.reset_link(reset.id)
         try:
             return render(template, **context)
         except Exception as error:  # a template that cannot render will not render next time
@@ -142,6 +175,12 @@ class ClientMail:
                 type="MailTemplateError",
                 non_retryable=True,
             ) from None
+
+    def reset_link(self, reset_id: uuid.UUID) -> str:
+        """The token goes in the fragment: a browser never sends it to a server, so it reaches
+        no access log; the portal page posts it to POST /v1/auth/password-reset/confirm."""
+        token = make_reset_token(self._link_key.get_secret_value().encode(), reset_id)
+        return f"{self._base_url}/reset-password#token={token}"
 
     def verification_link(self, client_id: uuid.UUID, email: str) -> str:
         expires = datetime.now(UTC) + timedelta(hours=self._link_hours)

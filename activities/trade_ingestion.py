@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -34,11 +34,23 @@ from contracts.trade_ingestion import (
     DealRange,
     FollowDeals,
     FollowedDeals,
+    FollowedTradeState,
+    FollowTradeState,
     copy_deal_range,
     follow_deals,
+    follow_trade_state,
 )
 from db.models.trading import IngestionState
-from db.trade_store import Batch, DealStore, copy_text
+from db.trade_store import (
+    ACCOUNT_STATES,
+    HISTORY_ORDERS,
+    POSITIONS,
+    Batch,
+    DealStore,
+    TradeStateStore,
+    copy_text,
+    state_copy_text,
+)
 from mt5_adapter.gateway import Mt5Gateway
 from mt5_adapter.server_time import ServerZone
 from mt5_adapter.webapi import MAX_DEAL_BATCH
@@ -49,6 +61,10 @@ ALL_GROUPS = "*"
 TARGET_DEALS = 50_000  # per window: ~45 MB of JSON; fewer windows, fewer server-side scans
 SECOND = timedelta(seconds=1)
 GROWTH = 4
+# A back-fill reads accounts by login: this many at first, then as many as held about
+# TARGET_DEALS last time, at most MAX_LOGINS (the list travels in the URL).
+FIRST_LOGINS = 50
+MAX_LOGINS = 500
 DENSITY_SAMPLE = 1_000  # deals a window needs before its density is trusted
 # How far back each poll reads again, for deals the server committed after a poll that saw
 # later ones.
@@ -58,6 +74,11 @@ OPEN_END = timedelta(days=1)
 # Poll again at once after data; when idle, wait longer each time, up to IDLE_POLL.
 BUSY_POLL = 0.2
 IDLE_POLL = 2.0
+# An idle follower still stamps `ingestion_state.last_poll_at` this often: its heartbeat, which
+# the console's "stuck" alert reads.
+HEARTBEAT_EVERY = 15.0
+# Positions, account states and history orders: read every STATE_POLL seconds.
+STATE_POLL = 5.0
 
 
 def utc_converter(zone: ServerZone) -> Callable[[int], int]:
@@ -78,53 +99,121 @@ def utc_converter(zone: ServerZone) -> Callable[[int], int]:
 
 @dataclass
 class Window:
+    """One page read: the deals of [since, until] of `logins` (None: of every account)."""
+
     since: datetime
     until: datetime
     records: list[dict[str, str]]
+    logins: tuple[int, ...] | None = None
 
 
 def whole_second(moment: datetime) -> datetime:
     return moment.replace(microsecond=0)
 
 
+Fetch = Callable[[datetime, datetime], Awaitable[list[dict[str, str]]]]
+
+
 async def read_windows(
-    gateway: Mt5Gateway, since: datetime, until: datetime, *, first: timedelta | None = None
+    gateway: Mt5Gateway,
+    since: datetime,
+    until: datetime,
+    *,
+    first: timedelta | None = None,
+    logins: tuple[int, ...] | None = None,
 ) -> AsyncIterator[Window]:
     """The deals of [since, until] window by window (inclusive whole seconds, in time order),
-    none of them a full batch. `first`: the first window's width (None: the whole range)."""
+    none of them a full batch. `first`: the first window's width (None: the whole range);
+    `logins`: only theirs (None: every account's)."""
+
+    async def fetch(start: datetime, end: datetime) -> list[dict[str, str]]:
+        return await gateway.deal_records(ALL_GROUPS, start, end, logins=logins)
+
     zone = await gateway.server_zone()
+    async for window in windows_of(fetch, zone, since, until, first=first, time_key="Time"):
+        window.logins = logins
+        yield window
+
+
+async def windows_of(
+    fetch: Fetch,
+    zone: ServerZone,
+    since: datetime,
+    until: datetime,
+    *,
+    first: timedelta | None,
+    time_key: str,
+) -> AsyncIterator[Window]:
+    """What `fetch` answers for [since, until], window by window, none a full batch; records
+    are timed by `time_key` (server-clock seconds)."""
     start, width = whole_second(since), first
     until = whole_second(until)
     while start <= until:
         end = until if width is None else min(until, start + width)
-        records = await gateway.deal_records(ALL_GROUPS, start, end)
+        records = await fetch(start, end)
         if len(records) >= MAX_DEAL_BATCH and end > start:
-            width = _narrower(records, zone.server_seconds(start), end - start)
+            width = _narrower(records, zone.server_seconds(start), end - start, time_key)
             continue
         yield Window(start, end, records)
-        width = _next_width(records, end - start + SECOND)
+        width = _next_width(records, end - start + SECOND, time_key)
         start = end + SECOND
 
 
-def _times(records: list[dict[str, str]]) -> tuple[int, int]:
-    seconds = [int(r["Time"]) for r in records]
+async def read_by_logins(
+    gateway: Mt5Gateway, since: datetime, until: datetime
+) -> AsyncIterator[Window]:
+    """The deals of [since, until] a few accounts at a time (`deal/get_batch?login=…` over the
+    whole range), none of them a full batch.
+
+    Why not time windows over every account: a server answers a window by walking every deal
+    of every account (the simulator does, and MT5 keeps deals per account too), so a range
+    read as N windows costs N walks of the whole history; by accounts, each deal is walked
+    once. The accounts per page adapt to what the last page held (about TARGET_DEALS); an
+    account with more than a batch in the range alone is read window by window. Accounts
+    opened after the list was read are not in it: a back-fill is of the past, the follower
+    reads every account."""
+    logins = await gateway.logins(ALL_GROUPS)
+    since, until = whole_second(since), whole_second(until)
+    at, size = 0, FIRST_LOGINS
+    while at < len(logins):
+        chunk = tuple(logins[at : at + size])
+        records = await gateway.deal_records(ALL_GROUPS, since, until, logins=chunk)
+        if len(records) >= MAX_DEAL_BATCH:
+            if len(chunk) > 1:
+                size = max(1, min(len(chunk) // 2, len(chunk) * TARGET_DEALS // len(records)))
+                continue
+            async for window in read_windows(
+                gateway, since, until, first=timedelta(hours=1), logins=chunk
+            ):
+                yield window
+        else:
+            yield Window(since, until, records, chunk)
+        at += len(chunk)
+        density = max(len(records), 1) / len(chunk)
+        size = max(1, min(len(chunk) * GROWTH, MAX_LOGINS, int(TARGET_DEALS / density)))
+
+
+def _times(records: list[dict[str, str]], key: str) -> tuple[int, int]:
+    seconds = [int(r[key]) for r in records]
     return min(seconds), max(seconds)
 
 
-def _narrower(records: list[dict[str, str]], start: int, width: timedelta) -> timedelta:
+def _narrower(
+    records: list[dict[str, str]], start: int, width: timedelta, key: str = "Time"
+) -> timedelta:
     """After a full answer (the lowest tickets, which run about in time order): a width from
     `start` (server seconds) to where about TARGET_DEALS of its deals lie, less than `width`."""
-    low, high = _times(records)
+    low, high = _times(records, key)
     reach = low - start + (high - low) * TARGET_DEALS / len(records)
     return whole(min(timedelta(seconds=reach), width - SECOND), least=timedelta(0))
 
 
-def _next_width(records: list[dict[str, str]], span: timedelta) -> timedelta:
+def _next_width(records: list[dict[str, str]], span: timedelta, key: str = "Time") -> timedelta:
     """The next window: about TARGET_DEALS at the density of this one's deals (measured over
     their own time spread, not the window's), growing at most fourfold at a time."""
     if len(records) < DENSITY_SAMPLE:
         return whole(span * GROWTH)
-    low, high = _times(records)
+    low, high = _times(records, key)
     guess = timedelta(seconds=max(1, high - low) * TARGET_DEALS / len(records))
     return whole(min(guess, span * GROWTH))
 
@@ -144,6 +233,7 @@ class DealIngestion:
         self._sessions = sessions
         self.gateway = gateway
         self._store = DealStore(sessions)
+        self._state_store = TradeStateStore(sessions)
         self._metrics: Metrics | None = None
 
     @property
@@ -166,13 +256,20 @@ class DealIngestion:
         *,
         first: timedelta | None = None,
         on_window: Callable[[Window], None] | None = None,
+        by_login: bool = True,
     ) -> CopiedDeals:
-        """Every deal of [since, until] upserted, the next window read while the last is
-        written."""
+        """Every deal of [since, until] upserted, the next page read while the last is
+        written; pages of a few accounts each (`read_by_logins`), or with `by_login` False
+        time windows over every account (the follower's reads)."""
         windows: asyncio.Queue[Window | None] = asyncio.Queue(maxsize=1)
 
         async def read() -> None:
-            async for window in read_windows(self.gateway, since, until, first=first):
+            pages = (
+                read_by_logins(self.gateway, since, until)
+                if by_login
+                else read_windows(self.gateway, since, until, first=first)
+            )
+            async for window in pages:
                 await windows.put(window)
             await windows.put(None)
 
@@ -221,6 +318,40 @@ class DealIngestion:
             await asyncio.sleep(pause)
         return FollowedDeals(
             deals=follower.deals, polls=follower.polls, watermark=follower.watermark
+        )
+
+    @implements(follow_trade_state)
+    async def follow_trade_state(self, request: FollowTradeState) -> FollowedTradeState:
+        async with self._sessions.begin() as session:
+            state = await session.get(IngestionState, self.server)
+        since = request.start_from
+        if state is not None and state.orders_watermark is not None:
+            since = state.orders_watermark
+        follower = StateFollower(self, since)
+        deadline = time.monotonic() + request.run_seconds
+        while True:
+            try:
+                await follower.poll()
+            except Exception as exc:
+                await self._record_error(exc)
+                raise
+            if time.monotonic() + STATE_POLL >= deadline:
+                break
+            await asyncio.sleep(STATE_POLL)
+        return FollowedTradeState(
+            polls=follower.polls,
+            positions=follower.positions,
+            orders=follower.orders,
+            accounts=follower.accounts,
+        )
+
+    async def save_state(self, session: AsyncSession, **values: object) -> None:
+        """`ingestion_state` of this server updated with `values` (the row made if missing)."""
+        values = {**values, "updated_at": now()}
+        await session.execute(
+            insert(IngestionState)
+            .values(server=self.server, **values)
+            .on_conflict_do_update(index_elements=["server"], set_=values)
         )
 
     async def _watermark(self, start_from: datetime) -> datetime:
@@ -296,6 +427,7 @@ class Follower:
         self.recent: dict[str, dict[str, str]] = {}
         self.deals = self.polls = 0
         self.started_ns = time.monotonic_ns()
+        self.beaten = 0.0  # when `last_poll_at` was last written (monotonic)
 
     async def poll(self) -> int:
         """One poll (several windows when catching up); answers deals written."""
@@ -314,8 +446,10 @@ class Follower:
             watermark = max(self.watermark, newest)
             lag = now() - newest if fresh else timedelta(0)
             rate = rows_per_second(self.deals + len(fresh), time.monotonic_ns() - self.started_ns)
-            if fresh or watermark != self.watermark:
+            beat_due = time.monotonic() - self.beaten >= HEARTBEAT_EVERY
+            if fresh or watermark != self.watermark or beat_due:
                 await self.ingestion.merge_with_state(fresh, watermark, lag, rate)
+                self.beaten = time.monotonic()
             self.remember(fresh, watermark, zone)
             self.deals += len(fresh)
             written += len(fresh)
@@ -332,6 +466,95 @@ class Follower:
         horizon = zone.server_seconds(watermark - 2 * OVERLAP)
         if len(self.recent) > TARGET_DEALS:
             self.recent = {k: r for k, r in self.recent.items() if int(r["Time"]) >= horizon}
+
+
+class StateFollower:
+    """The trade-state loop's memory between polls: the history orders' watermark (their
+    newest `TimeSetup` written) and the tickets of the orders open at the last poll.
+
+    History orders are read by setup time from `watermark - OVERLAP`; an order set up before
+    that and filled or cancelled later (a pending order) is caught another way: it was open at
+    the last poll and is no longer, so it is read by ticket. Positions and account states are
+    complete snapshots each poll (`group=*`, by login pages when a batch is full)."""
+
+    def __init__(self, ingestion: DealIngestion, watermark: datetime) -> None:
+        self.ingestion = ingestion
+        self.gateway = ingestion.gateway
+        self.watermark = watermark
+        self.open_orders: set[str] = set()
+        self.polls = self.positions = self.orders = self.accounts = 0
+
+    async def complete(self, command: str) -> list[dict[str, str]]:
+        """Every record `command` has for the server's accounts: one `group=*` batch, or when
+        that is full (the server answers at most a batch), by pages of accounts."""
+        records = await self.gateway.records(command, {"group": ALL_GROUPS})
+        if len(records) < MAX_DEAL_BATCH:
+            return records
+        records = []
+        logins = await self.gateway.logins(ALL_GROUPS)
+        for at in range(0, len(logins), MAX_LOGINS):
+            chunk = ",".join(map(str, logins[at : at + MAX_LOGINS]))
+            records += await self.gateway.records(command, {"login": chunk})
+        return records
+
+    async def history_orders(self, zone: ServerZone) -> tuple[list[dict[str, str]], datetime]:
+        """History orders set up since the watermark (window by window if need be), and those
+        open at the last poll that are open no longer; with the next watermark."""
+
+        async def fetch(start: datetime, end: datetime) -> list[dict[str, str]]:
+            params = {"group": ALL_GROUPS, **await self.gateway.window(start, end)}
+            return await self.gateway.records("history/get_batch", params)
+
+        # Open orders first: one filled between the two reads is then in the history read, or
+        # read by ticket at the next poll.
+        still_open = {r["Order"] for r in await self.complete("order/get_batch")}
+        found: list[dict[str, str]] = []
+        async for window in windows_of(
+            fetch, zone, self.watermark - OVERLAP, now() + OPEN_END, first=None,
+            time_key="TimeSetup",
+        ):  # fmt: skip
+            found += window.records
+        seen = {r["Order"] for r in found}
+        gone = sorted(t for t in self.open_orders - still_open if t not in seen)
+        for at in range(0, len(gone), MAX_LOGINS):
+            params = {"ticket": ",".join(gone[at : at + MAX_LOGINS])}
+            found += await self.gateway.records("history/get_batch", params)
+        self.open_orders = still_open
+        setups = [int(r["TimeSetup"]) for r in found if r.get("TimeSetup") and r["Order"] in seen]
+        newest = zone.moment(max(setups)) if setups else self.watermark
+        return found, max(self.watermark, newest)
+
+    async def poll(self) -> None:
+        self.polls += 1
+        zone = await self.gateway.server_zone()
+        convert = utc_converter(zone)
+        server = self.ingestion.server
+        positions = await self.complete("position/get_batch")
+        accounts = await self.complete("user/account/get_batch")
+        orders, watermark = await self.history_orders(zone)
+        taken = now()
+        store = self.ingestion._state_store
+        async with self.ingestion._sessions.begin() as session:
+            connection = await session.connection()
+            await store.replace_positions(
+                connection, server, state_copy_text(POSITIONS, server, positions, convert), taken
+            )
+            written = await store.merge_orders(
+                connection, state_copy_text(HISTORY_ORDERS, server, orders, convert)
+            )
+            changed = await store.merge_accounts(
+                connection, state_copy_text(ACCOUNT_STATES, server, accounts, convert), taken
+            )
+            await self.ingestion.save_state(
+                session,
+                orders_watermark=watermark,
+                positions_at=taken,
+                accounts_at=taken,
+            )  # not `last_poll_at`: that is the deal follower's heartbeat
+        self.watermark = watermark
+        self.positions = len(positions)
+        self.orders += written
+        self.accounts += changed
 
 
 class Metrics:

@@ -15,6 +15,9 @@ from api.auth.routes import session_router as auth_session_router
 from api.clients.routes import router as clients_router
 from api.compliance.routes import router as compliance_router
 from api.console.compliance import router as compliance_console_router
+from api.console.ib_payouts import router as ib_payouts_console_router
+from api.console.ib_portal import router as ib_portal_console_router
+from api.console.ingestion import router as ingestion_console_router
 from api.console.routes import router as console_router
 from api.finance.routes import router as finance_router
 from api.fx.routes import router as fx_router
@@ -29,6 +32,7 @@ from api.ledger.routes import router as ledger_router
 from api.locks.routes import router as locks_router
 from api.me.routes import router as me_router
 from api.onboarding.routes import router as onboarding_router
+from api.openapi import install_openapi
 from api.payments.routes import router as payments_router
 from api.problems import install_problem_handlers
 from api.signup.routes import router as signup_router
@@ -77,6 +81,9 @@ ROUTERS = (
     kyc_router,
     console_router,
     compliance_console_router,
+    ib_payouts_console_router,
+    ib_portal_console_router,
+    ingestion_console_router,
 )
 
 
@@ -126,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.middleware("http")(security_headers)
     for router in ROUTERS:
         app.include_router(router)
+    install_openapi(app)
     configure_tracing("brokerflow-api", settings)
     FastAPIInstrumentor.instrument_app(app)
     return app

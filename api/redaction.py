@@ -20,6 +20,7 @@ SECRET_PARAMETERS = (
     "id_token",
     "totp_code",
     "password",
+    "new_password",
     "secret",
     "client_secret",
     "api_key",
@@ -32,7 +33,7 @@ _QUERY = re.compile(r"(?i)([?&;](?:" + "|".join(SECRET_PARAMETERS) + r")=)[^&\s\
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]+")
 _JSON_FIELD = re.compile(
-    r"(?i)(\"(?:password|refresh_token|access_token|totp_secret|totp_code|secret|token)\"\s*:\s*\")"
+    r"(?i)(\"(?:password|new_password|refresh_token|access_token|totp_secret|totp_code|secret|token)\"\s*:\s*\")"
     r"[^\"]*(\")"
 )
 

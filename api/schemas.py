@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
+from itertools import combinations
 from typing import Annotated
 
 import phonenumbers
@@ -19,15 +21,76 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from domain.countries import ISO_COUNTRIES, is_iso_country
 from domain.errors import InvalidInput
 from domain.money import MINOR_UNITS, Money
 
 Email = Annotated[EmailStr, StringConstraints(max_length=254)]
+# A password being checked (log-in): any the user may once have chosen.
 Password = Annotated[str, Field(min_length=1, max_length=128)]
-PersonName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+# What pydantic's `strip_whitespace` removes (Unicode White_Space; Python's `isspace` also
+# counts U+001C-U+001F, pydantic does not), as a regex class.
+_SPACE = "".join(
+    f"\\u{code:04x}"
+    for code in range(0x10000)
+    if chr(code).isspace() and code not in range(0x1C, 0x20)
+)
+_TEXT = f"[^{_SPACE}]"
+
+# Stripped text: the lengths count what is left without surrounding spaces, so the document
+# says so with a pattern (a bare `minLength` would admit "  ", which strips to nothing).
+PersonName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 200, "pattern": _TEXT}),
+]
+
+
+def _iso_country(value: str) -> str:
+    if not is_iso_country(value):
+        raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code, e.g. DE")
+    return value
+
+
+# ISO 3166-1 alpha-2, listed in the document (an enum) as the server checks it.
+CountryCode = Annotated[
+    str,
+    AfterValidator(_iso_country),
+    WithJsonSchema({"type": "string", "enum": sorted(ISO_COUNTRIES)}),
+]
 TotpCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
 Mt5Login = Annotated[int, Field(gt=0, lt=2**63)]
+
+# A password being chosen: 12 to 128 characters, of at least three of four kinds: lower case
+# (a-z), upper case (A-Z), digit (0-9), other (anything else, letters beyond A-Z too). One
+# pattern is both the documented rule and the check, so the two cannot disagree.
+_PASSWORD_KINDS = ("[a-z]", "[A-Z]", "[0-9]", "[^A-Za-z0-9]")
+NEW_PASSWORD_PATTERN = (
+    "^(?:"
+    + "|".join(
+        "".join(f"(?=[\\s\\S]*{kind})" for kind in kinds)
+        for kinds in combinations(_PASSWORD_KINDS, 3)
+    )
+    + ")"
+)
+
+
+def _new_password(value: str) -> str:
+    if not re.match(NEW_PASSWORD_PATTERN, value):
+        raise ValueError(
+            "password needs three of: lower case (a-z), upper case (A-Z), digit, other character"
+        )
+    return value
+
+
+NewPassword = Annotated[
+    str,
+    StringConstraints(min_length=12, max_length=128),
+    AfterValidator(_new_password),
+    WithJsonSchema(
+        {"type": "string", "minLength": 12, "maxLength": 128, "pattern": NEW_PASSWORD_PATTERN}
+    ),
+]
 
 # -- contact and address data ---------------------------------------------------------------------
 
@@ -110,7 +173,8 @@ PostalCode = Annotated[
 # Amounts travel as decimal strings ("100.00"), never as JSON numbers: a float has already lost
 # the cents. The sign is allowed through so a negative amount is refused with its own reason.
 AMOUNT_PATTERN = r"^[+-]?[0-9]{1,15}(\.[0-9]{1,18})?$"
-RATE_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,10})?$"
+# A rate is above zero: at least one digit that is not 0.
+RATE_PATTERN = r"^(?=[0-9.]*[1-9])[0-9]{1,10}(\.[0-9]{1,10})?$"
 
 
 def _decimal_text(pattern: str, example: str) -> Callable[[object], Decimal]:
@@ -134,9 +198,58 @@ Rate = Annotated[
     BeforeValidator(_decimal_text(RATE_PATTERN, "1.0842")),
     WithJsonSchema({"type": "string", "pattern": RATE_PATTERN, "examples": ["1.0842"]}),
 ]
-# Well-formed ISO 4217 codes; whether BrokerFlow books the currency is checked with a reason.
-CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=1000)]
+
+
+def _booked_currency(value: str) -> str:
+    if value not in MINOR_UNITS:
+        raise ValueError(
+            f"currency {value} is not supported; use one of {', '.join(sorted(MINOR_UNITS))}"
+        )
+    return value
+
+
+# An ISO 4217 code of a currency BrokerFlow books: the document lists them (an enum), so a
+# client learns the choice from it rather than from a refusal.
+CurrencyCode = Annotated[
+    str,
+    AfterValidator(_booked_currency),
+    WithJsonSchema({"type": "string", "enum": sorted(MINOR_UNITS)}),
+]
+Reason = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=1000),
+    WithJsonSchema(
+        # Three characters or more from the first that is not a space to the last.
+        {
+            "type": "string",
+            "minLength": 3,
+            "maxLength": 1000,
+            "pattern": f"^[{_SPACE}]*{_TEXT}[\\s\\S]+{_TEXT}[{_SPACE}]*$",
+        }
+    ),
+]
+# An instant as RFC 3339 says (what the document's `format: date-time` means): date, time and
+# an offset. Without the check pydantic would also take a bare number (seconds since 1970) or a
+# time of no zone, neither of which the document admits.
+RFC3339_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+
+def _rfc3339(value: object) -> object:
+    if isinstance(value, str) and not re.fullmatch(RFC3339_PATTERN, value):
+        raise ValueError("give an RFC 3339 date-time with its offset, e.g. 2026-01-31T09:30:00Z")
+    if isinstance(value, int | float):
+        raise ValueError("give an RFC 3339 date-time, not a number")
+    return value
+
+
+Instant = Annotated[
+    datetime,
+    BeforeValidator(_rfc3339),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 

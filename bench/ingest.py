@@ -5,14 +5,20 @@ of the same pages, and the lag of the live follower under a sustained flow.
     python -m bench.ingest --size 1000000 [--lag-seconds 20] [--rate 1000]
 
 Runs on embedded defaults: a throw-away PostgreSQL (migrated), the MT5 simulator as a process
-with `--history SIZE` (its seeded generator; set-up, not measured).
+with `--history SIZE` (its seeded generator; set-up, not measured), then every deal read once
+(set-up, not measured: the simulator encodes a deal's JSON on its first read and caches it, a
+cost that would otherwise fall on whichever phase reads first, the ingestion).
+
+`cpu …` lines: CPU seconds of the worker side (this process), the simulator and PostgreSQL in
+each phase; on a loaded machine they say more than the wall times.
 
 - deals_per_s: SIZE / wall time of `DealIngestion.copy_range` over the whole history (the
-  back-fill step: adaptive `deal/get_batch` windows, COPY to staging, merge into the partitioned
-  `deals`, the next window read while the last is written);
-- ratio_to_floor: that time / the floor's, where the floor reads the same windows over HTTP,
-  decodes the JSON, turns the records into COPY text and COPYs them into a bare table, one after
-  the other, in the same run;
+  back-fill step: `deal/get_batch` pages of a few accounts each over the whole range, their
+  number adapting to the deals a page held, COPY to staging, merge into the partitioned
+  `deals`, the next page read while the last is written);
+- ratio_to_floor: that time / the floor's, where the floor reads the same pages (same logins,
+  same range) over HTTP, decodes the JSON, turns the records into COPY text and COPYs them into
+  a bare table, one after the other, in the same run;
 - lag_p50_s / lag_p99_s: a second simulator runs `--traders 200 --rate RATE` and the live
   follower (`follow_deals`, in an activity environment) runs for `--lag-seconds`; each deal's lag
   is its row's `created_at` (the writing transaction's start) minus the deal's time, over the
@@ -29,12 +35,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psutil
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import pool, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.testing import ActivityEnvironment
 
-from activities.trade_ingestion import DealIngestion, Window, utc_converter
+from activities.trade_ingestion import DealIngestion, Window, read_by_logins, utc_converter
 from bench._simulator import MANAGER, PASSWORD, start_simulator
 from contracts.trade_ingestion import FollowDeals
 from db.embedded import embedded_owner_url
@@ -49,6 +56,37 @@ from settings import Mt5ServerSettings, Settings
 SINCE = datetime.now(UTC) - timedelta(days=32)
 FLOOR_TABLE = "floor_rows"
 WARM_UP = timedelta(seconds=5)
+
+
+class CpuMeter:
+    """CPU seconds spent by this process (the worker's side), the simulator and PostgreSQL
+    (the postmaster and its live backends): on a shared, loaded machine the wall times are
+    noisy, the CPU each side needs much less so. On two idle cores a phase takes at least
+    half their sum."""
+
+    def __init__(self, simulator_pid: int, pgdata: Path) -> None:
+        self.simulator = psutil.Process(simulator_pid)
+        self.postmaster = psutil.Process(int((pgdata / "postmaster.pid").read_text().split()[0]))
+
+    def read(self) -> tuple[float, float, float]:
+        def used(process: psutil.Process) -> float:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                return 0.0
+            return float(times.user + times.system)
+
+        database = used(self.postmaster) + sum(map(used, self.postmaster.children()))
+        return time.process_time(), used(self.simulator), database
+
+    @staticmethod
+    def line(phase: str, start: tuple[float, ...], end: tuple[float, ...]) -> str:
+        worker, simulator, database = (b - a for a, b in zip(start, end, strict=True))
+        total = worker + simulator + database
+        return (
+            f"cpu {phase}: worker={worker:.1f}s simulator={simulator:.1f}s "
+            f"postgres={database:.1f}s sum={total:.1f}s (two idle cores: >= {total / 2:.1f}s)"
+        )
 
 
 def bench_database(folder: Path) -> str:
@@ -72,6 +110,20 @@ def gateway_at(port: int) -> WebApiGateway:
     )
 
 
+async def warm_up(port: int) -> int:
+    """Every deal read once before anything is measured: the simulator encodes a deal's JSON on
+    its first read and keeps it, so without this the first measured phase (the ingestion)
+    would pay that one-time cost of the simulator's and the floor, read second, would not."""
+    gateway = gateway_at(port)
+    try:
+        read = 0
+        async for page in read_by_logins(gateway, SINCE, datetime.now(UTC) + timedelta(days=1)):
+            read += len(page.records)
+        return read
+    finally:
+        await gateway.aclose()
+
+
 async def ingest(
     sessions: async_sessionmaker[AsyncSession], port: int
 ) -> tuple[int, float, list[Window]]:
@@ -83,7 +135,7 @@ async def ingest(
         started = time.perf_counter()
         copied = await ingestion.copy_range(
             SINCE, datetime.now(UTC) + timedelta(days=1), first=timedelta(hours=1),
-            on_window=lambda w: windows.append(Window(w.since, w.until, [])),
+            on_window=lambda w: windows.append(Window(w.since, w.until, [], w.logins)),
         )  # fmt: skip
         return copied.deals, time.perf_counter() - started, windows
     finally:
@@ -109,7 +161,9 @@ async def floor(engine: AsyncEngine, port: int, windows: list[Window]) -> tuple[
             await connection.commit()
             started = time.perf_counter()
             for window in windows:
-                records = await gateway.deal_records("*", window.since, window.until)
+                records = await gateway.deal_records(
+                    "*", window.since, window.until, logins=window.logins
+                )
                 lines, _, _ = copy_text("bench", records, convert)
                 await stage(connection, lines, FLOOR_TABLE)
                 await connection.commit()
@@ -144,7 +198,7 @@ async def lag(
     return cuts[49], cuts[98], len(lags)
 
 
-async def main(size: int, owner: str, lag_seconds: float, rate: float) -> None:
+async def main(size: int, owner: str, lag_seconds: float, rate: float, pgdata: Path) -> None:
     settings = Settings(env="test", database_url=owner, log_json=False)
     upgrade(owner, settings)
     engine = create_engine(app_database_url(owner, settings), pool_size=4)
@@ -156,10 +210,18 @@ async def main(size: int, owner: str, lag_seconds: float, rate: float) -> None:
     )
     print(f"simulator generated {size} deals in {time.perf_counter() - begun:.1f} s", flush=True)
     try:
+        begun = time.perf_counter()
+        warmed = await warm_up(port)
+        print(f"warm-up read {warmed} deals in {time.perf_counter() - begun:.1f} s", flush=True)
+        meter = CpuMeter(simulator.pid, pgdata)
+        before = meter.read()
         deals, seconds, windows = await ingest(sessions, port)
-        print(f"ingested {deals} deals in {seconds:.2f} s over {len(windows)} windows", flush=True)
+        print(f"ingested {deals} deals in {seconds:.2f} s over {len(windows)} pages", flush=True)
+        between = meter.read()
+        print(CpuMeter.line("ingest", before, between), flush=True)
         floor_rows, floor_seconds = await floor(engine, port, windows)
         print(f"floor: {floor_rows} rows in {floor_seconds:.2f} s", flush=True)
+        print(CpuMeter.line("floor", between, meter.read()), flush=True)
     finally:
         simulator.terminate()
         simulator.wait()
@@ -188,4 +250,12 @@ if __name__ == "__main__":
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bf-bench-") as folder:
         database = bench_database(Path(folder))
-        asyncio.run(main(arguments.size, database, arguments.lag_seconds, arguments.rate))
+        asyncio.run(
+            main(
+                arguments.size,
+                database,
+                arguments.lag_seconds,
+                arguments.rate,
+                Path(folder) / "pg",
+            )
+        )

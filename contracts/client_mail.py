@@ -1,6 +1,7 @@
 """One email to a client (or to compliance), sent at least once under a stable Message-ID
 derived from its key: the `ClientMail` workflow, which the API starts for mail that belongs to
-no other process (the sign-up's verification link), and the step every other process runs
+no other process (the sign-up's verification link, a password-reset link, the notice that
+someone signed up with the owner's address), and the step every other process runs
 itself (`workflows.client_mail.send_mail`), keyed by its own workflow id and the occasion.
 """
 
@@ -26,6 +27,10 @@ class MailTemplate(StrEnum):
     ACCOUNT_READY = "account_ready"
     LEVERAGE_DECIDED = "leverage_decided"
     CASE_ESCALATED = "case_escalated"
+    # The context names the reset (`reset_id`); the activity writes the link, so the token never
+    # sits in a workflow's history.
+    PASSWORD_RESET = "password_reset"
+    SIGNUP_WITH_YOUR_EMAIL = "signup_with_your_email"
 
 
 def client_mail_workflow_id(key: str) -> str:

@@ -1,7 +1,8 @@
 """IB payouts: the payout cycle (`IbPayoutCycle`, started by one Temporal Schedule per payout
 frequency) accrues a period's commissions and opens one payout per IB and currency; each payout
 (`IbPayout`) renders its statement, waits for finance (update `decide`, four-eyes above a
-threshold) and is credited to the IB's wallet through the ledger.
+threshold) and is credited to the IB's wallet through the ledger, or to its MT5 account through
+`trade/balance` (the MT5 balance step the deposits use) and then the ledger.
 
 Periods are [start, end) in trade-server-clock Unix seconds, the clock MT5 stamps deals with.
 """
@@ -14,12 +15,14 @@ from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import Field
+from temporalio.common import RetryPolicy
 
 from contracts import policies
 from contracts.funds import StaffDecision
 from contracts.process import Process, Update
 from contracts.steps import Step
 from domain.frozen import Frozen as Contract
+from domain.money_flows import Mt5AccountRef, mt5_comment
 
 DAY = 86400
 # A payout above this (in its own currency) needs two different finance officers.
@@ -85,6 +88,9 @@ class PayoutStatus(StrEnum):
     APPROVED = "approved"
     PAID = "paid"
     REJECTED = "rejected"
+    # Approved, but the IB's MT5 account refused the credit for good (or cannot take it): nothing
+    # was paid, the rows stay with the payout, finance has to act (`decision_reason` says why).
+    NEEDS_ATTENTION = "needs_attention"
 
 
 class PayoutInput(Contract):
@@ -95,6 +101,8 @@ class PayoutInput(Contract):
 class PayoutResult(Contract):
     status: PayoutStatus
     ledger_key: str | None = None
+    # Why the payout needs attention (an MT5 refusal), when it does.
+    reason: str | None = None
 
 
 IB_PAYOUT = Process("IbPayout", PayoutInput, PayoutResult)
@@ -166,6 +174,48 @@ class ReleasePayout(Contract):
     reason: str
 
 
+class PayoutDestination(Contract):
+    """Where an approved payout is paid: the IB's wallet (`mt5` None) or its MT5 account.
+    `problem` says why it cannot be paid where it is configured (a currency the MT5 account
+    does not hold): the payout then needs attention instead of a wrong credit."""
+
+    amount: Decimal
+    currency: str
+    mt5: Mt5AccountRef | None = None
+    problem: str | None = None
+
+
+class Mt5PayoutBooking(Contract):
+    """MT5 has credited the payout (deal `ticket`): the books and the status follow."""
+
+    payout_id: uuid.UUID
+    account: Mt5AccountRef
+    ticket: int
+
+
+class PayoutAttention(Contract):
+    payout_id: uuid.UUID
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+def mt5_payout_comment(payout_id: uuid.UUID) -> str:
+    """The MT5 deal comment of a payout's credit, its idempotency key on MT5 (≤ 31 chars): 96
+    bits of the payout id, unique enough on one IB's login."""
+    return mt5_comment("ibp", payout_id.hex[:24])
+
+
+class FraudCheck(Contract):
+    """Look for fraud signals among attributed clients' deals in [start, end) (server clock)."""
+
+    start: int
+    end: int
+
+
+class FraudCheckSummary(Contract):
+    flags: int  # new flags stored by this run
+    ibs: int  # IBs with at least one open flag after it
+
+
 # -- steps (main task queue) ---------------------------------------------------------------------
 
 accrue_ib_commissions = Step("accrue_ib_commissions", AccrualRequest, AccrualSummary, policies.BULK)
@@ -182,3 +232,29 @@ credit_ib_payout = Step("credit_ib_payout", PayoutRef, str, policies.DATABASE)
 release_ib_payout = Step(
     "release_ib_payout", ReleasePayout, type(None), policies.DATABASE_COMPENSATION
 )
+
+# Where an approved payout goes, read when it is paid (the IB's setting then, not at accrual).
+ib_payout_destination = Step(
+    "ib_payout_destination", PayoutRef, PayoutDestination, policies.DATABASE
+)
+# Commission expense against the MT5 account's mirror, keyed by the payout; the payout is paid
+# with the deal's ticket in the same transaction. Answers the entry's key.
+book_ib_mt5_payout = Step("book_ib_mt5_payout", Mt5PayoutBooking, str, policies.DATABASE)
+# The payout could not be paid: needs_attention with the reason and its audit row.
+mark_ib_payout_needs_attention = Step(
+    "mark_ib_payout_needs_attention", PayoutAttention, type(None), policies.DATABASE
+)
+# Fraud signals (domain.ib.fraud) stored as flags, once per IB, rule and evidence key. Flags
+# inform finance and never hold payouts back, so this step gives up after a few attempts (the
+# cycle logs it and opens the payouts; the next cycle looks again) instead of retrying forever
+# in front of them.
+FRAUD_CHECK = policies.Policy(
+    timeout=policies.BULK.timeout,
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=5,
+    ),
+    heartbeat=policies.BULK.heartbeat,
+)
+flag_ib_fraud = Step("flag_ib_fraud", FraudCheck, FraudCheckSummary, FRAUD_CHECK)

@@ -1,9 +1,10 @@
 """Trade ingestion: every deal of every MT5 server into the `deals` table, near real time, and
 back-fills of any past range. The workflows' inputs and the two steps they take.
 
-`TradeIngestion` (one per server, id `trade-ingestion-<server>`) runs `follow_deals` again and
-again: each run polls the server for a while inside one heartbeating activity and keeps its
-watermark in `ingestion_state`, in the transaction that writes the deals. `DealBackfill` splits
+`TradeIngestion` (one per server, id `trade-ingestion-<server>`) runs `follow_deals` (and beside
+it `follow_trade_state`: positions, history orders, account states) again and again: each run
+polls the server for a while inside one heartbeating activity and keeps its watermark in
+`ingestion_state`, in the transaction that writes the rows. `DealBackfill` splits
 a range into parts, each a child running `copy_deal_range`.
 """
 
@@ -54,6 +55,19 @@ class FollowedDeals(Contract):
     watermark: datetime | None
 
 
+class FollowTradeState(Contract):
+    # Where history orders of a never-ingested server start.
+    start_from: datetime
+    run_seconds: float
+
+
+class FollowedTradeState(Contract):
+    polls: int
+    positions: int  # open at the last snapshot
+    orders: int  # history orders written
+    accounts: int  # account states that changed
+
+
 class DealRange(Contract):
     since: datetime
     until: datetime
@@ -70,5 +84,10 @@ DEAL_BACKFILL = Process("DealBackfill", BackfillInput, CopiedDeals)
 # Polls the server and writes what is new for `run_seconds`; the watermark is in the database,
 # so a retried or killed run resumes where the last commit left it.
 follow_deals = Mt5Step("follow_deals", FollowDeals, FollowedDeals, policies.BULK)
+# Beside `follow_deals`, for as long: every few seconds a complete snapshot of the open
+# positions and of the account states, and the history orders since their watermark.
+follow_trade_state = Mt5Step(
+    "follow_trade_state", FollowTradeState, FollowedTradeState, policies.BULK
+)
 # Every deal of the range, whatever is already stored (an idempotent upsert).
 copy_deal_range = Mt5Step("copy_deal_range", DealRange, CopiedDeals, policies.BULK)

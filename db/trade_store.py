@@ -17,6 +17,7 @@ The merge:
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -95,13 +96,26 @@ _MERGE = (
 )
 
 
+_KEYS = tuple(key for _, key, _ in FIELDS)
+_ALL_FIELDS = operator.itemgetter(*_KEYS)
+_FREE_AT = tuple(i for i, key in enumerate(_KEYS) if key in _FREE_TEXT)
+
+
 def copy_line(server: str, utc_msc: int, record: Mapping[str, str]) -> str:
     """One staging row in COPY's text format."""
-    values = [server, str(utc_msc)]
+    try:
+        # The usual record: every field there, every value a string (one C call for all).
+        values = list(_ALL_FIELDS(record))
+        for index in _FREE_AT:
+            values[index] = values[index].translate(_COPY_ESCAPES)
+        return f"{server}\t{utc_msc}\t" + "\t".join(values) + "\n"
+    except (KeyError, AttributeError, TypeError):
+        pass
+    slow = [server, str(utc_msc)]
     for _, key, default in FIELDS:
         value = str(record.get(key, default))
-        values.append(value.translate(_COPY_ESCAPES) if key in _FREE_TEXT else value)
-    return "\t".join(values) + "\n"
+        slow.append(value.translate(_COPY_ESCAPES) if key in _FREE_TEXT else value)
+    return "\t".join(slow) + "\n"
 
 
 def copy_text(
@@ -187,3 +201,248 @@ async def stage(connection: AsyncConnection, lines: str, table: str = STAGING) -
         columns = ", ".join(STAGING_COLUMNS)
         async with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             await copy.write(lines.encode())
+
+
+# -- orders, positions, account states ---------------------------------------------------------
+#
+# Far fewer rows than deals (open positions, accounts, the orders of a few seconds), so each is
+# a plain COPY to a session-local staging table shaped like its target and one statement or two.
+# A column is (column, MT5 field, value when missing); a time column's MT5 field is a
+# millisecond stamp on the server's clock, converted to the UTC instant by the caller's
+# `utc_msc` (0: no time, NULL).
+
+
+@dataclass(frozen=True)
+class StateTable:
+    name: str
+    key: str  # the ticket or login column (the other key column is `server`)
+    fields: tuple[tuple[str, str, str], ...]
+    times: tuple[tuple[str, str], ...] = ()  # (column, MT5 millisecond field): UTC instants
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return ("server", *(c for c, _, _ in self.fields), *(c for c, _ in self.times))
+
+    @property
+    def staging(self) -> str:
+        return f"{self.name}_staging"
+
+
+POSITIONS = StateTable(
+    "positions",
+    "position",
+    (
+        ("position", "Position", "0"),
+        ("login", "Login", "0"),
+        ("symbol", "Symbol", ""),
+        ("action", "Action", "0"),
+        ("reason", "Reason", "0"),
+        ("digits", "Digits", "0"),
+        ("digits_currency", "DigitsCurrency", "0"),
+        ("time_create_msc", "TimeCreateMsc", "0"),
+        ("time_update_msc", "TimeUpdateMsc", "0"),
+        ("contract_size", "ContractSize", "0"),
+        ("price_open", "PriceOpen", "0"),
+        ("price_current", "PriceCurrent", "0"),
+        ("price_sl", "PriceSL", "0"),
+        ("price_tp", "PriceTP", "0"),
+        ("volume", "Volume", "0"),
+        ("volume_ext", "VolumeExt", "0"),
+        ("profit", "Profit", "0"),
+        ("storage", "Storage", "0"),
+        ("rate_profit", "RateProfit", "0"),
+        ("rate_margin", "RateMargin", "0"),
+        ("dealer", "Dealer", "0"),
+        ("expert_id", "ExpertID", "0"),
+        ("external_id", "ExternalID", ""),
+        ("comment", "Comment", ""),
+    ),
+    (("time_create", "TimeCreateMsc"), ("time_update", "TimeUpdateMsc")),
+)
+HISTORY_ORDERS = StateTable(
+    "history_orders",
+    "order_ticket",
+    (
+        ("order_ticket", "Order", "0"),
+        ("login", "Login", "0"),
+        ("symbol", "Symbol", ""),
+        ("type", "Type", "0"),
+        ("state", "State", "0"),
+        ("reason", "Reason", "0"),
+        ("type_fill", "TypeFill", "0"),
+        ("type_time", "TypeTime", "0"),
+        ("digits", "Digits", "0"),
+        ("digits_currency", "DigitsCurrency", "0"),
+        ("time_setup_msc", "TimeSetupMsc", "0"),
+        ("time_done_msc", "TimeDoneMsc", "0"),
+        ("time_expiration", "TimeExpiration", "0"),
+        ("price_order", "PriceOrder", "0"),
+        ("price_trigger", "PriceTrigger", "0"),
+        ("price_sl", "PriceSL", "0"),
+        ("price_tp", "PriceTP", "0"),
+        ("volume_initial", "VolumeInitial", "0"),
+        ("volume_initial_ext", "VolumeInitialExt", "0"),
+        ("volume_current", "VolumeCurrent", "0"),
+        ("volume_current_ext", "VolumeCurrentExt", "0"),
+        ("position_id", "PositionID", "0"),
+        ("position_by_id", "PositionByID", "0"),
+        ("dealer", "Dealer", "0"),
+        ("expert_id", "ExpertID", "0"),
+        ("external_id", "ExternalID", ""),
+        ("comment", "Comment", ""),
+    ),
+    (("time_setup", "TimeSetupMsc"), ("time_done", "TimeDoneMsc")),
+)
+ACCOUNT_STATES = StateTable(
+    "account_states",
+    "login",
+    (
+        ("login", "Login", "0"),
+        ("currency_digits", "CurrencyDigits", "2"),
+        ("balance", "Balance", "0"),
+        ("credit", "Credit", "0"),
+        ("equity", "Equity", "0"),
+        ("margin", "Margin", "0"),
+        ("margin_free", "MarginFree", "0"),
+        ("margin_level", "MarginLevel", "0"),
+        ("profit", "Profit", "0"),
+        ("storage", "Storage", "0"),
+        ("floating", "Floating", "0"),
+    ),
+)
+_STATE_FREE_TEXT = {"Symbol", "ExternalID", "Comment"}
+# What an account's history row holds (everything but the key and the stamps).
+_ACCOUNT_FIGURES = [c for c, _, _ in ACCOUNT_STATES.fields if c != "login"]
+
+
+def state_copy_text(
+    table: StateTable,
+    server: str,
+    records: Iterable[Mapping[str, str]],
+    utc_msc: Callable[[int], int],
+) -> str:
+    """The COPY text of `records` for `table`'s staging table."""
+    lines = []
+    for record in records:
+        values = [server]
+        for _, key, default in table.fields:
+            value = str(record.get(key, default))
+            values.append(value.translate(_COPY_ESCAPES) if key in _STATE_FREE_TEXT else value)
+        for _, key in table.times:
+            stamp = int(record.get(key) or 0)
+            values.append(_utc_text(utc_msc(stamp)) if stamp else "\\N")
+        lines.append("\t".join(values) + "\n")
+    return "".join(lines)
+
+
+def _utc_text(msc: int) -> str:
+    return datetime.fromtimestamp(msc / 1000, UTC).isoformat()
+
+
+async def _stage_state(connection: AsyncConnection, table: StateTable, lines: str) -> None:
+    await connection.execute(
+        text(
+            f"CREATE TEMP TABLE IF NOT EXISTS {table.staging} ON COMMIT DELETE ROWS AS "
+            f"SELECT {', '.join(table.columns)} FROM {table.name} WITH NO DATA"
+        )
+    )
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    async with driver.cursor() as cursor:
+        columns = ", ".join(table.columns)
+        async with cursor.copy(f"COPY {table.staging} ({columns}) FROM STDIN") as copy:
+            await copy.write(lines.encode())
+
+
+def _upsert(table: StateTable, stamp: str | None = None) -> str:
+    """INSERT from staging, one row per key; an existing row is overwritten when a field
+    differs (`updated_at` then moves). `stamp`: a column set to the `:at` parameter on insert
+    and on every overwrite."""
+    columns = list(table.columns)
+    compared = [c for c in columns if c not in ("server", table.key)]
+    extra = [stamp] if stamp else []
+    return (
+        f"INSERT INTO {table.name} ({', '.join(columns + extra)}) "
+        f"SELECT DISTINCT ON (s.{table.key}) {', '.join('s.' + c for c in columns)}"
+        + (", :at" if stamp else "")
+        + f" FROM {table.staging} s ORDER BY s.{table.key} "
+        f"ON CONFLICT (server, {table.key}) DO UPDATE SET "
+        + ", ".join(f"{c} = EXCLUDED.{c}" for c in compared + extra)
+        + ", updated_at = now() WHERE ("
+        + ", ".join(f"{table.name}.{c}" for c in compared)
+        + ") IS DISTINCT FROM ("
+        + ", ".join(f"EXCLUDED.{c}" for c in compared)
+        + ")"
+    )
+
+
+class TradeStateStore:
+    """Writes positions snapshots, history orders and account states for any server."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self._months: set[datetime] = set()
+
+    async def replace_positions(
+        self, connection: AsyncConnection, server: str, lines: str, seen_at: datetime
+    ) -> int:
+        """`lines`, a complete snapshot of `server`'s open positions, upserted (a row changes,
+        and its `seen_at` with it, when a field did); positions missing from it (closed since)
+        deleted. Answers rows inserted, changed or deleted."""
+        await _stage_state(connection, POSITIONS, lines)
+        written = await connection.execute(text(_upsert(POSITIONS, "seen_at")), {"at": seen_at})
+        closed = await connection.execute(
+            text(
+                f"DELETE FROM positions p WHERE p.server = :server AND NOT EXISTS "
+                f"(SELECT 1 FROM {POSITIONS.staging} s WHERE s.position = p.position)"
+            ),
+            {"server": server},
+        )
+        return int(written.rowcount or 0) + int(closed.rowcount or 0)
+
+    async def merge_orders(self, connection: AsyncConnection, lines: str) -> int:
+        """History orders upserted by ticket (a changed one overwritten). Answers rows written."""
+        if not lines:
+            return 0
+        await _stage_state(connection, HISTORY_ORDERS, lines)
+        result = await connection.execute(text(_upsert(HISTORY_ORDERS)))
+        return int(result.rowcount or 0)
+
+    async def merge_accounts(
+        self, connection: AsyncConnection, lines: str, taken_at: datetime
+    ) -> int:
+        """Account states: a history row for each account whose figures changed (or new),
+        then the current state overwritten. Answers accounts changed."""
+        if not lines:
+            return 0
+        await self._ensure_month(taken_at)
+        await _stage_state(connection, ACCOUNT_STATES, lines)
+        figures = ", ".join(_ACCOUNT_FIGURES)
+        changed = await connection.execute(
+            text(
+                f"INSERT INTO account_state_history (server, login, taken_at, {figures}) "
+                f"SELECT DISTINCT ON (s.login) s.server, s.login, :at, "
+                f"{', '.join('s.' + c for c in _ACCOUNT_FIGURES)} "
+                f"FROM {ACCOUNT_STATES.staging} s LEFT JOIN account_states a "
+                "ON a.server = s.server AND a.login = s.login "
+                "WHERE a.login IS NULL OR ("
+                + ", ".join(f"a.{c}" for c in _ACCOUNT_FIGURES)
+                + ") IS DISTINCT FROM ("
+                + ", ".join(f"s.{c}" for c in _ACCOUNT_FIGURES)
+                + ") ORDER BY s.login ON CONFLICT DO NOTHING"
+            ),
+            {"at": taken_at},
+        )
+        await connection.execute(text(_upsert(ACCOUNT_STATES, "taken_at")), {"at": taken_at})
+        return int(changed.rowcount or 0)
+
+    async def _ensure_month(self, moment: datetime) -> None:
+        month = datetime(moment.year, moment.month, 1, tzinfo=UTC)
+        if month in self._months:
+            return
+        async with self._sessions.begin() as session:
+            await session.execute(
+                text("SELECT create_account_states_month(:month)"), {"month": month.date()}
+            )
+        self._months.add(month)

@@ -31,6 +31,8 @@ class MailTemplate(StrEnum):
     REMINDER = "reminder"
     LIVE_ACCOUNT_READY = "live_account_ready"
     LEVERAGE_CHANGE_DECIDED = "leverage_change_decided"
+    PASSWORD_RESET = "password_reset"
+    SIGNUP_WITH_YOUR_EMAIL = "signup_with_your_email"
 
 
 _environment = Environment(

@@ -7,6 +7,7 @@ each of which says whether a retry can help.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -66,11 +67,28 @@ class Mt5Gateway(Protocol):
         ...
 
     async def deal_records(
-        self, group: str, since: datetime, until: datetime
+        self,
+        group: str,
+        since: datetime,
+        until: datetime,
+        *,
+        logins: Sequence[int] | None = None,
     ) -> list[dict[str, str]]:
-        """`deal/get_batch` over the accounts of `group` (a mask) in [since, until]: the raw
-        records (every field a string, as MT5 writes it), at most `MAX_DEAL_BATCH` of the
-        lowest tickets; a full answer means more deals in the window."""
+        """`deal/get_batch` over the accounts of `group` (a mask), or of `logins` when given,
+        in [since, until]: the raw records (every field a string, as MT5 writes it), at most
+        `MAX_DEAL_BATCH` of the lowest tickets; a full answer means more deals in the window."""
+        ...
+
+    async def logins(self, group: str) -> list[int]:
+        """`user/logins`: the logins of the accounts of `group` (a mask), ascending."""
+        ...
+
+    async def records(self, command: str, params: dict[str, str]) -> list[dict[str, str]]:
+        """A reading command's raw `answer` array (positions, orders, account states)."""
+        ...
+
+    async def window(self, since: datetime, until: datetime) -> dict[str, str]:
+        """`from`/`to` of [since, until] on the server's clock."""
         ...
 
     async def aclose(self) -> None: ...

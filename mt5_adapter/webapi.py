@@ -10,7 +10,6 @@ whose connection broke after it was sent is different: it may have been applied,
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 import httpx
+import orjson
 
 from domain.mt5 import (
     BalanceOperation,
@@ -224,7 +224,7 @@ class ManagerSession:
         if response.status_code != 200:
             raise Mt5ConnectionError(f"HTTP {response.status_code}", command, ambiguous=True)
         try:
-            payload = json.loads(response.content)
+            payload = orjson.loads(response.content)
             code_text = str(payload["retcode"])
         except (ValueError, KeyError, TypeError) as exc:
             raise Mt5ConnectionError(
@@ -449,14 +449,36 @@ class WebApiGateway:
         return [parse_deal(record, zone) for record in answer.get("answer") or []]
 
     async def deal_records(
-        self, group: str, since: datetime, until: datetime
+        self,
+        group: str,
+        since: datetime,
+        until: datetime,
+        *,
+        logins: Sequence[int] | None = None,
     ) -> list[dict[str, str]]:
-        """`deal/get_batch` of the accounts in `group` (a mask, `*` for all) in [since, until],
-        the records as the server wrote them: at most `MAX_DEAL_BATCH`, the lowest tickets."""
+        """`deal/get_batch` of the accounts in `group` (a mask, `*` for all), or of `logins`
+        when given, in [since, until], the records as the server wrote them: at most
+        `MAX_DEAL_BATCH`, the lowest tickets."""
+        selector = {"group": group} if logins is None else {"login": ",".join(map(str, logins))}
         answer = await self._history_call(
-            "deal/get_batch", {"group": group, **await self._window(since, until)}
+            "deal/get_batch", {**selector, **await self._window(since, until)}
         )
         return list(answer.get("answer") or [])
+
+    async def logins(self, group: str) -> list[int]:
+        """`user/logins`: the logins of the accounts in `group` (a mask), ascending."""
+        answer = await self._history_call("user/logins", {"group": group})
+        return sorted(int(login) for login in answer.get("answer") or [])
+
+    async def records(self, command: str, params: dict[str, str]) -> list[dict[str, str]]:
+        """A reading command's `answer` array as the server wrote it (every field a string);
+        empty when the server answers 13 for nothing found."""
+        answer = await self._history_call(command, params)
+        return list(answer.get("answer") or [])
+
+    async def window(self, since: datetime, until: datetime) -> dict[str, str]:
+        """`from`/`to` of [since, until] on the server's clock."""
+        return await self._window(since, until)
 
     async def aclose(self) -> None:
         for session in self._sessions:

@@ -2,7 +2,7 @@
 
 Every child runs in its own session (process group), so a Ctrl-C in the terminal reaches only the
 supervisor, which then stops the children in order: SIGTERM to the whole group, a grace period,
-then SIGKILL.
+then SIGKILL (at once when the operator insists: `Child.kill_now`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from typing import IO
 from api.redaction import redact
 
 _COLOURS = ("36", "33", "35", "32", "34", "31", "96", "93")
-_print_lock = threading.Lock()
+# Reentrant: the supervisor's signal handlers print too, and may interrupt the main thread while
+# it holds the lock in the middle of a line; a plain Lock would deadlock the stop right there.
+_print_lock = threading.RLock()
 
 
 class StackError(RuntimeError):
@@ -40,8 +42,13 @@ def emit(prefix: str, line: str, colour: str | None = None, stream: IO[str] | No
     if colour and _use_colour(out):
         label = f"\x1b[{colour}m{label}\x1b[0m"
     with _print_lock:
-        out.write(f"{label} {redact(line)}\n")
-        out.flush()
+        try:
+            out.write(f"{label} {redact(line)}\n")
+            out.flush()
+        except (OSError, ValueError):
+            # The terminal is gone (closed window, SIGHUP) or stdout was closed: a line lost
+            # must not stop a child's pump (its pipe would fill and block it) nor the shutdown.
+            pass
 
 
 def say(line: str) -> None:
@@ -112,6 +119,12 @@ class Child:
             self._reader.join(timeout=2)
         return code
 
+    def kill_now(self) -> None:
+        """SIGKILL the child's whole process group without waiting (a forced stop)."""
+        self.stopping = True
+        if self.popen is not None:
+            _signal_group(self.popen.pid, signal.SIGKILL)
+
     def stop(self, grace: float = 10.0) -> int | None:
         """SIGTERM the child's process group, wait `grace` seconds, then SIGKILL it."""
         if self.popen is None:
@@ -148,9 +161,16 @@ def run_to_completion(
     timeout: float,
     log_file: Path | None = None,
     colour: str = "0",
+    children: list[Child] | None = None,
 ) -> None:
-    """Run a one-shot child with streamed output; raise StackError unless it exits 0 in time."""
+    """Run a one-shot child with streamed output; raise StackError unless it exits 0 in time.
+
+    With `children`, the child is in that list while it runs (added before it starts), so a
+    supervisor stopping on a signal stops it too, even when the signal lands in the middle of
+    this function's own clean-up."""
     child = Child(name, argv, env, cwd, log_file=log_file, colour=colour)
+    if children is not None:
+        children.append(child)
     child.start()
     try:
         code = child.wait(timeout)
@@ -160,6 +180,8 @@ def run_to_completion(
     except BaseException:
         child.stop(grace=5)
         raise
+    if children is not None:
+        children.remove(child)  # done: its exit is not a child dying under the supervisor
     if code != 0:
         raise StackError(f"{name} failed with exit code {code} ({' '.join(argv)})")
 

@@ -11,6 +11,14 @@ to the API's /v1/webhooks, state in memory) -> SMTP catcher (mail at BROKERFLOW_
 read at BROKERFLOW_STACK_MAIL_UI_PORT) -> worker + API -> `python -m ops.seed` -> banner.
 Everything under data_dir is reused by the next run. If a child dies, everything is stopped and the
 exit code is 1.
+
+Stopping: Ctrl-C (SIGINT to the terminal's foreground group: make, uv and this process; the
+children are in sessions of their own and hear only from us), SIGINT, SIGTERM or SIGHUP to this
+process alone (`make stop` sends SIGTERM) all stop every child, newest first, then the embedded
+PostgreSQL, and exit. SIGINT is handled even when it was inherited ignored, as a shell without
+job control does for `make run &` / `nohup make run &`, so `kill -INT <pid>` works there too. A
+second signal while stopping forces: every child's group gets SIGKILL and PostgreSQL an immediate
+shutdown.
 """
 
 from __future__ import annotations
@@ -251,6 +259,7 @@ class Stack:
                 timeout=self.stack.startup_timeout,
                 log_file=self.log_dir / "migrate.log",
                 colour="35",
+                children=self.children,
             )
         if p.start_temporal:
             self._start_temporal()
@@ -303,6 +312,7 @@ class Stack:
                 timeout=self.stack.startup_timeout,
                 log_file=self.log_dir / "seed.log",
                 colour="93",
+                children=self.children,
             )
         self._check_alive()
 
@@ -504,8 +514,9 @@ class Stack:
             colour=colour,
         )
         say(f"starting {name}: {_redact(argv, self.settings)}")
-        child.start()
+        # Listed before it starts: a signal between the two must not leave it running.
         self.children.append(child)
+        child.start()
         return child
 
     # -- run ---------------------------------------------------------------------------------
@@ -574,6 +585,20 @@ class Stack:
             raise StackError(f"{dead.name} exited with code {dead.poll()} during start-up")
 
     # -- stop --------------------------------------------------------------------------------
+
+    def force(self) -> None:
+        """The operator insists (a second Ctrl-C): SIGKILL every child's process group and ask
+        the embedded PostgreSQL for an immediate shutdown (SIGQUIT; it recovers from its WAL at
+        the next start). `stop()`, still running, then finds everything gone."""
+        for child in self.children:
+            child.kill_now()
+        if self.plan.pgdata is not None:
+            pid = embedded_pg.postmaster_pid(self.plan.pgdata)
+            if pid is not None:
+                try:
+                    os.kill(pid, signal.SIGQUIT)
+                except (ProcessLookupError, PermissionError):
+                    pass
 
     def stop(self) -> None:
         for child in reversed(self.children):
@@ -666,12 +691,59 @@ def stop_running(settings: Any, stack: StackSettings) -> int:
     return 0
 
 
-def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
-    raise _Interrupted(signal.Signals(signum).name)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def _ignore_more(signum: int, frame: FrameType | None) -> None:
-    say(f"{signal.Signals(signum).name} received; already stopping")
+class _Signals:
+    """One handler for every stop signal: the first raises `_Interrupted` in the main thread
+    (wherever start-up or supervision is), every later one forces (`Stack.force`). One handler,
+    never swapped, so there is no moment between two handlers when a signal is lost or raises
+    inside the shutdown itself."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.stopping = False
+        self.forced = False
+
+    def install(self) -> None:
+        # Whatever was inherited: a shell without job control starts `cmd &` with SIGINT ignored
+        # (and nohup ignores SIGHUP), and Python then installs no KeyboardInterrupt for it, so
+        # `kill -INT <pid>` would do nothing and leave the stack running.
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, self.handle)
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if not self.stopping:
+            self.stopping = True
+            raise _Interrupted(name)
+        if not self.forced:
+            self.forced = True
+            say(f"{name} received while stopping; forcing: SIGKILL to every child")
+        self.stack.force()
+
+
+def run(stack: Stack) -> int:
+    """Start the stack, supervise it, and stop it all on a signal or a dead child; the exit code."""
+    signals = _Signals(stack)
+    signals.install()
+    code = 0
+    try:
+        stack.start()
+        for line in stack.banner().splitlines():
+            say(line)
+        code = stack.supervise()
+    except _Interrupted as exc:
+        say(f"{exc} received; stopping everything (send it again to force)")
+    except KeyboardInterrupt:  # a SIGINT before our handler was installed
+        say("SIGINT received; stopping everything (send it again to force)")
+    except StackError as exc:
+        say(f"error: {exc}")
+        code = 1
+    finally:
+        signals.stopping = True
+        stack.stop()
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -711,25 +783,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"error: {exc}")
         return 2
 
-    stack = Stack(settings, stack_settings, plan)
-    signal.signal(signal.SIGTERM, _raise_interrupted)
-    signal.signal(signal.SIGHUP, _raise_interrupted)
-    code = 0
-    try:
-        stack.start()
-        for line in stack.banner().splitlines():
-            say(line)
-        code = stack.supervise()
-    except (KeyboardInterrupt, _Interrupted) as exc:
-        say(f"{str(exc) or 'SIGINT'} received; stopping")
-    except StackError as exc:
-        say(f"error: {exc}")
-        code = 1
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, _ignore_more)
-        stack.stop()
-    return code
+    return run(Stack(settings, stack_settings, plan))
 
 
 if __name__ == "__main__":

@@ -3,14 +3,19 @@
 `IbPayoutCycle` (one Temporal Schedule per payout frequency starts it):
 1. accrue the commission ledger from the deals, the period and the week before it read again
    (late deals get their rows, corrected ones their adjustments);
-2. open one payout per IB of the frequency and currency over its unpaid rows;
-3. start each payout's own workflow, which outlives the cycle (approvals take days).
+2. look for fraud signals in the same deals and store them as flags on the IBs (finance sees
+   them with the payouts; they never block a payout by themselves);
+3. open one payout per IB of the frequency and currency over its unpaid rows;
+4. start each payout's own workflow, which outlives the cycle (approvals take days).
 
 `IbPayout`, one per payout:
 1. render the statement PDF and store it (the payout is `statement_ready`);
 2. wait for finance (update `decide`): above the threshold two different finance officers
    approve; one rejection ends it;
-3. credit the IB's wallet through the ledger (balanced, keyed by the payout): paid.
+3. pay it where the IB is paid: its wallet through the ledger (balanced, keyed by the payout),
+   or its MT5 account through `trade/balance` (the deposits' MT5 step, exactly once by its
+   comment) and then the ledger: paid. MT5 refusing the credit for good leaves the payout
+   `needs_attention` with MT5's reason (nothing paid, the rows stay with it).
 The compensation of step 2 of the cycle for this payout (`release_ib_payout`: its rows go back
 to the next cycle) runs when the payout is rejected or stops before it is credited.
 """
@@ -21,11 +26,11 @@ import asyncio
 
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from contracts import ib_payout
-    from contracts.funds import StaffDecision
+    from contracts import funds, ib_payout
+    from contracts.funds import BalanceChange, StaffDecision
     from contracts.ib_payout import (
         DECIDE,
         HISTORY_SECONDS,
@@ -33,6 +38,9 @@ with workflow.unsafe.imports_passed_through():
         IB_PAYOUT_CYCLE,
         RECHECK_SECONDS,
         AccrualRequest,
+        FraudCheck,
+        Mt5PayoutBooking,
+        PayoutAttention,
         PayoutCycleInput,
         PayoutCycleResult,
         PayoutDecisionOutcome,
@@ -45,11 +53,17 @@ with workflow.unsafe.imports_passed_through():
         ReleasePayout,
         ib_payout_workflow_id,
         last_full_period,
+        mt5_payout_comment,
     )
 
-from workflows.funds import finish_first, unstoppable
+from workflows.funds import finish_first, refusal_of, unstoppable
 
 FINANCE = "finance"
+# Since this change an approved payout is paid where the IB is paid (its wallet or its MT5
+# account); before it, always to the wallet. Histories recorded before it replay the old way.
+PAY_WHERE_THE_IB_IS_PAID = "ib-payout-to-mt5-account"
+# Since this change the cycle flags fraud signals before it opens the payouts.
+CYCLE_FLAGS_FRAUD = "ib-payout-cycle-fraud-flags"
 
 
 @workflow.defn(name=IB_PAYOUT_CYCLE.name)
@@ -68,6 +82,14 @@ class IbPayoutCycleWorkflow:
                 history_from=start - RECHECK_SECONDS - HISTORY_SECONDS,
             )
         )
+        if workflow.patched(CYCLE_FLAGS_FRAUD):
+            try:
+                await ib_payout.flag_ib_fraud(FraudCheck(start=start - RECHECK_SECONDS, end=end))
+            except ActivityError as failure:
+                # Flags inform finance, they never hold payouts back: the next cycle looks again.
+                workflow.logger.error(
+                    "IB fraud check failed, payouts opened without it: %s", failure
+                )
         opened = await ib_payout.open_ib_payouts(
             PayoutPeriod(frequency=request.frequency, start=start, end=end)
         )
@@ -156,9 +178,54 @@ class IbPayoutWorkflow:
                 return PayoutResult(status=PayoutStatus.REJECTED)
             raise
         # Approved: from here the credit must land, whatever cancellation is asked for.
+        if workflow.patched(PAY_WHERE_THE_IB_IS_PAID):
+            result = await unstoppable(self._pay(payout))
+            self._status = result.status
+            return result
         key = await unstoppable(ib_payout.credit_ib_payout(payout))
         self._status = PayoutStatus.PAID
         return PayoutResult(status=PayoutStatus.PAID, ledger_key=key)
+
+    async def _pay(self, payout: PayoutRef) -> PayoutResult:
+        """The approved payout to the IB's wallet, or to its MT5 account: `trade/balance` once
+        (its comment is the key: an attempt whose answer was lost is found by the next one,
+        never credited twice), then the books. A refusal by MT5 (or a currency the account
+        does not hold) pays nothing and leaves the payout `needs_attention`, with the reason."""
+        destination = await ib_payout.ib_payout_destination(payout)
+        if destination.problem is not None:
+            return await self._needs_attention(payout, destination.problem)
+        account = destination.mt5
+        if account is None:
+            key = await ib_payout.credit_ib_payout(payout)
+            return PayoutResult(status=PayoutStatus.PAID, ledger_key=key)
+        credit = BalanceChange(
+            account=account,
+            amount=destination.amount,
+            comment=mt5_payout_comment(payout.payout_id),
+            requested_at=workflow.now(),
+        )
+        try:
+            ticket = await funds.mt5_credit_balance(account.server, credit)
+        except ActivityError as failure:
+            refusal = refusal_of(failure)
+            if refusal is None:
+                raise
+            return await self._needs_attention(
+                payout, f"MT5 {account.server}/{account.login} refused the credit: {refusal}"
+            )
+        key = await ib_payout.book_ib_mt5_payout(
+            Mt5PayoutBooking(payout_id=payout.payout_id, account=account, ticket=ticket)
+        )
+        return PayoutResult(status=PayoutStatus.PAID, ledger_key=key)
+
+    @staticmethod
+    async def _needs_attention(payout: PayoutRef, reason: str) -> PayoutResult:
+        workflow.logger.error("IB payout %s needs attention: %s", payout.payout_id, reason)
+        reason = reason[:1000]
+        await ib_payout.mark_ib_payout_needs_attention(
+            PayoutAttention(payout_id=payout.payout_id, reason=reason)
+        )
+        return PayoutResult(status=PayoutStatus.NEEDS_ATTENTION, reason=reason)
 
     def _decided(self) -> bool:
         return self._rejection is not None or len(self._approvers) >= self._needed

@@ -22,10 +22,14 @@ with workflow.unsafe.imports_passed_through():
         CopiedDeals,
         DealRange,
         FollowDeals,
+        FollowTradeState,
         IngestionInput,
         copy_deal_range,
         follow_deals,
+        follow_trade_state,
     )
+
+TRADE_STATE_PATCH = "trade-state"
 
 
 @workflow.defn(name=TRADE_INGESTION.name)
@@ -33,10 +37,24 @@ class TradeIngestionWorkflow:
     @workflow.run
     async def run(self, request: IngestionInput) -> None:
         for _ in range(request.runs_per_history):
-            await follow_deals(
+            deals = follow_deals(
                 request.server,
                 FollowDeals(start_from=request.start_from, run_seconds=request.run_seconds),
             )
+            # Runs recorded before positions, orders and account states were read took only
+            # `follow_deals`; they replay as they ran.
+            if workflow.patched(TRADE_STATE_PATCH):
+                await asyncio.gather(
+                    deals,
+                    follow_trade_state(
+                        request.server,
+                        FollowTradeState(
+                            start_from=request.start_from, run_seconds=request.run_seconds
+                        ),
+                    ),
+                )
+            else:
+                await deals
         workflow.continue_as_new(request)
 
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -9,6 +8,7 @@ from sqlalchemy import select
 from api.audit.schemas import AuditPage, AuditView
 from api.deps import SessionDep
 from api.policy import AuditorPrincipal
+from api.schemas import Instant
 from db.models import AuditEntry
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -23,8 +23,8 @@ async def search_audit_log(
     entity_id: ShortText = None,
     actor_id: ShortText = None,
     action: ShortText = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     before_id: Annotated[int | None, Query(gt=0, lt=2**63)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditPage:

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, status
 
-from api.auth import service
+from api.auth import password_reset, service
 from api.auth.schemas import (
     AccessToken,
     LoggedOut,
     LoginRequest,
     LogoutRequest,
+    PasswordResetConfirm,
+    PasswordResetDone,
+    PasswordResetRequest,
+    PasswordResetRequested,
     RefreshRequest,
     StaffLoginRequest,
 )
@@ -57,6 +61,43 @@ async def refresh(body: RefreshRequest, state: StateDep) -> AccessToken:
     """A new access token and a new refresh token for the session; the one presented stops
     working, and presenting it again ends the session."""
     return await service.refresh(body.refresh_token, state)
+
+
+@router.post(
+    "/password-reset",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(
+        {
+            422: "the email is missing or malformed",
+            429: "too many reset requests for this email or from this address (Retry-After)",
+            503: "workflow engine down; nothing was recorded",
+        }
+    ),
+)
+async def request_password_reset(
+    body: PasswordResetRequest, session: SessionDep, state: StateDep, context: ContextDep
+) -> PasswordResetRequested:
+    """A client who forgot their password asks for a link by mail. The answer is the same
+    whether or not the address has an account; the link works once, for a limited time."""
+    return await password_reset.request_reset(session, body, state, context)
+
+
+@router.post(
+    "/password-reset/confirm",
+    responses=error_responses(
+        {
+            422: "the token is not valid, expired or already used, or the new password breaks "
+            "the password rules (12-128 characters, three of lower, upper, digit, other)",
+            429: "too many refused tokens from this address or for this account (Retry-After)",
+        }
+    ),
+)
+async def confirm_password_reset(
+    body: PasswordResetConfirm, session: SessionDep, state: StateDep, context: ContextDep
+) -> PasswordResetDone:
+    """Choose a new password with the mailed token: the token is spent and every session of the
+    account ends (log in again with the new password)."""
+    return await password_reset.confirm_reset(session, body, state, context)
 
 
 session_router = APIRouter(prefix="/v1/auth", tags=["auth"])

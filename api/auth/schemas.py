@@ -40,3 +40,32 @@ class LogoutRequest(BaseModel):
 
 class LoggedOut(BaseModel):
     sessions_ended: int
+
+
+class PasswordResetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+
+
+class PasswordResetRequested(BaseModel):
+    """The same answer whether or not the address has an account."""
+
+    detail: str = (
+        "if an account has this address, a mail with a link to choose a new password is on "
+        "its way; the link works once"
+    )
+
+
+class PasswordResetConfirm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # `<reset id>.<secret>` from the mailed link (its `#token=` part).
+    token: str = Field(min_length=34, max_length=200)
+    # The server's rules: 12-128 characters, three of lower, upper, digit, other.
+    new_password: str = Field(min_length=12, max_length=128)
+
+
+class PasswordResetDone(BaseModel):
+    # Every session of the account was ended: log in again with the new password.
+    sessions_ended: int

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -13,6 +12,7 @@ from api.me import service as me_service
 from api.me.schemas import ApplicationView, Mt5AccountView
 from api.policy import ClientManager, ClientReviewer
 from api.problems import error_responses
+from api.schemas import Instant
 
 router = APIRouter(prefix="/v1/clients", tags=["clients (staff)"])
 NO_CLIENT = error_responses({404: "no such client"})
@@ -23,7 +23,7 @@ async def list_clients(
     _: ClientReviewer,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before: datetime | None = None,
+    before: Instant | None = None,
     email: Annotated[str | None, Query(max_length=254)] = None,
 ) -> ClientPage:
     """Newest first; pass the last item's `created_at` as `before` for the next page."""

@@ -18,6 +18,8 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from api.audit.schemas import AuditView
+from api.console import lookups
 from api.console.schemas import ConsoleCaseDecision, ConsoleHitReview
 from api.deps import SessionDep, StateDep, documents_of
 from api.kyc import service
@@ -69,24 +71,36 @@ async def queue_page(
     # Text, not enums: the filter form sends `status=&escalated=` for "any".
     status: Annotated[str, Query(max_length=32)] = "",
     escalated: Annotated[str, Query(max_length=8)] = "",
+    q: Annotated[str, Query(max_length=100)] = "",
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 25,
     notice: Annotated[str, Query(max_length=300)] = "",
     error: Annotated[str, Query(max_length=300)] = "",
 ) -> HTMLResponse:
     """The review queue, escalated cases and the case due first on top, with a live SLA
-    countdown per case."""
+    countdown per case; searchable by the client's name, email or country, a page at a time."""
     wanted = next((s for s in CaseStatus if s.value == status), None)
     only_escalated = {"true": True, "false": False}.get(escalated.lower())
     if status and wanted is None:
         error = error or f"unknown status {status!r}: showing the open cases"
-    page = await service.queue(session, status=wanted, escalated=only_escalated, limit=200)
+    items, paging = await lookups.queue_page(
+        session,
+        status=wanted,
+        escalated=only_escalated,
+        search=q.strip(),
+        limit=limit,
+        offset=offset,
+    )
     return _page(
         request,
         "console_kyc_queue.html",
         staff,
-        queue=page,
+        items=items,
+        paging=paging,
         statuses=[s.value for s in CaseStatus],
         status=wanted.value if wanted else "",
         escalated=only_escalated,
+        q=q,
         notice=notice,
         error=error,
     )
@@ -98,18 +112,51 @@ async def case_page(
     request: Request,
     staff: ConsoleComplianceReader,
     session: SessionDep,
+    audit_q: Annotated[str, Query(max_length=100)] = "",
+    audit_offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    audit_limit: Annotated[int, Query(ge=1, le=100)] = 25,
     notice: Annotated[str, Query(max_length=500)] = "",
     error: Annotated[str, Query(max_length=500)] = "",
 ) -> HTMLResponse:
-    """One case: documents, screening hits, risk breakdown, questionnaire, history, and the
-    decision forms for compliance officers."""
+    """One case: documents, screening hits, risk breakdown, questionnaire and the leverage the
+    account gets, history with names, and the decision forms for compliance officers (no
+    Approve for an officer who approved in this round already)."""
     case = await service.case_detail(session, case_id, download_url=CONSOLE_DOCUMENT)
+    names = await lookups.people(
+        session,
+        [d.officer_id for d in case.decisions]
+        + [e.actor_id for e in case.audit]
+        + [e.on_behalf_of for e in case.audit],
+    )
+    # Newest first, as a trail is read; searched by what happened, who did it and why.
+    trail = list(reversed(case.audit))
+    if audit_q.strip():
+        needle = audit_q.strip().casefold()
+
+        def matches(entry: AuditView) -> bool:
+            who = names.get(entry.actor_id or "")
+            texts = [entry.action, entry.entity_type, entry.reason or "", entry.actor_kind]
+            if who is not None:
+                texts += [who.name, who.email]
+            return any(needle in text.casefold() for text in texts)
+
+        trail = [e for e in trail if matches(e)]
+    audit, audit_paging = lookups.page_of(trail, audit_offset, audit_limit)
+    officer = "compliance" in {role.value for role in staff.roles}
     return _page(
         request,
         "console_kyc_case.html",
         staff,
         case=case,
-        can_decide="compliance" in {role.value for role in staff.roles} and not case.closed,
+        names=names,
+        audit=audit,
+        audit_paging=audit_paging,
+        audit_q=audit_q,
+        leverage=await lookups.leverage_of_case(
+            session, case.client.id, case.account_type, case.risk.level
+        ),
+        can_decide=officer and not case.closed,
+        approved_already=any(a == staff.id for a in case.approvals),
         notice=notice,
         error=error,
     )

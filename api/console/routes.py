@@ -8,7 +8,8 @@ to that token. The pages also accept the bearer header, as the API does.
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from enum import StrEnum
+from typing import Annotated, TypeVar
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -19,12 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import service as auth_service
 from api.auth.schemas import StaffLoginRequest
+from api.console import lookups
 from api.console.schemas import ConsoleDecision, ConsoleLogin
 from api.deps import ContextDep, SessionDep, StateDep
 from api.finance import service as finance_service
 from api.finance.schemas import DecisionRequest, FinancePaymentView
-from api.ledger import service as ledger_service
-from api.ledger.schemas import LedgerAccountPage
+from api.pages import signed_in as signed_in_page
 from api.pages import templates
 from api.policy import (
     CONSOLE_COOKIE,
@@ -39,16 +40,24 @@ from api.policy import (
 from api.state import AppState
 from api.throttle import TooManyAttempts
 from domain.errors import BackOfficeError, Forbidden, NotAuthenticated
-from domain.payments import PaymentDirection, PaymentStatus
+from domain.ledger import AccountKind
+from domain.payments import FinanceCaseStatus, PaymentDirection, PaymentStatus
+from domain.roles import PrincipalKind
 
 router = APIRouter(prefix="/console", tags=["console"])
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+PageSize = Annotated[int, Query(ge=1, le=100)]
+NextPage = Annotated[str, Query(max_length=500)]
+E = TypeVar("E", bound=StrEnum)
 FINANCE_PAGE = "/console/finance"
+IB_LOGIN_PAGE = "/console/ib/login"
 ATTENTION = ("rejected", "unmatched", "needs_review")
 
 
 @router.get("/login", response_class=HTMLResponse, dependencies=[Depends(public)])
-async def login_page(request: Request) -> HTMLResponse:
-    return templates.TemplateResponse(request, "console_login.html", {})
+async def login_page(request: Request, next: NextPage = "") -> HTMLResponse:
+    """The log-in form; `next` is the console page that sent the visitor here."""
+    return templates.TemplateResponse(request, "console_login.html", {"next": _safe_next(next)})
 
 
 @router.post(
@@ -60,6 +69,7 @@ async def log_in(
     session: SessionDep,
     state: StateDep,
     context: ContextDep,
+    next: NextPage = "",
 ) -> HTMLResponse | RedirectResponse:
     settings = state.settings
     try:
@@ -73,17 +83,8 @@ async def log_in(
         return refused
     except (NotAuthenticated, Forbidden) as exc:
         return _login_refused(request, exc.detail, exc.status_code)
-    response = RedirectResponse(FINANCE_PAGE, status_code=303)
-    response.set_cookie(
-        CONSOLE_COOKIE,
-        token.access_token,
-        max_age=token.expires_in,
-        path="/console",
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https" or settings.env == "prod",
-    )
-    return response
+    landing = _safe_next(next) or FINANCE_PAGE
+    return signed_in_page(landing, token.access_token, token.expires_in, request, settings)
 
 
 @router.post("/logout", dependencies=[Depends(public)])
@@ -94,7 +95,8 @@ async def log_out(
     console_token: ConsoleCookie = None,
 ) -> RedirectResponse:
     """End the console's session on the server (its token is refused from now on, wherever it
-    was copied to) and drop the cookie."""
+    was copied to) and drop the cookie; back to the log-in page of the one who left."""
+    leave_to = "/console/login"
     if console_token:
         try:
             staff = await signed_in.authorise(console_token, session, state.settings, context)
@@ -102,7 +104,9 @@ async def log_out(
             staff = None  # an ended or foreign session: nothing to end, still drop the cookie
         if staff is not None:
             await auth_service.log_out(session, staff, everywhere=False, now=state.clock())
-    response = RedirectResponse("/console/login", status_code=303)
+            if staff.kind is PrincipalKind.IB:
+                leave_to = IB_LOGIN_PAGE
+    response = RedirectResponse(leave_to, status_code=303)
     response.delete_cookie(CONSOLE_COOKIE, path="/console")
     return response
 
@@ -112,14 +116,54 @@ async def finance_page(
     request: Request,
     staff: ConsoleFinanceReader,
     session: SessionDep,
-    status: PaymentStatus | None = None,
-    direction: PaymentDirection | None = None,
+    state: StateDep,
+    # Text, not enums: the filter forms send `status=` for "any".
+    status: Annotated[str, Query(max_length=32)] = "",
+    direction: Annotated[str, Query(max_length=32)] = "",
+    q: Annotated[str, Query(max_length=100)] = "",
+    offset: Offset = 0,
+    limit: PageSize = 25,
+    approvals_direction: Annotated[str, Query(max_length=32)] = "",
+    approvals_q: Annotated[str, Query(max_length=100)] = "",
+    approvals_offset: Offset = 0,
+    approvals_limit: PageSize = 25,
+    cases_status: Annotated[str, Query(max_length=32)] = "open",
+    cases_q: Annotated[str, Query(max_length=100)] = "",
+    cases_offset: Offset = 0,
+    cases_limit: PageSize = 25,
     notice: Annotated[str, Query(max_length=300)] = "",
     error: Annotated[str, Query(max_length=300)] = "",
 ) -> HTMLResponse:
-    """Pending approvals with their forms, recent payments, webhooks that want a look."""
-    payments = await finance_service.payments(
-        session, status=status, direction=direction, limit=100
+    """Pending approvals with their forms, payments, finance cases, webhooks that want a look:
+    each list paged, searchable by client name or email and reference, and filtered."""
+    wanted_status = _choice(PaymentStatus, status)
+    wanted_direction = _choice(PaymentDirection, direction)
+    approvals, approvals_paging, approval_names = await lookups.approvals_page(
+        session,
+        direction=_choice(PaymentDirection, approvals_direction),
+        search=approvals_q.strip(),
+        limit=approvals_limit,
+        offset=approvals_offset,
+    )
+    payments, payments_paging, payment_names = await lookups.payments_page(
+        session,
+        status=wanted_status,
+        direction=wanted_direction,
+        search=q.strip(),
+        limit=limit,
+        offset=offset,
+    )
+    cases, cases_paging, case_names = await lookups.finance_cases_page(
+        session,
+        status=_choice(FinanceCaseStatus, cases_status),
+        search=cases_q.strip(),
+        limit=cases_limit,
+        offset=cases_offset,
+    )
+    on_mt5 = [(p.mt5_server, p.mt5_login) for p in approvals]
+    on_mt5 += [(p.mt5_server, p.mt5_login) for p in payments]
+    accounts = await lookups.account_labels(
+        session, state.settings, [(server, login) for server, login in on_mt5 if server and login]
     )
     webhooks = [
         event
@@ -132,13 +176,32 @@ async def finance_page(
         request,
         "console_finance.html",
         staff,
-        approvals=await finance_service.pending_approvals(session),
+        approvals=approvals,
+        approvals_paging=approvals_paging,
+        approvals_direction=approvals_direction,
+        approvals_q=approvals_q,
         payments=[FinancePaymentView.of(p) for p in payments],
+        payments_paging=payments_paging,
+        cases=cases,
+        cases_paging=cases_paging,
+        cases_status=cases_status,
+        cases_q=cases_q,
+        case_statuses=[s.value for s in FinanceCaseStatus],
+        case_amount=lookups.case_amount,
+        names={**approval_names, **payment_names, **case_names},
+        accounts={f"{server}/{login}": label for (server, login), label in accounts.items()},
+        decided_by_me={
+            str(p.id)
+            for p in approvals
+            if any(d.staff_id == staff.id and d.approve for d in p.decisions)
+        },
         webhooks=webhooks,
         statuses=[s.value for s in PaymentStatus],
         directions=[d.value for d in PaymentDirection],
-        status=status.value if status else "",
-        direction=direction.value if direction else "",
+        status=wanted_status.value if wanted_status else "",
+        direction=wanted_direction.value if wanted_direction else "",
+        q=q,
+        page_sizes=lookups.PAGE_SIZES,
         notice=notice,
         error=error,
     )
@@ -149,17 +212,54 @@ async def ledger_page(
     request: Request,
     staff: ConsoleFinanceReader,
     session: SessionDep,
+    state: StateDep,
     code: Annotated[str | None, Query(min_length=3, max_length=200)] = None,
+    kind: Annotated[str, Query(max_length=32)] = "",
+    currency: Annotated[str, Query(max_length=3)] = "",
+    q: Annotated[str, Query(max_length=100)] = "",
+    offset: Offset = 0,
+    limit: PageSize = 50,
 ) -> HTMLResponse:
-    """Ledger accounts with balances; with `code`, the entries touching that account."""
+    """Ledger accounts with whose they are, what they are for and their balance on its debit
+    or credit side; with `code`, the entries touching that account, a page at a time."""
+    settings = state.settings
+    wanted_kind = _choice(AccountKind, kind)
+    wanted_currency = currency.upper() if len(currency) == 3 and currency.isalpha() else ""
+    context: dict[str, object] = {
+        "kinds": [k.value for k in AccountKind],
+        "kind": wanted_kind.value if wanted_kind else "",
+        "currency": wanted_currency,
+        "q": q,
+        "page_sizes": lookups.PAGE_SIZES,
+    }
     if code:
         try:
-            entries = await ledger_service.entries(session, code, limit=200, offset=0)
+            account, entries, paging = await lookups.ledger_entries(
+                session, settings, code, limit=limit, offset=offset
+            )
         except BackOfficeError as exc:
-            accounts = await _all_accounts(session)
-            return _page(request, "console_ledger.html", staff, accounts=accounts, error=exc.detail)
-        return _page(request, "console_ledger.html", staff, entries=entries)
-    return _page(request, "console_ledger.html", staff, accounts=await _all_accounts(session))
+            context["error"] = exc.detail
+        else:
+            return _page(
+                request,
+                "console_ledger.html",
+                staff,
+                account=account,
+                entries=entries,
+                paging=paging,
+                code=code,
+                **context,
+            )
+    accounts, paging = await lookups.ledger_page(
+        session,
+        settings,
+        kind=wanted_kind,
+        currency=wanted_currency or None,
+        search=q.strip(),
+        limit=limit,
+        offset=0 if code else offset,
+    )
+    return _page(request, "console_ledger.html", staff, accounts=accounts, paging=paging, **context)
 
 
 @router.post("/withdrawals/{payment_id}/decision")
@@ -203,14 +303,21 @@ async def _decide(
         return _back(error="give a reason of at least 3 characters")
     except BackOfficeError as exc:
         return _back(error=exc.detail)
-    return _back(
-        notice=f"{direction.value} {payment_id}: {form.decision}d; now {result.status}"
-        f" ({result.approvals} approval{'s' if result.approvals != 1 else ''})"
-    )
+    return _back(notice=lookups.decision_notice(direction, form.decision == "approve", result))
 
 
 def _back(**message: str) -> RedirectResponse:
     return RedirectResponse(f"{FINANCE_PAGE}?{urlencode(message)}", status_code=303)
+
+
+def _safe_next(path: str) -> str:
+    """A page of this console to return to after the log-in, or "": never another site
+    (`//host`, a scheme) and never the log-in or log-out itself."""
+    if not path.startswith("/console/") or path.startswith("//") or "\\" in path:
+        return ""
+    if path.split("?")[0] in ("/console/login", "/console/logout"):
+        return ""
+    return path
 
 
 def _login_refused(request: Request, reason: str, status: int) -> HTMLResponse:
@@ -219,10 +326,9 @@ def _login_refused(request: Request, reason: str, status: int) -> HTMLResponse:
     )
 
 
-async def _all_accounts(session: AsyncSession) -> LedgerAccountPage:
-    return await ledger_service.accounts(
-        session, kind=None, currency=None, code_prefix=None, limit=200, offset=0
-    )
+def _choice(enum: type[E], value: str) -> E | None:
+    """A filter's value as its enum; "" (the form's "any") or an unknown value is no filter."""
+    return next((member for member in enum if member.value == value), None)
 
 
 def _page(request: Request, name: str, staff: Principal, **context: object) -> HTMLResponse:

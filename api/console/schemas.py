@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
@@ -12,6 +13,13 @@ class ConsoleLogin(BaseModel):
     email: str = Field(max_length=254)
     password: str = Field(max_length=128)
     totp_code: str = Field(max_length=6)
+
+
+class ConsoleIbLogin(BaseModel):
+    """An introducing broker's log-in to its portal pages: email and password, as the API's."""
+
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=128)
 
 
 class ConsoleDecision(BaseModel):
@@ -47,3 +55,94 @@ class ConsoleHitReview(BaseModel):
     case_id: UUID | None = None
     reason: str = Field(default="", max_length=2000)
     csrf: str = Field(default="", max_length=128)
+
+
+# -- what the console's lists show ---------------------------------------------------------------
+
+
+class Person(BaseModel):
+    """Who an id stands for, as a person reads it: the name and email, the id kept for the
+    hover title and the detail pages."""
+
+    id: str
+    name: str
+    email: str
+    kind: Literal["client", "staff", "unknown"] = "unknown"
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} <{self.email}>" if self.email else self.name
+
+
+class Paging(BaseModel):
+    """One page of a console list: where it starts, how many it shows, how many there are (or
+    whether another page follows, when counting would cost a second scan)."""
+
+    offset: int
+    limit: int
+    shown: int
+    total: int | None = None
+    more: bool = False
+
+    @property
+    def has_next(self) -> bool:
+        return self.more if self.total is None else self.offset + self.shown < self.total
+
+    @property
+    def has_previous(self) -> bool:
+        return self.offset > 0
+
+    @property
+    def first(self) -> int:
+        return self.offset + 1 if self.shown else 0
+
+    @property
+    def last(self) -> int:
+        return self.offset + self.shown
+
+
+class AccountLabel(BaseModel):
+    """An MT5 account as a person should read it: live or demo (the account's own kind, never
+    the server's name), its login and the server it is on, with the server's kind."""
+
+    kind: str  # "live", "demo", or "unknown" when BrokerFlow has no row for it
+    login: int
+    server: str
+    server_kind: str | None = None
+
+    @property
+    def text(self) -> str:
+        server = f", a {self.server_kind} server" if self.server_kind else ""
+        on = f"server {self.server}{server}"
+        return f"{self.kind.upper()} {self.login} ({on})"
+
+
+class LedgerLine(BaseModel):
+    """A ledger account as finance reads it: whose it is, what it is for, and its balance on
+    the side it sits (debit or credit), never a signed number to decode."""
+
+    code: str
+    kind: str
+    currency: str
+    purpose: str
+    owner: Person | None = None
+    account: AccountLabel | None = None
+    debit: str | None = None
+    credit: str | None = None
+
+
+class LedgerPosting(BaseModel):
+    line: LedgerLine
+    debit: str | None = None
+    credit: str | None = None
+
+
+class LedgerEntryLine(BaseModel):
+    id: str
+    booked_at: datetime
+    description: str
+    idempotency_key: str
+    reverses_id: str | None
+    debit: str | None = None  # what the entry did to the account asked for
+    credit: str | None = None
+    postings: list[LedgerPosting]

@@ -6,12 +6,29 @@ from pydantic import BaseModel, ConfigDict
 
 from api.schemas import CurrencyCode, Rate
 from db.models import FxRateRow
+from domain.money import MINOR_UNITS
+
+CURRENCIES = sorted(MINOR_UNITS)
 
 
 class FxRateCreate(BaseModel):
     """A quote: units of `quote` per one `base`, e.g. EUR/USD bid 1.0840 ask 1.0844."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Two different currencies; said in the document too, one branch per base currency.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "properties": {
+                        "base": {"const": code},
+                        "quote": {"enum": [other for other in CURRENCIES if other != code]},
+                    }
+                }
+                for code in CURRENCIES
+            ]
+        },
+    )
 
     base: CurrencyCode
     quote: CurrencyCode

@@ -103,3 +103,89 @@ class AttributionView(BaseModel):
     effective_from: int
     effective_to: int | None
     source: str
+
+
+# -- the console's views (api/console/ib_payouts.py, api/console/ib_portal.py) -----------------
+
+
+class Approver(BaseModel):
+    """A finance officer who approved, as the console names them (not a bare id)."""
+
+    staff_id: str
+    name: str
+    email: str
+
+
+class PayoutDecisionEntry(BaseModel):
+    """One decision on a payout, from its audit row."""
+
+    at: datetime
+    action: str  # ib_payout.approved | ib_payout.rejected
+    staff_id: str | None
+    name: str
+    reason: str | None
+
+
+class ConsolePayout(BaseModel):
+    """A payout as finance sees it in the console: the IB by name, the approvals so far and how
+    many it needs (two different finance officers above the four-eyes threshold)."""
+
+    id: UUID
+    ib_id: UUID
+    ib_name: str
+    ib_email: str
+    period_start: int
+    period_end: int
+    amount: Decimal
+    currency: str
+    rows: int
+    status: str
+    approvals: int
+    needed: int
+    four_eyes_above: Decimal
+    decision_reason: str | None
+    ledger_key: str | None
+    created_at: datetime
+    has_statement: bool
+
+    @property
+    def four_eyes(self) -> bool:
+        return self.needed > 1
+
+
+class FraudFlagNote(BaseModel):
+    """An open fraud flag of the payout's IB (`domain.ib.fraud`): shown beside the statement,
+    it never blocks the payout by itself."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    rule: str
+    detail: str
+    server: str | None
+    login: int | None
+    detected_at: datetime
+
+
+class ConsolePayoutDetail(ConsolePayout):
+    approvers: list[Approver]
+    decisions: list[PayoutDecisionEntry]
+    ib_parent_name: str | None
+    fraud_flags: list[FraudFlagNote]
+    mt5_ticket: int | None
+
+
+class ConsolePayoutPage(BaseModel):
+    items: list[ConsolePayout]
+    total: int
+    page: int
+    pages: int
+    per_page: int
+
+
+class CommissionTotal(BaseModel):
+    """An IB's commission rows in one currency: all of them, and those not in a payout yet."""
+
+    currency: str
+    rows: int
+    total: Decimal
+    unpaid: Decimal

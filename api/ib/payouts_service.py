@@ -4,14 +4,22 @@ portal (its tree, its clients masked, its commission rows with traces, its state
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.ib.payouts_schemas import (
+    Approver,
     AttributedClient,
     AttributionRequest,
     AttributionView,
+    CommissionTotal,
+    ConsolePayout,
+    ConsolePayoutDetail,
+    ConsolePayoutPage,
+    FraudFlagNote,
+    PayoutDecisionEntry,
     PayoutDecisionRequest,
     PayoutDecisionResult,
     TreeMember,
@@ -21,13 +29,15 @@ from api.temporal import TemporalConnector, execute_update, staff_update_id
 from contracts.funds import StaffDecision
 from contracts.ib_payout import DECIDE, PayoutStatus, ib_payout_workflow_id
 from db import audit
-from db.models import Client, Mt5Account
+from db.models import AuditEntry, Client, Mt5Account, StaffUser
 from db.models.ib import IbAttribution, IbCommission, IbPayout, IntroducingBroker
 from db.queries import ib as queries
+from db.queries.ib_management import fraud_flags_of_payout
 from domain.errors import Conflict, NotFound
 from storage.documents import DocumentMissing, DocumentStore
 
 DECIDABLE = (PayoutStatus.STATEMENT_READY.value,)
+DECISION_ACTIONS = ("ib_payout.approved", "ib_payout.rejected")
 
 
 async def decide(
@@ -185,3 +195,182 @@ async def attribute(
         ),
     )
     return AttributionView.model_validate(row)
+
+
+# -- the console's views --------------------------------------------------------------------------
+
+
+def approvals_needed(amount: Decimal, four_eyes_above: Decimal) -> int:
+    """As `IbPayout` decides it: two different finance officers above the threshold (the
+    schedules start every payout with `settings.ib.four_eyes_above`, the value given here)."""
+    return 2 if amount > four_eyes_above else 1
+
+
+def _console_payout(
+    payout: IbPayout, ib: IntroducingBroker, four_eyes_above: Decimal
+) -> ConsolePayout:
+    return ConsolePayout(
+        id=payout.id,
+        ib_id=payout.ib_id,
+        ib_name=ib.name,
+        ib_email=ib.email,
+        period_start=payout.period_start,
+        period_end=payout.period_end,
+        amount=payout.amount,
+        currency=payout.currency,
+        rows=payout.rows,
+        status=payout.status,
+        approvals=len(payout.approved_by),
+        needed=approvals_needed(payout.amount, four_eyes_above),
+        four_eyes_above=four_eyes_above,
+        decision_reason=payout.decision_reason,
+        ledger_key=payout.ledger_key,
+        created_at=payout.created_at,
+        has_statement=payout.statement_key is not None,
+    )
+
+
+async def payout_queue(
+    session: AsyncSession,
+    *,
+    status: PayoutStatus | None,
+    page: int,
+    per_page: int,
+    four_eyes_above: Decimal,
+) -> ConsolePayoutPage:
+    """One page of payouts with their IB's name, newest period first; `status=None` is all."""
+    where = [] if status is None else [IbPayout.status == status.value]
+    total = await session.scalar(select(func.count()).select_from(IbPayout).where(*where)) or 0
+    pages = max(1, -(-total // per_page))
+    page = min(max(page, 1), pages)
+    rows = await session.execute(
+        select(IbPayout, IntroducingBroker)
+        .join(IntroducingBroker, IntroducingBroker.id == IbPayout.ib_id)
+        .where(*where)
+        .order_by(IbPayout.period_end.desc(), IbPayout.created_at.desc(), IbPayout.id)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    )
+    return ConsolePayoutPage(
+        items=[_console_payout(payout, ib, four_eyes_above) for payout, ib in rows.tuples()],
+        total=total,
+        page=page,
+        pages=pages,
+        per_page=per_page,
+    )
+
+
+async def payout_detail(
+    session: AsyncSession, payout_id: uuid.UUID, four_eyes_above: Decimal
+) -> ConsolePayoutDetail:
+    """A payout for finance's review: its IB (and the IB above it), who approved so far by
+    name, every decision from the audit log, and the IB's open fraud flags."""
+    payout = await queries.payout_or_not_found(session, payout_id)
+    ib = await session.get(IntroducingBroker, payout.ib_id)
+    if ib is None:  # the foreign key makes this impossible; a clear 404 all the same
+        raise NotFound(f"the IB of payout {payout_id} is gone")
+    parent = await session.get(IntroducingBroker, ib.parent_id) if ib.parent_id else None
+    entries = list(
+        await session.scalars(
+            select(AuditEntry)
+            .where(
+                AuditEntry.entity_type == "ib_payout",
+                AuditEntry.entity_id == str(payout_id),
+                AuditEntry.action.in_(DECISION_ACTIONS),
+            )
+            .order_by(AuditEntry.id)
+        )
+    )
+    staff = await _staff_by_id(
+        session, [*payout.approved_by, *(e.actor_id for e in entries if e.actor_id)]
+    )
+
+    def name_of(staff_id: str) -> tuple[str, str]:
+        member = staff.get(staff_id)
+        return (member.full_name, member.email) if member else (f"staff {staff_id}", "")
+
+    return ConsolePayoutDetail(
+        **_console_payout(payout, ib, four_eyes_above).model_dump(),
+        approvers=[
+            Approver(staff_id=s, name=name_of(s)[0], email=name_of(s)[1])
+            for s in payout.approved_by
+        ],
+        decisions=[
+            PayoutDecisionEntry(
+                at=e.occurred_at,
+                action=e.action,
+                staff_id=e.actor_id,
+                name=name_of(e.actor_id)[0] if e.actor_id else e.actor_kind,
+                reason=e.reason,
+            )
+            for e in entries
+        ],
+        ib_parent_name=parent.name if parent else None,
+        fraud_flags=[
+            FraudFlagNote.model_validate(flag)
+            for flag in await fraud_flags_of_payout(session, payout_id)
+        ],
+        mt5_ticket=payout.mt5_ticket,
+    )
+
+
+async def _staff_by_id(session: AsyncSession, ids: list[str]) -> dict[str, StaffUser]:
+    wanted = set()
+    for value in ids:
+        try:
+            wanted.add(uuid.UUID(value))
+        except ValueError:
+            continue  # not a staff id (a system actor): shown as it is
+    if not wanted:
+        return {}
+    found = await session.scalars(select(StaffUser).where(StaffUser.id.in_(wanted)))
+    return {str(member.id): member for member in found}
+
+
+async def own_payouts(
+    session: AsyncSession, ib_id: uuid.UUID, four_eyes_above: Decimal
+) -> list[ConsolePayout]:
+    """The IB's own payouts for its portal, newest period first."""
+    ib = await session.get(IntroducingBroker, ib_id)
+    if ib is None:
+        raise NotFound("IB not found")
+    return [
+        _console_payout(payout, ib, four_eyes_above)
+        for payout in await queries.payouts_newest_first(session, ib_id=ib_id)
+    ]
+
+
+def outline(members: list[TreeMember]) -> list[TreeMember]:
+    """The tree in reading order: each IB followed by its own sub-IBs (depth first), so the
+    portal can indent it by level."""
+    children: dict[uuid.UUID | None, list[TreeMember]] = {}
+    for member in members:
+        children.setdefault(member.parent_id, []).append(member)
+    ordered: list[TreeMember] = []
+    stack = [m for m in members if m.level == 0][::-1]
+    while stack:
+        member = stack.pop()
+        ordered.append(member)
+        stack.extend(sorted(children.get(member.id, []), key=lambda m: m.name, reverse=True))
+    return ordered
+
+
+async def commission_totals(session: AsyncSession, ib_id: uuid.UUID) -> list[CommissionTotal]:
+    """What the IB has earned per currency: in all, and the part no payout holds yet."""
+    rows = await session.execute(
+        select(
+            IbCommission.currency,
+            func.count(),
+            func.sum(IbCommission.amount),
+            func.sum(IbCommission.amount).filter(IbCommission.payout_id.is_(None)),
+        )
+        .where(IbCommission.ib_id == ib_id)
+        .group_by(IbCommission.currency)
+        .order_by(IbCommission.currency)
+    )
+    return [
+        CommissionTotal(
+            currency=currency, rows=count, total=total or Decimal(0), unpaid=unpaid or Decimal(0)
+        )
+        for currency, count, total, unpaid in rows.tuples()
+    ]

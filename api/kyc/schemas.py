@@ -206,7 +206,19 @@ class CaseDetail(BaseModel):
 
 
 class CaseDecisionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # `info_needed` goes with `request_info`: said in the document too, as the check says it.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"action": {"not": {"const": ReviewAction.REQUEST_INFO.value}}}},
+                {
+                    "required": ["info_needed"],
+                    "properties": {"info_needed": {"type": "string", "pattern": "\\S"}},
+                },
+            ]
+        },
+    )
 
     action: ReviewAction
     reason: Reason

@@ -67,9 +67,13 @@ async def read_list_upload(request: Request) -> ListUpload:
     bounded = Request(request.scope, receive=_bounded(request.receive, limit))
     try:
         form = await bounded.form(max_files=1, max_fields=1, max_part_size=1024)
-    except (HTTPException, MultiPartException) as exc:
-        reason = getattr(exc, "detail", None) or getattr(exc, "message", "")
-        raise InvalidInput(f"the upload is not valid multipart/form-data: {reason}") from None
+    except (HTTPException, MultiPartException, ValueError) as exc:
+        # ValueError: python-multipart's own parse errors (a bad part header), which Starlette
+        # lets through: a 500 before.
+        reason = getattr(exc, "detail", None) or getattr(exc, "message", None) or str(exc)
+        raise InvalidInput(
+            f"the upload is not valid multipart/form-data: {str(reason)[:200]}", field="file"
+        ) from None
     try:
         raw_source = form.get("source")
         file = form.get("file")

@@ -31,6 +31,8 @@ class ClientProfile(BaseModel):
 class Mt5AccountView(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
+    # BrokerFlow's id of the account (stable; the login is MT5's number on its server).
+    id: UUID
     login: int
     server: str
     group: str

@@ -2,7 +2,9 @@
 audit row, and handed to their workflow (which does everything else).
 
 Everything a client can get wrong is refused here, before any row is written or any workflow
-started; the workflow re-checks what can change in between (balances, margin) under its locks.
+started. A withdrawal from the wallet takes its hold here, in the request's transaction, with the
+wallet locked: two requests that together exceed the balance get one 202 and one 409, never two
+acceptances. (From an MT5 account the workflow checks free margin, which only MT5 knows.)
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from api.payments.schemas import DepositRequest, WithdrawalRequest
 from api.policy import Principal
 from api.schemas import supported_money
 from api.temporal import TemporalConnector
-from api.wallets.service import require_available
+from api.wallets.service import hold_at_request, lock_available
 from contracts.deposit import DEPOSIT, DepositInput, deposit_workflow_id
 from contracts.withdrawal import WITHDRAWAL, WithdrawalInput, withdrawal_workflow_id
 from db import audit
@@ -106,8 +108,8 @@ async def request_withdrawal(
     amount = supported_money(request.amount, request.currency)
     check_amount_within(amount, rules.min_withdrawal, rules.max_withdrawal, "withdrawal")
     account = await _live_account(session, me.id, request.mt5_login, amount.currency)
-    if account is None:
-        await require_available(session, me.id, amount)
+    # Locked until the commit: a concurrent request of the same wallet waits and sees our hold.
+    wallet_has = await lock_available(session, me.id, amount) if account is None else None
     payment_id = uuid.uuid4()
     row = _payment(
         payment_id,
@@ -125,6 +127,8 @@ async def request_withdrawal(
     payment, created = await first_request(session, Payment, row)
     if not created:
         return payment
+    if wallet_has is not None:
+        await hold_at_request(session, me.id, f"{payment.reference}:hold", amount, wallet_has)
     _audit(session, me, payment, "payment.withdrawal_requested")
     return await start_request(
         session,

@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, date, datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.context import RequestContext
@@ -90,7 +91,7 @@ async def sign_up(
         )
     owner = await client_by_email(session, email)
     if owner is not None:
-        return await _known_email(session, owner, request, context)
+        return await _known_email(session, temporal, owner, request, context)
     ib_id = await _referring_ib(session, request.referral_code)
 
     address = request.address
@@ -168,25 +169,40 @@ async def sign_up(
     )
 
 
+def known_email_notice_key(owner: uuid.UUID, at: datetime) -> str:
+    """One notice (in-app and by mail) per owner and hour, however many attempts: repeated
+    sign-ups with someone's address must not turn BrokerFlow into a mail cannon."""
+    return f"signup-with-your-email-{owner}-{at:%Y%m%d%H}"
+
+
 async def _known_email(
-    session: AsyncSession, owner: Client, request: SignupRequest, context: RequestContext
+    session: AsyncSession,
+    temporal: TemporalConnector,
+    owner: Client,
+    request: SignupRequest,
+    context: RequestContext,
 ) -> SignupAccepted:
     """A sign-up with an address that has an account answers as a new one would (202, ids of
-    nothing), after the same password-hashing work: the answer does not tell who has an
-    account. The owner is told in their notifications, and the attempt is audited."""
+    nothing), after the same password-hashing work and a workflow start too: the answer does not
+    tell who has an account. The owner is told in their notifications and by mail (at most once
+    an hour), and every attempt is audited."""
     await hash_password(request.password)
     attempt = uuid.uuid4()
-    session.add(
-        Notification(
+    key = known_email_notice_key(owner.id, datetime.now(UTC))
+    # The mail step writes a notification under the mail's key too; this one, first, says more.
+    await session.execute(
+        pg_insert(Notification)
+        .values(
             client_id=owner.id,
-            key=f"signup-with-your-email:{attempt}",
-            kind="signup_with_your_email",
+            key=key,
+            kind=MailTemplate.SIGNUP_WITH_YOUR_EMAIL.value,
             message=(
                 "Someone tried to open a new account with your email address. You already have "
                 "an account: log in with it (or reset its password). If this was not you, "
                 "nothing was opened and you need not do anything."
             ),
         )
+        .on_conflict_do_nothing(index_elements=["key"])
     )
     audit.record(
         session,
@@ -201,10 +217,17 @@ async def _known_email(
             action="client.signup_with_known_email",
             entity_type="client",
             entity_id=str(owner.id),
-            after={"email": owner.email, "attempt": str(attempt)},
+            after={"email": owner.email, "attempt": str(attempt), "notice": key},
         ),
     )
     await session.flush()
+    # A second start of the same notice (the same hour) is a no-op.
+    await start_once(
+        temporal,
+        CLIENT_MAIL,
+        ClientMailInput(key=key, client_id=owner.id, template=MailTemplate.SIGNUP_WITH_YOUR_EMAIL),
+        client_mail_workflow_id(key),
+    )
     return SignupAccepted(
         client_id=uuid.uuid4(), application_id=uuid.uuid4(), status=ApplicationStatus.PENDING
     )

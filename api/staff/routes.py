@@ -27,7 +27,15 @@ async def create_staff(
     return await service.create_staff(session, body, box, admin)
 
 
-@router.patch("/{staff_id}", responses=error_responses({404: "no such staff user"}))
+@router.patch(
+    "/{staff_id}",
+    responses=error_responses(
+        {
+            403: "not an administrator, or a change of your own roles or active flag",
+            404: "no such staff user",
+        }
+    ),
+)
 async def update_staff(
     staff_id: UUID, body: StaffUpdate, admin: AdminPrincipal, session: SessionDep
 ) -> StaffView:

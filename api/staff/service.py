@@ -16,8 +16,7 @@ from api.staff.schemas import StaffCreate, StaffCreated, StaffUpdate, StaffView
 from db import audit
 from db.models import StaffUser
 from db.sealed import SecretBox
-from domain.errors import Conflict, InvalidInput, NotFound
-from domain.onboarding import check_password_strength
+from domain.errors import Conflict, Forbidden, NotFound
 from domain.roles import PrincipalKind
 
 
@@ -36,7 +35,6 @@ async def list_staff(session: AsyncSession) -> list[StaffUser]:
 async def create_staff(
     session: AsyncSession, request: StaffCreate, box: SecretBox, by: Principal
 ) -> StaffCreated:
-    check_password_strength(request.password)
     email = request.email.lower()
     if await session.scalar(select(StaffUser.id).where(StaffUser.email == email)):
         raise Conflict(f"a staff user with email {email} already exists")
@@ -77,9 +75,9 @@ async def update_staff(
     if staff is None:
         raise NotFound(f"no staff user {staff_id}")
     if staff.id == by.id and (request.active is False or request.roles is not None):
-        raise InvalidInput(
-            "you cannot change your own roles or disable yourself; ask another admin"
-        )
+        # Who asks decides, not what is asked: a refusal (403), the same body is fine from
+        # another admin.
+        raise Forbidden("you cannot change your own roles or disable yourself; ask another admin")
     before = _snapshot(staff)
     if request.roles is not None:
         staff.roles = sorted({r.value for r in request.roles})

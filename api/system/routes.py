@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
+from api.console.ingestion_service import publish_ingestion_metrics
 from api.deps import ContextDep, SessionDep, SettingsDep
 from api.pages import templates
 from api.policy import public
@@ -42,6 +43,7 @@ async def metrics(request: Request, settings: SettingsDep, context: ContextDep) 
     """Prometheus exposition format: for this host's callers, or with the metrics token
     (`Authorization: Bearer <BROKERFLOW_METRICS_TOKEN>`) from elsewhere."""
     _metrics_allowed(request, settings, context.ip)
+    await publish_ingestion_metrics(request)
     rendered: Response = request.app.state.metrics.render()
     return rendered
 

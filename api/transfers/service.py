@@ -1,5 +1,10 @@
 """Transfers between a client's own wallets and live MT5 accounts, converted when the
-currencies differ. Checked here, moved by the Transfer workflow."""
+currencies differ. Checked here, moved by the Transfer workflow.
+
+A transfer out of the wallet takes its hold here, in the request's transaction, with the wallet
+locked (as a withdrawal does): two requests that together exceed the balance get one 202 and one
+409, never two acceptances, and the workflow's own hold step finds the hold booked. (Out of an
+MT5 account the workflow checks free margin, which only MT5 knows.)"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from api.policy import Principal
 from api.schemas import require_supported, supported_money
 from api.temporal import TemporalConnector
 from api.transfers.schemas import Mt5Side, TransferRequest
-from api.wallets.service import require_available
+from api.wallets.service import hold_at_request, lock_available
 from contracts.transfer import TRANSFER, TransferInput, transfer_workflow_id
 from db import audit
 from db.models import Transfer
@@ -63,8 +68,8 @@ async def request_transfer(
         raise InvalidInput("source and destination are the same", field="destination")
     if source.currency != destination.currency:
         await require_rate(session, source.currency, destination.currency)
-    if source.mt5 is None:
-        await require_available(session, me.id, amount)
+    # Locked until the commit: a concurrent request of the same wallet waits and sees our hold.
+    wallet_has = await lock_available(session, me.id, amount) if source.mt5 is None else None
 
     transfer_id = uuid.uuid4()
     transfer, created = await first_request(
@@ -89,6 +94,9 @@ async def request_transfer(
     )
     if not created:
         return transfer
+    if wallet_has is not None:
+        # The key the workflow's `take_from` books its hold under (`Saga.key("hold")`).
+        await hold_at_request(session, me.id, f"{transfer.reference}:hold", amount, wallet_has)
     audit.record(
         session,
         me.actor(),

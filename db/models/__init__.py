@@ -24,13 +24,22 @@ from db.models.payments import (
     UnmatchedFunds,
     WebhookEvent,
 )
-from db.models.security import AuthSession, AuthThrottle
+from db.models.security import AuthSession, AuthThrottle, PasswordReset
 from db.models.staff import StaffUser
-from db.models.trading import DealRow, IngestionState
+from db.models.trading import (
+    AccountStateHistoryRow,
+    AccountStateRow,
+    DealRow,
+    HistoryOrderRow,
+    IngestionState,
+    PositionRow,
+)
 
 __all__ = [
     "AccountApplication",
     "AccountChange",
+    "AccountStateHistoryRow",
+    "AccountStateRow",
     "AuditEntry",
     "AuthSession",
     "AuthThrottle",
@@ -39,6 +48,7 @@ __all__ = [
     "DealRow",
     "FinanceCase",
     "FxRateRow",
+    "HistoryOrderRow",
     "IngestionState",
     "IntroducingBroker",
     "JournalEntryRow",
@@ -48,8 +58,10 @@ __all__ = [
     "Mt5Account",
     "Mt5LoginCounter",
     "Notification",
+    "PasswordReset",
     "Payment",
     "PaymentDecision",
+    "PositionRow",
     "PostingRow",
     "QuestionnaireResponse",
     "ScreeningHit",

@@ -161,3 +161,33 @@ class IbPayout(RecordModel):
     approved_by: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
     decision_reason: Mapped[str | None] = mapped_column(Text)
     ledger_key: Mapped[str | None] = mapped_column(String(200))
+    # Paid to an MT5 account: the balance deal's ticket (migration 0023).
+    mt5_ticket: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class IbFraudFlag(Base):
+    """A fraud signal on an IB (`domain.ib.fraud`): self-referral (identity, payment instrument,
+    IP shared with a client it is paid for) or commission farming. One row per IB, rule and
+    evidence key, so a signal seen again by the next cycle is not stored twice; a cleared flag
+    stays cleared for that evidence (new evidence is a new flag). Shown to finance with the
+    IB's payouts; it never blocks a payout by itself."""
+
+    __tablename__ = "ib_fraud_flags"
+    __table_args__ = (
+        UniqueConstraint("ib_id", "rule", "evidence_key", name="uq_ib_fraud_flags"),
+        Index("ix_ib_fraud_flags_open", "ib_id", postgresql_where=text("cleared_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    ib_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("introducing_brokers.id"))
+    rule: Mapped[str] = mapped_column(String(32))
+    evidence_key: Mapped[str] = mapped_column(String(200))
+    server: Mapped[str | None] = mapped_column(String(64))
+    login: Mapped[int | None] = mapped_column(BigInteger)
+    client_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("clients.id"))
+    detail: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    detected_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    cleared_at: Mapped[datetime | None]
+    cleared_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_users.id"))
+    cleared_reason: Mapped[str | None] = mapped_column(Text)

@@ -45,3 +45,22 @@ class AuthSession(RecordModel):
     revoked_at: Mapped[datetime | None]
     revoked_reason: Mapped[str | None] = mapped_column(String(64))
     ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class PasswordReset(RecordModel):
+    """One "forgot my password" request that found an account: the mailed token (only its
+    SHA-256 kept) works once, until `expires_at`, for the address it was sent to. A newer
+    request or a completed reset ends the others of the same principal (`used_at` set)."""
+
+    __tablename__ = "password_resets"
+    __table_args__ = (Index("ix_password_resets_subject", "principal_kind", "subject_id"),)
+
+    principal_kind: Mapped[str] = mapped_column(String(16))
+    subject_id: Mapped[uuid.UUID]
+    email: Mapped[str] = mapped_column(String(254))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    # "used", "superseded" (a newer request) or "reset_elsewhere" (another token was used).
+    used_reason: Mapped[str | None] = mapped_column(String(32))
+    ip: Mapped[str | None] = mapped_column(String(64))

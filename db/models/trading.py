@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Integer, Numeric, PrimaryKeyConstraint, Text, func
+from sqlalchemy import BigInteger, Index, Integer, Numeric, PrimaryKeyConstraint, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base
@@ -82,3 +82,141 @@ class IngestionState(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # The other reads (0022): history orders by their own watermark (setup time), and when the
+    # last complete snapshot of positions and of account states was taken.
+    orders_watermark: Mapped[datetime | None] = mapped_column()
+    positions_at: Mapped[datetime | None] = mapped_column()
+    accounts_at: Mapped[datetime | None] = mapped_column()
+
+
+class PositionRow(Base):
+    """An open position as the server's last complete snapshot showed it; a position closed
+    since is deleted by the next snapshot."""
+
+    __tablename__ = "positions"
+    __table_args__ = (
+        PrimaryKeyConstraint("server", "position", name="pk_positions"),
+        Index("ix_positions_server_login", "server", "login"),
+    )
+
+    server: Mapped[str] = mapped_column(Text)
+    position: Mapped[int] = mapped_column(BigInteger)
+    login: Mapped[int] = mapped_column(BigInteger)
+    symbol: Mapped[str] = mapped_column(Text)
+    action: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[int] = mapped_column(Integer)
+    digits: Mapped[int] = mapped_column(Integer)
+    digits_currency: Mapped[int] = mapped_column(Integer)
+    time_create: Mapped[datetime] = mapped_column()
+    time_update: Mapped[datetime] = mapped_column()
+    time_create_msc: Mapped[int] = mapped_column(BigInteger)
+    time_update_msc: Mapped[int] = mapped_column(BigInteger)
+    contract_size: Mapped[Decimal] = mapped_column(Numeric)
+    price_open: Mapped[Decimal] = mapped_column(Numeric)
+    price_current: Mapped[Decimal] = mapped_column(Numeric)
+    price_sl: Mapped[Decimal] = mapped_column(Numeric)
+    price_tp: Mapped[Decimal] = mapped_column(Numeric)
+    volume: Mapped[int] = mapped_column(BigInteger)
+    volume_ext: Mapped[int] = mapped_column(BigInteger)
+    profit: Mapped[Decimal] = mapped_column(Numeric)
+    storage: Mapped[Decimal] = mapped_column(Numeric)
+    rate_profit: Mapped[Decimal] = mapped_column(Numeric)
+    rate_margin: Mapped[Decimal] = mapped_column(Numeric)
+    dealer: Mapped[int] = mapped_column(BigInteger)
+    expert_id: Mapped[int] = mapped_column(BigInteger)
+    external_id: Mapped[str] = mapped_column(Text)
+    comment: Mapped[str] = mapped_column(Text)
+    # The snapshot that found it as it is now (a snapshot finding it unchanged leaves it).
+    seen_at: Mapped[datetime] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class HistoryOrderRow(Base):
+    """A history order (filled, cancelled, expired...), upserted by ticket."""
+
+    __tablename__ = "history_orders"
+    __table_args__ = (
+        PrimaryKeyConstraint("server", "order_ticket", name="pk_history_orders"),
+        Index("ix_history_orders_server_time_setup", "server", "time_setup"),
+    )
+
+    server: Mapped[str] = mapped_column(Text)
+    order_ticket: Mapped[int] = mapped_column(BigInteger)
+    login: Mapped[int] = mapped_column(BigInteger)
+    symbol: Mapped[str] = mapped_column(Text)
+    type: Mapped[int] = mapped_column(Integer)
+    state: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[int] = mapped_column(Integer)
+    type_fill: Mapped[int] = mapped_column(Integer)
+    type_time: Mapped[int] = mapped_column(Integer)
+    digits: Mapped[int] = mapped_column(Integer)
+    digits_currency: Mapped[int] = mapped_column(Integer)
+    time_setup: Mapped[datetime] = mapped_column()
+    time_done: Mapped[datetime | None] = mapped_column()
+    time_setup_msc: Mapped[int] = mapped_column(BigInteger)
+    time_done_msc: Mapped[int] = mapped_column(BigInteger)
+    time_expiration: Mapped[int] = mapped_column(BigInteger)
+    price_order: Mapped[Decimal] = mapped_column(Numeric)
+    price_trigger: Mapped[Decimal] = mapped_column(Numeric)
+    price_sl: Mapped[Decimal] = mapped_column(Numeric)
+    price_tp: Mapped[Decimal] = mapped_column(Numeric)
+    volume_initial: Mapped[int] = mapped_column(BigInteger)
+    volume_initial_ext: Mapped[int] = mapped_column(BigInteger)
+    volume_current: Mapped[int] = mapped_column(BigInteger)
+    volume_current_ext: Mapped[int] = mapped_column(BigInteger)
+    position_id: Mapped[int] = mapped_column(BigInteger)
+    position_by_id: Mapped[int] = mapped_column(BigInteger)
+    dealer: Mapped[int] = mapped_column(BigInteger)
+    expert_id: Mapped[int] = mapped_column(BigInteger)
+    external_id: Mapped[str] = mapped_column(Text)
+    comment: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class AccountStateRow(Base):
+    """An account's trade state as last read (`user/account/get_batch`)."""
+
+    __tablename__ = "account_states"
+    __table_args__ = (PrimaryKeyConstraint("server", "login", name="pk_account_states"),)
+
+    server: Mapped[str] = mapped_column(Text)
+    login: Mapped[int] = mapped_column(BigInteger)
+    currency_digits: Mapped[int] = mapped_column(Integer)
+    balance: Mapped[Decimal] = mapped_column(Numeric)
+    credit: Mapped[Decimal] = mapped_column(Numeric)
+    equity: Mapped[Decimal] = mapped_column(Numeric)
+    margin: Mapped[Decimal] = mapped_column(Numeric)
+    margin_free: Mapped[Decimal] = mapped_column(Numeric)
+    margin_level: Mapped[Decimal] = mapped_column(Numeric)
+    profit: Mapped[Decimal] = mapped_column(Numeric)
+    storage: Mapped[Decimal] = mapped_column(Numeric)
+    floating: Mapped[Decimal] = mapped_column(Numeric)
+    taken_at: Mapped[datetime] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class AccountStateHistoryRow(Base):
+    """An account's trade state each time a read found it changed (partitioned by month)."""
+
+    __tablename__ = "account_state_history"
+    __table_args__ = (
+        PrimaryKeyConstraint("server", "login", "taken_at", name="pk_account_state_history"),
+        {"postgresql_partition_by": "RANGE (taken_at)"},
+    )
+
+    server: Mapped[str] = mapped_column(Text)
+    login: Mapped[int] = mapped_column(BigInteger)
+    taken_at: Mapped[datetime] = mapped_column()
+    currency_digits: Mapped[int] = mapped_column(Integer)
+    balance: Mapped[Decimal] = mapped_column(Numeric)
+    credit: Mapped[Decimal] = mapped_column(Numeric)
+    equity: Mapped[Decimal] = mapped_column(Numeric)
+    margin: Mapped[Decimal] = mapped_column(Numeric)
+    margin_free: Mapped[Decimal] = mapped_column(Numeric)
+    margin_level: Mapped[Decimal] = mapped_column(Numeric)
+    profit: Mapped[Decimal] = mapped_column(Numeric)
+    storage: Mapped[Decimal] = mapped_column(Numeric)
+    floating: Mapped[Decimal] = mapped_column(Numeric)

@@ -4,12 +4,13 @@ commissions are computed from, the commission ledger and payouts."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import BigInteger, Select, and_, bindparam, func, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import FxRateRow, Mt5Account
@@ -153,24 +154,18 @@ def _web_api(row: Any) -> dict[str, Any]:
     }
 
 
-async def deals_for_commissions(
-    session: AsyncSession, server: str, logins: Sequence[int], history_from: int, end: int
-) -> list[dict[str, Any]]:
-    """The deals of `logins` from `history_from` to `end` (server-clock seconds, end exclusive),
-    plus each login's first deposit whenever it was, in MT5 Web API field names as `domain.ib`
-    reads them. The one place that knows the deals table (`db.models.trading`)."""
+def _deals_query(server: str, logins: Sequence[int], history_from: int, end: int) -> Select[Any]:
+    """The deals of `logins` from `history_from` to `end`, plus each login's first deposit
+    whenever it was (the deals at its time). `login = ANY(array)`: one parameter however many
+    logins, which PostgreSQL matches by hashing."""
+    wanted = DealRow.login == func.any(bindparam("logins", list(logins), type_=ARRAY(BigInteger)))
     first_deposit = (
         select(DealRow.login, func.min(DealRow.time_server).label("at"))
-        .where(
-            DealRow.server == server,
-            DealRow.login.in_(logins),
-            DealRow.action == BALANCE,
-            DealRow.profit > 0,
-        )
+        .where(DealRow.server == server, wanted, DealRow.action == BALANCE, DealRow.profit > 0)
         .group_by(DealRow.login)
         .subquery()
     )
-    rows = await session.execute(
+    return (
         select(*(getattr(DealRow, column) for column in _DEAL_COLUMNS))
         .outerjoin(
             first_deposit,
@@ -178,13 +173,67 @@ async def deals_for_commissions(
         )
         .where(
             DealRow.server == server,
-            DealRow.login.in_(logins),
+            wanted,
             DealRow.time_server < end,
             or_(DealRow.time_server >= history_from, first_deposit.c.at.is_not(None)),
         )
-        .order_by(DealRow.time_server, DealRow.deal)
+    )
+
+
+async def deals_for_commissions(
+    session: AsyncSession, server: str, logins: Sequence[int], history_from: int, end: int
+) -> list[dict[str, Any]]:
+    """The deals of `logins` from `history_from` to `end` (server-clock seconds, end exclusive),
+    plus each login's first deposit whenever it was, in MT5 Web API field names as `domain.ib`
+    reads them. The one place that knows the deals table (`db.models.trading`)."""
+    rows = await session.execute(
+        _deals_query(server, logins, history_from, end).order_by(DealRow.time_server, DealRow.deal)
     )
     return [_web_api(row) for row in rows]
+
+
+async def deals_for_accrual(
+    session: AsyncSession,
+    server: str,
+    logins: Sequence[int],
+    history_from: int,
+    end: int,
+    *,
+    page: int = 20_000,
+) -> AsyncIterator[list[tuple[Any, ...]]]:
+    """The same deals as `deals_for_commissions`, for all of a server's logins at once, streamed
+    login after login (`ORDER BY login, time`) in pages of about `page` deals, each deal a tuple
+    of the Web API fields in `ACCRUAL_DEAL_FIELDS` order. The accrual reads every attributed
+    login's deals: one pass over the deals table (which has no index by login) instead of one
+    per batch of logins."""
+    result = await session.stream(
+        _deals_query(server, logins, history_from, end)
+        .order_by(DealRow.login, DealRow.time_server, DealRow.deal)
+        .execution_options(yield_per=page)
+    )
+    async for rows in result.partitions():
+        yield [tuple(row) for row in rows]
+
+
+# `deals_for_accrual`'s tuples: Web API field names of `_DEAL_COLUMNS`, in its order.
+ACCRUAL_DEAL_FIELDS = (
+    "Deal Login Time Symbol Action Entry Volume VolumeClosed Price PositionID PositionByID"
+    " Commission Profit ContractSize Digits"
+).split()
+
+
+async def accounts_of_logins(
+    session: AsyncSession, server: str, logins: Sequence[int]
+) -> dict[int, tuple[str, str]]:
+    """`account_terms` for any number of logins (one array parameter)."""
+    rows = await session.execute(
+        select(Mt5Account.login, Mt5Account.group, Mt5Account.currency).where(
+            Mt5Account.server == server,
+            Mt5Account.login
+            == func.any(bindparam("logins", list(logins), type_=ARRAY(BigInteger))),
+        )
+    )
+    return {r.login: (r.group, r.currency) for r in rows}
 
 
 async def commission_rows(

@@ -4,13 +4,18 @@ Within each basis the first rule (in the plan's order) that matches the deal app
 add up. Every part keeps its rule, the quantity the rate multiplied and a note saying how that
 quantity was made, in the plan's currency (amounts from a deal's own currencies are converted
 with the document's rates). Nothing is rounded here.
+
+A deal is priced once per level of its chain, so `Pricer` keeps what does not change from one
+level or deal to the next: which rules of a version match a (group, symbol, path), and, per
+deal, the volume the anti-scalping rules let through under each (minimum hold, minimum points,
+counting). Parts are plain tuples (`PartValues`) until a caller wants the `Part` model.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from pydantic import PlainSerializer
 
@@ -20,6 +25,7 @@ from domain.ib.document import (
     Counting,
     Deal,
     Frozen,
+    Lookups,
     PlanVersion,
     PreviewDocument,
     Rule,
@@ -37,6 +43,10 @@ Dec = Annotated[Decimal, PlainSerializer(plain, return_type=str, when_used="json
 HALF = Decimal("0.5")
 PERCENT = Decimal(100)
 TRADE_BASES = (Basis.PER_LOT, Basis.PER_DEAL, Basis.SPREAD_PERCENT, Basis.COMMISSION_PERCENT)
+_PERCENT_BASES = (Basis.SPREAD_PERCENT, Basis.COMMISSION_PERCENT)
+
+# (basis, rule index, quantity, rate as written, amount, note): a `Part`'s fields, in its order.
+PartValues = tuple[Basis, int, Decimal, Decimal, Decimal, str]
 
 
 class Part(Frozen):
@@ -51,30 +61,32 @@ class Part(Frozen):
 
     @classmethod
     def of(cls, index: int, rule: Rule, quantity: Decimal, note: str) -> Part:
-        percent = rule.basis in (Basis.SPREAD_PERCENT, Basis.COMMISSION_PERCENT)
-        rate = rule.rate / PERCENT if percent else rule.rate
-        return cls(
-            basis=rule.basis,
-            rule=index,
-            quantity=quantity,
-            rate=rule.rate,
-            amount=rate * quantity,
-            note=note,
+        return cls.from_values(part_values(index, rule, quantity, note))
+
+    @classmethod
+    def from_values(cls, values: PartValues) -> Part:
+        basis, rule, quantity, rate, amount, note = values
+        return cls.model_construct(
+            basis=basis, rule=rule, quantity=quantity, rate=rate, amount=amount, note=note
         )
 
 
-@dataclass(frozen=True)
-class Own:
+def part_values(index: int, rule: Rule, quantity: Decimal, note: str) -> PartValues:
+    rate = rule.rate / PERCENT if rule.basis in _PERCENT_BASES else rule.rate
+    return (rule.basis, index, quantity, rule.rate, rate * quantity, note)
+
+
+class Own(NamedTuple):
     """The plan's amount on the deal, as if this IB were the only one paid."""
 
     amount: Decimal
-    parts: tuple[Part, ...]
+    parts: tuple[PartValues, ...]
     volume: Decimal
     why: str
 
     @classmethod
-    def of(cls, parts: list[Part], volume: Decimal, why: str) -> Own:
-        return cls(sum((p.amount for p in parts), Decimal(0)), tuple(parts), volume, why)
+    def of(cls, parts: list[PartValues], volume: Decimal, why: str) -> Own:
+        return cls(sum((p[4] for p in parts), Decimal(0)), tuple(parts), volume, why)
 
 
 def _first_rule(version: PlanVersion, basis: Basis, **subject: str) -> tuple[int, Rule] | None:
@@ -121,25 +133,34 @@ def _spread_factor(leg: Leg, counting: Counting) -> Decimal:
     return own_side + HALF if counting is Counting.ROUND_TURN else own_side
 
 
-@dataclass(frozen=True)
-class _Measured:
-    """A trade deal under one plan version: per leg, the volume the anti-scalping rules let
-    through (`passed`), and which legs the version's counting counts."""
+class _Counted(NamedTuple):
+    """A trade deal under one (minimum hold, minimum points, counting): per leg, the volume the
+    anti-scalping rules let through (`passed`), which legs the counting counts, the volume
+    counted (and in lots) and why. `shape` is what of it the parts depend on."""
 
-    doc: PreviewDocument
+    passed: tuple[int, ...]
+    counted: tuple[int, ...]
+    volume: int
+    lots: Decimal
+    why: str
+    shape: tuple[tuple[int, ...], tuple[int, ...], tuple[bool, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Measured:
+    """A trade deal under one plan version."""
+
+    lookups: Lookups
     dl: DealLegs
     version: PlanVersion
     passed: tuple[int, ...]
     counted: tuple[int, ...]
-
-    @property
-    def volume(self) -> int:
-        return sum(self.passed[i] for i in self.counted)
+    volume: int
 
     def per_lot(self, rule: Rule) -> tuple[Decimal, str]:
         quantity, note = lots(self.volume), f"{show_lots(self.volume)} lots"
         if rule.per_units is not None:
-            size = self.doc.symbols[self.dl.deal.symbol].contract_size
+            size = self.lookups.doc.symbols[self.dl.deal.symbol].contract_size
             quantity = quantity * size / rule.per_units
             note += f" x {plain(size)} / {plain(rule.per_units)} units"
         return quantity, note
@@ -149,7 +170,7 @@ class _Measured:
 
     def spread(self, rule: Rule) -> tuple[Decimal, str]:
         name = self.dl.deal.symbol
-        symbol = self.doc.symbols[name]
+        symbol = self.lookups.doc.symbols[name]
         points = symbol.spread_points if rule.of == "spread" else symbol.markup_points
         if points is None or symbol.profit_currency is None:
             raise InvalidInput(
@@ -178,7 +199,7 @@ class _Measured:
         if not charged:
             return None
         qualifying = sum(self.passed)
-        currency = self.doc.accounts[deal.login].currency
+        currency = self.lookups.doc.accounts[deal.login].currency
         note = f"commission {plain(charged)} {currency}"
         if qualifying != deal.volume:
             note += f" x {show_lots(qualifying)}/{show_lots(deal.volume)} lots qualifying"
@@ -188,57 +209,131 @@ class _Measured:
         target = self.version.currency
         if currency == target:
             return value, note
-        rate = self.doc.rate(currency, target)
+        rate = self.lookups.rate(currency, target)
         return value * rate, f"{note} x {plain(rate)} {target}/{currency}"
 
 
-def price_trade(doc: PreviewDocument, dl: DealLegs, version: PlanVersion) -> Own:
-    deal = dl.deal
-    symbol = doc.symbols[deal.symbol]
-    passed, notes = [], []
-    for leg in dl.legs:
-        volume, leg_notes = _qualifying(deal, symbol, leg, version)
-        passed.append(volume)
-        notes += leg_notes
-    per_side = version.counting is Counting.PER_SIDE
-    counted = tuple(i for i, leg in enumerate(dl.legs) if leg.closes or per_side)
-    measured = _Measured(doc, dl, version, tuple(passed), counted)
-    counting = "per side" if per_side else "round turn counts closes"
-    why = "; ".join([dl.description, *notes, f"{counting}: {show_lots(measured.volume)}"])
+class Pricer:
+    """Prices deals under plan versions for one document (see the module's docstring)."""
 
-    subject = {"group": doc.accounts[deal.login].group, "symbol": deal.symbol, "path": symbol.path}
-    parts: list[Part] = []
-    for basis in TRADE_BASES:
-        found = _first_rule(version, basis, **subject)
+    def __init__(self, lookups: Lookups) -> None:
+        self.lookups = lookups
+        self._rules: dict[tuple[int, str, str, str], tuple[tuple[Basis, int, Rule], ...]] = {}
+        self._checks: dict[int, tuple[int, str, Counting]] = {}
+        self._counted: dict[tuple[int, tuple[int, str, Counting]], _Counted] = {}
+        self._accounts: dict[int, tuple[str, str]] = {}
+        # What a version's parts come to, for everything they depend on (the `_parts_key`).
+        self._parts: dict[tuple[object, ...], tuple[Decimal, tuple[PartValues, ...]]] = {}
+
+    def _trade_rules(
+        self, version: PlanVersion, group: str, symbol: str, path: str
+    ) -> tuple[tuple[Basis, int, Rule], ...]:
+        """The first matching rule of each trade basis, in `TRADE_BASES` order."""
+        key = (id(version), group, symbol, path)
+        found = self._rules.get(key)
         if found is None:
-            continue
+            matches = []
+            for basis in TRADE_BASES:
+                first = _first_rule(version, basis, group=group, symbol=symbol, path=path)
+                if first is not None:
+                    matches.append((basis, *first))
+            found = self._rules[key] = tuple(matches)
+        return found
+
+    def _count(self, dl: DealLegs, symbol: Symbol, version: PlanVersion) -> _Counted:
+        checks = self._checks.get(id(version))
+        if checks is None:
+            # min_points as written: 5 and 5.0 are the same rule but not the same note.
+            checks = (version.min_hold_seconds, str(version.min_points), version.counting)
+            self._checks[id(version)] = checks
+        key = (dl.deal.ticket, checks)
+        found = self._counted.get(key)
+        if found is None:
+            deal = dl.deal
+            passed, notes = [], []
+            for leg in dl.legs:
+                volume, leg_notes = _qualifying(deal, symbol, leg, version)
+                passed.append(volume)
+                notes += leg_notes
+            per_side = version.counting is Counting.PER_SIDE
+            counted = tuple(i for i, leg in enumerate(dl.legs) if leg.closes or per_side)
+            volume = sum(passed[i] for i in counted)
+            counting = "per side" if per_side else "round turn counts closes"
+            why = "; ".join([dl.description, *notes, f"{counting}: {show_lots(volume)}"])
+            shape = (tuple(passed), counted, tuple(leg.market for leg in dl.legs))
+            found = _Counted(tuple(passed), counted, volume, lots(volume), why, shape)
+            self._counted[key] = found
+        return found
+
+    def _account(self, login: int) -> tuple[str, str]:
+        found = self._accounts.get(login)
+        if found is None:
+            account = self.lookups.doc.accounts[login]
+            found = self._accounts[login] = (account.group, account.currency)
+        return found
+
+    def trade(self, dl: DealLegs, version: PlanVersion) -> Own:
+        deal = dl.deal
+        symbol = self.lookups.doc.symbols[deal.symbol]
+        counted = self._count(dl, symbol, version)
+        group, currency = self._account(deal.login)
+        # Everything the parts read: the version, the symbol, the account, the counted shape,
+        # and the deal's own Volume and Commission (the commission share).
+        key = (
+            id(version),
+            deal.symbol,
+            group,
+            currency,
+            counted.shape,
+            deal.volume,
+            str(deal.commission),  # as written: 1.0 and 1.00 make different notes
+        )
+        found = self._parts.get(key)
+        if found is None:
+            found = self._parts[key] = self._trade_parts(dl, symbol, group, version, counted)
+        return Own(found[0], found[1], counted.lots, counted.why)
+
+    def _trade_parts(
+        self, dl: DealLegs, symbol: Symbol, group: str, version: PlanVersion, counted: _Counted
+    ) -> tuple[Decimal, tuple[PartValues, ...]]:
+        measured = _Measured(
+            self.lookups, dl, version, counted.passed, counted.counted, counted.volume
+        )
+        parts: list[PartValues] = []
+        for basis, index, rule in self._trade_rules(version, group, dl.deal.symbol, symbol.path):
+            if basis is Basis.COMMISSION_PERCENT:
+                measure = measured.commission()
+            elif not counted.counted:
+                measure = None  # nothing this counting counts on the deal
+            elif basis is Basis.PER_LOT:
+                measure = measured.per_lot(rule)
+            elif basis is Basis.PER_DEAL:
+                measure = measured.per_deal()
+            else:
+                measure = measured.spread(rule)
+            if measure is not None:
+                parts.append(part_values(index, rule, *measure))
+        return sum((p[4] for p in parts), Decimal(0)), tuple(parts)
+
+    def first_deposit(self, deal: Deal, version: PlanVersion) -> Own:
+        account = self.lookups.doc.accounts[deal.login]
+        why = f"first deposit {plain(deal.profit)} {account.currency}"
+        found = _first_rule(version, Basis.CPA, group=account.group)
+        if found is None:
+            return Own.of([], Decimal(0), why)
         index, rule = found
-        if basis is Basis.COMMISSION_PERCENT:
-            measure = measured.commission()
-        elif not counted:
-            measure = None  # nothing this counting counts on the deal
-        elif basis is Basis.PER_LOT:
-            measure = measured.per_lot(rule)
-        elif basis is Basis.PER_DEAL:
-            measure = measured.per_deal()
-        else:
-            measure = measured.spread(rule)
-        if measure is not None:
-            parts.append(Part.of(index, rule, *measure))
-    return Own.of(parts, lots(measured.volume), why)
+        deposit = deal.profit * self.lookups.rate(account.currency, version.currency)
+        qualifies = deposit >= rule.min_deposit
+        note = (
+            f"deposit {plain(deposit)} {version.currency} {'>=' if qualifies else '<'} minimum"
+            f" {plain(rule.min_deposit)}"
+        )
+        return Own.of([part_values(index, rule, Decimal(qualifies), note)], Decimal(0), why)
+
+
+def price_trade(doc: PreviewDocument, dl: DealLegs, version: PlanVersion) -> Own:
+    return Pricer(Lookups(doc)).trade(dl, version)
 
 
 def price_first_deposit(doc: PreviewDocument, deal: Deal, version: PlanVersion) -> Own:
-    account = doc.accounts[deal.login]
-    why = f"first deposit {plain(deal.profit)} {account.currency}"
-    found = _first_rule(version, Basis.CPA, group=account.group)
-    if found is None:
-        return Own.of([], Decimal(0), why)
-    index, rule = found
-    deposit = deal.profit * doc.rate(account.currency, version.currency)
-    qualifies = deposit >= rule.min_deposit
-    note = (
-        f"deposit {plain(deposit)} {version.currency} {'>=' if qualifies else '<'} minimum"
-        f" {plain(rule.min_deposit)}"
-    )
-    return Own.of([Part.of(index, rule, Decimal(qualifies), note)], Decimal(0), why)
+    return Pricer(Lookups(doc)).first_deposit(deal, version)

@@ -4,6 +4,7 @@ here, so the calculation meets only a consistent document."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from decimal import Decimal
 from enum import IntEnum, StrEnum
 from fnmatch import fnmatchcase
@@ -43,6 +44,11 @@ class Entry(IntEnum):
 
 
 ENTRY_STATE = 255  # a state record, not an execution: read as no trade
+# Plain ints for the checks made on every deal (an enum look-up costs more than the check).
+_TRADE_ACTIONS = frozenset({int(Action.BUY), int(Action.SELL)})
+_BALANCE = int(Action.BALANCE)
+_ENTRIES = frozenset(int(e) for e in Entry)
+_POINTS = {digits: Decimal(1).scaleb(-digits) for digits in range(11)}
 
 
 class Symbol(Frozen):
@@ -55,7 +61,7 @@ class Symbol(Frozen):
 
     @property
     def point(self) -> Decimal:
-        return Decimal(1).scaleb(-self.digits)
+        return _POINTS[self.digits]
 
 
 class Account(Frozen):
@@ -213,17 +219,17 @@ class Deal(BaseModel):
 
     @property
     def is_trade(self) -> bool:
-        return self.action in (Action.BUY, Action.SELL) and self.entry != ENTRY_STATE
+        return self.action in _TRADE_ACTIONS and self.entry != ENTRY_STATE
 
     @property
     def is_deposit(self) -> bool:
-        return self.action == Action.BALANCE and self.profit > 0
+        return self.action == _BALANCE and self.profit > 0
 
     @model_validator(mode="after")
     def _trade_is_whole(self) -> Deal:
         if not self.is_trade:
             return self
-        if self.entry not in tuple(Entry):
+        if self.entry not in _ENTRIES:
             raise ValueError(f"deal {self.ticket}: Entry {self.entry} is not 0, 1, 2 or 3")
         if self.volume <= 0:
             raise ValueError(f"deal {self.ticket}: a trade needs a positive Volume")
@@ -313,3 +319,49 @@ class PreviewDocument(Frozen):
             if (r.source, r.target) == (source, target):
                 return r.rate
         raise InvalidInput(f"rates: no rate from {source} to {target}")
+
+
+class Lookups:
+    """The document's look-ups, made once per calculation instead of once per deal and level:
+    each IB's chain, each plan's versions by `from` (the version in force is found by bisection),
+    each login's attribution periods, the conversion rates by pair. Every answer and every error
+    is the one `PreviewDocument`'s own methods give."""
+
+    def __init__(self, doc: PreviewDocument) -> None:
+        self.doc = doc
+        self._chains: dict[str, tuple[str, ...]] = {}
+        self._versions: dict[str, tuple[list[int], list[PlanVersion]]] = {}
+        for name, plan in doc.plans.items():
+            ordered = sorted(plan.versions, key=lambda v: v.effective_from)
+            self._versions[name] = ([v.effective_from for v in ordered], ordered)
+        self._attribution: dict[int, list[Attribution]] = {}
+        for a in doc.attribution:
+            self._attribution.setdefault(a.login, []).append(a)
+        self._rates: dict[tuple[str, str], Decimal] = {}
+        for r in doc.rates:
+            self._rates.setdefault((r.source, r.target), r.rate)  # the first given wins
+
+    def chain(self, ib: str) -> tuple[str, ...]:
+        found = self._chains.get(ib)
+        if found is None:
+            found = self._chains[ib] = self.doc.chain(ib)
+        return found
+
+    def ib_of(self, login: int, time: int) -> str | None:
+        return next((a.ib for a in self._attribution.get(login, ()) if a.covers(time)), None)
+
+    def version_of(self, ib: str, time: int, deal: int) -> tuple[str, PlanVersion]:
+        plan = self.doc.ibs[ib].plan
+        starts, versions = self._versions[plan]
+        at = bisect_right(starts, time)
+        if not at:
+            raise InvalidInput(f"deal {deal}: plan {plan} of IB {ib} has no version in force")
+        return plan, versions[at - 1]
+
+    def rate(self, source: str, target: str) -> Decimal:
+        if source == target:
+            return Decimal(1)
+        found = self._rates.get((source, target))
+        if found is None:
+            raise InvalidInput(f"rates: no rate from {source} to {target}")
+        return found

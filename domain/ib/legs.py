@@ -12,12 +12,12 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from domain.ib.document import LOT, Deal, Entry
 
 
-@dataclass(frozen=True)
-class Slice:
+class Slice(NamedTuple):
     """Volume closed out of one earlier opening; open time and price unknown (None) when the
     opening deal is not in the document."""
 
@@ -26,29 +26,51 @@ class Slice:
     open_price: Decimal | None
 
 
-@dataclass(frozen=True)
-class Leg:
+class Leg(NamedTuple):
     closes: bool
     volume: int
     market: bool
     slices: tuple[Slice, ...] = ()
 
 
-@dataclass(frozen=True)
-class DealLegs:
+class DealLegs(NamedTuple):
     deal: Deal
     legs: tuple[Leg, ...]
     description: str
 
 
-def lots(volume: int) -> Decimal:
+def _lots(volume: int) -> Decimal:
     return Decimal(volume) / LOT
+
+
+def _show_lots(volume: int) -> str:
+    exact = _lots(volume)
+    return f"{exact:.2f}" if exact == round(exact, 2) else f"{exact:.4f}"
+
+
+# Volumes repeat (0.01, 0.10, 1.00 lots...): each is converted and shown once.
+_LOTS: dict[int, Decimal] = {}
+_SHOWN: dict[int, str] = {}
+_REMEMBERED = 10_000
+
+
+def lots(volume: int) -> Decimal:
+    found = _LOTS.get(volume)
+    if found is None:
+        found = _lots(volume)
+        if len(_LOTS) < _REMEMBERED:
+            _LOTS[volume] = found
+    return found
 
 
 def show_lots(volume: int) -> str:
     """0.30, 1.00, 0.0125: two decimals unless the volume needs more."""
-    exact = lots(volume)
-    return f"{exact:.2f}" if exact == round(exact, 2) else f"{exact:.4f}"
+    found = _SHOWN.get(volume)
+    if found is None:
+        found = _show_lots(volume)
+        if len(_SHOWN) < _REMEMBERED:
+            _SHOWN[volume] = found
+    return found
 
 
 @dataclass
@@ -94,7 +116,7 @@ def trade_legs(deals: Iterable[Deal]) -> dict[int, DealLegs]:
         if not deal.is_trade:
             continue
         volume, closed = deal.volume, deal.volume_closed
-        match Entry(deal.entry):
+        match deal.entry:  # an int: the document checked it is an Entry
             case Entry.IN:
                 legs: tuple[Leg, ...] = (book.open(deal, volume),)
                 text = f"IN: {show_lots(volume)} opened"
@@ -107,5 +129,7 @@ def trade_legs(deals: Iterable[Deal]) -> dict[int, DealLegs]:
             case Entry.OUT_BY:
                 legs = (book.close(deal, volume, market=False),)
                 text = f"OUT_BY: {show_lots(volume)} closed by position {deal.position_by_id}"
+            case _:
+                raise ValueError(f"{deal.entry} is not a valid Entry")
         found[deal.ticket] = DealLegs(deal, legs, text)
     return found

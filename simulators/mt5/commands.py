@@ -35,6 +35,18 @@ CASH_ACTIONS = {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 15, 16, 17, 18, 19, 20}
 # by ticket. A client reads more by paging, or by narrowing the window of a batch.
 MAX_PAGE = 1_000
 MAX_BATCH = 100_000
+# What `deal/update` corrects: the deal's money, prices and comment (record field: attribute).
+DEAL_CORRECTIONS = {
+    "Price": "price",
+    "PricePosition": "price_position",
+    "Profit": "profit",
+    "ProfitRaw": "profit_raw",
+    "Storage": "storage",
+    "Commission": "commission",
+    "Fee": "fee",
+    "Comment": "comment",
+}
+MAX_DEAL_COMMENT = 31
 # Longest text per user field, from the sizes of MT5's user record strings; longer is `3`.
 USER_TEXT_LIMITS = {
     "Name": 128,
@@ -373,6 +385,7 @@ class Commands:
             "deal/get_total": self.deal_get_total,
             "deal/get_page": self.deal_get_page,
             "deal/get_batch": self.deal_get_batch,
+            "deal/update": self.deal_update,
             "group/add": self.group_add,
             "group/update": self.group_update,
             "group/delete": self.group_delete,
@@ -674,6 +687,36 @@ class Commands:
                 }
             found = self._deals_of(call, logins)
         return {"answer": EncodedList(self.encoded(d) for d in found[:MAX_BATCH])}
+
+    def deal_update(self, call: Call) -> dict[str, Any]:
+        """A dealer's correction (reference 3.4: POST the deal record, `Deal` naming it): the
+        fields in `DEAL_CORRECTIONS` the record holds replace the deal's; the answer is the
+        deal as stored. Like MT5's, it edits the record only (no balance is recomputed)."""
+        record = self._record(call)
+        deal = self.books.deal(_int(str(record.get("Deal", "0"))))
+        if deal is None:
+            raise Refusal(rc.ERR_NOTFOUND)
+        changes: dict[str, str] = {}
+        for field, attribute in DEAL_CORRECTIONS.items():
+            if field not in record:
+                continue
+            value = str(record[field])
+            if field != "Comment":
+                try:
+                    if not Decimal(value).is_finite():
+                        raise Refusal(rc.ERR_PARAMS)
+                except InvalidOperation:
+                    raise Refusal(rc.ERR_PARAMS) from None
+            elif len(value) > MAX_DEAL_COMMENT:
+                raise Refusal(rc.ERR_PARAMS)
+            changes[attribute] = value
+        for attribute, value in changes.items():
+            setattr(deal, attribute, value)
+        self._encoded.pop(deal.deal, None)
+        # A deal changed in place is no journal change set: the next commit snapshots.
+        self.books.replaced = True
+        self.save()
+        return {"answer": deal_record(deal, self.clock)}
 
     # -- configuration: groups -------------------------------------------------------------
 

@@ -41,6 +41,7 @@ AUDITED_BY_THEIR_WORKFLOW = {
     ("POST", "/console/compliance/cases/{case_id}/decision"),
     ("POST", "/v1/compliance/account-changes/{change_id}/decision"),
     ("POST", "/v1/finance/ib-payouts/{payout_id}/decision"),
+    ("POST", "/console/ib-payouts/{payout_id}/decision"),
 }
 # Their audit entries (with before/after and the officer as actor) are asserted where their
 # fixtures live: tests/api/test_kyc_cases_api.py.
@@ -66,6 +67,17 @@ AUDITED_IN_SECURITY_TESTS = {
 # Reassigning a client to another IB: its audit row (admin, before/after attribution) is asserted
 # in tests/ib_payout/test_payout_api.py, beside the IB tree it needs.
 AUDITED_IN_IB_PAYOUT_TESTS = {("POST", "/v1/ib-attributions")}
+# IB management (tree, terms, plans, fraud flags): each audit row (the staff actor, before and
+# after, the reason) is asserted in tests/ib_payout/test_ib_management_api.py, beside the IBs,
+# plans and flags it needs; the plan preview writes nothing (asserted there too).
+AUDITED_IN_IB_MANAGEMENT_TESTS = {
+    ("PUT", "/v1/ibs/{ib_id}/parent"),
+    ("PATCH", "/v1/ibs/{ib_id}"),
+    ("POST", "/v1/ibs/plans"),
+    ("POST", "/v1/ibs/plans/{plan_id}/versions"),
+    ("POST", "/v1/ibs/plan-preview"),
+    ("POST", "/v1/ibs/fraud-flags/{flag_id}/clear"),
+}
 
 
 async def staff_mutations(api: httpx.AsyncClient, people: People) -> tuple[Mutations, str]:
@@ -165,6 +177,7 @@ async def test_every_staff_mutation_is_audited_with_before_and_after(
         | AUDITED_IN_UNMATCHED_FUNDS_TESTS
         | AUDITED_IN_SECURITY_TESTS
         | AUDITED_IN_IB_PAYOUT_TESTS
+        | AUDITED_IN_IB_MANAGEMENT_TESTS
     )
     for (_, path), (action, entity_id) in calls.items():
         rows = [r for r in await audit_rows(sessions, action) if r.entity_id == entity_id]

@@ -4,16 +4,19 @@ case view, the decision forms (anti-forgery value, refusals shown on the page), 
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pyotp
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.console.compliance import sla_text
-from db.models import AuditEntry
+from db import audit
+from db.models import AuditEntry, KycDecision, QuestionnaireResponse
 from domain.kyc import CaseStatus, ReviewAction
 from domain.roles import StaffRole
 from storage.documents import EncryptedDocumentStore
@@ -268,3 +271,106 @@ async def test_the_filter_form_as_a_browser_sends_it(
     assert "Escalated Emil" in every.text and "Calm Carl" in every.text
     only = await api.get("/console/compliance?status=&escalated=true", headers=officer.headers)
     assert "Escalated Emil" in only.text and "Calm Carl" not in only.text
+
+
+async def test_the_queue_is_searched_and_paged(
+    api: httpx.AsyncClient, people: People, kyc: KycSeed
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    cases = [
+        await kyc.case(await kyc.client(f"Paged {tag} {n}"), due_in=timedelta(hours=n + 1))
+        for n in range(3)
+    ]
+    await kyc.case(await kyc.client("Someone Else"))
+    officer = await people.staff(StaffRole.COMPLIANCE)
+    first = await api.get(
+        "/console/compliance", params={"q": tag, "limit": 2}, headers=officer.headers
+    )
+    assert first.status_code == 200
+    rows = re.findall(r'<tr data-case="([0-9a-f-]+)"', first.text)
+    assert rows == [str(cases[0].id), str(cases[1].id)]  # due first on top
+    assert "1&ndash;2 of 3" in first.text and 'rel="next"' in first.text
+    assert "Someone Else" not in first.text
+    second = await api.get(
+        "/console/compliance", params={"q": tag, "limit": 2, "offset": 2}, headers=officer.headers
+    )
+    assert re.findall(r'<tr data-case="([0-9a-f-]+)"', second.text) == [str(cases[2].id)]
+    assert "3&ndash;3 of 3" in second.text and 'rel="prev"' in second.text
+    # By email too; a search that finds nothing says so.
+    client = await kyc.client(f"Mailed {tag}")
+    await kyc.case(client)
+    by_email = await api.get(
+        "/console/compliance", params={"q": client.email}, headers=officer.headers
+    )
+    assert re.findall(r'<tr data-case="', by_email.text) == ['<tr data-case="']
+    none = await api.get(
+        "/console/compliance", params={"q": "nobody-" + tag}, headers=officer.headers
+    )
+    assert "No case matches" in none.text
+
+
+async def test_the_case_page_names_people_and_hides_a_decided_approval(
+    api: httpx.AsyncClient,
+    people: People,
+    kyc: KycSeed,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Officers by name in decisions and the audit trail (ids on hover), the trail paged and
+    searched, no Approve for the officer who approved, and one leverage: the account's."""
+    client = await kyc.client("Lena Leverage")
+    case = await kyc.case(client, four_eyes=True, risk_level="medium", risk_score=40)
+    questionnaire = await kyc.questionnaire(client)
+    async with sessions.begin() as session:
+        await session.execute(
+            update(QuestionnaireResponse)
+            .where(QuestionnaireResponse.id == questionnaire.id)
+            .values(leverage_cap=None)  # an APPROPRIATE result sets no cap of its own
+        )
+    cookie, officer_id = await console_cookie(api, people, sessions)
+    async with sessions.begin() as session:
+        session.add(
+            KycDecision(
+                case_id=case.id,
+                review_round=1,
+                officer_id=uuid.UUID(officer_id),
+                action="approve",
+                reason="documents fine",
+            )
+        )
+        for n in range(30):
+            audit.record(
+                session,
+                audit.Actor(kind="staff", id=officer_id, roles=("compliance",)),
+                audit.Change(
+                    action=f"kyc_case.noted_{n}",
+                    entity_type="kyc_case",
+                    entity_id=str(case.id),
+                    reason=f"note {n}",
+                ),
+            )
+    path = f"/console/compliance/cases/{case.id}"
+    page = await api.get(path, cookies=cookie)
+    assert page.status_code == 200
+    text = page.text
+    # The leverage the live account gets, from the rule that opens it: 1:30 (EU retail), not
+    # "none" because the questionnaire sets no cap of its own.
+    leverage = text[text.index('id="leverage"') :]
+    assert leverage.startswith('id="leverage"><strong>1:30</strong>')
+    assert "regulatory 1:30" in leverage and "questionnaire: no cap of its own" in leverage
+    assert "Leverage cap</dt><dd>none" not in text
+    # Approved already: no Approve form, Reject and Request information stay.
+    assert 'id="approve-form"' not in text and 'id="approved-already"' in text
+    assert 'id="reject-form"' in text and 'id="request-info-form"' in text
+    decisions = text[text.index('id="decisions"') : text.index('id="audit"')]
+    assert "Test Staff" in decisions or "@example.com" in decisions
+    assert f'title="{officer_id}"' in decisions and "(you)" in decisions
+    # The trail: newest first, 25 a page, the officer by name, searchable.
+    trail = text[text.index('<table id="audit"') :]
+    assert trail.index("kyc_case.noted_29") < trail.index("kyc_case.noted_28")
+    assert "kyc_case.noted_4 <" not in trail and 'rel="next"' in trail
+    assert f'title="staff {officer_id}"' in trail
+    found = await api.get(path, params={"audit_q": "note 7"}, cookies=cookie)
+    found_trail = found.text[found.text.index('<table id="audit"') :]
+    assert "kyc_case.noted_7" in found_trail and "kyc_case.noted_8" not in found_trail
+    older = await api.get(path, params={"audit_offset": 25}, cookies=cookie)
+    assert "kyc_case.noted_4 <" in older.text

@@ -205,9 +205,14 @@ class TestDuplicates:
         assert response.json()["status"] == created.json()["status"]
         assert response.json()["client_id"] != created.json()["client_id"]
         assert await count(sessions, Client) == 1
-        assert len(temporal.started) == 2  # the first applicant's opening and mail only
-        # The owner is told, and the attempt is audited.
+        # The first applicant's opening and mail, then the mail to the owner (nothing opens).
         owner = uuid.UUID(created.json()["client_id"])
+        assert len(temporal.started) == 3
+        _, notice_mail, mail_id = temporal.started[2]
+        assert isinstance(notice_mail, ClientMailInput)
+        assert notice_mail.template is MailTemplate.SIGNUP_WITH_YOUR_EMAIL
+        assert notice_mail.client_id == owner and mail_id == f"mail-{notice_mail.key}"
+        # The owner is told, and the attempt is audited.
         async with sessions() as session:
             [notice] = await session.scalars(
                 select(Notification).where(Notification.client_id == owner)

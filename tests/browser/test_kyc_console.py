@@ -1,9 +1,10 @@
 """The compliance console in a real headless Chromium, against the real stack (API and worker
 processes, Temporal, PostgreSQL): two compliance officers approve a HIGH-risk case four-eyes.
 
-Officer 1 logs in, sees the case in the queue with its SLA countdown ticking, opens it, sees
-the screening hit's score and the risk breakdown, approves; approving again is refused on the
-page; officer 2 approves and the case is approved.
+Officer 1 logs in, sees the case in the queue with its SLA countdown ticking, finds it by the
+client's name, opens it, sees the screening hit's score and the risk breakdown; approving while
+the hit is open is refused on the page (the 409's reason), clears the hit, approves; the Approve
+button is then gone for them; officer 2 approves and the case is approved.
 """
 
 from __future__ import annotations
@@ -164,9 +165,17 @@ def test_two_officers_approve_a_high_risk_case(stack: Stack, artifacts_dir: Path
             assert re.fullmatch(r"due in (39|40)m \d+s", before), before
             expect(ticking).not_to_have_text(before, timeout=5000)
             page.screenshot(path=str(artifacts_dir / "console-kyc-queue.png"), full_page=True)
+            # Found by the client's name; the queue pages (one a page here).
+            page.fill("#queue-filter input[name=q]", seeded.client_name)
+            page.click("#queue-filter button[type=submit]")
+            page.wait_for_url("**/console/compliance?*q=*")
+            assert page.locator("#queue tbody tr").count() == 1
+            expect(page.locator("#queue-pager")).to_contain_text("1\u20131 of 1")
+            row = page.locator(f"#queue tr[data-case='{seeded.case_id}']")
 
             row.locator(f"a[href='/console/compliance/cases/{seeded.case_id}']").first.click()
             page.wait_for_url(f"**/console/compliance/cases/{seeded.case_id}")
+            assert page.locator("#leverage").inner_text().startswith("1:")
             hit = page.locator("#hits tbody tr").first
             assert "91" in hit.locator("td.score").inner_text()
             assert "NAMESAKE, Viktor" in hit.inner_text()
@@ -197,9 +206,13 @@ def test_two_officers_approve_a_high_risk_case(stack: Stack, artifacts_dir: Path
             assert "awaiting_second_approval" in page.locator(".notice").inner_text()
             assert "1 of 2" in page.locator("#approvals").inner_text()
 
-            approve(page, "approving once more")
-            page.wait_for_url("**?error=*")
-            assert "different compliance officer" in page.locator(".error").inner_text()
+            # This officer has decided: no Approve button any more, the page says who must.
+            assert page.locator("#approve-form").count() == 0
+            assert (
+                "second, different compliance officer"
+                in page.locator("#approved-already").inner_text()
+            )
+            assert "(you)" in page.locator("#approvals").inner_text()
             assert "awaiting_second_approval" in page.locator("#case-status").inner_text()
 
             page.click("nav button[type=submit]")  # log out

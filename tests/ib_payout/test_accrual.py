@@ -7,9 +7,11 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from activities import ib_payout
 from activities.ib_payout import accrue
 from contracts.ib_payout import AccrualRequest
 from db.models.ib import IbCommission
@@ -115,3 +117,24 @@ async def test_a_corrected_deal_is_clawed_back_once(
             )
         )
     assert total == Decimal("1.00")
+
+
+async def test_batches_computed_in_worker_processes_give_the_same_ledger(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large accrual computes its batches in a process pool while it reads and stores: the
+    same rows as in-process, stored once."""
+    ibs = await example_scene(sessions)
+    name = {v: k for k, v in ibs.items()}
+    monkeypatch.setattr(ib_payout, "POOL_FROM_BATCHES", 1)
+    summary = await accrue(sessions, PERIOD)
+    assert (summary.rows, summary.adjustments, summary.unattributed) == (15, 0, 0)
+    assert [
+        (deal, name[who], level, amount)
+        for deal, who, level, _, amount, _ in await _ledger(sessions)
+    ][:3] == [
+        (1, "D", 1, Decimal("100.00")),
+        (1, "S", 2, Decimal("50.00")),
+        (1, "M", 3, Decimal("45.00")),
+    ]
+    assert (await accrue(sessions, PERIOD)).rows == 0

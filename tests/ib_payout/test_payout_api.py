@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.ib_management import IbManagementSteps
 from activities.ib_payout import IbPayoutSteps, accrue
 from api.app import create_app
 from api.ib.payouts import attribution_router, finance_router, portal_router
@@ -108,7 +109,7 @@ async def test_finance_and_the_ib_portal(
         temporal_env.client,
         task_queue=queue,
         workflows=[IbPayoutWorkflow],
-        activities=list(implementations(Step, steps).values()),
+        activities=list(implementations(Step, steps, IbManagementSteps(sessions)).values()),
     ):
         handle = await temporal_env.client.start_workflow(
             IB_PAYOUT.name,

@@ -1,23 +1,29 @@
 """The payout cycle end to end on a real Temporal (time-skipping) and a real database: accrual,
 one payout per IB and currency, statements stored, finance's decisions (four-eyes above the
-threshold), the wallet credit through the ledger and a rejection's rows released."""
+threshold), the wallet credit through the ledger and a rejection's rows released; a payout to
+the IB's MT5 account through the real MT5 balance step (an answer lost after MT5 applied the
+credit credits once), and MT5 refusing it (the payout needs attention, nothing booked)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.ib_payout import IbPayoutSteps, ib_wallet
+from activities.ib_management import IbManagementSteps
+from activities.ib_payout import IbPayoutSteps, commission_expense, ib_wallet
+from activities.mt5_funds import Mt5FundsSteps
+from contracts import mt5_task_queue
 from contracts.funds import StaffDecision
 from contracts.ib_payout import (
     DECIDE,
@@ -28,14 +34,20 @@ from contracts.ib_payout import (
     PayoutResult,
     PayoutStatus,
     ib_payout_workflow_id,
+    mt5_payout_comment,
 )
-from contracts.steps import Step, implementations
+from contracts.steps import Mt5Step, Step, implementations
 from db.ledger import balance
-from db.models.ib import IbCommission, IbPayout
+from db.models import AuditEntry
+from db.models.ib import IbCommission, IbPayout, IntroducingBroker
+from domain.funds import mt5_mirror
+from domain.mt5 import BalanceOperation, Mt5Deal
+from mt5_adapter.errors import Mt5ConnectionError, Mt5Error
+from mt5_adapter.gateway import Mt5Gateway
 from storage.documents import LocalFileStore
-from tests.ib_payout.scene import T0, example_scene
+from tests.ib_payout.scene import SERVER, T0, Scene, example_scene
 from tests.support.waiting import eventually
-from tests.workflows.money_fakes import start_environment
+from tests.workflows.money_fakes import replay, start_environment
 from workflows.ib_payout import IbPayoutCycleWorkflow, IbPayoutWorkflow
 
 WEEK = 7 * 86400
@@ -69,7 +81,7 @@ async def test_a_cycle_pays_approves_with_four_eyes_and_releases_a_rejection(
 ) -> None:
     ibs = await example_scene(sessions)
     store = LocalFileStore(tmp_path)
-    steps = implementations(Step, IbPayoutSteps(sessions, store))
+    steps = implementations(Step, IbPayoutSteps(sessions, store), IbManagementSteps(sessions))
     async with Worker(
         env.client,
         task_queue=QUEUE,
@@ -168,7 +180,9 @@ async def test_a_payout_cancelled_before_its_credit_releases_its_rows(
     env: WorkflowEnvironment, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
 ) -> None:
     ibs = await example_scene(sessions)
-    steps = implementations(Step, IbPayoutSteps(sessions, LocalFileStore(tmp_path)))
+    steps = implementations(
+        Step, IbPayoutSteps(sessions, LocalFileStore(tmp_path)), IbManagementSteps(sessions)
+    )
     async with Worker(
         env.client,
         task_queue=QUEUE,
@@ -209,4 +223,195 @@ async def test_a_payout_cancelled_before_its_credit_releases_its_rows(
             select(IbCommission.payout_id).where(IbCommission.ib_id == ibs["D"])
         )
         assert set(rows) == {None}
+        assert (await balance(session, ib_wallet(ibs["D"], "USD"), "USD")).amount == 0
+
+
+# -- paid to the IB's MT5 account ---------------------------------------------------------------
+
+PAYOUT_LOGIN = 7_700_001
+
+
+class FakeMt5:
+    """`trade/balance` and the look-up by comment, as the MT5 balance step uses them: with
+    `lose_answers`, the first write is applied and its answer lost (the connection drops after
+    MT5 committed); with `refuse`, MT5 refuses every write (a final retcode)."""
+
+    def __init__(self, *, lose_answers: int = 0, refuse: bool = False) -> None:
+        self.deals: dict[str, tuple[int, BalanceOperation]] = {}
+        self.writes = 0
+        self._lose = lose_answers
+        self._refuse = refuse
+
+    async def apply_balance(self, operation: BalanceOperation) -> int:
+        self.writes += 1
+        if self._refuse:
+            raise Mt5Error(4005, "account disabled", "trade/balance")
+        ticket = 900_000 + len(self.deals)
+        self.deals[operation.comment] = (ticket, operation)
+        if self._lose > 0:
+            self._lose -= 1
+            raise Mt5ConnectionError("connection reset after send", "trade/balance", ambiguous=True)
+        return ticket
+
+    async def find_deal_by_comment(
+        self, login: int, comment: str, since: datetime, until: datetime
+    ) -> Mt5Deal | None:
+        found = self.deals.get(comment)
+        if found is None or found[1].login != login:
+            return None
+        ticket, operation = found
+        return Mt5Deal(
+            ticket=ticket,
+            login=login,
+            action=2,
+            entry=0,
+            profit=operation.amount,
+            comment=comment,
+            time=datetime.now(UTC),
+        )
+
+
+async def pay_to_mt5(
+    sessions: async_sessionmaker[AsyncSession], ib_id: uuid.UUID, login: int, currency: str
+) -> None:
+    """The IB is paid to MT5 account `login` (a BrokerFlow-opened account in `currency`)."""
+    await Scene(sessions).account(login, currency)
+    async with sessions.begin() as session:
+        await session.execute(
+            update(IntroducingBroker)
+            .where(IntroducingBroker.id == ib_id)
+            .values(payout_mt5_server=SERVER, payout_mt5_login=login)
+        )
+
+
+async def approved(
+    env: WorkflowEnvironment,
+    sessions: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+    fake: FakeMt5,
+) -> tuple[dict[str, uuid.UUID], dict[uuid.UUID, PayoutResult], dict[uuid.UUID, uuid.UUID]]:
+    """The example's cycle, every payout approved once (no four-eyes at the default
+    threshold), with the real MT5 balance step over `fake` on the MT5 server's queue."""
+    ibs = await example_scene(sessions)
+    await pay_to_mt5(sessions, ibs["D"], PAYOUT_LOGIN, "USD")
+    # M is paid in EUR to a USD account: never credited, it needs attention.
+    await pay_to_mt5(sessions, ibs["M"], PAYOUT_LOGIN + 1, "USD")
+    steps = implementations(
+        Step, IbPayoutSteps(sessions, LocalFileStore(tmp_path)), IbManagementSteps(sessions)
+    )
+    mt5 = implementations(Mt5Step, Mt5FundsSteps(cast(Mt5Gateway, fake)))
+    results: dict[uuid.UUID, PayoutResult] = {}
+    async with (
+        Worker(
+            env.client,
+            task_queue=QUEUE,
+            workflows=[IbPayoutCycleWorkflow, IbPayoutWorkflow],
+            activities=list(steps.values()),
+        ),
+        Worker(env.client, task_queue=mt5_task_queue(SERVER), activities=list(mt5.values())),
+    ):
+        cycle = await env.client.execute_workflow(
+            IB_PAYOUT_CYCLE.name,
+            PayoutCycleInput(
+                frequency=PayoutFrequency.WEEKLY, period_start=T0, period_end=T0 + WEEK
+            ),
+            id=f"cycle-{uuid.uuid4()}",
+            task_queue=QUEUE,
+            result_type=PayoutCycleResult,
+        )
+        async with sessions() as session:
+            payouts = {
+                ib_id: payout_id
+                for ib_id, payout_id in await session.execute(
+                    select(IbPayout.ib_id, IbPayout.id).where(IbPayout.id.in_(cycle.payouts))
+                )
+            }
+
+        async def ready() -> bool:
+            async with sessions() as session:
+                statuses = await session.scalars(
+                    select(IbPayout.status).where(IbPayout.id.in_(cycle.payouts))
+                )
+                return set(statuses) == {PayoutStatus.STATEMENT_READY.value}
+
+        await eventually(ready, "every statement rendered", timeout=60)
+        for payout_id in payouts.values():
+            handle = env.client.get_workflow_handle(
+                ib_payout_workflow_id(payout_id), result_type=PayoutResult
+            )
+            await handle.execute_update(DECIDE.name, officer(), result_type=DECIDE.result)
+            results[payout_id] = await handle.result()
+    return ibs, results, payouts
+
+
+async def test_a_payout_to_mt5_whose_answer_was_lost_credits_once_and_books_it(
+    env: WorkflowEnvironment, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    fake = FakeMt5(lose_answers=1)
+    ibs, results, payouts = await approved(env, sessions, tmp_path, fake)
+    d = payouts[ibs["D"]]
+    comment = mt5_payout_comment(d)
+    assert len(comment) <= 31
+    # Written once, its answer lost, found by its comment on the retry: one deal on MT5.
+    assert fake.writes == 1
+    assert list(fake.deals) == [comment]
+    ticket, operation = fake.deals[comment]
+    assert (operation.login, operation.amount) == (PAYOUT_LOGIN, Decimal("106.50"))
+    assert results[d] == PayoutResult(status=PayoutStatus.PAID, ledger_key=f"ib-payout:{d}")
+    # Its history (the lost answer, the retry that found the deal) replays deterministically.
+    await replay(env.client.get_workflow_handle(ib_payout_workflow_id(d)), IbPayoutWorkflow)
+    # S is paid to its wallet as before.
+    assert results[payouts[ibs["S"]]].status is PayoutStatus.PAID
+    # M's account is in USD, its payout in EUR: nothing sent to MT5, it needs attention.
+    m = results[payouts[ibs["M"]]]
+    assert m.status is PayoutStatus.NEEDS_ATTENTION
+    assert "is in USD, the payout in EUR" in (m.reason or "")
+    async with sessions() as session:
+        paid = await session.get(IbPayout, d)
+        assert paid is not None
+        assert (paid.status, paid.mt5_ticket, paid.ledger_key) == ("paid", ticket, f"ib-payout:{d}")
+        mirror = mt5_mirror(SERVER, PAYOUT_LOGIN, "USD")
+        # The MT5 mirror is a liability: credited, its balance is negative; D's wallet untouched.
+        assert (await balance(session, mirror, "USD")).amount == Decimal("-106.50")
+        assert (await balance(session, ib_wallet(ibs["D"], "USD"), "USD")).amount == 0
+        assert (await balance(session, commission_expense("USD"), "USD")).amount == Decimal(
+            "160.50"  # D's 106.50 to MT5 + S's 54.00 to its wallet
+        )
+        attention = await session.get(IbPayout, payouts[ibs["M"]])
+        assert attention is not None and attention.status == "needs_attention"
+        assert attention.ledger_key is None
+        # Its rows stay with it: they are not paid, nor released to another payout.
+        kept = await session.scalars(
+            select(IbCommission.payout_id).where(IbCommission.ib_id == ibs["M"])
+        )
+        assert set(kept) == {attention.id}
+        actions = set(
+            await session.scalars(
+                select(AuditEntry.action).where(
+                    AuditEntry.entity_id.in_([str(d), str(attention.id)])
+                )
+            )
+        )
+        assert {"ib_payout.paid", "ib_payout.needs_attention"} <= actions
+
+
+async def test_a_payout_mt5_refuses_needs_attention_and_books_nothing(
+    env: WorkflowEnvironment, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    fake = FakeMt5(refuse=True)
+    ibs, results, payouts = await approved(env, sessions, tmp_path, fake)
+    d = payouts[ibs["D"]]
+    result = results[d]
+    assert result.status is PayoutStatus.NEEDS_ATTENTION
+    assert "refused the credit" in (result.reason or "")
+    assert "4005" in (result.reason or "")
+    assert fake.deals == {}
+    async with sessions() as session:
+        payout = await session.get(IbPayout, d)
+        assert payout is not None
+        assert payout.status == "needs_attention"
+        assert "refused the credit" in (payout.decision_reason or "")
+        assert payout.ledger_key is None and payout.mt5_ticket is None
+        mirror = mt5_mirror(SERVER, PAYOUT_LOGIN, "USD")
+        assert (await balance(session, mirror, "USD")).amount == 0
         assert (await balance(session, ib_wallet(ibs["D"], "USD"), "USD")).amount == 0

@@ -246,6 +246,8 @@ async def test_in_memory_mailer() -> None:
 CONTEXT: dict[str, Any] = {
     "name": "Ann <Example> & Co",
     "verify_url": "https://portal.example/verify?token=abc&x=1",
+    "reset_url": "https://portal.example/reset-password#token=abc.def",
+    "expires_in_minutes": 30,
     "expires_in_hours": 48,
     "missing": ["a passport or national ID", "a proof of address under 90 days old"],
     "note": "The photo page was cut off.",

@@ -1,8 +1,12 @@
-"""`python -m ops.seed` is idempotent: a second run adds nobody and prints no credentials.
+"""`python -m ops.seed` is idempotent: a second run adds nobody, asks for no second payment and
+prints no credentials.
 
 The demo clients sign up through the API's own service, which starts their account-opening
-workflow, so the seed runs against the session's real Temporal server, in a namespace of this
-test's own that no worker polls: the workflows are started and left waiting (then terminated).
+workflow, and ask for the demo payments through the payment services, which start theirs, so the
+seed runs against the session's real Temporal server, in a namespace of this test's own that no
+worker polls: the workflows are started and left waiting (then terminated). Without a worker no
+deposit is credited, so the demo withdrawals are refused (409, insufficient funds) and reported
+as not done; what they reach on a real stack is `make smoke`'s to check.
 """
 
 from __future__ import annotations
@@ -21,11 +25,11 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from db.models import AccountApplication, AuditEntry, IntroducingBroker, StaffUser
+from db.models import AccountApplication, AuditEntry, IntroducingBroker, Payment, StaffUser
 from db.models import Client as ClientRow
 from db.sealed import SecretBox
 from domain.roles import StaffRole
-from ops.seed import DEMO_CLIENTS, DEMO_IB, EXTRA_STAFF, print_report, seed
+from ops.seed import DEMO_CLIENTS, DEMO_IB, DEMO_PAYMENTS, EXTRA_STAFF, print_report, seed
 from settings import Settings
 from tests.conftest import make_settings
 from tests.support.database import ProvisionedDatabase
@@ -82,7 +86,14 @@ async def counts(sessions: async_sessionmaker[AsyncSession]) -> dict[str, int]:
     async with sessions() as session:
         return {
             table.__name__: int(await session.scalar(select(func.count()).select_from(table)) or 0)
-            for table in (StaffUser, IntroducingBroker, ClientRow, AccountApplication, AuditEntry)
+            for table in (
+                StaffUser,
+                IntroducingBroker,
+                ClientRow,
+                AccountApplication,
+                Payment,
+                AuditEntry,
+            )
         }
 
 
@@ -93,14 +104,15 @@ async def test_seeding_twice_creates_nothing_new_and_prints_credentials_once(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
-    first = await seed(seed_settings)
+    # No worker: the demo activity does not wait for workflows that will not move.
+    first = await seed(seed_settings, activity_seconds=0)
     path = tmp_path / "dev-credentials.txt"
     print_report(first, path)
     first_output = capsys.readouterr().out
     written = path.read_text()
     after_first = await counts(sessions)
 
-    second = await seed(seed_settings)
+    second = await seed(seed_settings, activity_seconds=0)
     print_report(second, path)
     second_output = capsys.readouterr().out
     after_second = await counts(sessions)
@@ -118,6 +130,21 @@ async def test_seeding_twice_creates_nothing_new_and_prints_credentials_once(
     assert after_first["StaffUser"] == len(StaffRole) + len(EXTRA_STAFF)
     assert after_first["IntroducingBroker"] == 1
     assert after_first["Client"] == after_first["AccountApplication"] == len(DEMO_CLIENTS)
+    # Two officers of each four-eyes role, named apart.
+    finance = [e for e in staff_emails if e.startswith("finance")]
+    assert sorted(finance) == ["finance2@brokerflow.example", "finance@brokerflow.example"]
+
+    # The demo payments were asked for once each, through the payment service (a row and an
+    # audit row, its workflow started); the withdrawals, with no deposit credited, were refused.
+    deposits = [d for d in DEMO_PAYMENTS if d.kind == "deposit"]
+    assert after_first["Payment"] == len(deposits)
+    assert len(first.activity) == len(second.activity) == len(DEMO_PAYMENTS)
+    for line in first.activity:
+        key = line.split()[0]
+        if key in {d.key for d in deposits}:
+            assert "is the worker running?" in line
+        else:
+            assert "not done (InsufficientFunds" in line
 
     # Credentials are written the first time to a file only its owner reads, never printed
     # (the stack copies what the seed prints into .data/logs/seed.log), and stored only as
@@ -152,9 +179,13 @@ async def test_seeding_twice_creates_nothing_new_and_prints_credentials_once(
         assert credential.password not in second_output
         assert credential.email not in second_output
 
-    # Each demo client's account opening was started once, under its application's id.
+    # Each demo client's account opening and each demo deposit was started once, under its
+    # row's id.
     async with sessions() as session:
         workflow_ids = list(await session.scalars(select(AccountApplication.workflow_id)))
+        workflow_ids += list(await session.scalars(select(Payment.workflow_id)))
+        keys = set(await session.scalars(select(Payment.idempotency_key)))
+    assert keys == {d.key for d in deposits}
     for workflow_id in workflow_ids:
         description = await seed_temporal.get_workflow_handle(workflow_id).describe()
         assert description.status == WorkflowExecutionStatus.RUNNING

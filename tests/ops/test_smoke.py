@@ -1,13 +1,17 @@
-"""ops.smoke against a fake API: the script's logic, not the stack (`make smoke` does that)."""
+"""ops.smoke against a fake API: the script's logic, not the stack (`make smoke` does that):
+the client's way, and the consoles' check with the credentials file as the seed writes it."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
+import pyotp
 import pytest
 
 from ops import smoke
+from ops.seed import NewCredential, SeedReport, write_credentials
 
 
 def fake_api(accounts_after: int, signup_status: int = 202) -> httpx.MockTransport:
@@ -107,3 +111,76 @@ def test_smoke_exit_code_when_nothing_listens(capsys: pytest.CaptureFixture[str]
         port = sock.getsockname()[1]
     assert smoke.main(["--base-url", f"http://127.0.0.1:{port}", "--timeout", "1"]) == 2
     assert "not reachable" in capsys.readouterr().err
+
+
+def written_credentials(tmp_path: Path) -> tuple[str, str, str]:
+    """A credentials file as the seed writes it; the auditor's password and TOTP secret."""
+    password, secret = "Dev-auditor-pass", pyotp.random_base32()
+    report = SeedReport(
+        created=[
+            NewCredential(
+                "staff", "finance@brokerflow.example", "Dev-other", pyotp.random_base32()
+            ),
+            NewCredential("staff", smoke.AUDITOR, password, secret),
+            NewCredential("client", "alice@brokerflow.example", "Dev-client"),
+        ]
+    )
+    path = tmp_path / "dev-credentials.txt"
+    write_credentials(report, path)
+    return path.read_text(), password, secret
+
+
+def test_the_auditor_is_read_from_the_seeds_file_and_its_code_is_the_apps(
+    tmp_path: Path,
+) -> None:
+    text, password, secret = written_credentials(tmp_path)
+    assert smoke.staff_credentials(text, smoke.AUDITOR) == (password, secret)
+    with pytest.raises(smoke.SmokeFailure, match="no password and TOTP secret"):
+        smoke.staff_credentials(text, "alice@brokerflow.example")
+    at = 1_800_000_000.0
+    assert smoke.totp_now(secret, at) == pyotp.TOTP(secret).at(at)
+
+
+def fake_staff_api(password: str, secret: str, queue: list[dict[str, str]]) -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/auth/staff/login":
+            body = json.loads(request.content)
+            expected = (smoke.AUDITOR, password)
+            if (body["email"], body["password"]) != expected or not pyotp.TOTP(secret).verify(
+                body["totp_code"], valid_window=1
+            ):
+                return httpx.Response(401, json={"detail": "bad credentials"})
+            return httpx.Response(200, json={"access_token": "staff-tok", "expires_in": 900})
+        if request.url.path == "/v1/finance/approvals":
+            assert request.headers["authorization"] == "Bearer staff-tok"
+            return httpx.Response(200, json=queue)
+        return httpx.Response(404)
+
+    return httpx.MockTransport(handler)
+
+
+def test_the_consoles_show_the_seeds_demo_activity(tmp_path: Path) -> None:
+    text, password, secret = written_credentials(tmp_path)
+    queue = [
+        {"direction": "withdrawal", "status": "pending_approval"},
+        {"direction": "deposit", "status": "held"},
+    ]
+    lines: list[str] = []
+    found = smoke.check_consoles(
+        "http://api.test", text, lines.append, transport=fake_staff_api(password, secret, queue)
+    )
+    assert found == {"withdrawals pending approval": 1, "deposits held for compliance": 1}
+    assert password not in " ".join(lines) and secret not in " ".join(lines)
+
+
+def test_an_empty_queue_fails_the_smoke(tmp_path: Path) -> None:
+    text, password, secret = written_credentials(tmp_path)
+    queue = [{"direction": "deposit", "status": "held"}]
+    with pytest.raises(smoke.SmokeFailure, match="no withdrawals pending approval") as failure:
+        smoke.check_consoles(
+            "http://api.test",
+            text,
+            lambda _: None,
+            transport=fake_staff_api(password, secret, queue),
+        )
+    assert password not in str(failure.value)

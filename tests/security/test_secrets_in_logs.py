@@ -33,6 +33,7 @@ VERIFY = "3f0c9d2e6c7b4e1f9a8b7c6d5e4f3a2b.1767225600.b64sig_Abc-123"
         (f"token issued {JWT}", JWT),
         ('{"email": "a@b.c", "password": "Dev-abcdef123"}', "Dev-abcdef123"),
         ('{"refresh_token": "0a1b.c2d3"}', "0a1b.c2d3"),
+        ('{"token": "r.e.s.e.t", "new_password": "Fresh-pass-2026"}', "Fresh-pass-2026"),
     ],
 )
 def test_redact_removes_the_secret_and_keeps_the_rest(line: str, secret: str) -> None:
