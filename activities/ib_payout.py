@@ -263,13 +263,20 @@ async def store_batch(session: AsyncSession, server: str, computed: BatchRows) -
 
 
 # From this many batches on, the batches are computed in worker processes while the deals are
-# read and the rows stored; below it, in this process. The workers are forked: they inherit the
-# loaded `domain` code (a spawned worker would import the whole worker program again, seconds
-# of start-up) and run nothing but `activities.ib_accrual.batch_rows` and the pool's pickling.
+# read and the rows stored; below it, in this process. The workers are forked from a fork
+# server that loaded only `activities.ib_accrual` (so `domain`): not from this process, whose
+# threads (Temporal's, the event loop's) a fork would copy mid-flight, and not spawned, which
+# would import the whole worker program again in each.
 POOL_FROM_BATCHES = 4
 POOL_WORKERS = 2
 IN_FLIGHT_PER_WORKER = 2  # batches computed or waiting per worker, so none idles
 STORING = 2  # batches stored at once, each in its own transaction
+
+
+def _accrual_processes() -> multiprocessing.context.ForkServerContext:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["activities.ib_accrual"])
+    return context
 
 
 class _Accrual:
@@ -389,7 +396,7 @@ async def accrue(
             pool = stack.enter_context(
                 ProcessPoolExecutor(
                     POOL_WORKERS,
-                    mp_context=multiprocessing.get_context("fork"),
+                    mp_context=_accrual_processes(),
                     initializer=worker_started,
                 )
             )
