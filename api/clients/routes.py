@@ -9,7 +9,7 @@ from api.clients import service
 from api.clients.schemas import ClientDetail, ClientPage, ClientStatusChange, ClientSummary
 from api.deps import SessionDep
 from api.me import service as me_service
-from api.me.schemas import ApplicationView, Mt5AccountView
+from api.me.schemas import ApplicationView
 from api.policy import ClientManager, ClientReviewer
 from api.problems import error_responses
 from api.schemas import Instant
@@ -39,9 +39,9 @@ async def get_client(client_id: UUID, _: ClientReviewer, session: SessionDep) ->
     client = await service.get_client(session, client_id)
     return ClientDetail(
         client=ClientSummary.model_validate(client),
-        accounts=[
-            Mt5AccountView.model_validate(a) for a in await me_service.accounts(session, client_id)
-        ],
+        accounts=await me_service.account_views(
+            session, await me_service.accounts(session, client_id)
+        ),
         applications=[
             ApplicationView.model_validate(a)
             for a in await me_service.applications(session, client_id)

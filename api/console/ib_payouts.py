@@ -99,7 +99,7 @@ async def payout_page(
 
 
 @router.get("/{payout_id}/statement", response_class=Response)
-async def statement(
+async def payout_statement(
     payout_id: UUID,
     staff: ConsoleFinanceReader,
     session: SessionDep,

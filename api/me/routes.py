@@ -29,12 +29,15 @@ async def my_profile(me: ClientPrincipal, session: SessionDep) -> ClientProfile:
 @router.get("/accounts")
 async def my_accounts(me: ClientPrincipal, session: SessionDep) -> list[Mt5AccountView]:
     """Your MT5 accounts; a new demo account appears here once its workflow has finished."""
-    return [Mt5AccountView.model_validate(a) for a in await service.accounts(session, me.id)]
+    return await service.account_views(session, await service.accounts(session, me.id))
 
 
 @router.get("/accounts/{login}", responses=NOT_YOURS)
 async def my_account(login: Mt5Login, me: ClientPrincipal, session: SessionDep) -> Mt5AccountView:
-    return Mt5AccountView.model_validate(await service.own_account(session, me.id, login))
+    [view] = await service.account_views(
+        session, [await service.own_account(session, me.id, login)]
+    )
+    return view
 
 
 @router.post(

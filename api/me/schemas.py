@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
@@ -28,6 +29,20 @@ class ClientProfile(BaseModel):
     account_type: str = "standard"
 
 
+class TradingSnapshot(BaseModel):
+    """The account's money on MT5 as the trade-state ingestion last read it
+    (`user/account/get_batch`), never asked of MT5 by the API: `as_of` says how fresh it is."""
+
+    currency: str
+    balance: Decimal
+    credit: Decimal
+    equity: Decimal
+    margin: Decimal
+    margin_free: Decimal
+    margin_level: Decimal
+    as_of: datetime
+
+
 class Mt5AccountView(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -41,6 +56,8 @@ class Mt5AccountView(BaseModel):
     kind: str
     created_at: datetime
     status: str = "active"
+    # None until the ingestion has read the account once (or on a server it does not follow).
+    trading: TradingSnapshot | None = None
 
 
 class ApplicationView(BaseModel):

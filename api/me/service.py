@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.me.schemas import Mt5Credentials
+from api.me.schemas import Mt5AccountView, Mt5Credentials, TradingSnapshot
 from api.policy import Principal
 from db import audit
-from db.models import AccountApplication, Client, Mt5Account, Notification
+from db.models import AccountApplication, AccountStateRow, Client, Mt5Account, Notification
 from db.queries.clients import client_or_not_found
 from db.sealed import SecretBox
 from domain.errors import Gone, InvalidInput, NotFound
@@ -25,6 +25,41 @@ async def accounts(session: AsyncSession, client_id: uuid.UUID) -> list[Mt5Accou
         select(Mt5Account).where(Mt5Account.client_id == client_id).order_by(Mt5Account.created_at)
     )
     return list(rows)
+
+
+async def account_views(session: AsyncSession, accounts: list[Mt5Account]) -> list[Mt5AccountView]:
+    """The accounts with their last synced MT5 balance, equity and margin, so a client sees a
+    deposit land without the API calling MT5."""
+    keys = [(account.server, account.login) for account in accounts]
+    states = (
+        {
+            (state.server, state.login): state
+            for state in await session.scalars(
+                select(AccountStateRow).where(
+                    tuple_(AccountStateRow.server, AccountStateRow.login).in_(keys)
+                )
+            )
+        }
+        if keys
+        else {}
+    )
+    views = []
+    for account in accounts:
+        view = Mt5AccountView.model_validate(account)
+        state = states.get((account.server, account.login))
+        if state is not None:
+            view.trading = TradingSnapshot(
+                currency=account.currency,
+                balance=state.balance,
+                credit=state.credit,
+                equity=state.equity,
+                margin=state.margin,
+                margin_free=state.margin_free,
+                margin_level=state.margin_level,
+                as_of=state.taken_at,
+            )
+        views.append(view)
+    return views
 
 
 async def own_account(session: AsyncSession, client_id: uuid.UUID, login: int) -> Mt5Account:

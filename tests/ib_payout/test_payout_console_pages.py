@@ -52,7 +52,9 @@ async def test_finance_pages_names_filter_paging_and_refusals(
     compliance = await people.staff(StaffRole.COMPLIANCE)
     support = await people.staff(StaffRole.SUPPORT)
 
-    assert (await api.get("/console/ib-payouts", headers=BROWSER)).status_code == 401
+    anonymous = await api.get("/console/ib-payouts", headers=BROWSER)
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"] == "/console/login?next=%2Fconsole%2Fib-payouts"
     assert (await api.get("/console/ib-payouts", headers=support.headers)).status_code == 403
 
     # The default queue is what waits for a decision: nothing yet (no statement rendered).
