@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -91,6 +91,20 @@ async def check(
     else:
         detail = f"too many failed attempts from {whose}; wait {wait} s before trying again"
     raise TooManyAttempts(detail, wait)
+
+
+async def one_at_a_time(session: AsyncSession, scope: str, key: ThrottleKey) -> None:
+    """Refuse (429) an attempt while another on the same key is being checked. A failure is
+    counted after the slow password hash, so without this a burst of parallel guesses would all
+    pass `check` before the first was counted. A transaction-level advisory lock, tried and not
+    waited for: a burst cannot queue up and hold the pool's connections."""
+    held = await session.scalar(
+        select(func.pg_try_advisory_xact_lock(func.hashtext(scope), func.hashtext(key.key)))
+    )
+    if not held:
+        raise TooManyAttempts(
+            "another attempt for this account is being checked; try again in a moment", 1
+        )
 
 
 async def record_failure(

@@ -35,6 +35,9 @@ class Attempt:
         self.keys = throttle.login_keys(state.settings.auth_throttle, email, context.ip)
 
     async def check(self, session: AsyncSession) -> None:
+        # The account's own attempts one at a time (until this request's transaction ends), so
+        # each sees the failures of the one before it.
+        await throttle.one_at_a_time(session, self.scope, self.keys[0])
         await throttle.check(session, self.scope, self.keys, self.now)
 
     async def failed(self) -> NotAuthenticated:

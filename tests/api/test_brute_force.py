@@ -3,6 +3,7 @@ is audited and that an administrator may lift. Time is the app's clock, moved by
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -105,6 +106,28 @@ async def test_wrong_client_passwords_meet_growing_delays_then_a_lock(
         "/v1/auth/client/login", json={"email": client.email, "password": PASSWORD}
     )
     assert again.status_code == 200
+
+
+async def test_parallel_guesses_are_checked_one_at_a_time(
+    api: httpx.AsyncClient, people: People, clock: Clock
+) -> None:
+    """A burst sent at once cannot all be checked before the first failure is counted: an
+    attempt while another on the account is being checked is refused, so at most the free
+    failures and the one that starts the delay reach the password check."""
+    client = await people.client()
+    wrong = {"email": client.email, "password": WRONG}
+    burst = await asyncio.gather(
+        *(api.post("/v1/auth/client/login", json=wrong) for _ in range(30))
+    )
+    statuses = [response.status_code for response in burst]
+    assert set(statuses) <= {401, 429}
+    assert 1 <= statuses.count(401) <= 4, statuses  # 3 free + the one that sets the delay
+    busy = [r for r in burst if "being checked" in r.text]
+    assert all(r.headers["Retry-After"] == "1" for r in busy)
+    # Every guess that reached the password was counted: the next one waits.
+    if statuses.count(401) == 4:
+        right = {"email": client.email, "password": PASSWORD}
+        assert (await api.post("/v1/auth/client/login", json=right)).status_code == 429
 
 
 async def test_a_right_password_clears_the_accounts_failures(
