@@ -13,7 +13,8 @@ depends on are added here, from the route itself, so no route can forget them:
   all (not UTF-8, a broken multipart stream);
 - a route on the database answers 503 while the database is unreachable;
 - 401 carries `WWW-Authenticate`, 429 carries `Retry-After`;
-- a route returning a page or a redirect (the console) answers HTML, or 303 with `Location`.
+- a route returning a page or a redirect (the console) answers HTML, or 303 with `Location`;
+  a console page (GET) asked for by a browser with no session is a 303 to the log-in page.
 
 The schemathesis run in tests/e2e/test_fuzz.py holds the document to this, for every role.
 """
@@ -76,6 +77,11 @@ RETRY_AFTER = {
     "description": "seconds to wait before trying again",
     "schema": {"type": "integer", "minimum": 0},
 }
+TO_LOGIN = {
+    "description": "See Other: no session (a browser): the log-in page, in `Location`, with "
+    "`next` the page asked for",
+    "headers": {"Location": {"schema": {"type": "string"}}},
+}
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
@@ -100,7 +106,7 @@ def complete(document: dict[str, Any], routes: Sequence[BaseRoute]) -> dict[str,
         for method in route.methods:
             operation = item.get(method.lower())
             if operation is not None:
-                _complete_operation(operation, route)
+                _complete_operation(operation, route, method)
     components = document.setdefault("components", {}).setdefault("schemas", {})
     components["Problem"] = PROBLEM_SCHEMA
     # FastAPI's own 422 body is never sent: every 422 is a problem (api/problems.py).
@@ -109,7 +115,7 @@ def complete(document: dict[str, Any], routes: Sequence[BaseRoute]) -> dict[str,
     return document
 
 
-def _complete_operation(operation: dict[str, Any], route: APIRoute) -> None:
+def _complete_operation(operation: dict[str, Any], route: APIRoute, method: str) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     _document_pages(responses, route)
     policy = policy_of(route.dependant)
@@ -130,6 +136,9 @@ def _complete_operation(operation: dict[str, Any], route: APIRoute) -> None:
         if existing is None or existing.get("description") in ("Validation Error", None):
             responses[str(code)] = {"description": description}
     html_refusals = isinstance(policy, ConsolePolicy)
+    if html_refusals and method == "GET":
+        # A browser (Accept: text/html) asking for a page with no session goes to the log-in.
+        responses.setdefault("303", TO_LOGIN)
     for status, response in responses.items():
         if status[:1] not in ("4", "5"):
             continue

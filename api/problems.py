@@ -5,10 +5,11 @@ from __future__ import annotations
 import html
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -35,10 +36,22 @@ async def _business_error(request: Request, exc: Exception) -> Response:
         and request.url.path.startswith("/console/")
         and "text/html" in request.headers.get("accept", "")
     ):
+        if exc.status_code == 401 and request.method == "GET":
+            return _to_login(request)
         return _console_refusal(exc)
     retry_after = getattr(exc, "retry_after_seconds", None)
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return problem(exc.status_code, exc.title, exc.detail, headers, **exc.extra)
+
+
+def _to_login(request: Request) -> RedirectResponse:
+    """A console page asked for without a session: to the log-in page (the IB portal's for its
+    pages), which comes back to the page asked for once logged in."""
+    path = request.url.path
+    portal = path == "/console/ib" or path.startswith("/console/ib/")
+    login = "/console/ib/login" if portal else "/console/login"
+    back = path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"{login}?{urlencode({'next': back})}", status_code=303)
 
 
 def _console_refusal(exc: BackOfficeError) -> HTMLResponse:

@@ -12,7 +12,7 @@ from api.schemas import Instant
 from db.models import AuditEntry
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
-ShortText = Annotated[str | None, Query(max_length=64)]
+ShortText = Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
 @router.get("")

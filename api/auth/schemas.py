@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas import Email, Password, TotpCode
+from api.schemas import Email, NewPassword, Password, TotpCode
 
 
 class LoginRequest(BaseModel):
@@ -62,8 +62,9 @@ class PasswordResetConfirm(BaseModel):
 
     # `<reset id>.<secret>` from the mailed link (its `#token=` part).
     token: str = Field(min_length=34, max_length=200)
-    # The server's rules: 12-128 characters, three of lower, upper, digit, other.
-    new_password: str = Field(min_length=12, max_length=128)
+    # The server's rules, documented as checked: 12-128 characters, three of lower, upper,
+    # digit, other.
+    new_password: NewPassword
 
 
 class PasswordResetDone(BaseModel):

@@ -24,7 +24,7 @@ async def list_clients(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: Instant | None = None,
-    email: Annotated[str | None, Query(max_length=254)] = None,
+    email: Annotated[str | None, Query(max_length=254, pattern=r"^[^\x00-\x1f\x7f]*$")] = None,
 ) -> ClientPage:
     """Newest first; pass the last item's `created_at` as `before` for the next page."""
     clients = await service.list_clients(session, limit, before, email)

@@ -40,7 +40,7 @@ async def queue_page(
     session: SessionDep,
     state: StateDep,
     # Text, not the enum: an unknown value is shown as an error on the page, not a 422.
-    status: Annotated[str, Query(max_length=32)] = WAITING,
+    status: Annotated[str, Query(max_length=32, pattern=r"^[^\x00-\x1f\x7f]*$")] = WAITING,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     notice: Annotated[str, Query(max_length=300)] = "",
     error: Annotated[str, Query(max_length=300)] = "",

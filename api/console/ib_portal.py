@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from api.auth import service as auth_service
 from api.auth.schemas import LoginRequest
-from api.console.schemas import ConsoleIbLogin
+from api.console.schemas import LOGIN_REFUSALS, ConsoleIbLogin
 from api.deps import ContextDep, SessionDep, StateDep, documents_of
 from api.ib import payouts_service as service
 from api.ib.payouts_schemas import CommissionRowView
@@ -43,7 +43,11 @@ async def login_page(request: Request) -> HTMLResponse:
 
 
 @router.post(
-    "/login", response_class=HTMLResponse, response_model=None, dependencies=[Depends(public)]
+    "/login",
+    response_class=HTMLResponse,
+    response_model=None,
+    dependencies=[Depends(public)],
+    responses=LOGIN_REFUSALS,
 )
 async def log_in(
     form: Annotated[ConsoleIbLogin, Form()],
@@ -98,7 +102,7 @@ async def commissions(
     request: Request,
     me: ConsoleIb,
     session: SessionDep,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, lt=2**63)] = None,
 ) -> HTMLResponse:
     """The IB's commission rows, newest first, a page at a time (older: `before_id`), each
     with its calculation trace."""

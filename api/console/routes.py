@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth import service as auth_service
 from api.auth.schemas import StaffLoginRequest
 from api.console import lookups
-from api.console.schemas import ConsoleDecision, ConsoleLogin
+from api.console.schemas import LOGIN_REFUSALS, ConsoleDecision, ConsoleLogin
 from api.deps import ContextDep, SessionDep, StateDep
 from api.finance import service as finance_service
 from api.finance.schemas import DecisionRequest, FinancePaymentView
@@ -61,7 +61,11 @@ async def login_page(request: Request, next: NextPage = "") -> HTMLResponse:
 
 
 @router.post(
-    "/login", response_class=HTMLResponse, response_model=None, dependencies=[Depends(public)]
+    "/login",
+    response_class=HTMLResponse,
+    response_model=None,
+    dependencies=[Depends(public)],
+    responses=LOGIN_REFUSALS,
 )
 async def log_in(
     form: Annotated[ConsoleLogin, Form()],
@@ -118,17 +122,17 @@ async def finance_page(
     session: SessionDep,
     state: StateDep,
     # Text, not enums: the filter forms send `status=` for "any".
-    status: Annotated[str, Query(max_length=32)] = "",
-    direction: Annotated[str, Query(max_length=32)] = "",
-    q: Annotated[str, Query(max_length=100)] = "",
+    status: Annotated[str, Query(max_length=32, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
+    direction: Annotated[str, Query(max_length=32, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
+    q: Annotated[str, Query(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
     offset: Offset = 0,
     limit: PageSize = 25,
-    approvals_direction: Annotated[str, Query(max_length=32)] = "",
-    approvals_q: Annotated[str, Query(max_length=100)] = "",
+    approvals_direction: Annotated[str, Query(max_length=32, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
+    approvals_q: Annotated[str, Query(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
     approvals_offset: Offset = 0,
     approvals_limit: PageSize = 25,
-    cases_status: Annotated[str, Query(max_length=32)] = "open",
-    cases_q: Annotated[str, Query(max_length=100)] = "",
+    cases_status: Annotated[str, Query(max_length=32, pattern=r"^[^\x00-\x1f\x7f]*$")] = "open",
+    cases_q: Annotated[str, Query(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
     cases_offset: Offset = 0,
     cases_limit: PageSize = 25,
     notice: Annotated[str, Query(max_length=300)] = "",
@@ -213,10 +217,13 @@ async def ledger_page(
     staff: ConsoleFinanceReader,
     session: SessionDep,
     state: StateDep,
-    code: Annotated[str | None, Query(min_length=3, max_length=200)] = None,
-    kind: Annotated[str, Query(max_length=32)] = "",
-    currency: Annotated[str, Query(max_length=3)] = "",
-    q: Annotated[str, Query(max_length=100)] = "",
+    # No control characters: the database refuses NUL in text, and no account code has any.
+    code: Annotated[
+        str | None, Query(min_length=3, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
+    ] = None,
+    kind: Annotated[str, Query(max_length=32, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
+    currency: Annotated[str, Query(max_length=3, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
+    q: Annotated[str, Query(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
     offset: Offset = 0,
     limit: PageSize = 50,
 ) -> HTMLResponse:

@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
+
+# A refused log-in answers the log-in page again, with the reason, at the refusal's status
+# (api/openapi.py keeps a declared text/html; it adds `Retry-After` to the 429).
+_LOGIN_PAGE_AGAIN: dict[str, Any] = {"text/html": {"schema": {"type": "string"}}}
+LOGIN_REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {
+        "description": "wrong credentials: the log-in page again, with the reason",
+        "content": _LOGIN_PAGE_AGAIN,
+    },
+    403: {
+        "description": "the account may not log in here (disabled, or an address the staff "
+        "user's IP allowlist refuses): the log-in page again, with the reason",
+        "content": _LOGIN_PAGE_AGAIN,
+    },
+    429: {
+        "description": "too many attempts: the log-in page again, with the reason",
+        "content": _LOGIN_PAGE_AGAIN,
+    },
+}
 
 
 class ConsoleLogin(BaseModel):
@@ -52,7 +71,8 @@ class ConsoleCaseDecision(BaseModel):
 class ConsoleHitReview(BaseModel):
     status: Literal["cleared", "confirmed"]
     # The page to come back to with an error.
-    case_id: UUID | None = None
+    # Documented as a plain uuid string: the form sends it, or leaves it out.
+    case_id: Annotated[UUID | None, WithJsonSchema({"type": "string", "format": "uuid"})] = None
     reason: str = Field(default="", max_length=2000)
     csrf: str = Field(default="", max_length=128)
 

@@ -28,12 +28,13 @@ from api.policy import (
     IbReader,
 )
 from api.problems import error_responses
+from domain.ib.commissions import PreviewInput
 
 staff_router = APIRouter(prefix="/v1/ibs", tags=["introducing brokers (staff)"])
 self_router = APIRouter(prefix="/v1/ib", tags=["IB self-service"])
 
-# What `python -m ib.preview` reads (docs/ib-commissions.md): shown in the OpenAPI page as a
-# free-form object, read from the raw body so numbers stay decimal.
+# What `python -m ib.preview` reads (docs/ib-commissions.md), documented and checked as its own
+# model; the calculation reads the raw body again so numbers stay decimal.
 PREVIEW_DOCUMENT = Body(
     media_type="application/json",
     description="the what-if document of docs/ib-commissions.md",
@@ -71,7 +72,13 @@ async def list_plans(_: IbReader, session: SessionDep) -> list[PlanView]:
 @staff_router.post(
     "/plans",
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses({409: "a plan with this id exists", 422: "terms not valid"}),
+    responses=error_responses(
+        {
+            409: "a plan with this id exists",
+            422: "terms not valid: beyond the schema, a pool's shares add up to at most 1, a "
+            "rule's fields fit its basis, the payout currency is one BrokerFlow books",
+        }
+    ),
 )
 async def create_plan(body: PlanCreate, officer: FinanceOfficer, session: SessionDep) -> PlanView:
     plan = await service.create_plan(session, body, officer)
@@ -88,7 +95,11 @@ async def create_plan(body: PlanCreate, officer: FinanceOfficer, session: Sessio
     "/plans/{plan_id}/versions",
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(
-        {404: "no such plan", 409: "not after the newest version", 422: "not in the future"}
+        {
+            404: "no such plan",
+            409: "not after the newest version",
+            422: "`from` not in the future, or the terms not valid as for a new plan",
+        }
     ),
 )
 async def add_plan_version(
@@ -108,11 +119,18 @@ async def add_plan_version(
 async def plan_preview(
     request: Request,
     _: FinanceReader,
-    document: Annotated[dict[str, Any], PREVIEW_DOCUMENT],
+    document: Annotated[PreviewInput, PREVIEW_DOCUMENT],
 ) -> dict[str, Any]:
     """`python -m ib.preview` on the posted document: per-beneficiary totals per period and
-    the trace rows, computed by the code the payouts use. Nothing is stored."""
-    del document  # validated as an object by FastAPI; read again as decimals below
+    the trace rows, computed by the code the payouts use. Nothing is stored.
+
+    Beyond its schema the document must hang together (422 with the reason): each IB's plan
+    and parent, each attribution's IB, each deal's symbol and login are in the document, the
+    tree has no cycle, attributions of a login do not overlap, a plan's versions differ in
+    number and start and one is in force for each deal, a rate exists for each conversion, a
+    pool's shares add up to at most 1, a rule's fields fit its basis, a trade deal's volumes
+    fit its entry, the period ends after it starts."""
+    del document  # checked by FastAPI as the model; read again as decimals below
     return service.plan_preview(await request.body())
 
 

@@ -6,8 +6,9 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from api.schemas import Email, Password, PersonName, Reason
+from api.schemas import Email, NewPassword, PersonName, Reason
 from contracts.ib_payout import PayoutFrequency
+from domain.ib.document import PlanVersion
 
 ReferralCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{3,32}$")]
 PlanId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
@@ -19,7 +20,7 @@ class IbCreate(BaseModel):
 
     email: Email
     name: PersonName
-    password: Password
+    password: NewPassword
     referral_code: ReferralCode
     # Optional: its place in the tree, its plan and how often it is paid.
     parent_id: UUID | None = None
@@ -104,6 +105,16 @@ class IbTermsChange(BaseModel):
 # -- plans (finance officers) --------------------------------------------------------------------
 
 
+class PlanTerms(PlanVersion):
+    """A plan version's terms as `python -m ib.preview` reads them (docs/ib-commissions.md):
+    the domain's own model, so the document lists what is checked. Its `version` is the
+    server's to number (given or not). Some rules are checked beyond what a schema can say:
+    a pool's shares add up to at most 1, a rule's fields fit its basis, the payout currency is
+    one BrokerFlow books."""
+
+    version: int | None = None  # type: ignore[assignment]
+
+
 class PlanCreate(BaseModel):
     """A plan and its first version, `terms` as `python -m ib.preview` reads a plan version
     (docs/ib-commissions.md); its `version` is 1."""
@@ -112,7 +123,7 @@ class PlanCreate(BaseModel):
 
     id: PlanId
     name: PersonName
-    terms: dict[str, Any]
+    terms: PlanTerms
     reason: Reason
 
 
@@ -122,7 +133,7 @@ class PlanVersionCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    terms: dict[str, Any]
+    terms: PlanTerms
     reason: Reason
 
 

@@ -21,6 +21,7 @@ from api.ib.schemas import (
     IbTermsChange,
     ParentChange,
     PlanCreate,
+    PlanTerms,
     PlanVersionCreate,
 )
 from api.policy import Principal
@@ -203,11 +204,11 @@ def server_now(offset: int) -> int:
     return int(time.time()) + offset
 
 
-def _version(terms: dict[str, Any], number: int) -> PlanVersion:
-    """`terms` read as `domain.ib` reads a plan version, numbered `number`; 422 with the
-    field when it is not one."""
+def _version(terms: PlanTerms, number: int) -> PlanVersion:
+    """`terms` (already read as `domain.ib` reads a plan version) numbered `number`; 422 with
+    the field when it is not one."""
     try:
-        return PlanVersion.model_validate({**terms, "version": number})
+        return PlanVersion.model_validate({**terms.model_dump(by_alias=True), "version": number})
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "terms"

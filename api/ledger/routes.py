@@ -24,7 +24,9 @@ async def list_ledger_accounts(
     session: SessionDep,
     kind: AccountKind | None = None,
     currency: Annotated[str | None, Query(pattern=r"^[A-Z]{3}$")] = None,
-    code_prefix: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    code_prefix: Annotated[
+        str | None, Query(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
+    ] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> LedgerAccountPage:

@@ -82,7 +82,12 @@ _UPLOAD_BODY: dict[str, Any] = {
     "/v1/verify-email",
     dependencies=[Depends(public)],
     responses=error_responses(
-        {422: "the link is malformed, forged, for another address or expired"}
+        {
+            404: "a well-formed link this server did not give: forged, of no client, or for "
+            "an address the client no longer has",
+            410: "the link has expired; ask for a new one",
+            422: "the link is malformed (not the token's pattern)",
+        }
     ),
 )
 async def verify_email(

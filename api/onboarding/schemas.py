@@ -4,19 +4,23 @@ and changes to its live accounts."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from db.models import AccountChange, ClientDocument, KycCase
-from domain.appropriateness import QUESTIONNAIRE_VERSION
+from domain.appropriateness import QUESTIONNAIRE_VERSION, QUESTIONS
 from domain.documents import DocumentKind
 
 # -- email verification -------------------------------------------------------------------------
 
+# What `domain.email_verification.make_token` writes, and all the service reads as well-formed:
+# the client id (32 hex digits), the expiry (Unix seconds) and the HMAC-SHA256 (43 base64url
+# characters). Another text is a 422; a well-formed one that does not verify a 404 or 410.
+VERIFICATION_TOKEN_PATTERN = r"^[0-9a-fA-F]{32}\.[0-9]{1,12}\.[A-Za-z0-9_-]{43}$"
 VerificationToken = Annotated[
-    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._-]+$")
+    str, StringConstraints(min_length=78, max_length=89, pattern=VERIFICATION_TOKEN_PATTERN)
 ]
 
 
@@ -52,15 +56,31 @@ QuestionId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 OptionId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
+def _answers_schema() -> dict[str, Any]:
+    """Every question of the domain's questionnaire, each answered with one of its option ids,
+    and nothing else: what `domain.appropriateness` checks, written from its own definition."""
+    return {
+        "type": "object",
+        "properties": {
+            q.id: {"type": "string", "enum": [option.id for option in q.options]} for q in QUESTIONS
+        },
+        "required": [q.id for q in QUESTIONS],
+        "additionalProperties": False,
+    }
+
+
 class QuestionnaireSubmission(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: str = Field(
-        default=QUESTIONNAIRE_VERSION, max_length=16, description="the version answered"
+    # Only the current version is answered (another is refused by the domain with a reason).
+    version: Annotated[str, WithJsonSchema({"type": "string", "enum": [QUESTIONNAIRE_VERSION]})] = (
+        Field(default=QUESTIONNAIRE_VERSION, max_length=16, description="the version answered")
     )
     # Every question of the version, answered with one of its option ids (source of funds and
-    # expected deposits are questions too).
-    answers: dict[QuestionId, OptionId] = Field(max_length=100)
+    # expected deposits are questions too); the domain refuses anything else with the reason.
+    answers: Annotated[dict[QuestionId, OptionId], WithJsonSchema(_answers_schema())] = Field(
+        max_length=100
+    )
     requested_professional: bool = Field(
         default=False,
         description="ask to be treated as an elective professional client (MiFID II Annex II)",

@@ -65,7 +65,7 @@ from domain.appropriateness import (
 from domain.countries import region_of
 from domain.documents import DocumentKind, DocumentStatus, is_expired
 from domain.email_verification import read_token
-from domain.errors import Conflict, InvalidInput
+from domain.errors import Conflict, Gone, InvalidInput, NotFound
 from domain.kyc import CLOSED_STATUSES, CaseReason, CaseStatus
 from domain.onboarding import AccountType
 from domain.payment_checks import KycStatus
@@ -120,7 +120,13 @@ async def verify_email(
     client = await client_by_id(session, client_id, lock=True) if client_id else None
     email_of = {client.id: client.email} if client is not None else {}
     key = settings.jwt_secret.get_secret_value().encode()
-    read_token(key, token, email_of, utcnow())
+    try:
+        read_token(key, token, email_of, utcnow())
+    except InvalidInput as refused:
+        # Well-formed (the schema's pattern) yet not verifying: a link of no client, forged or
+        # for another address is none this server gave (404); a real one past its time is 410.
+        gone = "expired" in refused.detail
+        raise (Gone if gone else NotFound)(refused.detail, field="token") from None
     assert client is not None  # read_token refuses a token of no client
     if client.email_verified_at is not None:
         return EmailVerified(

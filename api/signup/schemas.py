@@ -10,7 +10,7 @@ from api.schemas import (
     City,
     CountryCode,
     Email,
-    Password,
+    NewPassword,
     PersonName,
     Phone,
     PostalCode,
@@ -35,7 +35,7 @@ class SignupRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: Email
-    password: Password
+    password: NewPassword
     full_name: PersonName
     country: CountryCode = Field(description="country of residence, ISO 3166-1 alpha-2, e.g. DE")
     nationality: CountryCode = Field(description="ISO 3166-1 alpha-2, e.g. DE")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from urllib.parse import urlencode
 
 import httpx
 import pyotp
@@ -33,14 +34,22 @@ async def test_the_pages_need_a_log_in(api: httpx.AsyncClient, people: People) -
     browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
     for path in ("/console/finance", "/console/ledger"):
         response = await api.get(path, headers=browser)
-        assert response.status_code == 401
-        assert response.headers["content-type"].startswith("text/html")
-        assert 'href="/console/login"' in response.text
+        # A browser goes to the log-in page, which comes back to the page asked for.
+        assert response.status_code == 303
+        assert response.headers["location"] == f"/console/login?{urlencode({'next': path})}"
         # Programs get the problem document, as from every other route.
         assert (await api.get(path)).headers["content-type"] == "application/problem+json"
     client = await people.client()
     refused = await api.get("/console/finance", headers=client.headers)
     assert refused.status_code == 403
+    with_query = await api.get("/console/ledger?code=abc", headers=browser)
+    assert with_query.headers["location"] == "/console/login?next=%2Fconsole%2Fledger%3Fcode%3Dabc"
+    login = await api.get(with_query.headers["location"])
+    assert 'action="/console/login?next=/console/ledger%3Fcode%3Dabc"' in login.text
+    # The IB portal's pages go to the IB portal's log-in.
+    portal = await api.get("/console/ib", headers=browser)
+    assert portal.status_code == 303
+    assert portal.headers["location"] == "/console/ib/login?next=%2Fconsole%2Fib"
     front = await api.get("/console")
     assert 'href="/console/finance"' in front.text and 'href="/console/ledger"' in front.text
 

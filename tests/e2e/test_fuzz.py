@@ -58,6 +58,12 @@ RULES_NO_SCHEMA_CAN_STATE = {
     "POST /v1/me/withdrawals": "the same, and the IBAN's check digits",
     "POST /v1/me/transfers": "the same, and the accounts' currencies",
     "POST /v1/signup": "adult today, a postal code where the country has them, a dialable phone",
+    "POST /v1/auth/password-reset/confirm": "a token the server mailed, unspent and unexpired",
+    "POST /v1/ibs/plans": "a pool's shares at most 1, a rule's fields fit its basis, a booked "
+    "payout currency",
+    "POST /v1/ibs/plans/{plan_id}/versions": "the same, and `from` after now and the newest",
+    "POST /v1/ibs/plan-preview": "the document's cross-references: plans, IBs, accounts, "
+    "symbols, rates, attributions that do not overlap",
 }
 # Schemathesis signs itself up and logs in when it finds a sign-up flow: the anonymous run must
 # stay anonymous, and each principal's run uses the token given.

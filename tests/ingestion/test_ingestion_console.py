@@ -17,14 +17,20 @@ from temporalio.testing import ActivityEnvironment
 from activities.trade_ingestion import DealIngestion
 from contracts.trade_ingestion import FollowDeals
 from db.models.trading import IngestionState
+from db.sealed import SecretBox
 from domain.roles import StaffRole
 from mt5_adapter.errors import Mt5Error
 from mt5_adapter.webapi import gateway_for
-from settings import Mt5ServerSettings
+from settings import Mt5ServerSettings, Settings
 from tests.support.people import People
 from tests.support.processes import free_port
 
-pytest_plugins = ["tests.api.conftest"]
+
+@pytest.fixture
+def people(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, api: httpx.AsyncClient
+) -> People:
+    return People(sessions, SecretBox(settings.secrets_key), api)
 
 
 async def state(sessions: async_sessionmaker[AsyncSession], **values: object) -> None:
