@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from activities.ib_payout import commission_expense, period_text, record_payout_change
+from activities.ib_payout import book_payout, record_payout_change
 from contracts import ib_payout
 from contracts.ib_payout import (
     HISTORY_SECONDS,
@@ -24,14 +24,11 @@ from contracts.ib_payout import (
 )
 from contracts.steps import implements
 from db import audit
-from db.ledger import post_entry
 from db.models.ib import IbFraudFlag, IntroducingBroker
 from db.queries import ib as ib_queries
 from db.queries import ib_management as queries
 from domain.funds import mt5_mirror
 from domain.ib.fraud import Flag, LoginTrades, detect
-from domain.ledger import transfer
-from domain.money import Money
 from domain.money_flows import Mt5AccountRef
 
 
@@ -82,36 +79,16 @@ class IbManagementSteps:
         account = booking.account
         async with self._sessions.begin() as session:
             payout = await ib_queries.payout_or_not_found(session, booking.payout_id, lock=True)
-            money = Money(amount=payout.amount, currency=payout.currency)
-            await post_entry(
+            payout.mt5_ticket = booking.ticket
+            where = f"{account.server}/{account.login}"
+            await book_payout(
                 session,
-                transfer(
-                    key,
-                    f"IB commission payout {payout.id} to MT5 {account.server}/{account.login}"
-                    f" ({period_text(payout.period_start, payout.period_end)})",
-                    debit=commission_expense(payout.currency),
-                    credit=mt5_mirror(account.server, account.login, payout.currency),
-                    amount=money,
-                ),
+                payout,
+                key,
+                mt5_mirror(account.server, account.login, payout.currency),
+                to=f" to MT5 {where}",
+                noted={"mt5": where, "mt5_ticket": booking.ticket},
             )
-            if payout.status != PayoutStatus.PAID.value:
-                before = payout.status
-                payout.status = PayoutStatus.PAID.value
-                payout.ledger_key = key
-                payout.mt5_ticket = booking.ticket
-                record_payout_change(
-                    session,
-                    payout.ib_id,
-                    payout.id,
-                    "ib_payout.paid",
-                    before={"status": before},
-                    after={
-                        "status": PayoutStatus.PAID.value,
-                        "ledger_key": key,
-                        "mt5": f"{account.server}/{account.login}",
-                        "mt5_ticket": booking.ticket,
-                    },
-                )
         return key
 
     @implements(ib_payout.mark_ib_payout_needs_attention)

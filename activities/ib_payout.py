@@ -628,30 +628,7 @@ class IbPayoutSteps:
         key = f"ib-payout:{ref.payout_id}"
         async with self._sessions.begin() as session:
             payout = await queries.payout_or_not_found(session, ref.payout_id, lock=True)
-            money = Money(amount=payout.amount, currency=payout.currency)
-            await post_entry(
-                session,
-                transfer(
-                    key,
-                    f"IB commission payout {payout.id}"
-                    f" ({period_text(payout.period_start, payout.period_end)})",
-                    debit=commission_expense(payout.currency),
-                    credit=ib_wallet(payout.ib_id, payout.currency),
-                    amount=money,
-                ),
-            )
-            if payout.status != PayoutStatus.PAID.value:
-                before = payout.status
-                payout.status = PayoutStatus.PAID.value
-                payout.ledger_key = key
-                record_payout_change(
-                    session,
-                    payout.ib_id,
-                    payout.id,
-                    "ib_payout.paid",
-                    before={"status": before},
-                    after={"status": PayoutStatus.PAID.value, "ledger_key": key},
-                )
+            await book_payout(session, payout, key, ib_wallet(payout.ib_id, payout.currency))
         return key
 
     @implements(ib_payout.release_ib_payout)
@@ -684,6 +661,44 @@ class IbPayoutSteps:
                     after={"status": PayoutStatus.REJECTED.value},
                     reason=request.reason,
                 )
+
+
+async def book_payout(
+    session: AsyncSession,
+    payout: IbPayout,
+    key: str,
+    credit: str,
+    *,
+    to: str = "",
+    noted: dict[str, Any] | None = None,
+) -> None:
+    """Commission expense against `credit` (where the IB is paid), one balanced entry keyed
+    `key`, and the payout paid (its audit row with `noted`), in the caller's transaction: a
+    retry finds the entry booked and the payout paid."""
+    await post_entry(
+        session,
+        transfer(
+            key,
+            f"IB commission payout {payout.id}{to}"
+            f" ({period_text(payout.period_start, payout.period_end)})",
+            debit=commission_expense(payout.currency),
+            credit=credit,
+            amount=Money(amount=payout.amount, currency=payout.currency),
+        ),
+    )
+    if payout.status == PayoutStatus.PAID.value:
+        return
+    before = payout.status
+    payout.status = PayoutStatus.PAID.value
+    payout.ledger_key = key
+    record_payout_change(
+        session,
+        payout.ib_id,
+        payout.id,
+        "ib_payout.paid",
+        before={"status": before},
+        after={"status": PayoutStatus.PAID.value, "ledger_key": key, **(noted or {})},
+    )
 
 
 def record_payout_change(
