@@ -138,8 +138,8 @@ def test_an_officer_logs_in_and_decides(stack: Stack, artifacts_dir: Path) -> No
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(f"{stack.api_url}/console")
             page.click("text=Payments and approvals")
-            page.wait_for_url("**/console/finance")
-            page.click("a[href='/console/login']")
+            # Without a session the page sends the browser to log in, and back after it.
+            page.wait_for_url("**/console/login?next=%2Fconsole%2Ffinance")
             page.fill("input[name=email]", email)
             page.fill("input[name=password]", PASSWORD)
             page.fill("input[name=totp_code]", pyotp.TOTP(secret).now())

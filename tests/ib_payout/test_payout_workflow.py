@@ -16,7 +16,12 @@ from typing import Any, cast
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -214,6 +219,14 @@ async def test_a_payout_cancelled_before_its_credit_releases_its_rows(
         await eventually(ready, "D's statement rendered", timeout=60)
         handle = env.client.get_workflow_handle(ib_payout_workflow_id(d_payout))
         await handle.cancel()
+
+        # Waiting for the close by asking, not by `result()`: a client waiting for a result
+        # makes the time-skipping server skip time, and on a loaded machine it skipped past the
+        # running release's timeout (the history then ended with "No completion event found").
+        async def closed() -> bool:
+            return (await handle.describe()).status != WorkflowExecutionStatus.RUNNING
+
+        await eventually(closed, "the cancelled payout closed", timeout=60)
         with pytest.raises(WorkflowFailureError):
             await handle.result()
     async with sessions() as session:
