@@ -643,11 +643,7 @@ class IbPayoutSteps:
                     type="PayoutAlreadyPaid",
                     non_retryable=True,
                 )
-            await session.execute(
-                update(IbCommission)
-                .where(IbCommission.payout_id == payout.id)
-                .values(payout_id=None)
-            )
+            await queries.release_rows(session, payout.id)
             if payout.status != PayoutStatus.REJECTED.value:
                 before = payout.status
                 payout.status = PayoutStatus.REJECTED.value

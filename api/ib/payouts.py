@@ -18,6 +18,7 @@ from api.ib.payouts_schemas import (
     IbPayoutView,
     PayoutDecisionRequest,
     PayoutDecisionResult,
+    PayoutRelease,
     TreeMember,
 )
 from api.policy import AdminPrincipal, FinanceOfficer, FinanceReader, IbPrincipal
@@ -86,6 +87,19 @@ async def decide_ib_payout(
     """Approve or reject a payout whose statement is ready. Above the four-eyes threshold two
     different finance officers approve; one rejection stops it (its rows go to the next cycle)."""
     return await service.decide(session, state.temporal, officer, payout_id, body)
+
+
+@finance_router.post(
+    "/{payout_id}/release",
+    responses=error_responses({404: "no such payout", 409: "the payout does not need attention"}),
+)
+async def release_ib_payout(
+    payout_id: UUID, body: PayoutRelease, officer: FinanceOfficer, session: SessionDep
+) -> IbPayoutView:
+    """Close a payout MT5 refused (`needs_attention`) as rejected: its rows return to the next
+    cycle, paid to the IB's destination as it is then. Audited."""
+    payout = await service.release_needing_attention(session, officer, payout_id, body.reason)
+    return _view(payout, "/v1/finance/ib-payouts/{id}/statement")
 
 
 @portal_router.get("/tree")

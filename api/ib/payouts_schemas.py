@@ -39,6 +39,12 @@ class PayoutDecisionRequest(BaseModel):
     reason: Reason
 
 
+class PayoutRelease(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+
+
 class PayoutDecisionResult(BaseModel):
     payout_id: UUID
     status: PayoutStatus

@@ -75,6 +75,36 @@ async def decide(
     )
 
 
+async def release_needing_attention(
+    session: AsyncSession, staff: Principal, payout_id: uuid.UUID, reason: str
+) -> IbPayout:
+    """A payout MT5 refused (`needs_attention`, nothing booked, its workflow ended) is closed as
+    rejected and its rows go back to the next cycle, which pays them to wherever the IB is paid
+    by then (correct the destination first). Audited `ib_payout.released`."""
+    payout = await queries.payout_or_not_found(session, payout_id, lock=True)
+    if payout.status != PayoutStatus.NEEDS_ATTENTION.value:
+        raise Conflict(
+            f"the payout is {payout.status}: only one that needs attention is released here"
+            " (a waiting payout is rejected through its decision)"
+        )
+    await queries.release_rows(session, payout.id)
+    payout.status = PayoutStatus.REJECTED.value
+    before_reason, payout.decision_reason = payout.decision_reason, reason
+    audit.record(
+        session,
+        staff.actor(),
+        audit.Change(
+            action="ib_payout.released",
+            entity_type="ib_payout",
+            entity_id=str(payout.id),
+            before={"status": PayoutStatus.NEEDS_ATTENTION.value, "reason": before_reason},
+            after={"status": PayoutStatus.REJECTED.value, "rows": "back to the next cycle"},
+            reason=reason,
+        ),
+    )
+    return payout
+
+
 async def statement(
     session: AsyncSession, documents: DocumentStore, payout_id: uuid.UUID, ib_id: uuid.UUID | None
 ) -> tuple[IbPayout, bytes]:

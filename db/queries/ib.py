@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, and_, bindparam, func, or_, select
+from sqlalchemy import BigInteger, Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -281,6 +281,13 @@ async def payout_or_not_found(
     if payout is None:
         raise NotFound(f"no IB payout {payout_id}")
     return payout
+
+
+async def release_rows(session: AsyncSession, payout_id: uuid.UUID) -> None:
+    """The payout's commission rows back to the next cycle (they keep their amounts)."""
+    await session.execute(
+        update(IbCommission).where(IbCommission.payout_id == payout_id).values(payout_id=None)
+    )
 
 
 async def payouts_newest_first(

@@ -150,6 +150,7 @@ EXPECTED = {
     ("GET", "/v1/finance/ib-payouts"): FINANCE_READERS,
     ("GET", "/v1/finance/ib-payouts/{payout_id}/statement"): FINANCE_READERS,
     ("POST", "/v1/finance/ib-payouts/{payout_id}/decision"): {"finance"},
+    ("POST", "/v1/finance/ib-payouts/{payout_id}/release"): {"finance"},
     ("POST", "/v1/ib-attributions"): {"admin"},
     ("GET", "/v1/ib/tree"): {"ib"},
     ("GET", "/v1/ib/attributed-clients"): {"ib"},

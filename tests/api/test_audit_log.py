@@ -71,6 +71,7 @@ AUDITED_IN_IB_PAYOUT_TESTS = {("POST", "/v1/ib-attributions")}
 # after, the reason) is asserted in tests/ib_payout/test_ib_management_api.py, beside the IBs,
 # plans and flags it needs; the plan preview writes nothing (asserted there too).
 AUDITED_IN_IB_MANAGEMENT_TESTS = {
+    ("POST", "/v1/finance/ib-payouts/{payout_id}/release"),
     ("PUT", "/v1/ibs/{ib_id}/parent"),
     ("PATCH", "/v1/ibs/{ib_id}"),
     ("POST", "/v1/ibs/plans"),

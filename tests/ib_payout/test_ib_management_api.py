@@ -19,14 +19,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import ActivityEnvironment
 
 from activities.ib_management import IbManagementSteps
-from contracts.ib_payout import FraudCheck
+from activities.ib_payout import IbPayoutSteps
+from contracts.ib_payout import AccrualRequest, FraudCheck, PayoutFrequency, PayoutPeriod
 from db.models import AuditEntry, Client
-from db.models.ib import IbFraudFlag, IbPayout, IntroducingBroker
+from db.models.ib import IbCommission, IbFraudFlag, IbPayout, IntroducingBroker
 from db.models.security import AuthSession
 from db.sealed import SecretBox
 from domain.ib.commissions import PreviewInput, preview
 from domain.roles import StaffRole
 from settings import Settings
+from storage.documents import LocalFileStore
 from tests.ib_payout.scene import T0, Scene, trade, version
 from tests.support.people import People
 
@@ -329,3 +331,59 @@ async def test_fraud_flags_are_stored_once_listed_and_cleared(
     assert (await ActivityEnvironment().run(steps.flag_ib_fraud, check)).flags == 0
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(IbFraudFlag)) == 3
+
+
+async def test_a_payout_mt5_refused_is_released_to_the_next_cycle(
+    api: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    scene = Scene(sessions)
+    await scene.plan("direct", version(1, T0, "4", "100"))
+    ib = await scene.ib("R", "direct")
+    await scene.account(1101)
+    await scene.attribute(1101, ib, T0)
+    await scene.write_deals(
+        [
+            trade(70, T0 + 100, 0, 0, 10000, "1.10000", 970, login=1101),
+            trade(71, T0 + 500, 1, 1, 10000, "1.10010", 970, login=1101, closed=10000),
+        ]
+    )
+    steps = IbPayoutSteps(sessions, LocalFileStore(tmp_path))
+    week = 7 * 24 * 3600
+    activity = ActivityEnvironment()
+    await activity.run(
+        steps.accrue_ib_commissions, AccrualRequest(start=T0, end=T0 + week, history_from=T0)
+    )
+    opened = await activity.run(
+        steps.open_ib_payouts,
+        PayoutPeriod(frequency=PayoutFrequency.WEEKLY, start=T0, end=T0 + week),
+    )
+    [payout_id] = opened.payouts
+    people = People(sessions, SecretBox(settings.secrets_key), api)
+    finance = await people.staff(StaffRole.FINANCE)
+    release = f"/v1/finance/ib-payouts/{payout_id}/release"
+    why = {"reason": "MT5 account closed; the IB is paid to its wallet now"}
+
+    waiting = await api.post(release, json=why, headers=finance.headers)
+    assert waiting.status_code == 409 and "needs attention" in waiting.json()["detail"]
+
+    async with sessions.begin() as session:
+        await session.execute(
+            update(IbPayout).where(IbPayout.id == payout_id).values(status="needs_attention")
+        )
+    compliance = await people.staff(StaffRole.COMPLIANCE)
+    assert (await api.post(release, json=why, headers=compliance.headers)).status_code == 403
+    released = await api.post(release, json=why, headers=finance.headers)
+    assert released.status_code == 200, released.text
+    assert released.json()["status"] == "rejected"
+    async with sessions() as session:
+        rows = list(
+            await session.scalars(select(IbCommission.payout_id).where(IbCommission.ib_id == ib))
+        )
+    assert rows and set(rows) == {None}  # back to the next cycle
+    [entry] = await audit_of(sessions, "ib_payout.released", str(payout_id))
+    assert entry.actor_id == str(finance.id) and entry.reason == why["reason"]
+    assert entry.before and entry.before["status"] == "needs_attention"
+    assert (await api.post(release, json=why, headers=finance.headers)).status_code == 409
