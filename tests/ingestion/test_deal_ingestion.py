@@ -202,8 +202,10 @@ async def test_backfill_then_live_follower_store_every_deal_once(
     def payload(row: Any) -> dict[str, Any]:
         return {k: v for k, v in row.items() if k not in {"server", "created_at", "updated_at"}}
 
+    # The back-fill's `until` is inclusive to the second (mark - 1 s): a deal stamped at the
+    # mark itself is the follower's only.
     followed_until_mark = {
-        t: payload(r) for t, r in followed.items() if r["time"].timestamp() <= limit
+        t: payload(r) for t, r in followed.items() if r["time"].timestamp() < limit
     }
     assert followed_until_mark == {t: payload(r) for t, r in filled.items()}
     async with sessions() as session:
