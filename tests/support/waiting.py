@@ -11,6 +11,10 @@ from typing import Any
 POLL_SECONDS = 0.05
 
 
+class NotWithin(AssertionError):
+    """The condition did not hold before the deadline (a test failure, like any assertion)."""
+
+
 async def eventually(probe: Callable[[], Any], what: str, timeout: float) -> Any:
     """The first truthy answer of `probe` (sync or async), asked again until `timeout` seconds
     have passed; then the test fails naming `what` it waited for."""
@@ -22,7 +26,7 @@ async def eventually(probe: Callable[[], Any], what: str, timeout: float) -> Any
         if answer:
             return answer
         if time.monotonic() > give_up:
-            raise AssertionError(f"not within {timeout:g} s: {what}")
+            raise NotWithin(f"not within {timeout:g} s: {what}")
         await asyncio.sleep(POLL_SECONDS)
 
 
@@ -31,6 +35,6 @@ def until(probe: Callable[[], Any], what: str, timeout: float) -> Any:
     give_up = time.monotonic() + timeout
     while not (answer := probe()):
         if time.monotonic() > give_up:
-            raise AssertionError(f"not within {timeout:g} s: {what}")
+            raise NotWithin(f"not within {timeout:g} s: {what}")
         time.sleep(POLL_SECONDS)
     return answer
