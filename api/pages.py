@@ -4,6 +4,7 @@ shared by every module that renders one, and the helpers their route modules sha
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -13,9 +14,13 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 
+from api.auth.schemas import AccessToken
+from api.auth.service import WRONG_CREDENTIALS
 from api.policy import CONSOLE_COOKIE, Principal
-from domain.errors import Forbidden
+from api.throttle import TooManyAttempts
+from domain.errors import Forbidden, NotAuthenticated
 
 if TYPE_CHECKING:
     from settings import Settings
@@ -121,3 +126,21 @@ def page_url(request: Request, **changes: object) -> str:
 
 
 templates.env.globals["page_url"] = page_url
+
+
+async def console_log_in(
+    log_in: Callable[[], Awaitable[AccessToken]],
+    refused: Callable[[str, int], HTMLResponse],
+) -> AccessToken | HTMLResponse:
+    """A console log-in is the API's (same throttle, same server-side session); its refusals are
+    the log-in page again with the reason, and `Retry-After` while throttled."""
+    try:
+        return await log_in()
+    except ValidationError:
+        return refused(WRONG_CREDENTIALS, 401)
+    except TooManyAttempts as exc:
+        page = refused(exc.detail, exc.status_code)
+        page.headers["Retry-After"] = str(exc.retry_after_seconds)
+        return page
+    except (NotAuthenticated, Forbidden) as exc:
+        return refused(exc.detail, exc.status_code)

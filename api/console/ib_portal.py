@@ -14,7 +14,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
 
 from api.auth import service as auth_service
 from api.auth.schemas import LoginRequest
@@ -23,10 +22,8 @@ from api.deps import ContextDep, SessionDep, StateDep, documents_of
 from api.ib import payouts_service as service
 from api.ib.payouts_schemas import CommissionRowView
 from api.ib.service import own_profile
-from api.pages import pdf_response, render, signed_in, templates
+from api.pages import console_log_in, pdf_response, render, signed_in, templates
 from api.policy import ConsolePolicy, Principal, public
-from api.throttle import TooManyAttempts
-from domain.errors import Forbidden, NotAuthenticated
 
 router = APIRouter(prefix="/console/ib", tags=["console"])
 HOME = "/console/ib"
@@ -57,17 +54,14 @@ async def log_in(
     context: ContextDep,
 ) -> HTMLResponse | RedirectResponse:
     """The API's IB log-in (same throttle, same session), its token kept in the console cookie."""
-    try:
-        credentials = LoginRequest.model_validate(form.model_dump())
-        token = await auth_service.log_in_ib(session, credentials, state, context)
-    except ValidationError:
-        return _refused(request, auth_service.WRONG_CREDENTIALS, 401)
-    except TooManyAttempts as exc:
-        refused = _refused(request, exc.detail, exc.status_code)
-        refused.headers["Retry-After"] = str(exc.retry_after_seconds)
-        return refused
-    except (NotAuthenticated, Forbidden) as exc:
-        return _refused(request, exc.detail, exc.status_code)
+    token = await console_log_in(
+        lambda: auth_service.log_in_ib(
+            session, LoginRequest.model_validate(form.model_dump()), state, context
+        ),
+        lambda reason, status: _refused(request, reason, status),
+    )
+    if isinstance(token, HTMLResponse):
+        return token
     return signed_in(HOME, token.access_token, token.expires_in, request, state.settings)
 
 

@@ -25,8 +25,8 @@ from api.console.schemas import LOGIN_REFUSALS, ConsoleDecision, ConsoleLogin
 from api.deps import ContextDep, SessionDep, StateDep
 from api.finance import service as finance_service
 from api.finance.schemas import DecisionRequest, FinancePaymentView
+from api.pages import console_log_in, templates
 from api.pages import signed_in as signed_in_page
-from api.pages import templates
 from api.policy import (
     CONSOLE_COOKIE,
     ConsoleComplianceOfficer,
@@ -38,7 +38,6 @@ from api.policy import (
     signed_in,
 )
 from api.state import AppState
-from api.throttle import TooManyAttempts
 from domain.errors import BackOfficeError, Forbidden, NotAuthenticated
 from domain.ledger import AccountKind
 from domain.payments import FinanceCaseStatus, PaymentDirection, PaymentStatus
@@ -76,17 +75,14 @@ async def log_in(
     next: NextPage = "",
 ) -> HTMLResponse | RedirectResponse:
     settings = state.settings
-    try:
-        credentials = StaffLoginRequest.model_validate(form.model_dump())
-        token = await auth_service.log_in_staff(session, credentials, state, context)
-    except ValidationError:
-        return _login_refused(request, auth_service.WRONG_CREDENTIALS, 401)
-    except TooManyAttempts as exc:
-        refused = _login_refused(request, exc.detail, exc.status_code)
-        refused.headers["Retry-After"] = str(exc.retry_after_seconds)
-        return refused
-    except (NotAuthenticated, Forbidden) as exc:
-        return _login_refused(request, exc.detail, exc.status_code)
+    token = await console_log_in(
+        lambda: auth_service.log_in_staff(
+            session, StaffLoginRequest.model_validate(form.model_dump()), state, context
+        ),
+        lambda reason, status: _login_refused(request, reason, status),
+    )
+    if isinstance(token, HTMLResponse):
+        return token
     landing = _safe_next(next) or FINANCE_PAGE
     return signed_in_page(landing, token.access_token, token.expires_in, request, settings)
 
