@@ -6,7 +6,7 @@ result down, so tests can build their own `Settings(...)`.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.kyc import KycSla
+from domain.money import MINOR_UNITS
 from domain.payments import PaymentTimers
 
 PROJECT_ROOT = Path(__file__).resolve().parent
@@ -84,6 +85,9 @@ class Mt5ServerSettings(BaseModel):
     # BrokerFlow allocates MT5 logins itself from this range (see docs/architecture.md).
     login_range_start: int = 5_000_000
     login_range_end: int = 5_999_999
+    # This server's clock minus UTC, in seconds (UTC+2: 7200). Unset: the single
+    # `ib.server_clock_offset` every server shared before (`Settings.server_clock_offset_of`).
+    server_clock_offset: int | None = Field(default=None, ge=-14 * 3600, le=14 * 3600)
 
     def is_sealed(self) -> bool:
         return self.manager_password.get_secret_value().startswith(SEALED_PREFIX)
@@ -276,6 +280,131 @@ class IbRules(BaseModel):
     server_clock_offset: int = Field(default=0, ge=-14 * 3600, le=14 * 3600)
 
 
+class FxFeedSettings(BaseModel):
+    """FX rates from an MT5 server's quotes (`tick/last`), stored beside finance's own
+    (docs/payments.md, "FX rates"). Read by the `fx-feed` schedule: a change reaches it when
+    the worker restarts (it updates the schedule)."""
+
+    # Off: no schedule (an existing one is deleted at the worker's start); rates are staff's only.
+    enabled: bool = True
+    # Whose quotes: an MT5 server's name. Unset: the sign-up server (`mt5`).
+    server: str | None = None
+    # How often the quotes are read (env: ISO 8601 duration, `PT60S`).
+    interval: timedelta = Field(
+        default=timedelta(seconds=60), ge=timedelta(seconds=5), le=timedelta(hours=1)
+    )
+    # MT5 symbol -> the pair its quote is (units of the second currency per one of the first).
+    # Env: JSON, `{"EURUSD": "EUR/USD", "EURUSD.r": "EUR/USD"}`.
+    symbols: dict[str, str] = Field(
+        default_factory=lambda: {
+            "EURUSD": "EUR/USD",
+            "GBPUSD": "GBP/USD",
+            "USDJPY": "USD/JPY",
+            "USDCHF": "USD/CHF",
+            "AUDUSD": "AUD/USD",
+            "USDCAD": "USD/CAD",
+            "NZDUSD": "NZD/USD",
+            "EURGBP": "EUR/GBP",
+        }
+    )
+
+    @model_validator(mode="after")
+    def _pairs_are_booked_currencies(self) -> FxFeedSettings:
+        for symbol, pair in self.symbols.items():
+            base, _, quote = pair.partition("/")
+            if base not in MINOR_UNITS or quote not in MINOR_UNITS or base == quote:
+                raise ValueError(
+                    f"fx_feed.symbols: {symbol} -> {pair!r} is not a pair of two different "
+                    "booked currencies (e.g. EUR/USD)"
+                )
+        return self
+
+    def pairs(self) -> list[tuple[str, str, str]]:
+        """(symbol, base, quote) of every configured symbol, in symbol order."""
+        return [(s, p[:3], p[4:]) for s, p in sorted(self.symbols.items())]
+
+
+class ReconciliationSettings(BaseModel):
+    """The scheduled three-way reconciliation (docs/reconciliation.md, "The scheduled run"). Read
+    by the per-server schedules: a change reaches them when the worker restarts."""
+
+    # Off: no schedules are made (back-fills through the API still run).
+    enabled: bool = True
+    # The broker day's cut-off on each server's own clock (`server_clock_offset_of`), HH:MM.
+    cut_off: time = time(0, 0)
+    # The daily run starts this long after the cut-off, so late deals and reports are in.
+    delay: timedelta = Field(default=timedelta(minutes=30), ge=timedelta(0), le=timedelta(hours=12))
+    # Also reconcile the day so far every hour (breaks of a partial day are provisional).
+    hourly: bool = False
+    cut_off_window_seconds: int = Field(default=300, ge=0, le=86400)
+    match_window_seconds: int = Field(default=3600, ge=0, le=86400)
+    # A new break at or above this (in its own currency) alerts finance.
+    alert_above: Decimal = Field(default=Decimal("100"), ge=0)
+    # The currency of a balance deal whose login BrokerFlow does not know (a dealer's account).
+    default_currency: str = "USD"
+
+
+class RiskSettings(BaseModel):
+    """The live exposure (docs/risk-exposure.md, "Live view, alerts, dashboard"): each MT5
+    server's `risk-exposure-<server>` schedule stores a point of the exposure series every
+    `interval`; a change reaches the schedules when the worker restarts."""
+
+    # Off: no schedules (existing ones are deleted at the worker's start).
+    enabled: bool = True
+    # Env: ISO 8601 duration (`PT10S`).
+    interval: timedelta = Field(
+        default=timedelta(seconds=10), ge=timedelta(seconds=1), le=timedelta(hours=1)
+    )
+    # The reporting currency of every notional and margin figure.
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    # Points older than this are deleted by the run that writes the next one.
+    retention: timedelta = Field(
+        default=timedelta(days=2), ge=timedelta(minutes=10), le=timedelta(days=90)
+    )
+
+
+class ProfilingSettings(BaseModel):
+    """Client profiling (docs/risk-profiling.md, "Stored profiles and the dealer's decision"):
+    each MT5 server's `client-profiling-<server>` schedule profiles its accounts' deals of the
+    last `window` every `interval`; a dealer's accepted book moves the account to `groups`."""
+
+    # Off: no schedules (existing ones are deleted at the worker's start).
+    enabled: bool = True
+    # Env: ISO 8601 durations (`PT1H`, `P7D`).
+    interval: timedelta = Field(
+        default=timedelta(hours=1), ge=timedelta(minutes=1), le=timedelta(days=1)
+    )
+    window: timedelta = Field(
+        default=timedelta(days=7), ge=timedelta(hours=1), le=timedelta(days=90)
+    )
+    # Quotes read per symbol and run at most (`tick/history` around the window's entries).
+    max_ticks_per_symbol: int = Field(default=200_000, ge=1_000, le=5_000_000)
+    # The MT5 group of each book (A, B, hybrid), and per server where it differs.
+    groups: dict[str, str] = Field(
+        default_factory=lambda: {
+            "A": "real\\a-book",
+            "B": "real\\b-book",
+            "hybrid": "real\\hybrid",
+        }
+    )
+    server_groups: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    def group_for(self, server: str, book: str) -> str | None:
+        return self.server_groups.get(server, {}).get(book) or self.groups.get(book)
+
+
+class AnalyticsSettings(BaseModel):
+    """The reporting aggregates (docs/reporting.md): the `analytics` schedule refreshes them
+    from the deals every `interval`; a change reaches the schedule when the worker restarts."""
+
+    # Off: no schedule (an existing one is deleted at the worker's start).
+    enabled: bool = True
+    # Env: ISO 8601 duration (`PT5M`).
+    interval: timedelta = Field(
+        default=timedelta(minutes=5), ge=timedelta(seconds=10), le=timedelta(days=1)
+    )
+
+
 class MailSettings(BaseModel):
     """Outgoing mail. Dev and tests send to the local SMTP catcher (`simulators.smtp`)."""
 
@@ -340,6 +469,15 @@ class Settings(BaseSettings):
     payments: PaymentRules = Field(default_factory=PaymentRules)
     # IB payouts: the four-eyes threshold and the trade server's clock offset.
     ib: IbRules = Field(default_factory=IbRules)
+    # FX rates read from an MT5 server's quotes on a schedule, beside the ones finance enters.
+    fx_feed: FxFeedSettings = Field(default_factory=FxFeedSettings)
+    # The live exposure series per MT5 server (issue 15).
+    risk: RiskSettings = Field(default_factory=RiskSettings)
+    analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
+    # Client profiles per MT5 server and the MT5 group of each book (issue 15).
+    profiling: ProfilingSettings = Field(default_factory=ProfilingSettings)
+    # The daily (optionally hourly) three-way reconciliation per MT5 server.
+    reconciliation: ReconciliationSettings = Field(default_factory=ReconciliationSettings)
 
     # KYC review service levels, outgoing mail, and the encrypted store of client documents
     # (AES-256-GCM; the key is 32 bytes, urlsafe base64; `documents_dir` defaults under data_dir).
@@ -376,6 +514,14 @@ class Settings(BaseSettings):
     def mt5_fleet(self) -> list[Mt5ServerSettings]:
         """Every MT5 server BrokerFlow drives, the sign-up server first."""
         return [self.mt5, *self.mt5_servers]
+
+    def server_clock_offset_of(self, server: str) -> int:
+        """`server`'s clock minus UTC in seconds: its own setting, else (and for a server not
+        configured) the shared `ib.server_clock_offset`."""
+        for configured in self.mt5_fleet():
+            if configured.name == server and configured.server_clock_offset is not None:
+                return configured.server_clock_offset
+        return self.ib.server_clock_offset
 
     @model_validator(mode="after")
     def _server_names_are_unique(self) -> Settings:

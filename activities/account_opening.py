@@ -12,6 +12,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.credentials import generate_mt5_password
+from activities.ib_referral import attribute_referred_login
 from activities.mt5_balance import apply_balance_once
 from activities.mt5_errors import raise_for_temporal
 from contracts import account_opening as opening
@@ -154,6 +155,13 @@ class AccountOpeningRecords:
                     rights=request.rights,
                 )
             )
+            if application.kind == "live":  # a referred client's live login is its IB's
+                await attribute_referred_login(
+                    session,
+                    client_id=application.client_id,
+                    server=application.mt5_server,
+                    login=request.login,
+                )
             move_application(
                 session,
                 application,

@@ -17,14 +17,17 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.exceptions import ApplicationError
 
 from activities.ib_accrual import (
     LEDGER_COLUMNS,
     LOGIN_AT,
+    STORED_COLUMNS,
     BatchRows,
     batch_rows,
     copy_escape,
@@ -48,6 +51,7 @@ from db import audit
 from db.ledger import post_entry
 from db.models.ib import IbAttribution, IbCommission, IbPayout, IntroducingBroker
 from db.queries import ib as queries
+from db.queries.ib_management import open_fraud_flags
 from domain.errors import InvalidInput
 from domain.ib.clawback import Adjustment, adjustments
 from domain.ib.rows import Row
@@ -178,37 +182,42 @@ def _adjustment_values(
     return _values(server, now or paid[key], revision, adjustment, now)
 
 
-_COLUMNS = LEDGER_COLUMNS
 _STAGING = "ib_commission_staging"
-# Made once per database session, emptied at each commit. (Both statements are built from this
+_STAGED = [*LEDGER_COLUMNS, "trace_ref"]  # both kinds of line: whole trace, or by reference
+# Made once per database session, emptied at each commit. (Every statement is built from this
 # module's constants, never from input.)
 _STAGING_DDL = (
     f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} ON COMMIT DELETE ROWS AS"  # noqa: S608
-    f" SELECT {', '.join(_COLUMNS)} FROM ib_commissions WITH NO DATA"
+    f" SELECT {', '.join(_STAGED)} FROM ib_commissions WITH NO DATA"
 )
 _MERGE = (
-    f"WITH added AS (INSERT INTO ib_commissions ({', '.join(_COLUMNS)})"  # noqa: S608
-    f" SELECT {', '.join(_COLUMNS)} FROM {_STAGING}"
+    f"WITH added AS (INSERT INTO ib_commissions ({', '.join(_STAGED)})"  # noqa: S608
+    f" SELECT {', '.join(_STAGED)} FROM {_STAGING}"
     " ON CONFLICT ON CONSTRAINT uq_ib_commissions DO NOTHING RETURNING revision)"
     " SELECT count(*) FILTER (WHERE revision = 0), count(*) FILTER (WHERE revision > 0)"
     " FROM added"
 )
+# Sorted, so two transactions adding the same templates take their keys in the same order.
+_TEMPLATES = text(
+    "INSERT INTO ib_commission_traces (key, body)"
+    " SELECT k::uuid, b::jsonb FROM unnest(CAST(:keys AS text[]), CAST(:bodies AS text[]))"
+    " AS t(k, b) ORDER BY k ON CONFLICT DO NOTHING"
+)
+_STORED = text(
+    "SELECT deal, ib_id::text, revision, amount, currency FROM ib_commissions"
+    " WHERE server = :server AND deal = ANY(CAST(:deals AS bigint[]))"
+)
 _COPY_CHUNK = 1 << 20  # characters per write to the COPY stream
 
 
-async def _store(session: AsyncSession, lines: list[str]) -> tuple[int, int]:
-    """COPY the rows (COPY text lines of `_COLUMNS`) to a staging table and insert those not
-    there yet (a recomputation finds its rows by their unique key): answers the rows and the
-    adjustments added."""
-    if not lines:
-        return 0, 0
-    await session.execute(text(_STAGING_DDL))
+async def _copy(session: AsyncSession, table: str, columns: Sequence[str], lines: list[str]) -> int:
+    """COPY text `lines` of `columns` into `table`; answers the rows written."""
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection
     assert driver is not None
     async with driver.cursor() as cursor:
-        async with cursor.copy(f"COPY {_STAGING} ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+        async with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
             chunk: list[str] = []
             size = 0
             for line in lines:
@@ -219,18 +228,75 @@ async def _store(session: AsyncSession, lines: list[str]) -> tuple[int, int]:
                     chunk, size = [], 0
             if chunk:
                 await copy.write("".join(chunk))
+        return int(cursor.rowcount)
+
+
+async def _store(
+    session: AsyncSession, rows: list[str], adjusted: list[str], *, direct: bool
+) -> tuple[int, int]:
+    """Store new rows (lines of `STORED_COLUMNS`) and adjustments (lines of `LEDGER_COLUMNS`,
+    their whole trace): answers the rows and the adjustments added. `direct`: the batch's
+    deals had no rows, so its rows are COPYed straight into the ledger (in a savepoint: a
+    concurrent accrual that stored them first makes it fall back); otherwise through a
+    session-local staging table, inserting those not there yet (a recomputation finds its rows
+    by their unique key)."""
+    if not rows and not adjusted:
+        return 0, 0
+    if direct and not adjusted:
+        try:
+            async with session.begin_nested():
+                return await _copy(session, "ib_commissions", STORED_COLUMNS, rows), 0
+        except (psycopg.errors.UniqueViolation, IntegrityError):
+            pass  # stored meanwhile by another accrual: the staging table skips them
+    await session.execute(text(_STAGING_DDL))
+    if rows:
+        await _copy(session, _STAGING, STORED_COLUMNS, rows)
+    if adjusted:
+        await _copy(session, _STAGING, LEDGER_COLUMNS, adjusted)
     added = (await session.execute(text(_MERGE))).one()
     return int(added[0]), int(added[1])
 
 
+async def store_templates(session: AsyncSession, templates: dict[str, str]) -> None:
+    """The trace templates the rows name, added once (content-addressed: never changed)."""
+    if templates:
+        keys = sorted(templates)
+        await session.execute(_TEMPLATES, {"keys": keys, "bodies": [templates[k] for k in keys]})
+
+
 def _copy_line(values: dict[str, Any]) -> str:
-    return "\t".join(copy_escape(str(values[c])) for c in _COLUMNS) + "\n"
+    return "\t".join(copy_escape(str(values[c])) for c in LEDGER_COLUMNS) + "\n"
 
 
-async def store_batch(session: AsyncSession, server: str, computed: BatchRows) -> AccrualCounts:
+def _unchanged(stored: Sequence[Any], computed: list[tuple[int, str, str]]) -> set[int]:
+    """The rowed deals whose recomputation pays what their stored rows pay: each of their rows
+    is revision 0 and the recomputed rows have the same IBs, currencies and amounts (so
+    `domain.ib.clawback.adjustments` finds nothing for them; the others are compared whole)."""
+    if not stored:
+        return set()
+    paid: dict[int, dict[tuple[str, str], Decimal]] = {}
+    adjusted: set[int] = set()
+    seen: set[tuple[int, str]] = set()
+    for deal, ib, revision, amount, currency in stored:
+        if revision or (deal, ib) in seen:
+            adjusted.add(deal)  # compared whole, as `_current_rows` reads it
+        seen.add((deal, ib))
+        paid.setdefault(deal, {})[(ib, currency)] = amount
+    now: dict[int, dict[tuple[str, str], Decimal]] = {}
+    for deal, ib, line in computed:
+        if deal in paid:
+            fields = line.split("\t", 12)
+            now.setdefault(deal, {})[(ib, fields[11])] = Decimal(fields[10])
+    return {deal for deal, pays in paid.items() if deal not in adjusted and now.get(deal) == pays}
+
+
+async def store_batch(
+    session: AsyncSession, server: str, computed: BatchRows, *, templates_stored: bool = False
+) -> AccrualCounts:
     """One batch's computed rows in the ledger: new deals get their rows, deals already rowed
     whose amounts changed (a dealer's correction) get `domain.ib`'s adjustments as new
-    revisions. Running it again adds nothing."""
+    revisions. Running it again adds nothing. `templates_stored`: the caller stored the
+    batch's trace templates already (in their own transaction)."""
     counts = AccrualCounts(unattributed=computed.unattributed)
     counts.without_account = computed.without_account
     if computed.error is not None:
@@ -239,26 +305,35 @@ async def store_batch(session: AsyncSession, server: str, computed: BatchRows) -
             type="CommissionDocumentInvalid",
             non_retryable=True,
         )
+    if not templates_stored:
+        await store_templates(session, computed.templates)
     deals = sorted({deal for deal, _, _ in computed.rows})
-    stored = await queries.commission_rows(session, server, deals) if deals else []
-    rowed_deals = {r.deal for r in stored}
+    stored = (
+        (await session.execute(_STORED, {"server": server, "deals": deals})).all() if deals else []
+    )
+    rowed_deals = {r[0] for r in stored}
     lines = [line for deal, _, line in computed.rows if deal not in rowed_deals]
-    if rowed_deals:
-        # Recomputed deals: only their adjustments are stored (the rarer, slower path).
-        paid, revisions = _current_rows(stored)
+    adjusted: list[str] = []
+    compared = rowed_deals - _unchanged(stored, computed.rows)
+    if compared:
+        # Recomputed deals whose amounts moved: only their adjustments are stored (the rarer,
+        # slower path).
+        paid, revisions = _current_rows(
+            await queries.commission_rows(session, server, sorted(compared))
+        )
         rows = [
-            Row.model_validate(json.loads(trace_of(line))["row"])
+            Row.model_validate(json.loads(trace_of(line, computed.templates))["row"])
             for deal, _, line in computed.rows
-            if deal in rowed_deals
+            if deal in compared
         ]
         by_key = {(r.deal, r.ib): r for r in rows}
         paid_by_key = {(r.deal, r.ib): r for r in paid}
         for adjustment in adjustments(paid, rows):
             revision = revisions[(adjustment.deal, adjustment.ib)] + 1
-            lines.append(
+            adjusted.append(
                 _copy_line(_adjustment_values(server, adjustment, by_key, paid_by_key, revision))
             )
-    counts.rows, counts.adjustments = await _store(session, lines)
+    counts.rows, counts.adjustments = await _store(session, lines, adjusted, direct=not rowed_deals)
     return counts
 
 
@@ -299,6 +374,7 @@ class _Accrual:
         self._context = context
         self._pool = pool
         self._storing = asyncio.Semaphore(STORING)
+        self._templates: set[str] = set()  # keys of the templates stored (committed)
         self.counts = AccrualCounts()
 
     async def server(self, server: str, by_login: dict[int, list[IbAttribution]]) -> None:
@@ -364,8 +440,16 @@ class _Accrual:
             computed = await loop.run_in_executor(
                 self._pool, batch_rows, server, document, deals, start
             )
-        async with self._storing, self._sessions.begin() as session:
-            return await store_batch(session, server, computed)
+        async with self._storing:
+            # The templates in their own transaction first: batches stored at once share most
+            # of them, and would otherwise wait for each other's commit on their keys.
+            unknown = {k: v for k, v in computed.templates.items() if k not in self._templates}
+            if unknown:
+                async with self._sessions.begin() as session:
+                    await store_templates(session, unknown)
+                self._templates.update(unknown)
+            async with self._sessions.begin() as session:
+                return await store_batch(session, server, computed, templates_stored=True)
 
 
 async def accrue(
@@ -562,6 +646,8 @@ class IbPayoutSteps:
             assert ib is not None
             lines = [statement_line(r) for r in await queries.payout_rows(session, payout.id)]
             statement = Statement(
+                # The IB's open fraud flags: the statement's section for finance.
+                fraud_flags=await open_fraud_flags(session, ib.id),
                 payout_id=str(payout.id),
                 ib_name=ib.name,
                 ib_id=str(ib.id),

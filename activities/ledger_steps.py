@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import desc, or_, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.exceptions import ApplicationError
@@ -158,16 +159,17 @@ class LedgerSteps:
 
     @implements(funds.notify_client)
     async def notify_client(self, request: Notify) -> None:
+        """The notice, once per key: a retry finds it there and adds nothing (one statement)."""
         async with self._sessions.begin() as session:
-            if await session.scalar(select(Notification.id).where(Notification.key == request.key)):
-                return
-            session.add(
-                Notification(
+            await session.execute(
+                insert(Notification)
+                .values(
                     client_id=request.client_id,
                     key=request.key,
                     kind=request.kind,
                     message=request.message,
                 )
+                .on_conflict_do_nothing(index_elements=[Notification.key])
             )
 
 

@@ -1,5 +1,8 @@
 """Mail to clients: one notification row per key, the template rendered, the message handed to
 the SMTP server under a Message-ID derived from the key (a retried send carries the same id).
+Staff users and introducing brokers get their password-reset link by the same step
+(`ClientMailInput.recipient`), without a notification row (those are the client's inbox), the
+link pointing at the console's page.
 
 The email-verification and password-reset links are signed here, in the activity, so their
 tokens never sit in a workflow's history (a reset mail's workflow carries the reset's id only).
@@ -20,9 +23,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from contracts import client_mail
-from contracts.client_mail import ClientMailInput, MailTemplate
+from contracts.client_mail import ClientMailInput, MailRecipient, MailTemplate
 from contracts.steps import implements
-from db.models import Client, Notification, PasswordReset
+from db.models import Client, IntroducingBroker, Notification, PasswordReset, StaffUser
 from db.queries.clients import client_by_id
 from domain.email_verification import make_token
 from domain.password_reset import make_token as make_reset_token
@@ -43,6 +46,11 @@ TEMPLATE_FILES: dict[MailTemplate, str] = {
     MailTemplate.LEVERAGE_DECIDED: "leverage_change_decided",
     MailTemplate.PASSWORD_RESET: "password_reset",
     MailTemplate.SIGNUP_WITH_YOUR_EMAIL: "signup_with_your_email",
+}
+# Where a staff user's or an IB's reset link leads: the console's "set new password" page.
+CONSOLE_RESET_PAGES: dict[MailRecipient, str] = {
+    MailRecipient.STAFF: "/console/reset-password",
+    MailRecipient.IB: "/console/ib/reset-password",
 }
 # Context entries that templates read as lists (one item per line) or as yes/no.
 LIST_FIELDS = frozenset({"missing", "waiting_for"})
@@ -90,6 +98,9 @@ class ClientMail:
 
     @implements(client_mail.send_client_mail)
     async def send_client_mail(self, request: ClientMailInput) -> None:
+        if request.recipient is not MailRecipient.CLIENT:
+            await self._send_console_mail(request)
+            return
         async with self._sessions.begin() as session:
             client = await client_by_id(session, request.client_id)
             if client is None:
@@ -98,7 +109,7 @@ class ClientMail:
                     type="ClientNotFound",
                     non_retryable=activity.info().attempt >= MAX_ATTEMPTS_FOR_MISSING_CLIENT,
                 )
-            reset = await self._reset_of(session, request, client)
+            reset = await self._reset_of(session, request, client.id)
             subject, text, html = self._render(request, client, reset)
             await session.execute(
                 pg_insert(Notification)
@@ -111,6 +122,11 @@ class ClientMail:
                 .on_conflict_do_nothing(index_elements=["key"])
             )
             to = client.email
+        await self._send(request, to, subject, text, html)
+
+    async def _send(
+        self, request: ClientMailInput, to: str, subject: str, text: str, html: str
+    ) -> None:
         mail = OutgoingMail(
             to=to,
             subject=subject,
@@ -124,8 +140,43 @@ class ClientMail:
             raise ApplicationError(str(rejected), type="MailRejected", non_retryable=True) from None
         # MailUnavailable goes out as it is: the workflow's retry policy waits for the server.
 
+    async def _send_console_mail(self, request: ClientMailInput) -> None:
+        """A staff user's or an IB's password-reset link (the only mail they get so far)."""
+        if request.template is not MailTemplate.PASSWORD_RESET:
+            raise ApplicationError(
+                f"no {request.recipient.value} mail template for {request.template.value}",
+                type="MailTemplateMissing",
+                non_retryable=True,
+            )
+        async with self._sessions.begin() as session:
+            person: StaffUser | IntroducingBroker | None
+            if request.recipient is MailRecipient.STAFF:
+                person = await session.get(StaffUser, request.client_id)
+            else:
+                person = await session.get(IntroducingBroker, request.client_id)
+            if person is None:
+                raise ApplicationError(
+                    f"{request.recipient.value} {request.client_id} does not exist",
+                    type="RecipientNotFound",
+                    non_retryable=activity.info().attempt >= MAX_ATTEMPTS_FOR_MISSING_CLIENT,
+                )
+            reset = await self._reset_of(session, request, person.id)
+            assert reset is not None
+            name = person.full_name if isinstance(person, StaffUser) else person.name
+            to = person.email
+        context = template_context(request)
+        context.pop("reset_id", None)
+        context.update(
+            name=name,
+            portal_url=self._base_url + CONSOLE_RESET_PAGES[request.recipient].rsplit("/", 1)[0],
+            reset_url=self.reset_link(reset.id, CONSOLE_RESET_PAGES[request.recipient]),
+            needs_code=request.recipient is MailRecipient.STAFF,
+        )
+        subject, text, html = self._render_template(request, "password_reset", context)
+        await self._send(request, to, subject, text, html)
+
     async def _reset_of(
-        self, session: AsyncSession, request: ClientMailInput, client: Client
+        self, session: AsyncSession, request: ClientMailInput, subject_id: uuid.UUID
     ) -> PasswordReset | None:
         """The reset a password-reset mail names (the API commits it right after starting the
         mail, so a first attempt may not see it yet)."""
@@ -140,9 +191,10 @@ class ClientMail:
                 non_retryable=True,
             ) from None
         reset = await session.get(PasswordReset, reset_id)
-        if reset is None or reset.subject_id != client.id or reset.principal_kind != "client":
+        kind = request.recipient.value
+        if reset is None or reset.subject_id != subject_id or reset.principal_kind != kind:
             raise ApplicationError(
-                f"password reset {reset_id} of client {client.id} does not exist",
+                f"password reset {reset_id} of {kind} {subject_id} does not exist",
                 type="PasswordResetNotFound",
                 non_retryable=activity.info().attempt >= MAX_ATTEMPTS_FOR_MISSING_CLIENT,
             )
@@ -167,6 +219,11 @@ class ClientMail:
         if reset is not None:
             context.pop("reset_id", None)
             context["reset_url"] = self.reset_link(reset.id)
+        return self._render_template(request, template, context)
+
+    def _render_template(
+        self, request: ClientMailInput, template: str, context: dict[str, Any]
+    ) -> tuple[str, str, str]:
         try:
             return render(template, **context)
         except Exception as error:  # a template that cannot render will not render next time
@@ -176,11 +233,12 @@ class ClientMail:
                 non_retryable=True,
             ) from None
 
-    def reset_link(self, reset_id: uuid.UUID) -> str:
+    def reset_link(self, reset_id: uuid.UUID, page: str = "/reset-password") -> str:
         """The token goes in the fragment: a browser never sends it to a server, so it reaches
-        no access log; the portal page posts it to POST /v1/auth/password-reset/confirm."""
+        no access log; the page posts it to the confirmation (a client's portal page to
+        POST /v1/auth/password-reset/confirm, the console's to its own form)."""
         token = make_reset_token(self._link_key.get_secret_value().encode(), reset_id)
-        return f"{self._base_url}/reset-password#token={token}"
+        return f"{self._base_url}{page}#token={token}"
 
     def verification_link(self, client_id: uuid.UUID, email: str) -> str:
         expires = datetime.now(UTC) + timedelta(hours=self._link_hours)

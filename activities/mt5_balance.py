@@ -7,6 +7,10 @@ answer lost) and writes only when there is none.
 Once an earlier attempt may have applied the write, only two answers end the step: "applied"
 (the deal is found by its comment) and "certainly not applied" (a look-up that succeeded found
 none, and then MT5 answered the new write with a refusal). Anything else is retried.
+
+A refusal is not believed on its word either: a server (or a plugin on it) can book the deal and
+still answer a final retcode ("refused after applied"). Before a refusal ends the step, the deal
+is looked for by its comment; found, the write was applied after all.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ async def apply_balance_once(
         earlier = await find_balance_deal(gateway, operation.login, operation.comment, since)
         if earlier is not None:
             return earlier.ticket
-    return await write_balance(gateway, operation)
+    return await write_balance(gateway, operation, since)
 
 
 async def find_balance_deal(
@@ -58,11 +62,23 @@ async def find_balance_deal(
         raise_outcome_unknown(error, f"balance deal {comment!r} on {login}")
 
 
-async def write_balance(gateway: Mt5Gateway, operation: BalanceOperation) -> int:
-    """`trade/balance`, once. MT5 answers a retcode after it has booked the deal or refused it,
-    so a final retcode (10019, 4005, an unknown code) is a refusal: nothing was applied. A write
-    whose answer was lost is ambiguous and retryable: the next attempt looks it up first."""
+async def write_balance(gateway: Mt5Gateway, operation: BalanceOperation, since: datetime) -> int:
+    """`trade/balance`, once. A final retcode (10019, 4005, an unknown code) is a refusal only
+    when a look-up MT5 answered then finds no deal with the operation's comment; a deal found is
+    the write applied in spite of its answer. A write whose answer was lost is ambiguous and
+    retryable: the next attempt looks it up first."""
     try:
         return await gateway.apply_balance(operation)
     except Mt5Error as error:
+        if not (error.retryable or error.ambiguous):
+            applied = await find_balance_deal(gateway, operation.login, operation.comment, since)
+            if applied is not None:
+                activity.logger.warning(
+                    "MT5 refused balance deal %r on %s (%s) but holds it: deal %s",
+                    operation.comment,
+                    operation.login,
+                    error,
+                    applied.ticket,
+                )
+                return applied.ticket
         raise_for_temporal(error)

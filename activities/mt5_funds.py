@@ -56,7 +56,9 @@ class Mt5FundsSteps:
         ticket = (
             reversal.ticket
             if reversal is not None
-            else await write_balance(self._mt5, self._operation(back, check_margin=False))
+            else await write_balance(
+                self._mt5, self._operation(back, check_margin=False), back.requested_at
+            )
         )
         activity.logger.info(
             "MT5 deal %s reversed by deal %s (%s)", applied.ticket, ticket, back.comment

@@ -162,6 +162,9 @@ class PaymentSteps:
             if payment.compliance_status == ComplianceStatus.NOT_CHECKED:
                 client = await _client(session, payment)
                 since_day, since_hour = _windows()
+                deposited_last_24h, deposits_last_hour = await self._earlier_collected(
+                    session, payment, since_day, since_hour
+                )
                 assessment = assess_deposit(
                     DepositFacts(
                         amount=amount_of(payment),
@@ -170,8 +173,8 @@ class PaymentSteps:
                         screening=ScreeningStatus(client.screening_status),
                         client_name=client.full_name,
                         payer_name=payment.payer_name or "",
-                        deposited_last_24h=await self._deposited_since(session, payment, since_day),
-                        deposits_last_hour=await self._deposits_since(session, payment, since_hour),
+                        deposited_last_24h=deposited_last_24h,
+                        deposits_last_hour=deposits_last_hour,
                     ),
                     self._limits,
                 )
@@ -190,34 +193,28 @@ class PaymentSteps:
                 amount=amount_of(payment),
             )
 
-    async def _deposited_since(
-        self, session: AsyncSession, payment: Payment, since: datetime
-    ) -> Decimal:
-        total = await session.scalar(
-            self._earlier_deposits(payment, since).with_only_columns(
-                func.coalesce(func.sum(Payment.amount_minor), 0)
-            )
-        )
-        return Money.from_minor_units(int(total or 0), payment.currency).amount
-
-    async def _deposits_since(
-        self, session: AsyncSession, payment: Payment, since: datetime
-    ) -> int:
-        count = await session.scalar(
-            self._earlier_deposits(payment, since).with_only_columns(func.count())
-        )
-        return int(count or 0)
-
     @staticmethod
-    def _earlier_deposits(payment: Payment, since: datetime):  # type: ignore[no-untyped-def]
-        return select(Payment.id).where(
-            Payment.client_id == payment.client_id,
-            Payment.direction == PaymentDirection.DEPOSIT,
-            Payment.currency == payment.currency,
-            Payment.status.in_(COLLECTED),
-            Payment.created_at >= since,
-            Payment.id != payment.id,
-        )
+    async def _earlier_collected(
+        session: AsyncSession, payment: Payment, since_day: datetime, since_hour: datetime
+    ) -> tuple[Decimal, int]:
+        """The client's other collected deposits in the payment's currency: their sum over the
+        last 24 hours and their number over the last hour, in one query."""
+        total, count = (
+            await session.execute(
+                select(
+                    func.coalesce(func.sum(Payment.amount_minor), 0),
+                    func.count().filter(Payment.created_at >= since_hour),
+                ).where(
+                    Payment.client_id == payment.client_id,
+                    Payment.direction == PaymentDirection.DEPOSIT,
+                    Payment.currency == payment.currency,
+                    Payment.status.in_(COLLECTED),
+                    Payment.created_at >= since_day,
+                    Payment.id != payment.id,
+                )
+            )
+        ).one()
+        return Money.from_minor_units(int(total or 0), payment.currency).amount, int(count or 0)
 
     @implements(withdrawal.assess_withdrawal)
     async def assess_withdrawal(self, request: PaymentRef) -> WithdrawalAssessment:

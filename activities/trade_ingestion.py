@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -44,11 +45,14 @@ from db.models.trading import IngestionState
 from db.trade_store import (
     ACCOUNT_STATES,
     HISTORY_ORDERS,
+    OPEN_ORDERS,
     POSITIONS,
     Batch,
     DealStore,
     TradeStateStore,
     copy_text,
+    merge_symbols,
+    open_order_tickets,
     state_copy_text,
 )
 from mt5_adapter.gateway import Mt5Gateway
@@ -157,6 +161,16 @@ async def windows_of(
         yield Window(start, end, records)
         width = _next_width(records, end - start + SECOND, time_key)
         start = end + SECOND
+
+
+def history_by_setup(gateway: Mt5Gateway) -> Fetch:
+    """Reads the history orders of every account set up in a window (`history/get_batch`)."""
+
+    async def fetch(start: datetime, end: datetime) -> list[dict[str, str]]:
+        params = {"group": ALL_GROUPS, **await gateway.window(start, end)}
+        return await gateway.records("history/get_batch", params)
+
+    return fetch
 
 
 async def read_by_logins(
@@ -301,7 +315,25 @@ class DealIngestion:
 
     @implements(copy_deal_range)
     async def copy_deal_range(self, request: DealRange) -> CopiedDeals:
-        return await self.copy_range(request.since, request.until, first=timedelta(hours=1))
+        copied = await self.copy_range(request.since, request.until, first=timedelta(hours=1))
+        orders = await self.copy_history_orders(request.since, request.until)
+        return copied.model_copy(update={"orders": orders})
+
+    async def copy_history_orders(self, since: datetime, until: datetime) -> int:
+        """Every history order set up in [since, until] (`history/get_batch?group=*` by
+        setup-time windows, none a full batch) upserted; answers rows written. What the
+        follower missed while none ran, in the range a back-fill is given."""
+        zone = await self.gateway.server_zone()
+        convert = utc_converter(zone)
+        written = 0
+        async for window in windows_of(
+            history_by_setup(self.gateway), zone, since, until, first=timedelta(hours=1),
+            time_key="TimeSetup",
+        ):  # fmt: skip
+            lines = state_copy_text(HISTORY_ORDERS, self.server, window.records, convert)
+            async with self._sessions.begin() as session:
+                written += await self._state_store.merge_orders(await session.connection(), lines)
+        return written
 
     @implements(follow_deals)
     async def follow_deals(self, request: FollowDeals) -> FollowedDeals:
@@ -327,7 +359,12 @@ class DealIngestion:
         since = request.start_from
         if state is not None and state.orders_watermark is not None:
             since = state.orders_watermark
-        follower = StateFollower(self, since)
+        follower = StateFollower(
+            self,
+            since,
+            symbols_every=timedelta(seconds=request.symbols_every),
+            symbols_at=None if state is None else state.symbols_at,
+        )
         deadline = time.monotonic() + request.run_seconds
         while True:
             try:
@@ -343,6 +380,8 @@ class DealIngestion:
             positions=follower.positions,
             orders=follower.orders,
             accounts=follower.accounts,
+            open_orders=follower.open_orders,
+            symbols=follower.symbols,
         )
 
     async def save_state(self, session: AsyncSession, **values: object) -> None:
@@ -469,20 +508,35 @@ class Follower:
 
 
 class StateFollower:
-    """The trade-state loop's memory between polls: the history orders' watermark (their
-    newest `TimeSetup` written) and the tickets of the orders open at the last poll.
+    """The trade-state loop: history orders by their watermark (the newest `TimeSetup`
+    written), complete snapshots of positions, pending orders and account states, and now and
+    then the symbols.
 
     History orders are read by setup time from `watermark - OVERLAP`; an order set up before
-    that and filled or cancelled later (a pending order) is caught another way: it was open at
-    the last poll and is no longer, so it is read by ticket. Positions and account states are
-    complete snapshots each poll (`group=*`, by login pages when a batch is full)."""
+    that and filled or cancelled later (a pending order) is caught another way: it was in the
+    last committed snapshot of pending orders (`open_orders`) and is open no longer, so it is
+    read by ticket. The snapshot is in the database, not in this object: a new run, a restart
+    after hours without a follower, or a retried poll compares with what the last commit saw.
+    (Kept in memory, as it was, it was lost at each run's end: an order open at one run's last
+    poll and closed before the next run's first was never read.) Positions, pending orders and
+    account states are complete snapshots each poll (`group=*`, by login pages when a batch is
+    full)."""
 
-    def __init__(self, ingestion: DealIngestion, watermark: datetime) -> None:
+    def __init__(
+        self,
+        ingestion: DealIngestion,
+        watermark: datetime,
+        *,
+        symbols_every: timedelta = timedelta(minutes=10),
+        symbols_at: datetime | None = None,
+    ) -> None:
         self.ingestion = ingestion
         self.gateway = ingestion.gateway
         self.watermark = watermark
-        self.open_orders: set[str] = set()
+        self.symbols_every = symbols_every
+        self.symbols_at = symbols_at
         self.polls = self.positions = self.orders = self.accounts = 0
+        self.open_orders = self.symbols = 0
 
     async def complete(self, command: str) -> list[dict[str, str]]:
         """Every record `command` has for the server's accounts: one `group=*` batch, or when
@@ -497,47 +551,58 @@ class StateFollower:
             records += await self.gateway.records(command, {"login": chunk})
         return records
 
-    async def history_orders(self, zone: ServerZone) -> tuple[list[dict[str, str]], datetime]:
-        """History orders set up since the watermark (window by window if need be), and those
-        open at the last poll that are open no longer; with the next watermark."""
-
-        async def fetch(start: datetime, end: datetime) -> list[dict[str, str]]:
-            params = {"group": ALL_GROUPS, **await self.gateway.window(start, end)}
-            return await self.gateway.records("history/get_batch", params)
+    async def history_orders(
+        self, zone: ServerZone, was_open: set[str]
+    ) -> tuple[list[dict[str, str]], list[dict[str, str]], datetime]:
+        """The pending orders open now; history orders set up since the watermark (window by
+        window if need be), and those of `was_open` (open at the last committed snapshot) that
+        are open no longer; with the next watermark."""
 
         # Open orders first: one filled between the two reads is then in the history read, or
         # read by ticket at the next poll.
-        still_open = {r["Order"] for r in await self.complete("order/get_batch")}
+        open_now = await self.complete("order/get_batch")
+        still_open = {r["Order"] for r in open_now}
         found: list[dict[str, str]] = []
         async for window in windows_of(
-            fetch, zone, self.watermark - OVERLAP, now() + OPEN_END, first=None,
-            time_key="TimeSetup",
+            history_by_setup(self.gateway), zone, self.watermark - OVERLAP, now() + OPEN_END,
+            first=None, time_key="TimeSetup",
         ):  # fmt: skip
             found += window.records
         seen = {r["Order"] for r in found}
-        gone = sorted(t for t in self.open_orders - still_open if t not in seen)
+        gone = sorted(t for t in was_open - still_open if t not in seen)
         for at in range(0, len(gone), MAX_LOGINS):
             params = {"ticket": ",".join(gone[at : at + MAX_LOGINS])}
             found += await self.gateway.records("history/get_batch", params)
-        self.open_orders = still_open
         setups = [int(r["TimeSetup"]) for r in found if r.get("TimeSetup") and r["Order"] in seen]
         newest = zone.moment(max(setups)) if setups else self.watermark
-        return found, max(self.watermark, newest)
+        return open_now, found, max(self.watermark, newest)
+
+    def symbols_due(self, at: datetime) -> bool:
+        return self.symbols_at is None or at - self.symbols_at >= self.symbols_every
 
     async def poll(self) -> None:
         self.polls += 1
         zone = await self.gateway.server_zone()
         convert = utc_converter(zone)
         server = self.ingestion.server
+        async with self.ingestion._sessions.begin() as session:
+            was_open = await open_order_tickets(await session.connection(), server)
         positions = await self.complete("position/get_batch")
         accounts = await self.complete("user/account/get_batch")
-        orders, watermark = await self.history_orders(zone)
+        pending, orders, watermark = await self.history_orders(zone, was_open)
+        symbols: tuple[list[dict[str, Any]], bool] | None = None
+        if self.symbols_due(now()):
+            symbols = await self.gateway.symbol_records()
         taken = now()
         store = self.ingestion._state_store
+        symbols_written = 0
         async with self.ingestion._sessions.begin() as session:
             connection = await session.connection()
             await store.replace_positions(
                 connection, server, state_copy_text(POSITIONS, server, positions, convert), taken
+            )
+            await store.replace_open_orders(
+                connection, server, state_copy_text(OPEN_ORDERS, server, pending, convert), taken
             )
             written = await store.merge_orders(
                 connection, state_copy_text(HISTORY_ORDERS, server, orders, convert)
@@ -545,16 +610,28 @@ class StateFollower:
             changed = await store.merge_accounts(
                 connection, state_copy_text(ACCOUNT_STATES, server, accounts, convert), taken
             )
+            stamps: dict[str, object] = {}
+            if symbols is not None:
+                records, complete = symbols
+                symbols_written = await merge_symbols(
+                    connection, server, records, taken, complete=complete
+                )
+                stamps["symbols_at"] = taken
             await self.ingestion.save_state(
                 session,
                 orders_watermark=watermark,
                 positions_at=taken,
                 accounts_at=taken,
+                **stamps,
             )  # not `last_poll_at`: that is the deal follower's heartbeat
         self.watermark = watermark
         self.positions = len(positions)
+        self.open_orders = len(pending)
         self.orders += written
         self.accounts += changed
+        if symbols is not None:
+            self.symbols_at = taken
+            self.symbols += symbols_written
 
 
 class Metrics:

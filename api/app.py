@@ -9,6 +9,8 @@ from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
+from api.analytics.console import router as reports_console_router
+from api.analytics.routes import router as analytics_router
 from api.audit.routes import router as audit_router
 from api.auth.routes import router as auth_router
 from api.auth.routes import session_router as auth_session_router
@@ -18,10 +20,12 @@ from api.console.compliance import router as compliance_console_router
 from api.console.ib_payouts import router as ib_payouts_console_router
 from api.console.ib_portal import router as ib_portal_console_router
 from api.console.ingestion import router as ingestion_console_router
+from api.console.password_reset import router as password_reset_console_router
 from api.console.routes import router as console_router
+from api.finance.console import router as finance_console_router
 from api.finance.routes import router as finance_router
 from api.fx.routes import router as fx_router
-from api.headers import security_headers
+from api.headers import SecurityHeaders
 from api.ib.payouts import attribution_router as ib_attribution_router
 from api.ib.payouts import finance_router as ib_payout_finance_router
 from api.ib.payouts import portal_router as ib_portal_router
@@ -35,6 +39,12 @@ from api.onboarding.routes import router as onboarding_router
 from api.openapi import install_openapi
 from api.payments.routes import router as payments_router
 from api.problems import install_problem_handlers
+from api.profiling.console import router as profiles_console_router
+from api.profiling.routes import router as profiles_router
+from api.reconciliation.console import router as reconciliation_console_router
+from api.reconciliation.routes import router as reconciliation_router
+from api.risk.console import router as risk_console_router
+from api.risk.routes import router as risk_router
 from api.signup.routes import router as signup_router
 from api.staff.routes import router as staff_router
 from api.state import AppState
@@ -48,8 +58,8 @@ from db.embedded import owner_database_url
 from db.sealed import SecretBox
 from db.session import create_engine, create_sessionmaker
 from db.urls import app_database_url
-from observability.metrics import ApiMetrics, count_request
-from observability.tracing import configure_tracing
+from observability.metrics import ApiMetrics, CountRequests
+from observability.tracing import RequestSpan, configure_tracing, records_spans
 from psp_adapter.providers import payment_providers
 from settings import Settings, get_settings
 from storage.documents import EncryptedDocumentStore, LocalFileStore
@@ -84,6 +94,16 @@ ROUTERS = (
     ib_payouts_console_router,
     ib_portal_console_router,
     ingestion_console_router,
+    finance_console_router,
+    password_reset_console_router,
+    risk_router,
+    risk_console_router,
+    profiles_router,
+    profiles_console_router,
+    analytics_router,
+    reports_console_router,
+    reconciliation_router,
+    reconciliation_console_router,
 )
 
 
@@ -97,7 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings: Settings = app.state.settings
         app.state.metrics = ApiMetrics()
         engine = create_engine(app_database_url(owner_database_url(settings), settings))
-        SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
+        if records_spans():  # no SQL spans at all when nothing would record them
+            SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
         providers = payment_providers(settings.psp.opened(settings.secrets_key))
         app.state.brokerflow = AppState(
             settings=settings,
@@ -129,11 +150,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.state.settings = settings
     app.state.metrics = ApiMetrics()
-    app.middleware("http")(count_request)
-    app.middleware("http")(security_headers)
+    # Plain ASGI middlewares (the last added is the outermost), not `BaseHTTPMiddleware`s.
+    app.add_middleware(CountRequests)
+    app.add_middleware(SecurityHeaders)
     for router in ROUTERS:
         app.include_router(router)
     install_openapi(app)
     configure_tracing("brokerflow-api", settings)
-    FastAPIInstrumentor.instrument_app(app)
+    if records_spans():
+        FastAPIInstrumentor.instrument_app(app)
+    else:
+        # Nothing records spans (exporter `none`): no instrumentation, only a span per request
+        # for its trace id (log lines, audit rows), around the whole stack as the
+        # instrumentation's middleware would be (observability/tracing.py).
+        build_stack = app.build_middleware_stack
+        app.build_middleware_stack = lambda: RequestSpan(build_stack())  # type: ignore[method-assign]
     return app

@@ -20,11 +20,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.context import RequestContext
 from api.deps import ContextDep, SessionDep, SettingsDep
-from api.security import read_token
-from api.sessions import check_open
+from api.security import TokenClaims, read_token
+from api.sessions import principal_of_open_session
 from db.audit import Actor
-from db.models import IntroducingBroker, StaffUser
-from db.queries.clients import client_by_id
+from db.models import Client, IntroducingBroker, StaffUser
 from domain.errors import Forbidden, NotAuthenticated
 from domain.roles import PrincipalKind, StaffRole
 from settings import Settings
@@ -102,10 +101,8 @@ class Policy:
             settings.jwt_secret.get_secret_value(),
             max_ttl=timedelta(minutes=settings.access_token_minutes),
         )
-        await check_open(session, claims)
         principal = replace(
-            await _load_principal(session, claims.kind, claims.subject, context),
-            session_id=claims.session_id,
+            await _load_principal(session, claims, context), session_id=claims.session_id
         )
         if not self.admits(principal.kind, principal.roles):
             raise Forbidden(f"{self.name}: your role may not do this")
@@ -155,10 +152,13 @@ class PublicPolicy:
 
 
 async def _load_principal(
-    session: SessionDep, kind: PrincipalKind, subject: uuid.UUID, context: RequestContext
+    session: SessionDep, claims: TokenClaims, context: RequestContext
 ) -> Principal:
+    """The token's session is open (api/sessions.py) and its principal still allowed in, read
+    in one query with the session on every request."""
+    kind = claims.kind
     if kind is PrincipalKind.STAFF:
-        staff = await session.get(StaffUser, subject)
+        staff = await principal_of_open_session(session, claims, StaffUser)
         if staff is None or not staff.active:
             raise NotAuthenticated("staff account is disabled or gone")
         if not ip_allowed(context.ip, staff.ip_allowlist):
@@ -167,11 +167,11 @@ async def _load_principal(
             kind, staff.id, staff.email, frozenset(StaffRole(r) for r in staff.roles), context
         )
     if kind is PrincipalKind.CLIENT:
-        client = await client_by_id(session, subject)
+        client = await principal_of_open_session(session, claims, Client)
         if client is None or client.status != "active":
             raise NotAuthenticated("client account is disabled or gone")
         return Principal(kind, client.id, client.email, frozenset(), context)
-    ib = await session.get(IntroducingBroker, subject)
+    ib = await principal_of_open_session(session, claims, IntroducingBroker)
     if ib is None:
         raise NotAuthenticated("IB account is gone")
     return Principal(kind, ib.id, ib.email, frozenset(), context)

@@ -9,18 +9,22 @@ import hmac
 import secrets
 import uuid
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth.schemas import AccessToken
 from api.security import TokenClaims, issue_token
+from db.base import RecordModel
 from db.models import AuthSession
 from domain.errors import NotAuthenticated
 from domain.roles import PrincipalKind
 from settings import Settings
 
 SESSION_ENDED = "this session has ended (logged out or revoked); log in again"
+P = TypeVar("P", bound=RecordModel)
+
 REFRESH_REFUSED = "the refresh token is not valid, expired or already used; log in again"
 
 
@@ -83,11 +87,8 @@ async def open_session(
     return _tokens(row, refresh, settings, now)
 
 
-async def check_open(session: AsyncSession, claims: TokenClaims) -> None:
+def _check_open(row: AuthSession | None, claims: TokenClaims) -> None:
     """The token's session exists, is the token's principal's, and is not revoked."""
-    if claims.session_id is None:
-        raise NotAuthenticated("access token names no session; log in again")
-    row = await session.get(AuthSession, claims.session_id)
     if (
         row is None
         or row.revoked_at is not None
@@ -95,6 +96,32 @@ async def check_open(session: AsyncSession, claims: TokenClaims) -> None:
         or row.principal_kind != claims.kind.value
     ):
         raise NotAuthenticated(SESSION_ENDED)
+
+
+def _session_id(claims: TokenClaims) -> uuid.UUID:
+    if claims.session_id is None:
+        raise NotAuthenticated("access token names no session; log in again")
+    return claims.session_id
+
+
+async def principal_of_open_session(
+    session: AsyncSession, claims: TokenClaims, principal: type[P]
+) -> P | None:
+    """Checks the token's session is open and returns the principal's row (`principal`: the
+    model of `claims.kind`), or None if it is gone, in one query: every authenticated request
+    runs it, and the session is read in it (revocation takes effect at once)."""
+    found = (
+        await session.execute(
+            select(AuthSession, principal)
+            .outerjoin(principal, principal.id == AuthSession.subject_id)
+            .where(AuthSession.id == _session_id(claims))
+        )
+    ).one_or_none()
+    if found is None:
+        raise NotAuthenticated(SESSION_ENDED)
+    _check_open(found[0], claims)
+    row: P | None = found[1]
+    return row
 
 
 async def refresh(

@@ -6,6 +6,10 @@ transaction of its own (the request's own rolls back with its 401) and sets the 
 for the first `free` failures, then a delay doubling from `first_delay_seconds`, and on the
 `lock_after`-th failure a lock (audited as `auth.locked`), each lock twice as long as the last.
 A successful log-in clears its account's counter; an address's counter only ages out.
+
+A log-in's address is counted *before* the password hash (`claim`, under the row's lock, and
+given back by `release` when the password was right), so a burst of parallel guesses at many
+accounts from one address cannot all pass `check` before the first is counted.
 """
 
 from __future__ import annotations
@@ -79,7 +83,10 @@ async def check(
     )
     if not blocking:
         return
-    row = max(blocking, key=lambda r: r.blocked_until or now)
+    raise _refusal(max(blocking, key=lambda r: r.blocked_until or now), now)
+
+
+def _refusal(row: AuthThrottle, now: datetime) -> TooManyAttempts:
     assert row.blocked_until is not None
     wait = max(1, math.ceil((row.blocked_until - now).total_seconds()))
     whose = "this account" if row.key_kind == ACCOUNT else "your address"
@@ -90,7 +97,7 @@ async def check(
         )
     else:
         detail = f"too many failed attempts from {whose}; wait {wait} s before trying again"
-    raise TooManyAttempts(detail, wait)
+    return TooManyAttempts(detail, wait)
 
 
 async def one_at_a_time(session: AsyncSession, scope: str, key: ThrottleKey) -> None:
@@ -105,6 +112,47 @@ async def one_at_a_time(session: AsyncSession, scope: str, key: ThrottleKey) -> 
         raise TooManyAttempts(
             "another attempt for this account is being checked; try again in a moment", 1
         )
+
+
+async def claim(
+    sessions: async_sessionmaker[AsyncSession],
+    rules: AuthThrottleRules,
+    scope: str,
+    key: ThrottleKey,
+    now: datetime,
+    context: RequestContext,
+) -> None:
+    """Count this attempt against `key` before it is checked, in a transaction of its own and
+    under the key's row lock: refused (429) if the key waits or is locked, else counted as a
+    failure (which may start the next delay or the lock) and let through. Parallel attempts
+    queue on the row for the moment it takes, so each sees the ones before it; a right password
+    gives its count back (`release`)."""
+    async with sessions.begin() as session:
+        row = await _locked_row(session, scope, key)
+        if row.blocked_until is not None and row.blocked_until > now:
+            refusal = _refusal(row, now)
+        else:
+            _count(row, key.limit, rules, now, session, context)
+            return
+    raise refusal
+
+
+async def release(
+    sessions: async_sessionmaker[AsyncSession], scope: str, key: ThrottleKey, now: datetime
+) -> None:
+    """Give back the count `claim` took for an attempt that turned out right: one failure fewer,
+    and a short delay it started is lifted (never a lock)."""
+    async with sessions.begin() as session:
+        row = await _locked_row(session, scope, key)
+        if row.failures > 0:
+            row.failures -= 1
+        if (
+            not is_lock(row)
+            and row.failures <= key.limit.free
+            and row.blocked_until is not None
+            and row.blocked_until > now
+        ):
+            row.blocked_until = None
 
 
 async def record_failure(

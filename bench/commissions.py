@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import resource
 import tempfile
@@ -214,7 +215,38 @@ def _cpu(usage: resource.struct_rusage) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def main(size: int, owner: str) -> None:
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _tree_cpu(root: int, *, without: int = 0) -> float:
+    """CPU seconds (user + system) of `root` and its live descendants, each with the children
+    it waited for, but not `without`'s: the accrual's process and its workers (which are the
+    fork server's children, so not in this process's RUSAGE_CHILDREN), or PostgreSQL's
+    postmaster and its backends."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text_ = stat.read_text()
+        except OSError:
+            continue
+        fields = text_[text_.rindex(")") + 2 :].split()
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        times[pid] = sum(int(f) for f in fields[11:15]) / _TICKS
+    total, queue = 0.0, [root]
+    while queue:
+        pid = queue.pop()
+        total += times.get(pid, 0.0)
+        queue += [c for c, parent in parents.items() if parent == pid and c != without]
+    return total
+
+
+def _postmaster(folder: Path) -> int:
+    return int(next(folder.rglob("postmaster.pid")).read_text().split()[0])
+
+
+async def main(size: int, owner: str, folder: Path) -> None:
     settings = Settings(env="test", database_url=owner, log_json=False)
     upgrade(owner, settings)
     engine = create_engine(app_database_url(owner, settings))
@@ -224,19 +256,18 @@ async def main(size: int, owner: str) -> None:
         async with sessions.begin() as session:
             await session.execute(text("ANALYZE"))
         request = AccrualRequest(start=START, end=START + MONTH, history_from=START - MONTH)
-        cpu = (
-            resource.getrusage(resource.RUSAGE_SELF),
-            resource.getrusage(resource.RUSAGE_CHILDREN),
-        )
+        postmaster = _postmaster(folder)
+        own_before = _cpu(resource.getrusage(resource.RUSAGE_SELF))
+        tree_before = _tree_cpu(os.getpid(), without=postmaster)
+        pg_before = _tree_cpu(postmaster)
+        load = os.getloadavg()[0]
         begun = time.perf_counter()
         summary = await accrue(sessions, request)
         seconds = time.perf_counter() - begun
-        own, workers = (
-            _cpu(resource.getrusage(who)) - _cpu(before)
-            for who, before in zip(
-                (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN), cpu, strict=True
-            )
-        )
+        own = _cpu(resource.getrusage(resource.RUSAGE_SELF)) - own_before
+        workers = _tree_cpu(os.getpid(), without=postmaster) - tree_before - own
+        database = _tree_cpu(postmaster) - pg_before
+        load = max(load, os.getloadavg()[0])
         async with sessions() as session:
             begun = time.perf_counter()
             per_ib = (
@@ -247,8 +278,9 @@ async def main(size: int, owner: str) -> None:
             sql_seconds = time.perf_counter() - begun
             rows = await session.scalar(select(func.count()).select_from(IbCommission))
         print(
-            f"accrual: {summary.rows} rows, {summary.unattributed} unattributed, CPU {own:.1f} s"
-            f" in this process and {workers:.1f} s in its workers (PostgreSQL's is not counted);"
+            f"accrual: {summary.rows} rows, {summary.unattributed} unattributed; CPU {own:.1f} s"
+            f" in this process, {workers:.1f} s in its workers, {database:.1f} s in PostgreSQL"
+            f" ({own + workers + database:.1f} s in all); load average {load:.1f};"
             f" SQL baseline: {len(per_ib)} IBs in {sql_seconds:.3f} s"
         )
         print(
@@ -267,4 +299,4 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory(
         prefix="bf-bench-commissions-", ignore_cleanup_errors=True
     ) as folder:
-        asyncio.run(main(args.size, bench_database(Path(folder))))
+        asyncio.run(main(args.size, bench_database(Path(folder)), Path(folder)))

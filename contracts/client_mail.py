@@ -3,6 +3,9 @@ derived from its key: the `ClientMail` workflow, which the API starts for mail t
 no other process (the sign-up's verification link, a password-reset link, the notice that
 someone signed up with the owner's address), and the step every other process runs
 itself (`workflows.client_mail.send_mail`), keyed by its own workflow id and the occasion.
+
+Staff and introducing brokers get mail the same way (`recipient`): for now only their
+password-reset link, which points at the console's page instead of the client portal's.
 """
 
 from __future__ import annotations
@@ -33,6 +36,15 @@ class MailTemplate(StrEnum):
     SIGNUP_WITH_YOUR_EMAIL = "signup_with_your_email"
 
 
+class MailRecipient(StrEnum):
+    """Who `ClientMailInput.client_id` names: a client (the default, and every mail before this
+    field existed), a staff user or an introducing broker."""
+
+    CLIENT = "client"
+    STAFF = "staff"
+    IB = "ib"
+
+
 def client_mail_workflow_id(key: str) -> str:
     return f"mail-{key}"
 
@@ -42,9 +54,11 @@ class ClientMailInput(Contract):
     send carries the same id, so mail clients show it once)."""
 
     key: str = Field(min_length=1, max_length=150)
+    # The recipient's id: a client's, or (with `recipient`) a staff user's or an IB's.
     client_id: uuid.UUID
     template: MailTemplate
     context: dict[str, str] = Field(default_factory=dict)
+    recipient: MailRecipient = MailRecipient.CLIENT
 
 
 CLIENT_MAIL = Process("ClientMail", ClientMailInput, type(None))

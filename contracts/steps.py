@@ -69,6 +69,39 @@ class Step(_Stub[A, R]):
     async def __call__(self, argument: A) -> R:
         return await self._run(argument, None)
 
+    async def local(self, argument: A) -> R:
+        """The same step as a local activity: run by the worker that runs the workflow, inside
+        its workflow task, with the same timeout and retries, and recorded in the history as a
+        marker when the task completes. It saves the server's round trips (schedule, poll,
+        start, complete, a new workflow task), so it suits short database steps.
+
+        What it changes: a worker that dies during the task runs the step again on the next
+        worker (as a lost activity's retry would: the step must be idempotent, as every step
+        is); and the workflow issues other commands, so a workflow that switches a step to
+        `local` does so under `workflow.patched` (docs/architecture.md). A step that heartbeats
+        (a long one) cannot run locally."""
+        if self.policy.heartbeat is not None:
+            raise TypeError(f"{self.name} heartbeats: it runs as an activity, not locally")
+        result = await workflow.execute_local_activity(
+            self.name,
+            argument,
+            start_to_close_timeout=self.policy.timeout,
+            schedule_to_close_timeout=self.policy.give_up_after,
+            retry_policy=self.policy.retry,
+            local_retry_threshold=LOCAL_RETRY_THRESHOLD,
+            result_type=temporal_result_type(self.result),
+        )
+        return result  # type: ignore[no-any-return]
+
+    async def run(self, argument: A, *, local: bool) -> R:
+        """`local()` or `__call__()`, as the workflow chose (see `local`)."""
+        return await (self.local(argument) if local else self(argument))
+
+
+# A local step's retry that waits longer than this is scheduled as a durable timer instead of a
+# sleep in the worker (Temporal's default, written down: the database policies stay under it).
+LOCAL_RETRY_THRESHOLD = timedelta(minutes=1)
+
 
 class Mt5Step(_Stub[A, R]):
     """A step on one MT5 server's task queue, so that a slow server never stalls another."""

@@ -2,9 +2,9 @@
 back-fills of any past range. The workflows' inputs and the two steps they take.
 
 `TradeIngestion` (one per server, id `trade-ingestion-<server>`) runs `follow_deals` (and beside
-it `follow_trade_state`: positions, history orders, account states) again and again: each run
-polls the server for a while inside one heartbeating activity and keeps its watermark in
-`ingestion_state`, in the transaction that writes the rows. `DealBackfill` splits
+it `follow_trade_state`: positions, pending and history orders, account states, symbols) again
+and again: each run polls the server for a while inside one heartbeating activity and keeps
+its watermark in `ingestion_state`, in the transaction that writes the rows. `DealBackfill` splits
 a range into parts, each a child running `copy_deal_range`.
 """
 
@@ -59,6 +59,8 @@ class FollowTradeState(Contract):
     # Where history orders of a never-ingested server start.
     start_from: datetime
     run_seconds: float
+    # The symbols are read whole (one request per symbol) when their last read is this old.
+    symbols_every: float = 600.0
 
 
 class FollowedTradeState(Contract):
@@ -66,6 +68,8 @@ class FollowedTradeState(Contract):
     positions: int  # open at the last snapshot
     orders: int  # history orders written
     accounts: int  # account states that changed
+    open_orders: int = 0  # pending orders open at the last snapshot
+    symbols: int = 0  # symbol rows written or deleted
 
 
 class DealRange(Contract):
@@ -76,6 +80,8 @@ class DealRange(Contract):
 class CopiedDeals(Contract):
     deals: int
     windows: int
+    # History orders set up in the range (a back-fill copies them too).
+    orders: int = 0
 
 
 TRADE_INGESTION = Process("TradeIngestion", IngestionInput, type(None))
@@ -85,9 +91,12 @@ DEAL_BACKFILL = Process("DealBackfill", BackfillInput, CopiedDeals)
 # so a retried or killed run resumes where the last commit left it.
 follow_deals = Mt5Step("follow_deals", FollowDeals, FollowedDeals, policies.BULK)
 # Beside `follow_deals`, for as long: every few seconds a complete snapshot of the open
-# positions and of the account states, and the history orders since their watermark.
+# positions, pending orders and account states, and the history orders since their watermark
+# (and those that left the last committed snapshot of pending orders); every few minutes the
+# symbols.
 follow_trade_state = Mt5Step(
     "follow_trade_state", FollowTradeState, FollowedTradeState, policies.BULK
 )
-# Every deal of the range, whatever is already stored (an idempotent upsert).
+# Every deal of the range, and every history order set up in it, whatever is already stored
+# (idempotent upserts).
 copy_deal_range = Mt5Step("copy_deal_range", DealRange, CopiedDeals, policies.BULK)

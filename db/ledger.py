@@ -34,16 +34,23 @@ async def post_entry(session: AsyncSession, entry: JournalEntry) -> uuid.UUID:
     )
     if booked is None:
         return await _same_entry_already_booked(session, entry)
-    for posting in entry.postings:
-        session.add(
-            PostingRow(
-                entry_id=booked,
-                account_id=await _account_id(session, posting.account, posting.amount.currency),
-                amount_minor=posting.amount.to_minor_units(),
-                currency=posting.amount.currency,
-            )
-        )
-    await session.flush()
+    accounts = await _account_ids(
+        session, [(posting.account, posting.amount.currency) for posting in entry.postings]
+    )
+    # One statement for the entry's postings (not an ORM flush per row): the rows are never
+    # read back through this session.
+    await session.execute(
+        insert(PostingRow),
+        [
+            {
+                "entry_id": booked,
+                "account_id": accounts[posting.account],
+                "amount_minor": posting.amount.to_minor_units(),
+                "currency": posting.amount.currency,
+            }
+            for posting in entry.postings
+        ],
+    )
     return booked
 
 
@@ -58,6 +65,41 @@ async def balance(session: AsyncSession, code: str, currency: str) -> Money:
 
 
 async def _account_id(session: AsyncSession, code: str, currency: str) -> int:
+    return (await _account_ids(session, [(code, currency)]))[code]
+
+
+async def _account_ids(session: AsyncSession, accounts: list[tuple[str, str]]) -> dict[str, int]:
+    """The ids of the ledger accounts named in `accounts` (code, currency of the posting),
+    opened on first use. One look-up for them all; only an account not there yet costs an
+    insert and a second look-up (the insert skips one a concurrent transaction opened)."""
+    kinds = {code: _checked_kind(code, currency) for code, currency in accounts}
+    currencies = dict(accounts)
+    found = await _ids_of(session, list(currencies))
+    missing = [code for code in currencies if code not in found]
+    if missing:
+        await session.execute(
+            insert(LedgerAccount)
+            .values(
+                [
+                    {"code": code, "kind": kinds[code], "currency": currencies[code]}
+                    for code in missing
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=[LedgerAccount.code])
+        )
+        found |= await _ids_of(session, missing)
+    assert set(found) >= set(currencies)
+    return found
+
+
+async def _ids_of(session: AsyncSession, codes: list[str]) -> dict[str, int]:
+    rows = await session.execute(
+        select(LedgerAccount.code, LedgerAccount.id).where(LedgerAccount.code.in_(codes))
+    )
+    return {code: account_id for code, account_id in rows.tuples()}
+
+
+def _checked_kind(code: str, currency: str) -> str:
     kind, _, suffix = code.partition(":")
     try:
         AccountKind(kind)
@@ -65,14 +107,7 @@ async def _account_id(session: AsyncSession, code: str, currency: str) -> int:
         raise InvalidInput(f"ledger account {code!r} has no known kind") from exc
     if not suffix.endswith(f":{currency}"):
         raise InvalidInput(f"ledger account {code!r} does not hold {currency}")
-    await session.execute(
-        insert(LedgerAccount)
-        .values(code=code, kind=kind, currency=currency)
-        .on_conflict_do_nothing(index_elements=[LedgerAccount.code])
-    )
-    account_id = await session.scalar(select(LedgerAccount.id).where(LedgerAccount.code == code))
-    assert account_id is not None
-    return account_id
+    return kind
 
 
 async def _reversed_entry_id(session: AsyncSession, key: str | None) -> uuid.UUID | None:

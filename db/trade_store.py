@@ -17,13 +17,19 @@ The merge:
 
 from __future__ import annotations
 
+import json
 import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Text, all_, bindparam, delete, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+
+from db.models.trading import SymbolRow
 
 # (column, MT5 field, value when the server leaves the field out). Order is COPY's order.
 FIELDS: tuple[tuple[str, str, str], ...] = (
@@ -293,6 +299,18 @@ HISTORY_ORDERS = StateTable(
     ),
     (("time_setup", "TimeSetupMsc"), ("time_done", "TimeDoneMsc")),
 )
+# Pending orders open now: a snapshot like positions, with the history orders' fields but the
+# done time, and two that not every build's order record holds (`\\N`: NULL when absent).
+OPEN_ORDERS = StateTable(
+    "open_orders",
+    "order_ticket",
+    (
+        *(field for field in HISTORY_ORDERS.fields if field[0] != "time_done_msc"),
+        ("price_current", "PriceCurrent", "\\N"),
+        ("contract_size", "ContractSize", "\\N"),
+    ),
+    (("time_setup", "TimeSetupMsc"),),
+)
 ACCOUNT_STATES = StateTable(
     "account_states",
     "login",
@@ -377,6 +395,33 @@ def _upsert(table: StateTable, stamp: str | None = None) -> str:
     )
 
 
+async def replace_snapshot(
+    connection: AsyncConnection, table: StateTable, server: str, lines: str, seen_at: datetime
+) -> int:
+    """`lines`, a complete snapshot of `table`'s rows of `server`, upserted (a row changes, and
+    its `seen_at` with it, when a field did); rows missing from it deleted, in the caller's
+    transaction. Answers rows inserted, changed or deleted."""
+    await _stage_state(connection, table, lines)
+    written = await connection.execute(text(_upsert(table, "seen_at")), {"at": seen_at})
+    gone = await connection.execute(
+        text(
+            f"DELETE FROM {table.name} t WHERE t.server = :server AND NOT EXISTS "
+            f"(SELECT 1 FROM {table.staging} s WHERE s.{table.key} = t.{table.key})"
+        ),
+        {"server": server},
+    )
+    return int(written.rowcount or 0) + int(gone.rowcount or 0)
+
+
+async def open_order_tickets(connection: AsyncConnection, server: str) -> set[str]:
+    """The tickets of `server`'s orders open at the last committed snapshot (as MT5 writes
+    them: decimal strings)."""
+    result = await connection.execute(
+        text("SELECT order_ticket FROM open_orders WHERE server = :server"), {"server": server}
+    )
+    return {str(ticket) for ticket in result.scalars()}
+
+
 class TradeStateStore:
     """Writes positions snapshots, history orders and account states for any server."""
 
@@ -390,16 +435,14 @@ class TradeStateStore:
         """`lines`, a complete snapshot of `server`'s open positions, upserted (a row changes,
         and its `seen_at` with it, when a field did); positions missing from it (closed since)
         deleted. Answers rows inserted, changed or deleted."""
-        await _stage_state(connection, POSITIONS, lines)
-        written = await connection.execute(text(_upsert(POSITIONS, "seen_at")), {"at": seen_at})
-        closed = await connection.execute(
-            text(
-                f"DELETE FROM positions p WHERE p.server = :server AND NOT EXISTS "
-                f"(SELECT 1 FROM {POSITIONS.staging} s WHERE s.position = p.position)"
-            ),
-            {"server": server},
-        )
-        return int(written.rowcount or 0) + int(closed.rowcount or 0)
+        return await replace_snapshot(connection, POSITIONS, server, lines, seen_at)
+
+    async def replace_open_orders(
+        self, connection: AsyncConnection, server: str, lines: str, seen_at: datetime
+    ) -> int:
+        """The same for `server`'s pending orders: a complete snapshot replaces the last one
+        (an order filled, cancelled or expired since is deleted)."""
+        return await replace_snapshot(connection, OPEN_ORDERS, server, lines, seen_at)
 
     async def merge_orders(self, connection: AsyncConnection, lines: str) -> int:
         """History orders upserted by ticket (a changed one overwritten). Answers rows written."""
@@ -446,3 +489,129 @@ class TradeStateStore:
                 text("SELECT create_account_states_month(:month)"), {"month": month.date()}
             )
         self._months.add(month)
+
+
+# -- symbols -------------------------------------------------------------------------------------
+#
+# A few hundred to a few thousand rows per server, read whole every few minutes: built as rows
+# here and upserted in one statement. Numbers as MT5 wrote them (Decimal from the strings);
+# the whole record is kept in `raw`, and a row is rewritten only when `raw` differs.
+
+# (column, MT5 field) of the numbers every symbol record has; a record without one is skipped.
+_SYMBOL_REQUIRED: tuple[tuple[str, str, Callable[[str], object]], ...] = (
+    ("calc_mode", "CalcMode", int),
+    ("digits", "Digits", int),
+    ("contract_size", "ContractSize", Decimal),
+)
+# (column, MT5 field, parse) of the fields NULL when the server does not give them.
+_SYMBOL_OPTIONAL: tuple[tuple[str, str, Callable[[str], object]], ...] = (
+    ("trade_mode", "TradeMode", int),
+    ("spread_balance", "SpreadBalance", int),
+    ("spread_diff", "SpreadDiff", int),
+    ("margin_initial", "MarginInitial", Decimal),
+    ("margin_maintenance", "MarginMaintenance", Decimal),
+    ("margin_hedged", "MarginHedged", Decimal),
+    ("margin_rate_liquidity", "MarginRateLiquidity", Decimal),
+    ("margin_rate_currency", "MarginRateCurrency", Decimal),
+    ("tick_size", "TickSize", Decimal),
+    ("tick_value", "TickValue", Decimal),
+    ("margin_flags", "MarginFlags", int),
+)
+
+
+_SYMBOL_COLUMNS = (
+    "server", "symbol", "path", "spread", "currency_base", "currency_profit", "currency_margin",
+    "margin_rate_initial", "margin_rate_maintenance", "raw", "seen_at", "point",
+    *(column for column, _, _ in _SYMBOL_REQUIRED + _SYMBOL_OPTIONAL),
+)  # fmt: skip
+_SYMBOL_CHANGING = [c for c in _SYMBOL_COLUMNS if c not in ("server", "symbol")]
+_MERGE_SYMBOLS = (
+    f"INSERT INTO symbols ({', '.join(_SYMBOL_COLUMNS)}) "
+    f"SELECT {', '.join(_SYMBOL_COLUMNS)} "
+    "FROM jsonb_populate_recordset(NULL::symbols, CAST(:rows AS jsonb)) "
+    "ON CONFLICT (server, symbol) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _SYMBOL_CHANGING)
+    + ", updated_at = now() WHERE symbols.raw IS DISTINCT FROM EXCLUDED.raw"
+)
+
+
+def _json_value(value: object) -> str:
+    """Decimals and instants in the JSON of `_MERGE_SYMBOLS`: as text, read exactly."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON: {value!r}")
+
+
+def _rates(value: object) -> list[Decimal] | None:
+    """A per-order-type rate table: MT5's array, or one number for every type."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, list):
+        return [Decimal(str(v)) for v in value]
+    return [Decimal(str(value))]
+
+
+def symbol_row(server: str, record: Mapping[str, Any], seen_at: datetime) -> dict[str, Any] | None:
+    """A `symbols` row from a `symbol/get`/`symbol/next` record; None when the record lacks
+    the symbol's name or one of the numbers every symbol has."""
+    name = str(record.get("Symbol") or "")
+    if not name or any(record.get(key) in (None, "") for _, key, _ in _SYMBOL_REQUIRED):
+        return None
+    row: dict[str, Any] = {
+        "server": server,
+        "symbol": name,
+        "path": str(record.get("Path") or ""),
+        "spread": int(str(record.get("Spread") or 0)),
+        "currency_base": str(record.get("CurrencyBase") or ""),
+        "currency_profit": str(record.get("CurrencyProfit") or ""),
+        "currency_margin": str(record.get("CurrencyMargin") or ""),
+        "margin_rate_initial": _rates(record.get("MarginRateInitial")),
+        "margin_rate_maintenance": _rates(record.get("MarginRateMaintenance")),
+        "raw": dict(record),
+        "seen_at": seen_at,
+    }
+    for column, key, parse in _SYMBOL_REQUIRED:
+        row[column] = parse(str(record[key]))
+    for column, key, parse in _SYMBOL_OPTIONAL:
+        value = record.get(key)
+        row[column] = None if value in (None, "") else parse(str(value))
+    point = record.get("Point")
+    # MT5's point is one unit of the last digit; a record without `Point` has it from `Digits`.
+    row["point"] = (
+        Decimal(str(point)) if point not in (None, "") else Decimal(1).scaleb(-row["digits"])
+    )
+    return row
+
+
+async def merge_symbols(
+    connection: AsyncConnection,
+    server: str,
+    records: Iterable[Mapping[str, Any]],
+    seen_at: datetime,
+    *,
+    complete: bool,
+) -> int:
+    """`server`'s symbols upserted (a row rewritten, `seen_at` and `updated_at` with it, only
+    when its record changed); with `complete`, the symbols missing from `records` (deleted in
+    MT5) deleted. Answers rows inserted, changed or deleted."""
+    rows = {
+        row["symbol"]: row
+        for row in (symbol_row(server, r, seen_at) for r in records)
+        if row is not None
+    }
+    written = 0
+    if rows:
+        # One statement whatever the count: the rows travel as one JSON array, which
+        # `jsonb_populate_recordset` reads as `symbols` rows (numbers from their strings).
+        payload = json.dumps(list(rows.values()), default=_json_value)
+        result = await connection.execute(text(_MERGE_SYMBOLS), {"rows": payload})
+        written = int(result.rowcount or 0)
+    if complete:
+        names = bindparam("names", list(rows), type_=ARRAY(Text))
+        gone = await connection.execute(
+            delete(SymbolRow).where(SymbolRow.server == server, SymbolRow.symbol != all_(names))
+        )
+        written += int(gone.rowcount or 0)
+    return written

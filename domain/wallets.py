@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
-from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -143,31 +142,6 @@ class FxRate(BaseModel):
     @property
     def mid(self) -> Decimal:
         return (self.bid + self.ask) / 2
-
-
-class FxRateSource(Protocol):
-    """Where conversion rates come from: finance entering them by hand (the stored `fx_rates`
-    rows `convert_held` reads today), or a price feed (the MT5 server's quotes, `tick/last`; the
-    MT5 simulator's feed locally, see `rate_from_quote`). Whatever the source, a rate carries the
-    time it was quoted, and `require_fresh` judges its age the same way."""
-
-    async def latest(self, base: str, quote: str) -> FxRate | None:
-        """The newest rate between the two currencies, in either direction; None if none."""
-        ...
-
-
-def rate_from_quote(symbol: str, bid: Decimal, ask: Decimal, quoted_at: datetime) -> FxRate:
-    """An FX symbol's quote as a rate: `EURUSD` (or a suffixed `EURUSD.r`, `EURUSDm`) quotes
-    units of USD per EUR. Only symbols between two currencies the broker books are rates."""
-    base, quote = symbol[:3].upper(), symbol[3:6].upper()
-    if base not in MINOR_UNITS or quote not in MINOR_UNITS or base == quote:
-        raise InvalidInput(f"{symbol!r} is not a symbol between two booked currencies")
-    if quoted_at.tzinfo is None:
-        raise InvalidInput("a quote's time needs a time zone")
-    try:
-        return FxRate(base=base, quote=quote, bid=bid, ask=ask, as_of=quoted_at)
-    except ValueError as exc:
-        raise InvalidInput(f"{symbol} quote {bid}/{ask} is not a usable rate") from exc
 
 
 # A feed's clock and ours may disagree a little; a rate stamped further ahead than this is refused.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from domain.mt5 import (
     BalanceOperation,
@@ -89,6 +89,11 @@ class Mt5Gateway(Protocol):
 
     async def window(self, since: datetime, until: datetime) -> dict[str, str]:
         """`from`/`to` of [since, until] on the server's clock."""
+        ...
+
+    async def symbol_records(self) -> tuple[list[dict[str, Any]], bool]:
+        """Every symbol's configuration (`symbol/total`, `symbol/next`) as the server wrote it,
+        and whether the listing is complete (no symbol added or deleted while it was read)."""
         ...
 
     async def aclose(self) -> None: ...

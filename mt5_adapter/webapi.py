@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -36,6 +36,7 @@ from mt5_adapter.errors import (
     error_for,
 )
 from mt5_adapter.handshake import answer_to, new_challenge, proves
+from mt5_adapter.quotes import Quote
 from mt5_adapter.server_time import ServerZone, zone_of
 
 log = logging.getLogger(__name__)
@@ -319,7 +320,25 @@ class WebApiGateway:
             if self._zone is None:
                 answer = await self._call("time/get")
                 self._zone = zone_of(answer["answer"])
+                self._check_configured_offset(self._zone)
             return self._zone
+
+    def _check_configured_offset(self, zone: ServerZone) -> None:
+        """Warn when the server's configured clock offset (`server_clock_offset`, what the
+        broker-day periods of IB payouts are computed with) is not what `time/get` says today:
+        the deals' UTC instants follow `time/get`, so one of the two is wrong."""
+        configured = getattr(self._settings, "server_clock_offset", None)
+        if configured is None:
+            return
+        told = zone.offset_at(datetime.now(UTC))
+        if told != timedelta(seconds=int(configured)):
+            log.warning(
+                "MT5 server %s: configured clock offset %s s, time/get says %s s",
+                self._settings.name,
+                configured,
+                int(told.total_seconds()),
+                extra={"mt5_server": self._settings.name},
+            )
 
     async def _window(self, since: datetime, until: datetime) -> dict[str, str]:
         zone = await self.server_zone()
@@ -470,21 +489,86 @@ class WebApiGateway:
         answer = await self._history_call("user/logins", {"group": group})
         return sorted(int(login) for login in answer.get("answer") or [])
 
+    async def last_quotes(self, symbols: Sequence[str]) -> list[Quote]:
+        """`QuoteFeed` over `tick/last?symbol=A,B&trans_id=0`: every named symbol's last tick,
+        its time as `DatetimeMsc` (server clock). An unknown symbol answers 13 for the call."""
+        if not symbols:
+            return []
+        answer = await self._call("tick/last", {"symbol": ",".join(symbols), "trans_id": "0"})
+        return [
+            Quote(
+                symbol=str(tick["Symbol"]),
+                bid=_money(tick["Bid"]),
+                ask=_money(tick["Ask"]),
+                server_msc=_int(tick.get("DatetimeMsc") or _int(tick.get("Datetime", 0)) * 1000),
+            )
+            for tick in answer.get("answer") or []
+        ]
+
     async def records(self, command: str, params: dict[str, str]) -> list[dict[str, str]]:
         """A reading command's `answer` array as the server wrote it (every field a string);
         empty when the server answers 13 for nothing found."""
         answer = await self._history_call(command, params)
         return list(answer.get("answer") or [])
 
+    async def tick_history(
+        self, symbol: str, since: datetime, until: datetime
+    ) -> list[tuple[int, Decimal, Decimal]]:
+        """`tick/history?symbol=&from=&to=&data=dba`: the quotes `symbol` printed in
+        [since, until], each (server milliseconds, bid, ask), oldest first. A window the server
+        cuts at its size limit (14) is read again in halves."""
+        zone = await self.server_zone()
+        start, end = zone.server_seconds(since), zone.server_seconds(until)
+        ticks: list[tuple[int, Decimal, Decimal]] = []
+        step = end - start + 1
+        while start <= end:
+            stop = min(end, start + step - 1)
+            params = {"symbol": symbol, "from": str(start), "to": str(stop), "data": "dba"}
+            try:
+                answer = await self._history_call("tick/history", params)
+            except Mt5Error as error:
+                if error.retcode != INCOMPLETE or step == 1:
+                    raise
+                step = max(1, step // 2)
+                continue
+            for stamp, bid, ask in answer.get("answer") or []:
+                ticks.append((int(stamp), Decimal(str(bid)), Decimal(str(ask))))
+            start = stop + 1
+        return ticks
+
     async def window(self, since: datetime, until: datetime) -> dict[str, str]:
         """`from`/`to` of [since, until] on the server's clock."""
         return await self._window(since, until)
+
+    async def symbol_records(self) -> tuple[list[dict[str, Any]], bool]:
+        """Every symbol's configuration as the server wrote it, and whether the listing is
+        complete. The reference has no batch read of symbols: `symbol/total`, then
+        `symbol/next?index=` for each index (one request per symbol). A symbol added or
+        deleted meanwhile shifts the indexes: the listing is complete only when the total is
+        the same after the reads, every index answered and no name came twice."""
+        total = await self._symbol_total()
+        records: list[dict[str, Any]] = []
+        for index in range(total):
+            try:
+                answer = await self._call("symbol/next", {"index": str(index)})
+            except Mt5NotFound:  # deleted meanwhile: the list ended early
+                break
+            records.append(dict(answer["answer"]))
+        names = {str(r.get("Symbol", "")) for r in records}
+        complete = len(records) == total == await self._symbol_total() and len(names) == total
+        return records, complete
+
+    async def _symbol_total(self) -> int:
+        answer = await self._call("symbol/total")
+        return _int(answer["answer"]["total"])
 
     async def aclose(self) -> None:
         for session in self._sessions:
             await session.close()
 
 
+# A history answer cut at the server's size limit (`chart/get`: 16 MB).
+INCOMPLETE = 14
 # A `deal/get_batch` answers at most this many deals (reference: 100,000; the rest is not said).
 MAX_DEAL_BATCH = 100_000
 

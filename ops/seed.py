@@ -3,8 +3,9 @@
 Creates one staff user per role (two compliance and two finance officers, for four-eyes), a
 demo introducing broker and a few clients (signed up through the same service the API uses, so
 each gets a real demo MT5 account from the workflow), then demo money activity through the same
-payment services and workflows, so the first look at each console has something to work on
-(`DEMO_PAYMENTS`). Passwords and TOTP seeds are generated, written once to
+payment services and workflows (`DEMO_PAYMENTS`) and two applications for a live account
+(ops/seed_kyc.py: one awaiting review, one high-risk with an open PEP hit), so the first look at
+each console has something to work on. Passwords and TOTP seeds are generated, written once to
 `<data dir>/dev-credentials.txt` (mode 0600, never printed: whatever the seed prints lands in
 `.data/logs/seed.log`), and stored only as hashes / sealed values.
 """
@@ -54,6 +55,7 @@ from domain.payment_checks import KycStatus
 from domain.payments import PaymentStatus, Provider
 from domain.roles import PrincipalKind, StaffRole
 from domain.screening import ListSource
+from ops.seed_kyc import DEMO_KYC_APPLICANTS, DemoKyc
 from settings import PROJECT_ROOT, Settings, get_settings
 from storage.documents import EncryptedDocumentStore, LocalFileStore
 
@@ -63,6 +65,15 @@ DEMO_CLIENTS = (
     ("alice@brokerflow.example", "Alice Martin", "FR", date(1985, 3, 14), AccountType.STANDARD),
     ("bob@brokerflow.example", "Bob Schmidt", "DE", date(1979, 11, 2), AccountType.PRO),
     ("chen@brokerflow.example", "Chen Wei", "SG", date(1992, 6, 30), AccountType.STANDARD),
+    # Applicants for a live account (ops/seed_kyc.py): their cases fill the compliance queue.
+    ("lena@brokerflow.example", "Lena Vogel", "DE", date(1988, 4, 9), AccountType.STANDARD),
+    (
+        "maria@brokerflow.example",
+        "Maria Elena Fernandez Ruiz",
+        "ES",
+        date(1974, 12, 1),
+        AccountType.STANDARD,
+    ),
 )
 DEMO_CONTACT = {
     "FR": (
@@ -74,6 +85,10 @@ DEMO_CONTACT = {
         Address(line1="Unter den Linden 12", city="Berlin", postal_code="10117"),
     ),
     "SG": ("+65 6123 4567", Address(line1="10 Anson Road", city="Singapore", postal_code="079903")),
+    "ES": (
+        "+34 914 56 78 90",
+        Address(line1="Calle de Alcala 45", city="Madrid", postal_code="28014"),
+    ),
 }
 # Four-eyes needs two different officers: of compliance (high-risk KYC, held deposits) and of
 # finance (large withdrawals).
@@ -91,8 +106,9 @@ SAMPLE_LIST_FILES = (
     (ListSource.PEP, "pep_sample.csv"),
 )
 SEEDER = audit.Actor(kind="system", id="ops.seed")
-# The last demo client's KYC stays pending, so its deposits show the compliance hold.
-KYC_PENDING = {"chen@brokerflow.example"}
+# Chen's KYC stays pending, so its deposits show the compliance hold; Lena and Maria apply for
+# a live account (ops/seed_kyc.py), so the compliance queue has cases.
+KYC_PENDING = {"chen@brokerflow.example", *(a.email for a in DEMO_KYC_APPLICANTS)}
 DEMO_FX_RATES = (
     ("EUR", "USD", "1.0800", "1.0802"),
     ("GBP", "USD", "1.2700", "1.2703"),
@@ -162,6 +178,8 @@ class SeedReport:
     created: list[NewCredential] = field(default_factory=list)
     # One line per demo payment: its key and the state it reached (no secrets).
     activity: list[str] = field(default_factory=list)
+    # One line per demo KYC applicant: what their application became (no secrets).
+    kyc: list[str] = field(default_factory=list)
 
 
 def dev_password() -> str:
@@ -288,12 +306,14 @@ async def seed_fx_rates(session: AsyncSession) -> None:
     )
 
 
+def documents(settings: Settings) -> EncryptedDocumentStore:
+    return EncryptedDocumentStore(LocalFileStore(settings.documents_path()), settings.documents_key)
+
+
 async def seed_screening_lists(settings: Settings, temporal: TemporalConnector) -> None:
     """Store each sample list file and start its load; a file already loaded is a no-op (the
     workflow id is the file's digest)."""
-    store = EncryptedDocumentStore(
-        LocalFileStore(settings.documents_path()), settings.documents_key
-    )
+    store = documents(settings)
     sla = settings.kyc.sla()
     for source, name in SAMPLE_LIST_FILES:
         data = (SAMPLE_LISTS / name).read_bytes()
@@ -434,7 +454,15 @@ async def seed(
             await seed_screening_lists(settings, temporal)
             await seed_clients(sessions, temporal, settings.mt5.name, report)
             activity = DemoActivity(sessions, temporal, settings, report, activity_seconds)
-            await activity.run(DEMO_PAYMENTS)
+            kyc = DemoKyc(
+                sessions,
+                temporal,
+                settings,
+                documents(settings),
+                activity_seconds,
+                report.kyc.append,
+            )
+            await asyncio.gather(activity.run(DEMO_PAYMENTS), kyc.run())
     finally:
         await engine.dispose()
     return report
@@ -473,6 +501,10 @@ def print_report(report: SeedReport, path: Path) -> None:
     if report.activity:
         print("demo activity (payment key, kind, state reached):")
         for line in report.activity:
+            print(f"  {line}")
+    if report.kyc:
+        print("demo KYC applications (what each became):")
+        for line in report.kyc:
             print(f"  {line}")
     if not report.created:
         print(

@@ -19,6 +19,7 @@ about it (profiled with cProfile; figures in docs/ib-payouts.md, "Not done"):
 from __future__ import annotations
 
 import atexit
+import json
 import multiprocessing
 import os
 import threading
@@ -26,9 +27,10 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from weasyprint import CSS, HTML
@@ -62,6 +64,45 @@ class StatementLine:
     adjustment: bool
 
 
+class FraudFlagLike(Protocol):
+    """What the statement reads of a stored fraud flag (`db.models.ib.IbFraudFlag`)."""
+
+    @property
+    def rule(self) -> str: ...
+    @property
+    def evidence_key(self) -> str: ...
+    @property
+    def detail(self) -> str: ...
+    @property
+    def evidence(self) -> dict[str, Any]: ...
+    @property
+    def detected_at(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class StatementFlag:
+    """An open fraud flag of the IB when the statement was rendered, for finance's section."""
+
+    rule: str
+    evidence_key: str
+    detail: str
+    evidence: str
+    detected: str
+
+    @classmethod
+    def of(cls, flag: FraudFlagLike) -> StatementFlag:
+        return cls(
+            rule=flag.rule,
+            evidence_key=flag.evidence_key,
+            detail=flag.detail,
+            evidence="; ".join(
+                f"{key}: {value if isinstance(value, str | int) else json.dumps(value)}"
+                for key, value in sorted(flag.evidence.items())
+            ),
+            detected=flag.detected_at.strftime("%Y-%m-%d %H:%M UTC"),
+        )
+
+
 @dataclass(frozen=True)
 class Statement:
     payout_id: str
@@ -71,6 +112,18 @@ class Statement:
     currency: str
     status: str
     lines: Sequence[StatementLine]
+    # The IB's open fraud flags at rendering, in a last section for finance (none: no section);
+    # stored flags are read into `StatementFlag`s here, so what is pickled to the pool is plain.
+    fraud_flags: Sequence[StatementFlag | FraudFlagLike] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "fraud_flags",
+            tuple(
+                f if isinstance(f, StatementFlag) else StatementFlag.of(f) for f in self.fraud_flags
+            ),
+        )
 
     @property
     def total(self) -> Decimal:
@@ -85,6 +138,14 @@ def _totals(lines: Sequence[StatementLine], key: str) -> list[tuple[object, Deci
     return [
         (k, amount, count) for k, (amount, count) in sorted(sums.items(), key=lambda i: str(i[0]))
     ]
+
+
+def render_finance_html(statement: Statement) -> str | None:
+    """The section for finance (the IB's open fraud flags), a document appended to the
+    statement's pages; None without flags."""
+    if not statement.fraud_flags:
+        return None
+    return _ENV.get_template("ib_statement_finance.html").render(s=statement)
 
 
 def render_html(statement: Statement) -> str:
@@ -106,12 +167,23 @@ class _Renderer:
         self.stylesheet = CSS(filename=str(STYLESHEET), font_config=self.fonts)
         self.ua_stylesheet = CSS(filename=str(UA_STYLESHEET), font_config=self.fonts)
 
-    def pdf(self, html: str) -> bytes:
+    def _html(self, html: str) -> _StatementHTML:
         document = _StatementHTML(string=html, base_url=str(TEMPLATES))
         document.ua_stylesheet = self.ua_stylesheet
-        pdf: bytes | None = document.write_pdf(
-            stylesheets=[self.stylesheet], font_config=self.fonts
-        )
+        return document
+
+    def pdf(self, html: str, finance_html: str | None = None) -> bytes:
+        """The statement's pages, then (when given) the section for finance laid out as a
+        document of its own, so each counts its own pages."""
+        pdf: bytes | None
+        if finance_html is None:
+            pdf = self._html(html).write_pdf(stylesheets=[self.stylesheet], font_config=self.fonts)
+        else:
+            statement, finance = (
+                self._html(h).render(stylesheets=[self.stylesheet], font_config=self.fonts)
+                for h in (html, finance_html)
+            )
+            pdf = statement.copy([*statement.pages, *finance.pages]).write_pdf()
         assert pdf is not None
         return pdf
 
@@ -144,7 +216,7 @@ def _shared_renderer() -> _Renderer:
 
 
 def _render_pdf(statement: Statement) -> bytes:
-    return _shared_renderer().pdf(render_html(statement))
+    return _shared_renderer().pdf(render_html(statement), render_finance_html(statement))
 
 
 def render_statement(statement: Statement, *, pooled: bool = False) -> bytes:

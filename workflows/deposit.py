@@ -79,6 +79,11 @@ HELD_DECISION_SLA = "deposit-held-decision-sla"
 # Since this change a deposit without a webhook asks the processor what it sent (a lost webhook
 # loses no payment); before, it waited for the webhook alone until its window closed.
 ASK_PROCESSOR_WHEN_SILENT = "deposit-ask-processor-when-silent"
+# Since this change the database steps from the money's arrival to the notice (record, assess,
+# the bookings, the notice) run as local activities: the same steps with the same arguments,
+# without the server's round trips. A deposit that received its money before it replays them
+# as activities; the processor's and MT5's steps, and the compensations, stay activities.
+LOCAL_DATABASE_STEPS = "deposit-local-database-steps"
 
 
 class _TakeBackFailed(Exception):
@@ -255,12 +260,13 @@ class DepositWorkflow:
     async def _receive(self, event: PaymentEvent) -> MovementResult:
         request = self._request
         payment = PaymentRef(payment_id=request.payment_id)
+        local = workflow.patched(LOCAL_DATABASE_STEPS)
         await finish_first(
-            deposit.record_payment_received(
-                PaymentReceived(payment_id=request.payment_id, event=event)
+            deposit.record_payment_received.run(
+                PaymentReceived(payment_id=request.payment_id, event=event), local=local
             )
         )
-        assessment = await finish_first(deposit.assess_deposit(payment))
+        assessment = await finish_first(deposit.assess_deposit.run(payment, local=local))
         if assessment.flags:
             self._status = PaymentStatus.HELD
             if workflow.patched(HELD_DECISION_SLA):
@@ -295,7 +301,7 @@ class DepositWorkflow:
 
         self._status = PaymentStatus.CREDITING
         try:
-            where = await self._credit(assessment.amount)
+            where = await self._credit(assessment.amount, local)
         except _TakeBackFailed as failed:
             return failed.result
         credited = assessment.amount
@@ -304,14 +310,16 @@ class DepositWorkflow:
             f"{request.reference}:notice",
             "deposit_completed",
             f"{credited.amount} {credited.currency} from {request.reference} are credited {where}",
+            local=local,
         )
         reason = None if where == "as asked" else where
         return MovementResult(status=PaymentStatus.COMPLETED, credited=credited, reason=reason)
 
-    async def _credit(self, amount: Money) -> str:
-        """Credit the destination; returns where the money went, in the client's words."""
+    async def _credit(self, amount: Money, local: bool) -> str:
+        """Credit the destination; returns where the money went, in the client's words.
+        `local`: the bookings run as local activities (`LOCAL_DATABASE_STEPS`)."""
         request = self._request
-        saga = Saga("deposit", request.client_id, request.reference, self._movement)
+        saga = Saga("deposit", request.client_id, request.reference, self._movement, local=local)
         destination = request.destination
         if destination.mt5 is None or amount.currency != destination.currency:
             await book(
@@ -319,9 +327,10 @@ class DepositWorkflow:
                 MarkMovement(
                     movement=self._movement, status=PaymentStatus.COMPLETED, credited=amount
                 ),
+                local=local,
             )
             return "as asked" if destination.mt5 is None else "to the wallet (other currency)"
-        await book(accept_in_transit(saga.key("transit"), saga.client, amount))
+        await book(accept_in_transit(saga.key("transit"), saga.client, amount), local=local)
         try:
             await saga.give_to(destination, amount, CREDIT)
             return "as asked"

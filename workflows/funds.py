@@ -110,8 +110,12 @@ async def unstoppable(steps: Awaitable[T]) -> T:
             workflow.logger.warning("cancellation refused: these steps must finish")
 
 
-async def book(entry: JournalEntry, then: MarkMovement | None = None) -> None:
-    await finish_first(funds.book_entry(Booking(entry=entry, then=then)))
+async def book(
+    entry: JournalEntry, then: MarkMovement | None = None, *, local: bool = False
+) -> None:
+    """Book `entry` (and move the movement to `then`); `local`: as a local activity (see
+    `contracts.steps.Step.local`: only a workflow that chose it under `workflow.patched`)."""
+    await finish_first(funds.book_entry.run(Booking(entry=entry, then=then), local=local))
 
 
 async def mark(movement: MovementRef, status: PaymentStatus, *, reason: str | None = None) -> None:
@@ -120,9 +124,13 @@ async def mark(movement: MovementRef, status: PaymentStatus, *, reason: str | No
     )
 
 
-async def notify(client_id: ClientId, key: str, kind: str, message: str) -> None:
+async def notify(
+    client_id: ClientId, key: str, kind: str, message: str, *, local: bool = False
+) -> None:
     await finish_first(
-        funds.notify_client(Notify(client_id=client_id, key=key, kind=kind, message=message))
+        funds.notify_client.run(
+            Notify(client_id=client_id, key=key, kind=kind, message=message), local=local
+        )
     )
 
 
@@ -176,9 +184,18 @@ class Saga:
     """The compensations of the steps taken so far, run newest first when the saga fails."""
 
     def __init__(
-        self, label: str, client_id: ClientId, reference: str, movement: MovementRef
+        self,
+        label: str,
+        client_id: ClientId,
+        reference: str,
+        movement: MovementRef,
+        *,
+        local: bool = False,
     ) -> None:
         self.label = label  # "withdrawal", "transfer": what the client's notices call it
+        # Whether the forward database steps (the bookings of `give_to`) run as local
+        # activities: only a workflow that chose it under `workflow.patched` says so.
+        self.local = local
         self.client_id = client_id
         self.reference = reference
         self.movement = movement
@@ -396,6 +413,7 @@ class Saga:
                     MarkMovement(
                         movement=self.movement, status=PaymentStatus.COMPLETED, credited=amount
                     ),
+                    local=self.local,
                 )
             )
             self.complete()
@@ -415,6 +433,7 @@ class Saga:
                     credited=amount,
                     mt5_ticket=ticket,
                 ),
+                local=self.local,
             )
         )
         self.complete()

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from workflows.account_change import AccountChangeWorkflow
 from workflows.account_opening import AccountOpeningWorkflow
+from workflows.analytics import AnalyticsWorkflow
 from workflows.client_mail import ClientMailWorkflow
+from workflows.client_profiling import BookMoveWorkflow, ClientProfilingWorkflow
 from workflows.deposit import DepositWorkflow
+from workflows.fx_feed import FxFeedWorkflow
 from workflows.ib_payout import IbPayoutCycleWorkflow, IbPayoutWorkflow
 from workflows.kyc_review import KycReviewWorkflow
+from workflows.reconciliation import ReconciliationWorkflow
 from workflows.rekyc_sweep import ReKycSweepWorkflow
+from workflows.risk_exposure import RiskExposureWorkflow
 from workflows.screening_refresh import ScreeningListRefreshWorkflow
 from workflows.trade_ingestion import DealBackfillWorkflow, TradeIngestionWorkflow
 from workflows.transfer import TransferWorkflow
@@ -31,4 +36,10 @@ WORKFLOWS = [
     DealBackfillWorkflow,
     IbPayoutCycleWorkflow,
     IbPayoutWorkflow,
+    FxFeedWorkflow,
+    ReconciliationWorkflow,
+    RiskExposureWorkflow,
+    AnalyticsWorkflow,
+    ClientProfilingWorkflow,
+    BookMoveWorkflow,
 ]

@@ -75,7 +75,9 @@ class DealBackfillWorkflow:
         ]
         copied = await asyncio.gather(*children)
         return CopiedDeals(
-            deals=sum(c.deals for c in copied), windows=sum(c.windows for c in copied)
+            deals=sum(c.deals for c in copied),
+            windows=sum(c.windows for c in copied),
+            orders=sum(c.orders for c in copied),
         )
 
 

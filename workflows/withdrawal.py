@@ -95,6 +95,12 @@ class WithdrawalWorkflow:
                 )
             )
         )
+        # The state this decision led to, not the one it met: a final decision is answered once
+        # the run has moved on from waiting (released for payout, or rejected). A wait on the
+        # workflow's own state: it issues no command, so a running history replays unchanged.
+        await workflow.wait_condition(
+            lambda: not self._decided() or self._status is not PaymentStatus.PENDING_APPROVAL
+        )
         return DecisionOutcome(status=self._status, approvals=len(self._approvers))
 
     @decide.validator
@@ -128,6 +134,11 @@ class WithdrawalWorkflow:
                 )
             else:
                 await workflow.wait_condition(self._decided)
+            # The state the decision reached, before its update's handler answers with it (the
+            # payout is sent next; a rejection is undone and ends the run).
+            self._status = (
+                PaymentStatus.REJECTED if self._rejection is not None else PaymentStatus.PAYOUT_SENT
+            )
             await workflow.wait_condition(workflow.all_handlers_finished)
             if self._rejection is not None:
                 raise Refused(

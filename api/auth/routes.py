@@ -14,6 +14,7 @@ from api.auth.schemas import (
     PasswordResetRequested,
     RefreshRequest,
     StaffLoginRequest,
+    StaffPasswordResetConfirm,
 )
 from api.deps import ContextDep, SessionDep, StateDep
 from api.policy import SignedIn, public
@@ -98,6 +99,74 @@ async def confirm_password_reset(
     """Choose a new password with the mailed token: the token is spent and every session of the
     account ends (log in again with the new password)."""
     return await password_reset.confirm_reset(session, body, state, context)
+
+
+RESET_REQUESTED = error_responses(
+    {
+        422: "the email is missing or malformed",
+        429: "too many reset requests for this email or from this address (Retry-After)",
+        503: "workflow engine down; nothing was recorded",
+    }
+)
+
+
+@router.post(
+    "/staff/password-reset", status_code=status.HTTP_202_ACCEPTED, responses=RESET_REQUESTED
+)
+async def request_staff_password_reset(
+    body: PasswordResetRequest, session: SessionDep, state: StateDep, context: ContextDep
+) -> PasswordResetRequested:
+    """A staff user who forgot their password asks for a link by mail (the same answer whether
+    or not the address has an account); setting the new password also needs their TOTP code."""
+    return await password_reset.request_reset(session, body, state, context, password_reset.STAFF)
+
+
+@router.post(
+    "/staff/password-reset/confirm",
+    responses=error_responses(
+        {
+            403: "the confirmation comes from an address outside the staff user's allowlist",
+            422: "the token is not valid, expired or already used, the one-time code is wrong, "
+            "or the new password breaks the password rules (12-128 characters, three of lower, "
+            "upper, digit, other)",
+            429: "too many refused tokens or codes from this address or for this account "
+            "(Retry-After)",
+        }
+    ),
+)
+async def confirm_staff_password_reset(
+    body: StaffPasswordResetConfirm, session: SessionDep, state: StateDep, context: ContextDep
+) -> PasswordResetDone:
+    """Choose a new password with the mailed token and a current code of your authenticator app:
+    the token is spent and every session of the account ends (log in again)."""
+    return await password_reset.confirm_reset(session, body, state, context, password_reset.STAFF)
+
+
+@router.post("/ib/password-reset", status_code=status.HTTP_202_ACCEPTED, responses=RESET_REQUESTED)
+async def request_ib_password_reset(
+    body: PasswordResetRequest, session: SessionDep, state: StateDep, context: ContextDep
+) -> PasswordResetRequested:
+    """An introducing broker who forgot their password asks for a link by mail (the same answer
+    whether or not the address has an account)."""
+    return await password_reset.request_reset(session, body, state, context, password_reset.IBS)
+
+
+@router.post(
+    "/ib/password-reset/confirm",
+    responses=error_responses(
+        {
+            422: "the token is not valid, expired or already used, or the new password breaks "
+            "the password rules (12-128 characters, three of lower, upper, digit, other)",
+            429: "too many refused tokens from this address or for this account (Retry-After)",
+        }
+    ),
+)
+async def confirm_ib_password_reset(
+    body: PasswordResetConfirm, session: SessionDep, state: StateDep, context: ContextDep
+) -> PasswordResetDone:
+    """Choose a new password with the mailed token: the token is spent and every session of the
+    account ends (log in again)."""
+    return await password_reset.confirm_reset(session, body, state, context, password_reset.IBS)
 
 
 session_router = APIRouter(prefix="/v1/auth", tags=["auth"])

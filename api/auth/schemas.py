@@ -70,3 +70,28 @@ class PasswordResetConfirm(BaseModel):
 class PasswordResetDone(BaseModel):
     # Every session of the account was ended: log in again with the new password.
     sessions_ended: int
+
+
+class StaffPasswordResetConfirm(PasswordResetConfirm):
+    """A staff user's confirmation: the mailed token alone does not take over a staff account."""
+
+    # The current code of the staff user's authenticator app (as at log-in; one not used before).
+    totp_code: TotpCode
+
+
+class ConsoleResetRequest(BaseModel):
+    """The console's "forgot password" form (staff or IB). Unconstrained here on purpose: the
+    route checks it as the API's body (`PasswordResetRequest`) and answers a refusal on the page
+    (422, text/html), so no refusal of the form leaves as a problem the page cannot show."""
+
+    email: str = ""
+
+
+class ConsoleResetConfirm(BaseModel):
+    """The console's "set new password" form: the token the page's script copied from the
+    link's fragment, the new password, and (staff) the current one-time code. Checked by the
+    route as the API's body, refusals on the page (as above)."""
+
+    token: str = ""
+    new_password: str = ""
+    totp_code: str = ""

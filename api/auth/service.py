@@ -25,7 +25,10 @@ WRONG_CREDENTIALS = "email, password or one-time code is wrong"
 
 class Attempt:
     """One log-in attempt under the throttle: refused at once while its account or address
-    waits; a failure is counted (in its own transaction) before the 401 leaves."""
+    waits. The address is counted before the password is checked (many accounts guessed in
+    parallel from one address meet its delay and its lock as if they came one by one) and given
+    back when the password was right; an account's failure is counted (in its own transaction)
+    before the 401 leaves."""
 
     def __init__(self, state: AppState, scope: str, email: str, context: RequestContext) -> None:
         self.state = state
@@ -35,17 +38,29 @@ class Attempt:
         self.keys = throttle.login_keys(state.settings.auth_throttle, email, context.ip)
 
     async def check(self, session: AsyncSession) -> None:
+        # The address first, in a short transaction of its own before this request's takes a
+        # connection: a refused burst never holds the pool. Every attempt it lets through is
+        # counted (a right password gives it back).
+        await throttle.claim(
+            self.state.sessions,
+            self.state.settings.auth_throttle,
+            self.scope,
+            self.keys[1],
+            self.now,
+            self.context,
+        )
         # The account's own attempts one at a time (until this request's transaction ends), so
         # each sees the failures of the one before it.
         await throttle.one_at_a_time(session, self.scope, self.keys[0])
-        await throttle.check(session, self.scope, self.keys, self.now)
+        await throttle.check(session, self.scope, self.keys[:1], self.now)
 
     async def failed(self) -> NotAuthenticated:
+        # The address was counted by `check` already.
         await throttle.record_failure(
             self.state.sessions,
             self.state.settings.auth_throttle,
             self.scope,
-            self.keys,
+            self.keys[:1],
             self.now,
             self.context,
         )
@@ -53,6 +68,7 @@ class Attempt:
 
     async def succeeded(self) -> None:
         await throttle.clear(self.state.sessions, self.scope, self.keys[0])
+        await throttle.release(self.state.sessions, self.scope, self.keys[1], self.now)
 
     async def session(
         self, session: AsyncSession, kind: PrincipalKind, subject: uuid.UUID

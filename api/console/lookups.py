@@ -259,27 +259,21 @@ def case_amount(case: FinanceCase) -> str:
 
 
 def decision_notice(direction: PaymentDirection, approve: bool, result: DecisionResult) -> str:
-    """What the decision did, as the state the payment's workflow reached. The workflow's
-    answer carries the approvals counted with this one; its status is the one it had when the
-    update ran (a withdrawal's update answers `pending_approval` even when this approval was
-    the second), so the state reached is read from the count: rejected, waiting for a second
-    officer, or released."""
+    """What the decision did: the state the payment's workflow reached with it, as its update
+    answered (rejected, still waiting for a second officer, released for payout, crediting)."""
+    status = result.status
     if not approve:
-        return f"rejected: the {direction.value} is {PaymentStatus.REJECTED.value}" + (
+        return f"rejected: the {direction.value} is {status}" + (
             ", its funds go back to the client" if direction is PaymentDirection.WITHDRAWAL else ""
         )
     if direction is PaymentDirection.DEPOSIT:
-        return f"approved: the deposit is {PaymentStatus.CREDITING.value}"
-    if result.approvals >= APPROVALS_NEEDED:
-        return (
-            f"approved ({result.approvals} of {APPROVALS_NEEDED}): the withdrawal is released"
-            " for payout"
-        )
-    return (
-        f"approved ({result.approvals} of {APPROVALS_NEEDED}): the withdrawal is"
-        f" {PaymentStatus.PENDING_APPROVAL.value}, a second, different finance officer must"
-        " approve"
-    )
+        return f"approved: the deposit is {status}"
+    counted = f"approved ({result.approvals} of {APPROVALS_NEEDED}): the withdrawal is {status}"
+    if status == PaymentStatus.PENDING_APPROVAL.value:
+        return f"{counted}, a second, different finance officer must approve"
+    if status == PaymentStatus.PAYOUT_SENT.value:
+        return f"{counted}, released for payout"
+    return counted
 
 
 # -- compliance: the queue, a case's leverage ----------------------------------------------------

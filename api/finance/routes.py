@@ -15,6 +15,7 @@ from api.finance.schemas import (
     FinancePaymentView,
     PaymentPage,
     PendingApproval,
+    ResolveCaseRequest,
     ReturnUnmatchedRequest,
     UnmatchedFundsView,
     WebhookEventView,
@@ -127,6 +128,20 @@ async def list_finance_cases(
     return [FinanceCaseView.of(case) for case in rows]
 
 
+@router.post(
+    "/cases/{case_id}/resolve",
+    responses=error_responses(
+        {404: "no such finance case", 409: "resolved already", 422: "a missing reason"}
+    ),
+)
+async def resolve_finance_case(
+    case_id: UUID, body: ResolveCaseRequest, officer: FinanceOfficer, session: SessionDep
+) -> FinanceCaseView:
+    """Mark an open case resolved once finance has put the movement right (or found nothing
+    left to do), with the reason; audited as `finance_case.resolved`."""
+    return FinanceCaseView.of(await service.resolve_case(session, officer, case_id, body.reason))
+
+
 @router.get("/unmatched")
 async def list_unmatched_funds(
     _: FinanceReader,
@@ -174,7 +189,9 @@ async def credit_unmatched_funds(
     state: StateDep,
 ) -> UnmatchedFundsView:
     """Credit an open item to a client's wallet in its currency (booked processor → suspense →
-    wallet); the item is `crediting` until the books have it."""
+    wallet), or with `mt5_login` straight to one of the client's live MT5 accounts in that
+    currency (suspense → hold → MT5; if MT5 refuses, the wallet); the item is `crediting` until
+    the books have it."""
     return await service.resolve_unmatched(
         session,
         state.temporal,
@@ -183,4 +200,5 @@ async def credit_unmatched_funds(
         UnmatchedAction.CREDIT,
         body.reason,
         client_id=body.client_id,
+        mt5_login=body.mt5_login,
     )

@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas import Reason, decimal_text
 from db.models import FinanceCase, Payment, UnmatchedFunds
@@ -247,8 +247,46 @@ class ReturnUnmatchedRequest(BaseModel):
     reason: Reason
 
 
+class ResolveCaseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+
+
 class CreditUnmatchedRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     client_id: UUID
     reason: Reason
+    # One of the client's live MT5 accounts, in the item's currency, to credit straight away
+    # (through the deposits' balance step); left out, the client's wallet is credited.
+    mt5_login: int | None = Field(default=None, gt=0, le=2**63 - 1)
+
+
+# -- the console's forms and what its finance-case and unmatched-funds pages show -----------------
+
+
+class ConsoleReasonForm(BaseModel):
+    """A console form that only gives a reason: resolve a case, return unmatched funds."""
+
+    reason: str = Field(default="", max_length=1000)
+    csrf: str = Field(default="", max_length=128)
+
+
+class ConsoleCreditForm(BaseModel):
+    """Credit unmatched funds from the console: the client by email (names, not ids), and
+    optionally one of the client's live MT5 accounts (empty: the wallet)."""
+
+    client_email: str = Field(default="", max_length=254)
+    mt5_login: str = Field(default="", max_length=20)
+    reason: str = Field(default="", max_length=1000)
+    csrf: str = Field(default="", max_length=128)
+
+
+class LiveAccountChoice(BaseModel):
+    """One of a client's live MT5 accounts that can take a credit in the item's currency."""
+
+    server: str
+    login: int
+    currency: str
+    group: str

@@ -30,9 +30,17 @@ from contracts.unmatched_funds import (
     resolve_unmatched_workflow_id,
 )
 from db import audit
-from db.models import FinanceCase, Payment, PaymentDecision, UnmatchedFunds, WebhookEvent
+from db.models import (
+    FinanceCase,
+    Mt5Account,
+    Payment,
+    PaymentDecision,
+    UnmatchedFunds,
+    WebhookEvent,
+)
 from db.queries.clients import client_by_id
 from domain.errors import Conflict, InvalidInput, NotFound
+from domain.money_flows import Mt5AccountRef
 from domain.payments import (
     FinanceCaseStatus,
     PaymentDirection,
@@ -207,6 +215,40 @@ async def finance_cases(
     return list(await session.scalars(query.limit(limit).offset(offset)))
 
 
+async def resolve_case(
+    session: AsyncSession, staff: Principal, case_id: uuid.UUID, note: str
+) -> FinanceCase:
+    """A finance officer has put the movement right by hand (or confirmed nothing is left to
+    do): the case is resolved, with its audit row (the officer, before/after, why). A case
+    resolved already is a 409; the movement's own status is not changed here."""
+    case = await session.get(FinanceCase, case_id, with_for_update=True)
+    if case is None:
+        raise NotFound(f"no finance case {case_id}")
+    if case.status != FinanceCaseStatus.OPEN:
+        raise Conflict(f"finance case {case.reference} ({case.kind}) is already {case.status}")
+    case.status = FinanceCaseStatus.RESOLVED.value
+    audit.record(
+        session,
+        staff.actor(),
+        audit.Change(
+            action="finance_case.resolved",
+            entity_type="finance_case",
+            entity_id=str(case.id),
+            before={"status": FinanceCaseStatus.OPEN.value},
+            after={
+                "status": case.status,
+                "movement": f"{case.movement_kind} {case.movement_id}",
+                "reference": case.reference,
+                "kind": case.kind,
+            },
+            reason=note,
+        ),
+    )
+    await session.flush()
+    await session.refresh(case)
+    return case
+
+
 async def unmatched_funds(
     session: AsyncSession,
     *,
@@ -229,20 +271,25 @@ async def resolve_unmatched(
     action: UnmatchedAction,
     note: str,
     client_id: uuid.UUID | None = None,
+    mt5_login: int | None = None,
 ) -> UnmatchedFundsView:
-    """Finance asks for an open item to be credited to a client or returned to the payer: the
-    item moves to crediting/returning with its audit row (the officer, before/after) and its
-    workflow starts in the same request; the workflow books or returns it and marks it
+    """Finance asks for an open item to be credited to a client (its wallet, or with
+    `mt5_login` one of its live MT5 accounts in the item's currency) or returned to the payer:
+    the item moves to crediting/returning with its audit row (the officer, before/after) and
+    its workflow starts in the same request; the workflow books or returns it and marks it
     credited/returned. An item already being resolved, or resolved, is a 409."""
     item = await session.get(UnmatchedFunds, item_id, with_for_update=True)
     if item is None:
         raise NotFound(f"no unmatched funds {item_id}")
     if item.status != UnmatchedStatus.OPEN:
         raise Conflict(f"unmatched funds {item.reference} is already {item.status}")
+    mt5: Mt5AccountRef | None = None
     if action is UnmatchedAction.CREDIT:
         client = await client_by_id(session, client_id) if client_id is not None else None
         if client is None:
             raise InvalidInput(f"no client {client_id} to credit", field="client_id")
+        if mt5_login is not None:
+            mt5 = await _live_account(session, client.id, mt5_login, item.currency)
     before = {"status": item.status}
     item.status = (
         UnmatchedStatus.CREDITING if action is UnmatchedAction.CREDIT else UnmatchedStatus.RETURNING
@@ -264,6 +311,7 @@ async def resolve_unmatched(
                 "status": item.status,
                 "client_id": str(client_id) if action is UnmatchedAction.CREDIT else None,
                 "amount": f"{decimal_text(item.amount_minor, item.currency)} {item.currency}",
+                **({"mt5": f"{mt5.server}/{mt5.login}"} if mt5 is not None else {}),
             },
             reason=note,
         ),
@@ -279,6 +327,7 @@ async def resolve_unmatched(
             staff_id=staff.id,
             roles=roles,
             client_id=item.credited_client_id,
+            mt5=mt5,
             note=note,
             ip=staff.context.ip,
             request_id=staff.context.request_id,
@@ -287,3 +336,26 @@ async def resolve_unmatched(
     )
     await session.refresh(item)
     return UnmatchedFundsView.of(item)
+
+
+async def _live_account(
+    session: AsyncSession, client_id: uuid.UUID, login: int, currency: str
+) -> Mt5AccountRef:
+    """The client's own live, active MT5 account `login` in `currency`, or a 422 saying why
+    not (a demo account, another client's, a closed one, another currency)."""
+    account = await session.scalar(
+        select(Mt5Account).where(Mt5Account.client_id == client_id, Mt5Account.login == login)
+    )
+    if account is None or account.kind != "live":
+        raise InvalidInput(
+            f"the client has no live MT5 account {login} to credit", field="mt5_login"
+        )
+    if account.status != "active":
+        raise InvalidInput(f"MT5 account {login} is {account.status}", field="mt5_login")
+    if account.currency != currency:
+        raise InvalidInput(
+            f"MT5 account {login} is in {account.currency}, the money is {currency}: credit"
+            " the wallet and let the client transfer it",
+            field="mt5_login",
+        )
+    return Mt5AccountRef(server=account.server, login=account.login)

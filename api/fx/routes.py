@@ -23,5 +23,6 @@ async def set_fx_rate(body: FxRateCreate, staff: RateSetter, session: SessionDep
 
 @router.get("")
 async def latest_fx_rates(_: FinanceReader, session: SessionDep) -> list[FxRateView]:
-    """The newest quote of every pair."""
+    """The newest quote of every pair, whatever its source (`staff`, or the FX feed's
+    `mt5:<server>:<symbol>`), with its time."""
     return [FxRateView.of(r) for r in await service.latest_rates(session)]

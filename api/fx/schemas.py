@@ -42,7 +42,10 @@ class FxRateView(BaseModel):
     quote: str
     bid: str
     ask: str
+    # When the quote was made (a feed's: the quote's own time, in UTC).
     as_of: datetime
+    # `staff` (entered by finance) or `mt5:<server>:<symbol>` (the FX feed's MT5 quote).
+    source: str
 
     @classmethod
     def of(cls, row: FxRateRow) -> FxRateView:
@@ -53,4 +56,5 @@ class FxRateView(BaseModel):
             bid=format(row.bid.normalize(), "f"),
             ask=format(row.ask.normalize(), "f"),
             as_of=row.as_of,
+            source=row.source,
         )

@@ -1,4 +1,5 @@
-"""Stored FX rates: finance sets them, transfers between currencies convert at the newest one."""
+"""Stored FX rates: finance sets them, the FX feed stores MT5's quotes (`activities/fx_feed.py`),
+and transfers between currencies convert at the newest one of the pair, whatever its source."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from api.schemas import require_supported
 from db import audit
 from db.models import FxRateRow
 from domain.errors import InvalidInput
+
+# The source of a rate finance entered (the FX feed's are `mt5:<server>:<symbol>`).
+STAFF = "staff"
 
 
 async def set_rate(session: AsyncSession, request: FxRateCreate, by: Principal) -> FxRateRow:
@@ -31,6 +35,7 @@ async def set_rate(session: AsyncSession, request: FxRateCreate, by: Principal) 
         bid=request.bid,
         ask=request.ask,
         as_of=datetime.now(UTC),
+        source=STAFF,
     )
     session.add(row)
     await session.flush()
@@ -49,7 +54,8 @@ async def set_rate(session: AsyncSession, request: FxRateCreate, by: Principal) 
 
 
 async def latest_rates(session: AsyncSession) -> list[FxRateRow]:
-    """The newest rate of every pair."""
+    """The newest rate of every pair (as quoted: EUR/USD and USD/EUR are two), whatever its
+    source."""
     rows = await session.scalars(
         select(FxRateRow)
         .distinct(FxRateRow.base, FxRateRow.quote)
@@ -91,4 +97,5 @@ def _snapshot(row: FxRateRow) -> dict[str, str]:
         "bid": format(row.bid, "f"),
         "ask": format(row.ask, "f"),
         "as_of": row.as_of.isoformat(),
+        "source": row.source,
     }

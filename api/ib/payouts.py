@@ -15,6 +15,7 @@ from api.ib.payouts_schemas import (
     AttributionRequest,
     AttributionView,
     CommissionRowView,
+    FinancePayoutView,
     IbPayoutView,
     PayoutDecisionRequest,
     PayoutDecisionResult,
@@ -52,15 +53,29 @@ def _view(payout: object, url: str) -> IbPayoutView:
     return view
 
 
+FINANCE_STATEMENT_URL = "/v1/finance/ib-payouts/{id}/statement"
+
+
 @finance_router.get("")
 async def list_ib_payouts(
     _: FinanceReader, session: SessionDep, status: PayoutStatus | None = None, limit: Limit = 100
-) -> list[IbPayoutView]:
-    """Payouts, newest period first; `status=statement_ready` is what waits for a decision."""
+) -> list[FinancePayoutView]:
+    """Payouts, newest period first; `status=statement_ready` is what waits for a decision.
+    Each carries its IB's open fraud flags with their evidence (they never block a payout)."""
     payouts = await queries.payouts_newest_first(
         session, status=status.value if status else None, limit=limit
     )
-    return [_view(p, "/v1/finance/ib-payouts/{id}/statement") for p in payouts]
+    return await service.finance_views(session, payouts, FINANCE_STATEMENT_URL)
+
+
+@finance_router.get("/{payout_id}", responses=error_responses({404: "no such payout"}))
+async def get_ib_payout(
+    payout_id: UUID, _: FinanceReader, session: SessionDep
+) -> FinancePayoutView:
+    """One payout with its IB's open fraud flags and their evidence."""
+    payout = await queries.payout_or_not_found(session, payout_id)
+    [view] = await service.finance_views(session, [payout], FINANCE_STATEMENT_URL)
+    return view
 
 
 @finance_router.get("/{payout_id}/statement", response_class=Response, responses=STATEMENT_ERRORS)
@@ -99,7 +114,7 @@ async def release_ib_payout(
     """Close a payout MT5 refused (`needs_attention`) as rejected: its rows return to the next
     cycle, paid to the IB's destination as it is then. Audited."""
     payout = await service.release_needing_attention(session, officer, payout_id, body.reason)
-    return _view(payout, "/v1/finance/ib-payouts/{id}/statement")
+    return _view(payout, FINANCE_STATEMENT_URL)
 
 
 @portal_router.get("/tree")

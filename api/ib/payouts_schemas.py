@@ -160,16 +160,35 @@ class ConsolePayout(BaseModel):
 
 
 class FraudFlagNote(BaseModel):
-    """An open fraud flag of the payout's IB (`domain.ib.fraud`): shown beside the statement,
-    it never blocks the payout by itself."""
+    """An open fraud flag of the payout's IB (`domain.ib.fraud`) with its evidence: shown to
+    finance beside the payout and its statement, it never blocks the payout by itself (cleared
+    with `POST /v1/ibs/fraud-flags/{id}/clear`)."""
 
     model_config = ConfigDict(from_attributes=True)
 
-    rule: str
+    id: int
+    rule: str = Field(
+        description="self_referral_identity, self_referral_payment, self_referral_ip or"
+        " commission_farming"
+    )
+    evidence_key: str = Field(description="`client:<id>` or `login:<server>:<login>:<YYYY-MM>`")
     detail: str
+    evidence: dict[str, Any] = Field(
+        description="what was found: the matches (identity), the masked bank accounts"
+        " (payment), the shared addresses (IP), the pieces held just above the minimum hold"
+        " (farming)"
+    )
     server: str | None
     login: int | None
+    client_id: UUID | None
     detected_at: datetime
+
+
+class FinancePayoutView(IbPayoutView):
+    """A payout as finance reads it: with its IB's open fraud flags and their evidence (the IB's
+    own view, `GET /v1/ib/payouts`, has none)."""
+
+    fraud_flags: list[FraudFlagNote] = Field(default_factory=list)
 
 
 class ConsolePayoutDetail(ConsolePayout):

@@ -3,7 +3,9 @@ portal (its tree, its clients masked, its commission rows with traces, its state
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Sequence
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -18,6 +20,7 @@ from api.ib.payouts_schemas import (
     ConsolePayout,
     ConsolePayoutDetail,
     ConsolePayoutPage,
+    FinancePayoutView,
     FraudFlagNote,
     PayoutDecisionEntry,
     PayoutDecisionRequest,
@@ -32,11 +35,19 @@ from db import audit
 from db.models import AuditEntry, Client, Mt5Account, StaffUser
 from db.models.ib import IbAttribution, IbCommission, IbPayout, IntroducingBroker
 from db.queries import ib as queries
-from db.queries.ib_management import fraud_flags_of_payout
+from db.queries.ib_management import (
+    fraud_flags_of_payout,
+    open_attribution,
+    open_fraud_flags_by_ib,
+)
 from domain.errors import Conflict, NotFound
 from storage.documents import DocumentMissing, DocumentStore
+from storage.pdf_pages import without_trailing_section
 
 DECIDABLE = (PayoutStatus.STATEMENT_READY.value,)
+# The heading (and bookmark) of the statement's section for finance, its last pages
+# (reports/templates/ib_statement.html): the IB's copy ends before it.
+FINANCE_SECTION_TITLE = "For finance: open fraud flags of this IB"
 DECISION_ACTIONS = ("ib_payout.approved", "ib_payout.rejected")
 
 
@@ -105,19 +116,41 @@ async def release_needing_attention(
     return payout
 
 
+async def finance_views(
+    session: AsyncSession, payouts: Sequence[IbPayout], statement_url: str
+) -> list[FinancePayoutView]:
+    """Payouts as finance reads them, each with its IB's open fraud flags and their evidence
+    (one query for all the IBs)."""
+    flags = await open_fraud_flags_by_ib(session, {p.ib_id for p in payouts})
+    views = []
+    for payout in payouts:
+        view = FinancePayoutView.model_validate(payout)
+        if view.status != PayoutStatus.ACCRUED.value:
+            view.statement_url = statement_url.format(id=view.id)
+        view.fraud_flags = [FraudFlagNote.model_validate(f) for f in flags[payout.ib_id]]
+        views.append(view)
+    return views
+
+
 async def statement(
     session: AsyncSession, documents: DocumentStore, payout_id: uuid.UUID, ib_id: uuid.UUID | None
 ) -> tuple[IbPayout, bytes]:
-    """The payout's statement PDF; `ib_id` limits it to that IB's own payouts."""
+    """The payout's statement PDF; `ib_id` limits it to that IB's own payouts, and gives the
+    IB's copy (without the section for finance)."""
     payout = await queries.payout_by_id(session, payout_id)
     if payout is None or (ib_id is not None and payout.ib_id != ib_id):
         raise NotFound(f"no IB payout {payout_id}")
     if payout.statement_key is None:
         raise NotFound(f"the statement of payout {payout_id} is not rendered yet")
     try:
-        return payout, await documents.get(payout.statement_key)
+        content = await documents.get(payout.statement_key)
     except DocumentMissing as error:
         raise NotFound(f"the statement of payout {payout_id} is missing") from error
+    if ib_id is not None:
+        # The IB's copy: without the section for finance (its fraud flags and their evidence,
+        # other people's data among them), which is the statement's last pages.
+        content = await asyncio.to_thread(without_trailing_section, content, FINANCE_SECTION_TITLE)
+    return payout, content
 
 
 async def tree_of(session: AsyncSession, ib_id: uuid.UUID) -> list[TreeMember]:
@@ -180,38 +213,20 @@ async def attribute(
     reassignment never moves a deal that was accrued or paid. Audited."""
     if await session.get(IntroducingBroker, request.ib_id) is None:
         raise NotFound(f"no IB {request.ib_id}")
-    login = (IbAttribution.server == request.server) & (IbAttribution.login == request.login)
-    accrued_until = await session.scalar(
-        select(func.max(IbCommission.deal_time)).where(
-            IbCommission.server == request.server, IbCommission.login == request.login
-        )
-    )
-    if accrued_until is not None and request.effective_from <= accrued_until:
-        raise Conflict(
-            f"login {request.login} has commissions on deals up to {accrued_until}:"
-            " a reassignment starts after them"
-        )
-    current = await session.scalar(
-        select(IbAttribution).where(login, IbAttribution.effective_to.is_(None)).with_for_update()
-    )
-    before = None
-    if current is not None:
-        if current.effective_from >= request.effective_from:
-            raise Conflict(
-                f"login {request.login} is attributed from {current.effective_from}:"
-                " a reassignment starts after that"
-            )
-        before = {"ib_id": str(current.ib_id), "effective_from": current.effective_from}
-        current.effective_to = request.effective_from
-    row = IbAttribution(
+    opened = await open_attribution(
+        session,
         server=request.server,
         login=request.login,
         ib_id=request.ib_id,
         effective_from=request.effective_from,
         source="staff",
     )
-    session.add(row)
-    await session.flush()
+    row, current = opened.row, opened.closed
+    before = (
+        {"ib_id": str(current.ib_id), "effective_from": current.effective_from}
+        if current is not None
+        else None
+    )
     audit.record(
         session,
         staff.actor(),

@@ -18,6 +18,7 @@ from api.ib.schemas import (
     PlanVersionCreate,
     PlanVersionView,
     PlanView,
+    ReferralCodeRegenerate,
     ReferredClient,
 )
 from api.policy import (
@@ -170,6 +171,16 @@ async def set_parent(
     ib_id: UUID, body: ParentChange, admin: AdminPrincipal, session: SessionDep
 ) -> IbView:
     return IbView.model_validate(await service.set_parent(session, ib_id, body, admin))
+
+
+@staff_router.post("/{ib_id}/referral-code", responses=error_responses({404: "no such IB"}))
+async def regenerate_referral_code(
+    ib_id: UUID, body: ReferralCodeRegenerate, admin: AdminPrincipal, session: SessionDep
+) -> IbView:
+    """A new generated referral code replaces the IB's (the old one stops working at sign-up;
+    clients already referred stay its clients). Audited with the old and new code."""
+    ib = await service.regenerate_referral_code(session, ib_id, body.reason, admin)
+    return IbView.model_validate(ib)
 
 
 @staff_router.patch("/{ib_id}", responses=error_responses({404: "no such IB, plan or MT5 account"}))

@@ -21,7 +21,8 @@ class IbCreate(BaseModel):
     email: Email
     name: PersonName
     password: NewPassword
-    referral_code: ReferralCode
+    # Optional: BrokerFlow generates one (10 characters, about 50 bits of randomness) when absent.
+    referral_code: ReferralCode | None = None
     # Optional: its place in the tree, its plan and how often it is paid.
     parent_id: UUID | None = None
     plan_id: PlanId | None = None
@@ -53,6 +54,15 @@ class ReferredClient(BaseModel):
     country: str
     status: str
     created_at: datetime
+
+
+class ReferralCodeRegenerate(BaseModel):
+    """A new generated code replaces the IB's: sign-ups with the old one are refused from now
+    on; clients already referred stay its clients."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
 
 
 # -- tree and terms (admins) ---------------------------------------------------------------------

@@ -7,6 +7,7 @@ before and after, in the request's transaction."""
 from __future__ import annotations
 
 import json
+import secrets
 import time
 import uuid
 from decimal import Decimal
@@ -36,16 +37,32 @@ from domain.ib.commissions import PreviewInput, preview
 from domain.ib.document import PlanVersion
 from domain.onboarding import check_password_strength
 
+# Crockford's base32 alphabet: no I, L, O or U, so a code read aloud or copied by hand is not
+# mistyped; 10 characters are 50 bits, too many to guess through the sign-up form.
+REFERRAL_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+REFERRAL_LENGTH = 10
+
+
+def generate_referral_code() -> str:
+    return "".join(secrets.choice(REFERRAL_ALPHABET) for _ in range(REFERRAL_LENGTH))
+
+
+async def _unused_referral_code(session: AsyncSession) -> str:
+    """A generated code no IB has (a collision at 50 bits is next to impossible; the unique
+    constraint is the last word)."""
+    while True:
+        code = generate_referral_code()
+        if await queries.ib_by_referral_code(session, code) is None:
+            return code
+
 
 async def create_ib(session: AsyncSession, request: IbCreate, by: Principal) -> IntroducingBroker:
     check_password_strength(request.password)
     email = request.email.lower()
+    code = request.referral_code or await _unused_referral_code(session)
     taken = await session.scalar(
         select(IntroducingBroker.id).where(
-            or_(
-                IntroducingBroker.email == email,
-                IntroducingBroker.referral_code == request.referral_code,
-            )
+            or_(IntroducingBroker.email == email, IntroducingBroker.referral_code == code)
         )
     )
     if taken:
@@ -59,7 +76,7 @@ async def create_ib(session: AsyncSession, request: IbCreate, by: Principal) -> 
         email=email,
         name=request.name,
         password_hash=await hash_password(request.password),
-        referral_code=request.referral_code,
+        referral_code=code,
         parent_id=request.parent_id,
         plan_id=request.plan_id,
         payout_frequency=request.payout_frequency.value,
@@ -105,6 +122,31 @@ async def referred_client(session: AsyncSession, ib_id: uuid.UUID, client_id: uu
     if client is None or client.referred_by_ib_id != ib_id:
         raise NotFound(f"you referred no client {client_id}")
     return client
+
+
+async def regenerate_referral_code(
+    session: AsyncSession, ib_id: uuid.UUID, reason: str, by: Principal
+) -> IntroducingBroker:
+    """A new generated code for the IB (a leaked or guessable one retired): sign-ups with the
+    old code are refused from now on; clients it referred, and their attributions, stay. Audited
+    `ib.referral_code_regenerated` with the old and new code."""
+    ib = await queries.ib_or_not_found(session, ib_id, lock=True)
+    before = ib.referral_code
+    ib.referral_code = await _unused_referral_code(session)
+    await session.flush()
+    audit.record(
+        session,
+        by.actor(),
+        audit.Change(
+            action="ib.referral_code_regenerated",
+            entity_type="introducing_broker",
+            entity_id=str(ib.id),
+            before={"referral_code": before},
+            after={"referral_code": ib.referral_code},
+            reason=reason,
+        ),
+    )
+    return ib
 
 
 # -- tree and terms ------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ router = APIRouter(tags=["sign-up"])
         {
             409: "the same person (name and date of birth) is registered already; an email "
             "that has an account is answered 202 like a new one, and its owner is told",
-            422: "invalid or missing field: country, nationality, age, phone, address, password",
+            422: "invalid or missing field: country, nationality, age, phone, address, password,"
+            " or a referral_code no introducing broker has (nothing is written)",
             503: "workflow engine down; nothing was recorded",
         }
     ),

@@ -46,7 +46,13 @@ class SignupRequest(BaseModel):
         default=AccountType.STANDARD,
         description="the live account asked for; a demo account of this type opens at once",
     )
-    referral_code: str | None = Field(default=None, min_length=1, max_length=32)
+    referral_code: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description="an introducing broker's referral code (optional): the client's live MT5"
+        " accounts are attributed to that IB from their opening; an unknown code is a 422",
+    )
 
 
 class SignupAccepted(BaseModel):

@@ -28,8 +28,9 @@ from contracts.client_mail import (
     client_mail_workflow_id,
 )
 from db import audit
-from db.models import AccountApplication, Client, IntroducingBroker, Notification
+from db.models import AccountApplication, Client, Notification
 from db.queries.clients import client_by_email, person_registered
+from db.queries.ib_management import ib_by_referral_code
 from domain.countries import is_iso_country
 from domain.errors import Conflict, InvalidInput
 from domain.onboarding import ApplicationStatus, check_applicant, check_password_strength
@@ -89,10 +90,12 @@ async def sign_up(
             "a client with this name and date of birth is already registered; log in to that "
             "account (or contact support) instead of opening a second one"
         )
+    # Before anything else is looked at or written: an unknown code is the same 422 for a known
+    # e-mail as for a new one.
+    ib_id = await _referring_ib(session, request.referral_code)
     owner = await client_by_email(session, email)
     if owner is not None:
         return await _known_email(session, temporal, owner, request, context)
-    ib_id = await _referring_ib(session, request.referral_code)
 
     address = request.address
     client = Client(
@@ -262,13 +265,19 @@ def _check_contact_data(request: SignupRequest) -> None:
 
 
 async def _referring_ib(session: AsyncSession, referral_code: str | None) -> uuid.UUID | None:
+    """The IB whose referral code the client gave (as given, or upper-cased: the codes
+    BrokerFlow generates are upper case and people type them in lower case); an unknown code is
+    a 422 naming the field, before anything is written."""
     if referral_code is None:
         return None
-    ib_id = await session.scalar(
-        select(IntroducingBroker.id).where(IntroducingBroker.referral_code == referral_code)
-    )
-    if ib_id is None:
+    code = referral_code.strip()
+    ib = await ib_by_referral_code(session, code)
+    if ib is None and code.upper() != code:
+        ib = await ib_by_referral_code(session, code.upper())
+    if ib is None:
         raise InvalidInput(
-            "referral_code does not belong to any introducing broker", field="referral_code"
+            "referral_code does not belong to any introducing broker (check it with the IB"
+            " that gave it, or sign up without it)",
+            field="referral_code",
         )
-    return ib_id
+    return ib.id

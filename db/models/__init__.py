@@ -1,3 +1,4 @@
+from db.models.analytics import AnalyticsDaily, AnalyticsState
 from db.models.application import AccountApplication
 from db.models.audit import AuditEntry
 from db.models.client import Client
@@ -24,6 +25,19 @@ from db.models.payments import (
     UnmatchedFunds,
     WebhookEvent,
 )
+from db.models.profiling import BookDecision, ClientProfileRow
+from db.models.reconciliation import (
+    ReconciliationBreak,
+    ReconciliationMt5Deal,
+    ReconciliationPspRow,
+    ReconciliationRun,
+)
+from db.models.reconciliation_cases import (
+    ReconciliationCase,
+    ReconciliationCaseComment,
+    ReconciliationSignoff,
+)
+from db.models.risk import AccountBook, ExposurePointRow, RiskAlert, RiskThreshold
 from db.models.security import AuthSession, AuthThrottle, PasswordReset
 from db.models.staff import StaffUser
 from db.models.trading import (
@@ -37,15 +51,21 @@ from db.models.trading import (
 
 __all__ = [
     "AccountApplication",
+    "AccountBook",
     "AccountChange",
     "AccountStateHistoryRow",
     "AccountStateRow",
+    "AnalyticsDaily",
+    "AnalyticsState",
     "AuditEntry",
     "AuthSession",
     "AuthThrottle",
+    "BookDecision",
     "Client",
     "ClientDocument",
+    "ClientProfileRow",
     "DealRow",
+    "ExposurePointRow",
     "FinanceCase",
     "FxRateRow",
     "HistoryOrderRow",
@@ -64,6 +84,15 @@ __all__ = [
     "PositionRow",
     "PostingRow",
     "QuestionnaireResponse",
+    "ReconciliationBreak",
+    "ReconciliationCase",
+    "ReconciliationCaseComment",
+    "ReconciliationMt5Deal",
+    "ReconciliationPspRow",
+    "ReconciliationRun",
+    "ReconciliationSignoff",
+    "RiskAlert",
+    "RiskThreshold",
     "ScreeningHit",
     "ScreeningList",
     "ScreeningParty",

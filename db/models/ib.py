@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
@@ -23,11 +23,16 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    Uuid,
+    cast,
     func,
+    literal_column,
+    null,
+    select,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from db.base import Base, RecordModel
 
@@ -108,24 +113,47 @@ class IbAttribution(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
+class IbCommissionTrace(Base):
+    """A commission row's trace without what is the row's own (its deal, beneficiary,
+    `volume_why`): the same for every deal priced alike, stored once, keyed by a hash of its
+    JSON (`activities.ib_accrual.template_key`). Never changed."""
+
+    __tablename__ = "ib_commission_traces"
+
+    key: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    body: Mapped[dict[str, Any]] = mapped_column(JSONB)
+
+
 class IbCommission(Base):
     """The commission ledger: one row per deal and beneficiary (`revision` 0), and one per
     later adjustment of it (a clawback or top-up after the deal was corrected, revision 1, 2,
-    ...). Rows are never rewritten. `trace` is `domain.ib`'s row (or adjustment) as JSON."""
+    ...). Rows are never rewritten. `trace` is `domain.ib`'s row (or adjustment) as JSON:
+    stored whole (`stored_trace`, adjustments and rows written before migration 0025) or by
+    reference (`trace_ref`, see `COMMISSION_TRACE`); reading `trace` gives the same JSONB."""
 
     __tablename__ = "ib_commissions"
     __table_args__ = (
         UniqueConstraint(
             "server", "deal", "ib_id", "plan_id", "version", "revision", name="uq_ib_commissions"
         ),
+        CheckConstraint("(trace IS NULL) <> (trace_ref IS NULL)", name="one_trace"),
         Index("ix_ib_commissions_ib_time", "ib_id", "deal_time"),
-        Index("ix_ib_commissions_payout", "payout_id"),
+        # Rows in a payout only (those waiting for one are found by IB): a row is written
+        # without a payout, so its insert does not touch this index.
+        Index(
+            "ix_ib_commissions_payout",
+            "payout_id",
+            postgresql_where=text("payout_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     server: Mapped[str] = mapped_column(String(64))
     deal: Mapped[int] = mapped_column(BigInteger)
-    ib_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("introducing_brokers.id"))
+    # An IB of the tree (not a foreign key since migration 0025: checking it cost the accrual
+    # a look-up per row; an IB with rows cannot be deleted or renumbered, a trigger on
+    # `introducing_brokers` refuses it, and the accrual writes the ids of the tree it read).
+    ib_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     plan_id: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer)
     revision: Mapped[int] = mapped_column(Integer, server_default="0")
@@ -135,9 +163,52 @@ class IbCommission(Base):
     deal_time: Mapped[int] = mapped_column(BigInteger)  # server-clock seconds
     amount: Mapped[Decimal] = mapped_column(Numeric(20, 8))
     currency: Mapped[str] = mapped_column(String(3))
-    trace: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    stored_trace: Mapped[dict[str, Any] | None] = mapped_column("trace", JSONB)
+    # The template's key (32 hex digits), the direct IB's length (3 digits), the direct IB and
+    # `volume_why` (`activities.ib_accrual.batch_rows`).
+    trace_ref: Mapped[str | None] = mapped_column(Text)
     payout_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ib_payouts.id"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    if TYPE_CHECKING:
+        trace: Mapped[dict[str, Any]]
+
+
+def _rebuilt_trace() -> Any:
+    """The whole trace of a row stored by reference: its template with the row's own keys,
+    `{"row": …, "adjustment": null}` as one JSONB, so its keys come in the order (and its
+    values with the types) the whole JSONB had. (Constants as SQL literals: a key sent as a
+    parameter has no type `jsonb_build_object` can take.)"""
+    c = IbCommission.__table__.c
+    ref = c.trace_ref
+
+    def sql(value: str) -> Any:
+        return literal_column(value)
+
+    size = cast(func.substr(ref, sql("33"), sql("3")), Integer)
+    own = []
+    for key, value in (
+        ("deal", c.deal),
+        ("login", c.login),
+        ("time", c.deal_time),
+        ("symbol", c.symbol),
+        ("ib", cast(c.ib_id, Text)),
+        ("level", c.level),
+        ("direct_ib", func.substr(ref, sql("36"), size)),
+        ("volume_why", func.substr(ref, sql("36") + size)),
+    ):
+        own += [sql(f"'{key}'"), value]
+    row = IbCommissionTrace.body.op("||")(func.jsonb_build_object(*own))
+    return (
+        select(func.jsonb_build_object(sql("'row'"), row, sql("'adjustment'"), null()))
+        .where(IbCommissionTrace.key == cast(func.substr(ref, sql("1"), sql("32")), Uuid))
+        .scalar_subquery()
+    )
+
+
+# What `IbCommission.trace` reads: the stored trace, else the one its reference rebuilds.
+COMMISSION_TRACE = func.coalesce(IbCommission.__table__.c.trace, _rebuilt_trace())
+IbCommission.trace = column_property(COMMISSION_TRACE)
 
 
 class IbPayout(RecordModel):

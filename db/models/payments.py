@@ -15,12 +15,14 @@ from sqlalchemy import (
     BigInteger,
     ForeignKey,
     Identity,
+    Index,
     Integer,
     Numeric,
     String,
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -134,6 +136,22 @@ class FxRateRow(Base):
     bid: Mapped[Decimal] = mapped_column(Numeric(20, 10))
     ask: Mapped[Decimal] = mapped_column(Numeric(20, 10))
     as_of: Mapped[datetime] = mapped_column(index=True)
+    # Where the rate came from: `staff` (finance entered it) or `mt5:<server>:<symbol>` (the
+    # FX feed). A feed's quote is stored once per source and time (migration 0031), so a
+    # retried read stores it once; staff entries are each their own decision.
+    source: Mapped[str] = mapped_column(String(64), default="staff", server_default="staff")
+
+    __table_args__ = (
+        Index(
+            "uq_fx_rates_feed_quote",
+            "base",
+            "quote",
+            "source",
+            "as_of",
+            unique=True,
+            postgresql_where=text("source <> 'staff'"),
+        ),
+    )
 
 
 class FinanceCase(RecordModel):

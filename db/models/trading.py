@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import BigInteger, Index, Integer, Numeric, PrimaryKeyConstraint, Text, func
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base
@@ -22,6 +24,8 @@ class DealRow(Base):
     __tablename__ = "deals"
     __table_args__ = (
         PrimaryKeyConstraint("server", "deal", "time", name="pk_deals"),
+        # A server's day read by the reporting refresh without scanning the month's partition.
+        Index("ix_deals_server_time", "server", "time"),
         {"postgresql_partition_by": "RANGE (time)"},
     )
 
@@ -87,6 +91,8 @@ class IngestionState(Base):
     orders_watermark: Mapped[datetime | None] = mapped_column()
     positions_at: Mapped[datetime | None] = mapped_column()
     accounts_at: Mapped[datetime | None] = mapped_column()
+    # When the symbols were last read whole (0027): they are read every few minutes.
+    symbols_at: Mapped[datetime | None] = mapped_column()
 
 
 class PositionRow(Base):
@@ -220,3 +226,90 @@ class AccountStateHistoryRow(Base):
     profit: Mapped[Decimal] = mapped_column(Numeric)
     storage: Mapped[Decimal] = mapped_column(Numeric)
     floating: Mapped[Decimal] = mapped_column(Numeric)
+
+
+class SymbolRow(Base):
+    """A symbol's configuration as the server's last complete listing showed it (`symbol/next`),
+    numbers as MT5 wrote them. Optional fields are NULL when the server did not give them;
+    `raw` is the whole record (every other field, e.g. swaps, sessions, volume limits)."""
+
+    __tablename__ = "symbols"
+    __table_args__ = (PrimaryKeyConstraint("server", "symbol", name="pk_symbols"),)
+
+    server: Mapped[str] = mapped_column(Text)
+    symbol: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)
+    calc_mode: Mapped[int] = mapped_column(Integer)  # reference 4.7 (0 Forex, 2 CFD...)
+    digits: Mapped[int] = mapped_column(Integer)
+    spread: Mapped[int] = mapped_column(Integer)  # points; 0: floating
+    trade_mode: Mapped[int | None] = mapped_column(Integer)
+    spread_balance: Mapped[int | None] = mapped_column(Integer)
+    spread_diff: Mapped[int | None] = mapped_column(Integer)
+    contract_size: Mapped[Decimal] = mapped_column(Numeric)
+    point: Mapped[Decimal] = mapped_column(Numeric)  # `Point`, or 10^-Digits when not given
+    currency_base: Mapped[str] = mapped_column(Text)
+    currency_profit: Mapped[str] = mapped_column(Text)
+    currency_margin: Mapped[str] = mapped_column(Text)
+    margin_initial: Mapped[Decimal | None] = mapped_column(Numeric)
+    margin_maintenance: Mapped[Decimal | None] = mapped_column(Numeric)
+    margin_hedged: Mapped[Decimal | None] = mapped_column(Numeric)
+    margin_rate_liquidity: Mapped[Decimal | None] = mapped_column(Numeric)
+    margin_rate_currency: Mapped[Decimal | None] = mapped_column(Numeric)
+    tick_size: Mapped[Decimal | None] = mapped_column(Numeric)
+    tick_value: Mapped[Decimal | None] = mapped_column(Numeric)
+    # Per order type (index 0 buy, 1 sell, 2-7 the pending types, reference 4.4); a server
+    # that gives one number gives it for every type: a one-element array.
+    margin_rate_initial: Mapped[list[Decimal] | None] = mapped_column(ARRAY(Numeric))
+    margin_rate_maintenance: Mapped[list[Decimal] | None] = mapped_column(ARRAY(Numeric))
+    margin_flags: Mapped[int | None] = mapped_column(BigInteger)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # The listing that found it as it is now (one finding it unchanged leaves it).
+    seen_at: Mapped[datetime] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class OpenOrderRow(Base):
+    """A pending order open at the server's last complete snapshot (`order/get_batch`); one
+    filled, cancelled or expired since is deleted by the next snapshot (its history order is
+    in `history_orders`)."""
+
+    __tablename__ = "open_orders"
+    __table_args__ = (
+        PrimaryKeyConstraint("server", "order_ticket", name="pk_open_orders"),
+        Index("ix_open_orders_server_login", "server", "login"),
+    )
+
+    server: Mapped[str] = mapped_column(Text)
+    order_ticket: Mapped[int] = mapped_column(BigInteger)
+    login: Mapped[int] = mapped_column(BigInteger)
+    symbol: Mapped[str] = mapped_column(Text)
+    type: Mapped[int] = mapped_column(Integer)
+    state: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[int] = mapped_column(Integer)
+    type_fill: Mapped[int] = mapped_column(Integer)
+    type_time: Mapped[int] = mapped_column(Integer)
+    digits: Mapped[int] = mapped_column(Integer)
+    digits_currency: Mapped[int] = mapped_column(Integer)
+    time_setup: Mapped[datetime] = mapped_column()
+    time_setup_msc: Mapped[int] = mapped_column(BigInteger)
+    time_expiration: Mapped[int] = mapped_column(BigInteger)  # server-clock seconds, 0: none
+    price_order: Mapped[Decimal] = mapped_column(Numeric)
+    price_trigger: Mapped[Decimal] = mapped_column(Numeric)
+    price_sl: Mapped[Decimal] = mapped_column(Numeric)
+    price_tp: Mapped[Decimal] = mapped_column(Numeric)
+    price_current: Mapped[Decimal | None] = mapped_column(Numeric)
+    contract_size: Mapped[Decimal | None] = mapped_column(Numeric)
+    volume_initial: Mapped[int] = mapped_column(BigInteger)
+    volume_initial_ext: Mapped[int] = mapped_column(BigInteger)
+    volume_current: Mapped[int] = mapped_column(BigInteger)
+    volume_current_ext: Mapped[int] = mapped_column(BigInteger)
+    position_id: Mapped[int] = mapped_column(BigInteger)
+    position_by_id: Mapped[int] = mapped_column(BigInteger)
+    dealer: Mapped[int] = mapped_column(BigInteger)
+    expert_id: Mapped[int] = mapped_column(BigInteger)
+    external_id: Mapped[str] = mapped_column(Text)
+    comment: Mapped[str] = mapped_column(Text)
+    seen_at: Mapped[datetime] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -206,13 +206,20 @@ async def deals_for_accrual(
     of the Web API fields in `ACCRUAL_DEAL_FIELDS` order. The accrual reads every attributed
     login's deals: one pass over the deals table (which has no index by login) instead of one
     per batch of logins."""
-    result = await session.stream(
-        _deals_query(server, logins, history_from, end)
-        .order_by(DealRow.login, DealRow.time_server, DealRow.deal)
-        .execution_options(yield_per=page)
+    # Read through the driver's own server-side cursor: its rows are the tuples wanted, as
+    # the ORM would convert them (ints, str, Decimals), without a Row object each.
+    query = _deals_query(server, logins, history_from, end).order_by(
+        DealRow.login, DealRow.time_server, DealRow.deal
     )
-    async for rows in result.partitions():
-        yield [tuple(row) for row in rows]
+    connection = await session.connection()
+    compiled = query.compile(dialect=connection.dialect)
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    async with driver.cursor(name="ib_accrual_deals") as cursor:
+        await cursor.execute(str(compiled), compiled.params)
+        while rows := await cursor.fetchmany(page):
+            yield rows
 
 
 # `deals_for_accrual`'s tuples: Web API field names of `_DEAL_COLUMNS`, in its order.

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import Client, Mt5Account
 from db.models.ib import (
     IbAttribution,
+    IbCommission,
     IbFraudFlag,
     IbPayout,
     IbPlan,
@@ -23,7 +24,7 @@ from db.models.ib import (
 )
 from db.models.payments import Payment
 from db.models.security import AuthSession
-from domain.errors import NotFound
+from domain.errors import Conflict, NotFound
 from domain.ib.fraud import ClientFacts, IbFacts
 from domain.roles import PrincipalKind
 
@@ -245,6 +246,29 @@ async def fraud_flags_of_payout(session: AsyncSession, payout_id: uuid.UUID) -> 
     return await fraud_flags(session, ib_ids=[payout.ib_id])
 
 
+async def open_fraud_flags(session: AsyncSession, ib_id: uuid.UUID) -> list[IbFraudFlag]:
+    """The IB's open flags, newest first: the statement's section for finance."""
+    return (await open_fraud_flags_by_ib(session, [ib_id]))[ib_id]
+
+
+async def open_fraud_flags_by_ib(
+    session: AsyncSession, ib_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, list[IbFraudFlag]]:
+    """IB → its open flags, newest first: what finance sees beside each payout (one query for
+    a page of payouts) and the statement's section for finance."""
+    wanted = list(set(ib_ids))
+    found: dict[uuid.UUID, list[IbFraudFlag]] = {ib_id: [] for ib_id in wanted}
+    if not wanted:
+        return found
+    for flag in await session.scalars(
+        select(IbFraudFlag)
+        .where(IbFraudFlag.ib_id.in_(wanted), IbFraudFlag.cleared_at.is_(None))
+        .order_by(IbFraudFlag.id.desc())
+    ):
+        found[flag.ib_id].append(flag)
+    return found
+
+
 async def fraud_flag_or_not_found(
     session: AsyncSession, flag_id: int, *, lock: bool = False
 ) -> IbFraudFlag:
@@ -252,6 +276,78 @@ async def fraud_flag_or_not_found(
     if flag is None:
         raise NotFound(f"no IB fraud flag {flag_id}")
     return flag
+
+
+# -- attribution ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attributed:
+    """An attribution period just opened, and the one it closed (if the login had one)."""
+
+    row: IbAttribution
+    closed: IbAttribution | None
+
+
+async def open_attribution(
+    session: AsyncSession,
+    *,
+    server: str,
+    login: int,
+    ib_id: uuid.UUID,
+    effective_from: int,
+    source: str,
+) -> Attributed:
+    """The one writer of attribution periods: the login is `ib_id`'s client from
+    `effective_from` (server clock), its open period (if any) closed there. Refused (`Conflict`)
+    at or before a deal the ledger already holds for the login, or at or before the open
+    period's start, so a reassignment never moves a deal that was accrued or paid. The caller
+    checks the IB and writes the audit row (staff: `POST /v1/ib-attributions`; a referral: the
+    account-opening step)."""
+    accrued_until = await session.scalar(
+        select(func.max(IbCommission.deal_time)).where(
+            IbCommission.server == server, IbCommission.login == login
+        )
+    )
+    if accrued_until is not None and effective_from <= accrued_until:
+        raise Conflict(
+            f"login {login} has commissions on deals up to {accrued_until}:"
+            " a reassignment starts after them"
+        )
+    current = await open_attribution_of(session, server, login, lock=True)
+    if current is not None:
+        if current.effective_from >= effective_from:
+            raise Conflict(
+                f"login {login} is attributed from {current.effective_from}:"
+                " a reassignment starts after that"
+            )
+        current.effective_to = effective_from
+    row = IbAttribution(
+        server=server, login=login, ib_id=ib_id, effective_from=effective_from, source=source
+    )
+    session.add(row)
+    await session.flush()
+    return Attributed(row=row, closed=current)
+
+
+async def open_attribution_of(
+    session: AsyncSession, server: str, login: int, *, lock: bool = False
+) -> IbAttribution | None:
+    """The login's open attribution period (at most one), if any."""
+    query = select(IbAttribution).where(
+        IbAttribution.server == server,
+        IbAttribution.login == login,
+        IbAttribution.effective_to.is_(None),
+    )
+    found: IbAttribution | None = await session.scalar(query.with_for_update() if lock else query)
+    return found
+
+
+async def ib_by_referral_code(session: AsyncSession, code: str) -> IntroducingBroker | None:
+    found: IntroducingBroker | None = await session.scalar(
+        select(IntroducingBroker).where(IntroducingBroker.referral_code == code)
+    )
+    return found
 
 
 # -- tree and plans ------------------------------------------------------------------------------

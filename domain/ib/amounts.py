@@ -13,9 +13,10 @@ counting). Parts are plain tuples (`PartValues`) until a caller wants the `Part`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import PlainSerializer
 
@@ -220,10 +221,16 @@ class Pricer:
         self.lookups = lookups
         self._rules: dict[tuple[int, str, str, str], tuple[tuple[Basis, int, Rule], ...]] = {}
         self._checks: dict[int, tuple[int, str, Counting]] = {}
-        self._counted: dict[tuple[int, tuple[int, str, Counting]], _Counted] = {}
+        self._counted: dict[tuple[int, int], _Counted] = {}
         self._accounts: dict[int, tuple[str, str]] = {}
         # What a version's parts come to, for everything they depend on (the `_parts_key`).
-        self._parts: dict[tuple[object, ...], tuple[Decimal, tuple[PartValues, ...]]] = {}
+        self._parts: dict[tuple[int, int, int], tuple[Decimal, tuple[PartValues, ...]]] = {}
+        # Values met before, one object each (their ids make `_parts`' keys), and each deal's.
+        self._interned: dict[tuple[object, ...], Any] = {}
+        self._subjects: dict[int, tuple[str, str, str, int, str]] = {}
+        # Per chain of versions (by ids, the versions kept), which levels count alike.
+        self._firsts: dict[tuple[int, ...], tuple[int, ...]] = {}
+        self._kept_versions: list[Sequence[PlanVersion]] = []
 
     def _trade_rules(
         self, version: PlanVersion, group: str, symbol: str, path: str
@@ -240,13 +247,17 @@ class Pricer:
             found = self._rules[key] = tuple(matches)
         return found
 
-    def _count(self, dl: DealLegs, symbol: Symbol, version: PlanVersion) -> _Counted:
+    def _checks_of(self, version: PlanVersion) -> tuple[int, str, Counting]:
+        """What counting reads of a version (one object per value)."""
         checks = self._checks.get(id(version))
         if checks is None:
             # min_points as written: 5 and 5.0 are the same rule but not the same note.
-            checks = (version.min_hold_seconds, str(version.min_points), version.counting)
-            self._checks[id(version)] = checks
-        key = (dl.deal.ticket, checks)
+            value = (version.min_hold_seconds, str(version.min_points), version.counting)
+            checks = self._checks[id(version)] = self._interned.setdefault(value, value)
+        return checks
+
+    def _count(self, dl: DealLegs, symbol: Symbol, version: PlanVersion) -> _Counted:
+        key = (dl.deal.ticket, id(self._checks_of(version)))
         found = self._counted.get(key)
         if found is None:
             deal = dl.deal
@@ -260,7 +271,8 @@ class Pricer:
             volume = sum(passed[i] for i in counted)
             counting = "per side" if per_side else "round turn counts closes"
             why = "; ".join([dl.description, *notes, f"{counting}: {show_lots(volume)}"])
-            shape = (tuple(passed), counted, tuple(leg.market for leg in dl.legs))
+            value = (tuple(passed), counted, tuple(leg.market for leg in dl.legs))
+            shape = self._interned.setdefault(value, value)
             found = _Counted(tuple(passed), counted, volume, lots(volume), why, shape)
             self._counted[key] = found
         return found
@@ -272,25 +284,44 @@ class Pricer:
             found = self._accounts[login] = (account.group, account.currency)
         return found
 
+    def subject(self, deal: Deal) -> tuple[str, str, str, int, str]:
+        """What the parts read of the deal beyond its counted shape (the symbol, the account's
+        group and currency, its Volume and Commission as written, since 1.0 and 1.00 make
+        different notes): one object per value."""
+        subject = self._subjects.get(deal.ticket)
+        if subject is None:
+            group, currency = self._account(deal.login)
+            value = (deal.symbol, group, currency, deal.volume, str(deal.commission))
+            subject = self._subjects[deal.ticket] = self._interned.setdefault(value, value)
+        return subject
+
+    def counted(self, dl: DealLegs, versions: Sequence[PlanVersion]) -> list[_Counted]:
+        """`_count` under each of `versions`, counted once per distinct rules."""
+        symbol = self.lookups.doc.symbols[dl.deal.symbol]
+        key = tuple(map(id, versions))
+        firsts = self._firsts.get(key)
+        if firsts is None:
+            # Per level, the first level counting by the same rules.
+            ids = [id(self._checks_of(v)) for v in versions]
+            firsts = self._firsts[key] = tuple(ids.index(i) for i in ids)
+            self._kept_versions.append(versions)
+        found: list[_Counted] = []
+        for level, first in enumerate(firsts):
+            found.append(
+                self._count(dl, symbol, versions[level]) if first == level else found[first]
+            )
+        return found
+
     def trade(self, dl: DealLegs, version: PlanVersion) -> Own:
-        deal = dl.deal
-        symbol = self.lookups.doc.symbols[deal.symbol]
+        symbol = self.lookups.doc.symbols[dl.deal.symbol]
         counted = self._count(dl, symbol, version)
-        group, currency = self._account(deal.login)
-        # Everything the parts read: the version, the symbol, the account, the counted shape,
-        # and the deal's own Volume and Commission (the commission share).
-        key = (
-            id(version),
-            deal.symbol,
-            group,
-            currency,
-            counted.shape,
-            deal.volume,
-            str(deal.commission),  # as written: 1.0 and 1.00 make different notes
-        )
+        # Everything the parts read: the version, the deal's subject and its counted shape
+        # (one object per value, kept here, so the key is made of their ids).
+        subject = self.subject(dl.deal)
+        key = (id(version), id(subject), id(counted.shape))
         found = self._parts.get(key)
         if found is None:
-            found = self._parts[key] = self._trade_parts(dl, symbol, group, version, counted)
+            found = self._parts[key] = self._trade_parts(dl, symbol, subject[1], version, counted)
         return Own(found[0], found[1], counted.lots, counted.why)
 
     def _trade_parts(

@@ -5,6 +5,7 @@ here, so the calculation meets only a consistent document."""
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from enum import IntEnum, StrEnum
 from fnmatch import fnmatchcase
@@ -252,6 +253,39 @@ class Period(Frozen):
         return self
 
 
+_DEAL_FIELDS_SET = frozenset(Deal.model_fields)
+_set = object.__setattr__
+
+
+def _plain_deal(fields: dict[str, object]) -> Deal:
+    """`Deal.model_construct(**fields)` given every field, made as it makes it (the instance's
+    dict, its fields set, no extra, no private attributes) without its per-call overhead."""
+    deal = Deal.__new__(Deal)
+    _set(deal, "__dict__", fields)
+    _set(deal, "__pydantic_fields_set__", set(_DEAL_FIELDS_SET))
+    _set(deal, "__pydantic_extra__", None)
+    _set(deal, "__pydantic_private__", None)
+    return deal
+
+
+# `PreviewDocument.with_plain_deals`' values, in its order: the Web API names of `Deal`'s fields.
+PLAIN_DEAL_FIELDS = (
+    "Deal",
+    "Login",
+    "Time",
+    "Symbol",
+    "Action",
+    "Entry",
+    "Volume",
+    "VolumeClosed",
+    "Price",
+    "PositionID",
+    "PositionByID",
+    "Commission",
+    "Profit",
+)
+
+
 class PreviewDocument(Frozen):
     symbols: dict[str, Symbol]
     accounts: dict[int, Account]
@@ -291,6 +325,73 @@ class PreviewDocument(Frozen):
             if (deal.is_trade or deal.is_deposit) and deal.login not in self.accounts:
                 raise ValueError(f"deal {deal.ticket}: login {deal.login} is not in accounts")
         return self
+
+    def with_plain_deals(self, deals: Iterable[Sequence[object]]) -> PreviewDocument | None:
+        """This document (validated without deals) with `deals` added, each the values of
+        `PLAIN_DEAL_FIELDS` in that order, already of the model's types (ints, str, finite
+        Decimals): made without validating each deal, after the same checks the model makes
+        (`Deal`'s fields and `_trade_is_whole`, `_references_resolve`'s on deals). None when a
+        deal fails one: validating the whole document then says why, as it always did."""
+        made: list[Deal] = []
+        tickets = {deal.ticket for deal in self.deals}
+        symbols, accounts = self.symbols, self.accounts
+        for values in deals:
+            (ticket, login, time, symbol, action, entry, volume, closed, price, position,
+             position_by, commission, profit) = values  # fmt: skip
+            if not (
+                type(ticket) is int
+                and type(login) is int
+                and type(time) is int
+                and type(symbol) is str
+                and type(action) is int
+                and type(entry) is int
+                and type(volume) is int
+                and type(closed) is int
+                and type(position) is int
+                and type(position_by) is int
+                and type(price) is Decimal
+                and type(commission) is Decimal
+                and type(profit) is Decimal
+                and volume >= 0
+                and closed >= 0
+                and price.is_finite()
+                and commission.is_finite()
+                and profit.is_finite()
+                and ticket not in tickets
+            ):
+                return None
+            tickets.add(ticket)
+            trade = action in _TRADE_ACTIONS and entry != ENTRY_STATE
+            if trade and (
+                entry not in _ENTRIES
+                or volume <= 0
+                or (entry == Entry.INOUT and not 0 < closed < volume)
+                or symbol not in symbols
+                or login not in accounts
+            ):
+                return None
+            if action == _BALANCE and profit > 0 and login not in accounts:
+                return None
+            made.append(
+                _plain_deal(
+                    {
+                        "ticket": ticket,
+                        "login": login,
+                        "time": time,
+                        "symbol": symbol,
+                        "action": action,
+                        "entry": entry,
+                        "volume": volume,
+                        "volume_closed": closed,
+                        "price": price,
+                        "position_id": position,
+                        "position_by_id": position_by,
+                        "commission": commission,
+                        "profit": profit,
+                    }
+                )
+            )
+        return self.model_copy(update={"deals": (*self.deals, *made)})
 
     def chain(self, ib: str) -> tuple[str, ...]:
         """`ib` and its ancestors, the client's own IB first (level 1)."""
@@ -337,6 +438,9 @@ class Lookups:
         self._attribution: dict[int, list[Attribution]] = {}
         for a in doc.attribution:
             self._attribution.setdefault(a.login, []).append(a)
+        self._chain_versions: dict[
+            tuple[str, ...], tuple[int, int, list[tuple[str, PlanVersion]]]
+        ] = {}
         self._rates: dict[tuple[str, str], Decimal] = {}
         for r in doc.rates:
             self._rates.setdefault((r.source, r.target), r.rate)  # the first given wins
@@ -348,7 +452,10 @@ class Lookups:
         return found
 
     def ib_of(self, login: int, time: int) -> str | None:
-        return next((a.ib for a in self._attribution.get(login, ()) if a.covers(time)), None)
+        for a in self._attribution.get(login, ()):
+            if a.effective_from <= time and (a.until is None or time < a.until):  # `covers`
+                return a.ib
+        return None
 
     def version_of(self, ib: str, time: int, deal: int) -> tuple[str, PlanVersion]:
         plan = self.doc.ibs[ib].plan
@@ -357,6 +464,25 @@ class Lookups:
         if not at:
             raise InvalidInput(f"deal {deal}: plan {plan} of IB {ib} has no version in force")
         return plan, versions[at - 1]
+
+    def chain_versions(
+        self, chain: tuple[str, ...], time: int, deal: int
+    ) -> list[tuple[str, PlanVersion]]:
+        """`[version_of(ib, time, deal) for ib in chain]`: remembered per chain with the time
+        span over which every level's version stays the one in force."""
+        found = self._chain_versions.get(chain)
+        if found is not None and found[0] <= time < found[1]:
+            return found[2]
+        versions = [self.version_of(ib, time, deal) for ib in chain]
+        low, high = -(1 << 63), 1 << 63
+        for ib in chain:
+            starts = self._versions[self.doc.ibs[ib].plan][0]
+            at = bisect_right(starts, time)
+            low = max(low, starts[at - 1])
+            if at < len(starts):
+                high = min(high, starts[at])
+        self._chain_versions[chain] = (low, high, versions)
+        return versions
 
     def rate(self, source: str, target: str) -> Decimal:
         if source == target:

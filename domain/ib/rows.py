@@ -96,6 +96,116 @@ class RowValues(NamedTuple):
         )
 
 
+class RowTail(NamedTuple):
+    """What a row holds beyond its deal, its beneficiary and `volume_why`: the same for every
+    deal whose chain is priced alike (the chain, its versions, the parts and counted volume of
+    each level), so the calculation makes it once and shares it (`LedgerRow`)."""
+
+    model: Literal["differential", "pool"]
+    plan: str
+    version: int
+    volume: Decimal
+    parts: tuple[PartValues, ...]
+    own: Decimal
+    capped: Decimal | None
+    below: Decimal | None
+    share: Decimal | None
+    earned: Decimal
+    earned_currency: str
+    conversion: tuple[str, str, Decimal] | None
+    amount: Decimal
+    currency: str
+
+    def values(
+        self,
+        deal: int,
+        login: int,
+        time: int,
+        symbol: str,
+        ib: str,
+        level: int,
+        direct_ib: str,
+        volume_why: str,
+    ) -> RowValues:
+        return RowValues(
+            deal,
+            login,
+            time,
+            symbol,
+            ib,
+            level,
+            direct_ib,
+            self.model,
+            self.plan,
+            self.version,
+            self.volume,
+            volume_why,
+            self.parts,
+            self.own,
+            self.capped,
+            self.below,
+            self.share,
+            self.earned,
+            self.earned_currency,
+            self.conversion,
+            self.amount,
+            self.currency,
+        )
+
+    @classmethod
+    def of(cls, r: RowValues) -> RowTail:
+        return cls(
+            r.model,
+            r.plan,
+            r.version,
+            r.volume,
+            r.parts,
+            r.own,
+            r.capped,
+            r.below,
+            r.share,
+            r.earned,
+            r.earned_currency,
+            r.conversion,
+            r.amount,
+            r.currency,
+        )
+
+
+class LedgerRow(NamedTuple):
+    """A row as the ledger stores it: the deal, the beneficiary, `volume_why`, and its shared
+    `tail` (one object for every row priced alike)."""
+
+    deal: int
+    login: int
+    time: int
+    symbol: str
+    ib: str
+    level: int
+    direct_ib: str
+    volume_why: str
+    tail: RowTail
+
+    def values(self) -> RowValues:
+        return self.tail.values(
+            self.deal,
+            self.login,
+            self.time,
+            self.symbol,
+            self.ib,
+            self.level,
+            self.direct_ib,
+            self.volume_why,
+        )
+
+
+# The keys of a row's JSON a `RowTail` holds, in `Row`'s order (`RowJson.tail`).
+TAIL_KEYS = (
+    "model plan version volume parts own capped below share earned earned_currency conversion"
+    " amount currency"
+).split()
+
+
 class RowJson:
     """`Row.model_dump_json()` of `RowValues`, without making the model: the same keys in the
     same order, decimals as plain strings. Strings met before are escaped once."""
@@ -131,6 +241,24 @@ class RowJson:
             self._parts.clear()
         self._parts[id(parts)] = (parts, text)  # kept alive here, so its id is not reused
         return text
+
+    def tail(self, t: RowTail) -> str:
+        """The JSON object of a tail's keys (`TAIL_KEYS`), written as `__call__` writes them."""
+        s, d = self._s, self._d
+        conversion = (
+            "null"
+            if t.conversion is None
+            else f'{{"source":{s(t.conversion[0])},"target":{s(t.conversion[1])},'
+            f'"rate":"{plain(t.conversion[2])}"}}'
+        )
+        return (
+            f'{{"model":{s(t.model)},"plan":{s(t.plan)},"version":{t.version},'
+            f'"volume":"{plain(t.volume)}","parts":[{self._parts_json(t.parts)}],'
+            f'"own":"{plain(t.own)}","capped":{d(t.capped)},"below":{d(t.below)},'
+            f'"share":{d(t.share)},"earned":"{plain(t.earned)}",'
+            f'"earned_currency":{s(t.earned_currency)},"conversion":{conversion},'
+            f'"amount":"{plain(t.amount)}","currency":{s(t.currency)}}}'
+        )
 
     def __call__(self, r: RowValues) -> str:
         s, d = self._s, self._d

@@ -13,7 +13,7 @@ from pathlib import Path
 from simulators.mt5.commands import Commands
 from simulators.mt5.faults import FaultPlan, FaultRule
 from simulators.mt5.feed import PriceFeed, SessionCalendar
-from simulators.mt5.flow import TraderFlow
+from simulators.mt5.flow import Population, TraderFlow
 from simulators.mt5.history import generate_history
 from simulators.mt5.server import Manager, Mt5Server
 from simulators.mt5.state import Store
@@ -52,6 +52,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=50.0, help="deals per second to generate")
     parser.add_argument("--seed", type=int, default=0, help="seed of prices and trader decisions")
     parser.add_argument(
+        "--population",
+        type=int,
+        default=0,
+        help="clients of the realistic flow on a simulated clock (see --population-start)",
+    )
+    parser.add_argument(
+        "--population-start",
+        type=int,
+        help="UTC milliseconds the population's simulated clock starts at (required with it)",
+    )
+    parser.add_argument(
+        "--population-hours",
+        type=float,
+        default=24.0,
+        help="simulated hours the population trades, then stops",
+    )
+    parser.add_argument(
         "--sessions", action="store_true", help="refuse trades outside symbols' sessions (10018)"
     )
     parser.add_argument(
@@ -83,6 +100,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--history-accounts", type=int, default=1000, help="accounts the history is spread over"
     )
     args = parser.parse_args(argv)
+    if args.population and args.traders:
+        parser.error("--population and --traders are two flows: choose one")
+    if args.population and args.population_start is None:
+        parser.error("--population needs --population-start (UTC milliseconds)")
     if args.history and not 1 <= args.history_accounts <= args.history:
         parser.error("--history-accounts must be from 1 to the number of --history deals")
     return args
@@ -106,7 +127,17 @@ async def serve(args: argparse.Namespace) -> None:
     feed = PriceFeed(
         commands.engine.catalogue, args.seed, commands.engine.calendar, commands.engine.clock
     )
-    flow = TraderFlow(commands.engine, args.traders, args.seed, feed) if args.traders else None
+    flow: TraderFlow | Population | None = None
+    if args.traders:
+        flow = TraderFlow(commands.engine, args.traders, args.seed, feed)
+    elif args.population:
+        flow = Population(
+            commands.engine,
+            args.population,
+            args.seed,
+            args.population_start,
+            args.population_hours,
+        )
     server = Mt5Server(commands, manager, faults, flow)
     server.limits.session_timeout = args.session_timeout
     server.limits.requests_per_second = args.rate_limit
@@ -120,7 +151,11 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    generator = asyncio.create_task(generate(flow, args.rate, commands, stop)) if flow else None
+    generator = None
+    if isinstance(flow, TraderFlow):
+        generator = asyncio.create_task(generate(flow, args.rate, commands, stop))
+    elif isinstance(flow, Population):
+        generator = asyncio.create_task(populate(flow, commands, stop))
     ticker = asyncio.create_task(tick_all(feed, server, stop)) if args.feed else None
     reaper = asyncio.create_task(server.reap_idle(stop))
     async with listener:
@@ -169,6 +204,23 @@ async def generate(flow: TraderFlow, rate: float, commands: Commands, stop: asyn
             produced += len(deals)
         commands.save()
         await asyncio.sleep(0.01)
+
+
+POPULATION_SLICE_MS = 10_000
+
+
+async def populate(population: Population, commands: Commands, stop: asyncio.Event) -> None:
+    """Run the population to its end, ten simulated seconds at a time so requests are served
+    between slices; the clock stays frozen where it ended."""
+    while not stop.is_set() and not population.done:
+        if not population.running:
+            await asyncio.sleep(0.05)
+            continue
+        for deal in population.advance(population.now + POPULATION_SLICE_MS):
+            commands.encoded(deal)
+        commands.engine.roll_over_if_due()
+        commands.save()
+        await asyncio.sleep(0)
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ from simulators.mt5.catalogue import (
 )
 from simulators.mt5.clock import ServerClock
 from simulators.mt5.config import symbol_for_group
-from simulators.mt5.feed import SessionCalendar, trades_on
+from simulators.mt5.feed import SessionCalendar, TickTape, trades_on
 from simulators.mt5.retcodes import Refusal
 from simulators.mt5.state import (
     RIGHT_ENABLED,
@@ -149,6 +149,8 @@ class Engine:
         # starts the count again, and a client's id from before it sees every symbol once).
         self.tick_serial = 0
         self.tick_changes: dict[str, tuple[int, int]] = {}
+        # Quotes as they were printed, for `tick/history` (bounded; see `TickTape`).
+        self.tape = TickTape()
 
     def dealer_rule(self, group: str, symbol: str) -> DealerRule:
         """The first rule whose group and symbol masks match."""
@@ -201,7 +203,9 @@ class Engine:
             stored.append(str(bid if last is None else last))
         self.books.quotes[name] = stored
         self.tick_serial += 1
-        self.tick_changes[name] = (self.tick_serial, self.clock.now_msc())
+        now = self.clock.now_msc()
+        self.tick_changes[name] = (self.tick_serial, now)
+        self.tape.record(name, now, int(bid.scaleb(symbol.digits)), int(ask.scaleb(symbol.digits)))
         return self.trigger(name)
 
     def rate(
@@ -781,7 +785,7 @@ class Engine:
         agent = self.books.users.get(users[0].agent)
         if agent is not None:
             users.append(replace(agent))
-        positions = {k: replace(v) for k, v in self.books.positions.items() if v.login == login}
+        positions = {p.position: replace(p) for p in self.books.positions_of(login)}
         return users, positions, len(self.books.deals)
 
     def _restore(self, snapshot: tuple[list[User], dict[int, Position], int]) -> None:
@@ -790,7 +794,7 @@ class Engine:
         for user in users:
             self.books.users[user.login] = user
         login = users[0].login
-        for ticket in [k for k, v in self.books.positions.items() if v.login == login]:
+        for ticket in [p.position for p in self.books.positions_of(login)]:
             del self.books.positions[ticket]
         self.books.positions.update(positions)
         self.books.drop_deals_after(deal_count)

@@ -6,7 +6,14 @@ import random
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-MODES = {"drop_after_commit", "drop_before_commit", "retcode", "latency", "http_403"}
+MODES = {
+    "drop_after_commit",
+    "drop_before_commit",
+    "refuse_after_commit",
+    "retcode",
+    "latency",
+    "http_403",
+}
 FIELDS = {"path", "mode", "retcode", "times", "probability", "latency_ms", "latency_ms_max", "hits"}
 MAX_LATENCY_MS = 3_600_000
 MAX_WHOLE = 2**31 - 1
@@ -42,6 +49,8 @@ def _fraction(value: Any, what: str) -> float:
 class FaultRule:
     path: str
     mode: str
+    # The answer of `retcode` and `refuse_after_commit` (the latter applies the command first:
+    # the nastiest real case, a write on the books answered "10006 Request rejected" or "2").
     retcode: int = 10
     times: int | None = None  # None: for ever
     probability: float = 1.0
@@ -115,6 +124,12 @@ class FaultPlan:
             return rule
         delay = self.random.randint(rule.latency_ms, rule.latency_ms_max)
         return replace(rule, latency_ms=delay, latency_ms_max=None)
+
+    @staticmethod
+    def refusal_after_commit(rules: list[FaultRule]) -> int | None:
+        """The retcode to answer a command that was applied all the same (`refuse_after_commit`),
+        or None when no such rule fired for this request."""
+        return next((r.retcode for r in rules if r.mode == "refuse_after_commit"), None)
 
     def describe(self) -> dict[str, Any]:
         return {"rules": [asdict(rule) for rule in self.rules]}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import random
+from array import array
+from bisect import bisect_left, bisect_right
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,6 +51,44 @@ class SessionCalendar:
 
     def is_open(self, symbol: Symbol, moment: datetime) -> bool:
         return self.always_open or in_session(symbol, moment)
+
+
+class TickTape:
+    """Every quote each symbol printed, for `tick/history`: UTC milliseconds and bid/ask in
+    points (integers), at most `cap` ticks per symbol (the oldest half dropped beyond it), so a
+    long-running `--feed` keeps a bounded memory."""
+
+    def __init__(self, cap: int = 50_000) -> None:
+        self.cap = cap
+        self.times: dict[str, array[int]] = {}
+        self.bids: dict[str, array[int]] = {}
+        self.asks: dict[str, array[int]] = {}
+
+    def record(self, name: str, msc: int, bid: int, ask: int) -> None:
+        """A tick of `name` at `msc`, prices in points (a tick older than the last is dropped:
+        the tape is kept in time order)."""
+        times = self.times.get(name)
+        if times is None:
+            times = self.times[name] = array("q")
+            self.bids[name], self.asks[name] = array("q"), array("q")
+        if times and msc < times[-1]:
+            return
+        times.append(msc)
+        self.bids[name].append(bid)
+        self.asks[name].append(ask)
+        if len(times) > self.cap:
+            drop = len(times) - self.cap // 2
+            for column in (times, self.bids[name], self.asks[name]):
+                del column[:drop]
+
+    def between(self, name: str, since: int, until: int) -> list[tuple[int, int, int]]:
+        """Ticks of `name` with since <= time <= until (UTC ms), oldest first."""
+        times = self.times.get(name)
+        if not times:
+            return []
+        low, high = bisect_left(times, since), bisect_right(times, until)
+        bids, asks = self.bids[name], self.asks[name]
+        return [(times[i], bids[i], asks[i]) for i in range(low, high)]
 
 
 @dataclass

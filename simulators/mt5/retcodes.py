@@ -7,6 +7,7 @@ ERR_PARAMS = 3
 ERR_PERMISSIONS = 8
 ERR_FREQUENT = 12
 ERR_NOTFOUND = 13
+INCOMPLETE = 14  # a history answer cut at its size limit
 AUTH_ACCOUNT_INVALID = 1001
 AUTH_MANAGER_IPBLOCK = 1012
 AUTH_SERVER_BUSY = 1018
@@ -48,6 +49,7 @@ TEXTS = {
     11: "Service is not available",
     12: "Too frequent requests",
     13: "Not found",
+    14: "Operation has not been completed",
     15: "Server shutdown in progress",
     17: "Duplicate data",
     1001: "Invalid account",

@@ -41,7 +41,7 @@ from simulators.mt5.auth import matches, proof
 from simulators.mt5.commands import Call, Commands, deal_record, encode_envelope, user_record
 from simulators.mt5.engine import DealerRule
 from simulators.mt5.faults import FaultPlan, FaultRule
-from simulators.mt5.flow import TraderFlow
+from simulators.mt5.flow import Population, TraderFlow
 from simulators.mt5.history import generate_history
 from simulators.mt5.retcodes import Refusal, retcode_text
 from simulators.mt5.state import Deal
@@ -235,7 +235,7 @@ class Mt5Server:
         commands: Commands,
         manager: Manager,
         faults: FaultPlan,
-        flow: TraderFlow | None = None,
+        flow: TraderFlow | Population | None = None,
     ) -> None:
         self.commands = commands
         self.flow = flow
@@ -385,6 +385,8 @@ class Mt5Server:
         envelope = self.run_command(url.path.removeprefix("/api/"), params, raw_body)
         if any(rule.mode == "drop_after_commit" for rule in rules):
             raise DropConnection  # applied (and committed by the caller), the answer lost
+        if (refused := self.faults.refusal_after_commit(rules)) is not None:
+            return Reply(200, {"retcode": retcode_text(refused)})  # applied, answered refused
         return Reply(200, envelope)
 
     def run_command(self, name: str, params: dict[str, str], raw_body: bytes) -> dict[str, Any]:
@@ -658,7 +660,14 @@ class Mt5Server:
         if call.method == "POST":
             raw = call.required_body({"running"}, {"running"})
             self.flow.running = flag(raw["running"], "running")
-        return Reply(200, {"running": self.flow.running, "deals": len(self.commands.books.deals)})
+        answer: dict[str, Any] = {
+            "running": self.flow.running,
+            "deals": len(self.commands.books.deals),
+        }
+        if isinstance(self.flow, Population):
+            # The population's simulated clock: where it is, and whether it reached its end.
+            answer |= {"utc_msc": self.flow.now, "done": self.flow.done}
+        return Reply(200, answer)
 
     def admin_archetypes(self, call: AdminCall) -> Reply:
         self._methods(call, "GET")

@@ -28,6 +28,8 @@ from simulators.mt5.engine import BUY, SELL
 from simulators.mt5.retcodes import Refusal, retcode_text
 from simulators.mt5.state import Order, Position
 
+MAX_HISTORY_TICKS = 100_000  # rows per `tick/history` answer (MT5: 16 MB), then 14
+
 DEALER_MARKET, DEALER_PENDING, DEALER_SLTP, DEALER_CANCEL, DEALER_CLOSE_BY = 200, 201, 202, 203, 210
 
 
@@ -134,6 +136,7 @@ class TradeCommands:
             "position/get_page": self.position_get_page,
             "position/get_batch": self.position_get_batch,
             "tick/last": self.tick_last,
+            "tick/history": self.tick_history,
             "order/get": self.order_get,
             "order/get_total": self.order_get_total,
             "order/get_page": self.order_get_page,
@@ -306,6 +309,34 @@ class TradeCommands:
                 }
             )
         return {"trans_id": str(current), "answer": ticks}
+
+    def tick_history(self, call: Call) -> dict[str, Any]:
+        """`tick/history?symbol=&from=&to=&data=`: the ticks the symbol printed in the window
+        (server-time seconds, inclusive), each an array of the `data` letters' values in their
+        order: `d` time (server milliseconds), `b` bid, `a` ask (default `dba`). At most
+        `MAX_HISTORY_TICKS` rows, the oldest, with `14 Operation has not been completed` when
+        more match: the client asks again from the last row's time."""
+        symbol = self.engine.symbol(call.required("symbol").strip())
+        since, until = self.commands.window(call)
+        letters = call.params.get("data") or "dba"
+        if not letters or any(letter not in "dba" for letter in letters):
+            raise Refusal(rc.ERR_PARAMS)
+        ticks = self.engine.tape.between(symbol.name, since, until)
+        complete = len(ticks) <= MAX_HISTORY_TICKS
+        clock = self.commands.clock
+        rows = []
+        for stamp, bid, ask in ticks[:MAX_HISTORY_TICKS]:
+            values = {
+                "d": clock.to_server(stamp),
+                # Numbers, as `chart/get` answers them (floats print a price's digits exactly).
+                "b": float(Decimal(bid).scaleb(-symbol.digits)),
+                "a": float(Decimal(ask).scaleb(-symbol.digits)),
+            }
+            rows.append([values[letter] for letter in letters])
+        answer: dict[str, Any] = {"answer": rows}
+        if not complete:
+            answer["retcode"] = retcode_text(rc.INCOMPLETE)
+        return answer
 
     # -- dealer requests -------------------------------------------------------------------
 

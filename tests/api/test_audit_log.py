@@ -58,11 +58,26 @@ AUDITED_IN_KYC_TESTS = {
 AUDITED_IN_UNMATCHED_FUNDS_TESTS = {
     ("POST", "/v1/finance/unmatched/{item_id}/return"),
     ("POST", "/v1/finance/unmatched/{item_id}/credit"),
+    # The console's forms go through the same service (tests/api/test_finance_console_pages.py).
+    ("POST", "/console/finance/unmatched/{item_id}/return"),
+    ("POST", "/console/finance/unmatched/{item_id}/credit"),
+    # Resolving a finance case (officer, before/after, reason): the same test file.
+    ("POST", "/v1/finance/cases/{case_id}/resolve"),
+    ("POST", "/console/finance/cases/{case_id}/resolve"),
 }
 # Lifting a log-in lock: its audit row (admin, reason, before/after) is asserted in
 # tests/api/test_brute_force.py, which locks an account first with a clock it controls.
 AUDITED_IN_SECURITY_TESTS = {
     ("POST", "/v1/security/locks/{lock_id}/unlock"),
+}
+# Password resets are anonymous routes (no staff policy), listed for the record: their audit rows
+# (`staff.password_reset_requested`, `staff.password_reset` with the staff user as actor, the IB
+# ones) are asserted in tests/api/test_staff_password_reset.py, which has the mailed token.
+AUDITED_IN_RESET_TESTS = {
+    ("POST", "/v1/auth/staff/password-reset"),
+    ("POST", "/v1/auth/staff/password-reset/confirm"),
+    ("POST", "/console/forgot-password"),
+    ("POST", "/console/reset-password"),
 }
 # Reassigning a client to another IB: its audit row (admin, before/after attribution) is asserted
 # in tests/ib_payout/test_payout_api.py, beside the IB tree it needs.
@@ -78,6 +93,44 @@ AUDITED_IN_IB_MANAGEMENT_TESTS = {
     ("POST", "/v1/ibs/plans/{plan_id}/versions"),
     ("POST", "/v1/ibs/plan-preview"),
     ("POST", "/v1/ibs/fraud-flags/{flag_id}/clear"),
+}
+
+# The risk desk (books, thresholds, alerts acknowledged and resolved, API and console): each
+# audit row (staff actor, request id, before/after) is asserted in tests/risk/test_risk_api.py,
+# beside the exposure points and alerts it needs.
+AUDITED_IN_RISK_TESTS = {
+    ("PUT", "/v1/risk/books/{server}/{login}"),
+    ("POST", "/v1/risk/thresholds"),
+    ("POST", "/v1/risk/thresholds/{threshold_id}/deactivate"),
+    ("POST", "/v1/risk/alerts/{alert_id}/acknowledge"),
+    ("POST", "/v1/risk/alerts/{alert_id}/resolve"),
+    ("POST", "/console/risk/alerts/{alert_id}/acknowledge"),
+    ("POST", "/console/risk/alerts/{alert_id}/resolve"),
+}
+# Client profiles (the dealer accepts or overrides a suggested book, API and console): each audit
+# row (staff actor, request id, before/after) is asserted in tests/profiling/test_profiles_api.py.
+AUDITED_IN_PROFILE_TESTS = {
+    ("POST", "/v1/profiles/{server}/{login}/accept"),
+    ("POST", "/v1/profiles/{server}/{login}/override"),
+    ("POST", "/console/profiles/{server}/{login}/accept"),
+    ("POST", "/console/profiles/{server}/{login}/override"),
+}
+# Reconciliation (back-fill, sign-off, case assign/comment/adjustment proposed and approved, API
+# and console): each audit row (finance officer, request id, before/after) is asserted in
+# tests/reconciliation/test_cases_api.py, beside the runs and cases it needs.
+AUDITED_IN_RECONCILIATION_TESTS = {
+    ("POST", "/v1/reconciliation/runs"),
+    ("POST", "/v1/reconciliation/runs/{run_id}/sign-off"),
+    ("POST", "/v1/reconciliation/cases/{case_id}/assign"),
+    ("POST", "/v1/reconciliation/cases/{case_id}/comments"),
+    ("POST", "/v1/reconciliation/cases/{case_id}/adjustment"),
+    ("POST", "/v1/reconciliation/cases/{case_id}/adjustment/approve"),
+    ("POST", "/console/reconciliation/runs"),
+    ("POST", "/console/reconciliation/runs/{run_id}/sign-off"),
+    ("POST", "/console/reconciliation/cases/{case_id}/assign"),
+    ("POST", "/console/reconciliation/cases/{case_id}/comment"),
+    ("POST", "/console/reconciliation/cases/{case_id}/adjustment"),
+    ("POST", "/console/reconciliation/cases/{case_id}/approve"),
 }
 
 
@@ -125,6 +178,12 @@ async def staff_mutations(api: httpx.AsyncClient, people: People) -> tuple[Mutat
     )
     await call(
         "POST",
+        f"/v1/ibs/{ib.json()['id']}/referral-code",
+        {"reason": "the code leaked"},
+        admin.headers,
+    )
+    await call(
+        "POST",
         f"/v1/clients/{client.id}/status",
         {"status": "blocked", "reason": "suspected account takeover"},
         compliance.headers,
@@ -150,6 +209,10 @@ async def staff_mutations(api: httpx.AsyncClient, people: People) -> tuple[Mutat
         ("POST", "/v1/staff/users"): ("staff.created", created.json()["id"]),
         ("PATCH", "/v1/staff/users/{staff_id}"): ("staff.updated", str(target.id)),
         ("POST", "/v1/ibs"): ("ib.created", ib.json()["id"]),
+        ("POST", "/v1/ibs/{ib_id}/referral-code"): (
+            "ib.referral_code_regenerated",
+            ib.json()["id"],
+        ),
         ("POST", "/v1/clients/{client_id}/status"): ("client.blocked", str(client.id)),
         ("POST", "/v1/auth/staff/login"): ("staff.logged_in", str(admin.id)),
     }, request_id["X-Request-ID"]
@@ -179,6 +242,10 @@ async def test_every_staff_mutation_is_audited_with_before_and_after(
         | AUDITED_IN_SECURITY_TESTS
         | AUDITED_IN_IB_PAYOUT_TESTS
         | AUDITED_IN_IB_MANAGEMENT_TESTS
+        | AUDITED_IN_RESET_TESTS
+        | AUDITED_IN_RISK_TESTS
+        | AUDITED_IN_RECONCILIATION_TESTS
+        | AUDITED_IN_PROFILE_TESTS
     )
     for (_, path), (action, entity_id) in calls.items():
         rows = [r for r in await audit_rows(sessions, action) if r.entity_id == entity_id]

@@ -295,17 +295,19 @@ def _row(page: str, marker: str) -> str:
 
 
 def test_a_decision_says_the_state_the_withdrawal_reached() -> None:
-    """The withdrawal's update answers with the status it had when the update ran; the notice
-    reads the state reached from the approvals it counted."""
+    """The notice shows the state the workflow's update answered: the one the decision reached."""
     first = DecisionResult(payment_id=uuid.uuid4(), status="pending_approval", approvals=1)
-    second = DecisionResult(payment_id=uuid.uuid4(), status="pending_approval", approvals=2)
+    second = DecisionResult(payment_id=uuid.uuid4(), status="payout_sent", approvals=2)
     withdrawal = PaymentDirection.WITHDRAWAL
     assert "a second, different finance officer must" in decision_notice(withdrawal, True, first)
     released = decision_notice(withdrawal, True, second)
-    assert released.startswith("approved (2 of 2)") and "released for payout" in released
-    assert "pending_approval" not in released
-    assert decision_notice(withdrawal, False, first).startswith("rejected: the withdrawal is")
-    deposit = decision_notice(PaymentDirection.DEPOSIT, True, second)
+    assert released == "approved (2 of 2): the withdrawal is payout_sent, released for payout"
+    rejected = DecisionResult(payment_id=uuid.uuid4(), status="rejected", approvals=1)
+    assert decision_notice(withdrawal, False, rejected).startswith(
+        "rejected: the withdrawal is rejected"
+    )
+    crediting = DecisionResult(payment_id=uuid.uuid4(), status="crediting", approvals=1)
+    deposit = decision_notice(PaymentDirection.DEPOSIT, True, crediting)
     assert deposit == "approved: the deposit is crediting"
 
 

@@ -59,11 +59,22 @@ RULES_NO_SCHEMA_CAN_STATE = {
     "POST /v1/me/transfers": "the same, and the accounts' currencies",
     "POST /v1/signup": "adult today, a postal code where the country has them, a dialable phone",
     "POST /v1/auth/password-reset/confirm": "a token the server mailed, unspent and unexpired",
+    "POST /v1/auth/staff/password-reset/confirm": "the same, and the staff user's TOTP code",
+    "POST /v1/auth/ib/password-reset/confirm": "a token the server mailed, unspent and unexpired",
+    "POST /console/reset-password": "the same as the staff confirmation, as a form",
+    "POST /console/forgot-password": "an email address (the form is checked as the API's body)",
+    "POST /console/ib/forgot-password": "an email address (the form is checked as the API's body)",
+    "POST /console/ib/reset-password": "the same as the IB confirmation, as a form",
     "POST /v1/ibs/plans": "a pool's shares at most 1, a rule's fields fit its basis, a booked "
     "payout currency",
     "POST /v1/ibs/plans/{plan_id}/versions": "the same, and `from` after now and the newest",
     "POST /v1/ibs/plan-preview": "the document's cross-references: plans, IBs, accounts, "
     "symbols, rates, attributions that do not overlap",
+    "POST /v1/reconciliation/runs": "a configured MT5 server, a day begun on its clock",
+    "POST /v1/reconciliation/cases/{case_id}/adjustment": "ledger accounts of a known kind in "
+    "the entry's currency, an amount exact in it",
+    "POST /v1/risk/thresholds": "a time window for the change metric, and only for it",
+    "PUT /v1/risk/books/{server}/{login}": "an A-book share for a hybrid book, and only for it",
 }
 # Schemathesis signs itself up and logs in when it finds a sign-up flow: the anonymous run must
 # stay anonymous, and each principal's run uses the token given.

@@ -19,15 +19,18 @@ import pytest
 from PIL import Image, ImageChops
 from weasyprint import CSS, HTML
 
+from api.ib.payouts_service import FINANCE_SECTION_TITLE
 from reports.ib_statement import (
     STYLESHEET,
     Statement,
+    StatementFlag,
     StatementLine,
     render_html,
     render_statement,
     render_statements,
     shutdown_pool,
 )
+from storage.pdf_pages import without_trailing_section
 
 pytestmark = pytest.mark.skipif(
     shutil.which("pdftoppm") is None or shutil.which("pdftotext") is None,
@@ -254,6 +257,44 @@ def test_a_short_statement_is_one_page_with_its_breakdowns(tmp_path: Path) -> No
     # The title and summary on top, the rows' table below the breakdowns.
     assert ink(images[0], (0.04, 0.06, 0.96, 0.2)) > 0.01
     assert ink(images[0], (0.04, 0.6, 0.96, 0.85)) > 0.01
+
+
+def test_fraud_flags_are_a_section_for_finance_that_the_ibs_copy_has_not(
+    long_pdf: bytes, long_pages: list[Image.Image], tmp_path: Path
+) -> None:
+    """The IB's open flags come after the statement's pages, pixel for pixel the pages without
+    them (numbered "of 4" still), on a page of their own marked for finance; the IB's copy
+    (cut at the section's bookmark, as the portal serves it) is exactly the statement's pages."""
+    flag = StatementFlag(
+        rule="self_referral_ip",
+        evidence_key="client:5b0e2c1e-0000-4000-8000-000000000003",
+        detail="a client of the IB logged in from the IB's address",
+        evidence='ips: ["203.0.113.7"]',
+        detected="2026-01-03 00:00 UTC",
+    )
+    flagged = render_statement(replace(statement(ROWS), fraud_flags=[flag]))
+    images = pages(flagged, tmp_path / "flagged")
+    assert len(images) == PAGES + 1
+    for number, (image, want) in enumerate(zip(images, long_pages, strict=False), start=1):
+        assert ImageChops.difference(image, want).getbbox() is None, f"page {number} differs"
+    texts = page_texts(flagged, tmp_path / "flagged")
+    assert f"page {PAGES} of {PAGES}" in texts[PAGES - 1]
+    finance = texts[PAGES]
+    for expected in (
+        "For finance: open fraud flags of this IB",
+        "self_referral_ip",
+        '["203.0.113.7"]',
+        "for finance, not in the IB's copy: page 1 of 1",
+    ):
+        assert expected in finance, expected
+    ib_copy = without_trailing_section(flagged, FINANCE_SECTION_TITLE)
+    copy_pages = pages(ib_copy, tmp_path / "copy")
+    assert len(copy_pages) == PAGES
+    for number, (image, want) in enumerate(zip(copy_pages, long_pages, strict=True), start=1):
+        assert ImageChops.difference(image, want).getbbox() is None, f"page {number} differs"
+    assert "203.0.113.7" not in "".join(page_texts(ib_copy, tmp_path / "copy"))
+    # Without flags there is nothing to cut.
+    assert without_trailing_section(long_pdf, FINANCE_SECTION_TITLE) is long_pdf
 
 
 def test_the_process_pool_renders_the_same_bytes() -> None:

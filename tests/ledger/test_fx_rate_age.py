@@ -14,9 +14,7 @@ from domain.errors import InvalidInput
 from domain.wallets import (
     FX_CLOCK_SKEW,
     FxRate,
-    FxRateSource,
     FxRateStale,
-    rate_from_quote,
     require_fresh,
 )
 from settings import PaymentRules
@@ -89,50 +87,3 @@ def test_the_setting_defaults_to_an_hour_and_reads_iso_durations() -> None:
     )
     with pytest.raises(ValueError):
         PaymentRules.model_validate({"fx_rate_max_age": "PT0S"})
-
-
-class QuoteFeed:
-    """A feed as the MT5 server's quotes would give it: symbol -> (bid, ask, quoted at)."""
-
-    def __init__(self, ticks: dict[str, tuple[str, str, datetime]]) -> None:
-        self._ticks = ticks
-
-    async def latest(self, base: str, quote: str) -> FxRate | None:
-        for symbol in (base + quote, quote + base):
-            if symbol in self._ticks:
-                bid, ask, at = self._ticks[symbol]
-                return rate_from_quote(symbol, Decimal(bid), Decimal(ask), at)
-        return None
-
-
-async def test_a_feeds_quote_is_a_rate_judged_by_the_time_it_was_quoted() -> None:
-    source: FxRateSource = QuoteFeed({"EURUSD": ("1.08001", "1.08013", NOW - timedelta(seconds=5))})
-
-    rate = await source.latest("USD", "EUR")
-
-    assert rate is not None
-    assert (rate.base, rate.quote, rate.mid) == ("EUR", "USD", Decimal("1.08007"))
-    require_fresh(rate, NOW, timedelta(minutes=1))
-    with pytest.raises(FxRateStale):
-        require_fresh(rate, NOW + timedelta(minutes=2), timedelta(minutes=1))
-    assert await source.latest("USD", "GBP") is None
-
-
-@pytest.mark.parametrize("symbol", ["EURUSD", "EURUSD.r", "eurusdm"])
-def test_suffixed_fx_symbols_are_rates(symbol: str) -> None:
-    rate = rate_from_quote(symbol, Decimal("1.08"), Decimal("1.09"), NOW)
-    assert (rate.base, rate.quote, rate.as_of) == ("EUR", "USD", NOW)
-
-
-@pytest.mark.parametrize(
-    ("symbol", "bid", "ask", "at"),
-    [
-        ("XAUUSD", "2000", "2001", NOW),  # gold is not a currency the broker books
-        ("US500", "5000", "5001", NOW),
-        ("EURUSD", "1.09", "1.08", NOW),  # ask below bid
-        ("EURUSD", "1.08", "1.09", NOW.replace(tzinfo=None)),
-    ],
-)
-def test_what_is_not_a_rate_is_refused(symbol: str, bid: str, ask: str, at: datetime) -> None:
-    with pytest.raises(InvalidInput):
-        rate_from_quote(symbol, Decimal(bid), Decimal(ask), at)

@@ -25,11 +25,20 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from db.models import AccountApplication, AuditEntry, IntroducingBroker, Payment, StaffUser
+from db.models import (
+    AccountApplication,
+    AuditEntry,
+    ClientDocument,
+    IntroducingBroker,
+    KycCase,
+    Payment,
+    StaffUser,
+)
 from db.models import Client as ClientRow
 from db.sealed import SecretBox
 from domain.roles import StaffRole
 from ops.seed import DEMO_CLIENTS, DEMO_IB, DEMO_PAYMENTS, EXTRA_STAFF, print_report, seed
+from ops.seed_kyc import DEMO_KYC_APPLICANTS
 from settings import Settings
 from tests.conftest import make_settings
 from tests.support.database import ProvisionedDatabase
@@ -93,6 +102,8 @@ async def counts(sessions: async_sessionmaker[AsyncSession]) -> dict[str, int]:
                 AccountApplication,
                 Payment,
                 AuditEntry,
+                KycCase,
+                ClientDocument,
             )
         }
 
@@ -169,6 +180,15 @@ async def test_seeding_twice_creates_nothing_new_and_prints_credentials_once(
             assert credential.totp_secret not in sealed
             assert box.open(sealed).get_secret_value() == credential.totp_secret
 
+    # The KYC applicants applied as clients do (verified address, questionnaire, two documents
+    # inspected and stored), once each: their cases are what the compliance queue shows.
+    assert after_first["KycCase"] == len(DEMO_KYC_APPLICANTS)
+    assert after_first["ClientDocument"] == 2 * len(DEMO_KYC_APPLICANTS)
+    assert [line.split()[1] for line in first.kyc] == ["applied:"] * len(DEMO_KYC_APPLICANTS)
+    assert any("open PEP screening hit" in line for line in first.kyc)
+    assert all("has its case already" in line for line in second.kyc)
+    assert "demo KYC applications" in first_output
+
     # Second run: nothing created, nothing audited, no credential printed; it says so instead.
     assert second.created == []
     assert after_second == after_first
@@ -184,6 +204,7 @@ async def test_seeding_twice_creates_nothing_new_and_prints_credentials_once(
     async with sessions() as session:
         workflow_ids = list(await session.scalars(select(AccountApplication.workflow_id)))
         workflow_ids += list(await session.scalars(select(Payment.workflow_id)))
+        workflow_ids += list(await session.scalars(select(KycCase.workflow_id)))
         keys = set(await session.scalars(select(Payment.idempotency_key)))
     assert keys == {d.key for d in deposits}
     for workflow_id in workflow_ids:

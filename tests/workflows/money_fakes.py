@@ -5,6 +5,7 @@ workflow is blocked, and replaying what it recorded."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import uuid
 from collections import defaultdict
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
@@ -61,6 +63,8 @@ from domain.payments import (
 
 # The temporal-test-server binary sits next to the interpreter (as in tests/conftest.py).
 BIN = Path(sys.executable).parent
+# The marker a local activity's result is recorded under in the history.
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
 
 
 async def start_environment() -> WorkflowEnvironment:
@@ -391,7 +395,7 @@ async def blocked_after(handle: WorkflowHandle[Any, Any], step: str) -> None:
             e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
             and e.activity_task_completed_event_attributes.scheduled_event_id in scheduled
             for e in events
-        )
+        ) or any(local_step(e) == step for e in events)
         # A timer or a patch (marker, search attribute) the task started is written after it.
         while events and events[-1].event_type in (
             EventType.EVENT_TYPE_TIMER_STARTED,
@@ -403,6 +407,19 @@ async def blocked_after(handle: WorkflowHandle[Any, Any], step: str) -> None:
             return
         await asyncio.sleep(0.025)
     raise AssertionError(f"the workflow never settled after {step}")
+
+
+def local_step(event: HistoryEvent) -> str | None:
+    """The step a local activity's marker records (it is written once the step has completed),
+    or None for any other event."""
+    if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
+        return None
+    attributes = event.marker_recorded_event_attributes
+    if attributes.marker_name != LOCAL_ACTIVITY_MARKER or "data" not in attributes.details:
+        return None
+    [payload] = attributes.details["data"].payloads
+    name = json.loads(payload.data).get("activity_type")
+    return str(name) if name is not None else None
 
 
 async def cancel(handle: WorkflowHandle[Any, Any]) -> None:

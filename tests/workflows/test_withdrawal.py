@@ -248,7 +248,8 @@ class TestWithdrawal:
             assert withdrawal.send_payout.name not in fakes.steps()
 
             second = await decide(handle, officer(approve=True))
-            assert second.approvals == 2
+            # The state the second approval reached, not the one it met.
+            assert second == DecisionOutcome(status=PaymentStatus.PAYOUT_SENT, approvals=2)
             await blocked_after(handle, withdrawal.send_payout.name)
             await processor_says(handle, request, PaymentEventKind.PAYOUT_SETTLED)
             result = await finish(handle)
@@ -272,7 +273,8 @@ class TestWithdrawal:
         async with workers(env, fakes, WithdrawalWorkflow) as queue:
             handle = await start(env, queue, request)
             await blocked_after(handle, withdrawal.assess_withdrawal.name)
-            await decide(handle, officer(approve=False))
+            rejected = await decide(handle, officer(approve=False))
+            assert rejected.status is PaymentStatus.REJECTED
             result = await finish(handle)
 
         assert result == MovementResult(

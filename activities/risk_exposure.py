@@ -1,0 +1,355 @@
+"""The live exposure's step: one MT5 server's ingested state into a point of the exposure series,
+and the alert thresholds evaluated on it, in one transaction.
+
+What it reads (docs/risk-exposure.md, "Live view, alerts, dashboard"):
+* positions (`positions`, the last snapshot) and pending orders (`open_orders`);
+* symbols (`symbols`, the last listing), made into `SymbolTerms` by the what-if document's own
+  `SymbolRecord` (the same defaults as the command);
+* BrokerFlow's accounts on the server (`mt5_accounts`: group, leverage, currency), the client's
+  country, the last equity (`account_states`, 0 before one is read) and the book
+  (`account_books`, B when none is set). Positions and orders of logins BrokerFlow did not open
+  are left out and named in the result (`skipped_logins`);
+* quotes: each symbol's bid and ask are the lowest and highest `PriceCurrent` of its open
+  positions (MT5 values a buy at the bid, a sell at the ask; with positions on one side only
+  both are that side's price); currency conversions the server's own forex symbols cannot give
+  come from the newest `fx_rates` of each pair.
+
+Every account is read as hedging (the group's MarginMode is not ingested): a netting account
+never has a buy and a sell in one symbol, so its margin is the same either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from activities.mail import message_id
+from contracts.risk_exposure import (
+    DeliverRiskAlerts,
+    ExposurePointRecorded,
+    RecordExposurePoint,
+    RiskAlertsDelivered,
+    deliver_risk_alerts,
+    record_exposure_point,
+)
+from contracts.steps import implements
+from db.models import ExposurePointRow, RiskAlert, RiskThreshold
+from db.models.trading import SymbolRow
+from db.queries import risk as queries
+from db.queries.trading import open_orders_of, symbols_of
+from domain.countries import region_of
+from domain.errors import InvalidInput
+from domain.exposure.alerts import (
+    TOTAL_KEY,
+    Metric,
+    Rule,
+    Scope,
+    Transition,
+    metric_value,
+    summarise,
+    transition,
+)
+from domain.exposure.compute import AccountTerms, Book, OrderRow, PositionRow, compute
+from domain.exposure.document import SymbolRecord
+from domain.exposure.market import ONE, ZERO, Market, Quote, SymbolTerms
+from mailer.smtp import Mailer, MailRejected, OutgoingMail
+
+log = logging.getLogger("brokerflow.risk_exposure")
+
+OPEN, ACKNOWLEDGED = "open", "acknowledged"
+RESOLVED = queries.RESOLVED
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def symbol_terms(row: SymbolRow) -> SymbolTerms | None:
+    """A stored symbol as the calculation reads it; None when its settings cannot be computed
+    (e.g. a contract size of 0)."""
+    record: dict[str, Any] = {
+        "Symbol": row.symbol,
+        "CalcMode": row.calc_mode,
+        "CurrencyBase": row.currency_base,
+        "CurrencyProfit": row.currency_profit,
+        "CurrencyMargin": row.currency_margin or None,
+        "ContractSize": row.contract_size,
+        "Digits": row.digits,
+        "MarginFlags": row.margin_flags or 0,
+    }
+    for name, value in (
+        ("TickSize", row.tick_size),
+        ("TickValue", row.tick_value),
+        ("MarginInitial", row.margin_initial),
+        ("MarginHedged", row.margin_hedged),
+    ):
+        if value is not None:
+            record[name] = value
+    rates = row.margin_rate_initial or []
+    if len(rates) == 8:
+        record["MarginRateInitial"] = tuple(rates)
+    elif rates:
+        record["MarginRateInitial"] = rates[0]
+    try:
+        return SymbolRecord.model_validate(record).terms()
+    except ValidationError:
+        return None
+
+
+def quotes_of(positions: list[queries.OpenPosition]) -> dict[str, Quote]:
+    """Each symbol's bid and ask: the lowest and highest current price of its open positions."""
+    low: dict[str, Decimal] = {}
+    high: dict[str, Decimal] = {}
+    for p in positions:
+        if p.price_current <= 0:
+            continue
+        low[p.symbol] = min(low.get(p.symbol, p.price_current), p.price_current)
+        high[p.symbol] = max(high.get(p.symbol, p.price_current), p.price_current)
+    return {s: Quote(low[s], high[s], (low[s] + high[s]) / 2) for s in low}
+
+
+def fx_terms(quotes: list[queries.FxQuote]) -> tuple[list[SymbolTerms], dict[str, Quote]]:
+    """Stored FX rates as forex symbols of their own (named `fx:BASE/QUOTE`), placed after the
+    server's symbols so that a server's own quote of a pair wins."""
+    terms: list[SymbolTerms] = []
+    found: dict[str, Quote] = {}
+    for q in quotes:
+        if q.bid <= 0 or q.ask < q.bid:
+            continue
+        name = f"fx:{q.base}/{q.quote}"
+        terms.append(SymbolTerms(name, 0, q.base, q.quote, q.base, ONE))
+        found[name] = Quote(q.bid, q.ask)
+    return terms, found
+
+
+def account_terms(facts: queries.AccountFacts) -> AccountTerms:
+    book = Book(facts.book) if facts.book else Book.B
+    share = {Book.A: ONE, Book.B: ZERO, Book.COVERAGE: ZERO}.get(book, facts.a_share or ZERO)
+    return AccountTerms(
+        login=facts.login,
+        group=facts.group,
+        country=facts.country,
+        region=region_of(facts.country).value,
+        currency=facts.currency,
+        leverage=max(facts.leverage, 1),
+        equity=facts.equity if facts.equity is not None else ZERO,
+        hedging=True,
+        book=book,
+        a_share=share,
+    )
+
+
+def alert_key(threshold: RiskThreshold) -> str:
+    return f"{threshold.scope}:{threshold.key}:{threshold.metric}"
+
+
+class RiskExposureSteps:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        mailer: Mailer | None = None,
+        *,
+        sender: str = "BrokerFlow <no-reply@brokerflow.local>",
+        now: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._sessions = sessions
+        self._mailer = mailer
+        self._sender = sender
+        self._now = now
+
+    @implements(record_exposure_point)
+    async def record_exposure_point(self, request: RecordExposurePoint) -> ExposurePointRecorded:
+        async with self._sessions.begin() as session:
+            return await self.record(session, request)
+
+    async def record(
+        self, session: AsyncSession, request: RecordExposurePoint
+    ) -> ExposurePointRecorded:
+        at = self._now()
+        server = request.server
+        positions = await queries.open_positions_of(session, server)
+        orders = await open_orders_of(session, server)
+        accounts = {
+            a.login: account_terms(a) for a in await queries.exposure_accounts_of(session, server)
+        }
+        symbols = [t for t in map(symbol_terms, await symbols_of(session, server)) if t]
+        known = {t.name for t in symbols}
+        extra_terms, extra_quotes = fx_terms(await queries.newest_fx_quotes(session))
+        market = Market(
+            request.currency, symbols + extra_terms, {**extra_quotes, **quotes_of(positions)}
+        )
+        skipped = sorted(
+            {p.login for p in positions if p.login not in accounts}
+            | {o.login for o in orders if o.login not in accounts}
+        )
+        position_rows = [
+            PositionRow(p.login, p.symbol, p.action, p.volume, p.price_open)
+            for p in positions
+            if p.login in accounts and p.symbol in known
+        ]
+        order_rows = [
+            OrderRow(o.login, o.symbol, o.type, o.volume_current, o.price_order)
+            for o in orders
+            if o.login in accounts and o.symbol in known
+        ]
+        try:
+            exposure = compute(market, accounts, position_rows, order_rows)
+        except InvalidInput as e:
+            log.warning("exposure of %s not computed: %s", server, e.detail)
+            return ExposurePointRecorded(
+                positions=len(positions),
+                orders=len(orders),
+                skipped_logins=skipped,
+                error=e.detail,
+            )
+        figures = summarise(exposure)
+        total = figures["total"]
+        utilisation = figures["utilisation"]
+        row = ExposurePointRow(
+            server=server,
+            at=at,
+            currency=request.currency,
+            net_notional=Decimal(total["net_notional"]),
+            gross_notional=Decimal(total["gross_notional"]),
+            pending_notional=Decimal(total["pending_notional"]),
+            house_net_notional=Decimal(figures["house_net_notional"]),
+            margin_utilisation=None if utilisation is None else Decimal(utilisation),
+            positions=len(position_rows),
+            orders=len(order_rows),
+            figures=figures,
+        )
+        session.add(row)
+        await session.flush()
+        await queries.drop_points_before(session, server, at - request.retention)
+        raised, cleared, alert_ids = await self._evaluate(session, server, at, figures)
+        return ExposurePointRecorded(
+            point_id=row.id,
+            net_notional=total["net_notional"],
+            positions=len(position_rows),
+            orders=len(order_rows),
+            skipped_logins=skipped,
+            raised=raised,
+            cleared=cleared,
+            raised_alert_ids=alert_ids,
+        )
+
+    async def _evaluate(
+        self, session: AsyncSession, server: str, at: datetime, point: dict[str, Any]
+    ) -> tuple[list[str], list[str], list[str]]:
+        """(keys raised, keys cleared, ids of the alerts raised)."""
+        thresholds = await queries.thresholds_for(session, server)
+        if not thresholds:
+            return [], [], []
+        latest = await queries.latest_alerts_of(session, server)
+        earlier: dict[int, dict[str, Any] | None] = {}
+        raised: list[str] = []
+        cleared: list[str] = []
+        raised_alerts: list[RiskAlert] = []
+        for threshold in thresholds:
+            metric, scope = Metric(threshold.metric), Scope(threshold.scope)
+            before = None
+            if metric is Metric.CHANGE:
+                window = threshold.window_seconds or 0
+                if window not in earlier:
+                    found = await queries.point_at_or_before(
+                        session, server, at - timedelta(seconds=window)
+                    )
+                    earlier[window] = None if found is None else found.figures
+                before = earlier[window]
+            key = TOTAL_KEY if scope is Scope.TOTAL else threshold.key
+            value = metric_value(point, scope, key, metric, before)
+            alert = latest.get(threshold.id)
+            is_raised = alert is not None and alert.cleared_at is None
+            rule = Rule(threshold.raise_above, threshold.clear_below)
+            step = transition(rule, value, is_raised)
+            if step is Transition.RAISE and value is not None:
+                if alert is not None and alert.status != RESOLVED:
+                    # De-duplication: the key's unresolved alert is raised again.
+                    alert.cleared_at = None
+                    alert.status = OPEN
+                    alert.raised_count += 1
+                    alert.last_value = value
+                    alert.peak_value = max(alert.peak_value, value)
+                    raised_alerts.append(alert)
+                else:
+                    alert = RiskAlert(
+                        threshold_id=threshold.id,
+                        server=server,
+                        scope=threshold.scope,
+                        key=key,
+                        metric=threshold.metric,
+                        status=OPEN,
+                        value=value,
+                        last_value=value,
+                        peak_value=value,
+                        raise_above=threshold.raise_above,
+                        raised_at=at,
+                        raised_count=1,
+                    )
+                    session.add(alert)
+                    raised_alerts.append(alert)
+                raised.append(alert_key(threshold))
+            elif step is Transition.CLEAR and alert is not None:
+                alert.cleared_at = at
+                if value is not None:
+                    alert.last_value = value
+                cleared.append(alert_key(threshold))
+            elif step is Transition.HOLD and alert is not None and value is not None:
+                if alert.status != RESOLVED:
+                    alert.last_value = value
+                    alert.peak_value = max(alert.peak_value, value)
+        await session.flush()
+        return raised, cleared, [str(a.id) for a in raised_alerts]
+
+    @implements(deliver_risk_alerts)
+    async def deliver_risk_alerts(self, request: DeliverRiskAlerts) -> RiskAlertsDelivered:
+        """One mail per risk-desk member listing the alerts; a recipient the mail server
+        refuses is logged and skipped (the alerts are in the console all the same)."""
+        if self._mailer is None:
+            log.warning("risk alerts on %s not mailed: no mailer", request.server)
+            return RiskAlertsDelivered()
+        async with self._sessions() as session:
+            recipients = await queries.risk_desk_emails(session)
+            alerts = [
+                a
+                for a in [
+                    await queries.alert_by_id(session, uuid.UUID(i)) for i in request.alert_ids
+                ]
+                if a is not None
+            ]
+        if not alerts or not recipients:
+            return RiskAlertsDelivered()
+        lines = [
+            f"{a.server}  {a.scope} {a.key}  {a.metric} {format(a.last_value, 'f')}"
+            f" above {format(a.raise_above, 'f')}  (raised {a.raised_at:%Y-%m-%d %H:%M:%S} UTC,"
+            f" {a.raised_count}x)"
+            for a in alerts
+        ]
+        text = (
+            f"{len(alerts)} risk alert(s) raised on {request.server}:\n\n"
+            + "\n".join(lines)
+            + "\n\nAcknowledge and resolve them on the console's risk page (/console/risk).\n"
+        )
+        key = ",".join(sorted(f"{a.id}:{a.raised_count}" for a in alerts))
+        sent = 0
+        for to in recipients:
+            mail = OutgoingMail(
+                to=to,
+                subject=f"BrokerFlow risk alert: {len(alerts)} raised on {request.server}",
+                text=text,
+                message_id=message_id(f"risk-alert:{to}:{key}", self._sender),
+            )
+            try:
+                await self._mailer.send(mail)
+            except MailRejected as e:
+                log.warning("risk alert mail to %s refused: %s", to, e)
+                continue
+            sent += 1
+        return RiskAlertsDelivered(recipients=sent)

@@ -1,0 +1,1 @@
+"""Reconciliation runs, break cases and run reports for finance (docs/reconciliation.md)."""

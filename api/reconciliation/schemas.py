@@ -1,0 +1,169 @@
+"""Request and response shapes of the reconciliation API."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from api.schemas import Amount, CurrencyCode, Reason
+
+# A ledger account's code: `<kind>:<owner>:<currency>` (docs/ledger.md).
+LedgerAccountCode = Annotated[
+    str,
+    StringConstraints(min_length=7, max_length=200, pattern=r"^[a-z0-9]+:[^\s:][^\s]*:[A-Z]{3}$"),
+]
+ServerName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\s]+$")]
+
+
+class RunView(BaseModel):
+    id: UUID
+    server: str
+    day: date
+    period_start: datetime
+    period_end: datetime
+    status: str
+    matched: int | None
+    breaks: int | None
+    open_cases: int
+    created_at: datetime
+    finished_at: datetime | None
+    signed_off_by: UUID | None = None
+    signed_off_at: datetime | None = None
+    sign_off_note: str | None = None
+    report_pdf_url: str
+    report_csv_url: str
+
+
+class RunPage(BaseModel):
+    items: list[RunView]
+    total: int
+
+
+class BackfillRequest(BaseModel):
+    """Reconcile `server`'s broker day `day` (today's so far, or any past day) now."""
+
+    server: ServerName
+    day: date
+
+
+class BackfillAccepted(BaseModel):
+    workflow_id: str
+    server: str
+    day: date
+
+
+class SignOffRequest(BaseModel):
+    note: Reason
+
+
+class AdjustmentView(BaseModel):
+    debit_account: str
+    credit_account: str
+    amount: str
+    currency: str
+    reason: str
+    proposed_by: UUID
+    proposed_at: datetime
+    approved_by: UUID | None
+    entry_key: str | None
+
+
+class CaseView(BaseModel):
+    """A break case: what the break is (as its last run found it), where it stands, how old."""
+
+    id: UUID
+    server: str
+    key: str
+    type: str
+    status: str
+    amount: str
+    currency: str
+    reference: str | None
+    login: int | None
+    deal: int | None
+    provider: str | None
+    detail: str
+    first_day: date
+    last_day: date
+    age_days: int
+    alerted: bool
+    assignee_id: UUID | None
+    first_run_id: UUID
+    last_run_id: UUID
+    closed_at: datetime | None
+    resolution: str | None
+    adjustment: AdjustmentView | None
+
+
+class CaseComment(BaseModel):
+    staff_id: UUID
+    body: str
+    created_at: datetime
+
+
+class CaseDetail(CaseView):
+    comments: list[CaseComment]
+
+
+class CasePage(BaseModel):
+    items: list[CaseView]
+    total: int
+
+
+class AssignRequest(BaseModel):
+    staff_id: UUID
+
+
+class CommentRequest(BaseModel):
+    body: Reason
+
+
+class AdjustmentRequest(BaseModel):
+    """A balanced adjusting entry: `amount` debited to one ledger account and credited to
+    another (both in `currency`), posted once a second finance officer approves it."""
+
+    debit_account: LedgerAccountCode
+    credit_account: LedgerAccountCode
+    amount: Amount
+    currency: CurrencyCode
+    reason: Reason = Field(description="why the books are adjusted")
+
+
+# -- console forms (validated again through the API's shapes above) -----------------------------
+
+
+class ConsoleForm(BaseModel):
+    csrf: str = Field(default="", max_length=128)
+
+
+class ConsoleBackfillForm(ConsoleForm):
+    server: str = Field(default="", max_length=64)
+    day: str = Field(default="", max_length=10)
+
+
+class ConsoleNoteForm(ConsoleForm):
+    note: str = Field(default="", max_length=1000)
+
+
+class ConsoleAssignForm(ConsoleForm):
+    staff_id: str = Field(default="", max_length=36)
+
+
+class ConsoleCommentForm(ConsoleForm):
+    body: str = Field(default="", max_length=1000)
+
+
+class ConsoleAdjustmentForm(ConsoleForm):
+    debit_account: str = Field(default="", max_length=200)
+    credit_account: str = Field(default="", max_length=200)
+    amount: str = Field(default="", max_length=32)
+    currency: str = Field(default="", max_length=3)
+    reason: str = Field(default="", max_length=1000)
+
+
+class StaffChoice(BaseModel):
+    id: UUID
+    name: str

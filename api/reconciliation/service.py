@@ -1,0 +1,528 @@
+"""What finance does with the reconciliation runs: read runs and break cases, back-fill a day,
+assign, comment, resolve a case by an adjusting entry two different finance officers agree
+on, sign a run off, and the run's report (PDF, CSV). Every change writes its audit row in the
+request's transaction; services only flush."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from datetime import UTC, date, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.policy import Principal
+from api.reconciliation.schemas import (
+    AdjustmentRequest,
+    AdjustmentView,
+    BackfillAccepted,
+    BackfillRequest,
+    CaseComment,
+    CaseDetail,
+    CasePage,
+    CaseView,
+    RunPage,
+    RunView,
+    StaffChoice,
+)
+from api.schemas import decimal_text
+from api.temporal import TemporalConnector, start_once
+from contracts.reconciliation import (
+    RECONCILIATION,
+    ReconciliationInput,
+    day_to_reconcile,
+    reconciliation_workflow_id,
+)
+from db import audit
+from db.ledger import locked_balance, post_entry
+from db.models import StaffUser
+from db.models.reconciliation import ReconciliationMt5Deal, ReconciliationPspRow, ReconciliationRun
+from db.models.reconciliation_cases import (
+    ReconciliationCase,
+    ReconciliationCaseComment,
+    ReconciliationSignoff,
+)
+from db.queries import reconciliation_cases as queries
+from domain.errors import Conflict, InvalidInput, NotFound
+from domain.ledger import AccountKind, transfer
+from domain.money import Money
+from reports.reconciliation import ReportBreak, RunReport, TypeTotal, render_csv, render_pdf
+from settings import Settings
+
+RUN_REPORT_URL = "/v1/reconciliation/runs/{id}/report.{format}"
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def age_days(case: ReconciliationCase, today: date) -> int:
+    """Days the case has been open: from the day its break was first found to today (or to the
+    day it closed)."""
+    until = case.closed_at.astimezone(UTC).date() if case.closed_at is not None else today
+    return max(0, (until - case.first_day).days)
+
+
+def case_view(case: ReconciliationCase, today: date) -> CaseView:
+    adjustment = None
+    if case.adj_proposed_by is not None and case.adj_proposed_at is not None:
+        assert case.adj_amount_minor is not None and case.adj_currency is not None
+        adjustment = AdjustmentView(
+            debit_account=case.adj_debit_account or "",
+            credit_account=case.adj_credit_account or "",
+            amount=decimal_text(case.adj_amount_minor, case.adj_currency),
+            currency=case.adj_currency,
+            reason=case.adj_reason or "",
+            proposed_by=case.adj_proposed_by,
+            proposed_at=case.adj_proposed_at,
+            approved_by=case.adj_approved_by,
+            entry_key=case.adj_entry_key,
+        )
+    return CaseView(
+        id=case.id,
+        server=case.server,
+        key=case.key,
+        type=case.type,
+        status=case.status,
+        amount=decimal_text(case.amount_minor, case.currency),
+        currency=case.currency,
+        reference=case.reference,
+        login=case.login,
+        deal=case.deal,
+        provider=case.provider,
+        detail=case.detail,
+        first_day=case.first_day,
+        last_day=case.last_day,
+        age_days=age_days(case, today),
+        alerted=case.alerted,
+        assignee_id=case.assignee_id,
+        first_run_id=case.first_run_id,
+        last_run_id=case.last_run_id,
+        closed_at=case.closed_at,
+        resolution=case.resolution,
+        adjustment=adjustment,
+    )
+
+
+async def _run_view(
+    session: AsyncSession, run: ReconciliationRun, signoff: ReconciliationSignoff | None
+) -> RunView:
+    return RunView(
+        id=run.id,
+        server=run.server,
+        day=run.day,
+        period_start=run.period_start,
+        period_end=run.period_end,
+        status=run.status,
+        matched=run.matched,
+        breaks=run.breaks,
+        open_cases=await queries.run_cases_open(session, run.id),
+        created_at=run.created_at,
+        finished_at=run.finished_at,
+        signed_off_by=signoff.staff_id if signoff else None,
+        signed_off_at=signoff.signed_at if signoff else None,
+        sign_off_note=signoff.note if signoff else None,
+        report_pdf_url=RUN_REPORT_URL.format(id=run.id, format="pdf"),
+        report_csv_url=RUN_REPORT_URL.format(id=run.id, format="csv"),
+    )
+
+
+async def runs(session: AsyncSession, server: str | None, limit: int, offset: int) -> RunPage:
+    rows, total = await queries.runs_newest_first(session, server, limit, offset)
+    return RunPage(items=[await _run_view(session, r, s) for r, s in rows], total=total)
+
+
+async def _run_or_404(session: AsyncSession, run_id: uuid.UUID) -> ReconciliationRun:
+    run = await session.get(ReconciliationRun, run_id)
+    if run is None:
+        raise NotFound("no such reconciliation run")
+    return run
+
+
+async def run(session: AsyncSession, run_id: uuid.UUID) -> RunView:
+    found = await _run_or_404(session, run_id)
+    return await _run_view(session, found, await session.get(ReconciliationSignoff, run_id))
+
+
+async def backfill(
+    session: AsyncSession,
+    temporal: TemporalConnector,
+    settings: Settings,
+    officer: Principal,
+    request: BackfillRequest,
+) -> BackfillAccepted:
+    """Start the reconciliation of `request.day` on `request.server` now (a back-fill, or a
+    day run again): a new run of its own, with today's settings."""
+    if request.server not in {server.name for server in settings.mt5_fleet()}:
+        raise InvalidInput(f"no MT5 server {request.server!r} is configured", field="server")
+    rules = settings.reconciliation
+    offset = settings.server_clock_offset_of(request.server)
+    running = day_to_reconcile(datetime.now(UTC), rules.cut_off, offset, today=True)
+    if request.day > running:
+        raise InvalidInput(f"{request.day} has not begun on {request.server}", field="day")
+    tag = uuid.uuid4().hex[:12]
+    workflow_id = reconciliation_workflow_id(request.server, request.day, tag)
+    audit.record(
+        session,
+        officer.actor(),
+        audit.Change(
+            "reconciliation_run.requested",
+            "reconciliation_run",
+            workflow_id,
+            after={"server": request.server, "day": request.day.isoformat()},
+        ),
+    )
+    await session.flush()
+    await start_once(
+        temporal,
+        RECONCILIATION,
+        ReconciliationInput(
+            server=request.server,
+            day=request.day,
+            today=request.day == running,
+            cut_off=rules.cut_off,
+            server_clock_offset=offset,
+            window_seconds=rules.cut_off_window_seconds,
+            match_window_seconds=rules.match_window_seconds,
+            alert_above=rules.alert_above,
+            default_currency=rules.default_currency,
+        ),
+        workflow_id,
+    )
+    return BackfillAccepted(workflow_id=workflow_id, server=request.server, day=request.day)
+
+
+async def sign_off(
+    session: AsyncSession, officer: Principal, run_id: uuid.UUID, note: str
+) -> RunView:
+    found = await _run_or_404(session, run_id)
+    if found.status != "matched":
+        raise Conflict("the run has not finished matching: nothing to sign off yet")
+    if await session.get(ReconciliationSignoff, run_id) is not None:
+        raise Conflict("the run is signed off already")
+    signoff = ReconciliationSignoff(
+        run_id=run_id, staff_id=officer.id, note=note, signed_at=datetime.now(UTC)
+    )
+    session.add(signoff)
+    audit.record(
+        session,
+        officer.actor(),
+        audit.Change(
+            "reconciliation_run.signed_off",
+            "reconciliation_run",
+            str(run_id),
+            after={
+                "breaks": found.breaks,
+                "open_cases": await queries.run_cases_open(session, run_id),
+            },
+            reason=note,
+        ),
+    )
+    await session.flush()
+    return await _run_view(session, found, signoff)
+
+
+async def cases(
+    session: AsyncSession, wanted: queries.CaseFilter, limit: int, offset: int
+) -> CasePage:
+    rows, total = await queries.cases_oldest_first(session, wanted, limit, offset)
+    today = _today()
+    return CasePage(items=[case_view(c, today) for c in rows], total=total)
+
+
+async def _case_or_404(
+    session: AsyncSession, case_id: uuid.UUID, *, lock: bool = False
+) -> ReconciliationCase:
+    case = await session.get(ReconciliationCase, case_id, with_for_update=lock)
+    if case is None:
+        raise NotFound("no such break case")
+    return case
+
+
+async def case_detail(session: AsyncSession, case_id: uuid.UUID) -> CaseDetail:
+    case = await _case_or_404(session, case_id)
+    comments = await queries.case_comments(session, case_id)
+    return CaseDetail(
+        **case_view(case, _today()).model_dump(),
+        comments=[
+            CaseComment(staff_id=c.staff_id, body=c.body, created_at=c.created_at) for c in comments
+        ],
+    )
+
+
+def _still_open(case: ReconciliationCase) -> None:
+    if case.status not in queries.OPEN_STATUSES:
+        raise Conflict(f"the case is {case.status}")
+
+
+async def assign(
+    session: AsyncSession, officer: Principal, case_id: uuid.UUID, staff_id: uuid.UUID
+) -> CaseDetail:
+    case = await _case_or_404(session, case_id, lock=True)
+    _still_open(case)
+    staff = await session.get(StaffUser, staff_id)
+    if staff is None:
+        raise InvalidInput("no such staff user", field="staff_id")
+    before = str(case.assignee_id) if case.assignee_id else None
+    case.assignee_id = staff_id
+    audit.record(
+        session,
+        officer.actor(),
+        audit.Change(
+            "reconciliation_case.assigned",
+            "reconciliation_case",
+            str(case_id),
+            before={"assignee_id": before},
+            after={"assignee_id": str(staff_id)},
+        ),
+    )
+    await session.flush()
+    return await case_detail(session, case_id)
+
+
+async def comment(
+    session: AsyncSession, officer: Principal, case_id: uuid.UUID, body: str
+) -> CaseDetail:
+    await _case_or_404(session, case_id)
+    session.add(
+        ReconciliationCaseComment(
+            case_id=case_id, staff_id=officer.id, body=body, created_at=datetime.now(UTC)
+        )
+    )
+    audit.record(
+        session,
+        officer.actor(),
+        audit.Change(
+            "reconciliation_case.commented",
+            "reconciliation_case",
+            str(case_id),
+            after={"body": body},
+        ),
+    )
+    await session.flush()
+    return await case_detail(session, case_id)
+
+
+def _check_account(code: str, currency: str, field: str) -> None:
+    kind = code.partition(":")[0]
+    if kind not in {k.value for k in AccountKind}:
+        raise InvalidInput(f"ledger account {code!r} has no known kind", field=field)
+    if not code.endswith(f":{currency}"):
+        raise InvalidInput(f"ledger account {code!r} does not hold {currency}", field=field)
+
+
+def adjustment_key(case_id: uuid.UUID) -> str:
+    return f"recon-adjustment:{case_id}"
+
+
+async def propose_adjustment(
+    session: AsyncSession, officer: Principal, case_id: uuid.UUID, request: AdjustmentRequest
+) -> CaseDetail:
+    """The first officer's half of the four-eyes: the entry is checked (balanced, exact in its
+    currency, known account kinds in that currency) but not posted. A new proposal replaces
+    one nobody approved yet."""
+    case = await _case_or_404(session, case_id, lock=True)
+    _still_open(case)
+    _check_account(request.debit_account, request.currency, "debit_account")
+    _check_account(request.credit_account, request.currency, "credit_account")
+    if request.debit_account == request.credit_account:
+        raise InvalidInput(
+            "debit and credit the same account: nothing moves", field="credit_account"
+        )
+    amount = Money.of(request.amount, request.currency)
+    if not amount.is_exact():
+        raise InvalidInput(
+            f"{request.amount} is finer than {request.currency} allows", field="amount"
+        )
+    transfer(
+        adjustment_key(case_id),
+        request.reason,
+        request.debit_account,
+        request.credit_account,
+        amount,
+    )
+    case.adj_debit_account = request.debit_account
+    case.adj_credit_account = request.credit_account
+    case.adj_amount_minor = amount.to_minor_units()
+    case.adj_currency = request.currency
+    case.adj_reason = request.reason
+    case.adj_proposed_by = officer.id
+    case.adj_proposed_at = datetime.now(UTC)
+    case.status = "proposed"
+    audit.record(
+        session,
+        officer.actor(),
+        audit.Change(
+            "reconciliation_case.adjustment_proposed",
+            "reconciliation_case",
+            str(case_id),
+            after={
+                "debit_account": request.debit_account,
+                "credit_account": request.credit_account,
+                "amount": str(amount.amount),
+                "currency": request.currency,
+            },
+            reason=request.reason,
+        ),
+    )
+    await session.flush()
+    return await case_detail(session, case_id)
+
+
+async def approve_adjustment(
+    session: AsyncSession, officer: Principal, case_id: uuid.UUID
+) -> CaseDetail:
+    """The second officer's half: the proposed entry is posted through the ledger (balanced,
+    once by its key) and the case resolved, in this request's transaction."""
+    case = await _case_or_404(session, case_id, lock=True)
+    if case.status != "proposed" or case.adj_proposed_by is None:
+        raise Conflict("no adjusting entry waits for approval on this case")
+    if case.adj_proposed_by == officer.id:
+        raise Conflict("four-eyes: another finance officer must approve the entry proposed")
+    assert case.adj_amount_minor is not None and case.adj_currency is not None
+    key = adjustment_key(case_id)
+    entry = transfer(
+        key,
+        f"reconciliation adjustment {case.key}: {case.adj_reason}"[:500],
+        case.adj_debit_account or "",
+        case.adj_credit_account or "",
+        Money.from_minor_units(case.adj_amount_minor, case.adj_currency),
+    )
+    debited = case.adj_debit_account or ""
+    if debited.startswith(f"{AccountKind.CLIENT_WALLET.value}:"):
+        # The database refuses a wallet below zero at COMMIT (docs/ledger.md): refuse it here,
+        # as a conflict with a reason, under the wallet's lock.
+        owed = -(await locked_balance(session, debited, case.adj_currency)).to_minor_units()
+        if owed < case.adj_amount_minor:
+            raise Conflict(f"{debited} holds less than the entry debits from it")
+    await post_entry(session, entry)
+    now = datetime.now(UTC)
+    case.adj_approved_by = officer.id
+    case.adj_entry_key = key
+    case.status = "resolved"
+    case.closed_at = now
+    case.resolution = f"adjusting entry {key}"
+    audit.record(
+        session,
+        officer.actor(),
+        audit.Change(
+            "reconciliation_case.adjustment_approved",
+            "reconciliation_case",
+            str(case_id),
+            before={"status": "proposed"},
+            after={"status": "resolved", "entry_key": key},
+        ),
+    )
+    await session.flush()
+    return await case_detail(session, case_id)
+
+
+# -- the run's report ----------------------------------------------------------------------------
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+async def run_report(session: AsyncSession, run_id: uuid.UUID) -> RunReport:
+    found = await _run_or_404(session, run_id)
+    signoff = await session.get(ReconciliationSignoff, run_id)
+    signed = ""
+    if signoff is not None:
+        staff = await session.get(StaffUser, signoff.staff_id)
+        who = staff.full_name if staff else str(signoff.staff_id)
+        signed = f"signed off by {who} at {signoff.signed_at:%Y-%m-%d %H:%M} UTC: {signoff.note}"
+    breaks = await queries.breaks_of_run(session, run_id)
+    cases = await queries.open_or_last_cases(session, found.server, [b.key for b in breaks])
+    today = _today()
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    counts: dict[str, int] = defaultdict(int)
+    rows: list[ReportBreak] = []
+    for b in breaks:
+        counts[b.type] += 1
+        totals[b.type][b.currency] += abs(b.amount_minor)
+        case = cases.get(b.key)
+        other = b.expected_currency or b.currency
+        rows.append(
+            ReportBreak(
+                type=b.type,
+                key=b.key,
+                reference=_text(b.reference),
+                deal=_text(b.deal),
+                login=_text(b.login),
+                provider=_text(b.provider),
+                amount=decimal_text(b.amount_minor, b.currency),
+                currency=b.currency,
+                found_in=b.found_in,
+                missing_from=b.missing_from,
+                expected="" if b.expected_minor is None else decimal_text(b.expected_minor, other),
+                actual="" if b.actual_minor is None else decimal_text(b.actual_minor, b.currency),
+                expected_currency="" if b.expected_minor is None else other,
+                detail=b.detail,
+                case_status=case.status if case else "",
+                age_days=str(age_days(case, today)) if case else "",
+            )
+        )
+    deals = await session.scalar(select(func.count()).where(ReconciliationMt5Deal.run_id == run_id))
+    settlement = await session.scalar(
+        select(func.count()).where(ReconciliationPspRow.run_id == run_id)
+    )
+    start, end = found.period_start.astimezone(UTC), found.period_end.astimezone(UTC)
+    return RunReport(
+        server=found.server,
+        day=found.day.isoformat(),
+        period=f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC",
+        status=found.status,
+        matched=found.matched or 0,
+        deals=int(deals or 0),
+        settlement_rows=int(settlement or 0),
+        generated_at=f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        signed_off=signed,
+        breaks=rows,
+        by_type=[
+            TypeTotal(
+                type=kind,
+                count=counts[kind],
+                totals="; ".join(
+                    f"{decimal_text(minor, ccy)} {ccy}"
+                    for ccy, minor in sorted(totals[kind].items())
+                ),
+            )
+            for kind in counts
+        ],
+    )
+
+
+async def run_report_pdf(session: AsyncSession, run_id: uuid.UUID) -> bytes:
+    # WeasyPrint's layout is CPU-bound: off the event loop.
+    return await asyncio.to_thread(render_pdf, await run_report(session, run_id))
+
+
+async def run_report_csv(session: AsyncSession, run_id: uuid.UUID) -> str:
+    return render_csv(await run_report(session, run_id))
+
+
+def report_filename(run: RunView | ReconciliationRun, extension: str) -> str:
+    return f"reconciliation-{run.server}-{run.day.isoformat()}.{extension}"
+
+
+async def finance_staff(session: AsyncSession) -> list[StaffChoice]:
+    """Staff a case can be given to: finance officers and admins, by name."""
+    rows = await session.scalars(
+        select(StaffUser)
+        .where(StaffUser.roles.overlap(["finance", "admin"]))
+        .order_by(StaffUser.full_name)
+    )
+    return [StaffChoice(id=s.id, name=s.full_name) for s in rows]
+
+
+async def staff_names(session: AsyncSession, ids: list[uuid.UUID | None]) -> dict[str, str]:
+    wanted = [i for i in ids if i is not None]
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(StaffUser.id, StaffUser.full_name).where(StaffUser.id.in_(wanted))
+    )
+    return {str(i): name for i, name in rows.tuples()}

@@ -1,0 +1,167 @@
+"""What a reconciliation run reads: its MT5 and processor snapshots and the ledger's postings
+around its day; and where its breaks are written."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models.reconciliation import ReconciliationBreak, ReconciliationRun
+from domain.reconciliation.ledger import IB_PAYOUT, PSP_STEPS
+from domain.reconciliation.matching import gc_paused
+from domain.reconciliation.records import (
+    SETTLEMENT_KINDS,
+    Break,
+    Flow,
+    LedgerMt5Movement,
+    LedgerPspMovement,
+    Mt5Deal,
+    Period,
+    PspRow,
+    Sides,
+)
+
+# Driver-level queries (psycopg placeholders): a day is a million rows, read in binary by the
+# driver's C code into plain tuples and made into the matching's tuples by one comprehension,
+# without a result-row object or a Python call per row in between.
+_DEALS = (
+    "SELECT deal, login, time, action, amount_minor, currency, comment"
+    " FROM reconciliation_mt5_deals WHERE run_id = %(run)s"
+)
+_PSP = (
+    "SELECT provider, provider_ref, reference, kind, day, gross_minor, fee_minor, net_minor,"
+    " currency FROM reconciliation_psp_rows WHERE run_id = %(run)s"
+)
+# The ledger's side, parsed by PostgreSQL exactly as `domain.reconciliation.ledger.ledger_sides`
+# parses it in Python (tests/reconciliation/test_stored_run.py compares the two): the reference
+# is the entry key up to its first `:` (an IB payout's `ib-payout:<uuid>`: the uuid's first 24
+# hex digits); the login is what follows `mt5:<server>-` in the account code up to the next `:`,
+# when it is all digits (at most 18: a bigint); a processor's provider follows `psp:`, the flow
+# is the entry's step's.
+_KEY = "e.idempotency_key"
+_STEP = (  # what follows the reference ('' when the key has no `:`)
+    f"CASE WHEN strpos({_KEY}, ':') > 0 THEN substr({_KEY}, strpos({_KEY}, ':') + 1) ELSE '' END"
+)
+_REFERENCE = (
+    f"CASE WHEN split_part({_KEY}, ':', 1) = '{IB_PAYOUT}'"
+    f" THEN left(replace({_STEP}, '-', ''), 24) ELSE split_part({_KEY}, ':', 1) END"
+)
+_PSP_FLOWS = " ".join(f"WHEN '{step}' THEN '{flow.value}'" for step, flow in PSP_STEPS.items())
+_FLOW = (
+    f"CASE WHEN right({_STEP}, 9) = ':reversal' THEN '{Flow.REFUND.value}'"
+    f" ELSE CASE {_STEP} {_PSP_FLOWS}"
+    f" ELSE CASE WHEN p.amount_minor > 0 THEN '{Flow.COLLECTION.value}'"
+    f" ELSE '{Flow.PAYOUT.value}' END END END"
+)
+# Both of the ledger's sides in one pass over the postings: key, reference, login (on the
+# server's MT5 mirrors) or provider and flow (on a processor's clearing account), booked at,
+# amount, currency.
+_LEDGER = (
+    "SELECT key, reference, login::bigint, provider, flow, booked_at, amount_minor, currency"  # noqa: S608
+    f" FROM (SELECT {_KEY} AS key, {_REFERENCE} AS reference, e.booked_at, p.amount_minor,"
+    " p.currency, CASE WHEN starts_with(a.code, %(mirror)s)"
+    " THEN split_part(substr(a.code, length(%(mirror)s) + 1), ':', 1) END AS login,"
+    " CASE WHEN starts_with(a.code, 'psp:') THEN split_part(substr(a.code, 5), ':', 1)"
+    f" END AS provider, CASE WHEN starts_with(a.code, 'psp:') THEN {_FLOW} END AS flow"
+    " FROM postings p JOIN journal_entries e ON e.id = p.entry_id"
+    " JOIN ledger_accounts a ON a.id = p.account_id"
+    " WHERE a.kind IN ('mt5', 'psp') AND e.booked_at >= %(since)s AND e.booked_at < %(until)s"
+    " AND (starts_with(a.code, %(mirror)s) OR starts_with(a.code, 'psp:'))) m"
+    " WHERE provider IS NOT NULL OR login ~ '^[0-9]{1,18}$'"
+)
+_FLOWS = {flow.value: flow for flow in Flow}
+
+
+async def _fetch(
+    session: AsyncSession, query: str, params: dict[str, Any]
+) -> list[tuple[Any, ...]]:
+    """The rows of `query` as the driver's own tuples, through its binary protocol."""
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None  # an open connection has one
+    async with driver.cursor(binary=True) as cursor:
+        await cursor.execute(query, params)
+        rows: list[tuple[Any, ...]] = await cursor.fetchall()
+        return rows
+
+
+def run_period(run: ReconciliationRun) -> Period:
+    """The run's day as stored: its own start and end (a cut-off on a server clock ahead of or
+    behind UTC starts the day on another UTC date than `day`)."""
+    return Period(
+        run.day,
+        run.period_start,
+        run.period_end,
+        timedelta(seconds=run.window_seconds),
+        timedelta(seconds=run.match_window_seconds),
+    )
+
+
+async def run_sides(session: AsyncSession, run: ReconciliationRun) -> Sides:
+    """The three sides of `run`: its snapshots, and the ledger from the cut-off window (and the
+    match window) before its day to the same after it."""
+    period = run_period(run)
+    margin = period.window + period.match_window
+    with gc_paused():  # a million tuples made: see gc_paused
+        new = tuple.__new__  # a NamedTuple made from the driver's tuple without a call of its own
+        deals = [new(Mt5Deal, values) for values in await _fetch(session, _DEALS, {"run": run.id})]
+        kinds = SETTLEMENT_KINDS
+        rows = [
+            PspRow(provider, ref, reference, kinds[kind], day, gross, fee, net, currency)
+            for provider, ref, reference, kind, day, gross, fee, net, currency in await _fetch(
+                session, _PSP, {"run": run.id}
+            )
+        ]
+        postings = await _fetch(
+            session,
+            _LEDGER,
+            {
+                "since": period.start - margin,
+                "until": period.end + margin,
+                "mirror": f"mt5:{run.server}-",
+            },
+        )
+        ledger_mt5 = [
+            LedgerMt5Movement(key, reference, login, at, amount, currency)
+            for key, reference, login, provider, _, at, amount, currency in postings
+            if provider is None
+        ]
+        flows = _FLOWS
+        ledger_psp = [
+            LedgerPspMovement(key, reference, provider, flows[flow], at, amount, currency)
+            for key, reference, _, provider, flow, at, amount, currency in postings
+            if provider is not None
+        ]
+        return Sides(deals, ledger_mt5, ledger_psp, rows)
+
+
+async def store_breaks(session: AsyncSession, run_id: uuid.UUID, breaks: list[Break]) -> None:
+    if not breaks:
+        return
+    await session.execute(
+        insert(ReconciliationBreak),
+        [
+            {
+                "run_id": run_id,
+                "type": found.type.value,
+                "key": found.key,
+                "amount_minor": found.amount_minor,
+                "currency": found.currency,
+                "reference": found.reference,
+                "deal": found.deal,
+                "login": found.login,
+                "provider": found.provider,
+                "found_in": ",".join(found.found_in),
+                "missing_from": ",".join(found.missing_from),
+                "expected_minor": found.expected_minor,
+                "actual_minor": found.actual_minor,
+                "expected_currency": found.expected_currency,
+                "detail": found.detail,
+            }
+            for found in breaks
+        ],
+    )

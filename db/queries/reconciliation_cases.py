@@ -1,0 +1,162 @@
+"""Break cases and runs as finance works them: look-ups by key, lists with filters and paging,
+a run's breaks. Works in the caller's session; never commits, never audits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models.reconciliation import ReconciliationBreak, ReconciliationRun
+from db.models.reconciliation_cases import (
+    ReconciliationCase,
+    ReconciliationCaseComment,
+    ReconciliationSignoff,
+)
+
+T = TypeVar("T", bound=tuple[Any, ...])
+OPEN_STATUSES = ("open", "proposed")
+CUT_OFF_TIMING = "cut_off_timing"
+
+
+async def open_cases_by_key(
+    session: AsyncSession, server: str, keys: Sequence[str], *, lock: bool = False
+) -> dict[str, ReconciliationCase]:
+    """The open (or proposed) case of each of `keys` on `server` that has one."""
+    if not keys:
+        return {}
+    query = select(ReconciliationCase).where(
+        ReconciliationCase.server == server,
+        ReconciliationCase.key.in_(list(keys)),
+        ReconciliationCase.status.in_(OPEN_STATUSES),
+    )
+    if lock:
+        query = query.with_for_update()
+    return {case.key: case for case in await session.scalars(query)}
+
+
+async def breaks_of_run(session: AsyncSession, run_id: uuid.UUID) -> list[ReconciliationBreak]:
+    """A run's breaks in the engine's order (the order they were stored)."""
+    rows = await session.scalars(
+        select(ReconciliationBreak)
+        .where(ReconciliationBreak.run_id == run_id)
+        .order_by(ReconciliationBreak.id)
+    )
+    return list(rows)
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    server: str | None = None
+    status: str | None = None
+    type: str | None = None
+    assignee_id: uuid.UUID | None = None
+    run_id: uuid.UUID | None = None
+    currency: str | None = None
+    opened_before: date | None = None  # first seen on or before this day (ageing)
+
+
+def _filtered(query: Select[T], wanted: CaseFilter) -> Select[T]:
+    if wanted.server is not None:
+        query = query.where(ReconciliationCase.server == wanted.server)
+    if wanted.status == "unresolved":
+        query = query.where(ReconciliationCase.status.in_(OPEN_STATUSES))
+    elif wanted.status is not None:
+        query = query.where(ReconciliationCase.status == wanted.status)
+    if wanted.type is not None:
+        query = query.where(ReconciliationCase.type == wanted.type)
+    if wanted.assignee_id is not None:
+        query = query.where(ReconciliationCase.assignee_id == wanted.assignee_id)
+    if wanted.run_id is not None:
+        query = query.where(ReconciliationCase.last_run_id == wanted.run_id)
+    if wanted.currency is not None:
+        query = query.where(ReconciliationCase.currency == wanted.currency)
+    if wanted.opened_before is not None:
+        query = query.where(ReconciliationCase.first_day <= wanted.opened_before)
+    return query
+
+
+async def cases_oldest_first(
+    session: AsyncSession, wanted: CaseFilter, limit: int, offset: int
+) -> tuple[list[ReconciliationCase], int]:
+    """A page of the cases `wanted` names, the oldest first (then by key), and their count."""
+    total = await session.scalar(
+        _filtered(select(func.count()).select_from(ReconciliationCase), wanted)
+    )
+    rows = await session.scalars(
+        _filtered(select(ReconciliationCase), wanted)
+        .order_by(ReconciliationCase.first_day, ReconciliationCase.key, ReconciliationCase.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows), int(total or 0)
+
+
+async def case_comments(
+    session: AsyncSession, case_id: uuid.UUID
+) -> list[ReconciliationCaseComment]:
+    rows = await session.scalars(
+        select(ReconciliationCaseComment)
+        .where(ReconciliationCaseComment.case_id == case_id)
+        .order_by(ReconciliationCaseComment.id)
+    )
+    return list(rows)
+
+
+async def runs_newest_first(
+    session: AsyncSession, server: str | None, limit: int, offset: int
+) -> tuple[list[tuple[ReconciliationRun, ReconciliationSignoff | None]], int]:
+    """A page of runs, the newest day first, each with its sign-off if it has one."""
+    count = select(func.count()).select_from(ReconciliationRun)
+    query = select(ReconciliationRun, ReconciliationSignoff).outerjoin(
+        ReconciliationSignoff, ReconciliationSignoff.run_id == ReconciliationRun.id
+    )
+    if server is not None:
+        count = count.where(ReconciliationRun.server == server)
+        query = query.where(ReconciliationRun.server == server)
+    total = await session.scalar(count)
+    rows = await session.execute(
+        query.order_by(
+            ReconciliationRun.day.desc(), ReconciliationRun.created_at.desc(), ReconciliationRun.id
+        )
+        .limit(limit)
+        .offset(offset)
+    )
+    return [(run, signoff) for run, signoff in rows.tuples()], int(total or 0)
+
+
+async def run_cases_open(session: AsyncSession, run_id: uuid.UUID) -> int:
+    """How many cases last seen in `run_id` are still unresolved."""
+    total = await session.scalar(
+        select(func.count())
+        .select_from(ReconciliationCase)
+        .where(
+            ReconciliationCase.last_run_id == run_id,
+            ReconciliationCase.status.in_(OPEN_STATUSES),
+        )
+    )
+    return int(total or 0)
+
+
+async def open_or_last_cases(
+    session: AsyncSession, server: str, keys: Sequence[str]
+) -> dict[str, ReconciliationCase]:
+    """For each of `keys` on `server`: its open case, else its most recently opened one."""
+    if not keys:
+        return {}
+    rows = await session.scalars(
+        select(ReconciliationCase)
+        .where(ReconciliationCase.server == server, ReconciliationCase.key.in_(list(set(keys))))
+        .order_by(ReconciliationCase.created_at, ReconciliationCase.id)
+    )
+    found: dict[str, ReconciliationCase] = {}
+    for case in rows:
+        known = found.get(case.key)
+        if known is None or known.status not in OPEN_STATUSES:
+            found[case.key] = case
+    return found

@@ -1,0 +1,55 @@
+"""The ledger's side of a day from its postings: what BrokerFlow's books say went onto MT5
+accounts and through the processors (docs/ledger.md: accounts `mt5:<server>-<login>:<ccy>` and
+`psp:<provider>:<ccy>`, entry keys `<reference>:<step>`, a reversal `<key>:reversal`; an IB
+payout's `ib-payout:<payout id>`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from domain.reconciliation.records import Flow, LedgerMt5Movement, LedgerPspMovement
+
+# The step of an entry on a processor's clearing account, and what it is at the processor.
+PSP_STEPS: dict[str, Flow] = {
+    "received": Flow.COLLECTION,
+    "paid-out": Flow.PAYOUT,
+    "returned": Flow.REFUND,
+    "refund": Flow.REFUND,
+    "chargeback": Flow.CHARGEBACK,
+}
+
+# The IB payouts' entry key prefix (activities.ib_management.mt5_payout_key).
+IB_PAYOUT = "ib-payout"
+
+# entry key, booked at, account code, signed minor units, currency
+PostingRow = tuple[str, datetime, str, int, str]
+
+
+def ledger_sides(
+    postings: Iterable[PostingRow], server: str
+) -> tuple[list[LedgerMt5Movement], list[LedgerPspMovement]]:
+    """The postings on `server`'s MT5 mirrors and on every processor's clearing account as
+    movements; any other posting is not the ledger's side of a reconciliation.
+
+    The scheduled run does this parsing in SQL (`db.queries.reconciliation._LEDGER`, a million
+    postings); this function is its definition, and a test holds the two equal."""
+    mt5: list[LedgerMt5Movement] = []
+    psp: list[LedgerPspMovement] = []
+    mirror = f"mt5:{server}-"
+    for key, at, code, amount, currency in postings:
+        reference, _, step = key.partition(":")
+        if reference == IB_PAYOUT:  # `ib-payout:<uuid>`; on MT5 `ibp <24 hex digits of it>`
+            reference = step.replace("-", "")[:24]
+        if code.startswith(mirror):
+            login = code[len(mirror) :].partition(":")[0]
+            if login.isdigit():
+                mt5.append(LedgerMt5Movement(key, reference, int(login), at, amount, currency))
+        elif code.startswith("psp:"):
+            provider = code[4:].partition(":")[0]
+            if step.endswith(":reversal"):
+                flow = Flow.REFUND
+            else:
+                flow = PSP_STEPS.get(step) or (Flow.COLLECTION if amount > 0 else Flow.PAYOUT)
+            psp.append(LedgerPspMovement(key, reference, provider, flow, at, amount, currency))
+    return mt5, psp

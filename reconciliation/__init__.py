@@ -1,0 +1,1 @@
+"""The reconciliation what-if: `python -m reconciliation.check FILE` (docs/reconciliation.md)."""

@@ -1,0 +1,1 @@
+"""What the what-if commands (`ib.preview`, `risk.exposure`, `reconciliation.check`) share."""
