@@ -29,6 +29,9 @@ _SYMBOL = DEAL_FIELDS.index("Symbol")
 _CONTRACT_SIZE, _DIGITS = DEAL_FIELDS.index("ContractSize"), DEAL_FIELDS.index("Digits")
 _PLAIN = len(PLAIN_DEAL_FIELDS)
 LOGIN_AT = DEAL_FIELDS.index("Login")
+# The document's key for the server's ingested symbol terms (path, fixed spread, profit
+# currency: `db.queries.trading.symbol_terms`), merged into the symbols the deals give.
+SYMBOL_TERMS = "symbol_terms"
 
 
 @dataclass(frozen=True)
@@ -152,8 +155,12 @@ def batch_rows(
     period_start: int,
 ) -> BatchRows:
     """`document` is the batch's what-if document without `symbols` and `deals` (its accounts
-    are the logins BrokerFlow knows); the deals of other logins are counted, not computed. The
-    symbols' terms come from the deals, the latest deal's where they differ."""
+    are the logins BrokerFlow knows) and with the server's `SYMBOL_TERMS`; the deals of other
+    logins are counted, not computed. A symbol's contract size and digits come from the deals
+    (the latest deal's where they differ), its path, spread and profit currency from the
+    ingested symbol list."""
+    document = dict(document)
+    terms: dict[str, dict[str, Any]] = document.pop(SYMBOL_TERMS, {})
     accounts = document["accounts"]
     ordered = sorted(deals, key=lambda d: (d[_TIME], d[_DEAL]))
     kept = [d for d in ordered if d[LOGIN_AT] in accounts]
@@ -161,7 +168,11 @@ def batch_rows(
         1 for d in ordered if d[LOGIN_AT] not in accounts and period_start <= d[_TIME]
     )
     symbols = {
-        d[_SYMBOL]: {"contract_size": d[_CONTRACT_SIZE], "digits": d[_DIGITS]}
+        d[_SYMBOL]: {
+            "contract_size": d[_CONTRACT_SIZE],
+            "digits": d[_DIGITS],
+            **terms.get(d[_SYMBOL], {}),
+        }
         for d in kept
         if d[_SYMBOL]
     }

@@ -28,6 +28,7 @@ from activities.ib_accrual import (
     LEDGER_COLUMNS,
     LOGIN_AT,
     STORED_COLUMNS,
+    SYMBOL_TERMS,
     BatchRows,
     batch_rows,
     copy_escape,
@@ -52,6 +53,7 @@ from db.ledger import post_entry
 from db.models.ib import IbAttribution, IbCommission, IbPayout, IntroducingBroker
 from db.queries import ib as queries
 from db.queries.ib_management import open_fraud_flags
+from db.queries.trading import symbol_terms
 from domain.errors import InvalidInput
 from domain.ib.clawback import Adjustment, adjustments
 from domain.ib.rows import Row
@@ -382,13 +384,14 @@ class _Accrual:
         logins = sorted(by_login)
         async with self._sessions() as session:
             accounts = await queries.accounts_of_logins(session, server, logins)
+            symbols = await symbol_terms(session, server)
         in_flight: deque[asyncio.Task[AccrualCounts]] = deque()
         limit = IN_FLIGHT_PER_WORKER * POOL_WORKERS if self._pool else 1
         try:
             async with aclosing(self._batches(server, logins, request)) as batches:
                 async for batch, deals in batches:
                     attributed = [a for login in batch for a in by_login[login]]
-                    document = self._document(attributed, accounts)
+                    document = self._document(attributed, accounts) | {SYMBOL_TERMS: symbols}
                     in_flight.append(asyncio.create_task(self._batch(server, document, deals)))
                     while len(in_flight) >= limit:
                         self.counts.add(await in_flight.popleft())

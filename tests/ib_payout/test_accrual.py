@@ -5,6 +5,7 @@ paid deal answered with clawback rows."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -15,7 +16,8 @@ from activities import ib_payout
 from activities.ib_payout import accrue
 from contracts.ib_payout import AccrualRequest
 from db.models.ib import IbCommission
-from tests.ib_payout.scene import T0, Scene, example_scene, trade
+from db.models.trading import SymbolRow
+from tests.ib_payout.scene import SERVER, T0, Scene, example_scene, trade, version
 
 WEEK = 7 * 86400
 PERIOD = AccrualRequest(start=T0, end=T0 + WEEK, history_from=T0 - WEEK)
@@ -138,3 +140,55 @@ async def test_batches_computed_in_worker_processes_give_the_same_ledger(
         (1, "M", 3, Decimal("45.00")),
     ]
     assert (await accrue(sessions, PERIOD)).rows == 0
+
+
+async def test_a_rule_by_symbol_path_pays_from_the_ingested_symbol_list(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """A deal carries no symbol path: the accrual reads it from the ingested `symbols` table.
+    An IB paid by path (`Forex\\*`) earns what one paid by the symbol's name earns."""
+    scene = Scene(sessions)
+    by_path = version(1, T0, "10", "0")
+    by_path["rules"] = [{"basis": "per_lot", "paths": ["Forex\\*"], "rate": "10"}]
+    by_name = version(1, T0, "10", "0")
+    by_name["rules"] = [{"basis": "per_lot", "symbols": ["EURUSD"], "rate": "10"}]
+    await scene.plan("by-path", by_path)
+    await scene.plan("by-name", by_name)
+    paid_by_path, paid_by_name = await scene.ib("P", "by-path"), await scene.ib("N", "by-name")
+    for login, ib in ((1001, paid_by_path), (1002, paid_by_name)):
+        await scene.account(login)
+        await scene.attribute(login, ib, T0)
+    await scene.write_deals(
+        [
+            trade(11, T0 + 1000, 0, 0, 10000, "1.10000", 7101, login=1001),
+            trade(12, T0 + 2000, 1, 1, 10000, "1.10100", 7101, login=1001, closed=10000),
+            trade(21, T0 + 1000, 0, 0, 10000, "1.10000", 7201, login=1002),
+            trade(22, T0 + 2000, 1, 1, 10000, "1.10100", 7201, login=1002, closed=10000),
+        ]
+    )
+    async with sessions.begin() as session:
+        session.add(
+            SymbolRow(
+                server=SERVER,
+                symbol="EURUSD",
+                path="Forex\\Majors\\EURUSD",
+                calc_mode=0,
+                digits=5,
+                spread=0,
+                contract_size=Decimal(100000),
+                point=Decimal("0.00001"),
+                currency_base="EUR",
+                currency_profit="USD",
+                currency_margin="EUR",
+                raw={},
+                seen_at=datetime.now(UTC),
+            )
+        )
+
+    await accrue(sessions, PERIOD)
+
+    totals: dict[uuid.UUID, Decimal] = {}
+    for _, who, _, _, amount, _ in await _ledger(sessions):
+        totals[who] = totals.get(who, Decimal(0)) + amount
+    assert totals[paid_by_name] > 0
+    assert totals[paid_by_path] == totals[paid_by_name]
