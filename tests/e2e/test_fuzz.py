@@ -73,6 +73,8 @@ RULES_NO_SCHEMA_CAN_STATE = {
     "POST /v1/reconciliation/runs": "a configured MT5 server, a day begun on its clock",
     "POST /v1/reconciliation/cases/{case_id}/adjustment": "ledger accounts of a known kind in "
     "the entry's currency, an amount exact in it",
+    "POST /console/finance/unmatched/{item_id}/credit": "a known client's e-mail and, for an MT5 "
+    "credit, one of that client's live accounts in the item's currency",
     "POST /v1/risk/thresholds": "a time window for the change metric, and only for it",
     "PUT /v1/risk/books/{server}/{login}": "an A-book share for a hybrid book, and only for it",
 }
