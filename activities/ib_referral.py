@@ -23,8 +23,8 @@ from domain.errors import Conflict
 WESTMOST_CLOCK_OFFSET = -12 * 3600
 
 
-def referral_effective_from(now_utc: float) -> int:
-    return int(now_utc) + WESTMOST_CLOCK_OFFSET
+def referral_effective_from(now_utc: int) -> int:
+    return now_utc + WESTMOST_CLOCK_OFFSET
 
 
 async def attribute_referred_login(
@@ -38,7 +38,7 @@ async def attribute_referred_login(
         return None
     if await open_attribution_of(session, server, login) is not None:
         return None
-    effective_from = referral_effective_from(time.time())
+    effective_from = referral_effective_from(int(time.time()))
     try:
         await open_attribution(
             session,
