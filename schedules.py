@@ -55,6 +55,7 @@ from contracts.client_profiling import (
     ClientProfilingInput,
     client_profiling_schedule_id,
 )
+from contracts.dealer_revenue import DEALER_REVENUE, DEALER_REVENUE_SCHEDULE, DealerRevenueInput
 from contracts.fx_feed import (
     FX_FEED,
     FX_FEED_RUN_TIMEOUT,
@@ -127,7 +128,7 @@ IB_PAYOUT_CYCLE_TIMEOUT = timedelta(hours=23)
 
 def ib_payout_schedule(frequency: PayoutFrequency, settings: Settings) -> Schedule:
     """The payout cycle of the IBs paid at `frequency`, shortly after each period ends, with
-    the four-eyes threshold and the server clock offset of `settings.ib`."""
+    the four-eyes threshold of `settings.ib` and each MT5 server's clock offset."""
     when = ScheduleCalendarSpec(
         hour=[ScheduleRange(IB_PAYOUT_HOUR_UTC)],
         minute=[ScheduleRange(0)],
@@ -142,6 +143,9 @@ def ib_payout_schedule(frequency: PayoutFrequency, settings: Settings) -> Schedu
                 frequency=frequency,
                 server_clock_offset=settings.ib.server_clock_offset,
                 four_eyes_above=settings.ib.four_eyes_above,
+                server_clock_offsets={
+                    s.name: settings.server_clock_offset_of(s.name) for s in settings.mt5_fleet()
+                },
             ),
             id=payout_schedule_id(frequency),
             task_queue=TASK_QUEUE,
@@ -247,6 +251,7 @@ def reconciliation_input(settings: Settings, server: str, *, today: bool) -> Rec
         match_window_seconds=rules.match_window_seconds,
         alert_above=rules.alert_above,
         default_currency=rules.default_currency,
+        stuck_after_seconds=int(rules.stuck_after.total_seconds()),
     )
 
 
@@ -322,6 +327,23 @@ def analytics_schedule(settings: Settings) -> Schedule:
     )
 
 
+def dealer_revenue_schedule(settings: Settings) -> Schedule:
+    """Every server's deals since its revenue cursor, every `analytics.revenue_interval`
+    (docs/revenue.md). Overlapping runs are skipped; the next run catches up."""
+    every = settings.analytics.revenue_interval
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            DEALER_REVENUE.name,
+            DealerRevenueInput(),
+            id=DEALER_REVENUE_SCHEDULE,
+            task_queue=TASK_QUEUE,
+            execution_timeout=max(every * 5, timedelta(minutes=15)),
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=every),
+    )
+
+
 def analytics_runs(settings: Settings) -> bool:
     """Tests refresh the aggregates they read themselves."""
     return settings.analytics.enabled and settings.env != "test"
@@ -330,6 +352,11 @@ def analytics_runs(settings: Settings) -> bool:
 def all_schedules(settings: Settings) -> dict[str, Schedule]:
     return {
         **({ANALYTICS_SCHEDULE: analytics_schedule(settings)} if analytics_runs(settings) else {}),
+        **(
+            {DEALER_REVENUE_SCHEDULE: dealer_revenue_schedule(settings)}
+            if analytics_runs(settings)
+            else {}
+        ),
         REKYC_SWEEP_SCHEDULE: rekyc_sweep_schedule(settings),
         **{payout_schedule_id(f): ib_payout_schedule(f, settings) for f in PayoutFrequency},
         **({FX_FEED_SCHEDULE: fx_feed_schedule(settings)} if fx_feed_runs(settings) else {}),
@@ -367,6 +394,7 @@ async def ensure_schedules(client: Client, settings: Settings) -> None:
                     await _retire(client, schedule_id)
     if settings.env != "test" and not analytics_runs(settings):
         await _retire(client, ANALYTICS_SCHEDULE)
+        await _retire(client, DEALER_REVENUE_SCHEDULE)
     if settings.env != "test" and not risk_exposure_runs(settings):
         for server in settings.mt5_fleet():
             await _retire(client, risk_exposure_schedule_id(server.name))

@@ -342,6 +342,10 @@ class ReconciliationSettings(BaseModel):
     alert_above: Decimal = Field(default=Decimal("100"), ge=0)
     # The currency of a balance deal whose login BrokerFlow does not know (a dealer's account).
     default_currency: str = "USD"
+    # A payout waiting on its processor this long, in no settlement report, is a stuck break.
+    stuck_after: timedelta = Field(
+        default=timedelta(days=1), ge=timedelta(0), le=timedelta(days=30)
+    )
 
 
 class RiskSettings(BaseModel):
@@ -361,6 +365,26 @@ class RiskSettings(BaseModel):
     retention: timedelta = Field(
         default=timedelta(days=2), ge=timedelta(minutes=10), le=timedelta(days=90)
     )
+    # Raised alerts are also POSTed here, signed (docs/risk-exposure.md, "Delivery"); unset:
+    # mail and console only. No credential in the URL: httpx logs it; the signature is the proof.
+    webhook_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$", max_length=2000)
+    # The HMAC-SHA256 key of the webhook's signature; required with webhook_url, never logged.
+    webhook_secret: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _webhook_is_signed(self) -> RiskSettings:
+        if self.webhook_url and len((self.webhook_secret or SecretStr("")).get_secret_value()) < 16:
+            raise ValueError("risk.webhook_url needs risk.webhook_secret (16 characters or more)")
+        return self
+
+    def opened(self, master_key: SecretStr) -> RiskSettings:
+        """A copy with the webhook secret opened if it was given sealed (in memory only)."""
+        secret = self.webhook_secret
+        if secret is None or not secret.get_secret_value().startswith(SEALED_PREFIX):
+            return self
+        return self.model_copy(
+            update={"webhook_secret": open_secret(secret.get_secret_value(), master_key)}
+        )
 
 
 class ProfilingSettings(BaseModel):
@@ -402,6 +426,10 @@ class AnalyticsSettings(BaseModel):
     # Env: ISO 8601 duration (`PT5M`).
     interval: timedelta = Field(
         default=timedelta(minutes=5), ge=timedelta(seconds=10), le=timedelta(days=1)
+    )
+    # The per-deal dealer-plugin revenue (docs/revenue.md), on its own schedule when enabled.
+    revenue_interval: timedelta = Field(
+        default=timedelta(minutes=1), ge=timedelta(seconds=10), le=timedelta(days=1)
     )
 
 
@@ -543,6 +571,12 @@ class Settings(BaseSettings):
                 open_secret(value, self.secrets_key)
             elif self.env == "prod":
                 raise ValueError(f"BROKERFLOW_PSP__{name.upper()} must be given sealed in prod")
+        webhook_secret = self.risk.webhook_secret
+        if webhook_secret is not None:
+            if webhook_secret.get_secret_value().startswith(SEALED_PREFIX):
+                open_secret(webhook_secret.get_secret_value(), self.secrets_key)
+            elif self.env == "prod":
+                raise ValueError("BROKERFLOW_RISK__WEBHOOK_SECRET must be given sealed in prod")
         for server in self.mt5_fleet():
             if server.is_sealed():
                 server.opened(self.secrets_key)

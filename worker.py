@@ -32,6 +32,7 @@ from activities.account_changes import AccountChangeRecords, Mt5AccountChangeSte
 from activities.account_opening import AccountOpeningRecords, Mt5AccountSteps
 from activities.analytics import AnalyticsSteps
 from activities.client_profiling import BookMoveRecords, ClientProfiling, tick_source_of
+from activities.dealer_revenue import DealerRevenueSteps
 from activities.fx_feed import FxFeed, quote_feed_of
 from activities.ib_management import IbManagementSteps
 from activities.ib_payout import IbPayoutSteps
@@ -42,7 +43,7 @@ from activities.mail import ClientMail
 from activities.mt5_funds import Mt5FundsSteps
 from activities.payments import PaymentSteps
 from activities.reconciliation import ReconciliationMt5Steps, ReconciliationSteps
-from activities.risk_exposure import RiskExposureSteps
+from activities.risk_exposure import RiskExposureSteps, RiskWebhook
 from activities.screening_lists import ScreeningLists
 from activities.trade_ingestion import DealIngestion
 from activities.unmatched_funds import UnmatchedFundsSteps
@@ -68,6 +69,7 @@ from settings import (
     MailSettings,
     Mt5ServerSettings,
     PaymentRules,
+    RiskSettings,
     Settings,
     get_settings,
     open_secret,
@@ -164,6 +166,13 @@ class NoDocumentStore:
         return False
 
 
+def risk_webhook(risk: RiskSettings) -> RiskWebhook | None:
+    """Where raised risk alerts are posted, signed; none when no receiver is configured."""
+    if not risk.webhook_url or risk.webhook_secret is None:
+        return None
+    return RiskWebhook(risk.webhook_url, risk.webhook_secret)
+
+
 def temporal_runtime(metrics_address: str | None) -> Runtime | None:
     """A runtime serving the SDK's metrics for Prometheus at `metrics_address`: a step retried
     without end (an MT5 outcome nobody can establish, a compensation) shows there as a growing
@@ -189,6 +198,7 @@ def build_workers(
     mailer: Mailer | None = None,
     documents: DocumentStore | None = None,
     link_key: SecretStr | None = None,
+    risk_webhook: RiskWebhook | None = None,
 ) -> list[Worker]:
     """`providers` may be left out where no payment runs (e.g. MT5-only tests); `mailer`
     defaults to SMTP as `mail` says, `documents` to none (no list can be loaded), `link_key`
@@ -232,10 +242,20 @@ def build_workers(
         client_mail,
         ib_payouts,
         IbManagementSteps(sessions),
-        ReconciliationSteps(sessions, providers or {}),
-        RiskExposureSteps(sessions, mailer or smtp_mailer(mail), sender=mail.sender),
+        ReconciliationSteps(
+            sessions,
+            providers or {},
+            mailer=mailer or smtp_mailer(mail),
+            sender=mail.sender,
+            documents=documents,
+            console_url=mail.public_base_url,
+        ),
+        RiskExposureSteps(
+            sessions, mailer or smtp_mailer(mail), sender=mail.sender, webhook=risk_webhook
+        ),
         BookMoveRecords(sessions),
         AnalyticsSteps(sessions),
+        DealerRevenueSteps(sessions),
     )
     mt5_steps = {
         server.name: implementations(
@@ -321,6 +341,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             mailer=smtp_mailer(settings.mail, settings.secrets_key),
             documents=document_store(settings),
             link_key=settings.jwt_secret,
+            risk_webhook=risk_webhook(settings.risk.opened(settings.secrets_key)),
         )
         try:
             await ensure_schedules(client, settings)

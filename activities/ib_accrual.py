@@ -3,7 +3,7 @@
 
 It runs in worker processes (`activities.ib_payout.accrue` keeps a pool of them for large
 accruals), so it imports nothing but `domain` and is given plain, picklable values: the document
-without its deals, and the deals as tuples in `DEAL_FIELDS` order.
+without its deals, and the deals as tuples in `ACCRUAL_FIELDS` (or `DEAL_FIELDS`) order.
 """
 
 from __future__ import annotations
@@ -19,15 +19,18 @@ from pydantic import ValidationError
 
 from domain.errors import InvalidInput
 from domain.ib.commissions import compute_ledger
-from domain.ib.document import PLAIN_DEAL_FIELDS, PreviewDocument
+from domain.ib.document import MARKET_DEAL_FIELDS, PLAIN_DEAL_FIELDS, PreviewDocument
 from domain.ib.rows import RowJson
 
-# The deals' Web API fields, in the order `db.queries.ib.deals_for_accrual` answers them.
+# A deal's Web API fields the workers read, in this order, optionally followed by its raw quote
+# (`MARKET_DEAL_FIELDS`): `ACCRUAL_FIELDS`, as `db.queries.ib.deals_for_accrual` answers them.
 DEAL_FIELDS = (*PLAIN_DEAL_FIELDS, "ContractSize", "Digits")
+ACCRUAL_FIELDS = (*DEAL_FIELDS, *MARKET_DEAL_FIELDS)
 _TIME, _DEAL = DEAL_FIELDS.index("Time"), DEAL_FIELDS.index("Deal")
 _SYMBOL = DEAL_FIELDS.index("Symbol")
 _CONTRACT_SIZE, _DIGITS = DEAL_FIELDS.index("ContractSize"), DEAL_FIELDS.index("Digits")
 _PLAIN = len(PLAIN_DEAL_FIELDS)
+_WITH_TERMS = len(DEAL_FIELDS)
 LOGIN_AT = DEAL_FIELDS.index("Login")
 # The document's key for the server's ingested symbol terms (path, fixed spread, profit
 # currency: `db.queries.trading.symbol_terms`), merged into the symbols the deals give.
@@ -139,11 +142,11 @@ def _document(
     not valid) is validated whole, as it always was, so the error is the model's."""
     try:
         base = PreviewDocument.model_validate(document | {"symbols": symbols, "deals": []})
-        doc = base.with_plain_deals(d[:_PLAIN] for d in kept)
+        doc = base.with_plain_deals((*d[:_PLAIN], *d[_WITH_TERMS:]) for d in kept)
     except (ValidationError, InvalidInput):
         doc = None
     if doc is None:
-        deals = [dict(zip(DEAL_FIELDS, d, strict=True)) for d in kept]
+        deals = [dict(zip(ACCRUAL_FIELDS[: len(d)], d, strict=True)) for d in kept]
         doc = PreviewDocument.model_validate(document | {"symbols": symbols, "deals": deals})
     return doc
 

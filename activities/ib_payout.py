@@ -36,16 +36,19 @@ from activities.ib_accrual import (
     worker_started,
 )
 from contracts import ib_payout
+from contracts.funds import StaffDecision
 from contracts.ib_payout import (
     AccrualRequest,
     AccrualSummary,
     OpenedPayouts,
+    PayAgainRecord,
     PayoutDecisionRecord,
     PayoutPeriod,
     PayoutRef,
     PayoutStatus,
     ReleasePayout,
     RenderedStatement,
+    ib_statement_copy_key,
 )
 from contracts.steps import implements
 from db import audit
@@ -59,7 +62,7 @@ from domain.ib.clawback import Adjustment, adjustments
 from domain.ib.rows import Row
 from domain.ledger import AccountKind, account_code, transfer
 from domain.money import Money
-from reports.ib_statement import Statement, StatementLine, render_statement
+from reports.ib_statement import Statement, StatementLine, render_statement_copies
 from storage.documents import DocumentStore
 
 # Where commissions are booked until the chart of accounts has its own kind for them.
@@ -660,10 +663,17 @@ class IbPayoutSteps:
                 lines=lines,
             )
         key = statement_key(ref.payout_id)
-        if not await self._documents.exists(key):
-            # In the shared process pool (one process per core): a cycle renders many at once.
-            pdf = await asyncio.to_thread(render_statement, statement, pooled=True)
-            await self._documents.put(key, pdf)
+        ib_key = ib_statement_copy_key(ref.payout_id)
+        missing = [k for k in (key, ib_key) if not await self._documents.exists(k)]
+        if missing:
+            # Both copies from one layout, in the shared process pool (one process per core: a
+            # cycle renders many at once). The IB's copy is written without the section for
+            # finance, never cut out of finance's copy. A retry stores only what is missing.
+            copies = await asyncio.to_thread(render_statement_copies, statement, pooled=True)
+            for missing_key in missing:
+                await self._documents.put(
+                    missing_key, copies.finance if missing_key == key else copies.ib
+                )
         async with self._sessions.begin() as session:
             payout = await queries.payout_or_not_found(session, ref.payout_id, lock=True)
             if payout.status == PayoutStatus.ACCRUED.value:
@@ -674,7 +684,7 @@ class IbPayoutSteps:
                     payout.ib_id,
                     payout.id,
                     "ib_payout.statement_ready",
-                    after={"statement_key": key},
+                    after={"statement_key": key, "ib_copy_key": ib_key},
                 )
             return RenderedStatement(key=key, amount=payout.amount, currency=payout.currency)
 
@@ -693,19 +703,53 @@ class IbPayoutSteps:
                 payout.decision_reason = decision.reason
             audit.record(
                 session,
-                audit.Actor(
-                    kind="staff",
-                    id=staff,
-                    roles=decision.roles,
-                    ip=decision.ip,
-                    request_id=decision.request_id,
-                ),
+                staff_actor(decision),
                 audit.Change(
                     action="ib_payout.approved" if decision.approve else "ib_payout.rejected",
                     entity_type="ib_payout",
                     entity_id=str(payout.id),
                     before={"status": before},
                     after={"status": payout.status, "approved_by": payout.approved_by},
+                    reason=decision.reason,
+                ),
+            )
+
+    @implements(ib_payout.record_ib_payout_pay_again)
+    async def record_ib_payout_pay_again(self, record: PayAgainRecord) -> None:
+        """An officer's approval of paying the payout again, audited with the officer as actor
+        (`ib_payout.pay_again_requested`, or `ib_payout.pay_again_approved` with the last
+        approval needed, which moves the payout from needs_attention to approved). A payout
+        that no longer needs attention is refused; the same approval recorded again (a retry
+        after its commit) finds the payout approved already and writes nothing."""
+        decision = record.decision
+        async with self._sessions.begin() as session:
+            payout = await queries.payout_or_not_found(session, record.payout_id, lock=True)
+            if record.approved and payout.status == PayoutStatus.APPROVED.value:
+                return  # recorded by an earlier attempt of this step
+            if payout.status != PayoutStatus.NEEDS_ATTENTION.value:
+                raise ApplicationError(
+                    f"the payout is {payout.status}: only one that needs attention is paid again",
+                    type="PayoutNotNeedingAttention",
+                    non_retryable=True,
+                )
+            before = {"status": payout.status, "reason": payout.decision_reason}
+            if record.approved:
+                payout.status = PayoutStatus.APPROVED.value
+            audit.record(
+                session,
+                staff_actor(decision),
+                audit.Change(
+                    action="ib_payout.pay_again_approved"
+                    if record.approved
+                    else "ib_payout.pay_again_requested",
+                    entity_type="ib_payout",
+                    entity_id=str(payout.id),
+                    before=before,
+                    after={
+                        "status": payout.status,
+                        "pay_again_approved_by": list(record.approvers),
+                        "needed": record.needed,
+                    },
                     reason=decision.reason,
                 ),
             )
@@ -783,6 +827,17 @@ async def book_payout(
         "ib_payout.paid",
         before={"status": before},
         after={"status": PayoutStatus.PAID.value, "ledger_key": key, **(noted or {})},
+    )
+
+
+def staff_actor(decision: StaffDecision) -> audit.Actor:
+    """The finance officer whose decision a step records, as the audit log names them."""
+    return audit.Actor(
+        kind="staff",
+        id=str(decision.staff_id),
+        roles=decision.roles,
+        ip=decision.ip,
+        request_id=decision.request_id,
     )
 
 

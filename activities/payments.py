@@ -23,7 +23,13 @@ from activities.movements import (
     move,
 )
 from contracts import deposit, funds, withdrawal
-from contracts.deposit import DepositAssessment, PaymentReceived, ProcessorEvents
+from contracts.deposit import (
+    DepositAssessment,
+    OpenPaymentSession,
+    PaymentReceived,
+    ProcessorEvents,
+    RecordPaymentSession,
+)
 from contracts.funds import PaymentRef, RecordDecision
 from contracts.steps import implements
 from contracts.withdrawal import PayoutVerdict, WithdrawalAssessment
@@ -110,11 +116,29 @@ class PaymentSteps:
             )
         if payment.provider_ref is not None:
             return _session_of(payment)
-        opened = await processor_call(
-            self._providers[payment.provider].start_deposit(
-                payment.reference, amount_of(payment), payer or "", payment.reference
-            )
+        opened = await self._open_session(
+            payment.provider, payment.reference, amount_of(payment), payer or ""
         )
+        return await self.record_payment_session(
+            RecordPaymentSession(payment_id=request.payment_id, session=opened)
+        )
+
+    @implements(deposit.open_payment_session)
+    async def open_payment_session(self, request: OpenPaymentSession) -> PaymentSession:
+        """The processor's page or transfer reference from the request's own data: the payment's
+        row may not be committed yet (the API waits for this answer inside its transaction)."""
+        async with self._sessions() as session:
+            payer = await session.scalar(
+                select(Client.full_name).where(Client.id == request.client_id)
+            )
+        return await self._open_session(
+            request.provider, request.reference, request.amount, payer or ""
+        )
+
+    @implements(deposit.record_payment_session)
+    async def record_payment_session(self, request: RecordPaymentSession) -> PaymentSession:
+        """The processor's answer on the payment (once), which then awaits its funds."""
+        opened = request.session
         async with self._sessions.begin() as session:
             payment = await load_payment(session, request.payment_id)
             if payment.provider_ref is None:
@@ -123,6 +147,14 @@ class PaymentSteps:
                 payment.transfer_reference = opened.transfer_reference
                 move(session, payment, PaymentStatus.AWAITING_FUNDS)
             return _session_of(payment)
+
+    async def _open_session(
+        self, provider: str, reference: str, amount: Money, payer: str
+    ) -> PaymentSession:
+        # Keyed by the payment's reference: asking again gives the same page or reference.
+        return await processor_call(
+            self._providers[provider].start_deposit(reference, amount, payer, reference)
+        )
 
     @implements(deposit.record_payment_received)
     async def record_payment_received(self, request: PaymentReceived) -> None:

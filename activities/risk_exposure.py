@@ -16,28 +16,46 @@ What it reads (docs/risk-exposure.md, "Live view, alerts, dashboard"):
 
 Every account is read as hedging (the group's MarginMode is not ingested): a netting account
 never has a buy and a sell in one symbol, so its margin is the same either way.
+
+The alerts a point raises are mailed to the risk desk (`deliver_risk_alerts`) and, when the
+worker is given a webhook, posted to it one raise at a time (`post_risk_alert_webhook`): JSON,
+signed with HMAC-SHA256 over `<timestamp>.<body>` with the configured secret (header
+`X-BrokerFlow-Signature: t=<unix seconds>,v1=<hex>`), the event id `risk-alert-<id>-<raise>`
+in `X-BrokerFlow-Event-Id` and `Idempotency-Key`, the same on every attempt. The secret is
+never logged and never part of an error.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import ValidationError
+import httpx
+from pydantic import SecretStr, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from activities.mail import message_id
 from contracts.risk_exposure import (
     DeliverRiskAlerts,
     ExposurePointRecorded,
+    RaisedAlert,
     RecordExposurePoint,
     RiskAlertsDelivered,
+    RiskAlertWebhookInput,
+    RiskAlertWebhookPosted,
     deliver_risk_alerts,
+    post_risk_alert_webhook,
     record_exposure_point,
+    risk_alert_event_id,
 )
 from contracts.steps import implements
 from db.models import ExposurePointRow, RiskAlert, RiskThreshold
@@ -52,6 +70,7 @@ from domain.exposure.alerts import (
     Rule,
     Scope,
     Transition,
+    account_utilisations,
     metric_value,
     summarise,
     transition,
@@ -150,6 +169,67 @@ def alert_key(threshold: RiskThreshold) -> str:
     return f"{threshold.scope}:{threshold.key}:{threshold.metric}"
 
 
+@dataclass(frozen=True)
+class RiskWebhook:
+    """Where raised alerts are posted, and the secret they are signed with (the worker's
+    `risk.webhook_url` and `risk.webhook_secret`)."""
+
+    url: str
+    secret: SecretStr
+    timeout_seconds: float = 10.0
+
+
+class RiskWebhookRefused(Exception):
+    """The receiver refused the alert (a 3xx or a 4xx other than 408 and 429): not retried."""
+
+
+class RiskWebhookFailed(Exception):
+    """No answer, or one to try again later (408, 429, 5xx): retried by Temporal."""
+
+
+SIGNATURE_HEADER = "X-BrokerFlow-Signature"
+EVENT_TYPE = "risk.alert.raised"
+
+
+def signature(secret: SecretStr, timestamp: int, body: bytes) -> str:
+    """`t=<timestamp>,v1=<hex HMAC-SHA256 of "<timestamp>." + body>`."""
+    mac = hmac.new(
+        secret.get_secret_value().encode(), f"{timestamp}.".encode() + body, hashlib.sha256
+    )
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def alert_event(event_id: str, alert: RiskAlert, raised_count: int) -> dict[str, Any]:
+    """The webhook's body: the alert as it is when posted, for the raise the event names."""
+
+    def text(value: Decimal) -> str:
+        return format(value, "f")
+
+    def moment(value: datetime | None) -> str | None:
+        return None if value is None else value.isoformat()
+
+    return {
+        "id": event_id,
+        "type": EVENT_TYPE,
+        "alert": {
+            "id": str(alert.id),
+            "threshold_id": str(alert.threshold_id),
+            "server": alert.server,
+            "scope": alert.scope,
+            "key": alert.key,
+            "metric": alert.metric,
+            "status": alert.status,
+            "raise": raised_count,
+            "value": text(alert.value),
+            "last_value": text(alert.last_value),
+            "peak_value": text(alert.peak_value),
+            "raise_above": text(alert.raise_above),
+            "raised_at": moment(alert.raised_at),
+            "cleared_at": moment(alert.cleared_at),
+        },
+    }
+
+
 class RiskExposureSteps:
     def __init__(
         self,
@@ -158,11 +238,15 @@ class RiskExposureSteps:
         *,
         sender: str = "BrokerFlow <no-reply@brokerflow.local>",
         now: Callable[[], datetime] = _utc_now,
+        webhook: RiskWebhook | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._sessions = sessions
         self._mailer = mailer
         self._sender = sender
         self._now = now
+        self._webhook = webhook
+        self._transport = transport  # tests: an in-process receiver
 
     @implements(record_exposure_point)
     async def record_exposure_point(self, request: RecordExposurePoint) -> ExposurePointRecorded:
@@ -210,6 +294,11 @@ class RiskExposureSteps:
                 error=e.detail,
             )
         figures = summarise(exposure)
+        thresholds = await queries.thresholds_for(session, server)
+        watched = {t.key for t in thresholds if t.scope == Scope.ACCOUNT.value}
+        if watched:
+            # Only the accounts a threshold watches: a point does not store every account.
+            figures["accounts"] = account_utilisations(exposure, watched)
         total = figures["total"]
         utilisation = figures["utilisation"]
         row = ExposurePointRow(
@@ -228,7 +317,7 @@ class RiskExposureSteps:
         session.add(row)
         await session.flush()
         await queries.drop_points_before(session, server, at - request.retention)
-        raised, cleared, alert_ids = await self._evaluate(session, server, at, figures)
+        raised, cleared, alerts = await self._evaluate(session, server, at, figures, thresholds)
         return ExposurePointRecorded(
             point_id=row.id,
             net_notional=total["net_notional"],
@@ -237,14 +326,19 @@ class RiskExposureSteps:
             skipped_logins=skipped,
             raised=raised,
             cleared=cleared,
-            raised_alert_ids=alert_ids,
+            raised_alert_ids=[a.alert_id for a in alerts],
+            webhook_alerts=alerts if self._webhook is not None else [],
         )
 
     async def _evaluate(
-        self, session: AsyncSession, server: str, at: datetime, point: dict[str, Any]
-    ) -> tuple[list[str], list[str], list[str]]:
-        """(keys raised, keys cleared, ids of the alerts raised)."""
-        thresholds = await queries.thresholds_for(session, server)
+        self,
+        session: AsyncSession,
+        server: str,
+        at: datetime,
+        point: dict[str, Any],
+        thresholds: Sequence[RiskThreshold],
+    ) -> tuple[list[str], list[str], list[RaisedAlert]]:
+        """(keys raised, keys cleared, the raises of the alerts raised)."""
         if not thresholds:
             return [], [], []
         latest = await queries.latest_alerts_of(session, server)
@@ -306,7 +400,11 @@ class RiskExposureSteps:
                     alert.last_value = value
                     alert.peak_value = max(alert.peak_value, value)
         await session.flush()
-        return raised, cleared, [str(a.id) for a in raised_alerts]
+        return (
+            raised,
+            cleared,
+            [RaisedAlert(alert_id=str(a.id), raised_count=a.raised_count) for a in raised_alerts],
+        )
 
     @implements(deliver_risk_alerts)
     async def deliver_risk_alerts(self, request: DeliverRiskAlerts) -> RiskAlertsDelivered:
@@ -353,3 +451,48 @@ class RiskExposureSteps:
                 continue
             sent += 1
         return RiskAlertsDelivered(recipients=sent)
+
+    @implements(post_risk_alert_webhook)
+    async def post_risk_alert_webhook(
+        self, request: RiskAlertWebhookInput
+    ) -> RiskAlertWebhookPosted:
+        """One attempt to post one raise of one alert. Raises `RiskWebhookFailed` (retried) when
+        the receiver cannot be reached or asks to try later, `RiskWebhookRefused` (not retried)
+        when it refuses; the receiver de-duplicates by the event id."""
+        webhook = self._webhook
+        if webhook is None:
+            log.warning("risk alert %s not posted: no webhook", request.alert.alert_id)
+            return RiskAlertWebhookPosted(outcome="not_configured")
+        async with self._sessions() as session:
+            alert = await queries.alert_by_id(session, uuid.UUID(request.alert.alert_id))
+        if alert is None:
+            return RiskAlertWebhookPosted(outcome="gone")
+        event_id = risk_alert_event_id(request.alert)
+        body = json.dumps(
+            alert_event(event_id, alert, request.alert.raised_count), separators=(",", ":")
+        ).encode()
+        timestamp = int(self._now().timestamp())
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "BrokerFlow-risk-webhook/1",
+            "X-BrokerFlow-Event": EVENT_TYPE,
+            "X-BrokerFlow-Event-Id": event_id,
+            "Idempotency-Key": event_id,
+            SIGNATURE_HEADER: signature(webhook.secret, timestamp, body),
+        }
+        # The host only in messages: a URL may carry a token in its path or query.
+        host = urlsplit(webhook.url).netloc.rpartition("@")[2]
+        try:
+            async with httpx.AsyncClient(
+                timeout=webhook.timeout_seconds, transport=self._transport, follow_redirects=False
+            ) as http:
+                answer = await http.post(webhook.url, content=body, headers=headers)
+        except httpx.HTTPError as e:
+            raise RiskWebhookFailed(f"{type(e).__name__} posting to {host}") from None
+        status = answer.status_code
+        if 200 <= status < 300:
+            log.info("risk alert %s posted to %s (%d)", event_id, host, status)
+            return RiskAlertWebhookPosted(outcome="delivered", http_status=status)
+        if status in (408, 429) or status >= 500:
+            raise RiskWebhookFailed(f"{host} answered {status}")
+        raise RiskWebhookRefused(f"{host} answered {status}")

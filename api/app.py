@@ -43,6 +43,7 @@ from api.profiling.console import router as profiles_console_router
 from api.profiling.routes import router as profiles_router
 from api.reconciliation.console import router as reconciliation_console_router
 from api.reconciliation.routes import router as reconciliation_router
+from api.revenue.routes import router as revenue_router
 from api.risk.console import router as risk_console_router
 from api.risk.routes import router as risk_router
 from api.signup.routes import router as signup_router
@@ -104,6 +105,7 @@ ROUTERS = (
     reports_console_router,
     reconciliation_router,
     reconciliation_console_router,
+    revenue_router,
 )
 
 

@@ -1,13 +1,21 @@
 """Deposits per second end to end, and their latency from request to MT5 credit, against a bare
 workflow doing the same number of no-op activities on the same Temporal server (the ratio is
-what BrokerFlow's own work costs; issue 6 targets >= 0.5).
+what BrokerFlow's own work costs; issue 10 targets >= 0.5).
 
-    python -m bench.deposits --size 200 [--concurrency 50] [--api-process]
+    python -m bench.deposits --size 200 [--concurrency 50] [--profile]
 
-Runs on embedded defaults: a throw-away PostgreSQL, the Temporal dev server, the MT5 simulator
-and the payment-processor simulator as separate processes, the worker in-process and the API
-in-process behind uvicorn on a loopback port (the PSP's webhooks reach it over real HTTP);
-`--api-process` runs the API as `python -m api` instead, as it is deployed.
+Production's shape (docker-compose.yml, `make run`): the API (`python -m api`, uvicorn) and the
+worker (`worker.py`) are each their own process, configured through the environment; this
+process is only the load client (the clients and their bank). Around them, each its own process
+on free loopback ports, never the default ones (a `make run` stack may be up): a throw-away
+PostgreSQL, the Temporal dev server, the MT5 simulator, the payment-processor simulator (its
+webhooks reach the API over real HTTP) and an SMTP catcher for the sign-ups' mail. The API and
+the worker run through `bench/_metered.py`: the production entry points, with each task's
+event-loop CPU counted by step.
+
+The baseline has the same split: bare workflows started from this process and run by a worker
+process of their own (`bench/_bare.py`), measured before and after the deposits on the same
+Temporal server; bare_workflows_per_s is the mean of the two.
 
 Set-up, not measured: size/10 clients sign up and log in through the API, each gets a live USD
 MT5 account and approved KYC (`tests.support.accounts`, as the money tests do until live
@@ -24,29 +32,33 @@ client's own bank is instant here.
 - deposits_per_s: deposits / wall time from the first POST to the last workflow result;
 - p50_ms / p99_ms: from just before the POST to the payment's `completed_at`, which the worker
   stamps in the booking step right after the MT5 `trade/balance` credit (one activity later);
-- bare_workflows_per_s: the same number of workflows of 7 no-op activities (`bench/_bare.py`),
-  same concurrency, on the same server, measured before the deposits.
+- bare_workflows_per_s: workflows of 7 no-op activities, same number, same concurrency;
+- bare_before / bare_after, and the load average (1/5/15 min) at the start and the end.
 
-Progress lines show where the time goes: client-side phases; CPU per workflow of each process
-(and of this process's event-loop thread, which carries the API, the activities and the
-bench's own HTTP client) with the event loop's lag; and per-step medians from a sample of
-Temporal histories (gap = workflow task before the step, queue = schedule to start, run = start
-to completion of the last attempt). The run ends by checking that every payment completed once
-and that every MT5 balance, MT5 deal count and ledger mirror equals its deposits; it exits 1 if
-not (after the RESULT line).
+Progress lines show where the time goes: client-side phases; CPU per workflow of each process,
+BrokerFlow's split into its event loop, its other Python threads (workflow code runs there)
+and Temporal's core threads; the event loop's CPU per workflow by step (activity, local
+activity, API route, or Temporal's own task); and per-step medians from a sample of Temporal
+histories (gap = workflow task before the step, queue = schedule to start, run = start to
+completion of the last attempt). `--profile` also runs the API's and the worker's loops under
+cProfile during the phases and keeps the stats. The run ends by checking that every payment
+completed once and that every MT5 balance, MT5 deal count and ledger mirror equals its
+deposits; it exits 1 if not (after the RESULT line).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import os
 import random
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import defaultdict
@@ -59,35 +71,39 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
-import uvicorn
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-import worker as bf_worker
-from api.app import create_app
-from bench._bare import BareWorkflow, noop
+from bench._bare import BareWorkflow
 from bench._people import bench_applicant
+from bench._processes import (
+    CpuMeter,
+    Role,
+    app_environment,
+    spawn,
+    start_smtp_catcher,
+    wait_for_api,
+    wait_for_pollers,
+)
 from bench._simulator import free_port, start_psp_simulator, start_simulator
 from bench.account_opening import bench_database
+from contracts import TASK_QUEUE
 from contracts.deposit import DEPOSIT, deposit_workflow_id
+from contracts.funds import search_attribute_flags
 from db.ledger import balance as ledger_balance
 from db.migrate import upgrade
 from db.models import Payment
-from db.sealed import SecretBox
 from db.session import create_engine, create_sessionmaker
 from db.urls import app_database_url
 from domain.funds import mt5_mirror
 from domain.payments import PaymentStatus
 from mt5_adapter.gateway import Mt5Gateway
 from mt5_adapter.webapi import gateway_for
-from psp_adapter.providers import payment_providers
-from settings import Mt5ServerSettings, PaymentRules, PspSettings, Settings
+from settings import MailSettings, Mt5ServerSettings, PaymentRules, PspSettings, Settings
 from tests.support.accounts import approve_kyc, open_live_account
 
 BIN = Path(sys.executable).parent
@@ -137,19 +153,19 @@ async def bounded(size: int, concurrency: int, one: Callable[[int], Awaitable[No
 # -- the baseline --------------------------------------------------------------------------------
 
 
-async def bare_rate(env: WorkflowEnvironment, size: int, concurrency: int) -> tuple[float, str]:
-    """Bare workflows per second, and the task queue they ran on."""
-    queue = f"bench-{uuid.uuid4()}"
+async def bare_rate(temporal: Client, queue: str, size: int, concurrency: int) -> tuple[float, str]:
+    """Bare workflows per second, and their ids' prefix: started from this process, run by the
+    baseline's worker process on `queue` (the split of a deposit's: client apart from worker)."""
+    tag = uuid.uuid4().hex[:8]
 
     async def one(index: int) -> None:
-        handle = await env.client.start_workflow(
-            BareWorkflow.run, STEPS, id=f"bare-{queue}-{index}", task_queue=queue
+        handle = await temporal.start_workflow(
+            BareWorkflow.run, STEPS, id=f"bare-{tag}-{index}", task_queue=queue
         )
         await handle.result()
 
-    async with Worker(env.client, task_queue=queue, workflows=[BareWorkflow], activities=[noop]):
-        wall = await bounded(size, concurrency, one)
-    return size / wall, queue
+    wall = await bounded(size, concurrency, one)
+    return size / wall, f"bare-{tag}"
 
 
 # -- clients ---------------------------------------------------------------------------------
@@ -330,64 +346,34 @@ async def run_deposits(
 # -- where the time goes -----------------------------------------------------------------------
 
 
-class CpuMeter:
-    """CPU seconds spent by each part of the stack, from /proc (psutil): this process's event
-    loop thread (API, activities, the bench's own clients) and its other threads (Temporal's
-    Rust core, the workflow sandbox threads), the Temporal server, PostgreSQL and the
-    simulators. Unlike wall time it barely moves with what else runs on the machine."""
+def cpu_lines(before: dict[str, float], after: dict[str, float], count: int) -> list[str]:
+    """CPU ms per workflow: in all, BrokerFlow's own processes (API + worker, or the baseline's
+    worker), then each part, largest first."""
+    spent = {name: after[name] - before.get(name, 0.0) for name in after}
+    total = sum(spent.values())
+    own = sum(v for k, v in spent.items() if k.startswith(("API", "worker", "bare worker")))
+    parts = ", ".join(
+        f"{name} {ms(value / count)}"
+        for name, value in sorted(spent.items(), key=lambda item: -item[1])
+        if value / count >= 0.0005
+    )
+    return [
+        f"    CPU ms per workflow: {ms(total / count)} in all, {ms(own / count)} in the app's "
+        f"own processes; {parts}"
+    ]
 
-    def __init__(self, pgdata: Path) -> None:
-        self._me = psutil.Process()
-        self._pgdata = pgdata
-        self._main = threading.main_thread().native_id
 
-    def _processes(self) -> dict[str, list[psutil.Process]]:
-        groups: dict[str, list[psutil.Process]] = defaultdict(list)
-        for child in self._me.children(recursive=True):
-            try:
-                line = " ".join(child.cmdline())
-            except psutil.Error:
-                continue
-            if "temporal" in child.name() or "start-dev" in line:
-                groups["temporal server"].append(child)
-            elif "simulators.psp" in line:
-                groups["PSP simulator"].append(child)
-            elif "simulators.mt5" in line:
-                groups["MT5 simulator"].append(child)
-            elif line.endswith("-m api"):
-                groups["API process"].append(child)
-        try:
-            postmaster = psutil.Process(
-                int((self._pgdata / "postmaster.pid").read_text().split()[0])
-            )
-            groups["PostgreSQL"] = [postmaster, *postmaster.children(recursive=True)]
-        except (OSError, ValueError, psutil.Error):
-            pass
-        return groups
-
-    def snapshot(self) -> dict[str, float]:
-        seconds: dict[str, float] = defaultdict(float)
-        for thread in self._me.threads():
-            part = "loop thread" if thread.id == self._main else "other threads"
-            seconds[f"bench process: {part}"] += thread.user_time + thread.system_time
-        for group, processes in self._processes().items():
-            for process in processes:
-                try:
-                    times = process.cpu_times()
-                except psutil.Error:
-                    continue
-                seconds[group] += times.user + times.system
-        return seconds
-
-    @staticmethod
-    def lines(before: dict[str, float], after: dict[str, float], count: int) -> list[str]:
-        spent = {name: after[name] - before.get(name, 0.0) for name in after}
-        total = sum(spent.values())
-        parts = ", ".join(
-            f"{name} {ms(value / count)}"
-            for name, value in sorted(spent.items(), key=lambda item: -item[1])
+def step_lines(role: str, counts: dict[str, list[float]], count: int, top: int = 14) -> list[str]:
+    """Where a process's event loop spent its CPU, per label (`bench/_metered.py`), per workflow."""
+    total = sum(cpu for cpu, _, _ in counts.values())
+    lines = [f"    {role} event loop, CPU ms per workflow by step: {ms(total / count)} in all"]
+    for label, (cpu, steps, calls) in sorted(counts.items(), key=lambda item: -item[1][0])[:top]:
+        per_call = f", {cpu / calls * 1000:.1f} ms a call" if calls else ""
+        lines.append(
+            f"      {label[:60]:<60} {cpu / count * 1000:6.1f} ms"
+            f"  ({calls / count:.1f} calls, {steps / count:.0f} task steps{per_call})"
         )
-        return [f"    CPU ms per workflow: {ms(total / count)} in all; {parts}"]
+    return lines
 
 
 class LoopLag:
@@ -574,70 +560,6 @@ async def verify(
 # -- the run -----------------------------------------------------------------------------------
 
 
-async def serve_api(settings: Settings, port: int, stack: AsyncExitStack) -> None:
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False
-        )
-    )
-    task = asyncio.create_task(server.serve())
-
-    async def stop() -> None:
-        server.should_exit = True
-        await task
-
-    while not server.started:
-        if task.done():
-            await task
-            raise RuntimeError("the API did not start")
-        await asyncio.sleep(0.05)
-    stack.push_async_callback(stop)
-
-
-def spawn_api(environment: dict[str, str]) -> subprocess.Popen[bytes]:
-    command = [str(BIN / "python"), "-m", "api"]
-    return subprocess.Popen(command, env=environment, cwd=Path(__file__).parents[1])  # noqa: S603
-
-
-async def api_process(settings: Settings, port: int, stack: AsyncExitStack) -> None:
-    """`python -m api` as its own process, as deployed, configured through the environment."""
-    assert settings.database_url
-    environment = {
-        **os.environ,
-        "BROKERFLOW_ENV": settings.env,
-        "BROKERFLOW_DATABASE_URL": settings.database_url,
-        "BROKERFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
-        "BROKERFLOW_MT5__ADDRESS": settings.mt5.address,
-        "BROKERFLOW_MT5__TLS": "false",
-        "BROKERFLOW_PSP__BASE_URL": settings.psp.base_url,
-        "BROKERFLOW_PAYMENTS__MAX_DEPOSITS_PER_HOUR": str(settings.payments.max_deposits_per_hour),
-        "BROKERFLOW_PAYMENTS__DAILY_DEPOSIT_LIMIT": str(settings.payments.daily_deposit_limit),
-        "BROKERFLOW_ACCESS_TOKEN_MINUTES": str(settings.access_token_minutes),
-        "BROKERFLOW_API_HOST": "127.0.0.1",
-        "BROKERFLOW_API_PORT": str(port),
-        "BROKERFLOW_LOG_LEVEL": "WARNING",
-        "BROKERFLOW_LOG_JSON": "false",
-    }
-    process = spawn_api(environment)
-
-    async def stop() -> None:
-        process.terminate()
-        await asyncio.to_thread(process.wait, 30)
-
-    stack.push_async_callback(stop)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as probe:
-        for _ in range(600):
-            if process.poll() is not None:
-                raise RuntimeError("the API process exited")
-            try:
-                if (await probe.get("/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("the API process did not answer within 60 s")
-
-
 async def completion_times(
     sessions: async_sessionmaker[AsyncSession], deposits: list[Deposit]
 ) -> dict[str, float]:
@@ -663,25 +585,54 @@ def percentiles(latencies: list[float]) -> tuple[str, str]:
     return single, single
 
 
+def load() -> str:
+    return "/".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+@dataclass
+class Phase:
+    """One measured phase: its rate, CPU by part, loop CPU by step per BrokerFlow process."""
+
+    rate: float
+    cpu: list[str]
+    steps: list[str]
+    load_before: str
+    load_after: str
+
+
+async def measured(
+    meter: CpuMeter,
+    roles: list[tuple[str, Role]],
+    count: int,
+    run: Callable[[], Awaitable[float]],
+) -> Phase:
+    for _, role in roles:
+        role.reset()
+    load_before, before = load(), meter.snapshot()
+    rate = await run()
+    after, load_after = meter.snapshot(), load()
+    steps: list[str] = []
+    for name, role in roles:
+        steps += step_lines(name, await role.counts(), count)
+    return Phase(rate, cpu_lines(before, after, count), steps, load_before, load_after)
+
+
 async def main(
-    size: int,
-    concurrency: int,
-    owner: str,
-    pgdata: Path,
-    ports: tuple[int, int, int],
-    api_apart: bool = False,
+    size: int, concurrency: int, owner: str, folder: Path, ports: Ports, profile: bool
 ) -> bool:
-    mt5_port, psp_port, api_port = ports
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(BIN / "temporal"), data_converter=pydantic_data_converter
+        dev_server_existing_path=str(BIN / "temporal"),
+        data_converter=pydantic_data_converter,
+        dev_server_extra_args=search_attribute_flags(),  # the money workflows' own
     )
     try:
         settings = Settings(
             env="test",
             database_url=owner,
             temporal_address=env.client.service_client.config.target_host,
-            mt5=Mt5ServerSettings(address=f"127.0.0.1:{mt5_port}", tls=False),
-            psp=PspSettings(base_url=f"http://127.0.0.1:{psp_port}"),
+            mt5=Mt5ServerSettings(address=f"127.0.0.1:{ports.mt5}", tls=False),
+            psp=PspSettings(base_url=f"http://127.0.0.1:{ports.psp}"),
+            mail=MailSettings(smtp_port=ports.smtp),
             payments=PaymentRules(max_deposits_per_hour=10**6, daily_deposit_limit=Decimal(10**9)),
             access_token_minutes=24 * 60,  # a long run must not see its clients' tokens expire
             log_json=False,
@@ -690,33 +641,31 @@ async def main(
         engine = create_engine(app_database_url(owner, settings))
         sessions = create_sessionmaker(engine)
         gateway = gateway_for(settings.mt5)
-        providers = payment_providers(settings.psp)
+        environment = app_environment(settings, ports.api, folder)
+        bare_queue = f"bench-bare-{uuid.uuid4()}"
         async with AsyncExitStack() as stack:
             stack.push_async_callback(engine.dispose)
             stack.push_async_callback(gateway.aclose)
-            for provider in providers.values():
-                stack.push_async_callback(provider.aclose)
-            for running in bf_worker.build_workers(
-                env.client,
-                sessions,
-                SecretBox(settings.secrets_key),
-                {"demo": gateway},
-                [settings.mt5],
-                providers=providers,
-                rules=settings.payments,
-            ):
-                await stack.enter_async_context(running)
-            await (api_process if api_apart else serve_api)(settings, api_port, stack)
+            worker = spawn("worker", ["worker"], environment, folder, profile)
+            stack.push_async_callback(worker.stop)
+            api_role = spawn("API", ["api"], environment, folder, profile)
+            stack.push_async_callback(api_role.stop)
+            target = settings.temporal_address
+            bare_worker = spawn("bare worker", ["bare", target, bare_queue], environment, folder)
+            stack.push_async_callback(bare_worker.stop)
+            await wait_for_pollers(env.client, TASK_QUEUE, worker)
+            await wait_for_pollers(env.client, bare_queue, bare_worker)
+            await wait_for_api(ports.api, api_role)
             # Idle connections are dropped before uvicorn's 5 s keep-alive closes them.
             limits = httpx.Limits(max_connections=concurrency + 10, keepalive_expiry=2.0)
             api = await stack.enter_async_context(
                 httpx.AsyncClient(
-                    base_url=f"http://127.0.0.1:{api_port}", timeout=60, limits=limits
+                    base_url=f"http://127.0.0.1:{ports.api}", timeout=60, limits=limits
                 )
             )
             psp = await stack.enter_async_context(
                 httpx.AsyncClient(
-                    base_url=f"http://127.0.0.1:{psp_port}", timeout=60, limits=limits
+                    base_url=f"http://127.0.0.1:{ports.psp}", timeout=60, limits=limits
                 )
             )
 
@@ -727,14 +676,25 @@ async def main(
                     *(new_customer(api, env.client, sessions, gateway) for _ in range(clients))
                 )
             )
-            meter = CpuMeter(pgdata)
+            meter = CpuMeter(
+                folder / "pg", {"API": api_role, "worker": worker, "bare worker": bare_worker}
+            )
 
-            await bare_rate(env, min(size, 10), concurrency)  # warm-up
-            before = meter.snapshot()
+            await bare_rate(env.client, bare_queue, min(size, 10), concurrency)  # warm-up
+            bare_ids: list[str] = []
+
+            async def bare_phase() -> float:
+                rate, prefix = await bare_rate(env.client, bare_queue, size, concurrency)
+                bare_ids.append(prefix)
+                return rate
+
+            bare_roles = [("bare worker", bare_worker)]
             with LoopLag() as bare_lag:
-                bare, bare_queue = await bare_rate(env, size, concurrency)
-            bare_cpu = CpuMeter.lines(before, meter.snapshot(), size)
-            say(f"bare: {size} workflows of {STEPS} no-op activities, {bare:.1f}/s")
+                bare_first = await measured(meter, bare_roles, size, bare_phase)
+            say(
+                f"bare: {size} workflows of {STEPS} no-op activities, {bare_first.rate:.1f}/s "
+                f"(load {bare_first.load_before} -> {bare_first.load_after})"
+            )
 
             warm = min(size, 5)
             _, warm_deposits = await run_deposits(
@@ -742,13 +702,24 @@ async def main(
             )
             say(f"warm-up: {warm} deposits")
             say(f"deposits: {size} from {clients} clients, at most {concurrency} in flight")
-            before = meter.snapshot()
+            deposits: list[Deposit] = []
+
+            async def deposit_phase() -> float:
+                wall, done = await run_deposits(api, psp, env.client, customers, size, concurrency)
+                deposits.extend(done)
+                return size / wall
+
+            app_roles = [("worker", worker), ("API", api_role)]
             with LoopLag() as deposit_lag:
-                wall, deposits = await run_deposits(
-                    api, psp, env.client, customers, size, concurrency
-                )
-            deposit_cpu = CpuMeter.lines(before, meter.snapshot(), size)
-            rate = size / wall
+                deposit = await measured(meter, app_roles, size, deposit_phase)
+            say(f"  load {deposit.load_before} -> {deposit.load_after}")
+            # The baseline again after the deposits: their mean is the ratio's denominator, so
+            # a machine whose load drifts during the run weighs on both sides alike.
+            bare_second = await measured(meter, bare_roles, size, bare_phase)
+            say(
+                f"bare again: {bare_second.rate:.1f}/s "
+                f"(load {bare_second.load_before} -> {bare_second.load_after})"
+            )
 
             completed_at = await completion_times(sessions, deposits)
             latencies = [
@@ -756,7 +727,12 @@ async def main(
                 for d in deposits
                 if d.payment_id in completed_at and d.error is None
             ]
-            for line in [*phase_lines(deposits, latencies), *deposit_cpu, deposit_lag.line()]:
+            for line in [
+                *phase_lines(deposits, latencies),
+                *deposit.cpu,
+                *deposit.steps,
+                f"    load client's event-loop lag: {deposit_lag.line().split(': ', 1)[1]}",
+            ]:
                 say(line)
             sample = random.Random(0).sample(
                 [d.payment_id for d in deposits if d.payment_id and d.error is None],
@@ -767,14 +743,19 @@ async def main(
             for line in await step_profile(env.client, workflow_ids):
                 say(line)
             say(f"  bare workflow steps, medians over {min(size, HISTORY_SAMPLE)} histories:")
-            bare_ids = [f"bare-{bare_queue}-{i}" for i in range(min(size, HISTORY_SAMPLE))]
-            for line in [*await step_profile(env.client, bare_ids), *bare_cpu, bare_lag.line()]:
+            sampled = [f"{bare_ids[0]}-{i}" for i in range(min(size, HISTORY_SAMPLE))]
+            for line in [
+                *await step_profile(env.client, sampled),
+                *bare_first.cpu,
+                *bare_first.steps,
+                f"    load client's event-loop lag: {bare_lag.line().split(': ', 1)[1]}",
+            ]:
                 say(line)
 
             problems = await verify(
                 sessions,
                 gateway,
-                f"http://127.0.0.1:{mt5_port}",
+                f"http://127.0.0.1:{ports.mt5}",
                 customers,
                 warm_deposits + deposits,
             )
@@ -789,12 +770,25 @@ async def main(
             f"verified: {size + warm} deposits completed, MT5 balances, deals and ledger mirrors "
             f"of {len(customers)} accounts equal their deposits"
         )
+    if profile:
+        say(f"cProfile of the worker's and the API's event loops: {folder}/*.prof (kept)")
     p50, p99 = percentiles(latencies)
+    rate, bare = deposit.rate, (bare_first.rate + bare_second.rate) / 2
     say(
         f"RESULT deposits_per_s={rate:.1f} bare_workflows_per_s={bare:.1f} "
-        f"ratio_to_bare={rate / bare:.2f} p50_ms={p50} p99_ms={p99} size={size}"
+        f"ratio_to_bare={rate / bare:.2f} p50_ms={p50} p99_ms={p99} size={size} "
+        f"bare_before={bare_first.rate:.1f} bare_after={bare_second.rate:.1f} "
+        f"load_at_start={bare_first.load_before} load_at_end={bare_second.load_after}"
     )
     return not problems
+
+
+@dataclass
+class Ports:
+    mt5: int
+    psp: int
+    api: int
+    smtp: int
 
 
 if __name__ == "__main__":
@@ -806,26 +800,31 @@ if __name__ == "__main__":
         "--concurrency", type=int, default=CONCURRENCY, help="deposits in flight at most"
     )
     parser.add_argument(
-        "--api-process",
+        "--profile",
         action="store_true",
-        help="run the API as its own process (`python -m api`) instead of in this one",
+        help="run the worker's and the API's event loops under cProfile during each phase "
+        "(slower; the .prof files are kept and named at the end)",
     )
     args = parser.parse_args()
+    # Stopped by a signal, the run still stops what it started (finally blocks, atexit).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ok = False
-    with tempfile.TemporaryDirectory(prefix="bf-bench-") as folder:
-        database = bench_database(Path(folder))
+    folder = Path(tempfile.mkdtemp(prefix="bf-bench-"))
+    if not args.profile:  # registered first, so it runs after PostgreSQL's stop (atexit: LIFO)
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        database = bench_database(folder)
         api_port = free_port()
         simulator, mt5_port = start_simulator()
-        try:
-            processor, psp_port = start_psp_simulator(f"http://127.0.0.1:{api_port}/v1/webhooks")
-            try:
-                ports = (mt5_port, psp_port, api_port)
-                pgdata = Path(folder) / "pg"
-                ok = asyncio.run(
-                    main(args.size, args.concurrency, database, pgdata, ports, args.api_process)
-                )
-            finally:
-                processor.terminate()
-        finally:
-            simulator.terminate()
+        children.append(simulator)
+        processor, psp_port = start_psp_simulator(f"http://127.0.0.1:{api_port}/v1/webhooks")
+        children.append(processor)
+        catcher, smtp_port = start_smtp_catcher()
+        children.append(catcher)
+        ports = Ports(mt5=mt5_port, psp=psp_port, api=api_port, smtp=smtp_port)
+        ok = asyncio.run(main(args.size, args.concurrency, database, folder, ports, args.profile))
+    finally:
+        for child in reversed(children):
+            child.terminate()
     sys.exit(0 if ok else 1)

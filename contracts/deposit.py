@@ -15,7 +15,7 @@ from contracts.funds import (
     MovementResult,
     PaymentRef,
 )
-from contracts.process import Process
+from contracts.process import Process, Update
 from contracts.steps import Step
 from domain.frozen import Frozen as Contract
 from domain.money import Money
@@ -58,13 +58,47 @@ class ProcessorEvents(Contract):
     events: tuple[PaymentEvent, ...] = ()
 
 
+class SessionWanted(Contract):
+    """The argument of `PAYMENT_SESSION` (none yet; a model so fields can come later)."""
+
+
+class OpenPaymentSession(Contract):
+    """What the processor needs for the payment page or transfer reference, from the request
+    itself: the payment's row is not committed yet while the request waits for the answer."""
+
+    payment_id: uuid.UUID
+    client_id: ClientId
+    reference: str
+    provider: str
+    amount: Money
+
+
+class RecordPaymentSession(Contract):
+    payment_id: uuid.UUID
+    session: PaymentSession
+
+
 DEPOSIT = Process("Deposit", DepositInput, MovementResult)
 # It hears `funds.PAYMENT_EVENT` (the processor's webhook) and `funds.DECIDE` (a compliance
 # officer on a held deposit).
 
+# The API sends it with the start (update-with-start) and answers the client with its result: the
+# payment page (card) or the transfer reference (bank) in the request's own answer. Refused (the
+# update fails) when the processor refused to open one.
+PAYMENT_SESSION = Update("payment_session", SessionWanted, PaymentSession)
+
 # A payment page (card) or a transfer reference (bank) from the processor.
 start_processor_deposit = Step(
     "start_processor_deposit", PaymentRef, PaymentSession, policies.DATABASE
+)
+# Since `workflows.deposit.SESSION_IN_ANSWER`, the two halves of `start_processor_deposit`: the
+# processor asked from the request's data (keyed by the reference, so asking again gives the same
+# page or reference), then the answer stored on the payment once its row is committed.
+open_payment_session = Step(
+    "open_payment_session", OpenPaymentSession, PaymentSession, policies.DATABASE
+)
+record_payment_session = Step(
+    "record_payment_session", RecordPaymentSession, PaymentSession, policies.DATABASE
 )
 # The processor collected the money: booked into suspense until the checks pass.
 record_payment_received = Step(

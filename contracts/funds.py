@@ -9,10 +9,12 @@ running workflows. Step names are activity names in Temporal's history: never re
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from pydantic import Field
+from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
 
 from contracts import policies
 from contracts.process import Signal, Update
@@ -40,6 +42,56 @@ class MovementResult(Contract):
     status: PaymentStatus
     credited: Money | None = None
     reason: str | None = None
+
+
+# -- what operations search for in the Temporal UI (custom search attributes) -------------------
+
+# Set by every deposit, withdrawal and transfer at its start and upserted as its status changes
+# (`workflows.funds.show_movement` / `show_status`). Registered where a Temporal server is
+# started (`search_attribute_flags`: ops/stack.py, tests/conftest.py) or, on a production
+# cluster, by docker-compose.yml's `temporal-search-attributes` step.
+CLIENT_ID = SearchAttributeKey.for_keyword("BrokerflowClientId")
+# The movement's reference (BF... for a payment, the transfer's own for a transfer).
+PAYMENT_REFERENCE = SearchAttributeKey.for_keyword("BrokerflowPaymentReference")
+# A `PaymentStatus` value, as the movement's row holds it.
+MOVEMENT_STATUS = SearchAttributeKey.for_keyword("BrokerflowMovementStatus")
+# When the movement entered `MOVEMENT_STATUS` (workflow time): "stuck for a day" is this < now - 1d.
+STATUS_SINCE = SearchAttributeKey.for_datetime("BrokerflowStatusSince")
+SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
+    CLIENT_ID,
+    PAYMENT_REFERENCE,
+    MOVEMENT_STATUS,
+    STATUS_SINCE,
+)
+# The type names the Temporal CLI takes (`--search-attribute Name=Type`, `--type Type`).
+_CLI_TYPES = {
+    SearchAttributeIndexedValueType.KEYWORD: "Keyword",
+    SearchAttributeIndexedValueType.DATETIME: "Datetime",
+}
+
+
+def search_attribute_types() -> dict[str, str]:
+    """Each search attribute's name and its type as the Temporal CLI names it."""
+    return {key.name: _CLI_TYPES[key.indexed_value_type] for key in SEARCH_ATTRIBUTES}
+
+
+def search_attribute_flags() -> list[str]:
+    """`temporal server start-dev` arguments registering them (in every `--namespace` it makes)."""
+    return [
+        flag
+        for name, kind in search_attribute_types().items()
+        for flag in ("--search-attribute", f"{name}={kind}")
+    ]
+
+
+def stuck_since(workflow_type: str, status: PaymentStatus, entered_before: datetime) -> str:
+    """The visibility list filter (Temporal UI, `temporal workflow list --query`) of the running
+    `workflow_type` movements that have been in `status` since before `entered_before` (UTC)."""
+    when = entered_before.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
+        f"WorkflowType = '{workflow_type}' AND ExecutionStatus = 'Running' AND "
+        f"{MOVEMENT_STATUS.name} = '{status.value}' AND {STATUS_SINCE.name} < '{when}'"
+    )
 
 
 # -- a staff decision on a payment (the `decide` update of a deposit or a withdrawal) -----------

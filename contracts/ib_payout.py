@@ -61,12 +61,31 @@ def last_full_period(frequency: PayoutFrequency, now: int) -> tuple[int, int]:
 
 class PayoutCycleInput(Contract):
     frequency: PayoutFrequency
-    # The period; by default the last full one before the run, on the server's clock.
+    # The period; by default the last full one before the run, on the servers' clocks.
     period_start: int | None = None
     period_end: int | None = None
-    # Trade-server clock minus UTC, in seconds (MT5 servers often run at UTC+2/+3).
+    # Trade-server clock minus UTC, in seconds (MT5 servers often run at UTC+2/+3): the one
+    # every server shared before `server_clock_offsets`, used when that is empty.
     server_clock_offset: int = 0
     four_eyes_above: Decimal = FOUR_EYES_ABOVE
+    # Each MT5 server's clock minus UTC (`Settings.server_clock_offset_of`), by server name.
+    server_clock_offsets: dict[str, int] = Field(default_factory=dict)
+
+    def period_clock_offset(self) -> int:
+        """The clock the default period is read on: the westmost server's (the smallest
+        offset), so the period has ended on every server's own clock when it is paid. Its
+        bounds are server-clock seconds, the same numbers on every server (a broker day is
+        00:00 to 24:00 on each server's clock), and each server's deals are compared with
+        them on the clock they were stamped with."""
+        return min(self.server_clock_offsets.values(), default=self.server_clock_offset)
+
+
+def cycle_period(request: PayoutCycleInput, utc_now: int) -> tuple[int, int]:
+    """The period a cycle pays: the one given, else the last full one at `utc_now` on the
+    westmost server's clock (`PayoutCycleInput.period_clock_offset`)."""
+    if request.period_start is not None and request.period_end is not None:
+        return request.period_start, request.period_end
+    return last_full_period(request.frequency, utc_now + request.period_clock_offset())
 
 
 class PayoutCycleResult(Contract):
@@ -122,6 +141,31 @@ class PayoutDecisionOutcome(Contract):
 DECIDE = Update("decide", StaffDecision, PayoutDecisionOutcome)
 
 
+class PayAgainInput(Contract):
+    """Pay again a payout left `needs_attention` (MT5 refused it, or its destination could not
+    take it), where the IB is paid now. `amount` is the payout's, read when it is asked for."""
+
+    payout_id: uuid.UUID
+    amount: Decimal
+    four_eyes_above: Decimal = FOUR_EYES_ABOVE
+
+
+# One run at a time per payout (the API starts it with its first approval, or joins the one
+# running); a payout that needs attention again later gets a new run under the same id.
+IB_PAYOUT_AGAIN = Process("IbPayoutAgain", PayAgainInput, PayoutResult)
+
+
+def ib_payout_again_workflow_id(payout_id: uuid.UUID) -> str:
+    return f"ib-payout-again-{payout_id}"
+
+
+# A finance officer asks for (or seconds) paying it again; above the threshold two different
+# officers, as for the first approval. `approve` must be true: giving up is the release.
+APPROVE_PAY_AGAIN = Update("approve_pay_again", StaffDecision, PayoutDecisionOutcome)
+# How long a request to pay again waits for its second officer before it lapses (nothing paid).
+PAY_AGAIN_WAIT = timedelta(days=7)
+
+
 # -- step arguments ------------------------------------------------------------------------------
 
 
@@ -156,8 +200,14 @@ class PayoutRef(Contract):
     payout_id: uuid.UUID
 
 
+def ib_statement_copy_key(payout_id: uuid.UUID) -> str:
+    """Where the IB's copy of a payout's statement is stored (the document store): the
+    statement's pages without the section for finance, rendered with finance's copy."""
+    return f"ib/statements/{payout_id}.ib-copy.pdf"
+
+
 class RenderedStatement(Contract):
-    key: str  # where the PDF is stored (the document store)
+    key: str  # where finance's PDF is stored (the document store)
     amount: Decimal
     currency: str
 
@@ -167,6 +217,17 @@ class PayoutDecisionRecord(Contract):
     decision: StaffDecision
     # The status the payout reaches with this decision (None: it waits for a second officer).
     new_status: PayoutStatus | None = None
+
+
+class PayAgainRecord(Contract):
+    """An officer's approval of paying a payout again, `approvers` so far (this one last);
+    `approved`: enough of them, the payout goes from needs_attention to approved."""
+
+    payout_id: uuid.UUID
+    decision: StaffDecision
+    approvers: tuple[str, ...]
+    needed: int
+    approved: bool
 
 
 class ReleasePayout(Contract):
@@ -221,10 +282,17 @@ class FraudCheckSummary(Contract):
 accrue_ib_commissions = Step("accrue_ib_commissions", AccrualRequest, AccrualSummary, policies.BULK)
 # One payout per IB (of the frequency) and currency with unpaid rows up to the period's end.
 open_ib_payouts = Step("open_ib_payouts", PayoutPeriod, OpenedPayouts, policies.DATABASE)
-# The statement PDF, stored once under the payout's key.
+# The statement PDF, stored once under the payout's key, and the IB's copy (without the section
+# for finance) beside it, both from one rendering.
 render_ib_statement = Step("render_ib_statement", PayoutRef, RenderedStatement, policies.BULK)
 record_ib_payout_decision = Step(
     "record_ib_payout_decision", PayoutDecisionRecord, type(None), policies.DATABASE
+)
+# An approval of paying a needs_attention payout again, audited; with enough approvals the
+# payout is approved again. Refuses (non-retryable `PayoutNotNeedingAttention`) a payout no
+# longer in needs_attention (released, or paid meanwhile).
+record_ib_payout_pay_again = Step(
+    "record_ib_payout_pay_again", PayAgainRecord, type(None), policies.DATABASE
 )
 # The balanced credit of the IB's wallet, keyed by the payout; answers the entry's key.
 credit_ib_payout = Step("credit_ib_payout", PayoutRef, str, policies.DATABASE)

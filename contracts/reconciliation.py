@@ -25,6 +25,9 @@ from domain.frozen import Frozen as Contract
 
 # A run that has not finished in this long is stuck; the next scheduled run takes over.
 RECONCILIATION_RUN_TIMEOUT = timedelta(hours=6)
+# The workflow's steps added after runs were recorded (balances, the payments waiting on a
+# processor, alert mail, the stored report): taken only by runs started on this code.
+BALANCES_AND_REPORT_PATCH = "reconciliation-balances-waiting-mail-report"
 
 
 def daily_schedule_id(server: str) -> str:
@@ -75,6 +78,8 @@ class ReconciliationInput(Contract):
     match_window_seconds: int = Field(default=3600, ge=0)
     alert_above: Decimal = Decimal("100")
     default_currency: str = "USD"
+    # A payout waiting on its processor longer than this, in no settlement report, is stuck.
+    stuck_after_seconds: int = Field(default=86400, ge=0)
 
 
 class ReconciliationResult(Contract):
@@ -87,6 +92,9 @@ class ReconciliationResult(Contract):
     cases_opened: int
     cases_auto_closed: int
     alerted: int
+    # Accounts whose balance the run checked; alert mails sent (runs of the code before: 0).
+    balances: int = 0
+    mailed: int = 0
 
 
 RECONCILIATION = Process("Reconciliation", ReconciliationInput, ReconciliationResult)
@@ -125,8 +133,44 @@ class FetchSettlements(Contract):
     day: date
 
 
+class FetchBalances(Contract):
+    """The balances of the server's accounts as of `period_end`, stored as run `run_id`'s
+    balance snapshot: each MT5 balance as read now less every ingested deal after the end, and
+    what trading (the trade deals' Profit + Commission + Swap + Fee) had changed by then."""
+
+    run_id: uuid.UUID
+    server: str
+    period_end: datetime
+    default_currency: str = "USD"
+
+
+class SnapshotWaiting(Contract):
+    """The payments BrokerFlow waits on a processor for, stored as run `run_id`'s snapshot."""
+
+    run_id: uuid.UUID
+
+
 class RunRef(Contract):
     run_id: uuid.UUID
+
+
+class MatchRun(Contract):
+    """Match run `run_id`. With `as_of`, its waiting payments are classified too (lost
+    webhooks; payouts waiting longer than `stuck_after_seconds` at `as_of`: stuck)."""
+
+    run_id: uuid.UUID
+    as_of: datetime | None = None
+    stuck_after_seconds: int = Field(default=86400, ge=0)
+
+
+class StoredReport(Contract):
+    pdf_key: str | None = None
+    csv_key: str | None = None
+
+
+class MailedAlerts(Contract):
+    recipients: int = 0
+    cases: int = 0
 
 
 class Stored(Contract):
@@ -166,9 +210,34 @@ fetch_reconciliation_deals = Mt5Step(
 fetch_settlement_reports = Step("fetch_settlement_reports", FetchSettlements, Stored, policies.BULK)
 # `match_run`: the three sides read and matched, the breaks stored (replacing any of an
 # earlier attempt), the run `matched`.
-match_reconciliation_run = Step("match_reconciliation_run", RunRef, Matched, policies.BULK)
+match_reconciliation_run = Step("match_reconciliation_run", MatchRun, Matched, policies.BULK)
 # Cases: one per open break key (opened or carried to this run), timing cases cleared by this
 # run auto-closed, new ones at or above the threshold alerted; audited as the system.
 file_reconciliation_cases = Step(
     "file_reconciliation_cases", FileCases, FiledCases, policies.DATABASE
+)
+# The server's accounts read (`user/get_batch`), rolled back to the period's end with the
+# ingested deals; the run's balance snapshot replaced whole. Ingestion behind the read: not
+# checked (the run's `balances_note` says why), the run goes on.
+fetch_reconciliation_balances = Mt5Step(
+    "fetch_reconciliation_balances", FetchBalances, Stored, policies.BULK
+)
+# The payments waiting on a processor (a deposit `awaiting_funds`, a withdrawal `payout_sent`);
+# the run's snapshot replaced whole.
+snapshot_waiting_payments = Step(
+    "snapshot_waiting_payments", SnapshotWaiting, Stored, policies.DATABASE
+)
+# One mail to each active finance officer listing the run's new alerted cases (the same
+# Message-ID on every attempt); a recipient the mail server refuses is logged and skipped.
+# Given up after an hour (the run must end within RECONCILIATION_RUN_TIMEOUT; the cases and
+# the WARNING on the logger stand without the mail).
+ALERT_MAIL = policies.Policy(
+    timeout=policies.MAIL.timeout,
+    retry=policies.MAIL.retry,
+    give_up_after=timedelta(hours=1),
+)
+mail_reconciliation_alerts = Step("mail_reconciliation_alerts", RunRef, MailedAlerts, ALERT_MAIL)
+# The run's report (PDF and CSV) rendered and stored once under the run's keys.
+store_reconciliation_report = Step(
+    "store_reconciliation_report", RunRef, StoredReport, policies.BULK
 )

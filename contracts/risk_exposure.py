@@ -3,7 +3,9 @@ Temporal Schedule every `risk.interval`): one step reads the server's ingested p
 orders, symbols and account states with each account's group, leverage, country and book,
 computes the exposure (`domain.exposure`), stores a point of the series (points older than
 `risk.retention` are deleted) and evaluates the alert thresholds on it (docs/risk-exposure.md,
-"Live view, alerts, dashboard")."""
+"Live view, alerts, dashboard"). The alerts it raises are mailed to the risk desk and, when a
+webhook is configured, each is posted to it by a `RiskAlertWebhook` workflow of its own (one per
+alert and raise, retried until delivered or a day has passed)."""
 
 from __future__ import annotations
 
@@ -51,6 +53,15 @@ class ExposurePointRecorded(Contract):
     error: str | None = None
     # The alerts raised (new or raised again) by this point, to be mailed to the risk desk.
     raised_alert_ids: list[str] = Field(default_factory=list)
+    # The same raises, to be posted to the risk webhook; empty when none is configured.
+    webhook_alerts: list[RaisedAlert] = Field(default_factory=list)
+
+
+class RaisedAlert(Contract):
+    """One raise of one alert: `raised_count` tells a raise from the same alert's earlier ones."""
+
+    alert_id: str
+    raised_count: int
 
 
 class DeliverRiskAlerts(Contract):
@@ -62,7 +73,32 @@ class RiskAlertsDelivered(Contract):
     recipients: int = 0
 
 
+class RiskAlertWebhookInput(Contract):
+    server: str
+    alert: RaisedAlert
+
+
+class RiskAlertWebhookPosted(Contract):
+    """`delivered` (the receiver answered 2xx, now or at an earlier attempt), `not_configured`
+    (no webhook any more), `gone` (the alert no longer exists)."""
+
+    outcome: str
+    http_status: int | None = None
+
+
 RISK_EXPOSURE = Process("RiskExposure", RiskExposureInput, ExposurePointRecorded)
+RISK_ALERT_WEBHOOK = Process("RiskAlertWebhook", RiskAlertWebhookInput, RiskAlertWebhookPosted)
+
+
+def risk_alert_webhook_workflow_id(alert: RaisedAlert) -> str:
+    """One delivery per alert and raise: a second start for the same raise is refused."""
+    return f"risk-alert-webhook-{alert.alert_id}-{alert.raised_count}"
+
+
+def risk_alert_event_id(alert: RaisedAlert) -> str:
+    """The webhook event's id, the receiver's de-duplication key (the same on every attempt)."""
+    return f"risk-alert-{alert.alert_id}-{alert.raised_count}"
+
 
 # A point read late is no use: a few quick tries, then the schedule's next run is the retry.
 EXPOSURE_READ = Policy(
@@ -97,4 +133,26 @@ ALERT_MAIL = Policy(
 # Message-ID is derived from the alerts and how often each was raised, so a retry repeats it.
 deliver_risk_alerts = Step(
     "deliver_risk_alerts", DeliverRiskAlerts, RiskAlertsDelivered, ALERT_MAIL
+)
+
+# The webhook: retried with a growing pause (up to ten minutes) for a day, so a receiver down
+# for hours still gets the alert; a receiver that refuses it (a 4xx other than 408 and 429) is
+# not asked again. Retries are durable: the attempts are the Temporal server's, not a loop's.
+ALERT_WEBHOOK = Policy(
+    timeout=timedelta(seconds=30),
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=2),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=10),
+        maximum_attempts=0,
+        non_retryable_error_types=["RiskWebhookRefused"],
+    ),
+    give_up_after=timedelta(days=1),
+)
+
+# POST the alert, signed (HMAC-SHA256 with the configured secret), to the configured URL; the
+# event id (`risk-alert-<alert id>-<raise>`) is the receiver's de-duplication key, the same on
+# every attempt.
+post_risk_alert_webhook = Step(
+    "post_risk_alert_webhook", RiskAlertWebhookInput, RiskAlertWebhookPosted, ALERT_WEBHOOK
 )

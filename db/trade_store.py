@@ -60,6 +60,7 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
     ("rate_margin", "RateMargin", "0"),
     ("market_bid", "MarketBid", "0"),
     ("market_ask", "MarketAsk", "0"),
+    ("price_gateway", "PriceGateway", "0"),
     ("position_id", "PositionID", "0"),
     ("position_by_id", "PositionByID", "0"),
     ("dealer", "Dealer", "0"),

@@ -43,6 +43,7 @@ from urllib.parse import urlsplit
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts.funds import search_attribute_flags
 from ops import embedded_pg
 from ops.processes import (
     Child,
@@ -390,6 +391,9 @@ class Stack:
             "--ui-disable-news-fetch",
             "--log-level",
             "warn",
+            # What the money workflows upsert (contracts.funds.SEARCH_ATTRIBUTES); an upsert of an
+            # unregistered one fails the workflow task. Registered again at every start.
+            *search_attribute_flags(),
         ]
         child = self._spawn("temporal", argv, colour="33")
         address = f"{p.temporal_host}:{p.temporal_port}"

@@ -130,6 +130,14 @@ class Statement:
         return sum((line.amount for line in self.lines), Decimal(0))
 
 
+@dataclass(frozen=True)
+class StatementCopies:
+    """A statement's two PDFs: finance's (with its section for finance) and the IB's."""
+
+    finance: bytes
+    ib: bytes
+
+
 def _totals(lines: Sequence[StatementLine], key: str) -> list[tuple[object, Decimal, int]]:
     sums: dict[object, tuple[Decimal, int]] = {}
     for line in lines:
@@ -171,6 +179,22 @@ class _Renderer:
         document = _StatementHTML(string=html, base_url=str(TEMPLATES))
         document.ua_stylesheet = self.ua_stylesheet
         return document
+
+    def copies(self, html: str, finance_html: str | None) -> StatementCopies:
+        """Finance's copy and the IB's from one layout: the statement's pages written alone
+        (the IB's), and with the section for finance appended (finance's; the same bytes when
+        there is no section)."""
+        statement = self._html(html).render(stylesheets=[self.stylesheet], font_config=self.fonts)
+        ib_copy = statement.write_pdf()
+        assert ib_copy is not None
+        if finance_html is None:
+            return StatementCopies(finance=ib_copy, ib=ib_copy)
+        finance = self._html(finance_html).render(
+            stylesheets=[self.stylesheet], font_config=self.fonts
+        )
+        both = statement.copy([*statement.pages, *finance.pages]).write_pdf()
+        assert both is not None
+        return StatementCopies(finance=both, ib=ib_copy)
 
     def pdf(self, html: str, finance_html: str | None = None) -> bytes:
         """The statement's pages, then (when given) the section for finance laid out as a
@@ -217,6 +241,19 @@ def _shared_renderer() -> _Renderer:
 
 def _render_pdf(statement: Statement) -> bytes:
     return _shared_renderer().pdf(render_html(statement), render_finance_html(statement))
+
+
+def _render_copies(statement: Statement) -> StatementCopies:
+    return _shared_renderer().copies(render_html(statement), render_finance_html(statement))
+
+
+def render_statement_copies(statement: Statement, *, pooled: bool = False) -> StatementCopies:
+    """Finance's copy (with the section for finance when the statement has open fraud flags)
+    and the IB's copy (the statement's pages only, never the section: it is not cut out of
+    finance's copy but written without it), from one layout. `pooled` as `render_statement`."""
+    if pooled:
+        return _submit(lambda pool: pool.submit(_render_copies, statement).result())
+    return _render_copies(statement)
 
 
 def render_statement(statement: Statement, *, pooled: bool = False) -> bytes:

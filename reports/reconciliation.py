@@ -1,7 +1,10 @@
 """A reconciliation run's report, as finance signs it off: a PDF (Jinja2 + WeasyPrint, like
-the IB statement) and a CSV of the same breaks. The caller (`api.reconciliation.service`)
-turns the run, its breaks and their cases into these plain values: this module knows nothing
-of the database or the domain.
+the IB statement) and a CSV of the same breaks. `build_report` turns the run, its breaks and
+their cases (any objects with those attributes: the ORM rows the caller read, through
+`db.queries.reconciliation_cases.report_inputs`) into these plain values; this module knows
+nothing of the database or the domain (the caller gives the money formatter). The run stores
+its report at its end (`activities.reconciliation`), finance's sign-off stores it again
+(`api.reconciliation.service`).
 
 The PDF: a header with the server, the broker day and its period in UTC, the counts and the
 sign-off (or "not signed off"), a summary of breaks by type with their totals per currency,
@@ -14,8 +17,12 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Protocol
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from weasyprint import HTML
@@ -85,6 +92,144 @@ class RunReport:
     signed_off: str  # "signed off by … at …", or ""
     breaks: list[ReportBreak] = field(default_factory=list)
     by_type: list[TypeTotal] = field(default_factory=list)
+    balances: str = ""  # "12 accounts checked", or why they were not
+
+
+class RunRow(Protocol):
+    @property
+    def server(self) -> str: ...
+    @property
+    def day(self) -> date: ...
+    @property
+    def period_start(self) -> datetime: ...
+    @property
+    def period_end(self) -> datetime: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def matched(self) -> int | None: ...
+    @property
+    def balances_note(self) -> str | None: ...
+
+
+class BreakRow(Protocol):
+    @property
+    def type(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def reference(self) -> str | None: ...
+    @property
+    def deal(self) -> int | None: ...
+    @property
+    def login(self) -> int | None: ...
+    @property
+    def provider(self) -> str | None: ...
+    @property
+    def amount_minor(self) -> int: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def found_in(self) -> str: ...
+    @property
+    def missing_from(self) -> str: ...
+    @property
+    def expected_minor(self) -> int | None: ...
+    @property
+    def actual_minor(self) -> int | None: ...
+    @property
+    def expected_currency(self) -> str | None: ...
+    @property
+    def detail(self) -> str: ...
+
+
+class CaseRow(Protocol):
+    @property
+    def status(self) -> str: ...
+    @property
+    def first_day(self) -> date: ...
+    @property
+    def closed_at(self) -> datetime | None: ...
+
+
+def case_age_days(case: CaseRow, today: date) -> int:
+    """Days the case has been open: from the day its break was first found to today (or to the
+    day it closed)."""
+    until = case.closed_at.astimezone(UTC).date() if case.closed_at is not None else today
+    return max(0, (until - case.first_day).days)
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def build_report(
+    run: RunRow,
+    breaks: Iterable[BreakRow],
+    cases: Mapping[str, CaseRow],
+    *,
+    money: Callable[[int, str], str],
+    signed_off: str,
+    deals: int,
+    settlement_rows: int,
+    balances: int,
+    now: datetime,
+) -> RunReport:
+    """The report of `run` as it stands at `now`: `cases` by break key, `money` the decimal
+    text of minor units in a currency, `balances` the accounts whose balance the run checked."""
+    today = now.astimezone(UTC).date()
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    counts: dict[str, int] = defaultdict(int)
+    rows: list[ReportBreak] = []
+    for b in breaks:
+        counts[b.type] += 1
+        totals[b.type][b.currency] += abs(b.amount_minor)
+        case = cases.get(b.key)
+        other = b.expected_currency or b.currency
+        rows.append(
+            ReportBreak(
+                type=b.type,
+                key=b.key,
+                reference=_text(b.reference),
+                deal=_text(b.deal),
+                login=_text(b.login),
+                provider=_text(b.provider),
+                amount=money(b.amount_minor, b.currency),
+                currency=b.currency,
+                found_in=b.found_in,
+                missing_from=b.missing_from,
+                expected="" if b.expected_minor is None else money(b.expected_minor, other),
+                actual="" if b.actual_minor is None else money(b.actual_minor, b.currency),
+                expected_currency="" if b.expected_minor is None else other,
+                detail=b.detail,
+                case_status=case.status if case else "",
+                age_days=str(case_age_days(case, today)) if case else "",
+            )
+        )
+    start, end = run.period_start.astimezone(UTC), run.period_end.astimezone(UTC)
+    return RunReport(
+        server=run.server,
+        day=run.day.isoformat(),
+        period=f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC",
+        status=run.status,
+        matched=run.matched or 0,
+        deals=deals,
+        settlement_rows=settlement_rows,
+        generated_at=f"{now.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
+        signed_off=signed_off,
+        breaks=rows,
+        by_type=[
+            TypeTotal(
+                type=kind,
+                count=counts[kind],
+                totals="; ".join(
+                    f"{money(minor, ccy)} {ccy}" for ccy, minor in sorted(totals[kind].items())
+                ),
+            )
+            for kind in counts
+        ],
+        balances=run.balances_note or f"{balances} accounts checked",
+    )
 
 
 def render_html(report: RunReport) -> str:

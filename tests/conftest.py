@@ -26,6 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from api import security
 from api.app import create_app
+from contracts.funds import search_attribute_flags
 from db.embedded import embedded_owner_url
 from db.session import create_engine, create_sessionmaker
 from db.urls import app_database_url
@@ -243,6 +244,8 @@ def _start_temporal_dev_server() -> tuple[Child, str]:
             for namespace in (CHAOS_NAMESPACE, TRACING_NAMESPACE, FLEET_NAMESPACE)
             for arg in ("--namespace", namespace)
         ),
+        # The money workflows' search attributes, in every namespace above (as ops/stack.py).
+        *search_attribute_flags(),
     ]
     child = spawn("temporal-dev", args, {}, ARTIFACTS / "logs")
 

@@ -68,6 +68,14 @@ def test_prod_refuses_dev_secrets_and_plain_manager_passwords() -> None:
         ValidationError, match="BROKERFLOW_PSP__BANKCO_API_KEY must be given sealed"
     ):
         production(**keys, mt5=sealed, psp={**psp, "bankco_api_key": "k"})
+    hook = "https://desk.example.com/hooks/risk"
+    with pytest.raises(ValidationError, match="RISK__WEBHOOK_SECRET must be given sealed"):
+        production(
+            **keys, mt5=sealed, psp=psp, risk={"webhook_url": hook, "webhook_secret": "s" * 20}
+        )
+    risk = {"webhook_url": hook, "webhook_secret": seal_secret("s" * 20, MASTER)}
+    webhook_secret = production(**keys, mt5=sealed, psp=psp, risk=risk).risk.opened(MASTER)
+    assert (webhook_secret.webhook_secret or SecretStr("")).get_secret_value() == "s" * 20
     settings = production(**keys, mt5=sealed, psp=psp)
     assert settings.mt5.opened(MASTER).manager_password.get_secret_value() == "P#1"
     opened = settings.psp.opened(MASTER)

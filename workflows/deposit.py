@@ -23,7 +23,15 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 with workflow.unsafe.imports_passed_through():
     from contracts import deposit, funds
     from contracts import unmatched_funds as unmatched
-    from contracts.deposit import DEPOSIT, DepositInput, PaymentReceived
+    from contracts.deposit import (
+        DEPOSIT,
+        PAYMENT_SESSION,
+        DepositInput,
+        OpenPaymentSession,
+        PaymentReceived,
+        RecordPaymentSession,
+        SessionWanted,
+    )
     from contracts.funds import (
         DECIDE,
         PAYMENT_EVENT,
@@ -42,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         FinanceCaseKind,
         PaymentEvent,
         PaymentEventKind,
+        PaymentSession,
         PaymentStatus,
         UnmatchedReason,
     )
@@ -59,6 +68,8 @@ from workflows.funds import (
     hours,
     mark,
     notify,
+    show_movement,
+    show_status,
     unstoppable,
     wait_or_escalate,
 )
@@ -84,6 +95,11 @@ ASK_PROCESSOR_WHEN_SILENT = "deposit-ask-processor-when-silent"
 # without the server's round trips. A deposit that received its money before it replays them
 # as activities; the processor's and MT5's steps, and the compensations, stay activities.
 LOCAL_DATABASE_STEPS = "deposit-local-database-steps"
+# Since this change the processor is asked from the deposit's input (`open_payment_session`) and
+# its answer stored next (`record_payment_session`), so the API, which waits for the answer
+# (update `payment_session`, sent with the start) before committing the payment's row, can hand
+# the page or reference back in the request's answer. Before, one step did both from the row.
+SESSION_IN_ANSWER = "deposit-payment-session-in-answer"
 
 
 class _TakeBackFailed(Exception):
@@ -107,6 +123,9 @@ class DepositWorkflow:
         self._taken: str | None = None
         self._not_taken_because = UnmatchedReason.SECOND_PAYMENT
         self._queued: set[str] = set()
+        # The processor's page or reference once it has answered, or why it did not.
+        self._session: PaymentSession | None = None
+        self._session_refused: str | None = None
 
     @workflow.signal(name=PAYMENT_EVENT.name)
     async def payment_event(self, event: PaymentEvent) -> None:
@@ -132,6 +151,20 @@ class DepositWorkflow:
         status = PaymentStatus.CREDITING if decision.approve else PaymentStatus.REJECTED
         return DecisionOutcome(status=status, approvals=int(decision.approve))
 
+    @workflow.update(name=PAYMENT_SESSION.name)
+    async def payment_session(self, _: SessionWanted) -> PaymentSession:
+        """The payment page or transfer reference, once the processor has given it. A wait on
+        the workflow's own state: it issues no command."""
+        await workflow.wait_condition(
+            lambda: self._session is not None or self._session_refused is not None
+        )
+        if self._session is None:
+            raise ApplicationError(
+                f"the processor opened no payment: {self._session_refused}",
+                type="PaymentSessionRefused",
+            )
+        return self._session
+
     @decide.validator
     def _only_a_held_deposit(self, decision: StaffDecision) -> None:
         if self._status is not PaymentStatus.HELD or self._decision is not None:
@@ -141,6 +174,7 @@ class DepositWorkflow:
 
     @workflow.run
     async def run(self, request: DepositInput) -> MovementResult:
+        show_movement(request.client_id, request.reference, PaymentStatus.INITIATED)
         try:
             event = await self._funds_or_decline()
         except TimeoutError:
@@ -200,8 +234,25 @@ class DepositWorkflow:
 
     async def _funds_or_decline(self) -> PaymentEvent:
         payment = PaymentRef(payment_id=self._request.payment_id)
-        await finish_first(deposit.start_processor_deposit(payment))
+        try:
+            if workflow.patched(SESSION_IN_ANSWER):
+                opened = await finish_first(deposit.open_payment_session(self._opening()))
+                # The update answers the request with it; the request then commits the payment's
+                # row, which the next step waits for (it retries while the row is not there).
+                self._session = opened
+                await finish_first(
+                    deposit.record_payment_session(
+                        RecordPaymentSession(payment_id=payment.payment_id, session=opened)
+                    )
+                )
+            else:
+                self._session = await finish_first(deposit.start_processor_deposit(payment))
+        except ActivityError as failure:
+            self._session_refused = failure_text(failure)
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            raise
         self._status = PaymentStatus.AWAITING_FUNDS
+        show_status(self._status)
         if workflow.patched(ASK_PROCESSOR_WHEN_SILENT):
             await self._wait_or_ask_processor(payment)
         else:
@@ -216,6 +267,16 @@ class DepositWorkflow:
                 non_retryable=True,
             )
         return event
+
+    def _opening(self) -> OpenPaymentSession:
+        request = self._request
+        return OpenPaymentSession(
+            payment_id=request.payment_id,
+            client_id=request.client_id,
+            reference=request.reference,
+            provider=request.provider,
+            amount=request.amount,
+        )
 
     async def _wait_or_ask_processor(self, payment: PaymentRef) -> None:
         """Wait for the processor's outcome. While no webhook brings one, ask the processor what
@@ -266,9 +327,11 @@ class DepositWorkflow:
                 PaymentReceived(payment_id=request.payment_id, event=event), local=local
             )
         )
+        show_status(PaymentStatus.RECEIVED)
         assessment = await finish_first(deposit.assess_deposit.run(payment, local=local))
         if assessment.flags:
             self._status = PaymentStatus.HELD
+            show_status(self._status)
             if workflow.patched(HELD_DECISION_SLA):
                 sla = request.timers.held_decision_sla
                 flags = ", ".join(flag.value for flag in assessment.flags)
@@ -300,6 +363,7 @@ class DepositWorkflow:
                 return await self._end(PaymentStatus.REJECTED, decision.reason)
 
         self._status = PaymentStatus.CREDITING
+        show_status(self._status)
         try:
             where = await self._credit(assessment.amount, local)
         except _TakeBackFailed as failed:

@@ -23,6 +23,10 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 with workflow.unsafe.imports_passed_through():
     from contracts import funds
     from contracts.funds import (
+        CLIENT_ID,
+        MOVEMENT_STATUS,
+        PAYMENT_REFERENCE,
+        STATUS_SINCE,
         BalanceChange,
         Booking,
         ClientId,
@@ -51,6 +55,37 @@ T = TypeVar("T")
 # ones still run and the movement ends `needs_attention`. A history recorded before it (where
 # such a failure failed the workflow at once) replays the old way.
 COMPENSATIONS_RUN_TO_THEIR_END = "compensations-run-to-their-end"
+
+# Since this change a deposit, a withdrawal and a transfer carry the search attributes of
+# `contracts.funds` (client, reference, status and since when), upserted as the status moves. A
+# run that started before it carries none to its end (the first `patched` call decides for the
+# whole run, and it is made at the run's start).
+SEARCH_ATTRIBUTES_SHOWN = "money-search-attributes"
+
+
+def show_movement(client_id: ClientId, reference: str, status: PaymentStatus) -> None:
+    """At a run's start: the movement's search attributes, if this run shows them."""
+    if not workflow.patched(SEARCH_ATTRIBUTES_SHOWN):
+        return
+    workflow.upsert_search_attributes(
+        [
+            CLIENT_ID.value_set(str(client_id)),
+            PAYMENT_REFERENCE.value_set(reference),
+            MOVEMENT_STATUS.value_set(status.value),
+            STATUS_SINCE.value_set(workflow.now()),
+        ]
+    )
+
+
+def show_status(status: PaymentStatus) -> None:
+    """The movement's status (and since when) in its search attributes, once it changes; a run
+    that does not show them (started before `SEARCH_ATTRIBUTES_SHOWN`) is left as it is."""
+    shown = workflow.info().typed_search_attributes
+    if shown.get(CLIENT_ID) is None or shown.get(MOVEMENT_STATUS) == status.value:
+        return
+    workflow.upsert_search_attributes(
+        [MOVEMENT_STATUS.value_set(status.value), STATUS_SINCE.value_set(workflow.now())]
+    )
 
 
 class Refused(Exception):
@@ -116,12 +151,15 @@ async def book(
     """Book `entry` (and move the movement to `then`); `local`: as a local activity (see
     `contracts.steps.Step.local`: only a workflow that chose it under `workflow.patched`)."""
     await finish_first(funds.book_entry.run(Booking(entry=entry, then=then), local=local))
+    if then is not None:
+        show_status(then.status)
 
 
 async def mark(movement: MovementRef, status: PaymentStatus, *, reason: str | None = None) -> None:
     await finish_first(
         funds.mark_movement(MarkMovement(movement=movement, status=status, reason=reason))
     )
+    show_status(status)
 
 
 async def notify(
@@ -320,6 +358,7 @@ class Saga:
                 )
             )
         )
+        show_status(PaymentStatus.NEEDS_ATTENTION)
         await notify(
             self.client_id,
             self.key("notice"),
@@ -384,6 +423,7 @@ class Saga:
                     ),
                 )
             )
+            show_status(then)
             return
         account = pocket.mt5
         free_margin = await finish_first(funds.mt5_free_margin(account.server, account))

@@ -26,20 +26,25 @@ import asyncio
 
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from contracts import funds, ib_payout
     from contracts.funds import BalanceChange, StaffDecision
     from contracts.ib_payout import (
+        APPROVE_PAY_AGAIN,
         DECIDE,
         HISTORY_SECONDS,
         IB_PAYOUT,
+        IB_PAYOUT_AGAIN,
         IB_PAYOUT_CYCLE,
+        PAY_AGAIN_WAIT,
         RECHECK_SECONDS,
         AccrualRequest,
         FraudCheck,
         Mt5PayoutBooking,
+        PayAgainInput,
+        PayAgainRecord,
         PayoutAttention,
         PayoutCycleInput,
         PayoutCycleResult,
@@ -51,12 +56,12 @@ with workflow.unsafe.imports_passed_through():
         PayoutResult,
         PayoutStatus,
         ReleasePayout,
+        cycle_period,
         ib_payout_workflow_id,
-        last_full_period,
         mt5_payout_comment,
     )
 
-from workflows.funds import finish_first, refusal_of, unstoppable
+from workflows.funds import failure_text, finish_first, refusal_of, unstoppable
 
 FINANCE = "finance"
 # Since this change an approved payout is paid where the IB is paid (its wallet or its MT5
@@ -70,11 +75,9 @@ CYCLE_FLAGS_FRAUD = "ib-payout-cycle-fraud-flags"
 class IbPayoutCycleWorkflow:
     @workflow.run
     async def run(self, request: PayoutCycleInput) -> PayoutCycleResult:
-        if request.period_start is None or request.period_end is None:
-            now = int(workflow.now().timestamp()) + request.server_clock_offset
-            start, end = last_full_period(request.frequency, now)
-        else:
-            start, end = request.period_start, request.period_end
+        # Each server's clock (`server_clock_offsets`) since it was added; a run started before
+        # carries none and reads its period on the one shared offset, as it did (same commands).
+        start, end = cycle_period(request, int(workflow.now().timestamp()))
         accrued = await ib_payout.accrue_ib_commissions(
             AccrualRequest(
                 start=start - RECHECK_SECONDS,
@@ -187,45 +190,135 @@ class IbPayoutWorkflow:
         return PayoutResult(status=PayoutStatus.PAID, ledger_key=key)
 
     async def _pay(self, payout: PayoutRef) -> PayoutResult:
-        """The approved payout to the IB's wallet, or to its MT5 account: `trade/balance` once
-        (its comment is the key: an attempt whose answer was lost is found by the next one,
-        never credited twice), then the books. A refusal by MT5 (or a currency the account
-        does not hold) pays nothing and leaves the payout `needs_attention`, with the reason."""
-        destination = await ib_payout.ib_payout_destination(payout)
-        if destination.problem is not None:
-            return await self._needs_attention(payout, destination.problem)
-        account = destination.mt5
-        if account is None:
-            key = await ib_payout.credit_ib_payout(payout)
-            return PayoutResult(status=PayoutStatus.PAID, ledger_key=key)
-        credit = BalanceChange(
-            account=account,
-            amount=destination.amount,
-            comment=mt5_payout_comment(payout.payout_id),
-            requested_at=workflow.now(),
-        )
-        try:
-            ticket = await funds.mt5_credit_balance(account.server, credit)
-        except ActivityError as failure:
-            refusal = refusal_of(failure)
-            if refusal is None:
-                raise
-            return await self._needs_attention(
-                payout, f"MT5 {account.server}/{account.login} refused the credit: {refusal}"
-            )
-        key = await ib_payout.book_ib_mt5_payout(
-            Mt5PayoutBooking(payout_id=payout.payout_id, account=account, ticket=ticket)
-        )
-        return PayoutResult(status=PayoutStatus.PAID, ledger_key=key)
-
-    @staticmethod
-    async def _needs_attention(payout: PayoutRef, reason: str) -> PayoutResult:
-        workflow.logger.error("IB payout %s needs attention: %s", payout.payout_id, reason)
-        reason = reason[:1000]
-        await ib_payout.mark_ib_payout_needs_attention(
-            PayoutAttention(payout_id=payout.payout_id, reason=reason)
-        )
-        return PayoutResult(status=PayoutStatus.NEEDS_ATTENTION, reason=reason)
+        return await pay_where_the_ib_is_paid(payout)
 
     def _decided(self) -> bool:
         return self._rejection is not None or len(self._approvers) >= self._needed
+
+
+async def pay_where_the_ib_is_paid(payout: PayoutRef) -> PayoutResult:
+    """The approved payout to the IB's wallet, or to its MT5 account: `trade/balance` once
+    (its comment is the key: an attempt whose answer was lost is found by the next one,
+    never credited twice), then the books. A refusal by MT5 (or a currency the account
+    does not hold) pays nothing and leaves the payout `needs_attention`, with the reason."""
+    destination = await ib_payout.ib_payout_destination(payout)
+    if destination.problem is not None:
+        return await _needs_attention(payout, destination.problem)
+    account = destination.mt5
+    if account is None:
+        key = await ib_payout.credit_ib_payout(payout)
+        return PayoutResult(status=PayoutStatus.PAID, ledger_key=key)
+    credit = BalanceChange(
+        account=account,
+        amount=destination.amount,
+        comment=mt5_payout_comment(payout.payout_id),
+        requested_at=workflow.now(),
+    )
+    try:
+        ticket = await funds.mt5_credit_balance(account.server, credit)
+    except ActivityError as failure:
+        refusal = refusal_of(failure)
+        if refusal is None:
+            raise
+        return await _needs_attention(
+            payout, f"MT5 {account.server}/{account.login} refused the credit: {refusal}"
+        )
+    key = await ib_payout.book_ib_mt5_payout(
+        Mt5PayoutBooking(payout_id=payout.payout_id, account=account, ticket=ticket)
+    )
+    return PayoutResult(status=PayoutStatus.PAID, ledger_key=key)
+
+
+async def _needs_attention(payout: PayoutRef, reason: str) -> PayoutResult:
+    workflow.logger.error("IB payout %s needs attention: %s", payout.payout_id, reason)
+    reason = reason[:1000]
+    await ib_payout.mark_ib_payout_needs_attention(
+        PayoutAttention(payout_id=payout.payout_id, reason=reason)
+    )
+    return PayoutResult(status=PayoutStatus.NEEDS_ATTENTION, reason=reason)
+
+
+@workflow.defn(name=IB_PAYOUT_AGAIN.name)
+class IbPayoutAgainWorkflow:
+    """A payout left `needs_attention` paid again, where the IB is paid now (finance corrected
+    its destination, or MT5 takes the credit now): finance officers approve through
+    `approve_pay_again` (the first one's request starts this run; above the threshold a second,
+    different officer), each approval audited; then the payment of `IbPayout`, the same steps
+    and keys (the MT5 comment, the ledger entry's key), so it pays once. Refused, it leaves the
+    payout `needs_attention` again with the new reason. Without enough approvals within
+    `PAY_AGAIN_WAIT` it lapses, nothing changed; a payout released meanwhile ends it."""
+
+    @workflow.init
+    def __init__(self, request: PayAgainInput) -> None:
+        self._request = request
+        self._needed = 2 if request.amount > request.four_eyes_above else 1
+        self._approvers: list[str] = []
+        self._status = PayoutStatus.NEEDS_ATTENTION
+        self._stale: str | None = None
+        self._lock = asyncio.Lock()  # approvals recorded one at a time
+
+    @workflow.update(name=APPROVE_PAY_AGAIN.name)
+    async def approve(self, decision: StaffDecision) -> PayoutDecisionOutcome:
+        async with self._lock:
+            self._check(decision)
+            approvers = [*self._approvers, str(decision.staff_id)]
+            approved = len(approvers) >= self._needed
+            try:
+                await finish_first(
+                    ib_payout.record_ib_payout_pay_again(
+                        PayAgainRecord(
+                            payout_id=self._request.payout_id,
+                            decision=decision,
+                            approvers=tuple(approvers),
+                            needed=self._needed,
+                            approved=approved,
+                        )
+                    )
+                )
+            except ActivityError as failure:
+                self._stale = failure_text(failure)
+                raise ApplicationError(self._stale, type="PayoutNotNeedingAttention") from None
+            self._approvers = approvers
+            if approved:
+                self._status = PayoutStatus.APPROVED
+            return PayoutDecisionOutcome(
+                status=self._status, approvals=len(approvers), needed=self._needed
+            )
+
+    @approve.validator
+    def _valid(self, decision: StaffDecision) -> None:
+        self._check(decision)
+
+    def _check(self, decision: StaffDecision) -> None:
+        if self._stale is not None or self._status is not PayoutStatus.NEEDS_ATTENTION:
+            raise ValueError("the payout is being paid again already, or no longer needs it")
+        if FINANCE not in decision.roles:
+            raise ValueError("only a finance officer asks for an IB payout to be paid again")
+        if not decision.approve:
+            raise ValueError("to give up paying it again, release the payout")
+        if str(decision.staff_id) in self._approvers:
+            raise ValueError("you have approved paying it again already: a second officer must")
+
+    @workflow.run
+    async def run(self, request: PayAgainInput) -> PayoutResult:
+        try:
+            await workflow.wait_condition(
+                lambda: self._stale is not None or self._status is PayoutStatus.APPROVED,
+                timeout=PAY_AGAIN_WAIT,
+            )
+        except TimeoutError:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            if self._status is not PayoutStatus.APPROVED:
+                return PayoutResult(
+                    status=PayoutStatus.NEEDS_ATTENTION,
+                    reason="paying it again was not approved in time: nothing was paid",
+                )
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._status is not PayoutStatus.APPROVED:
+            raise ApplicationError(
+                f"nothing paid: {self._stale}", type="PayoutNotNeedingAttention", non_retryable=True
+            )
+        # Approved: from here the credit must land (or be refused), whatever is asked.
+        result = await unstoppable(pay_where_the_ib_is_paid(PayoutRef(payout_id=request.payout_id)))
+        self._status = result.status
+        return result

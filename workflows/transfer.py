@@ -19,13 +19,14 @@ with workflow.unsafe.imports_passed_through():
     from domain.payments import PaymentStatus
 
 # Checked by the workflow sandbox like this module (not passed through): workflow code.
-from workflows.funds import Saga, notify
+from workflows.funds import Saga, notify, show_movement
 
 
 @workflow.defn(name=TRANSFER.name)
 class TransferWorkflow:
     @workflow.run
     async def run(self, request: TransferInput) -> MovementResult:
+        show_movement(request.client_id, request.reference, PaymentStatus.INITIATED)
         movement = MovementRef(kind=MovementKind.TRANSFER, id=request.transfer_id)
         saga = Saga("transfer", request.client_id, request.reference, movement)
 

@@ -52,6 +52,8 @@ from workflows.funds import (
     finish_first,
     hours,
     notify,
+    show_movement,
+    show_status,
     unstoppable,
     wait_or_escalate,
 )
@@ -114,6 +116,7 @@ class WithdrawalWorkflow:
 
     @workflow.run
     async def run(self, request: WithdrawalInput) -> MovementResult:
+        show_movement(request.client_id, request.reference, PaymentStatus.INITIATED)
         movement = MovementRef(kind=MovementKind.PAYMENT, id=request.payment_id)
         saga = Saga("withdrawal", request.client_id, request.reference, movement)
         return await saga.run(lambda: self._withdraw(saga))
@@ -128,6 +131,7 @@ class WithdrawalWorkflow:
         assessment = await finish_first(withdrawal.assess_withdrawal(payment))
         if assessment.flags:
             self._status = PaymentStatus.PENDING_APPROVAL
+            show_status(self._status)
             if workflow.patched(FOUR_EYES_SLA):
                 await wait_or_escalate(
                     self._decided, request.timers.held_decision_sla, self._approval_overdue
@@ -152,6 +156,7 @@ class WithdrawalWorkflow:
         request = self._request
         self._status = PaymentStatus.PAYOUT_SENT
         await saga.refusable(withdrawal.send_payout(PaymentRef(payment_id=request.payment_id)))
+        show_status(PaymentStatus.PAYOUT_SENT)
         if workflow.patched(POLL_PAYOUT_VERDICT):
             await self._await_verdict(saga)
         else:

@@ -12,8 +12,10 @@ from pydantic import BaseModel, Field
 
 class RevenueRow(BaseModel):
     """The broker's revenue from one slice (a symbol, a group, a day or a book) in one
-    currency. `markup` is null: BrokerFlow does not see the liquidity providers' prices yet,
-    so the spread markup is not known (it is inside the clients' P&L on the B-book)."""
+    currency. `markup`: the dealer plugin's markup captured on the slice's deals (client price
+    against the raw MarketBid/MarketAsk each deal carries, docs/revenue.md), shown beside the
+    revenue and not added to it (on the B-book it is inside the clients' P&L already); null
+    when no deal of the slice has its markup computed."""
 
     key: str
     currency: str
@@ -24,7 +26,9 @@ class RevenueRow(BaseModel):
     swap_income: Decimal
     fee_income: Decimal
     b_book_pnl: Decimal
-    markup: Decimal | None = None
+    markup: Decimal | None = Field(
+        default=None, description="dealer markup captured (not added to revenue); null: unknown"
+    )
     revenue: Decimal
 
 

@@ -99,6 +99,7 @@ def _revenue_row(key: str, row: RowMapping) -> RevenueRow:
         swap_income=row["swap_income"],
         fee_income=row["fee_income"],
         b_book_pnl=row["b_book_pnl"],
+        markup=row.get("markup"),
         revenue=row["revenue"],
     )
 
@@ -113,11 +114,14 @@ def _totals(rows: Sequence[RevenueRow]) -> list[RevenueRow]:
         "b_book_pnl",
         "revenue",
     )
+    markups: dict[str, Decimal] = {}
     for row in rows:
         for name in fields:
             sums[row.currency][name] += getattr(row, name)
+        if row.markup is not None:
+            markups[row.currency] = markups.get(row.currency, ZERO) + row.markup
     return [
-        RevenueRow(key="total", currency=currency, **values)
+        RevenueRow(key="total", currency=currency, markup=markups.get(currency), **values)
         for currency, values in sorted(sums.items())
     ]
 

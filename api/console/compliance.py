@@ -8,10 +8,9 @@ as an error message, never as an error page.
 
 from __future__ import annotations
 
-import hmac
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated
-from urllib.parse import urlencode
 from uuid import UUID
 
 from fastapi import APIRouter, Form, Query, Request
@@ -20,18 +19,28 @@ from pydantic import ValidationError
 
 from api.audit.schemas import AuditView
 from api.console import lookups
+from api.console.list_pages import (
+    NO_CONTROLS,
+    Filter,
+    Listing,
+    Message,
+    Offset,
+    PageSize,
+    Search,
+    choice,
+    render_list,
+)
 from api.console.schemas import ConsoleCaseDecision, ConsoleHitReview
 from api.deps import SessionDep, StateDep, documents_of
 from api.kyc import service
 from api.kyc.schemas import CaseDecisionRequest, HitReview
-from api.pages import templates
+from api.pages import back, check_csrf, render
 from api.policy import (
     ConsoleComplianceOfficer,
     ConsoleComplianceReader,
     ConsoleKycDocumentReader,
-    Principal,
 )
-from domain.errors import BackOfficeError, Forbidden
+from domain.errors import BackOfficeError
 from domain.kyc import CaseStatus
 
 router = APIRouter(prefix="/console", tags=["console"])
@@ -68,41 +77,35 @@ async def queue_page(
     request: Request,
     staff: ConsoleComplianceReader,
     session: SessionDep,
-    # Text, not enums: the filter form sends `status=&escalated=` for "any".
-    status: Annotated[str, Query(max_length=32, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
-    escalated: Annotated[str, Query(max_length=8, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
-    q: Annotated[str, Query(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-    limit: Annotated[int, Query(ge=1, le=100)] = 25,
-    notice: Annotated[str, Query(max_length=300)] = "",
-    error: Annotated[str, Query(max_length=300)] = "",
+    listing: Listing,
+    status: Filter = "",
+    escalated: Annotated[str, Query(max_length=8, pattern=NO_CONTROLS)] = "",
 ) -> HTMLResponse:
     """The review queue, escalated cases and the case due first on top, with a live SLA
     countdown per case; searchable by the client's name, email or country, a page at a time."""
-    wanted = next((s for s in CaseStatus if s.value == status), None)
+    wanted = choice(CaseStatus, status)
     only_escalated = {"true": True, "false": False}.get(escalated.lower())
-    if status and wanted is None:
-        error = error or f"unknown status {status!r}: showing the open cases"
+    if status and wanted is None and not listing.error:
+        listing = replace(listing, error=f"unknown status {status!r}: showing the open cases")
     items, paging = await lookups.queue_page(
         session,
         status=wanted,
         escalated=only_escalated,
-        search=q.strip(),
-        limit=limit,
-        offset=offset,
+        search=listing.q,
+        limit=listing.limit,
+        offset=listing.offset,
     )
-    return _page(
+    return render_list(
         request,
         "console_kyc_queue.html",
         staff,
+        listing,
+        paging,
+        filters={"status": wanted},
+        choices={"statuses": CaseStatus},
         items=items,
-        paging=paging,
-        statuses=[s.value for s in CaseStatus],
-        status=wanted.value if wanted else "",
         escalated=only_escalated,
-        q=q,
-        notice=notice,
-        error=error,
+        **_clock(),
     )
 
 
@@ -112,11 +115,11 @@ async def case_page(
     request: Request,
     staff: ConsoleComplianceReader,
     session: SessionDep,
-    audit_q: Annotated[str, Query(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
-    audit_offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-    audit_limit: Annotated[int, Query(ge=1, le=100)] = 25,
-    notice: Annotated[str, Query(max_length=500)] = "",
-    error: Annotated[str, Query(max_length=500)] = "",
+    audit_q: Search = "",
+    audit_offset: Offset = 0,
+    audit_limit: PageSize = 25,
+    notice: Message = "",
+    error: Message = "",
 ) -> HTMLResponse:
     """One case: documents, screening hits, risk breakdown, questionnaire and the leverage the
     account gets, history with names, and the decision forms for compliance officers (no
@@ -143,10 +146,11 @@ async def case_page(
         trail = [e for e in trail if matches(e)]
     audit, audit_paging = lookups.page_of(trail, audit_offset, audit_limit)
     officer = "compliance" in {role.value for role in staff.roles}
-    return _page(
+    return render(
         request,
         "console_kyc_case.html",
         staff,
+        **_clock(),
         case=case,
         names=names,
         audit=audit,
@@ -170,8 +174,8 @@ async def decide_case(
     session: SessionDep,
     state: StateDep,
 ) -> RedirectResponse:
-    _check_csrf(officer, form.csrf)
-    back = f"{QUEUE_PAGE}/cases/{case_id}"
+    check_csrf(officer, form.csrf)
+    to = f"{QUEUE_PAGE}/cases/{case_id}"
     try:
         decision = CaseDecisionRequest(
             action=form.action,
@@ -180,14 +184,14 @@ async def decide_case(
             enhanced_due_diligence=form.enhanced_due_diligence(),
         )
     except ValidationError as exc:
-        return _back(back, error=_form_error(exc))
+        return back(to, error=_form_error(exc))
     try:
         result = await service.decide(session, state.temporal, officer, case_id, decision)
     except BackOfficeError as exc:
-        return _back(back, error=exc.detail)
+        return back(to, error=exc.detail)
     approvals = f" ({result.approvals} approval{'s' if result.approvals != 1 else ''})"
-    return _back(
-        back,
+    return back(
+        to,
         notice=f"{ACTION_WORDS[form.action]}: the case is now {result.status.value}"
         + (approvals if form.action == "approve" else ""),
     )
@@ -200,17 +204,17 @@ async def review_hit(
     officer: ConsoleComplianceOfficer,
     session: SessionDep,
 ) -> RedirectResponse:
-    _check_csrf(officer, form.csrf)
-    back = f"{QUEUE_PAGE}/cases/{form.case_id}" if form.case_id else QUEUE_PAGE
+    check_csrf(officer, form.csrf)
+    to = f"{QUEUE_PAGE}/cases/{form.case_id}" if form.case_id else QUEUE_PAGE
     try:
         review = HitReview(status=form.status, reason=form.reason)
     except ValidationError as exc:
-        return _back(back, error=_form_error(exc))
+        return back(to, error=_form_error(exc))
     try:
         hit = await service.review_hit(session, officer, hit_id, review)
     except BackOfficeError as exc:
-        return _back(back, error=exc.detail)
-    return _back(
+        return back(to, error=exc.detail)
+    return back(
         f"{QUEUE_PAGE}/cases/{hit.case_id}",
         notice=f"hit {hit.listed_name} ({hit.source}) marked {hit.status}",
     )
@@ -225,11 +229,6 @@ async def download_document(
     return Response(document.content, media_type=document.content_type, headers=document.headers())
 
 
-def _check_csrf(officer: Principal, value: str) -> None:
-    if officer.csrf is not None and not hmac.compare_digest(value, officer.csrf):
-        raise Forbidden("this form did not come from your console session; reload the page")
-
-
 def _form_error(exc: ValidationError) -> str:
     reasons = []
     for error in exc.errors():
@@ -239,20 +238,6 @@ def _form_error(exc: ValidationError) -> str:
     return "; ".join(reasons)[:300] or "the form is not valid"
 
 
-def _back(path: str, **message: str) -> RedirectResponse:
-    return RedirectResponse(f"{path}?{urlencode(message)}", status_code=303)
-
-
-def _page(request: Request, name: str, staff: Principal, **context: object) -> HTMLResponse:
-    return templates.TemplateResponse(
-        request,
-        name,
-        {
-            "principal": staff,
-            "roles": {role.value for role in staff.roles},
-            "csrf": staff.csrf,
-            "sla_text": sla_text,
-            "rendered_at": datetime.now().astimezone(),
-            **context,
-        },
-    )
+def _clock() -> dict[str, object]:
+    """What the pages' SLA countdowns read: the formatter and the time the page was made."""
+    return {"sla_text": sla_text, "rendered_at": datetime.now().astimezone()}

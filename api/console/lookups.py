@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, TypeVar
 from sqlalchemy import ColumnElement, String, and_, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.console.list_pages import paged
 from api.console.schemas import (
     AccountLabel,
     LedgerEntryLine,
@@ -60,7 +61,6 @@ if TYPE_CHECKING:
     from settings import Settings
 
 T = TypeVar("T")
-PAGE_SIZES = (10, 25, 50, 100)
 # A search over the KYC queue reads at most this many cases of the filter (the queue's
 # service has no text search of its own); the page says when it stopped short.
 QUEUE_SEARCH_WINDOW = 500
@@ -217,45 +217,15 @@ async def payments_page(
             )
         )
     base = select(Payment).join(Client, Client.id == Payment.client_id).where(*conditions)
-    total = await session.scalar(select(func.count()).select_from(base.subquery()))
-    rows = list(
-        await session.scalars(
-            base.order_by(Payment.created_at.desc(), Payment.id).limit(limit).offset(offset)
-        )
-    )
-    paging = Paging(offset=offset, limit=limit, shown=len(rows), total=int(total or 0))
+    order = (Payment.created_at.desc(), Payment.id)
+    rows, paging = await paged(session, base, order, limit=limit, offset=offset)
     return rows, paging, await people(session, [p.client_id for p in rows])
 
 
-async def finance_cases_page(
-    session: AsyncSession,
-    *,
-    status: FinanceCaseStatus | None,
-    search: str,
-    limit: int,
-    offset: int,
-) -> tuple[list[FinanceCase], Paging, dict[str, Person]]:
-    """Movements finance has to put right by hand, oldest first (docs/finance-cases.md)."""
-    conditions: list[ColumnElement[bool]] = []
-    if status is not None:
-        conditions.append(FinanceCase.status == status.value)
-    if search:
-        conditions.append(or_(_client_matches(search), FinanceCase.reference.ilike(like(search))))
-    base = select(FinanceCase).join(Client, Client.id == FinanceCase.client_id).where(*conditions)
-    total = await session.scalar(select(func.count()).select_from(base.subquery()))
-    rows = list(
-        await session.scalars(
-            base.order_by(FinanceCase.created_at, FinanceCase.id).limit(limit).offset(offset)
-        )
-    )
-    paging = Paging(offset=offset, limit=limit, shown=len(rows), total=int(total or 0))
-    return rows, paging, await people(session, [c.client_id for c in rows])
-
-
-def case_amount(case: FinanceCase) -> str:
-    if case.amount_minor is None or case.currency is None:
-        return ""
-    return f"{decimal_text(case.amount_minor, case.currency)} {case.currency}"
+async def open_finance_cases(session: AsyncSession) -> int:
+    """How many finance cases are open (the payments page links to their own page)."""
+    count = select(func.count()).where(FinanceCase.status == FinanceCaseStatus.OPEN.value)
+    return int(await session.scalar(count) or 0)
 
 
 def decision_notice(direction: PaymentDirection, approve: bool, result: DecisionResult) -> str:

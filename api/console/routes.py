@@ -7,9 +7,7 @@ to that token. The pages also accept the bearer header, as the API does.
 
 from __future__ import annotations
 
-import hmac
-from enum import StrEnum
-from typing import Annotated, TypeVar
+from typing import Annotated
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -21,11 +19,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth import service as auth_service
 from api.auth.schemas import StaffLoginRequest
 from api.console import lookups
+from api.console.list_pages import (
+    NO_CONTROLS,
+    PAGE_SIZES,
+    Filter,
+    Listing,
+    Offset,
+    PageSize,
+    Search,
+    choice,
+    render_list,
+)
 from api.console.schemas import LOGIN_REFUSALS, ConsoleDecision, ConsoleLogin
 from api.deps import ContextDep, SessionDep, StateDep
 from api.finance import service as finance_service
 from api.finance.schemas import DecisionRequest, FinancePaymentView
-from api.pages import console_log_in, templates
+from api.pages import check_csrf, console_log_in, render, templates
 from api.pages import signed_in as signed_in_page
 from api.policy import (
     CONSOLE_COOKIE,
@@ -40,14 +49,11 @@ from api.policy import (
 from api.state import AppState
 from domain.errors import BackOfficeError, Forbidden, NotAuthenticated
 from domain.ledger import AccountKind
-from domain.payments import FinanceCaseStatus, PaymentDirection, PaymentStatus
+from domain.payments import PaymentDirection, PaymentStatus
 from domain.roles import PrincipalKind
 
 router = APIRouter(prefix="/console", tags=["console"])
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
-PageSize = Annotated[int, Query(ge=1, le=100)]
 NextPage = Annotated[str, Query(max_length=500)]
-E = TypeVar("E", bound=StrEnum)
 FINANCE_PAGE = "/console/finance"
 IB_LOGIN_PAGE = "/console/ib/login"
 ATTENTION = ("rejected", "unmatched", "needs_review")
@@ -117,30 +123,22 @@ async def finance_page(
     staff: ConsoleFinanceReader,
     session: SessionDep,
     state: StateDep,
-    # Text, not enums: the filter forms send `status=` for "any".
-    status: Annotated[str, Query(max_length=32, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
-    direction: Annotated[str, Query(max_length=32, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
-    q: Annotated[str, Query(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
-    offset: Offset = 0,
-    limit: PageSize = 25,
-    approvals_direction: Annotated[str, Query(max_length=32, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
-    approvals_q: Annotated[str, Query(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
+    listing: Listing,
+    status: Filter = "",
+    direction: Filter = "",
+    approvals_direction: Filter = "",
+    approvals_q: Search = "",
     approvals_offset: Offset = 0,
     approvals_limit: PageSize = 25,
-    cases_status: Annotated[str, Query(max_length=32, pattern=r"^[^\x00-\x1f\x7f]*$")] = "open",
-    cases_q: Annotated[str, Query(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
-    cases_offset: Offset = 0,
-    cases_limit: PageSize = 25,
-    notice: Annotated[str, Query(max_length=300)] = "",
-    error: Annotated[str, Query(max_length=300)] = "",
 ) -> HTMLResponse:
-    """Pending approvals with their forms, payments, finance cases, webhooks that want a look:
-    each list paged, searchable by client name or email and reference, and filtered."""
-    wanted_status = _choice(PaymentStatus, status)
-    wanted_direction = _choice(PaymentDirection, direction)
+    """Pending approvals with their forms, payments, webhooks that want a look: each list
+    paged, searchable by client name or email and reference, and filtered. Finance cases have
+    their own page (`/console/finance/cases`), linked from here with the open ones counted."""
+    wanted_status = choice(PaymentStatus, status)
+    wanted_direction = choice(PaymentDirection, direction)
     approvals, approvals_paging, approval_names = await lookups.approvals_page(
         session,
-        direction=_choice(PaymentDirection, approvals_direction),
+        direction=choice(PaymentDirection, approvals_direction),
         search=approvals_q.strip(),
         limit=approvals_limit,
         offset=approvals_offset,
@@ -149,16 +147,9 @@ async def finance_page(
         session,
         status=wanted_status,
         direction=wanted_direction,
-        search=q.strip(),
-        limit=limit,
-        offset=offset,
-    )
-    cases, cases_paging, case_names = await lookups.finance_cases_page(
-        session,
-        status=_choice(FinanceCaseStatus, cases_status),
-        search=cases_q.strip(),
-        limit=cases_limit,
-        offset=cases_offset,
+        search=listing.q,
+        limit=listing.limit,
+        offset=listing.offset,
     )
     on_mt5 = [(p.mt5_server, p.mt5_login) for p in approvals]
     on_mt5 += [(p.mt5_server, p.mt5_login) for p in payments]
@@ -172,23 +163,21 @@ async def finance_page(
         )
         if event.outcome in ATTENTION
     ][:20]
-    return _page(
+    return render_list(
         request,
         "console_finance.html",
         staff,
+        listing,
+        payments_paging,
+        filters={"status": wanted_status, "direction": wanted_direction},
+        choices={"statuses": PaymentStatus, "directions": PaymentDirection},
         approvals=approvals,
         approvals_paging=approvals_paging,
         approvals_direction=approvals_direction,
         approvals_q=approvals_q,
         payments=[FinancePaymentView.of(p) for p in payments],
-        payments_paging=payments_paging,
-        cases=cases,
-        cases_paging=cases_paging,
-        cases_status=cases_status,
-        cases_q=cases_q,
-        case_statuses=[s.value for s in FinanceCaseStatus],
-        case_amount=lookups.case_amount,
-        names={**approval_names, **payment_names, **case_names},
+        open_cases=await lookups.open_finance_cases(session),
+        names={**approval_names, **payment_names},
         accounts={f"{server}/{login}": label for (server, login), label in accounts.items()},
         decided_by_me={
             str(p.id)
@@ -196,14 +185,6 @@ async def finance_page(
             if any(d.staff_id == staff.id and d.approve for d in p.decisions)
         },
         webhooks=webhooks,
-        statuses=[s.value for s in PaymentStatus],
-        directions=[d.value for d in PaymentDirection],
-        status=wanted_status.value if wanted_status else "",
-        direction=wanted_direction.value if wanted_direction else "",
-        q=q,
-        page_sizes=lookups.PAGE_SIZES,
-        notice=notice,
-        error=error,
     )
 
 
@@ -213,27 +194,24 @@ async def ledger_page(
     staff: ConsoleFinanceReader,
     session: SessionDep,
     state: StateDep,
-    # No control characters: the database refuses NUL in text, and no account code has any.
-    code: Annotated[
-        str | None, Query(min_length=3, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
-    ] = None,
-    kind: Annotated[str, Query(max_length=32, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
-    currency: Annotated[str, Query(max_length=3, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
-    q: Annotated[str, Query(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
+    code: Annotated[str | None, Query(min_length=3, max_length=200, pattern=NO_CONTROLS)] = None,
+    kind: Filter = "",
+    currency: Annotated[str, Query(max_length=3, pattern=NO_CONTROLS)] = "",
+    q: Search = "",
     offset: Offset = 0,
     limit: PageSize = 50,
 ) -> HTMLResponse:
     """Ledger accounts with whose they are, what they are for and their balance on its debit
     or credit side; with `code`, the entries touching that account, a page at a time."""
     settings = state.settings
-    wanted_kind = _choice(AccountKind, kind)
+    wanted_kind = choice(AccountKind, kind)
     wanted_currency = currency.upper() if len(currency) == 3 and currency.isalpha() else ""
     context: dict[str, object] = {
         "kinds": [k.value for k in AccountKind],
         "kind": wanted_kind.value if wanted_kind else "",
         "currency": wanted_currency,
         "q": q,
-        "page_sizes": lookups.PAGE_SIZES,
+        "page_sizes": PAGE_SIZES,
     }
     if code:
         try:
@@ -243,7 +221,7 @@ async def ledger_page(
         except BackOfficeError as exc:
             context["error"] = exc.detail
         else:
-            return _page(
+            return render(
                 request,
                 "console_ledger.html",
                 staff,
@@ -262,7 +240,9 @@ async def ledger_page(
         limit=limit,
         offset=0 if code else offset,
     )
-    return _page(request, "console_ledger.html", staff, accounts=accounts, paging=paging, **context)
+    return render(
+        request, "console_ledger.html", staff, accounts=accounts, paging=paging, **context
+    )
 
 
 @router.post("/withdrawals/{payment_id}/decision")
@@ -295,8 +275,7 @@ async def _decide(
     direction: PaymentDirection,
     form: ConsoleDecision,
 ) -> RedirectResponse:
-    if officer.csrf is not None and not hmac.compare_digest(form.csrf, officer.csrf):
-        raise Forbidden("this form did not come from your console session; reload the page")
+    check_csrf(officer, form.csrf)
     try:
         request = DecisionRequest(approve=form.decision == "approve", reason=form.reason)
         result = await finance_service.decide(
@@ -326,22 +305,4 @@ def _safe_next(path: str) -> str:
 def _login_refused(request: Request, reason: str, status: int) -> HTMLResponse:
     return templates.TemplateResponse(
         request, "console_login.html", {"error": reason}, status_code=status
-    )
-
-
-def _choice(enum: type[E], value: str) -> E | None:
-    """A filter's value as its enum; "" (the form's "any") or an unknown value is no filter."""
-    return next((member for member in enum if member.value == value), None)
-
-
-def _page(request: Request, name: str, staff: Principal, **context: object) -> HTMLResponse:
-    return templates.TemplateResponse(
-        request,
-        name,
-        {
-            "principal": staff,
-            "roles": {role.value for role in staff.roles},
-            "csrf": staff.csrf,
-            **context,
-        },
     )

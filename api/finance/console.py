@@ -10,15 +10,15 @@ back to the page as an error message, never as an error page.
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import Annotated, TypeVar
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
-from api.console.lookups import PAGE_SIZES, people
+from api.console.list_pages import Filter, Listing, Message, choice, render_list
+from api.console.lookups import people
 from api.deps import SessionDep, StateDep
 from api.finance import console_lookups as lookups
 from api.finance import service
@@ -46,18 +46,7 @@ from domain.payments import (
 router = APIRouter(prefix="/console/finance", tags=["console"])
 CASES_PAGE = "/console/finance/cases"
 UNMATCHED_PAGE = "/console/finance/unmatched"
-E = TypeVar("E", bound=StrEnum)
-Text = Annotated[str, Query(max_length=32, pattern=r"^[^\x00-\x1f\x7f]*$")]
-Search = Annotated[str, Query(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")]
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
-PageSize = Annotated[int, Query(ge=1, le=100)]
-Message = Annotated[str, Query(max_length=500)]
 REASON_NEEDED = "give a reason of at least 3 characters"
-
-
-def _choice(enum: type[E], value: str) -> E | None:
-    """A filter's value as its enum; "" (the form's "any") or an unknown value is no filter."""
-    return next((member for member in enum if member.value == value), None)
 
 
 # -- finance cases -------------------------------------------------------------------------------
@@ -68,41 +57,32 @@ async def cases_page(
     request: Request,
     staff: ConsoleFinanceReader,
     session: SessionDep,
-    status: Text = "open",
-    kind: Text = "",
-    q: Search = "",
-    offset: Offset = 0,
-    limit: PageSize = 25,
-    notice: Message = "",
-    error: Message = "",
+    listing: Listing,
+    status: Filter = "open",
+    kind: Filter = "",
 ) -> HTMLResponse:
     """Movements finance has to put right by hand, oldest first: the client by name, the
     amount, why, and what was and was not undone; open ones unless the filter says otherwise."""
-    wanted_status = _choice(FinanceCaseStatus, status)
-    wanted_kind = _choice(FinanceCaseKind, kind)
+    wanted_status = choice(FinanceCaseStatus, status)
+    wanted_kind = choice(FinanceCaseKind, kind)
     cases, paging, names = await lookups.cases_page(
         session,
         status=wanted_status,
         kind=wanted_kind,
-        search=q.strip(),
-        limit=limit,
-        offset=offset,
+        search=listing.q,
+        limit=listing.limit,
+        offset=listing.offset,
     )
-    return render(
+    return render_list(
         request,
         "console_finance_cases.html",
         staff,
+        listing,
+        paging,
+        filters={"status": wanted_status, "kind": wanted_kind},
+        choices={"statuses": FinanceCaseStatus, "kinds": FinanceCaseKind},
         cases=[FinanceCaseView.of(c) for c in cases],
-        paging=paging,
         names=names,
-        statuses=[s.value for s in FinanceCaseStatus],
-        kinds=[k.value for k in FinanceCaseKind],
-        status=wanted_status.value if wanted_status else "",
-        kind=wanted_kind.value if wanted_kind else "",
-        q=q,
-        page_sizes=PAGE_SIZES,
-        notice=notice,
-        error=error,
     )
 
 
@@ -154,7 +134,12 @@ async def resolve_case(
         case = await service.resolve_case(session, officer, case_id, body.reason)
     except BackOfficeError as exc:
         return _back(page, error=exc.detail)
-    return _back(page, notice=f"case {case.reference} ({case.kind}) resolved")
+    moved = f"; the {case.movement_kind} is now {case.movement_status}"
+    return _back(
+        page,
+        notice=f"case {case.reference} ({case.kind}) resolved"
+        + (moved if case.movement_status else ""),
+    )
 
 
 async def _movement_link(session: SessionDep, case: FinanceCase) -> tuple[str | None, str]:
@@ -181,43 +166,34 @@ async def unmatched_page(
     request: Request,
     staff: ConsoleFinanceReader,
     session: SessionDep,
-    status: Text = "open",
-    reason: Text = "",
-    q: Search = "",
-    offset: Offset = 0,
-    limit: PageSize = 25,
-    notice: Message = "",
-    error: Message = "",
+    listing: Listing,
+    status: Filter = "open",
+    reason: Filter = "",
 ) -> HTMLResponse:
     """Money the processors collected that no deposit booked, oldest first: the amount, the
     payer, the reference quoted, why it is unmatched, and who it went to once resolved."""
-    wanted_status = _choice(UnmatchedStatus, status)
-    wanted_reason = _choice(UnmatchedReason, reason)
+    wanted_status = choice(UnmatchedStatus, status)
+    wanted_reason = choice(UnmatchedReason, reason)
     items, paging, names = await lookups.unmatched_page(
         session,
         status=wanted_status,
         reason=wanted_reason,
-        search=q.strip(),
-        limit=limit,
-        offset=offset,
+        search=listing.q,
+        limit=listing.limit,
+        offset=listing.offset,
     )
     deposits = await lookups.deposits_of(session, [i.payment_id for i in items if i.payment_id])
-    return render(
+    return render_list(
         request,
         "console_unmatched_funds.html",
         staff,
+        listing,
+        paging,
+        filters={"status": wanted_status, "reason": wanted_reason},
+        choices={"statuses": UnmatchedStatus, "reasons": UnmatchedReason},
         items=[UnmatchedFundsView.of(i) for i in items],
         deposits=deposits,
-        paging=paging,
         names=names,
-        statuses=[s.value for s in UnmatchedStatus],
-        reasons=[r.value for r in UnmatchedReason],
-        status=wanted_status.value if wanted_status else "",
-        reason=wanted_reason.value if wanted_reason else "",
-        q=q,
-        page_sizes=PAGE_SIZES,
-        notice=notice,
-        error=error,
     )
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import ColumnElement, String, cast, func, or_, select
+from sqlalchemy import ColumnElement, String, cast, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from api.audit.schemas import AuditView
+from api.console.list_pages import paged
 from api.console.lookups import like, people
 from api.console.schemas import Paging, Person
 from api.finance.schemas import LiveAccountChoice
@@ -47,13 +48,8 @@ async def cases_page(
             )
         )
     base = select(FinanceCase).join(Client, Client.id == FinanceCase.client_id).where(*conditions)
-    total = await session.scalar(select(func.count()).select_from(base.subquery()))
-    rows = list(
-        await session.scalars(
-            base.order_by(FinanceCase.created_at, FinanceCase.id).limit(limit).offset(offset)
-        )
-    )
-    paging = Paging(offset=offset, limit=limit, shown=len(rows), total=int(total or 0))
+    order = (FinanceCase.created_at, FinanceCase.id)
+    rows, paging = await paged(session, base, order, limit=limit, offset=offset)
     return rows, paging, await people(session, [c.client_id for c in rows])
 
 
@@ -98,13 +94,8 @@ async def unmatched_page(
         .outerjoin(depositor, depositor.id == Payment.client_id)
         .where(*conditions)
     )
-    total = await session.scalar(select(func.count()).select_from(base.subquery()))
-    rows = list(
-        await session.scalars(
-            base.order_by(UnmatchedFunds.created_at, UnmatchedFunds.id).limit(limit).offset(offset)
-        )
-    )
-    paging = Paging(offset=offset, limit=limit, shown=len(rows), total=int(total or 0))
+    order = (UnmatchedFunds.created_at, UnmatchedFunds.id)
+    rows, paging = await paged(session, base, order, limit=limit, offset=offset)
     deposits = await deposits_of(session, [i.payment_id for i in rows if i.payment_id])
     names = await people(
         session,

@@ -16,6 +16,7 @@ from api.finance.schemas import (
     PaymentPage,
     PendingApproval,
     ResolveCaseRequest,
+    ResolvedCaseView,
     ReturnUnmatchedRequest,
     UnmatchedFundsView,
     WebhookEventView,
@@ -136,10 +137,13 @@ async def list_finance_cases(
 )
 async def resolve_finance_case(
     case_id: UUID, body: ResolveCaseRequest, officer: FinanceOfficer, session: SessionDep
-) -> FinanceCaseView:
-    """Mark an open case resolved once finance has put the movement right (or found nothing
-    left to do), with the reason; audited as `finance_case.resolved`."""
-    return FinanceCaseView.of(await service.resolve_case(session, officer, case_id, body.reason))
+) -> ResolvedCaseView:
+    """Mark an open case resolved once finance has made MT5, the books and the processor
+    agree by hand, `reason` saying what was done; audited as `finance_case.resolved`. A
+    `compensation_incomplete` case's movement leaves `needs_attention` in the same transaction
+    (a deposit `completed`, a withdrawal or transfer the status its undoing was heading for;
+    an unmatched-funds item `credited`), audited too; `movement_status` says where it went."""
+    return await service.resolve_case(session, officer, case_id, body.reason)
 
 
 @router.get("/unmatched")

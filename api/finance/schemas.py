@@ -184,6 +184,15 @@ class FinanceCaseView(BaseModel):
         )
 
 
+class ResolvedCaseView(FinanceCaseView):
+    """A case just resolved, and where its resolution took its movement: a
+    `compensation_incomplete` case's payment or transfer leaves `needs_attention` (an
+    unmatched-funds item `crediting`); both null when the movement was not changed."""
+
+    movement_status_before: str | None = None
+    movement_status: str | None = None
+
+
 class UnmatchedFundsView(BaseModel):
     """A verified payment no deposit booked, and where finance's resolution of it stands."""
 

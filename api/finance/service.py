@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from datetime import UTC, datetime
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,9 +15,11 @@ from api.finance.schemas import (
     DecisionRequest,
     DecisionResult,
     DecisionView,
+    FinanceCaseView,
     FinancePaymentDetail,
     FinancePaymentView,
     PendingApproval,
+    ResolvedCaseView,
     UnmatchedFundsView,
     WebhookEventView,
 )
@@ -35,13 +38,16 @@ from db.models import (
     Mt5Account,
     Payment,
     PaymentDecision,
+    Transfer,
     UnmatchedFunds,
     WebhookEvent,
 )
+from db.queries import finance_cases as case_queries
 from db.queries.clients import client_by_id
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.money_flows import Mt5AccountRef
 from domain.payments import (
+    FinanceCaseKind,
     FinanceCaseStatus,
     PaymentDirection,
     PaymentStatus,
@@ -215,17 +221,44 @@ async def finance_cases(
     return list(await session.scalars(query.limit(limit).offset(offset)))
 
 
+# A case of this kind is opened with its movement put in `needs_attention` (an unmatched-funds
+# item left `crediting`); resolving it takes the movement on to where it ends.
+SETTLES_ITS_MOVEMENT = FinanceCaseKind.COMPENSATION_INCOMPLETE
+# The statuses a movement is undone into (`workflows/funds.py`, `Saga._undone`): its case's
+# reason starts with the one its undoing was heading for (`rejected: rejected by finance: …`).
+UNDONE_INTO = (PaymentStatus.REJECTED, PaymentStatus.CANCELLED, PaymentStatus.FAILED)
+
+
+def settled_status(case: FinanceCase, movement: Payment | Transfer) -> PaymentStatus:
+    """Where a movement its case left in `needs_attention` ends once finance has put it right:
+    a deposit (MT5 refused its credit and would not give it back) `completed`, the client
+    having the money; a withdrawal or transfer the status its undoing was heading for, named
+    first in the case's reason (`failed` if the reason names none)."""
+    if isinstance(movement, Payment) and movement.direction == PaymentDirection.DEPOSIT:
+        return PaymentStatus.COMPLETED
+    named = case.reason.partition(": ")[0]
+    return next((s for s in UNDONE_INTO if s.value == named), PaymentStatus.FAILED)
+
+
 async def resolve_case(
     session: AsyncSession, staff: Principal, case_id: uuid.UUID, note: str
-) -> FinanceCase:
-    """A finance officer has put the movement right by hand (or confirmed nothing is left to
-    do): the case is resolved, with its audit row (the officer, before/after, why). A case
-    resolved already is a 409; the movement's own status is not changed here."""
-    case = await session.get(FinanceCase, case_id, with_for_update=True)
+) -> ResolvedCaseView:
+    """A finance officer has made MT5, the books and the processor agree by hand (`note`
+    says what was done): the case is resolved and, for a `compensation_incomplete` case, its
+    movement leaves `needs_attention` for where it ends (`settled_status`; an unmatched-funds
+    item left `crediting` ends `credited`), in this one transaction, each change with its
+    audit row (the officer, before/after, the note). A case resolved already is a 409 and
+    changes nothing; a movement found in any other status is left as it is."""
+    case = await case_queries.case_by_id(session, case_id, lock=True)
     if case is None:
         raise NotFound(f"no finance case {case_id}")
     if case.status != FinanceCaseStatus.OPEN:
         raise Conflict(f"finance case {case.reference} ({case.kind}) is already {case.status}")
+    moved: tuple[str, str] | None = None
+    if case.kind == SETTLES_ITS_MOVEMENT:
+        movement = await case_queries.movement_of(session, case, lock=True)
+        if movement is not None:
+            moved = _settle_movement(session, staff, case, movement, note)
     case.status = FinanceCaseStatus.RESOLVED.value
     audit.record(
         session,
@@ -234,19 +267,73 @@ async def resolve_case(
             action="finance_case.resolved",
             entity_type="finance_case",
             entity_id=str(case.id),
-            before={"status": FinanceCaseStatus.OPEN.value},
+            before={
+                "status": FinanceCaseStatus.OPEN.value,
+                **({"movement_status": moved[0]} if moved else {}),
+            },
             after={
                 "status": case.status,
                 "movement": f"{case.movement_kind} {case.movement_id}",
                 "reference": case.reference,
                 "kind": case.kind,
+                **({"movement_status": moved[1]} if moved else {}),
             },
             reason=note,
         ),
     )
     await session.flush()
     await session.refresh(case)
-    return case
+    before, after = moved or (None, None)
+    return ResolvedCaseView(
+        **FinanceCaseView.of(case).model_dump(),
+        movement_status_before=before,
+        movement_status=after,
+    )
+
+
+def _settle_movement(
+    session: AsyncSession,
+    staff: Principal,
+    case: FinanceCase,
+    movement: Payment | Transfer | UnmatchedFunds,
+    note: str,
+) -> tuple[str, str] | None:
+    """Move the case's movement on from where the case left it, with its audit row (the
+    officer); (before, after), or None when it is no longer there (nothing changed)."""
+    now = datetime.now(UTC)
+    before = movement.status
+    details: dict[str, object] = {"finance_case": str(case.id)}
+    if isinstance(movement, UnmatchedFunds):
+        if before != UnmatchedStatus.CREDITING:
+            return None
+        entity = "unmatched_funds"
+        movement.status = UnmatchedStatus.CREDITED.value
+        movement.resolved_at = now
+        details["client_id"] = str(movement.credited_client_id)
+    else:
+        if before != PaymentStatus.NEEDS_ATTENTION:
+            return None
+        entity = "payment" if isinstance(movement, Payment) else "transfer"
+        status = settled_status(case, movement)
+        movement.status = status.value
+        if status is PaymentStatus.COMPLETED:
+            movement.completed_at = now
+        # What it was not carried out for (or the deposit's refusal), and what finance did.
+        why = case.reason.removeprefix(f"{status.value}: ")
+        movement.failure_reason = f"{why}; put right by finance: {note}"[:2000]
+    audit.record(
+        session,
+        staff.actor(),
+        audit.Change(
+            action=f"{entity}.{movement.status}",
+            entity_type=entity,
+            entity_id=str(movement.id),
+            before={"status": before},
+            after={"status": movement.status, **details},
+            reason=note,
+        ),
+    )
+    return before, movement.status
 
 
 async def unmatched_funds(

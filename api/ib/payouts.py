@@ -8,7 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import SessionDep, StateDep, documents_of
+from api.deps import SessionDep, SettingsDep, StateDep, documents_of
 from api.ib import payouts_service as service
 from api.ib.payouts_schemas import (
     AttributedClient,
@@ -19,6 +19,7 @@ from api.ib.payouts_schemas import (
     IbPayoutView,
     PayoutDecisionRequest,
     PayoutDecisionResult,
+    PayoutPayAgain,
     PayoutRelease,
     TreeMember,
 )
@@ -115,6 +116,33 @@ async def release_ib_payout(
     cycle, paid to the IB's destination as it is then. Audited."""
     payout = await service.release_needing_attention(session, officer, payout_id, body.reason)
     return _view(payout, FINANCE_STATEMENT_URL)
+
+
+@finance_router.post(
+    "/{payout_id}/pay-again",
+    responses=error_responses(
+        {
+            404: "no such payout",
+            409: "the payout does not need attention, or this officer approved already",
+            503: "the workflow engine did not answer",
+        }
+    ),
+)
+async def pay_ib_payout_again(
+    payout_id: UUID,
+    body: PayoutPayAgain,
+    officer: FinanceOfficer,
+    session: SessionDep,
+    state: StateDep,
+    settings: SettingsDep,
+) -> PayoutDecisionResult:
+    """Pay again a payout left `needs_attention`, where the IB is paid now (correct its
+    destination first). Above the four-eyes threshold two different finance officers ask;
+    the payout's `IbPayoutAgain` workflow records each approval (audited) and pays it once,
+    or leaves it `needs_attention` with the new reason."""
+    return await service.pay_again(
+        session, state.temporal, officer, payout_id, body.reason, settings.ib.four_eyes_above
+    )
 
 
 @portal_router.get("/tree")

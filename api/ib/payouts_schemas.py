@@ -45,6 +45,14 @@ class PayoutRelease(BaseModel):
     reason: Reason
 
 
+class PayoutPayAgain(BaseModel):
+    """Pay again a payout that needs attention, where the IB is paid now."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+
+
 class PayoutDecisionResult(BaseModel):
     payout_id: UUID
     status: PayoutStatus

@@ -4,12 +4,21 @@ portal (its tree, its clients masked, its commission rows with traces, its state
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.service import RPCError
 
 from api.ib.payouts_schemas import (
     Approver,
@@ -28,9 +37,25 @@ from api.ib.payouts_schemas import (
     TreeMember,
 )
 from api.policy import Principal
-from api.temporal import TemporalConnector, execute_update, staff_update_id
+from api.temporal import (
+    UPDATE_TIMEOUT_SECONDS,
+    TemporalConnector,
+    execute_update,
+    staff_update_id,
+)
+from contracts import TASK_QUEUE
 from contracts.funds import StaffDecision
-from contracts.ib_payout import DECIDE, PayoutStatus, ib_payout_workflow_id
+from contracts.ib_payout import (
+    APPROVE_PAY_AGAIN,
+    DECIDE,
+    IB_PAYOUT_AGAIN,
+    PayAgainInput,
+    PayoutResult,
+    PayoutStatus,
+    ib_payout_again_workflow_id,
+    ib_payout_workflow_id,
+    ib_statement_copy_key,
+)
 from db import audit
 from db.models import AuditEntry, Client, Mt5Account, StaffUser
 from db.models.ib import IbAttribution, IbCommission, IbPayout, IntroducingBroker
@@ -40,14 +65,18 @@ from db.queries.ib_management import (
     open_attribution,
     open_fraud_flags_by_ib,
 )
-from domain.errors import Conflict, NotFound
-from storage.documents import DocumentMissing, DocumentStore
+from domain.errors import Conflict, NotFound, ServiceUnavailable
+from storage.documents import DocumentConflict, DocumentMissing, DocumentStore
+from storage.pdf_marks import last_page_has
 from storage.pdf_pages import without_trailing_section
 
 DECIDABLE = (PayoutStatus.STATEMENT_READY.value,)
 # The heading (and bookmark) of the statement's section for finance, its last pages
 # (reports/templates/ib_statement.html): the IB's copy ends before it.
 FINANCE_SECTION_TITLE = "For finance: open fraud flags of this IB"
+# What each page of that section says in its margin (reports/templates/ib_statement.css).
+FINANCE_PAGE_MARK = "for finance, not in the IB"
+log = logging.getLogger("brokerflow.ib_payouts")
 DECISION_ACTIONS = ("ib_payout.approved", "ib_payout.rejected")
 
 
@@ -78,6 +107,67 @@ async def decide(
         closed="nothing to decide: the payout's workflow has finished",
         update_id=staff_update_id(staff.id, staff.context.request_id),
     )
+    return PayoutDecisionResult(
+        payout_id=payout_id,
+        status=outcome.status,
+        approvals=outcome.approvals,
+        needed=outcome.needed,
+    )
+
+
+async def pay_again(
+    session: AsyncSession,
+    temporal: TemporalConnector,
+    staff: Principal,
+    payout_id: uuid.UUID,
+    reason: str,
+    four_eyes_above: Decimal,
+) -> PayoutDecisionResult:
+    """A finance officer's approval of paying a `needs_attention` payout again: the first one
+    starts the payout's `IbPayoutAgain` run, a later one (another officer, above the four-eyes
+    threshold) joins it, in one call (update-with-start). The run records each approval with
+    its audit row and pays once approved. The same request sent again (same `X-Request-ID`)
+    gets the first answer; the same officer twice, or a payout not needing attention, a 409."""
+    payout = await queries.payout_or_not_found(session, payout_id)
+    if payout.status != PayoutStatus.NEEDS_ATTENTION.value:
+        raise Conflict(
+            f"the payout is {payout.status}: only one that needs attention is paid again"
+        )
+    decision = StaffDecision(
+        staff_id=staff.id,
+        roles=tuple(sorted(role.value for role in staff.roles)),
+        approve=True,
+        reason=reason,
+        ip=staff.context.ip,
+        request_id=staff.context.request_id,
+    )
+    start: WithStartWorkflowOperation[Any, PayoutResult] = WithStartWorkflowOperation(
+        IB_PAYOUT_AGAIN.name,
+        PayAgainInput(payout_id=payout_id, amount=payout.amount, four_eyes_above=four_eyes_above),
+        id=ib_payout_again_workflow_id(payout_id),
+        task_queue=TASK_QUEUE,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        result_type=PayoutResult,
+    )
+    client = await temporal.client()
+    try:
+        outcome = await asyncio.wait_for(
+            client.execute_update_with_start_workflow(
+                APPROVE_PAY_AGAIN.name,
+                decision,
+                start_workflow_operation=start,
+                id=staff_update_id(staff.id, staff.context.request_id),
+                result_type=APPROVE_PAY_AGAIN.result,
+            ),
+            UPDATE_TIMEOUT_SECONDS,
+        )
+    except WorkflowUpdateFailedError as error:
+        raise Conflict(str(getattr(error.cause, "message", None) or error.cause)[:500]) from error
+    except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError) as error:
+        raise ServiceUnavailable(
+            "the workflow engine did not answer; look at the payout before trying again"
+        ) from error
     return PayoutDecisionResult(
         payout_id=payout_id,
         status=outcome.status,
@@ -142,15 +232,45 @@ async def statement(
         raise NotFound(f"no IB payout {payout_id}")
     if payout.statement_key is None:
         raise NotFound(f"the statement of payout {payout_id} is not rendered yet")
+    if ib_id is not None:
+        return payout, await _ib_copy(documents, payout)
     try:
         content = await documents.get(payout.statement_key)
     except DocumentMissing as error:
         raise NotFound(f"the statement of payout {payout_id} is missing") from error
-    if ib_id is not None:
-        # The IB's copy: without the section for finance (its fraud flags and their evidence,
-        # other people's data among them), which is the statement's last pages.
-        content = await asyncio.to_thread(without_trailing_section, content, FINANCE_SECTION_TITLE)
     return payout, content
+
+
+async def _ib_copy(documents: DocumentStore, payout: IbPayout) -> bytes:
+    """The IB's copy: the statement's pages without the section for finance (its fraud flags
+    and their evidence, other people's data among them). Stored when the statement is rendered
+    (`render_ib_statement`), written without that section. A payout rendered before that has
+    only finance's copy: it is cut before the section's bookmark once, checked for the
+    section's page mark (a changed bookmark title would cut nothing: refused, never served
+    whole) and stored, so later downloads read the stored copy."""
+    key = ib_statement_copy_key(payout.id)
+    try:
+        return await documents.get(key)
+    except DocumentMissing:
+        pass
+    assert payout.statement_key is not None
+    try:
+        finance = await documents.get(payout.statement_key)
+    except DocumentMissing as error:
+        raise NotFound(f"the statement of payout {payout.id} is missing") from error
+    content = await asyncio.to_thread(without_trailing_section, finance, FINANCE_SECTION_TITLE)
+    if await asyncio.to_thread(last_page_has, content, FINANCE_PAGE_MARK):
+        log.error(
+            "IB payout %s: the statement's section for finance was not found by its bookmark;"
+            " the IB's copy is refused",
+            payout.id,
+        )
+        raise NotFound(f"the IB's copy of the statement of payout {payout.id} is not available")
+    try:
+        await documents.put(key, content)
+    except DocumentConflict:
+        return await documents.get(key)  # stored meanwhile by another download
+    return content
 
 
 async def tree_of(session: AsyncSession, ib_id: uuid.UUID) -> list[TreeMember]:

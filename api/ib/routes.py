@@ -110,8 +110,11 @@ async def add_plan_version(
     session: SessionDep,
     settings: SettingsDep,
 ) -> PlanVersionView:
+    # "In the future" on every server's clock: the eastmost one's (deals stamped on it are the
+    # latest in server-clock seconds).
+    eastmost = max(settings.server_clock_offset_of(s.name) for s in settings.mt5_fleet())
     row = await service.add_plan_version(
-        session, plan_id, body, officer, server_clock_offset=settings.ib.server_clock_offset
+        session, plan_id, body, officer, server_clock_offset=eastmost
     )
     return PlanVersionView.model_validate(row)
 

@@ -39,12 +39,15 @@ async def request_deposit(
     state: StateDep,
     response: Response,
 ) -> PaymentView:
-    """Deposit through a processor into your wallet (or one of your live MT5 accounts). Poll the
-    payment for the CardCo page to pay on, or the BankCo reference to quote on your transfer."""
-    payment = await service.request_deposit(
+    """Deposit through a processor into your wallet (or one of your live MT5 accounts). The
+    answer carries the CardCo page to pay on (`redirect_url`) or the BankCo reference to quote on
+    your transfer (`transfer_reference`), status `awaiting_funds`. If the processor was slow to
+    give them, the answer has status `initiated` without them: read the payment until they are
+    there. A repeated request (same `Idempotency-Key`) answers the payment as it now stands."""
+    requested = await service.deposit_with_session(
         session, state.temporal, state.settings.payments, me, body, key
     )
-    return _accepted(PaymentView.of(payment), response)
+    return _accepted(PaymentView.of(requested.payment, requested.session), response)
 
 
 @router.post(

@@ -1,6 +1,12 @@
 """Deposits and withdrawals as clients ask for them: checked at the door, recorded with their
 audit row, and handed to their workflow (which does everything else).
 
+A deposit is started with an update (update-with-start, `contracts.deposit.PAYMENT_SESSION`) that
+answers the processor's payment page or transfer reference: the request waits for it (at most
+`SESSION_WAIT_SECONDS`) and hands it back in its own answer, so the client does not poll for it.
+The payment's row is committed after that answer, which is why the workflow asks the processor
+from its input before it stores the answer on the row.
+
 Everything a client can get wrong is refused here, before any row is written or any workflow
 started. A withdrawal from the wallet takes its hold here, in the request's transaction, with the
 wallet locked: two requests that together exceed the balance get one 202 and one 409, never two
@@ -9,9 +15,20 @@ acceptances. (From an MT5 account the workflow checks free margin, which only MT
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.idempotency import earlier_request, first_request, request_hash, start_request
 from api.me import service as me_service
@@ -20,21 +37,45 @@ from api.policy import Principal
 from api.schemas import supported_money
 from api.temporal import TemporalConnector
 from api.wallets.service import hold_at_request, lock_available
-from contracts.deposit import DEPOSIT, DepositInput, deposit_workflow_id
+from contracts import TASK_QUEUE
+from contracts.deposit import (
+    DEPOSIT,
+    PAYMENT_SESSION,
+    DepositInput,
+    SessionWanted,
+    deposit_workflow_id,
+)
+from contracts.funds import MovementResult
 from contracts.withdrawal import WITHDRAWAL, WithdrawalInput, withdrawal_workflow_id
 from db import audit
 from db.models import Mt5Account, Payment
+from domain.errors import ServiceUnavailable
 from domain.money import Money
 from domain.money_flows import MovementKind, Mt5AccountRef, Pocket, reference_for
 from domain.payment_checks import check_amount_within
 from domain.payments import (
     ComplianceStatus,
     PaymentDirection,
+    PaymentSession,
     PaymentStatus,
     Provider,
     UnsupportedByProvider,
 )
 from settings import PaymentRules
+
+# How long a deposit request waits for the processor's page or reference. Later than that (a
+# slow processor, no worker polling), it is answered without them, as before this existed: the
+# client reads the payment until they are there.
+SESSION_WAIT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class RequestedDeposit:
+    """A deposit as the request left it, with the processor's page or reference when they came
+    in time (None: a repeated request, or not in time; the payment's row has them later)."""
+
+    payment: Payment
+    session: PaymentSession | None = None
 
 
 async def request_deposit(
@@ -45,10 +86,22 @@ async def request_deposit(
     request: DepositRequest,
     key: str,
 ) -> Payment:
+    """The deposit's row (`deposit_with_session` without the processor's answer)."""
+    return (await deposit_with_session(session, temporal, rules, me, request, key)).payment
+
+
+async def deposit_with_session(
+    session: AsyncSession,
+    temporal: TemporalConnector,
+    rules: PaymentRules,
+    me: Principal,
+    request: DepositRequest,
+    key: str,
+) -> RequestedDeposit:
     digest = request_hash("deposit", request)
     earlier = await earlier_request(session, Payment, me.id, key, digest)
     if earlier is not None:
-        return earlier
+        return RequestedDeposit(earlier)
     amount = supported_money(request.amount, request.currency)
     check_amount_within(amount, rules.min_deposit, rules.max_deposit, "deposit")
     account = await _live_account(session, me.id, request.mt5_login, amount.currency)
@@ -69,13 +122,12 @@ async def request_deposit(
         ),
     )
     if not created:
-        return payment
+        return RequestedDeposit(payment)
     _audit(session, me, payment, "payment.deposit_requested")
-    return await start_request(
-        session,
+    await session.flush()
+    opened = await _start_with_session(
         temporal,
-        payment,
-        DEPOSIT,
+        payment.workflow_id,
         DepositInput(
             payment_id=payment.id,
             client_id=me.id,
@@ -86,6 +138,59 @@ async def request_deposit(
             timers=rules.timers(),
         ),
     )
+    await session.refresh(payment)
+    return RequestedDeposit(payment, opened)
+
+
+async def _start_with_session(
+    temporal: TemporalConnector, workflow_id: str, argument: DepositInput
+) -> PaymentSession | None:
+    """Start the deposit with its `payment_session` update (before the request's commit, like
+    every start: a refused start rolls the request back, 503) and return the processor's answer;
+    None when the processor refused or did not answer in time (the deposit is started all the
+    same, and the client reads the payment as before)."""
+    client = await temporal.client()
+    start: WithStartWorkflowOperation[Any, MovementResult] = WithStartWorkflowOperation(
+        DEPOSIT.name,
+        argument,
+        id=workflow_id,
+        task_queue=TASK_QUEUE,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        result_type=MovementResult,
+    )
+    # Its outcome is also the start's: read here, so an abandoned wait logs no unread exception.
+    asyncio.ensure_future(start.workflow_handle()).add_done_callback(_read)
+    try:
+        opened: PaymentSession = await asyncio.wait_for(
+            client.execute_update_with_start_workflow(
+                PAYMENT_SESSION.name,
+                SessionWanted(),
+                start_workflow_operation=start,
+                result_type=PAYMENT_SESSION.result,
+            ),
+            SESSION_WAIT_SECONDS,
+        )
+        return opened
+    except (WorkflowUpdateFailedError, WorkflowAlreadyStartedError):
+        return None  # started; the processor refused (the workflow says why), or started before
+    except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
+        pass
+    # No answer in time: the request is answered without the page if the deposit was started.
+    try:
+        await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise ServiceUnavailable(
+                "the workflow engine did not accept the request; try again"
+            ) from exc
+        raise ServiceUnavailable("the workflow engine is not reachable; try again shortly") from exc
+    return None
+
+
+def _read(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 async def request_withdrawal(

@@ -29,6 +29,7 @@ from api.reconciliation.schemas import (
     ConsoleCommentForm,
     ConsoleForm,
     ConsoleNoteForm,
+    ResolveRequest,
     SignOffRequest,
 )
 from db.queries.reconciliation_cases import CaseFilter
@@ -173,10 +174,14 @@ async def run_page(
     responses={200: {"description": "the run's report", "content": {"application/pdf": {}}}},
 )
 async def run_report_pdf(
-    run_id: UUID, staff: ConsoleFinanceReader, session: SessionDep, download: bool = False
+    run_id: UUID,
+    staff: ConsoleFinanceReader,
+    session: SessionDep,
+    state: StateDep,
+    download: bool = False,
 ) -> Response:
     run = await service.run(session, run_id)
-    content = await service.run_report_pdf(session, run_id)
+    content = await service.run_report_pdf(session, run_id, state.documents)
     return pdf_response(content, service.report_filename(run, "pdf"), download=download)
 
 
@@ -186,10 +191,10 @@ async def run_report_pdf(
     responses={200: {"description": "the run's breaks", "content": {"text/csv": {}}}},
 )
 async def run_report_csv(
-    run_id: UUID, staff: ConsoleFinanceReader, session: SessionDep
+    run_id: UUID, staff: ConsoleFinanceReader, session: SessionDep, state: StateDep
 ) -> Response:
     run = await service.run(session, run_id)
-    content = await service.run_report_csv(session, run_id)
+    content = await service.run_report_csv(session, run_id, state.documents)
     filename = service.report_filename(run, "csv")
     return Response(
         content,
@@ -207,6 +212,7 @@ async def sign_off(
     form: Annotated[ConsoleNoteForm, Form()],
     officer: ConsoleFinanceOfficer,
     session: SessionDep,
+    state: StateDep,
 ) -> RedirectResponse:
     check_csrf(officer, form.csrf)
     page = f"{RUNS_PAGE}/runs/{run_id}"
@@ -215,7 +221,9 @@ async def sign_off(
     except ValidationError:
         return _back(page, error="give a note of at least 3 characters")
     return await _acted(
-        page, service.sign_off(session, officer, run_id, body.note), "run signed off"
+        page,
+        service.sign_off(session, officer, run_id, body.note, state.documents),
+        "run signed off",
     )
 
 
@@ -378,4 +386,23 @@ async def approve(
         _case_page(case_id),
         service.approve_adjustment(session, officer, case_id),
         "adjusting entry approved and posted: case resolved",
+    )
+
+
+@router.post("/cases/{case_id}/resolve")
+async def resolve(
+    case_id: UUID,
+    form: Annotated[ConsoleNoteForm, Form()],
+    officer: ConsoleFinanceOfficer,
+    session: SessionDep,
+) -> RedirectResponse:
+    check_csrf(officer, form.csrf)
+    try:
+        body = ResolveRequest(explanation=form.note)
+    except ValidationError:
+        return _back(_case_page(case_id), error="explain the break in at least 3 characters")
+    return await _acted(
+        _case_page(case_id),
+        service.resolve_explained(session, officer, case_id, body.explanation),
+        "case resolved: explained, nothing booked",
     )

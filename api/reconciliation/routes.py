@@ -18,6 +18,7 @@ from api.reconciliation.schemas import (
     CaseDetail,
     CasePage,
     CommentRequest,
+    ResolveRequest,
     RunPage,
     RunView,
     ServerName,
@@ -81,9 +82,12 @@ async def get_run(run_id: UUID, _: FinanceReader, session: SessionDep) -> RunVie
 
 
 @router.get("/runs/{run_id}/report.pdf", response_class=Response, responses=PDF_REPORT)
-async def run_report_pdf(run_id: UUID, _: FinanceReader, session: SessionDep) -> Response:
-    """The run's report as a PDF: counts, breaks by type, every break with its case."""
-    content = await service.run_report_pdf(session, run_id)
+async def run_report_pdf(
+    run_id: UUID, _: FinanceReader, session: SessionDep, state: StateDep
+) -> Response:
+    """The run's report as a PDF: counts, breaks by type, every break with its case; the copy
+    stored at the end of the run (or at its sign-off)."""
+    content = await service.run_report_pdf(session, run_id, state.documents)
     return Response(
         content,
         media_type="application/pdf",
@@ -92,9 +96,12 @@ async def run_report_pdf(run_id: UUID, _: FinanceReader, session: SessionDep) ->
 
 
 @router.get("/runs/{run_id}/report.csv", response_class=Response, responses=CSV_REPORT)
-async def run_report_csv(run_id: UUID, _: FinanceReader, session: SessionDep) -> Response:
-    """The run's breaks as CSV, one row per break with its case's status and age."""
-    content = await service.run_report_csv(session, run_id)
+async def run_report_csv(
+    run_id: UUID, _: FinanceReader, session: SessionDep, state: StateDep
+) -> Response:
+    """The run's breaks as CSV, one row per break with its case's status and age; the copy
+    stored at the end of the run (or at its sign-off)."""
+    content = await service.run_report_csv(session, run_id, state.documents)
     return Response(
         content,
         media_type="text/csv",
@@ -109,10 +116,15 @@ async def run_report_csv(run_id: UUID, _: FinanceReader, session: SessionDep) ->
     ),
 )
 async def sign_off_run(
-    run_id: UUID, body: SignOffRequest, officer: FinanceOfficer, session: SessionDep
+    run_id: UUID,
+    body: SignOffRequest,
+    officer: FinanceOfficer,
+    session: SessionDep,
+    state: StateDep,
 ) -> RunView:
-    """Finance signs the run's report off (once); audited as `reconciliation_run.signed_off`."""
-    return await service.sign_off(session, officer, run_id, body.note)
+    """Finance signs the run's report off (once; the signed report is stored as the run's);
+    audited as `reconciliation_run.signed_off`."""
+    return await service.sign_off(session, officer, run_id, body.note, state.documents)
 
 
 @router.get("/cases")
@@ -202,3 +214,17 @@ async def approve_adjustment(
     """Approve (a second, different finance officer) and post the proposed entry through the
     ledger; the case is resolved. Audited as `reconciliation_case.adjustment_approved`."""
     return await service.approve_adjustment(session, officer, case_id)
+
+
+@router.post(
+    "/cases/{case_id}/resolve",
+    responses=error_responses(
+        {404: "no such case", 409: "the case is closed already, or has a proposed entry"}
+    ),
+)
+async def resolve_case(
+    case_id: UUID, body: ResolveRequest, officer: FinanceOfficer, session: SessionDep
+) -> CaseDetail:
+    """Resolve the case without an adjusting entry: explained, nothing to book (the
+    explanation is kept as its resolution); audited as `reconciliation_case.resolved`."""
+    return await service.resolve_explained(session, officer, case_id, body.explanation)

@@ -95,6 +95,8 @@ class CaseView(BaseModel):
     last_run_id: UUID
     closed_at: datetime | None
     resolution: str | None
+    # Who resolved it: the approver of its entry, or the officer who explained it.
+    resolved_by: UUID | None = None
     adjustment: AdjustmentView | None
 
 
@@ -119,6 +121,12 @@ class AssignRequest(BaseModel):
 
 class CommentRequest(BaseModel):
     body: Reason
+
+
+class ResolveRequest(BaseModel):
+    """Why the break needs no entry (explained: nothing to book)."""
+
+    explanation: Reason
 
 
 class AdjustmentRequest(BaseModel):

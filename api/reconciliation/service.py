@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import defaultdict
 from datetime import UTC, date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.policy import Principal
@@ -38,7 +37,7 @@ from contracts.reconciliation import (
 from db import audit
 from db.ledger import locked_balance, post_entry
 from db.models import StaffUser
-from db.models.reconciliation import ReconciliationMt5Deal, ReconciliationPspRow, ReconciliationRun
+from db.models.reconciliation import ReconciliationRun
 from db.models.reconciliation_cases import (
     ReconciliationCase,
     ReconciliationCaseComment,
@@ -48,8 +47,15 @@ from db.queries import reconciliation_cases as queries
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.ledger import AccountKind, transfer
 from domain.money import Money
-from reports.reconciliation import ReportBreak, RunReport, TypeTotal, render_csv, render_pdf
+from reports.reconciliation import (
+    RunReport,
+    build_report,
+    case_age_days,
+    render_csv,
+    render_pdf,
+)
 from settings import Settings
+from storage.documents import DocumentMissing, DocumentStore
 
 RUN_REPORT_URL = "/v1/reconciliation/runs/{id}/report.{format}"
 
@@ -59,10 +65,8 @@ def _today() -> date:
 
 
 def age_days(case: ReconciliationCase, today: date) -> int:
-    """Days the case has been open: from the day its break was first found to today (or to the
-    day it closed)."""
-    until = case.closed_at.astimezone(UTC).date() if case.closed_at is not None else today
-    return max(0, (until - case.first_day).days)
+    """Days the case has been open (`reports.reconciliation.case_age_days`)."""
+    return case_age_days(case, today)
 
 
 def case_view(case: ReconciliationCase, today: date) -> CaseView:
@@ -102,6 +106,7 @@ def case_view(case: ReconciliationCase, today: date) -> CaseView:
         last_run_id=case.last_run_id,
         closed_at=case.closed_at,
         resolution=case.resolution,
+        resolved_by=case.resolved_by or case.adj_approved_by,
         adjustment=adjustment,
     )
 
@@ -188,6 +193,7 @@ async def backfill(
             match_window_seconds=rules.match_window_seconds,
             alert_above=rules.alert_above,
             default_currency=rules.default_currency,
+            stuck_after_seconds=int(rules.stuck_after.total_seconds()),
         ),
         workflow_id,
     )
@@ -195,7 +201,11 @@ async def backfill(
 
 
 async def sign_off(
-    session: AsyncSession, officer: Principal, run_id: uuid.UUID, note: str
+    session: AsyncSession,
+    officer: Principal,
+    run_id: uuid.UUID,
+    note: str,
+    documents: DocumentStore | None = None,
 ) -> RunView:
     found = await _run_or_404(session, run_id)
     if found.status != "matched":
@@ -221,6 +231,7 @@ async def sign_off(
         ),
     )
     await session.flush()
+    await store_signed_report(session, documents, found)
     return await _run_view(session, found, signoff)
 
 
@@ -299,6 +310,39 @@ async def comment(
             "reconciliation_case",
             str(case_id),
             after={"body": body},
+        ),
+    )
+    await session.flush()
+    return await case_detail(session, case_id)
+
+
+async def resolve_explained(
+    session: AsyncSession, officer: Principal, case_id: uuid.UUID, explanation: str
+) -> CaseDetail:
+    """Resolve an open case without an adjusting entry: the break is explained and nothing
+    is to be booked (a timing difference finance has seen settle, a known dealer correction).
+    A case with a proposed entry is refused: that entry is approved, or replaced first."""
+    case = await _case_or_404(session, case_id, lock=True)
+    if case.status != "open":
+        raise Conflict(
+            "an adjusting entry is proposed on this case: approve it"
+            if case.status == "proposed"
+            else f"the case is {case.status}"
+        )
+    case.status = "resolved"
+    case.closed_at = datetime.now(UTC)
+    case.resolution = f"explained, nothing booked: {explanation}"
+    case.resolved_by = officer.id
+    audit.record(
+        session,
+        officer.actor(),
+        audit.Change(
+            "reconciliation_case.resolved",
+            "reconciliation_case",
+            str(case_id),
+            before={"status": "open"},
+            after={"status": "resolved", "entry": None},
+            reason=explanation,
         ),
     )
     await session.flush()
@@ -421,87 +465,78 @@ async def approve_adjustment(
 
 # -- the run's report ----------------------------------------------------------------------------
 
+REPORT_KEYS = "reconciliation/runs/{id}/report{suffix}.{format}"
 
-def _text(value: object) -> str:
-    return "" if value is None else str(value)
+
+def report_key(run_id: uuid.UUID, extension: str, *, signed: bool = False) -> str:
+    """Where a run's report is stored: at the end of the run, and again (signed) at sign-off."""
+    return REPORT_KEYS.format(id=run_id, suffix="-signed" if signed else "", format=extension)
 
 
 async def run_report(session: AsyncSession, run_id: uuid.UUID) -> RunReport:
+    """The run's report as it stands now."""
     found = await _run_or_404(session, run_id)
-    signoff = await session.get(ReconciliationSignoff, run_id)
-    signed = ""
-    if signoff is not None:
-        staff = await session.get(StaffUser, signoff.staff_id)
-        who = staff.full_name if staff else str(signoff.staff_id)
-        signed = f"signed off by {who} at {signoff.signed_at:%Y-%m-%d %H:%M} UTC: {signoff.note}"
-    breaks = await queries.breaks_of_run(session, run_id)
-    cases = await queries.open_or_last_cases(session, found.server, [b.key for b in breaks])
-    today = _today()
-    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    counts: dict[str, int] = defaultdict(int)
-    rows: list[ReportBreak] = []
-    for b in breaks:
-        counts[b.type] += 1
-        totals[b.type][b.currency] += abs(b.amount_minor)
-        case = cases.get(b.key)
-        other = b.expected_currency or b.currency
-        rows.append(
-            ReportBreak(
-                type=b.type,
-                key=b.key,
-                reference=_text(b.reference),
-                deal=_text(b.deal),
-                login=_text(b.login),
-                provider=_text(b.provider),
-                amount=decimal_text(b.amount_minor, b.currency),
-                currency=b.currency,
-                found_in=b.found_in,
-                missing_from=b.missing_from,
-                expected="" if b.expected_minor is None else decimal_text(b.expected_minor, other),
-                actual="" if b.actual_minor is None else decimal_text(b.actual_minor, b.currency),
-                expected_currency="" if b.expected_minor is None else other,
-                detail=b.detail,
-                case_status=case.status if case else "",
-                age_days=str(age_days(case, today)) if case else "",
-            )
-        )
-    deals = await session.scalar(select(func.count()).where(ReconciliationMt5Deal.run_id == run_id))
-    settlement = await session.scalar(
-        select(func.count()).where(ReconciliationPspRow.run_id == run_id)
-    )
-    start, end = found.period_start.astimezone(UTC), found.period_end.astimezone(UTC)
-    return RunReport(
-        server=found.server,
-        day=found.day.isoformat(),
-        period=f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC",
-        status=found.status,
-        matched=found.matched or 0,
-        deals=int(deals or 0),
-        settlement_rows=int(settlement or 0),
-        generated_at=f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        signed_off=signed,
-        breaks=rows,
-        by_type=[
-            TypeTotal(
-                type=kind,
-                count=counts[kind],
-                totals="; ".join(
-                    f"{decimal_text(minor, ccy)} {ccy}"
-                    for ccy, minor in sorted(totals[kind].items())
-                ),
-            )
-            for kind in counts
-        ],
+    inputs = await queries.report_inputs(session, found)
+    return build_report(
+        inputs.run,
+        inputs.breaks,
+        inputs.cases,
+        money=decimal_text,
+        signed_off=inputs.signed_off,
+        deals=inputs.deals,
+        settlement_rows=inputs.settlement_rows,
+        balances=inputs.balances,
+        now=datetime.now(UTC),
     )
 
 
-async def run_report_pdf(session: AsyncSession, run_id: uuid.UUID) -> bytes:
+async def _stored(documents: DocumentStore | None, key: str | None) -> bytes | None:
+    if documents is None or key is None:
+        return None
+    try:
+        return await documents.get(key)
+    except DocumentMissing:
+        return None
+
+
+async def run_report_pdf(
+    session: AsyncSession, run_id: uuid.UUID, documents: DocumentStore | None = None
+) -> bytes:
+    """The report stored with the run (at its end, or at its sign-off); rendered now for a run
+    that has none stored (a run of the code before, or a worker without a document store)."""
+    found = await _run_or_404(session, run_id)
+    stored = await _stored(documents, found.report_pdf_key)
+    if stored is not None:
+        return stored
     # WeasyPrint's layout is CPU-bound: off the event loop.
     return await asyncio.to_thread(render_pdf, await run_report(session, run_id))
 
 
-async def run_report_csv(session: AsyncSession, run_id: uuid.UUID) -> str:
+async def run_report_csv(
+    session: AsyncSession, run_id: uuid.UUID, documents: DocumentStore | None = None
+) -> str:
+    found = await _run_or_404(session, run_id)
+    stored = await _stored(documents, found.report_csv_key)
+    if stored is not None:
+        return stored.decode()
     return render_csv(await run_report(session, run_id))
+
+
+async def store_signed_report(
+    session: AsyncSession, documents: DocumentStore | None, run: ReconciliationRun
+) -> None:
+    """The signed-off report stored and made the run's report (write-once keys: a sign-off
+    happens once per run)."""
+    if documents is None:
+        return
+    report = await run_report(session, run.id)
+    pdf_key = report_key(run.id, "pdf", signed=True)
+    csv_key = report_key(run.id, "csv", signed=True)
+    if not await documents.exists(pdf_key):
+        await documents.put(pdf_key, await asyncio.to_thread(render_pdf, report))
+    if not await documents.exists(csv_key):
+        await documents.put(csv_key, render_csv(report).encode())
+    run.report_pdf_key, run.report_csv_key = pdf_key, csv_key
 
 
 def report_filename(run: RunView | ReconciliationRun, extension: str) -> str:

@@ -1,6 +1,7 @@
 """The risk dashboard (/console/risk): net exposure by symbol, the series over time and the open
-alerts, refreshed by polling /console/risk/live (the same figures as GET /v1/risk/exposure);
-alerts are acknowledged and resolved by forms (the same service as the API, audited)."""
+alerts, pushed by server-sent events (/console/risk/stream), with polling of /console/risk/live
+(the same figures as GET /v1/risk/exposure) when the stream cannot be used; alerts are
+acknowledged and resolved by forms (the same service as the API, audited)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,20 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 
-from api.deps import SessionDep
+from api.deps import SessionDep, StateDep
 from api.pages import back, check_csrf, render
 from api.policy import Principal
 from api.risk import service
 from api.risk.policies import RISK_DESK, ConsoleRiskDesk, ConsoleRiskReader
 from api.risk.schemas import SERVER_PATTERN, ConsoleAlertForm, LiveExposure
+from api.risk.stream import live_events
 from domain.errors import BackOfficeError
 
 router = APIRouter(prefix="/console/risk", tags=["console"])
 PAGE = "/console/risk"
-# How often the page asks for new figures (milliseconds).
+# How often the page asks for new figures when it cannot use the event stream (milliseconds).
 REFRESH_MS = 2000
 
 Server = Annotated[str | None, Query(pattern=SERVER_PATTERN)]
@@ -55,6 +57,22 @@ async def risk_live(
 ) -> LiveExposure:
     """What the dashboard polls: the figures of GET /v1/risk/exposure."""
     return await service.live_exposure(session, server)
+
+
+# Not in the OpenAPI document: an endless answer is no operation a client generator or a fuzzer
+# can call (a client that does not accept text/event-stream gets one event and the end).
+@router.get("/stream", include_in_schema=False)
+async def risk_stream(
+    request: Request, _: ConsoleRiskReader, state: StateDep, server: Server = None
+) -> StreamingResponse:
+    """Server-sent events: `live` (the figures of /console/risk/live) at once and at each new
+    point or alert change."""
+    follow = "text/event-stream" in request.headers.get("accept", "")
+    return StreamingResponse(
+        live_events(state.sessions, server, follow=follow),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
 
 
 async def _decide(

@@ -88,7 +88,8 @@ class BookView(BaseModel):
 
 class ThresholdCreate(BaseModel):
     """Raise an alert when `metric` of the `scope` bucket `key` (symbol, MT5 group, region
-    `eu`/`uk`/`intl`, book `A`/`B`; `*` for `total`) goes above `raise_above`, clear it when it
+    `eu`/`uk`/`intl`, book `A`/`B`, an account's MT5 login (margin utilisation only); `*` for
+    `total`) goes above `raise_above`, clear it when it
     falls below `clear_below`. Notional figures are in the reporting currency; concentration
     and margin utilisation are ratios (0.25 = 25 %); `change` compares with the point
     `window_seconds` earlier. `server` unset: every server."""

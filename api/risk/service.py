@@ -113,8 +113,16 @@ async def create_threshold(
     if request.metric is Metric.MARGIN_UTILISATION and request.scope not in (
         Scope.TOTAL,
         Scope.GROUP,
+        Scope.ACCOUNT,
     ):
-        raise InvalidInput("margin utilisation is per group or total", field="scope")
+        raise InvalidInput("margin utilisation is per account, group or total", field="scope")
+    if request.scope is Scope.ACCOUNT:
+        if request.metric is not Metric.MARGIN_UTILISATION:
+            raise InvalidInput("an account is watched for margin_utilisation only", field="metric")
+        key = request.key
+        if not (key.isascii() and key.isdigit() and len(key) <= 18 and int(key) >= 1):
+            raise InvalidInput("an account's key is its MT5 login (digits)", field="key")
+        request = request.model_copy(update={"key": str(int(request.key))})
     row = RiskThreshold(
         id=uuid.uuid4(),
         server=request.server,

@@ -37,6 +37,7 @@ from db.models.reconciliation_cases import (
     ReconciliationCaseComment,
     ReconciliationSignoff,
 )
+from db.models.revenue import DealerRuleRow, DealRevenueRow, DealRevenueState
 from db.models.risk import AccountBook, ExposurePointRow, RiskAlert, RiskThreshold
 from db.models.security import AuthSession, AuthThrottle, PasswordReset
 from db.models.staff import StaffUser
@@ -64,7 +65,10 @@ __all__ = [
     "Client",
     "ClientDocument",
     "ClientProfileRow",
+    "DealRevenueRow",
+    "DealRevenueState",
     "DealRow",
+    "DealerRuleRow",
     "ExposurePointRow",
     "FinanceCase",
     "FxRateRow",

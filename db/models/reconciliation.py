@@ -27,6 +27,11 @@ class ReconciliationRun(Base):
     breaks: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     finished_at: Mapped[datetime | None]
+    # Why the account balances were not checked (0038), e.g. trade ingestion behind.
+    balances_note: Mapped[str | None] = mapped_column(Text)
+    # The report stored at the end of the run (and again at sign-off), document store keys.
+    report_pdf_key: Mapped[str | None] = mapped_column(Text)
+    report_csv_key: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_reconciliation_runs_server_day", "server", "day"),)
 
@@ -89,3 +94,37 @@ class ReconciliationBreak(Base):
     actual_minor: Mapped[int | None] = mapped_column(BigInteger)
     expected_currency: Mapped[str | None] = mapped_column(String(3))
     detail: Mapped[str] = mapped_column(Text)
+
+
+class ReconciliationBalance(Base):
+    """An account of the run's server as of the period's end (0038): its MT5 balance then
+    (the balance read, less every deal after the end) and what trading had changed by then,
+    both in minor units of the account's currency."""
+
+    __tablename__ = "reconciliation_balances"
+
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("reconciliation_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    login: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    mt5_minor: Mapped[int] = mapped_column(BigInteger)
+    trading_minor: Mapped[int] = mapped_column(BigInteger)
+    read_at: Mapped[datetime]
+
+
+class ReconciliationWaiting(Base):
+    """A payment BrokerFlow waited on its processor for when the run looked (0038)."""
+
+    __tablename__ = "reconciliation_waiting"
+
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("reconciliation_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    reference: Mapped[str] = mapped_column(Text, primary_key=True)
+    provider: Mapped[str] = mapped_column(Text)
+    direction: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(32))
+    since: Mapped[datetime]
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))

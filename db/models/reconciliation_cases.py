@@ -55,6 +55,8 @@ class ReconciliationCase(RecordModel):
     adj_proposed_at: Mapped[datetime | None]
     adj_approved_by: Mapped[uuid.UUID | None]
     adj_entry_key: Mapped[str | None] = mapped_column(Text)
+    # Resolved without an adjusting entry (explained, nothing to book): by whom (0038).
+    resolved_by: Mapped[uuid.UUID | None]
 
 
 class ReconciliationCaseComment(Base):

@@ -58,6 +58,8 @@ class DealRow(Base):
     rate_margin: Mapped[Decimal] = mapped_column(Numeric)
     market_bid: Mapped[Decimal] = mapped_column(Numeric)
     market_ask: Mapped[Decimal] = mapped_column(Numeric)
+    # The LP's execution price of an A-book deal (docs/revenue.md); 0 on the B-book.
+    price_gateway: Mapped[Decimal] = mapped_column(Numeric, server_default="0")
     position_id: Mapped[int] = mapped_column(BigInteger)
     position_by_id: Mapped[int] = mapped_column(BigInteger)
     dealer: Mapped[int] = mapped_column(BigInteger)

@@ -11,6 +11,9 @@ client (MT5 gives them signed from the client's side: a charge is negative, so t
 its negation) plus the B-book P&L, minus what the client realised on the kept share of the
 account's flow (`b_share`: 1 for B or no book, 0 for A, 1 - `a_share` for hybrid). Coverage
 accounts (the broker's own at a liquidity provider) are not clients: left out of every report.
+`markup` is the dealer's markup captured on the slice's deals (`deal_revenue`, docs/revenue.md):
+shown beside the revenue, not added to it (on the B-book it is already inside the clients' P&L);
+NULL when no deal of the slice has it computed.
 """
 
 from __future__ import annotations
@@ -132,13 +135,24 @@ async def record_refresh(
 
 # --- reports -------------------------------------------------------------------------------
 
-# The aggregate rows of clients' accounts in the range, each with its book's kept share.
+# The aggregate rows of clients' accounts in the range, each with its book's kept share and
+# the markup captured on its deals (`deal_revenue`, docs/revenue.md; NULL: none computed).
 _BOOKED = """
     SELECT g.*, coalesce(b.book, 'B') AS book,
            CASE coalesce(b.book, 'B') WHEN 'A' THEN 0 WHEN 'hybrid' THEN 1 - b.a_share
-                ELSE 1 END AS b_share
+                ELSE 1 END AS b_share,
+           m.markup
     FROM analytics_daily g
     LEFT JOIN account_books b ON b.server = g.server AND b.login = g.login
+    LEFT JOIN (
+        SELECT r.server, (r.time AT TIME ZONE 'UTC')::date AS day, r.login, r.symbol,
+               sum(r.markup) AS markup
+        FROM deal_revenue r
+        WHERE r.time >= (CAST(:first AS date)::timestamp AT TIME ZONE 'UTC')
+          AND r.time < ((CAST(:last AS date) + 1)::timestamp AT TIME ZONE 'UTC')
+          AND r.markup IS NOT NULL
+        GROUP BY 1, 2, 3, 4
+    ) m ON m.server = g.server AND m.day = g.day AND m.login = g.login AND m.symbol = g.symbol
     WHERE g.day >= :first AND g.day <= :last AND coalesce(b.book, 'B') <> 'coverage'
 """
 
@@ -147,6 +161,7 @@ _INCOME = """
     sum(-x.swap) AS swap_income,
     sum(-x.fee) AS fee_income,
     sum(-x.client_pnl * x.b_share) AS b_book_pnl,
+    sum(x.markup) AS markup,
     sum(-x.commission - x.swap - x.fee - x.client_pnl * x.b_share) AS revenue
 """
 

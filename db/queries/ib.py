@@ -129,7 +129,7 @@ async def mid_rates(session: AsyncSession) -> list[tuple[str, str, Decimal]]:
 
 _DEAL_COLUMNS = (
     "deal login time_server symbol action entry volume volume_closed price position_id"
-    " position_by_id commission profit contract_size digits"
+    " position_by_id commission profit contract_size digits market_bid market_ask"
 ).split()
 
 
@@ -151,6 +151,9 @@ def _web_api(row: Any) -> dict[str, Any]:
         # Web API deal fields too, that the calculation does not read: the symbol's terms.
         "ContractSize": row.contract_size,
         "Digits": row.digits,
+        # The raw quote the deal was filled against: a spread rule prices the captured spread.
+        "MarketBid": row.market_bid,
+        "MarketAsk": row.market_ask,
     }
 
 
@@ -225,7 +228,7 @@ async def deals_for_accrual(
 # `deals_for_accrual`'s tuples: Web API field names of `_DEAL_COLUMNS`, in its order.
 ACCRUAL_DEAL_FIELDS = (
     "Deal Login Time Symbol Action Entry Volume VolumeClosed Price PositionID PositionByID"
-    " Commission Profit ContractSize Digits"
+    " Commission Profit ContractSize Digits MarketBid MarketAsk"
 ).split()
 
 

@@ -1,20 +1,30 @@
-"""What a reconciliation run reads: its MT5 and processor snapshots and the ledger's postings
-around its day; and where its breaks are written."""
+"""What a reconciliation run reads: its MT5, processor, balance and waiting-payment snapshots
+and the ledger's postings around its day; what its snapshots are made of (the accounts to
+check, the ingested deals' sums, the payments waiting on a processor); and where its breaks are
+written."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models.reconciliation import ReconciliationBreak, ReconciliationRun
+from db.models.payments import Payment
+from db.models.reconciliation import (
+    ReconciliationBreak,
+    ReconciliationRun,
+    ReconciliationWaiting,
+)
 from domain.reconciliation.ledger import IB_PAYOUT, PSP_STEPS
 from domain.reconciliation.matching import gc_paused
 from domain.reconciliation.records import (
     SETTLEMENT_KINDS,
+    AccountBalance,
     Break,
     Flow,
     LedgerMt5Movement,
@@ -24,6 +34,7 @@ from domain.reconciliation.records import (
     PspRow,
     Sides,
 )
+from domain.reconciliation.waiting import WAITING_STATUSES, WaitingPayment
 
 # Driver-level queries (psycopg placeholders): a day is a million rows, read in binary by the
 # driver's C code into plain tuples and made into the matching's tuples by one comprehension,
@@ -41,7 +52,8 @@ _PSP = (
 # is the entry key up to its first `:` (an IB payout's `ib-payout:<uuid>`: the uuid's first 24
 # hex digits); the login is what follows `mt5:<server>-` in the account code up to the next `:`,
 # when it is all digits (at most 18: a bigint); a processor's provider follows `psp:`, the flow
-# is the entry's step's.
+# is the entry's step's. A mirror's posting is negated: the ledger credits the mirror for money
+# onto MT5 (`domain.reconciliation.ledger.onto_mt5`), a movement is money onto MT5.
 _KEY = "e.idempotency_key"
 _STEP = (  # what follows the reference ('' when the key has no `:`)
     f"CASE WHEN strpos({_KEY}, ':') > 0 THEN substr({_KEY}, strpos({_KEY}, ':') + 1) ELSE '' END"
@@ -62,8 +74,9 @@ _FLOW = (
 # amount, currency.
 _LEDGER = (
     "SELECT key, reference, login::bigint, provider, flow, booked_at, amount_minor, currency"  # noqa: S608
-    f" FROM (SELECT {_KEY} AS key, {_REFERENCE} AS reference, e.booked_at, p.amount_minor,"
-    " p.currency, CASE WHEN starts_with(a.code, %(mirror)s)"
+    f" FROM (SELECT {_KEY} AS key, {_REFERENCE} AS reference, e.booked_at,"
+    " CASE WHEN starts_with(a.code, %(mirror)s) THEN -p.amount_minor ELSE p.amount_minor END"
+    " AS amount_minor, p.currency, CASE WHEN starts_with(a.code, %(mirror)s)"
     " THEN split_part(substr(a.code, length(%(mirror)s) + 1), ':', 1) END AS login,"
     " CASE WHEN starts_with(a.code, 'psp:') THEN split_part(substr(a.code, 5), ':', 1)"
     f" END AS provider, CASE WHEN starts_with(a.code, 'psp:') THEN {_FLOW} END AS flow"
@@ -74,6 +87,40 @@ _LEDGER = (
     " WHERE provider IS NOT NULL OR login ~ '^[0-9]{1,18}$'"
 )
 _FLOWS = {flow.value: flow for flow in Flow}
+# The login in a mirror's code `mt5:<server>-<login>:<ccy>` (NULL unless all digits, ≤ 18).
+_MIRROR_LOGIN = (
+    "CASE WHEN split_part(substr(a.code, length(%(mirror)s) + 1), ':', 1) ~ '^[0-9]{1,18}$'"
+    " THEN split_part(substr(a.code, length(%(mirror)s) + 1), ':', 1)::bigint END"
+)
+# The balance snapshot beside what the ledger says is on each account at the period's end: its
+# mirror's balance negated (the mirror is credited for money onto MT5).
+_BALANCES = (
+    "SELECT b.login, b.currency, b.mt5_minor, (-coalesce(l.amount, 0))::bigint, b.trading_minor"  # noqa: S608
+    " FROM reconciliation_balances b LEFT JOIN ("
+    f" SELECT {_MIRROR_LOGIN} AS login, p.currency, sum(p.amount_minor) AS amount"
+    " FROM postings p JOIN journal_entries e ON e.id = p.entry_id"
+    " JOIN ledger_accounts a ON a.id = p.account_id"
+    " WHERE a.kind = 'mt5' AND starts_with(a.code, %(mirror)s) AND e.booked_at < %(end)s"
+    " GROUP BY 1, 2) l ON l.login = b.login AND l.currency = b.currency"
+    " WHERE b.run_id = %(run)s"
+)
+# The accounts a balance check covers: the server's live accounts and every login with a
+# mirror on the server (money BrokerFlow moved), each in its currency.
+_ACCOUNTS = (
+    "SELECT login, currency FROM mt5_accounts WHERE server = %(server)s AND kind = 'live'"  # noqa: S608
+    f" UNION SELECT {_MIRROR_LOGIN}, a.currency FROM ledger_accounts a"
+    " WHERE a.kind = 'mt5' AND starts_with(a.code, %(mirror)s)"
+)
+# Per login, the ingested deals' Profit + Commission + Swap + Fee after the period's end (up to
+# the balances' read) and, for trade deals, up to the end: what trading changed.
+_DEAL_SUMS = (
+    "SELECT login,"
+    " coalesce(sum(profit + commission + storage + fee) FILTER (WHERE time >= %(end)s), 0),"
+    " coalesce(sum(profit + commission + storage + fee)"
+    " FILTER (WHERE time < %(end)s AND action = ANY(%(trade)s)), 0)"
+    " FROM deals WHERE server = %(server)s AND login = ANY(%(logins)s) AND time <= %(until)s"
+    " GROUP BY login"
+)
 
 
 async def _fetch(
@@ -136,7 +183,91 @@ async def run_sides(session: AsyncSession, run: ReconciliationRun) -> Sides:
             for key, reference, _, provider, flow, at, amount, currency in postings
             if provider is not None
         ]
-        return Sides(deals, ledger_mt5, ledger_psp, rows)
+        balances = [
+            AccountBalance(*values)
+            for values in await _fetch(
+                session,
+                _BALANCES,
+                {"run": run.id, "end": period.end, "mirror": f"mt5:{run.server}-"},
+            )
+        ]
+        return Sides(deals, ledger_mt5, ledger_psp, rows, balances)
+
+
+async def accounts_to_check(
+    session: AsyncSession, server: str, default_currency: str
+) -> dict[int, str]:
+    """The logins of `server` whose balance a run checks, each with its currency."""
+    found: dict[int, str] = {}
+    for login, currency in await _fetch(
+        session, _ACCOUNTS, {"server": server, "mirror": f"mt5:{server}-"}
+    ):
+        if login is not None:
+            found.setdefault(int(login), currency or default_currency)
+    return found
+
+
+async def deal_sums(
+    session: AsyncSession,
+    server: str,
+    logins: Sequence[int],
+    end: datetime,
+    until: datetime,
+    trade_actions: Collection[int],
+) -> dict[int, tuple[Decimal, Decimal]]:
+    """Per login of `logins` on `server` with ingested deals: (what its deals in [end, until]
+    changed, what its trade deals before `end` changed), each Profit + Commission + Swap + Fee
+    in the account's currency."""
+    if not logins:
+        return {}
+    rows = await _fetch(
+        session,
+        _DEAL_SUMS,
+        {
+            "server": server,
+            "logins": list(logins),
+            "end": end,
+            "until": until,
+            "trade": sorted(trade_actions),
+        },
+    )
+    return {int(login): (Decimal(after), Decimal(trading)) for login, after, trading in rows}
+
+
+async def waiting_payments(session: AsyncSession) -> list[WaitingPayment]:
+    """Every payment waiting on its processor now (`WAITING_STATUSES`), `since` its last
+    change."""
+    rows = await session.execute(
+        select(
+            Payment.reference,
+            Payment.provider,
+            Payment.direction,
+            Payment.status,
+            Payment.updated_at,
+            Payment.amount_minor,
+            Payment.currency,
+        ).where(Payment.status.in_(sorted(WAITING_STATUSES)))
+    )
+    return [
+        WaitingPayment(reference, provider, direction, status, since, amount, currency)
+        for reference, provider, direction, status, since, amount, currency in rows.tuples()
+    ]
+
+
+async def waiting_of_run(session: AsyncSession, run_id: uuid.UUID) -> list[WaitingPayment]:
+    """Run `run_id`'s snapshot of the payments waiting on a processor."""
+    rows = await session.execute(
+        select(
+            ReconciliationWaiting.reference,
+            ReconciliationWaiting.provider,
+            ReconciliationWaiting.direction,
+            ReconciliationWaiting.status,
+            ReconciliationWaiting.since,
+            ReconciliationWaiting.amount_minor,
+            ReconciliationWaiting.currency,
+        ).where(ReconciliationWaiting.run_id == run_id)
+    )
+    return [WaitingPayment(*values) for values in rows.tuples()]
 
 
 async def store_breaks(session: AsyncSession, run_id: uuid.UUID, breaks: list[Break]) -> None:

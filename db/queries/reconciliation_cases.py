@@ -7,17 +7,25 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, String, cast, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models.reconciliation import ReconciliationBreak, ReconciliationRun
+from db.models.reconciliation import (
+    ReconciliationBalance,
+    ReconciliationBreak,
+    ReconciliationMt5Deal,
+    ReconciliationPspRow,
+    ReconciliationRun,
+)
 from db.models.reconciliation_cases import (
     ReconciliationCase,
     ReconciliationCaseComment,
     ReconciliationSignoff,
 )
+from db.models.staff import StaffUser
 
 T = TypeVar("T", bound=tuple[Any, ...])
 OPEN_STATUSES = ("open", "proposed")
@@ -160,3 +168,61 @@ async def open_or_last_cases(
         if known is None or known.status not in OPEN_STATUSES:
             found[case.key] = case
     return found
+
+
+class ReportInputs(NamedTuple):
+    """What a run's report shows (`reports.reconciliation.build_report`)."""
+
+    run: ReconciliationRun
+    breaks: list[ReconciliationBreak]
+    cases: dict[str, ReconciliationCase]
+    signed_off: str  # "signed off by … at … UTC: note", or ""
+    deals: int
+    settlement_rows: int
+    balances: int
+
+
+async def report_inputs(session: AsyncSession, run: ReconciliationRun) -> ReportInputs:
+    signoff = await session.get(ReconciliationSignoff, run.id)
+    signed = ""
+    if signoff is not None:
+        staff = await session.get(StaffUser, signoff.staff_id)
+        who = staff.full_name if staff else str(signoff.staff_id)
+        signed = f"signed off by {who} at {signoff.signed_at:%Y-%m-%d %H:%M} UTC: {signoff.note}"
+    breaks = await breaks_of_run(session, run.id)
+
+    async def count(query: Select[tuple[int]]) -> int:
+        return int(await session.scalar(query) or 0)
+
+    return ReportInputs(
+        run,
+        breaks,
+        await open_or_last_cases(session, run.server, [b.key for b in breaks]),
+        signed,
+        await count(select(func.count()).where(ReconciliationMt5Deal.run_id == run.id)),
+        await count(select(func.count()).where(ReconciliationPspRow.run_id == run.id)),
+        await count(select(func.count()).where(ReconciliationBalance.run_id == run.id)),
+    )
+
+
+async def alerted_cases_opened_by(
+    session: AsyncSession, run_id: uuid.UUID
+) -> list[ReconciliationCase]:
+    """The alerted cases run `run_id` opened, by type and key."""
+    rows = await session.scalars(
+        select(ReconciliationCase)
+        .where(ReconciliationCase.first_run_id == run_id, ReconciliationCase.alerted.is_(True))
+        .order_by(ReconciliationCase.type, ReconciliationCase.key)
+    )
+    return list(rows)
+
+
+async def finance_emails(session: AsyncSession) -> list[str]:
+    """The addresses of active staff users with the finance role, sorted."""
+    rows = await session.scalars(
+        select(StaffUser.email).where(
+            StaffUser.active.is_(True),
+            StaffUser.roles.overlap(cast(["finance"], ARRAY(String(32)))),
+        )
+    )
+    return sorted(rows.all())

@@ -10,8 +10,8 @@ region and book, each group's margin utilisation and the house's net notional.
 * `gross_notional`: gross notional of the bucket;
 * `concentration`: |net notional| of the bucket / the sum of |net notional| over the buckets
   of the same scope (none for `total`);
-* `margin_utilisation`: margin / equity of a group, or of all accounts for `total` (none for
-  symbol, region and book);
+* `margin_utilisation`: margin / equity of an account (its login as the key), of a group, or
+  of all accounts for `total` (none for symbol, region and book);
 * `change`: |net notional now - net notional of the earlier point| (the newest point at or
   before now - the threshold's window).
 
@@ -22,6 +22,7 @@ a figure hovering around one line does not raise and clear on every point.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -40,6 +41,7 @@ class Scope(StrEnum):
     GROUP = "group"
     REGION = "region"
     BOOK = "book"
+    ACCOUNT = "account"  # one MT5 login (margin utilisation only)
 
 
 class Metric(StrEnum):
@@ -128,7 +130,20 @@ def summarise(e: Exposure) -> dict[str, Any]:
     }
 
 
+def account_utilisations(e: Exposure, logins: Collection[str]) -> dict[str, str | None]:
+    """Margin / equity of the accounts named by `logins` (login numbers as text) that the
+    calculation has, each in its deposit currency (6 decimals; None when equity is not above
+    0). Only those asked for: a point stores the accounts a threshold watches, not every one."""
+    return {
+        str(a.account.login): ratio(a.utilisation)
+        for a in e.accounts
+        if str(a.account.login) in logins
+    }
+
+
 def _net(point: dict[str, Any], scope: Scope, key: str) -> Decimal | None:
+    if scope is Scope.ACCOUNT:
+        return None
     if scope is Scope.TOTAL:
         return Decimal(point["total"]["net_notional"])
     bucket = point[_BUCKETS[scope]].get(key)
@@ -150,9 +165,13 @@ def metric_value(
             found = point.get("utilisation")
         elif scope is Scope.GROUP:
             found = point["groups"].get(key, {}).get("utilisation")
+        elif scope is Scope.ACCOUNT:
+            found = point.get("accounts", {}).get(key)
         else:
             return None
         return None if found is None else Decimal(found)
+    if scope is Scope.ACCOUNT:
+        return None  # an account is watched for its margin utilisation only
     if metric is Metric.CHANGE:
         if earlier is None:
             return None

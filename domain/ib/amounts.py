@@ -25,6 +25,7 @@ from domain.ib.document import (
     Basis,
     Counting,
     Deal,
+    Entry,
     Frozen,
     Lookups,
     PlanVersion,
@@ -33,6 +34,7 @@ from domain.ib.document import (
     Symbol,
 )
 from domain.ib.legs import DealLegs, Leg, lots, show_lots
+from domain.revenue import captured_markup_points, captured_spread_points
 
 
 def plain(value: Decimal) -> str:
@@ -127,6 +129,29 @@ def _qualifying(
     return passed, notes
 
 
+def captured_points(deal: Deal, symbol: Symbol, of: str) -> Decimal | None:
+    """The spread (`of` "spread") or markup ("markup") a deal captured, in points per round
+    trip as a symbol's fixed `spread_points` / `markup_points` are given (half of it is paid per
+    market side): the spread, 2 s (Price - raw mid) / point (`domain.revenue`), and the markup,
+    twice this side's s (Price - raw side) / point. Never below 0 (a fill better than the
+    market captured nothing). None when the deal carries no raw quote (MarketBid/MarketAsk 0)
+    or is a close-by (it crossed no market: the symbol's fixed figure is used as before)."""
+    if deal.entry == Entry.OUT_BY:
+        return None
+    if of == "spread":
+        points = captured_spread_points(
+            deal.action, deal.price, deal.market_bid, deal.market_ask, symbol.digits
+        )
+    else:
+        markup = captured_markup_points(
+            deal.action, deal.price, deal.market_bid, deal.market_ask, symbol.digits
+        )
+        points = None if markup is None else 2 * markup
+    if points is None:
+        return None
+    return max(points, Decimal(0))
+
+
 def _spread_factor(leg: Leg, counting: Counting) -> Decimal:
     """The share of one spread a counted leg carries: half per market side, none for close-by;
     a round-turn close carries its opening's half as well."""
@@ -170,12 +195,17 @@ class _Measured:
         return Decimal(1 if self.volume else 0), f"{1 if self.volume else 0} deal"
 
     def spread(self, rule: Rule) -> tuple[Decimal, str]:
-        name = self.dl.deal.symbol
+        deal = self.dl.deal
+        name = deal.symbol
         symbol = self.lookups.doc.symbols[name]
-        points = symbol.spread_points if rule.of == "spread" else symbol.markup_points
+        captured = captured_points(deal, symbol, rule.of)
+        points = captured
+        if points is None:
+            points = symbol.spread_points if rule.of == "spread" else symbol.markup_points
         if points is None or symbol.profit_currency is None:
             raise InvalidInput(
                 f"symbol {name}: a {rule.of} rule needs {rule.of}_points and profit_currency"
+                " (or deals with MarketBid and MarketAsk)"
             )
         counting = self.version.counting
         weight = sum(
@@ -186,8 +216,13 @@ class _Measured:
             Decimal(0),
         )
         value = points * symbol.point * symbol.contract_size * weight
+        if captured is not None:
+            quote = f"{plain(deal.market_bid)}/{plain(deal.market_ask)}"
+            captured_how = f" (captured: Price {plain(deal.price)} vs MarketBid/MarketAsk {quote})"
+        else:
+            captured_how = ""
         note = (
-            f"{plain(points)} {rule.of} points x {plain(symbol.point)}"
+            f"{plain(points)} {rule.of} points{captured_how} x {plain(symbol.point)}"
             f" x {plain(symbol.contract_size)} x {plain(weight)} spread-weighted lots"
             f" = {plain(value)} {symbol.profit_currency}"
         )
@@ -227,7 +262,7 @@ class Pricer:
         self._parts: dict[tuple[int, int, int], tuple[Decimal, tuple[PartValues, ...]]] = {}
         # Values met before, one object each (their ids make `_parts`' keys), and each deal's.
         self._interned: dict[tuple[object, ...], Any] = {}
-        self._subjects: dict[int, tuple[str, str, str, int, str]] = {}
+        self._subjects: dict[int, tuple[str, str, str, int, str, object]] = {}
         # Per chain of versions (by ids, the versions kept), which levels count alike.
         self._firsts: dict[tuple[int, ...], tuple[int, ...]] = {}
         self._kept_versions: list[Sequence[PlanVersion]] = []
@@ -284,14 +319,28 @@ class Pricer:
             found = self._accounts[login] = (account.group, account.currency)
         return found
 
-    def subject(self, deal: Deal) -> tuple[str, str, str, int, str]:
+    def subject(self, deal: Deal) -> tuple[str, str, str, int, str, object]:
         """What the parts read of the deal beyond its counted shape (the symbol, the account's
         group and currency, its Volume and Commission as written, since 1.0 and 1.00 make
-        different notes): one object per value."""
+        different notes, and its raw quote with its price and side when it has one): one
+        object per value."""
         subject = self._subjects.get(deal.ticket)
         if subject is None:
             group, currency = self._account(deal.login)
-            value = (deal.symbol, group, currency, deal.volume, str(deal.commission))
+            # The raw quote a spread rule may price with (None without one: the symbol's fixed
+            # spread, alike for every such deal).
+            quote = (
+                (
+                    deal.entry,
+                    deal.action,
+                    str(deal.price),
+                    str(deal.market_bid),
+                    str(deal.market_ask),
+                )
+                if deal.market_bid or deal.market_ask
+                else None
+            )
+            value = (deal.symbol, group, currency, deal.volume, str(deal.commission), quote)
             subject = self._subjects[deal.ticket] = self._interned.setdefault(value, value)
         return subject
 

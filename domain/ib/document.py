@@ -217,6 +217,10 @@ class Deal(BaseModel):
     position_by_id: int = Field(default=0, alias="PositionByID")
     commission: Decimal = Field(default=Decimal(0), alias="Commission", allow_inf_nan=False)
     profit: Decimal = Field(default=Decimal(0), alias="Profit", allow_inf_nan=False)
+    # The raw quote the deal was filled against (0: not given): a spread rule then pays the
+    # spread (or markup) the deal captured instead of the symbol's fixed one.
+    market_bid: Decimal = Field(default=Decimal(0), ge=0, alias="MarketBid", allow_inf_nan=False)
+    market_ask: Decimal = Field(default=Decimal(0), ge=0, alias="MarketAsk", allow_inf_nan=False)
 
     @property
     def is_trade(self) -> bool:
@@ -284,6 +288,9 @@ PLAIN_DEAL_FIELDS = (
     "Commission",
     "Profit",
 )
+# Optional after them: the deal's raw quote, as `Deal` reads it (0 when not given).
+MARKET_DEAL_FIELDS = ("MarketBid", "MarketAsk")
+_NO_QUOTE = Decimal(0)
 
 
 class PreviewDocument(Frozen):
@@ -328,14 +335,31 @@ class PreviewDocument(Frozen):
 
     def with_plain_deals(self, deals: Iterable[Sequence[object]]) -> PreviewDocument | None:
         """This document (validated without deals) with `deals` added, each the values of
-        `PLAIN_DEAL_FIELDS` in that order, already of the model's types (ints, str, finite
-        Decimals): made without validating each deal, after the same checks the model makes
-        (`Deal`'s fields and `_trade_is_whole`, `_references_resolve`'s on deals). None when a
-        deal fails one: validating the whole document then says why, as it always did."""
+        `PLAIN_DEAL_FIELDS` in that order (then, optionally, those of `MARKET_DEAL_FIELDS`),
+        already of the model's types (ints, str, finite Decimals): made without validating each
+        deal, after the same checks the model makes (`Deal`'s fields and `_trade_is_whole`,
+        `_references_resolve`'s on deals). None when a deal fails one: validating the whole
+        document then says why, as it always did."""
         made: list[Deal] = []
         tickets = {deal.ticket for deal in self.deals}
         symbols, accounts = self.symbols, self.accounts
+        plain = len(PLAIN_DEAL_FIELDS)
         for values in deals:
+            if len(values) == plain:
+                bid: object = _NO_QUOTE
+                ask: object = _NO_QUOTE
+            else:
+                bid, ask = values[plain:]
+                values = values[:plain]
+                if not (
+                    type(bid) is Decimal
+                    and type(ask) is Decimal
+                    and bid.is_finite()
+                    and ask.is_finite()
+                    and bid >= 0
+                    and ask >= 0
+                ):
+                    return None
             (ticket, login, time, symbol, action, entry, volume, closed, price, position,
              position_by, commission, profit) = values  # fmt: skip
             if not (
@@ -388,6 +412,8 @@ class PreviewDocument(Frozen):
                         "position_by_id": position_by,
                         "commission": commission,
                         "profit": profit,
+                        "market_bid": bid,
+                        "market_ask": ask,
                     }
                 )
             )

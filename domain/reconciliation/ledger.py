@@ -1,7 +1,12 @@
 """The ledger's side of a day from its postings: what BrokerFlow's books say went onto MT5
 accounts and through the processors (docs/ledger.md: accounts `mt5:<server>-<login>:<ccy>` and
 `psp:<provider>:<ccy>`, entry keys `<reference>:<step>`, a reversal `<key>:reversal`; an IB
-payout's `ib-payout:<payout id>`)."""
+payout's `ib-payout:<payout id>`).
+
+The sign of a mirror: the ledger **credits** an account's `mt5:` mirror when money goes onto the
+MT5 account (`domain.funds.into_mt5`, an IB payout to MT5) and debits it when money comes off
+(`domain.funds.out_of_mt5`), so the mirror's balance is minus what BrokerFlow put on the account.
+A movement's `amount_minor` is money onto MT5: the posting's amount negated (`onto_mt5`)."""
 
 from __future__ import annotations
 
@@ -26,11 +31,18 @@ IB_PAYOUT = "ib-payout"
 PostingRow = tuple[str, datetime, str, int, str]
 
 
+def onto_mt5(mirror_posting_minor: int) -> int:
+    """Money onto the MT5 account of a posting on its mirror (a credit of the mirror is money
+    onto MT5); also a mirror's balance as what the ledger says is on the account."""
+    return -mirror_posting_minor
+
+
 def ledger_sides(
     postings: Iterable[PostingRow], server: str
 ) -> tuple[list[LedgerMt5Movement], list[LedgerPspMovement]]:
     """The postings on `server`'s MT5 mirrors and on every processor's clearing account as
-    movements; any other posting is not the ledger's side of a reconciliation.
+    movements (a mirror's posting negated: money onto MT5); any other posting is not the
+    ledger's side of a reconciliation.
 
     The scheduled run does this parsing in SQL (`db.queries.reconciliation._LEDGER`, a million
     postings); this function is its definition, and a test holds the two equal."""
@@ -44,7 +56,9 @@ def ledger_sides(
         if code.startswith(mirror):
             login = code[len(mirror) :].partition(":")[0]
             if login.isdigit():
-                mt5.append(LedgerMt5Movement(key, reference, int(login), at, amount, currency))
+                mt5.append(
+                    LedgerMt5Movement(key, reference, int(login), at, onto_mt5(amount), currency)
+                )
         elif code.startswith("psp:"):
             provider = code[4:].partition(":")[0]
             if step.endswith(":reversal"):

@@ -34,6 +34,11 @@ class BreakType(StrEnum):
     CHARGEBACK = "chargeback"
     MANUAL_ADJUSTMENT = "manual_adjustment"
     BALANCE_MISMATCH = "balance_mismatch"
+    # The scheduled run's (domain.reconciliation.waiting), from the payments BrokerFlow still
+    # waits on the processor for: settled at the processor, the webhook never arrived; and
+    # sent to the processor longer ago than allowed with nothing in its settlement report.
+    LOST_WEBHOOK = "lost_webhook"
+    STUCK_AT_PROCESSOR = "stuck_at_processor"
 
 
 BREAK_ORDER = {kind: n for n, kind in enumerate(BreakType)}
@@ -87,8 +92,10 @@ class Mt5Deal(NamedTuple):
 
 
 class LedgerMt5Movement(NamedTuple):
-    """The ledger's side of a balance operation: a posting on an account's `mt5:` mirror,
-    positive when money went onto the MT5 account. `key` is the journal entry's key."""
+    """The ledger's side of a balance operation: a posting on an account's `mt5:` mirror, as
+    money onto the MT5 account (positive when money went onto it: the ledger credits the
+    mirror then, so this is the posting's amount negated, `ledger.onto_mt5`). `key` is the
+    journal entry's key."""
 
     key: str
     reference: str
@@ -128,8 +135,9 @@ class PspRow(NamedTuple):
 
 class AccountBalance(NamedTuple):
     """An MT5 account's balance against the ledger's mirror of it, at the cut-off.
-    `trading_minor` is what trading (profit, swap, commission) changed, which the ledger does
-    not mirror."""
+    `ledger_minor` is what the ledger says BrokerFlow put on the account (the mirror's balance
+    negated: the mirror is credited for money onto MT5). `trading_minor` is what trading
+    (profit, swap, commission) changed, which the ledger does not mirror."""
 
     login: int
     currency: str

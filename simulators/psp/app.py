@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import asdict
+from datetime import date as calendar_day
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -14,7 +15,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from simulators.psp.bank import AutoSettle, BankCo
-from simulators.psp.card import CardCo
+from simulators.psp.card import CardCo, Ledger
 from simulators.psp.webhooks import DeliveryFaults, Outbox
 
 
@@ -34,8 +35,8 @@ async def json_body(request: Request) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-def settlement_csv(rows: list[dict[str, str]], date: str) -> Response:
-    selected = [r for r in rows if r["date"] == date]
+def settlement_csv(ledger: Ledger, date: str) -> Response:
+    selected = ledger.report(date)
     out = io.StringIO()
     if selected:
         writer = csv.DictWriter(out, fieldnames=list(selected[0]))
@@ -110,7 +111,7 @@ def build_app(card: CardCo, bank: BankCo, outbox: Outbox) -> Starlette:
     async def card_settlement(request: Request) -> Response:
         if not authorised(request, card.api_key):
             return error(401, "invalid API key")
-        return settlement_csv(card.settlement.rows, request.path_params["date"])
+        return settlement_csv(card.settlement, request.path_params["date"])
 
     # -- BankCo ------------------------------------------------------------------------------
     async def deposit_reference(request: Request) -> Response:
@@ -164,7 +165,7 @@ def build_app(card: CardCo, bank: BankCo, outbox: Outbox) -> Starlette:
     async def bank_settlement(request: Request) -> Response:
         if not authorised(request, bank.api_key):
             return error(401, "invalid API key")
-        return settlement_csv(bank.settlement.rows, request.path_params["date"])
+        return settlement_csv(bank.settlement, request.path_params["date"])
 
     # -- simulator-only ------------------------------------------------------------------------
     async def sim_chargeback(request: Request) -> Response:
@@ -238,6 +239,45 @@ def build_app(card: CardCo, bank: BankCo, outbox: Outbox) -> Starlette:
             bank.set_auto_settle(rule)
         return JSONResponse({"auto_settle": asdict(bank.auto_settle) if bank.auto_settle else None})
 
+    async def sim_settlement(request: Request) -> Response:
+        """The settlement reports' day and faults, for both processors: `day` (YYYY-MM-DD, or
+        null for today in UTC) dates the rows made from now on; `omit` and `duplicate` (lists of
+        payment ids) leave a payment's rows out of its report or list them twice. A field left
+        out keeps its value; nothing is applied unless all are valid."""
+        ledgers = (card.settlement, bank.settlement)
+        if request.method == "POST":
+            body = await json_body(request)
+            if body is None or set(body) - {"day", "omit", "duplicate"}:
+                return error(400, "a JSON object with day, omit and duplicate is expected")
+            day = body.get("day", ledgers[0].day)
+            try:
+                if day is not None:
+                    day = calendar_day.fromisoformat(str(day)).isoformat()
+            except ValueError:
+                return error(400, "day must be a date (YYYY-MM-DD) or null")
+            lists: dict[str, list[str]] = {}
+            for name in ("omit", "duplicate"):
+                ids = body.get(name, [])
+                if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                    return error(400, "omit and duplicate are lists of payment ids")
+                if name in body:
+                    lists[name] = ids
+            for ledger in ledgers:
+                ledger.day = day
+                if "omit" in lists:
+                    ledger.omitted = set(lists["omit"])
+                if "duplicate" in lists:
+                    ledger.doubled = set(lists["duplicate"])
+        ledger = ledgers[0]
+        return JSONResponse(
+            {
+                "day": ledger.day,
+                "today": ledger.today(),
+                "omit": sorted(ledger.omitted),
+                "duplicate": sorted(ledger.doubled),
+            }
+        )
+
     async def sim_state(request: Request) -> Response:
         """Ground truth: every payment either processor knows of, for tests to reconcile with."""
         return JSONResponse(
@@ -272,6 +312,7 @@ def build_app(card: CardCo, bank: BankCo, outbox: Outbox) -> Starlette:
             Route("/_sim/bankco/settle", sim_settle, methods=["POST"]),
             Route("/_sim/bankco/auto_settle", sim_auto_settle, methods=["GET", "POST"]),
             Route("/_sim/webhooks", sim_webhooks, methods=["GET", "POST", "DELETE"]),
+            Route("/_sim/settlement", sim_settlement, methods=["GET", "POST"]),
             Route("/_sim/state", sim_state, methods=["GET"]),
         ]
     )

@@ -151,7 +151,7 @@ class BankCo:
     ) -> None:
         self.settlement.rows.append(
             {
-                "date": time.strftime("%Y-%m-%d", time.gmtime()),
+                "date": self.settlement.today(),
                 "payment_id": ident,
                 "reference": reference,
                 "type": kind,

@@ -34,9 +34,30 @@ class Intent:
 
 @dataclass
 class Ledger:
-    """What the settlement report lists: one row per money movement."""
+    """What the settlement report lists: one row per money movement, dated with the processor's
+    business day when it was made (today in UTC, unless `/_sim/settlement` pins a day).
+
+    Report faults (`/_sim/settlement`): the rows of a payment in `omitted` are left out of the
+    report, those of a payment in `doubled` are listed twice."""
 
     rows: list[dict[str, str]] = field(default_factory=list)
+    day: str | None = None
+    omitted: set[str] = field(default_factory=set)
+    doubled: set[str] = field(default_factory=set)
+
+    def today(self) -> str:
+        return self.day or time.strftime("%Y-%m-%d", time.gmtime())
+
+    def report(self, date: str) -> list[dict[str, str]]:
+        """The rows of `date` as the report lists them (faults applied)."""
+        listed: list[dict[str, str]] = []
+        for row in self.rows:
+            if row["date"] != date or row["payment_id"] in self.omitted:
+                continue
+            listed.append(row)
+            if row["payment_id"] in self.doubled:
+                listed.append(row)
+        return listed
 
 
 def card_fee(amount: int) -> int:
@@ -106,7 +127,7 @@ class CardCo:
     def _row(self, intent: Intent, kind: str, gross: int, fee: int) -> None:
         self.settlement.rows.append(
             {
-                "date": time.strftime("%Y-%m-%d", time.gmtime()),
+                "date": self.settlement.today(),
                 "payment_id": intent.id,
                 "reference": intent.reference,
                 "type": kind,

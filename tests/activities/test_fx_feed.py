@@ -7,10 +7,8 @@ Ground truth for the quotes is the simulator's own `/_sim/quotes` (set here) and
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import pytest
@@ -30,36 +28,20 @@ from contracts.steps import Mt5Step, implementations
 from db.models import FxRateRow
 from domain.wallets import FxRateStale, require_fresh
 from mt5_adapter.quotes import utc_of_server_msc
-from mt5_adapter.webapi import WebApiGateway, gateway_for
+from mt5_adapter.webapi import WebApiGateway
 from schedules import all_schedules, fx_feed_schedule
 from settings import FxFeedSettings, Mt5ServerSettings, Settings
-from tests.conftest import mt5_settings_for
-from tests.support.processes import Simulator, start_simulator
+from tests.support.mt5_utc_plus_2 import UTC_PLUS_2, gateway, simulator  # noqa: F401 (fixtures)
+from tests.support.processes import Simulator
 from workflows.fx_feed import FxFeedWorkflow
 
-UTC_PLUS_2 = 7200
 PAIRS = [
     FeedSymbol(symbol="EURUSD", base="EUR", quote="USD"),
     FeedSymbol(symbol="USDJPY", base="USD", quote="JPY"),
 ]
 
 
-@pytest.fixture(scope="module")
-def simulator(artifacts_dir: Path) -> Iterator[Simulator]:
-    """A simulator of this module's own at UTC+2 (no daylight saving): its quotes are set here."""
-    child = start_simulator(artifacts_dir / "logs", tls=False, extra=["--timezone", "120"])
-    yield child
-    child.child.stop()
-
-
-@pytest.fixture
-async def gateway(simulator: Simulator) -> AsyncIterator[WebApiGateway]:
-    mt5 = gateway_for(mt5_settings_for(simulator))
-    yield mt5
-    await mt5.aclose()
-
-
-def set_quotes(simulator: Simulator, quotes: dict[str, list[str]]) -> datetime:
+def set_quotes(simulator: Simulator, quotes: dict[str, list[str]]) -> datetime:  # noqa: F811
     """Move the simulator's prices; returns (to the millisecond) when, by its clock."""
     before = datetime.now(UTC)
     httpx.post(f"{simulator.base_url}/_sim/quotes", json=quotes).raise_for_status()
@@ -102,7 +84,9 @@ def test_a_ticks_server_time_is_read_back_as_utc() -> None:
 
 
 async def test_quotes_are_stored_once_with_their_source_and_utc_time(
-    simulator: Simulator, gateway: WebApiGateway, sessions: async_sessionmaker[AsyncSession]
+    simulator: Simulator,  # noqa: F811
+    gateway: WebApiGateway,  # noqa: F811
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     quoted = set_quotes(simulator, {"EURUSD": ["1.08012", "1.08025"]})
     feed = FxFeed("demo", sessions, gateway)
@@ -122,7 +106,9 @@ async def test_quotes_are_stored_once_with_their_source_and_utc_time(
 
 
 async def test_a_stale_quote_or_one_from_the_future_is_not_stored_an_unknown_one_skipped(
-    simulator: Simulator, gateway: WebApiGateway, sessions: async_sessionmaker[AsyncSession]
+    simulator: Simulator,  # noqa: F811
+    gateway: WebApiGateway,  # noqa: F811
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     set_quotes(simulator, {"EURUSD": ["1.08100", "1.08110"]})
     # Read two hours later (the market closed meanwhile): older than the hour a rate may be.
@@ -140,7 +126,9 @@ async def test_a_stale_quote_or_one_from_the_future_is_not_stored_an_unknown_one
 
 
 async def test_the_newest_rate_wins_whatever_its_source_and_keeps_its_age(
-    simulator: Simulator, gateway: WebApiGateway, sessions: async_sessionmaker[AsyncSession]
+    simulator: Simulator,  # noqa: F811
+    gateway: WebApiGateway,  # noqa: F811
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     set_quotes(simulator, {"EURUSD": ["1.09000", "1.09010"]})
     # Staff's USD/EUR (the same pair, quoted the other way round), five minutes old.
@@ -167,8 +155,8 @@ async def test_the_newest_rate_wins_whatever_its_source_and_keeps_its_age(
 
 async def test_the_scheduled_run_stores_the_quotes_through_temporal(
     temporal_env: WorkflowEnvironment,
-    simulator: Simulator,
-    gateway: WebApiGateway,
+    simulator: Simulator,  # noqa: F811
+    gateway: WebApiGateway,  # noqa: F811
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     server = f"fx-{uuid.uuid4().hex[:8]}"

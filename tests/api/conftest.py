@@ -34,7 +34,7 @@ from db.models import (
 from db.sealed import SecretBox
 from domain.money import Money
 from domain.money_flows import MovementKind, reference_for
-from domain.payments import PaymentStatus
+from domain.payments import PaymentSession, PaymentStatus
 from domain.wallets import credit_deposit
 from settings import Settings
 from tests.support.people import People, Person
@@ -71,12 +71,32 @@ class FakeTemporal:
     outcome: DecisionOutcome = field(
         default_factory=lambda: DecisionOutcome(status=PaymentStatus.PENDING_APPROVAL, approvals=1)
     )
+    # What a deposit's `payment_session` update (sent with its start) answers; None: the update
+    # fails as if the processor had refused (the API then answers as it did before).
+    session: PaymentSession | None = None
 
     async def start_workflow(self, run: Any, arg: Any, *, id: str, **_: Any) -> None:
         if self.down:
             raise unavailable()
         name = getattr(run, "__qualname__", str(run)).split(".")[0]
         self.started.append((name, arg, id))
+
+    async def execute_update_with_start_workflow(
+        self, update: str, arg: Any, *, start_workflow_operation: Any, result_type: type
+    ) -> Any:
+        start = start_workflow_operation._start_workflow_input
+        started = start_workflow_operation._workflow_handle  # resolved as the real client does
+        try:
+            await self.start_workflow(start.workflow, start.args[0], id=start.id)
+        except RPCError as refused:
+            started.set_exception(refused)
+            raise
+        started.set_result(self.get_workflow_handle(start.id))
+        if self.session is None:
+            raise WorkflowUpdateFailedError(
+                ApplicationError("no processor behind the fake", type="PaymentSessionRefused")
+            )
+        return self.session
 
     def get_workflow_handle(self, workflow_id: str) -> FakeHandle:
         return FakeHandle(self, workflow_id)
@@ -92,6 +112,10 @@ class FakeHandle:
             raise unavailable()
         if self.id in self.temporal.closed:
             raise not_found()
+
+    async def describe(self) -> str:
+        self._reachable()
+        return self.id
 
     async def signal(self, name: str, arg: Any) -> None:
         self._reachable()

@@ -110,6 +110,7 @@ class TestEveryRouteDeclaresOnePolicy:
 
 # Written out by hand so the matrix cannot simply agree with itself.
 FINANCE_READERS = {"admin", "finance", "compliance", "auditor"}
+REVENUE_READERS = {"admin", "dealer", "risk", "finance", "auditor"}
 EVERYONE = {"anonymous", "client", "ib", *(role.value for role in StaffRole)}
 EXPECTED = {
     ("GET", "/v1/audit"): {"admin", "auditor"},
@@ -157,6 +158,7 @@ EXPECTED = {
     ("GET", "/v1/finance/ib-payouts/{payout_id}/statement"): FINANCE_READERS,
     ("POST", "/v1/finance/ib-payouts/{payout_id}/decision"): {"finance"},
     ("POST", "/v1/finance/ib-payouts/{payout_id}/release"): {"finance"},
+    ("POST", "/v1/finance/ib-payouts/{payout_id}/pay-again"): {"finance"},
     ("POST", "/v1/ib-attributions"): {"admin"},
     ("GET", "/v1/ib/tree"): {"ib"},
     ("GET", "/v1/ib/attributed-clients"): {"ib"},
@@ -240,6 +242,7 @@ EXPECTED = {
     ("GET", "/v1/risk/exposure"): {"admin", "dealer", "risk", "auditor"},
     ("GET", "/console/risk"): {"admin", "dealer", "risk", "auditor"},
     ("GET", "/console/risk/live"): {"admin", "dealer", "risk", "auditor"},
+    ("GET", "/console/risk/stream"): {"admin", "dealer", "risk", "auditor"},
     ("POST", "/console/risk/alerts/{alert_id}/acknowledge"): {"admin", "dealer", "risk"},
     ("POST", "/console/risk/alerts/{alert_id}/resolve"): {"admin", "dealer", "risk"},
     # Client profiles (issue 15): the risk desk decides a book, the auditor reads.
@@ -250,6 +253,14 @@ EXPECTED = {
     ("GET", "/console/profiles"): {"admin", "dealer", "risk", "auditor"},
     ("POST", "/console/profiles/{server}/{login}/accept"): {"admin", "dealer", "risk"},
     ("POST", "/console/profiles/{server}/{login}/override"): {"admin", "dealer", "risk"},
+    # Dealer-plugin revenue (issue 15): the risk desk keeps the mirrored rules; finance and the
+    # auditor read the figures with it.
+    ("GET", "/v1/revenue/servers/{server}/dealer-rules"): REVENUE_READERS,
+    ("PUT", "/v1/revenue/servers/{server}/dealer-rules"): {"admin", "dealer", "risk"},
+    ("GET", "/v1/revenue/servers/{server}/deals"): REVENUE_READERS,
+    ("GET", "/v1/revenue/servers/{server}/summary"): REVENUE_READERS,
+    ("GET", "/v1/revenue/servers/{server}/slippage"): REVENUE_READERS,
+    ("GET", "/v1/revenue/servers/{server}/mirror"): REVENUE_READERS,
     # Reconciliation (issue 16): finance readers read runs, cases and reports; finance acts.
     ("GET", "/v1/reconciliation/runs"): FINANCE_READERS,
     ("POST", "/v1/reconciliation/runs"): {"finance"},
@@ -263,6 +274,7 @@ EXPECTED = {
     ("POST", "/v1/reconciliation/cases/{case_id}/comments"): {"finance"},
     ("POST", "/v1/reconciliation/cases/{case_id}/adjustment"): {"finance"},
     ("POST", "/v1/reconciliation/cases/{case_id}/adjustment/approve"): {"finance"},
+    ("POST", "/v1/reconciliation/cases/{case_id}/resolve"): {"finance"},
     ("GET", "/console/reconciliation"): FINANCE_READERS,
     ("POST", "/console/reconciliation/runs"): {"finance"},
     ("GET", "/console/reconciliation/runs/{run_id}"): FINANCE_READERS,
@@ -275,6 +287,7 @@ EXPECTED = {
     ("POST", "/console/reconciliation/cases/{case_id}/comment"): {"finance"},
     ("POST", "/console/reconciliation/cases/{case_id}/adjustment"): {"finance"},
     ("POST", "/console/reconciliation/cases/{case_id}/approve"): {"finance"},
+    ("POST", "/console/reconciliation/cases/{case_id}/resolve"): {"finance"},
     # onboarding: the mailed link is open (the token is the credential), the rest is the client's
     ("GET", "/v1/verify-email"): EVERYONE,
     ("POST", "/v1/me/email/verification"): {"client"},

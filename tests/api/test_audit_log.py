@@ -42,6 +42,8 @@ AUDITED_BY_THEIR_WORKFLOW = {
     ("POST", "/v1/compliance/account-changes/{change_id}/decision"),
     ("POST", "/v1/finance/ib-payouts/{payout_id}/decision"),
     ("POST", "/console/ib-payouts/{payout_id}/decision"),
+    # Its workflow's step writes each approval's audit row (tests/ib_payout/test_pay_again.py).
+    ("POST", "/v1/finance/ib-payouts/{payout_id}/pay-again"),
 }
 # Their audit entries (with before/after and the officer as actor) are asserted where their
 # fixtures live: tests/api/test_kyc_cases_api.py.
@@ -61,7 +63,8 @@ AUDITED_IN_UNMATCHED_FUNDS_TESTS = {
     # The console's forms go through the same service (tests/api/test_finance_console_pages.py).
     ("POST", "/console/finance/unmatched/{item_id}/return"),
     ("POST", "/console/finance/unmatched/{item_id}/credit"),
-    # Resolving a finance case (officer, before/after, reason): the same test file.
+    # Resolving a finance case (officer, before/after, reason): the same test file; the
+    # movement it moves on, with its own audit row: tests/api/test_finance_cases.py.
     ("POST", "/v1/finance/cases/{case_id}/resolve"),
     ("POST", "/console/finance/cases/{case_id}/resolve"),
 }
@@ -115,6 +118,9 @@ AUDITED_IN_PROFILE_TESTS = {
     ("POST", "/console/profiles/{server}/{login}/accept"),
     ("POST", "/console/profiles/{server}/{login}/override"),
 }
+# The mirrored dealer-plugin rules (docs/revenue.md): the audit row (staff actor, request id,
+# rules before and after) is asserted in tests/revenue/test_revenue_e2e.py.
+AUDITED_IN_REVENUE_TESTS = {("PUT", "/v1/revenue/servers/{server}/dealer-rules")}
 # Reconciliation (back-fill, sign-off, case assign/comment/adjustment proposed and approved, API
 # and console): each audit row (finance officer, request id, before/after) is asserted in
 # tests/reconciliation/test_cases_api.py, beside the runs and cases it needs.
@@ -125,12 +131,14 @@ AUDITED_IN_RECONCILIATION_TESTS = {
     ("POST", "/v1/reconciliation/cases/{case_id}/comments"),
     ("POST", "/v1/reconciliation/cases/{case_id}/adjustment"),
     ("POST", "/v1/reconciliation/cases/{case_id}/adjustment/approve"),
+    ("POST", "/v1/reconciliation/cases/{case_id}/resolve"),
     ("POST", "/console/reconciliation/runs"),
     ("POST", "/console/reconciliation/runs/{run_id}/sign-off"),
     ("POST", "/console/reconciliation/cases/{case_id}/assign"),
     ("POST", "/console/reconciliation/cases/{case_id}/comment"),
     ("POST", "/console/reconciliation/cases/{case_id}/adjustment"),
     ("POST", "/console/reconciliation/cases/{case_id}/approve"),
+    ("POST", "/console/reconciliation/cases/{case_id}/resolve"),
 }
 
 
@@ -246,6 +254,7 @@ async def test_every_staff_mutation_is_audited_with_before_and_after(
         | AUDITED_IN_RISK_TESTS
         | AUDITED_IN_RECONCILIATION_TESTS
         | AUDITED_IN_PROFILE_TESTS
+        | AUDITED_IN_REVENUE_TESTS
     )
     for (_, path), (action, entity_id) in calls.items():
         rows = [r for r in await audit_rows(sessions, action) if r.entity_id == entity_id]

@@ -78,6 +78,12 @@ class TestResolveACase:
         assert str(client.id) not in listed.text.replace(f'title="client {client.id}"', "")
         assert "undo &#39;tri X&#39; on MT5 demo 7001" in listed.text
 
+        # The payments page no longer lists cases: it counts the open ones and links here.
+        payments = await api.get("/console/finance", headers=finance.headers)
+        assert payments.status_code == 200 and 'id="finance-cases"' not in payments.text
+        assert 'href="/console/finance/cases"' in payments.text
+        assert "open case" in payments.text
+
         page = await api.get(f"/console/finance/cases/{case.id}", headers=finance.headers)
         assert page.status_code == 200 and 'id="resolve-form"' in page.text
         assert "Mt5AccountDisabled: disabled" in page.text and "90.00 EUR" in page.text

@@ -15,6 +15,7 @@ from contracts.deposit import DEPOSIT, DepositInput
 from contracts.transfer import TRANSFER, TransferInput
 from contracts.withdrawal import WITHDRAWAL, WithdrawalInput
 from db.models import AuditEntry, Payment, Transfer
+from domain.payments import PaymentSession
 from tests.api.conftest import Books, FakeTemporal
 from tests.support.people import People, Person
 
@@ -422,3 +423,32 @@ class TestWalletsAndNotifications:
             {"currency": "USD", "available": "120.50", "held": "0.00"},
         ]
         assert (await api.get("/v1/me/notifications", headers=alice.headers)).json() == []
+
+
+class TestDepositAnswersWithThePaymentSession:
+    async def test_the_answer_carries_the_page_and_a_repeat_gives_back_the_same_deposit(
+        self, api: httpx.AsyncClient, people: People, books: Books, temporal: FakeTemporal
+    ) -> None:
+        client = await people.client()
+        temporal.session = PaymentSession(
+            provider="cardco", provider_ref="pi_1", redirect_url="https://psp/cardco/pay/pi_1"
+        )
+        idem = key()
+        first = await post(api, "/v1/me/deposits", client, deposit(), idem)
+        assert first.status_code == 202, first.text
+        view = first.json()
+        assert (view["status"], view["redirect_url"], view["transfer_reference"]) == (
+            "awaiting_funds",
+            "https://psp/cardco/pay/pi_1",
+            None,
+        )
+        [(name, request, workflow_id)] = temporal.started
+        assert (name, workflow_id) == (DEPOSIT.name, f"deposit-{view['id']}")
+        assert isinstance(request, DepositInput) and request.reference == view["reference"]
+        # The row is the workflow's to move (it stores the page once the request has committed).
+        [payment] = await books.rows(Payment)
+        assert (payment.status, payment.redirect_url) == ("initiated", None)
+
+        again = await post(api, "/v1/me/deposits", client, deposit(), idem)
+        assert again.status_code == 202 and again.json()["id"] == view["id"]
+        assert len(temporal.started) == 1 and await books.count(Payment) == 1

@@ -12,6 +12,7 @@ from typing import Any
 from hypothesis import given, settings
 
 from activities.ib_accrual import (
+    ACCRUAL_FIELDS,
     DEAL_FIELDS,
     LEDGER_COLUMNS,
     batch_rows,
@@ -65,7 +66,7 @@ def test_random_rows_are_written_as_the_model_writes_them(
 
 
 def test_the_query_answers_the_fields_the_workers_read() -> None:
-    assert tuple(ACCRUAL_DEAL_FIELDS) == DEAL_FIELDS
+    assert tuple(ACCRUAL_DEAL_FIELDS) == ACCRUAL_FIELDS == (*DEAL_FIELDS, "MarketBid", "MarketAsk")
 
 
 def test_copy_text_round_trips() -> None:

@@ -26,6 +26,8 @@ def test_the_schedules_carry_the_ib_settings(monkeypatch: pytest.MonkeyPatch) ->
             frequency=PayoutFrequency.DAILY,
             four_eyes_above=Decimal("250.50"),
             server_clock_offset=7200,
+            # The sign-up server has no offset of its own: the shared one.
+            server_clock_offsets={"demo": 7200},
         )
     ]
 

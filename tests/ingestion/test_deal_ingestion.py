@@ -53,6 +53,7 @@ TEXT_COLUMNS = {"symbol", "external_id", "gateway", "comment"}
 MONEY_COLUMNS = {
     "contract_size", "price", "price_position", "profit", "profit_raw", "storage",
     "commission", "fee", "rate_profit", "rate_margin", "market_bid", "market_ask",
+    "price_gateway",
 }  # fmt: skip
 
 

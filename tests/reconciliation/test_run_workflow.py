@@ -8,14 +8,12 @@ The schedule is built from settings."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from itertools import count
-from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import ScheduleActionStartWorkflow, ScheduleCalendarSpec
@@ -38,29 +36,13 @@ from domain.ledger import JournalEntry, Posting
 from domain.money import Money
 from domain.mt5 import BalanceOperation, NewMt5User
 from domain.payments import SettlementLine
-from mt5_adapter.webapi import WebApiGateway, gateway_for
+from mt5_adapter.webapi import WebApiGateway
 from schedules import reconciliation_schedule
 from settings import Mt5ServerSettings, ReconciliationSettings, Settings
-from tests.conftest import mt5_settings_for
-from tests.support.processes import Simulator, start_simulator
+from tests.support.mt5_utc_plus_2 import UTC_PLUS_2, gateway, simulator  # noqa: F401 (fixtures)
 from workflows.reconciliation import ReconciliationWorkflow
 
-UTC_PLUS_2 = 7200
 LOGINS = count(5_301_000)
-
-
-@pytest.fixture(scope="module")
-def simulator(artifacts_dir: Path) -> Iterator[Simulator]:
-    child = start_simulator(artifacts_dir / "logs", tls=False, extra=["--timezone", "120"])
-    yield child
-    child.child.stop()
-
-
-@pytest.fixture
-async def gateway(simulator: Simulator) -> AsyncIterator[WebApiGateway]:
-    mt5 = gateway_for(mt5_settings_for(simulator))
-    yield mt5
-    await mt5.aclose()
 
 
 class FakeProcessor:
@@ -94,7 +76,7 @@ def reference() -> str:
 async def workers(
     env: WorkflowEnvironment,
     sessions: async_sessionmaker[AsyncSession],
-    gateway: WebApiGateway,
+    gateway: WebApiGateway,  # noqa: F811
     processor: FakeProcessor,
     server: str,
 ) -> AsyncIterator[Callable[[date], Awaitable[ReconciliationResult]]]:
@@ -137,7 +119,7 @@ async def workers(
 async def test_a_clean_day_has_no_breaks_and_a_deal_without_books_is_found(
     temporal_env: WorkflowEnvironment,
     sessions: async_sessionmaker[AsyncSession],
-    gateway: WebApiGateway,
+    gateway: WebApiGateway,  # noqa: F811
 ) -> None:
     server = f"recon{uuid.uuid4().hex[:6]}"  # a task queue of this test's own
     login = next(LOGINS)

@@ -110,7 +110,11 @@ def state(login: int, equity: str) -> AccountStateRow:
     )
 
 
-async def account(session: AsyncSession, login: int, country: str, group: str) -> uuid.UUID:
+async def account(
+    session: AsyncSession, login: int, country: str, group: str, server: str = SERVER
+) -> uuid.UUID:
+    """A client with a live account BrokerFlow opened on `server` (its application and its
+    `mt5_accounts` row: group, leverage 100, USD)."""
     client_id, application_id = uuid.uuid4(), uuid.uuid4()
     session.add(
         Client(
@@ -132,7 +136,7 @@ async def account(session: AsyncSession, login: int, country: str, group: str) -
             kind="live",
             status="completed",
             workflow_id=f"account-opening-{application_id}",
-            mt5_server=SERVER,
+            mt5_server=server,
             mt5_login=login,
         )
     )
@@ -141,7 +145,7 @@ async def account(session: AsyncSession, login: int, country: str, group: str) -
         Mt5Account(
             client_id=client_id,
             application_id=application_id,
-            server=SERVER,
+            server=server,
             login=login,
             group=group,
             leverage=100,

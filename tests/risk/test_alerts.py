@@ -15,6 +15,7 @@ from domain.exposure.alerts import (
     Rule,
     Scope,
     Transition,
+    account_utilisations,
     metric_value,
     summarise,
     transition,
@@ -70,6 +71,7 @@ POINT: dict[str, Any] = {
     "by_book": {"A": bucket("30.00", "90.00"), "B": bucket("-80.00", "360.00")},
     "groups": {"real\\A": {"utilisation": "0.250000"}},
     "utilisation": "0.200000",
+    "accounts": {"6100001": "0.310020", "6100002": None},
 }
 
 
@@ -88,6 +90,11 @@ class TestMetricValue:
             (Scope.GROUP, "real\\A", Metric.MARGIN_UTILISATION, D("0.25")),
             (Scope.TOTAL, "*", Metric.MARGIN_UTILISATION, D("0.2")),
             (Scope.SYMBOL, "EURUSD", Metric.MARGIN_UTILISATION, None),
+            (Scope.ACCOUNT, "6100001", Metric.MARGIN_UTILISATION, D("0.31002")),
+            (Scope.ACCOUNT, "6100002", Metric.MARGIN_UTILISATION, None),  # equity <= 0
+            (Scope.ACCOUNT, "6199999", Metric.MARGIN_UTILISATION, None),  # not computed
+            (Scope.ACCOUNT, "6100001", Metric.NET_NOTIONAL, None),  # utilisation only
+            (Scope.ACCOUNT, "6100001", Metric.CHANGE, None),
         ],
     )
     def test_by_hand(
@@ -110,15 +117,19 @@ def test_the_worked_example_as_a_series_point() -> None:
         (root / "docs" / "examples" / "exposure.json").read_text(), parse_float=Decimal
     )
     doc = ExposureDocument.model_validate(document)
-    point = summarise(
-        compute(doc.market(), doc.account_terms(), doc.position_rows(), doc.order_rows())
-    )
+    exposure = compute(doc.market(), doc.account_terms(), doc.position_rows(), doc.order_rows())
+    point = summarise(exposure)
     assert point["by_symbol"]["EURUSD"]["net_notional"] == "220020.00"
     assert point["by_symbol"]["USDJPY"]["net_notional"] == "-200000.00"
     assert point["total"]["net_notional"] == "130075.10"
     assert point["by_book"]["B"]["net_notional"] == "7521.10"
     assert point["house_net_notional"] == "102488.90"
     assert point["groups"]["real\\B"]["utilisation"] == "0.208487"
+    assert "accounts" not in point  # only the accounts a threshold watches, added by the step
+    assert account_utilisations(exposure, {"1001", "1003", "4242"}) == {
+        "1001": "0.046543",  # 2327.15117 / 50000
+        "1003": "0.300500",  # 3005.00 / 10000
+    }
     # EURGBP buy limit 53129.25 + XAUUSD sell stop 39800.00
     assert point["total"]["pending_notional"] == "92929.25"
     json.dumps(point)  # stored as JSONB as it is

@@ -95,6 +95,24 @@ async def test_the_desk_sets_books_thresholds_and_works_alerts_audited(
         headers=risk.headers,
     )
     assert backwards.status_code == 422
+    # One account's margin utilisation (its login as the key; 6100001 is at 0.310020: quiet).
+    watched = {
+        "server": SERVER,
+        "scope": "account",
+        "key": f"0{B_CLIENT}",
+        "metric": "margin_utilisation",
+        "raise_above": "0.5",
+        "clear_below": "0.4",
+    }
+    account = await api.post("/v1/risk/thresholds", json=watched, headers=risk.headers)
+    assert account.status_code == 201, account.text
+    assert account.json()["key"] == str(B_CLIENT)
+    for wrong in ({"metric": "net_notional"}, {"key": "EURUSD"}, {"key": "0"}):
+        answer = await api.post(
+            "/v1/risk/thresholds", json={**watched, **wrong}, headers=risk.headers
+        )
+        assert answer.status_code == 422, (wrong, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
 
     result = await RiskExposureSteps(sessions).record_exposure_point(
         RecordExposurePoint(server=SERVER)

@@ -17,8 +17,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, IndexedValueType
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
@@ -27,8 +28,15 @@ from temporalio.worker import Replayer, Worker
 
 from contracts import deposit, funds, mt5_task_queue, withdrawal
 from contracts import unmatched_funds as unmatched
-from contracts.deposit import DepositAssessment, PaymentReceived, ProcessorEvents
+from contracts.deposit import (
+    DepositAssessment,
+    OpenPaymentSession,
+    PaymentReceived,
+    ProcessorEvents,
+    RecordPaymentSession,
+)
 from contracts.funds import (
+    SEARCH_ATTRIBUTES,
     BalanceChange,
     Booking,
     ConvertHeld,
@@ -68,10 +76,22 @@ LOCAL_ACTIVITY_MARKER = "core_local_activity"
 
 
 async def start_environment() -> WorkflowEnvironment:
-    return await WorkflowEnvironment.start_time_skipping(
+    """The time-skipping test server, with the money workflows' search attributes registered
+    (an upsert of an unregistered one fails the workflow task)."""
+    env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(BIN / "temporal-test-server"),
         data_converter=pydantic_data_converter,
     )
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
+                for key in SEARCH_ATTRIBUTES
+            },
+        )
+    )
+    return env
 
 
 def usd(amount: str) -> Money:
@@ -174,6 +194,16 @@ class MoneyFakes:
         async def start_processor_deposit(request: PaymentRef) -> PaymentSession:
             await self._call(deposit.start_processor_deposit.name, None, request)
             return PaymentSession(provider="cardco", provider_ref="pay_1", redirect_url="https://x")
+
+        @implements(deposit.open_payment_session)
+        async def open_payment_session(request: OpenPaymentSession) -> PaymentSession:
+            await self._call(deposit.open_payment_session.name, None, request)
+            return PaymentSession(provider="cardco", provider_ref="pay_1", redirect_url="https://x")
+
+        @implements(deposit.record_payment_session)
+        async def record_payment_session(request: RecordPaymentSession) -> PaymentSession:
+            await self._call(deposit.record_payment_session.name, None, request)
+            return request.session
 
         @implements(deposit.record_payment_received)
         async def record_payment_received(request: PaymentReceived) -> None:
@@ -329,6 +359,8 @@ class MoneyFakes:
 
         main: list[Callable[..., Any]] = [
             start_processor_deposit,
+            open_payment_session,
+            record_payment_session,
             record_payment_received,
             assess_deposit,
             record_decision,

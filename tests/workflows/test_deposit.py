@@ -8,16 +8,29 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 
 from contracts import deposit, funds
-from contracts.deposit import DepositInput, deposit_workflow_id
-from contracts.funds import DECIDE, PAYMENT_EVENT, DecisionOutcome, MovementResult, StaffDecision
+from contracts.deposit import PAYMENT_SESSION, DepositInput, SessionWanted, deposit_workflow_id
+from contracts.funds import (
+    CLIENT_ID,
+    DECIDE,
+    MOVEMENT_STATUS,
+    PAYMENT_EVENT,
+    DecisionOutcome,
+    MovementResult,
+    StaffDecision,
+)
 from domain.money import Money
 from domain.money_flows import MovementKind, Pocket, reference_for
 from domain.payment_checks import RiskFlag
-from domain.payments import PaymentEventKind, PaymentStatus
+from domain.payments import PaymentEventKind, PaymentSession, PaymentStatus
 from tests.workflows.money_fakes import (
     MoneyFakes,
     blocked_after,
@@ -113,7 +126,8 @@ class TestDeposit:
 
         assert result == MovementResult(status=PaymentStatus.COMPLETED, credited=AMOUNT)
         assert fakes.calls == [
-            (deposit.start_processor_deposit.name, None),
+            (deposit.open_payment_session.name, None),
+            (deposit.record_payment_session.name, None),
             (deposit.record_payment_received.name, event_id),
             (deposit.assess_deposit.name, None),
             (funds.book_entry.name, f"{ref}:wallet"),
@@ -279,7 +293,8 @@ class TestDeposit:
         )
         asked = deposit.ask_processor_for_payment_events.name
         assert [call for call in fakes.calls if call[0] != asked] == [
-            (deposit.start_processor_deposit.name, None),
+            (deposit.open_payment_session.name, None),
+            (deposit.record_payment_session.name, None),
             (funds.mark_movement.name, PaymentStatus.EXPIRED),
             (funds.notify_client.name, "deposit_expired"),
         ]
@@ -296,7 +311,8 @@ class TestDeposit:
 
         assert result.status is PaymentStatus.FAILED
         assert fakes.calls == [
-            (deposit.start_processor_deposit.name, None),
+            (deposit.open_payment_session.name, None),
+            (deposit.record_payment_session.name, None),
             (funds.mark_movement.name, PaymentStatus.FAILED),
             (funds.notify_client.name, "deposit_failed"),
         ]
@@ -315,3 +331,69 @@ async def elapsed(handle: Handle) -> timedelta:
     description = await handle.describe()
     assert description.close_time is not None
     return description.close_time - description.start_time
+
+
+async def start_with_session(
+    env: WorkflowEnvironment, queue: str, request: DepositInput
+) -> PaymentSession:
+    """Start the deposit as the API does: with its `payment_session` update, for its answer."""
+    session: PaymentSession = await env.client.execute_update_with_start_workflow(
+        PAYMENT_SESSION.name,
+        SessionWanted(),
+        start_workflow_operation=WithStartWorkflowOperation(
+            DepositWorkflow.run,
+            request,
+            id=deposit_workflow_id(request.payment_id),
+            task_queue=queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        ),
+        result_type=PAYMENT_SESSION.result,
+    )
+    return session
+
+
+class TestPaymentSessionInTheAnswer:
+    async def test_started_with_its_update_the_deposit_answers_with_the_payment_page(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes()
+        request = deposit_request(wallet_pocket())
+        async with workers(env, fakes, DepositWorkflow) as queue:
+            session = await start_with_session(env, queue, request)
+            handle: Handle = env.client.get_workflow_handle(
+                deposit_workflow_id(request.payment_id), result_type=MovementResult
+            )
+            # Asked again (a repeated request), the running deposit gives the same answer.
+            again = await handle.execute_update(
+                PAYMENT_SESSION.name, SessionWanted(), result_type=PAYMENT_SESSION.result
+            )
+            # The page is answered before it is stored (the request commits the row between).
+            await blocked_after(handle, deposit.record_payment_session.name)
+            shown = (await handle.describe()).typed_search_attributes
+            await pay(handle, request)
+            result = await finish(handle)
+
+        assert (
+            session
+            == again
+            == PaymentSession(provider="cardco", provider_ref="pay_1", redirect_url="https://x")
+        )
+        [opened] = fakes.inputs[deposit.open_payment_session.name]
+        assert (opened.reference, opened.amount, opened.client_id) == (
+            request.reference,
+            request.amount,
+            request.client_id,
+        )
+        assert shown.get(MOVEMENT_STATUS) == PaymentStatus.AWAITING_FUNDS.value
+        assert shown.get(CLIENT_ID) == str(request.client_id)
+        assert result.status is PaymentStatus.COMPLETED
+
+    async def test_a_processor_refusing_to_open_a_payment_fails_the_update_with_its_reason(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes(refuse={deposit.open_payment_session.name: "ProcessorRefused"})
+        request = deposit_request(wallet_pocket())
+        async with workers(env, fakes, DepositWorkflow) as queue:
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await start_with_session(env, queue, request)
+        assert "ProcessorRefused" in str(refused.value.cause)

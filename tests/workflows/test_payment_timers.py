@@ -204,7 +204,7 @@ class TestLostDepositWebhook:
             result = await deposits.finish(handle)
 
         assert result.status is PaymentStatus.COMPLETED
-        assert fakes.after(deposit.start_processor_deposit.name)[:3] == [
+        assert fakes.after(deposit.record_payment_session.name)[:3] == [
             (deposit.ask_processor_for_payment_events.name, ()),
             (deposit.ask_processor_for_payment_events.name, (paid.event_id,)),
             (deposit.record_payment_received.name, paid.event_id),
@@ -254,7 +254,7 @@ class TestLostDepositWebhook:
         request = a_deposit()
         async with workers(env, fakes, DepositWorkflow) as queue:
             handle = await deposits.start(env, queue, request)
-            await blocked_after(handle, deposit.start_processor_deposit.name)
+            await blocked_after(handle, deposit.record_payment_session.name)
             await env.sleep(timedelta(hours=3))
             assert await running(handle)
             await deposits.pay(handle, request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import suppress
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -18,8 +19,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from contracts import funds, withdrawal
 from contracts.funds import (
+    CLIENT_ID,
     DECIDE,
+    MOVEMENT_STATUS,
     PAYMENT_EVENT,
+    PAYMENT_REFERENCE,
+    STATUS_SINCE,
     Compensation,
     DecisionOutcome,
     MovementResult,
@@ -495,3 +500,45 @@ class TestCompensationsRunToTheirEnd:
         assert funds.mark_movement.name not in fakes.steps()
         [notice] = fakes.inputs[funds.notify_client.name]
         assert "could not yet be fully undone" in notice.message
+
+
+class TestSearchAttributes:
+    async def test_a_waiting_withdrawal_shows_its_client_reference_and_status_since_when(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes(withdrawal_flags=(RiskFlag.LARGE_AMOUNT,))
+        request = from_wallet()
+        async with workers(env, fakes, WithdrawalWorkflow) as queue:
+            handle = await start(env, queue, request)
+            await blocked_after(handle, withdrawal.assess_withdrawal.name)
+            entered = await env.get_current_time()
+            # A day and more later nobody has decided: the status and its time stay as they were.
+            await env.sleep(timedelta(hours=25))
+            shown = (await handle.describe()).typed_search_attributes
+            await decide(handle, officer(approve=True))
+            await decide(handle, officer(approve=True))
+            await blocked_after(handle, withdrawal.send_payout.name)
+            await processor_says(handle, request, PaymentEventKind.PAYOUT_SETTLED)
+            await finish(handle)
+
+        assert shown.get(CLIENT_ID) == str(request.client_id)
+        assert shown.get(PAYMENT_REFERENCE) == request.reference
+        assert shown.get(MOVEMENT_STATUS) == PaymentStatus.PENDING_APPROVAL.value
+        since = shown.get(STATUS_SINCE)
+        assert since is not None and abs(since - entered) < timedelta(seconds=5)
+        assert since < await env.get_current_time() - timedelta(days=1)
+
+    async def test_each_status_the_movement_reaches_is_shown_as_it_moves(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes()
+        request = from_wallet()
+        async with workers(env, fakes, WithdrawalWorkflow) as queue:
+            handle = await start(env, queue, request)
+            await blocked_after(handle, withdrawal.send_payout.name)
+            sent = (await handle.describe()).typed_search_attributes.get(MOVEMENT_STATUS)
+            await processor_says(handle, request, PaymentEventKind.PAYOUT_SETTLED)
+            await finish(handle)
+            done = (await handle.describe()).typed_search_attributes.get(MOVEMENT_STATUS)
+
+        assert (sent, done) == (PaymentStatus.PAYOUT_SENT.value, PaymentStatus.COMPLETED.value)
