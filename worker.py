@@ -43,7 +43,12 @@ from activities.mail import ClientMail
 from activities.mt5_funds import Mt5FundsSteps
 from activities.payments import PaymentSteps
 from activities.reconciliation import ReconciliationMt5Steps, ReconciliationSteps
-from activities.risk_exposure import RiskExposureSteps, RiskWebhook
+from activities.risk_exposure import (
+    ExposureMt5Reads,
+    RiskExposureSteps,
+    RiskWebhook,
+    trading_terms_of,
+)
 from activities.screening_lists import ScreeningLists
 from activities.trade_ingestion import DealIngestion
 from activities.unmatched_funds import UnmatchedFundsSteps
@@ -229,6 +234,9 @@ def build_workers(
     )
     unmatched = UnmatchedFundsSteps(sessions, providers or {})
     ib_payouts = IbPayoutSteps(sessions, documents or NoDocumentStore())
+    exposure = RiskExposureSteps(
+        sessions, mailer or smtp_mailer(mail), sender=mail.sender, webhook=risk_webhook
+    )
     database_steps = implementations(
         Step,
         records,
@@ -250,9 +258,7 @@ def build_workers(
             documents=documents,
             console_url=mail.public_base_url,
         ),
-        RiskExposureSteps(
-            sessions, mailer or smtp_mailer(mail), sender=mail.sender, webhook=risk_webhook
-        ),
+        exposure,
         BookMoveRecords(sessions),
         AnalyticsSteps(sessions),
         DealerRevenueSteps(sessions),
@@ -267,6 +273,7 @@ def build_workers(
             FxFeed(server.name, sessions, quote_feed_of(gateways[server.name])),
             ReconciliationMt5Steps(server.name, sessions, gateways[server.name]),
             ClientProfiling(server.name, sessions, tick_source_of(gateways[server.name])),
+            ExposureMt5Reads(server.name, exposure, trading_terms_of(gateways[server.name])),
         )
         for server in mt5_servers
     }

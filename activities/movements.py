@@ -1,24 +1,26 @@
 """What payment and transfer steps share: loading their rows and moving their status with its
-audit entry, in the caller's transaction."""
+audit entry, in the caller's transaction (the move itself: `db.queries.movements`)."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from contracts.funds import Compensation, MarkMovement, OpenFinanceCase
 from db import audit
 from db.models import FinanceCase, Payment, Transfer
+from db.queries.movements import exists, move_row
 from domain.errors import BackOfficeError
 from domain.money_flows import MovementKind
-from domain.payments import FinanceCaseStatus, PaymentStatus
+from domain.payments import FinanceCaseStatus
 
 # The API commits a payment's row right after starting its workflow: give that commit time, but
 # do not wait forever for a request that was rolled back.
@@ -27,6 +29,15 @@ MAX_ATTEMPTS_FOR_MISSING_ROW = 20
 MovementRow = Payment | Transfer
 # The alert: operations watch this logger (a WARNING per finance case opened).
 alerts = logging.getLogger("brokerflow.finance_cases")
+
+
+@asynccontextmanager
+async def reading(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session for reads that need no transaction (autocommit): no BEGIN and ROLLBACK round
+    trips around them."""
+    async with sessions() as session:
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session
 
 
 def as_business_failure(error: BackOfficeError) -> ApplicationError:
@@ -43,12 +54,17 @@ async def load_movement(
     else:
         row = await session.get(Transfer, movement_id, with_for_update=True)
     if row is None:
-        raise ApplicationError(
-            f"{kind.value} {movement_id} does not exist",
-            type="MovementNotFound",
-            non_retryable=activity.info().attempt >= MAX_ATTEMPTS_FOR_MISSING_ROW,
-        )
+        raise missing(kind, movement_id)
     return row
+
+
+def missing(kind: MovementKind, movement_id: uuid.UUID) -> ApplicationError:
+    """A movement whose row is not there (yet): retried, until it cannot be a commit late."""
+    return ApplicationError(
+        f"{kind.value} {movement_id} does not exist",
+        type="MovementNotFound",
+        non_retryable=activity.info().attempt >= MAX_ATTEMPTS_FOR_MISSING_ROW,
+    )
 
 
 async def load_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment:
@@ -57,50 +73,34 @@ async def load_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment:
     return row
 
 
-def move(
-    session: AsyncSession,
-    row: MovementRow,
-    status: PaymentStatus,
-    *,
-    actor: audit.Actor | None = None,
-    details: dict[str, Any] | None = None,
-    reason: str | None = None,
-) -> None:
-    """Change a payment's or transfer's status with its audit entry."""
-    kind = "payment" if isinstance(row, Payment) else "transfer"
-    before = {"status": row.status}
-    row.status = status.value
-    if status is PaymentStatus.COMPLETED:
-        row.completed_at = datetime.now(UTC)
-    if reason is not None:
-        row.failure_reason = reason[:2000]
-    audit.record(
-        session,
-        actor or audit.system_actor(on_behalf_of=str(row.client_id)),
-        audit.Change(
-            action=f"{kind}.{status.value}",
-            entity_type=kind,
-            entity_id=str(row.id),
-            before=before,
-            after={"status": status.value, **(details or {})},
-            reason=reason,
-        ),
-    )
-
-
 async def apply_mark(session: AsyncSession, mark: MarkMovement) -> None:
-    row = await load_movement(session, mark.movement.kind, mark.movement.id)
-    if row.status == mark.status.value:
-        return  # a retry of a step that went through
+    """The movement's new status (with its MT5 ticket or credited amount), unless it is there
+    already (a retry of a step that went through): one `UPDATE … RETURNING` and its audit row."""
+    values: dict[str, Any] = {}
     details: dict[str, Any] = {}
-    if mark.mt5_ticket is not None and isinstance(row, Payment):
-        row.mt5_ticket = mark.mt5_ticket
-        details["mt5_ticket"] = mark.mt5_ticket
     if mark.credited is not None:
-        if isinstance(row, Transfer):
-            row.credited_minor = mark.credited.to_minor_units()
         details["credited"] = f"{mark.credited.amount} {mark.credited.currency}"
-    move(session, row, mark.status, details=details, reason=mark.reason)
+    moved: MovementRow | None
+    model: type[MovementRow]
+    also: dict[str, Any] = {"details": details, "reason": mark.reason}
+    if mark.movement.kind is MovementKind.PAYMENT:
+        if mark.mt5_ticket is not None:
+            values["mt5_ticket"] = mark.mt5_ticket
+            details = {"mt5_ticket": mark.mt5_ticket, **details}
+        also["details"] = details
+        model = Payment
+        moved = await move_row(
+            session, Payment, mark.movement.id, mark.status, values=values, **also
+        )
+    else:
+        if mark.credited is not None:
+            values["credited_minor"] = mark.credited.to_minor_units()
+        model = Transfer
+        moved = await move_row(
+            session, Transfer, mark.movement.id, mark.status, values=values, **also
+        )
+    if moved is None and not await exists(session, model, mark.movement.id):
+        raise missing(mark.movement.kind, mark.movement.id)
 
 
 def _listed(step: Compensation) -> dict[str, object]:

@@ -6,6 +6,7 @@ them again, and a processor call always carries the payment's reference as its i
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -17,11 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.exceptions import ApplicationError
 
-from activities.movements import (
-    as_business_failure,
-    load_payment,
-    move,
-)
+from activities.movements import as_business_failure, load_payment, missing, reading
 from contracts import deposit, funds, withdrawal
 from contracts.deposit import (
     DepositAssessment,
@@ -36,9 +33,17 @@ from contracts.withdrawal import PayoutVerdict, WithdrawalAssessment
 from db import audit
 from db.ledger import post_entry
 from db.models import Client, Payment, PaymentDecision
+from db.queries.movements import (
+    move,
+    move_row,
+    payment_with_client,
+    store_session,
+    wait_until_committed,
+)
 from domain.errors import BackOfficeError
 from domain.funds import receive_payment, return_payment
 from domain.money import Money
+from domain.money_flows import MovementKind
 from domain.payment_checks import (
     DepositFacts,
     KycStatus,
@@ -109,15 +114,17 @@ class PaymentSteps:
 
     @implements(deposit.start_processor_deposit)
     async def start_processor_deposit(self, request: PaymentRef) -> PaymentSession:
+        """Deposits started before `workflows.deposit.SESSION_IN_ANSWER`: the processor asked
+        from the payment's row, its answer stored on it."""
         async with self._sessions() as session:
-            payment = await load_payment(session, request.payment_id)
-            payer = await session.scalar(
-                select(Client.full_name).where(Client.id == payment.client_id)
-            )
+            found = await payment_with_client(session, request.payment_id)
+        if found is None:
+            raise missing(MovementKind.PAYMENT, request.payment_id)
+        payment, client = found
         if payment.provider_ref is not None:
             return _session_of(payment)
         opened = await self._open_session(
-            payment.provider, payment.reference, amount_of(payment), payer or ""
+            payment.provider, payment.reference, amount_of(payment), client.full_name
         )
         return await self.record_payment_session(
             RecordPaymentSession(payment_id=request.payment_id, session=opened)
@@ -127,7 +134,7 @@ class PaymentSteps:
     async def open_payment_session(self, request: OpenPaymentSession) -> PaymentSession:
         """The processor's page or transfer reference from the request's own data: the payment's
         row may not be committed yet (the API waits for this answer inside its transaction)."""
-        async with self._sessions() as session:
+        async with reading(self._sessions) as session:
             payer = await session.scalar(
                 select(Client.full_name).where(Client.id == request.client_id)
             )
@@ -137,16 +144,22 @@ class PaymentSteps:
 
     @implements(deposit.record_payment_session)
     async def record_payment_session(self, request: RecordPaymentSession) -> PaymentSession:
-        """The processor's answer on the payment (once), which then awaits its funds."""
-        opened = request.session
-        async with self._sessions.begin() as session:
-            payment = await load_payment(session, request.payment_id)
-            if payment.provider_ref is None:
-                payment.provider_ref = opened.provider_ref
-                payment.redirect_url = opened.redirect_url
-                payment.transfer_reference = opened.transfer_reference
-                move(session, payment, PaymentStatus.AWAITING_FUNDS)
+        """The processor's answer on the payment (once), which then awaits its funds. Usually
+        the API has stored it already, in the request that inserted the payment: this step waits
+        for that request's commit (a lock it holds until then, `db.queries.movements`; no
+        polling) and finds it there. When the request answered without it (the processor was
+        slow), the step stores it."""
+        async with reading(self._sessions) as session:
+            await wait_until_committed(session, request.payment_id)
+            payment = await session.get(Payment, request.payment_id)
+        if payment is None:
+            raise missing(MovementKind.PAYMENT, request.payment_id)  # rolled back, or not yet
+        if payment.provider_ref is not None:
             return _session_of(payment)
+        async with self._sessions.begin() as session:
+            stored = await store_session(session, request.payment_id, request.session)
+        # None: stored meanwhile by another attempt, which stored the same (keyed) answer.
+        return request.session if stored is None else _session_of(stored)
 
     async def _open_session(
         self, provider: str, reference: str, amount: Money, payer: str
@@ -162,27 +175,32 @@ class PaymentSteps:
         event = request.event
         try:
             async with self._sessions.begin() as session:
-                payment = await load_payment(session, request.payment_id)
-                if payment.status != PaymentStatus.AWAITING_FUNDS:
+                payment = await move_row(
+                    session,
+                    Payment,
+                    request.payment_id,
+                    PaymentStatus.RECEIVED,
+                    values={
+                        "amount_minor": event.amount.to_minor_units(),
+                        "currency": event.amount.currency,
+                        "payer_name": event.payer_name or None,
+                        "provider_ref": event.provider_ref,
+                    },
+                    where=(Payment.status == PaymentStatus.AWAITING_FUNDS,),
+                    details={
+                        "amount": f"{event.amount.amount} {event.amount.currency}",
+                        "event_id": event.event_id,
+                    },
+                )
+                if payment is None:
+                    # Recorded already (a retry), or not awaiting funds; absent: not committed.
+                    await load_payment(session, request.payment_id)
                     return
-                payment.amount_minor = event.amount.to_minor_units()
-                payment.currency = event.amount.currency
-                payment.payer_name = event.payer_name or None
-                payment.provider_ref = event.provider_ref
                 await post_entry(
                     session,
                     receive_payment(
                         f"{payment.reference}:received", payment.provider, event.amount
                     ),
-                )
-                move(
-                    session,
-                    payment,
-                    PaymentStatus.RECEIVED,
-                    details={
-                        "amount": f"{event.amount.amount} {event.amount.currency}",
-                        "event_id": event.event_id,
-                    },
                 )
         except BackOfficeError as error:
             raise as_business_failure(error) from error
@@ -190,9 +208,8 @@ class PaymentSteps:
     @implements(deposit.assess_deposit)
     async def assess_deposit(self, request: PaymentRef) -> DepositAssessment:
         async with self._sessions.begin() as session:
-            payment = await load_payment(session, request.payment_id)
+            payment, client = await _with_client(session, request.payment_id)
             if payment.compliance_status == ComplianceStatus.NOT_CHECKED:
-                client = await _client(session, payment)
                 since_day, since_hour = _windows()
                 deposited_last_24h, deposits_last_hour = await self._earlier_collected(
                     session, payment, since_day, since_hour
@@ -251,9 +268,8 @@ class PaymentSteps:
     @implements(withdrawal.assess_withdrawal)
     async def assess_withdrawal(self, request: PaymentRef) -> WithdrawalAssessment:
         async with self._sessions.begin() as session:
-            payment = await load_payment(session, request.payment_id)
+            payment, client = await _with_client(session, request.payment_id)
             if payment.compliance_status == ComplianceStatus.NOT_CHECKED:
-                client = await _client(session, payment)
                 assessment = assess_withdrawal(
                     WithdrawalFacts(
                         amount=amount_of(payment),
@@ -436,10 +452,12 @@ def _session_of(payment: Payment) -> PaymentSession:
     )
 
 
-async def _client(session: AsyncSession, payment: Payment) -> Client:
-    client = await session.get(Client, payment.client_id)
-    assert client is not None  # a foreign key
-    return client
+async def _with_client(session: AsyncSession, payment_id: uuid.UUID) -> tuple[Payment, Client]:
+    """The payment, locked until the transaction ends, and its client, in one query."""
+    found = await payment_with_client(session, payment_id)
+    if found is None:
+        raise missing(MovementKind.PAYMENT, payment_id)
+    return found
 
 
 def _windows() -> tuple[datetime, datetime]:

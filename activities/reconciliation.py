@@ -63,6 +63,7 @@ from db.queries import reconciliation_cases as case_queries
 from db.queries.reconciliation import (
     accounts_to_check,
     deal_sums,
+    payment_references,
     run_period,
     run_sides,
     store_breaks,
@@ -94,6 +95,9 @@ SMALLEST_WINDOW = timedelta(seconds=1)
 INGESTION_MARGIN = timedelta(seconds=30)
 INGESTION_WAIT = timedelta(seconds=120)
 INGESTION_RECHECK_SECONDS = 2.0
+# Settlement rows that quote the transfer reference the processor handed out for a payment
+# (BankCo's `incoming`), not BrokerFlow's payment reference.
+TRANSFER_KINDS = frozenset({"incoming"})
 # Where a run's report is stored (the API serves it from there).
 REPORT_KEY = "reconciliation/runs/{id}/report.{format}"
 CONSOLE_CASES = "/console/reconciliation/cases"
@@ -184,9 +188,18 @@ class ReconciliationSteps:
 
     @implements(fetch_settlement_reports)
     async def fetch_settlement_reports(self, request: FetchSettlements) -> Stored:
+        """Each processor's report of the day, stored as the run's snapshot. A row whose
+        reference is the transfer reference a processor handed out for a payment (BankCo's
+        `incoming` rows quote BankCo's own deposit reference, `payments.transfer_reference`)
+        is stored under that payment's BrokerFlow reference, the one the ledger's entries are
+        keyed by (`<reference>:received`)."""
         rows: list[dict[str, object]] = []
         for name in sorted(self._providers):
-            for line in await self._providers[name].settlement(request.day):
+            lines = await self._providers[name].settlement(request.day)
+            async with self._sessions() as session:
+                quoted = {line.reference for line in lines if line.kind in TRANSFER_KINDS}
+                ours = await payment_references(session, name, quoted)
+            for line in lines:
                 if line.kind not in SETTLEMENT_KINDS:
                     alerts.warning(
                         "settlement row %s of %s has an unknown type %r: not reconciled",
@@ -200,7 +213,7 @@ class ReconciliationSteps:
                         "run_id": request.run_id,
                         "provider": name,
                         "provider_ref": line.provider_ref,
-                        "reference": line.reference,
+                        "reference": ours.get(line.reference, line.reference),
                         "kind": line.kind,
                         "day": line.day,
                         "gross_minor": line.gross.to_minor_units(),

@@ -7,15 +7,21 @@ What it reads (docs/risk-exposure.md, "Live view, alerts, dashboard"):
   `SymbolRecord` (the same defaults as the command);
 * BrokerFlow's accounts on the server (`mt5_accounts`: group, leverage, currency), the client's
   country, the last equity (`account_states`, 0 before one is read) and the book
-  (`account_books`, B when none is set). Positions and orders of logins BrokerFlow did not open
-  are left out and named in the result (`skipped_logins`);
-* quotes: each symbol's bid and ask are the lowest and highest `PriceCurrent` of its open
-  positions (MT5 values a buy at the bid, a sell at the ask; with positions on one side only
-  both are that side's price); currency conversions the server's own forex symbols cannot give
-  come from the newest `fx_rates` of each pair.
+  (`account_books`, B when none is set);
+* from MT5 (`record_live_exposure_point`, on the server's queue; `ExposureMt5Reads`): the group
+  and leverage of the logins BrokerFlow did not open (`user/get_batch`), each group's currency
+  and MarginMode (`group/get`, once per group and run) and the symbols' last ticks
+  (`tick/last`). The database step `record_exposure_point` (runs started before) reads none of
+  it: every account as hedging, other logins left out (`skipped_logins`), quotes from positions;
+* quotes: a symbol's last tick when MT5 gives a usable one (bid > 0, ask >= bid), else the
+  lowest and highest `PriceCurrent` of its open positions (MT5 values a buy at the bid, a sell
+  at the ask; with positions on one side only both are that side's price); currency
+  conversions the server's own forex symbols cannot give come from the newest `fx_rates` of
+  each pair.
 
-Every account is read as hedging (the group's MarginMode is not ingested): a netting account
-never has a buy and a sell in one symbol, so its margin is the same either way.
+An MT5 read that fails (the server down, a timeout) is named in the result's `mt5_errors` and
+the point is computed from what the ingestion stored, as the database step does: a dealing
+desk needs the series most when something is wrong.
 
 The alerts a point raises are mailed to the risk desk (`deliver_risk_alerts`) and, when the
 worker is given a webhook, posted to it one raise at a time (`post_risk_alert_webhook`): JSON,
@@ -27,13 +33,14 @@ never logged and never part of an error.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -55,14 +62,15 @@ from contracts.risk_exposure import (
     deliver_risk_alerts,
     post_risk_alert_webhook,
     record_exposure_point,
+    record_live_exposure_point,
     risk_alert_event_id,
 )
 from contracts.steps import implements
 from db.models import ExposurePointRow, RiskAlert, RiskThreshold
-from db.models.trading import SymbolRow
+from db.models.trading import OpenOrderRow, SymbolRow
 from db.queries import risk as queries
 from db.queries.trading import open_orders_of, symbols_of
-from domain.countries import region_of
+from domain.countries import is_iso_country, region_of
 from domain.errors import InvalidInput
 from domain.exposure.alerts import (
     TOTAL_KEY,
@@ -77,8 +85,10 @@ from domain.exposure.alerts import (
 )
 from domain.exposure.compute import AccountTerms, Book, OrderRow, PositionRow, compute
 from domain.exposure.document import SymbolRecord
-from domain.exposure.market import ONE, ZERO, Market, Quote, SymbolTerms
+from domain.exposure.market import FOREX_MODES, ONE, ZERO, Market, Quote, SymbolTerms
 from mailer.smtp import Mailer, MailRejected, OutgoingMail
+from mt5_adapter.errors import Mt5Error, Mt5NotFound
+from mt5_adapter.terms import GroupTerms, Tick, TradingTerms, UserTerms
 
 log = logging.getLogger("brokerflow.risk_exposure")
 
@@ -148,9 +158,9 @@ def fx_terms(quotes: list[queries.FxQuote]) -> tuple[list[SymbolTerms], dict[str
     return terms, found
 
 
-def account_terms(facts: queries.AccountFacts) -> AccountTerms:
-    book = Book(facts.book) if facts.book else Book.B
-    share = {Book.A: ONE, Book.B: ZERO, Book.COVERAGE: ZERO}.get(book, facts.a_share or ZERO)
+def account_terms(facts: queries.AccountFacts, *, hedging: bool = True) -> AccountTerms:
+    """A BrokerFlow account; `hedging` from its group's MarginMode (unknown: hedging)."""
+    book, share = _book(facts.book, facts.a_share)
     return AccountTerms(
         login=facts.login,
         group=facts.group,
@@ -159,10 +169,194 @@ def account_terms(facts: queries.AccountFacts) -> AccountTerms:
         currency=facts.currency,
         leverage=max(facts.leverage, 1),
         equity=facts.equity if facts.equity is not None else ZERO,
-        hedging=True,
+        hedging=hedging,
         book=book,
         a_share=share,
     )
+
+
+def _book(book: str | None, a_share: Decimal | None) -> tuple[Book, Decimal]:
+    found = Book(book) if book else Book.B
+    return found, {Book.A: ONE, Book.B: ZERO, Book.COVERAGE: ZERO}.get(found, a_share or ZERO)
+
+
+# Where MT5's `Country` is not an ISO 3166-1 alpha-2 code (the manager typed a name), the
+# account's country bucket is "" and its region this one.
+UNKNOWN_REGION = "unknown"
+
+
+def outside_account_terms(
+    user: UserTerms, group: GroupTerms, facts: queries.OutsideFacts | None
+) -> AccountTerms:
+    """A login BrokerFlow did not open, counted with its MT5 group, leverage and country and
+    its group's currency and MarginMode; equity and book as stored (none: 0 and B)."""
+    code = user.country.strip().upper()
+    known = is_iso_country(code)
+    book, share = _book(facts.book if facts else None, facts.a_share if facts else None)
+    equity = facts.equity if facts is not None and facts.equity is not None else ZERO
+    return AccountTerms(
+        login=user.login,
+        group=user.group,
+        country=code if known else "",
+        region=region_of(code).value if known else UNKNOWN_REGION,
+        currency=group.currency,
+        leverage=max(user.leverage, 1),
+        equity=equity,
+        hedging=group.hedging,
+        book=book,
+        a_share=share,
+    )
+
+
+def tick_quotes(ticks: Iterable[Tick]) -> dict[str, Quote]:
+    """The usable last ticks as quotes (bid > 0, ask >= bid; `Last` when printed)."""
+    return {
+        t.symbol: Quote(t.bid, t.ask, t.last if t.last > 0 else None)
+        for t in ticks
+        if t.bid > 0 and t.ask >= t.bid
+    }
+
+
+def netting_conflicts(
+    accounts: dict[int, AccountTerms], positions: Iterable[queries.OpenPosition]
+) -> list[int]:
+    """Netting accounts with a buy and a sell open in one symbol: what MT5 never holds for a
+    netting account (a group changed while positions were open, a snapshot taken mid-change).
+    They are read as hedging rather than refusing the whole point."""
+    sides: dict[tuple[int, str], set[int]] = {}
+    for p in positions:
+        account = accounts.get(p.login)
+        if account is not None and not account.hedging:
+            sides.setdefault((p.login, p.symbol), set()).add(p.action)
+    return sorted({login for (login, _), seen in sides.items() if len(seen) > 1})
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What the ingestion stored of one server, as the exposure reads it."""
+
+    positions: list[queries.OpenPosition]
+    orders: Sequence[OpenOrderRow]
+    accounts: list[queries.AccountFacts]
+    symbols: list[SymbolTerms]
+    fx: list[queries.FxQuote]
+    outside: dict[int, queries.OutsideFacts] = field(default_factory=dict)
+
+    def outside_logins(self) -> list[int]:
+        """Logins with positions or orders but no BrokerFlow account."""
+        ours = {a.login for a in self.accounts}
+        return sorted(
+            {p.login for p in self.positions if p.login not in ours}
+            | {o.login for o in self.orders if o.login not in ours}
+        )
+
+    def traded_symbols(self) -> list[str]:
+        """The symbols with positions or orders, then the forex symbols (conversions)."""
+        known = {t.name for t in self.symbols}
+        traded = {p.symbol for p in self.positions} | {o.symbol for o in self.orders}
+        forex = [t.name for t in self.symbols if t.calc_mode in FOREX_MODES]
+        return sorted(traded & known) + [n for n in forex if n not in traded]
+
+
+@dataclass
+class Mt5Terms:
+    """What MT5 said in one run (each group read once, however many accounts it holds)."""
+
+    groups: dict[str, GroupTerms] = field(default_factory=dict)
+    users: dict[int, UserTerms] = field(default_factory=dict)
+    ticks: dict[str, Tick] = field(default_factory=dict)
+    unread_groups: set[str] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
+
+
+def accounts_of(
+    scene: Scene, mt5: Mt5Terms | None
+) -> tuple[dict[int, AccountTerms], list[int], list[str]]:
+    """The accounts the point counts, the logins among them BrokerFlow did not open, and notes.
+    BrokerFlow's accounts netting or hedging as their group's MarginMode says (hedging when
+    MT5 was not asked or did not answer for the group); a login BrokerFlow did not open is
+    counted when MT5 gave its account and its group."""
+    groups = mt5.groups if mt5 is not None else {}
+    accounts = {
+        a.login: account_terms(a, hedging=groups[a.group].hedging if a.group in groups else True)
+        for a in scene.accounts
+    }
+    counted: list[int] = []
+    if mt5 is not None:
+        for login, user in sorted(mt5.users.items()):
+            group = groups.get(user.group)
+            if login not in accounts and group is not None:
+                accounts[login] = outside_account_terms(user, group, scene.outside.get(login))
+                counted.append(login)
+    notes = list(mt5.errors) if mt5 is not None else []
+    for login in netting_conflicts(accounts, scene.positions):
+        accounts[login] = replace(accounts[login], hedging=True)
+        notes.append(
+            f"login {login}: a netting group, but a buy and a sell in one symbol; read as hedging"
+        )
+    return accounts, counted, notes
+
+
+# Symbols per `tick/last` (the list travels in the URL).
+TICK_PAGE = 100
+# The MT5 reads of one run, all together: past it, the point is computed without the rest.
+MT5_READS_WITHIN = 20.0
+
+
+class NoTradingTerms:
+    """Where a server's gateway reads no groups, accounts or ticks (a test's fake gateway)."""
+
+    async def group_terms(self, group: str) -> GroupTerms:
+        raise Mt5NotFound(13, "this MT5 gateway reads no groups", "group/get")
+
+    async def user_terms(self, logins: Sequence[int]) -> list[UserTerms]:
+        return []
+
+    async def last_ticks(self, symbols: Sequence[str]) -> list[Tick]:
+        return []
+
+
+def trading_terms_of(gateway: object) -> TradingTerms:
+    """`gateway` itself when it reads groups, accounts and ticks (`WebApiGateway` does), else
+    `NoTradingTerms` (the ingested state alone)."""
+    return gateway if isinstance(gateway, TradingTerms) else NoTradingTerms()
+
+
+async def read_mt5_terms(
+    source: TradingTerms, scene: Scene, *, within: float = MT5_READS_WITHIN
+) -> Mt5Terms:
+    """The accounts BrokerFlow did not open, the groups of every account and the traded and
+    forex symbols' last ticks. The first read that fails (other than an unknown group or
+    symbol) ends the reads: what was read is used, the rest comes from the ingested state."""
+    terms = Mt5Terms()
+    try:
+        async with asyncio.timeout(within):
+            outside = scene.outside_logins()
+            if outside:
+                terms.users = {u.login: u for u in await source.user_terms(outside)}
+            groups = {a.group for a in scene.accounts} | {u.group for u in terms.users.values()}
+            for group in sorted(groups):
+                try:
+                    terms.groups[group] = await source.group_terms(group)
+                except Mt5NotFound:
+                    terms.unread_groups.add(group)
+            symbols = scene.traded_symbols()
+            for start in range(0, len(symbols), TICK_PAGE):
+                page = symbols[start : start + TICK_PAGE]
+                try:
+                    ticks = await source.last_ticks(page)
+                except Mt5NotFound:  # a symbol deleted since the listing: ask one by one
+                    ticks = []
+                    for name in page:
+                        try:
+                            ticks += await source.last_ticks([name])
+                        except Mt5NotFound:
+                            continue
+                terms.ticks.update((t.symbol, t) for t in ticks)
+    except (Mt5Error, TimeoutError) as e:
+        what = "timed out" if isinstance(e, TimeoutError) else f"{type(e).__name__}: {e}"
+        terms.errors.append(f"MT5 reads stopped ({what})")
+    return terms
 
 
 def alert_key(threshold: RiskThreshold) -> str:
@@ -242,6 +436,7 @@ class RiskExposureSteps:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._sessions = sessions
+        self.sessions = sessions
         self._mailer = mailer
         self._sender = sender
         self._now = now
@@ -256,23 +451,62 @@ class RiskExposureSteps:
     async def record(
         self, session: AsyncSession, request: RecordExposurePoint
     ) -> ExposurePointRecorded:
+        """The database step's point: the ingested state alone (every account as hedging,
+        logins BrokerFlow did not open left out, quotes from positions)."""
+        return await self.store(session, request, await self.scene(session, request.server))
+
+    async def scene(self, session: AsyncSession, server: str, *, outside: bool = False) -> Scene:
+        """What the ingestion stored of `server`; with `outside`, also the equity and book of
+        the logins BrokerFlow did not open."""
+        scene = Scene(
+            positions=await queries.open_positions_of(session, server),
+            orders=await open_orders_of(session, server),
+            accounts=await queries.exposure_accounts_of(session, server),
+            symbols=[t for t in map(symbol_terms, await symbols_of(session, server)) if t],
+            fx=await queries.newest_fx_quotes(session),
+        )
+        if outside:
+            scene.outside.update(
+                await queries.outside_facts_of(session, server, scene.outside_logins())
+            )
+        return scene
+
+    async def store(
+        self,
+        session: AsyncSession,
+        request: RecordExposurePoint,
+        scene: Scene,
+        mt5: Mt5Terms | None = None,
+    ) -> ExposurePointRecorded:
+        """The point of `scene` (and of what MT5 said, when it was asked), stored, and the
+        thresholds evaluated on it."""
         at = self._now()
         server = request.server
-        positions = await queries.open_positions_of(session, server)
-        orders = await open_orders_of(session, server)
-        accounts = {
-            a.login: account_terms(a) for a in await queries.exposure_accounts_of(session, server)
-        }
-        symbols = [t for t in map(symbol_terms, await symbols_of(session, server)) if t]
-        known = {t.name for t in symbols}
-        extra_terms, extra_quotes = fx_terms(await queries.newest_fx_quotes(session))
-        market = Market(
-            request.currency, symbols + extra_terms, {**extra_quotes, **quotes_of(positions)}
-        )
+        positions, orders = scene.positions, scene.orders
+        groups = mt5.groups if mt5 is not None else {}
+        accounts, counted, notes = accounts_of(scene, mt5)
+        known = {t.name for t in scene.symbols}
+        extra_terms, extra_quotes = fx_terms(scene.fx)
+        from_positions = quotes_of(positions)
+        from_ticks = tick_quotes(mt5.ticks.values()) if mt5 is not None else {}
+        quotes = {**extra_quotes, **from_positions, **from_ticks}
+        market = Market(request.currency, scene.symbols + extra_terms, quotes)
         skipped = sorted(
             {p.login for p in positions if p.login not in accounts}
             | {o.login for o in orders if o.login not in accounts}
         )
+        mt5_facts: dict[str, Any] = {}
+        if mt5 is not None:
+            used_groups = {a.group for a in accounts.values()} | {
+                u.group for u in mt5.users.values()
+            }
+            mt5_facts = {
+                "mt5_logins": counted,
+                "groups_unread": sorted(used_groups - set(groups)),
+                "tick_quotes": len(from_ticks),
+                "position_quotes": len(set(from_positions) - set(from_ticks)),
+                "mt5_errors": notes,
+            }
         position_rows = [
             PositionRow(p.login, p.symbol, p.action, p.volume, p.price_open)
             for p in positions
@@ -292,6 +526,7 @@ class RiskExposureSteps:
                 orders=len(orders),
                 skipped_logins=skipped,
                 error=e.detail,
+                **mt5_facts,
             )
         figures = summarise(exposure)
         thresholds = await queries.thresholds_for(session, server)
@@ -328,6 +563,7 @@ class RiskExposureSteps:
             cleared=cleared,
             raised_alert_ids=[a.alert_id for a in alerts],
             webhook_alerts=alerts if self._webhook is not None else [],
+            **mt5_facts,
         )
 
     async def _evaluate(
@@ -496,3 +732,38 @@ class RiskExposureSteps:
         if status in (408, 429) or status >= 500:
             raise RiskWebhookFailed(f"{host} answered {status}")
         raise RiskWebhookRefused(f"{host} answered {status}")
+
+
+class ExposureMt5Reads:
+    """The live exposure of one MT5 server, registered on that server's task queue: the
+    ingested state read in one short transaction, MT5 asked for what it alone knows (no
+    transaction open meanwhile), then the point stored and the thresholds evaluated in a
+    second transaction by `steps` (the database step's own code)."""
+
+    def __init__(
+        self,
+        server: str,
+        steps: RiskExposureSteps,
+        source: TradingTerms,
+        *,
+        within: float = MT5_READS_WITHIN,
+    ) -> None:
+        self._server = server
+        self._steps = steps
+        self._source = source
+        self._within = within
+
+    @implements(record_live_exposure_point)
+    async def record_live_exposure_point(
+        self, request: RecordExposurePoint
+    ) -> ExposurePointRecorded:
+        if request.server != self._server:
+            raise ValueError(f"exposure of {request.server} asked on {self._server}'s queue")
+        sessions = self._steps.sessions
+        async with sessions() as session:
+            scene = await self._steps.scene(session, request.server, outside=True)
+        mt5 = await read_mt5_terms(self._source, scene, within=self._within)
+        if mt5.errors:
+            log.warning("exposure of %s: %s", request.server, "; ".join(mt5.errors))
+        async with sessions.begin() as session:
+            return await self._steps.store(session, request, scene, mt5)

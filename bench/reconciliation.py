@@ -51,7 +51,8 @@ FAULT_EVERY = 1000
 
 SQL_BASELINE = (
     text(
-        "WITH l AS (SELECT split_part(e.idempotency_key, ':', 1) AS ref, p.amount_minor AS amount"
+        # a mirror's posting negated: money onto MT5 (the mirror is credited for it)
+        "WITH l AS (SELECT split_part(e.idempotency_key, ':', 1) AS ref, -p.amount_minor AS amount"
         " FROM postings p JOIN journal_entries e ON e.id = p.entry_id"
         " JOIN ledger_accounts a ON a.id = p.account_id"
         " WHERE a.kind = 'mt5' AND e.booked_at >= :since AND e.booked_at < :until),"
@@ -135,8 +136,9 @@ async def seed(
             mt5_entry, psp_entry = uuid.uuid4(), uuid.uuid4()
             step = "to-mt5" if deposit else "from-mt5"
             entries.append((mt5_entry, f"{reference}:{step}", "bench", at))
-            postings.append((mt5_entry, ids[f"mt5:{SERVER}-{login}:USD"], amount, "USD"))
-            postings.append((mt5_entry, hold, -amount, "USD"))
+            # the mirror credited for money onto MT5, as domain.funds.into_mt5 books it
+            postings.append((mt5_entry, ids[f"mt5:{SERVER}-{login}:USD"], -amount, "USD"))
+            postings.append((mt5_entry, hold, amount, "USD"))
             psp_at = at - timedelta(seconds=30)
             entries.append(
                 (psp_entry, f"{reference}:{'received' if deposit else 'paid-out'}", "bench", psp_at)

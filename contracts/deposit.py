@@ -93,7 +93,9 @@ start_processor_deposit = Step(
 )
 # Since `workflows.deposit.SESSION_IN_ANSWER`, the two halves of `start_processor_deposit`: the
 # processor asked from the request's data (keyed by the reference, so asking again gives the same
-# page or reference), then the answer stored on the payment once its row is committed.
+# page or reference), then the answer on the payment once its row is committed: the API stores it
+# in the request's own transaction when the update answered in time, and the step, which waits for
+# that commit, finds it there (or stores it, when the request answered without it).
 open_payment_session = Step(
     "open_payment_session", OpenPaymentSession, PaymentSession, policies.DATABASE
 )

@@ -1,11 +1,15 @@
 """The live exposure of one MT5 server (`RiskExposure`, run by the `risk-exposure-<server>`
-Temporal Schedule every `risk.interval`): one step reads the server's ingested positions, open
-orders, symbols and account states with each account's group, leverage, country and book,
-computes the exposure (`domain.exposure`), stores a point of the series (points older than
-`risk.retention` are deleted) and evaluates the alert thresholds on it (docs/risk-exposure.md,
-"Live view, alerts, dashboard"). The alerts it raises are mailed to the risk desk and, when a
-webhook is configured, each is posted to it by a `RiskAlertWebhook` workflow of its own (one per
-alert and raise, retried until delivered or a day has passed)."""
+Temporal Schedule every `risk.interval`): one step, on the server's own `mt5-<server>` queue,
+reads the server's ingested positions, open orders, symbols and account states with each
+account's group, leverage, country and book, and from MT5 itself the groups' margin mode and
+currency, the group and leverage of accounts BrokerFlow did not open, and the symbols' last
+ticks; it computes the exposure (`domain.exposure`), stores a point of the series (points older
+than `risk.retention` are deleted) and evaluates the alert thresholds on it
+(docs/risk-exposure.md, "Live view, alerts, dashboard"). Runs started before that step existed
+ran `record_exposure_point`, the same on the main queue without MT5. The alerts it raises are
+mailed to the risk desk and, when a webhook is configured, each is posted to it by a
+`RiskAlertWebhook` workflow of its own (one per alert and raise, retried until delivered or a
+day has passed)."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from temporalio.common import RetryPolicy
 
 from contracts.policies import Policy
 from contracts.process import Process
-from contracts.steps import Step
+from contracts.steps import Mt5Step, Step
 from domain.frozen import Frozen as Contract
 
 
@@ -55,6 +59,16 @@ class ExposurePointRecorded(Contract):
     raised_alert_ids: list[str] = Field(default_factory=list)
     # The same raises, to be posted to the risk webhook; empty when none is configured.
     webhook_alerts: list[RaisedAlert] = Field(default_factory=list)
+    # What was read from MT5 (`record_live_exposure_point` only): the logins without a
+    # BrokerFlow account counted with their MT5 group and leverage, the groups whose MarginMode
+    # could not be read (their accounts read as hedging), how many symbols were quoted from
+    # their last tick and how many from their positions' current prices, and the MT5 reads
+    # that failed (the point is computed all the same, from what the ingestion stored).
+    mt5_logins: list[int] = Field(default_factory=list)
+    groups_unread: list[str] = Field(default_factory=list)
+    tick_quotes: int = 0
+    position_quotes: int = 0
+    mt5_errors: list[str] = Field(default_factory=list)
 
 
 class RaisedAlert(Contract):
@@ -115,6 +129,15 @@ EXPOSURE_READ = Policy(
 # harmless for a series).
 record_exposure_point = Step(
     "record_exposure_point", RecordExposurePoint, ExposurePointRecorded, EXPOSURE_READ
+)
+
+# The same on the server's MT5 queue, with the MT5 reads (groups, unknown accounts, last
+# ticks; each within `MT5_READS_WITHIN` seconds, else the ingested state alone): a little more
+# time than the database step, the same few tries.
+LIVE_EXPOSURE_READ = Policy(timeout=timedelta(seconds=60), retry=EXPOSURE_READ.retry)
+
+record_live_exposure_point = Mt5Step(
+    "record_live_exposure_point", RecordExposurePoint, ExposurePointRecorded, LIVE_EXPOSURE_READ
 )
 
 # Mail to the risk desk: a few tries within the run; a mail server down longer loses the mail

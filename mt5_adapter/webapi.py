@@ -38,6 +38,7 @@ from mt5_adapter.errors import (
 from mt5_adapter.handshake import answer_to, new_challenge, proves
 from mt5_adapter.quotes import Quote
 from mt5_adapter.server_time import ServerZone, zone_of
+from mt5_adapter.terms import USER_PAGE, GroupTerms, Tick, UserTerms
 
 log = logging.getLogger(__name__)
 
@@ -504,6 +505,54 @@ class WebApiGateway:
             )
             for tick in answer.get("answer") or []
         ]
+
+    async def last_ticks(self, symbols: Sequence[str]) -> list[Tick]:
+        """`TradingTerms` over `tick/last?symbol=A,B&trans_id=0`, with each tick's `Last` (0 when
+        the symbol prints none). An unknown symbol answers 13 for the call."""
+        if not symbols:
+            return []
+        answer = await self._call("tick/last", {"symbol": ",".join(symbols), "trans_id": "0"})
+        return [
+            Tick(
+                symbol=str(tick["Symbol"]),
+                bid=_money(tick["Bid"]),
+                ask=_money(tick["Ask"]),
+                last=_money(tick.get("Last") or "0"),
+                server_msc=_int(tick.get("DatetimeMsc") or _int(tick.get("Datetime", 0)) * 1000),
+            )
+            for tick in answer.get("answer") or []
+        ]
+
+    async def group_terms(self, group: str) -> GroupTerms:
+        """`group/get?group=`: the group's deposit `Currency` and `MarginMode` (0 retail
+        netting, 1 exchange, 2 retail hedging). An unknown group raises `Mt5NotFound` (13)."""
+        answer = await self._call("group/get", {"group": group})
+        record = answer["answer"]
+        return GroupTerms(
+            group=str(record.get("Group", group)),
+            currency=str(record.get("Currency", "")),
+            margin_mode=_int(record.get("MarginMode", 0)),
+        )
+
+    async def user_terms(self, logins: Sequence[int]) -> list[UserTerms]:
+        """`user/get_batch?login=…` in pages of `USER_PAGE`: each account's group, leverage and
+        country; logins the server does not know are left out (a page of only unknown logins
+        may answer 13: read as none)."""
+        found: list[UserTerms] = []
+        wanted = sorted(set(logins))
+        for start in range(0, len(wanted), USER_PAGE):
+            page = wanted[start : start + USER_PAGE]
+            answer = await self._history_call("user/get_batch", {"login": ",".join(map(str, page))})
+            for record in answer.get("answer") or []:
+                found.append(
+                    UserTerms(
+                        login=_int(record["Login"]),
+                        group=str(record.get("Group", "")),
+                        leverage=_int(record.get("Leverage") or 0),
+                        country=str(record.get("Country", "")),
+                    )
+                )
+        return found
 
     async def records(self, command: str, params: dict[str, str]) -> list[dict[str, str]]:
         """A reading command's `answer` array as the server wrote it (every field a string);

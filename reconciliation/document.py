@@ -48,6 +48,7 @@ class AccountIn(_Strict):
     login: int
     currency: str
     mt5_balance: Decimal | None = None
+    # what the ledger says BrokerFlow put on the account: its mirror's balance negated
     ledger_balance: Decimal | None = None
     trading: Decimal = Decimal(0)
 
@@ -57,6 +58,8 @@ class LedgerIn(_Strict):
     reference: str
     side: Literal["mt5", "psp"]
     time: datetime
+    # side mt5: money onto the MT5 account (negative off it), i.e. the mirror posting negated
+    # (the ledger credits the mirror for money onto MT5); side psp: the clearing posting
     amount: Decimal
     currency: str
     login: int | None = None  # side mt5

@@ -237,8 +237,10 @@ class DepositWorkflow:
         try:
             if workflow.patched(SESSION_IN_ANSWER):
                 opened = await finish_first(deposit.open_payment_session(self._opening()))
-                # The update answers the request with it; the request then commits the payment's
-                # row, which the next step waits for (it retries while the row is not there).
+                # The update answers the request with it; the request stores it on the payment's
+                # row and commits. The next step waits for that commit (a database lock the
+                # request holds, no retries) and finds it stored, or stores it if the request
+                # answered without it (the processor was slow).
                 self._session = opened
                 await finish_first(
                     deposit.record_payment_session(

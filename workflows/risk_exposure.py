@@ -29,17 +29,22 @@ __all__ = ["RiskAlertWebhookWorkflow", "RiskExposureWorkflow"]
 
 # Runs started before this change mail only; from it on, raised alerts also go to the webhook.
 ALERTS_BY_WEBHOOK = "risk-alerts-by-webhook"
+# Runs started before this change computed the point on the main queue from the ingested state
+# alone; from it on, on the server's MT5 queue with its groups, accounts and last ticks.
+EXPOSURE_WITH_MT5_TERMS = "risk-exposure-with-mt5-terms"
 
 
 @workflow.defn(name=RISK_EXPOSURE.name)
 class RiskExposureWorkflow:
     @workflow.run
     async def run(self, request: RiskExposureInput) -> ExposurePointRecorded:
-        result = await risk_exposure.record_exposure_point(
-            RecordExposurePoint(
-                server=request.server, currency=request.currency, retention=request.retention
-            )
+        step = RecordExposurePoint(
+            server=request.server, currency=request.currency, retention=request.retention
         )
+        if workflow.patched(EXPOSURE_WITH_MT5_TERMS):
+            result = await risk_exposure.record_live_exposure_point(request.server, step)
+        else:
+            result = await risk_exposure.record_exposure_point(step)
         if result.error:
             workflow.logger.warning("exposure of %s not computed: %s", request.server, result.error)
         if result.raised:

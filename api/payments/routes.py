@@ -47,7 +47,7 @@ async def request_deposit(
     requested = await service.deposit_with_session(
         session, state.temporal, state.settings.payments, me, body, key
     )
-    return _accepted(PaymentView.of(requested.payment, requested.session), response)
+    return _accepted(PaymentView.of(requested.payment), response)
 
 
 @router.post(

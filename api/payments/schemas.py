@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from api.payments.validation import iban_problem, normalise_iban
 from api.schemas import Amount, CurrencyCode, Mt5Login, PersonName, decimal_text
 from db.models import Payment
-from domain.payments import PaymentSession, PaymentStatus, Provider
+from domain.payments import Provider
 
 
 def _iban(value: str) -> str:
@@ -68,10 +68,8 @@ class PaymentView(BaseModel):
     completed_at: datetime | None
 
     @classmethod
-    def of(cls, payment: Payment, session: PaymentSession | None = None) -> PaymentView:
-        """The payment as stored; with `session` (the processor's answer, which the deposit's
-        workflow stores on the row right after the request's commit) as it then stands."""
-        view = cls(
+    def of(cls, payment: Payment) -> PaymentView:
+        return cls(
             id=payment.id,
             reference=payment.reference,
             direction=payment.direction,
@@ -87,13 +85,4 @@ class PaymentView(BaseModel):
             created_at=payment.created_at,
             updated_at=payment.updated_at,
             completed_at=payment.completed_at,
-        )
-        if session is None or payment.status != PaymentStatus.INITIATED:
-            return view
-        return view.model_copy(
-            update={
-                "status": PaymentStatus.AWAITING_FUNDS.value,
-                "redirect_url": session.redirect_url,
-                "transfer_reference": session.transfer_reference,
-            }
         )

@@ -3,9 +3,12 @@ audit row, and handed to their workflow (which does everything else).
 
 A deposit is started with an update (update-with-start, `contracts.deposit.PAYMENT_SESSION`) that
 answers the processor's payment page or transfer reference: the request waits for it (at most
-`SESSION_WAIT_SECONDS`) and hands it back in its own answer, so the client does not poll for it.
-The payment's row is committed after that answer, which is why the workflow asks the processor
-from its input before it stores the answer on the row.
+`SESSION_WAIT_SECONDS`), stores it on the payment's row (status `awaiting_funds`, with its audit
+entry) and hands it back in its own answer, so the client does not poll for it. The row is
+committed after that answer, which is why the workflow asks the processor from its input; its
+`record_payment_session` step waits for this request's commit (an advisory lock the request holds
+from before the start, `db.queries.movements`) and finds the answer stored, or stores it when
+the request answered without it.
 
 Everything a client can get wrong is refused here, before any row is written or any workflow
 started. A withdrawal from the wallet takes its hold here, in the request's transaction, with the
@@ -49,6 +52,7 @@ from contracts.funds import MovementResult
 from contracts.withdrawal import WITHDRAWAL, WithdrawalInput, withdrawal_workflow_id
 from db import audit
 from db.models import Mt5Account, Payment
+from db.queries.movements import hold_until_committed, store_session
 from domain.errors import ServiceUnavailable
 from domain.money import Money
 from domain.money_flows import MovementKind, Mt5AccountRef, Pocket, reference_for
@@ -125,6 +129,8 @@ async def deposit_with_session(
         return RequestedDeposit(payment)
     _audit(session, me, payment, "payment.deposit_requested")
     await session.flush()
+    # Until this request commits: the workflow's `record_payment_session` waits for it there.
+    await hold_until_committed(session, payment.id)
     opened = await _start_with_session(
         temporal,
         payment.workflow_id,
@@ -138,8 +144,14 @@ async def deposit_with_session(
             timers=rules.timers(),
         ),
     )
-    await session.refresh(payment)
-    return RequestedDeposit(payment, opened)
+    if opened is None:
+        await session.refresh(payment)
+        return RequestedDeposit(payment)
+    # The answer on the row in this transaction (as `record_payment_session` stores it, with the
+    # same audit entry), so the client's first read shows it and that step finds it stored.
+    stored = await store_session(session, payment.id, opened)
+    assert stored is not None  # inserted by this request, and locked until it commits
+    return RequestedDeposit(stored, opened)
 
 
 async def _start_with_session(

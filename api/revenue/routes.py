@@ -84,8 +84,10 @@ async def mirror_check(
     session: SessionDep,
     first: First = None,
     last: Last = None,
-    tolerance_points: Annotated[Decimal, Query(ge=0, le=1_000_000)] = Decimal(0),
+    # Whole points, as the dealer plugin's markup is set (a decimal in a query string would be
+    # documented as any string).
+    tolerance_points: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> MirrorReport:
     """The mirrored rules against the markup and routing the deals showed; a group and symbol
     whose deals differ is flagged."""
-    return await service.mirror(session, server, first, last, tolerance_points)
+    return await service.mirror(session, server, first, last, Decimal(tolerance_points))

@@ -71,17 +71,28 @@ _FLOW = (
 )
 # Both of the ledger's sides in one pass over the postings: key, reference, login (on the
 # server's MT5 mirrors) or provider and flow (on a processor's clearing account), booked at,
-# amount, currency.
+# amount, currency, and the processor's fee the same entry books as an expense
+# (`fees:<provider>:<ccy>`, `domain.wallets.capture_hold`), added back to the clearing posting:
+# the gross, as the processor reports it.
+_PROVIDER = "split_part(substr(a.code, 5), ':', 1)"
 _LEDGER = (
-    "SELECT key, reference, login::bigint, provider, flow, booked_at, amount_minor, currency"  # noqa: S608
+    "SELECT key, reference, login::bigint, provider, flow, booked_at, amount_minor, currency,"  # noqa: S608
+    " fee::bigint"
     f" FROM (SELECT {_KEY} AS key, {_REFERENCE} AS reference, e.booked_at,"
-    " CASE WHEN starts_with(a.code, %(mirror)s) THEN -p.amount_minor ELSE p.amount_minor END"
-    " AS amount_minor, p.currency, CASE WHEN starts_with(a.code, %(mirror)s)"
+    " CASE WHEN starts_with(a.code, %(mirror)s) THEN -p.amount_minor"
+    " ELSE p.amount_minor + coalesce(f.fee, 0) END AS amount_minor, f.fee,"
+    " p.currency, CASE WHEN starts_with(a.code, %(mirror)s)"
     " THEN split_part(substr(a.code, length(%(mirror)s) + 1), ':', 1) END AS login,"
-    " CASE WHEN starts_with(a.code, 'psp:') THEN split_part(substr(a.code, 5), ':', 1)"
+    f" CASE WHEN starts_with(a.code, 'psp:') THEN {_PROVIDER}"
     f" END AS provider, CASE WHEN starts_with(a.code, 'psp:') THEN {_FLOW} END AS flow"
     " FROM postings p JOIN journal_entries e ON e.id = p.entry_id"
     " JOIN ledger_accounts a ON a.id = p.account_id"
+    " LEFT JOIN (SELECT fp.entry_id, fa.code, sum(fp.amount_minor) AS fee FROM postings fp"
+    " JOIN journal_entries fe ON fe.id = fp.entry_id"
+    " JOIN ledger_accounts fa ON fa.id = fp.account_id"
+    " WHERE fa.kind = 'fees' AND fe.booked_at >= %(since)s AND fe.booked_at < %(until)s"
+    " GROUP BY fp.entry_id, fa.code) f ON f.entry_id = p.entry_id"
+    f" AND starts_with(a.code, 'psp:') AND f.code = 'fees:' || {_PROVIDER} || ':' || p.currency"
     " WHERE a.kind IN ('mt5', 'psp') AND e.booked_at >= %(since)s AND e.booked_at < %(until)s"
     " AND (starts_with(a.code, %(mirror)s) OR starts_with(a.code, 'psp:'))) m"
     " WHERE provider IS NOT NULL OR login ~ '^[0-9]{1,18}$'"
@@ -174,13 +185,13 @@ async def run_sides(session: AsyncSession, run: ReconciliationRun) -> Sides:
         )
         ledger_mt5 = [
             LedgerMt5Movement(key, reference, login, at, amount, currency)
-            for key, reference, login, provider, _, at, amount, currency in postings
+            for key, reference, login, provider, _, at, amount, currency, _ in postings
             if provider is None
         ]
         flows = _FLOWS
         ledger_psp = [
-            LedgerPspMovement(key, reference, provider, flows[flow], at, amount, currency)
-            for key, reference, _, provider, flow, at, amount, currency in postings
+            LedgerPspMovement(key, reference, provider, flows[flow], at, amount, currency, fee)
+            for key, reference, _, provider, flow, at, amount, currency, fee in postings
             if provider is not None
         ]
         balances = [
@@ -232,6 +243,23 @@ async def deal_sums(
         },
     )
     return {int(login): (Decimal(after), Decimal(trading)) for login, after, trading in rows}
+
+
+async def payment_references(
+    session: AsyncSession, provider: str, transfer_references: Collection[str]
+) -> dict[str, str]:
+    """BrokerFlow's payment reference of each of `transfer_references` (the reference a
+    processor handed out for the client to quote on a bank transfer, `payments.
+    transfer_reference`, BankCo's `BF` + 8 hex) of `provider`'s payments, where one is known."""
+    if not transfer_references:
+        return {}
+    rows = await session.execute(
+        select(Payment.transfer_reference, Payment.reference).where(
+            Payment.provider == provider,
+            Payment.transfer_reference.in_(sorted(transfer_references)),
+        )
+    )
+    return {transfer: reference for transfer, reference in rows.tuples() if transfer}
 
 
 async def waiting_payments(session: AsyncSession) -> list[WaitingPayment]:

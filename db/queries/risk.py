@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple
 
-from sqlalchemy import String, cast, delete, or_, select
+from sqlalchemy import BigInteger, String, any_, cast, delete, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,6 +49,16 @@ class AccountFacts(NamedTuple):
     country: str
     equity: Decimal | None  # None: no account state ingested yet
     book: str | None  # None: no book set (a client's default is B)
+    a_share: Decimal | None
+
+
+class OutsideFacts(NamedTuple):
+    """What BrokerFlow knows of a login it did not open (no `mt5_accounts` row): its last
+    equity and its book; group, leverage and currency are MT5's to tell."""
+
+    login: int
+    equity: Decimal | None
+    book: str | None
     a_share: Decimal | None
 
 
@@ -101,6 +111,41 @@ async def exposure_accounts_of(session: AsyncSession, server: str) -> list[Accou
         .where(Mt5Account.server == server)
     )
     return [AccountFacts(*row) for row in rows.all()]
+
+
+async def outside_facts_of(
+    session: AsyncSession, server: str, logins: Sequence[int]
+) -> dict[int, OutsideFacts]:
+    """The last equity and the book of each of `logins` on `server` (None where none is
+    stored), whether or not BrokerFlow opened the account."""
+    if not logins:
+        return {}
+    # One array parameter, not one per login: a server may have thousands of them.
+    wanted = any_(cast(list(logins), ARRAY(BigInteger)))
+    rows = await session.execute(
+        select(AccountStateRow.login, AccountStateRow.equity).where(
+            AccountStateRow.server == server, AccountStateRow.login == wanted
+        )
+    )
+    equities: dict[int, Decimal] = {login: equity for login, equity in rows.tuples()}
+    books = {
+        row.login: row
+        for row in (
+            await session.scalars(
+                select(AccountBook).where(AccountBook.server == server, AccountBook.login == wanted)
+            )
+        ).all()
+    }
+    found: dict[int, OutsideFacts] = {}
+    for login in logins:
+        book = books.get(login)
+        found[login] = OutsideFacts(
+            login,
+            equities.get(login),
+            None if book is None else book.book,
+            None if book is None else book.a_share,
+        )
+    return found
 
 
 async def newest_fx_quotes(session: AsyncSession) -> list[FxQuote]:

@@ -42,14 +42,25 @@ def ledger_sides(
 ) -> tuple[list[LedgerMt5Movement], list[LedgerPspMovement]]:
     """The postings on `server`'s MT5 mirrors and on every processor's clearing account as
     movements (a mirror's posting negated: money onto MT5); any other posting is not the
-    ledger's side of a reconciliation.
+    ledger's side of a reconciliation, except a processor's fee booked in the same entry.
+
+    A processor's fee the entry books as the broker's expense (`fees:<provider>:<ccy>`, e.g.
+    `domain.wallets.capture_hold(..., fee=…)`: the clearing account pays amount + fee) is the
+    fee the ledger expects (`fee_minor`), and the movement is the gross: the clearing posting
+    plus the fee, as the processor's report states it (gross, fee, net = gross - fee).
 
     The scheduled run does this parsing in SQL (`db.queries.reconciliation._LEDGER`, a million
     postings); this function is its definition, and a test holds the two equal."""
+    rows = list(postings)
+    fees: dict[tuple[str, str, str], int] = {}  # (entry key, provider, currency) -> fee booked
+    for key, _, code, amount, currency in rows:
+        if code.startswith("fees:"):
+            provider = code[5:].rpartition(":")[0]
+            fees[(key, provider, currency)] = fees.get((key, provider, currency), 0) + amount
     mt5: list[LedgerMt5Movement] = []
     psp: list[LedgerPspMovement] = []
     mirror = f"mt5:{server}-"
-    for key, at, code, amount, currency in postings:
+    for key, at, code, amount, currency in rows:
         reference, _, step = key.partition(":")
         if reference == IB_PAYOUT:  # `ib-payout:<uuid>`; on MT5 `ibp <24 hex digits of it>`
             reference = step.replace("-", "")[:24]
@@ -65,5 +76,17 @@ def ledger_sides(
                 flow = Flow.REFUND
             else:
                 flow = PSP_STEPS.get(step) or (Flow.COLLECTION if amount > 0 else Flow.PAYOUT)
-            psp.append(LedgerPspMovement(key, reference, provider, flow, at, amount, currency))
+            fee = fees.get((key, provider, currency))
+            psp.append(
+                LedgerPspMovement(
+                    key,
+                    reference,
+                    provider,
+                    flow,
+                    at,
+                    amount if fee is None else amount + fee,
+                    currency,
+                    fee,
+                )
+            )
     return mt5, psp

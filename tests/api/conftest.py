@@ -260,7 +260,7 @@ class Books:
 
     async def rows(self, model: type, *where: Any) -> list[Any]:
         async with self.sessions() as session:
-            query = select(model)
+            query: Any = select(model)
             for condition in where:
                 query = query.where(condition)
             return list(await session.scalars(query))

@@ -445,10 +445,27 @@ class TestDepositAnswersWithThePaymentSession:
         [(name, request, workflow_id)] = temporal.started
         assert (name, workflow_id) == (DEPOSIT.name, f"deposit-{view['id']}")
         assert isinstance(request, DepositInput) and request.reference == view["reference"]
-        # The row is the workflow's to move (it stores the page once the request has committed).
+        # Stored in the request's own transaction, with the audit entry the workflow's
+        # `record_payment_session` would write (which then finds it there and writes nothing).
         [payment] = await books.rows(Payment)
-        assert (payment.status, payment.redirect_url) == ("initiated", None)
+        assert (payment.status, payment.provider_ref, payment.redirect_url) == (
+            "awaiting_funds",
+            "pi_1",
+            "https://psp/cardco/pay/pi_1",
+        )
+        [moved] = await books.rows(AuditEntry, AuditEntry.action == "payment.awaiting_funds")
+        assert (moved.actor_kind, moved.on_behalf_of, moved.entity_id) == (
+            "system",
+            str(client.id),
+            view["id"],
+        )
+        assert (moved.before, moved.after) == (
+            {"status": "initiated"},
+            {"status": "awaiting_funds"},
+        )
+        polled = await api.get(f"/v1/me/payments/{view['id']}", headers=client.headers)
+        assert polled.json() == view
 
         again = await post(api, "/v1/me/deposits", client, deposit(), idem)
-        assert again.status_code == 202 and again.json()["id"] == view["id"]
+        assert again.status_code == 202 and again.json() == view
         assert len(temporal.started) == 1 and await books.count(Payment) == 1

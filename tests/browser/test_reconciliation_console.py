@@ -190,8 +190,9 @@ def test_finance_signs_a_run_off_and_resolves_a_break_with_four_eyes(
             page.wait_for_url("**notice=*")
             expect(page.locator("#comments")).to_contain_text("dealer booked it by hand")
             form = page.locator("#adjustment-form")
-            form.locator("input[name=debit_account]").fill(f"mt5:{seeded.server}-5000777:USD")
-            form.locator("input[name=credit_account]").fill("suspense:reconciliation:USD")
+            # Money onto MT5 credits the account's mirror, as the ledger's own deposit does.
+            form.locator("input[name=debit_account]").fill("suspense:reconciliation:USD")
+            form.locator("input[name=credit_account]").fill(f"mt5:{seeded.server}-5000777:USD")
             form.locator("input[name=amount]").fill("250.00")
             form.locator("input[name=reason]").fill("book the dealer's manual deposit")
             form.locator("button[type=submit]").click()

@@ -30,7 +30,7 @@ from playwright.sync_api import Page, sync_playwright
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import ActivityEnvironment
 
-from activities.risk_exposure import RiskExposureSteps
+from activities.risk_exposure import ExposureMt5Reads, RiskExposureSteps
 from activities.trade_ingestion import DealIngestion
 from api.app import create_app
 from api.security import hash_password
@@ -116,7 +116,9 @@ class Desk:
         self.sessions = create_sessionmaker(self.engine)
         self.gateway = gateway_for(mt5_settings_for(simulator, SERVER))
         self.ingestion = DealIngestion(SERVER, self.sessions, self.gateway)
-        self.steps = RiskExposureSteps(self.sessions)
+        # The live step as the worker runs it on the server's queue: MT5 asked for groups,
+        # accounts and ticks besides the ingested state.
+        self.steps = ExposureMt5Reads(SERVER, RiskExposureSteps(self.sessions), self.gateway)
 
     def run(self, work: Coroutine[Any, Any, T], timeout: float = 30) -> T:
         return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout)
@@ -124,7 +126,7 @@ class Desk:
     async def _cycle(self) -> ExposurePointRecorded:
         poll = FollowTradeState(start_from=START_FROM, run_seconds=0)
         await ActivityEnvironment().run(self.ingestion.follow_trade_state, poll)
-        return await self.steps.record_exposure_point(RecordExposurePoint(server=SERVER))
+        return await self.steps.record_live_exposure_point(RecordExposurePoint(server=SERVER))
 
     def cycle(self) -> ExposurePointRecorded:
         recorded = self.run(self._cycle())

@@ -153,9 +153,9 @@ async def test_finance_works_a_case_from_the_run_to_its_adjusting_entry(
     assert commented.status_code == 201
     assert [c["body"] for c in commented.json()["comments"]] == ["dealer confirms a manual deposit"]
 
-    entry = {
-        "debit_account": f"mt5:{SERVER}-5000001:USD",
-        "credit_account": "suspense:reconciliation:USD",
+    entry = {  # money MT5 has and the books lack: the mirror credited, as into_mt5 books it
+        "debit_account": "suspense:reconciliation:USD",
+        "credit_account": f"mt5:{SERVER}-5000001:USD",
         "amount": "75.00",
         "currency": "USD",
         "reason": "book the dealer's manual deposit",
@@ -179,7 +179,7 @@ async def test_finance_works_a_case_from_the_run_to_its_adjusting_entry(
     async with sessions() as session:
         mirror = await balance(session, f"mt5:{SERVER}-5000001:USD", "USD")
         suspense = await balance(session, "suspense:reconciliation:USD", "USD")
-    assert (str(mirror.amount), str(suspense.amount)) == ("75.00", "-75.00")
+    assert (str(mirror.amount), str(suspense.amount)) == ("-75.00", "75.00")
     again = await api.post(f"{case_url}/adjustment/approve", headers=second_officer.headers)
     assert again.status_code == 409
 
@@ -264,7 +264,9 @@ async def test_the_console_pages_and_forms_act_through_the_same_service(
     temporal: FakeTemporal,  # noqa: F811
 ) -> None:
     day = datetime.now(UTC).date() - timedelta(days=1)
-    run_id = await seed_run(sessions, day, [("missing_in_ledger", LOST, 7500)])
+    run_id = await seed_run(
+        sessions, day, [("missing_in_ledger", LOST, 7500), ("cut_off_timing", TIMING, 1000)]
+    )
     await ReconciliationSteps(sessions, {}).file_reconciliation_cases(FileCases(run_id=run_id))
     finance, second_officer = (
         await people.staff(StaffRole.FINANCE),
@@ -280,9 +282,22 @@ async def test_the_console_pages_and_forms_act_through_the_same_service(
         headers=finance.headers,
     )
     assert listed.status_code == 200 and LOST in listed.text
-    case = (await api.get("/v1/reconciliation/cases", headers=finance.headers)).json()["items"][0]
+    items = (await api.get("/v1/reconciliation/cases", headers=finance.headers)).json()["items"]
+    case, timing = (next(c for c in items if c["key"] == key) for key in (LOST, TIMING))
     page = f"/console/reconciliation/cases/{case['id']}"
-    assert (await api.get(page, headers=finance.headers)).status_code == 200
+    shown = await api.get(page, headers=finance.headers)
+    assert shown.status_code == 200 and 'id="resolve-form"' in shown.text  # an open case
+
+    # Resolved without an entry through the case page's form: explained, audited.
+    explained = f"/console/reconciliation/cases/{timing['id']}/resolve"
+    short = await api.post(explained, data={"note": "x"}, headers=finance.headers)
+    assert "error=" in short.headers["location"]
+    done = await api.post(explained, data={"note": "settled the next day"}, headers=finance.headers)
+    assert done.status_code == 303 and "notice=" in done.headers["location"]
+    await audited(sessions, "reconciliation_case.resolved", timing["id"])
+    after = await api.get(f"/console/reconciliation/cases/{timing['id']}", headers=finance.headers)
+    assert "explained, nothing booked: settled the next day" in after.text
+    assert 'id="resolve-form"' not in after.text
 
     forms: list[tuple[str, dict[str, str], str]] = [
         (f"{page}/assign", {"staff_id": str(second_officer.id)}, "reconciliation_case.assigned"),
@@ -290,8 +305,8 @@ async def test_the_console_pages_and_forms_act_through_the_same_service(
         (
             f"{page}/adjustment",
             {
-                "debit_account": f"mt5:{SERVER}-5000001:USD",
-                "credit_account": "suspense:reconciliation:USD",
+                "debit_account": "suspense:reconciliation:USD",
+                "credit_account": f"mt5:{SERVER}-5000001:USD",
                 "amount": "75.00",
                 "currency": "USD",
                 "reason": "book it",

@@ -57,14 +57,14 @@ from contracts.steps import Mt5Step, Step, implementations
 from db.ledger import _account_ids  # the ledger's own opening of accounts on first use
 from db.models import JournalEntryRow, PostingRow
 from db.models.reconciliation import ReconciliationBreak
-from domain.funds import into_mt5, mt5_mirror, receive_payment, return_payment
+from domain.funds import into_mt5, out_of_mt5, receive_payment, return_payment
 from domain.ledger import JournalEntry
 from domain.money import Money
 from domain.mt5 import BalanceOperation, BalanceType, NewMt5User
 from domain.reconciliation.ledger import ledger_sides
 from domain.reconciliation.matching import reconcile
 from domain.reconciliation.records import Mt5Deal, Period, Sides
-from domain.wallets import capture_hold, entry, hold_account, negated
+from domain.wallets import capture_hold
 from mt5_adapter.webapi import WebApiGateway
 from psp_adapter.bankco import BankCo
 from psp_adapter.cardco import CardCo
@@ -97,26 +97,15 @@ def usd(amount: str) -> Money:
 
 
 def onto_mt5(key: str, server: str, login: int, amount: Money) -> JournalEntry:
-    """Held money onto an MT5 account, the mirror **debited**: the sign the reconciliation reads
-    as money onto MT5 today. The ledger's own `domain.funds.into_mt5` credits the mirror (see
-    `test_a_deposit_to_mt5_booked_by_the_ledgers_own_entry_is_clean`): when that is settled,
-    this becomes `into_mt5`."""
-    return entry(
-        key,
-        f"credited to MT5 {server}/{login}",
-        (mt5_mirror(server, login, amount.currency), amount),
-        (hold_account(CLIENT, amount.currency), negated(amount)),
-    )
+    """Held money onto an MT5 account as the ledger books it (`domain.funds.into_mt5`: the
+    mirror credited)."""
+    return into_mt5(key, CLIENT, server, login, amount)
 
 
 def off_mt5(key: str, server: str, login: int, amount: Money) -> JournalEntry:
-    """Money taken off an MT5 account into the hold: the mirror credited (see `onto_mt5`)."""
-    return entry(
-        key,
-        f"debited from MT5 {server}/{login}",
-        (hold_account(CLIENT, amount.currency), amount),
-        (mt5_mirror(server, login, amount.currency), negated(amount)),
-    )
+    """Money taken off an MT5 account into the hold as the ledger books it
+    (`domain.funds.out_of_mt5`: the mirror debited)."""
+    return out_of_mt5(key, CLIENT, server, login, amount)
 
 
 async def book(
@@ -648,24 +637,29 @@ async def test_every_injected_break_is_found_and_a_clean_day_has_none(
     assert (clean.deals, clean.settlement_rows) == (2, 4)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the ledger credits an MT5 mirror when money goes onto the account"
-    " (domain.funds.into_mt5; docs/payments.md), the reconciliation reads the mirror's debit as"
-    " money onto MT5: a real deposit to MT5 is found twice, missing in MT5 and in the ledger",
-)
 def test_a_deposit_to_mt5_booked_by_the_ledgers_own_entry_is_clean() -> None:
-    ref, login, at = reference(), 5_000_001, broker_time(DAY, 12, 0)
+    """The ledger's own entries (`into_mt5` credits the mirror, `out_of_mt5` debits it) read as
+    money onto and off MT5: a deposit and a withdrawal with their deals are clean."""
+    ref, back, login, at = reference(), reference(), 5_000_001, broker_time(DAY, 12, 0)
     start, end = period_bounds(DAY, time(0), UTC_PLUS_2)
-    booked = into_mt5(f"{ref}:to-mt5", CLIENT, "live-1", login, usd("100.00"))
+    booked = [
+        into_mt5(f"{ref}:to-mt5", CLIENT, "live-1", login, usd("100.00")),
+        out_of_mt5(f"{back}:from-mt5", CLIENT, "live-1", login, usd("40.00")),
+    ]
     postings = [
-        (booked.idempotency_key, at, p.account, p.amount.to_minor_units(), p.amount.currency)
-        for p in booked.postings
+        (e.idempotency_key, at, p.account, p.amount.to_minor_units(), p.amount.currency)
+        for e in booked
+        for p in e.postings
     ]
     on_mirror, _ = ledger_sides(postings, "live-1")
-    credited = Mt5Deal(1, login, at, 2, 10000, "USD", f"dep {ref}")
+    assert sorted(m.amount_minor for m in on_mirror) == [-4000, 10000]
+    deals = [
+        Mt5Deal(1, login, at, 2, 10000, "USD", f"dep {ref}"),
+        Mt5Deal(2, login, at, 2, -4000, "USD", f"wd {back}"),
+    ]
     period = Period(DAY, start, end, timedelta(minutes=5), timedelta(hours=1))
-    assert reconcile(period, Sides([credited], on_mirror, [], [])).breaks == []
+    result = reconcile(period, Sides(deals, on_mirror, [], []))
+    assert (result.breaks, result.matched) == ([], 2)
 
 
 def test_the_settlement_hook_refuses_what_it_cannot_apply(psp: PspSimulator) -> None:

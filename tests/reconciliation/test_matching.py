@@ -7,13 +7,15 @@ import gc
 import random
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domain.ledger import JournalEntry
+from domain.money import Money
 from domain.reconciliation.ledger import ledger_sides
 from domain.reconciliation.matching import gc_paused, reconcile
 from domain.reconciliation.records import (
@@ -27,6 +29,7 @@ from domain.reconciliation.records import (
     Sides,
     reference_of,
 )
+from domain.wallets import capture_hold
 from tests.reconciliation.day import DAY, FAULTS, PERIOD, START, Day, Payment, consistent
 
 T = TypeVar("T")
@@ -252,14 +255,15 @@ def test_the_ledger_side_from_postings() -> None:
     at = START + timedelta(hours=1)
     mt5, psp = ledger_sides(
         [
-            ("BF1:to-mt5", at, "mt5:demo-5000001:USD", 100, "USD"),
-            ("BF1:to-mt5:reversal", at, "mt5:demo-5000001:USD", -100, "USD"),
-            ("BF2:to-mt5", at, "mt5:other-5000002:USD", 100, "USD"),  # another server
+            # the mirror credited for money onto MT5 (domain.funds.into_mt5), debited back
+            ("BF1:to-mt5", at, "mt5:demo-5000001:USD", -100, "USD"),
+            ("BF1:to-mt5:reversal", at, "mt5:demo-5000001:USD", 100, "USD"),
+            ("BF2:to-mt5", at, "mt5:other-5000002:USD", -100, "USD"),  # another server
             ("BF1:received", at, "psp:cardco:USD", 100, "USD"),
             ("BF3:paid-out", at, "psp:bankco:EUR", -50, "EUR"),
             ("BF4:received:reversal", at, "psp:cardco:USD", -100, "USD"),
             ("BF1:transit", at, "hold:c:USD", 100, "USD"),  # neither side
-            (f"ib-payout:{PAYOUT}", at, "mt5:demo-5000009:USD", 700, "USD"),
+            (f"ib-payout:{PAYOUT}", at, "mt5:demo-5000009:USD", -700, "USD"),
         ],
         "demo",
     )
@@ -273,6 +277,41 @@ def test_the_ledger_side_from_postings() -> None:
         ("BF3", "bankco", Flow.PAYOUT),
         ("BF4", "cardco", Flow.REFUND),
     ]
+
+
+def booked_postings(entry: JournalEntry, at: datetime) -> list[tuple[str, datetime, str, int, str]]:
+    """An entry's postings as the ledger's side reads them (key, booked at, code, minor units,
+    currency)."""
+    return [
+        (entry.idempotency_key, at, p.account, p.amount.to_minor_units(), p.amount.currency)
+        for p in entry.postings
+    ]
+
+
+@pytest.mark.parametrize(
+    ("reported_fee", "found"),
+    [("1.00", []), ("1.50", [(BreakType.FEE_DIFFERENCE, 50, 100, 150)])],
+)
+def test_a_payout_whose_fee_the_ledger_booked_is_clean(
+    reported_fee: str, found: list[tuple[BreakType, int, int, int]]
+) -> None:
+    """`capture_hold(..., fee=…)` pays amount + fee out of the clearing account and books the
+    fee as an expense (docs/ledger.md): the processor's row (gross -80, its fee, net = gross -
+    fee) agrees with it, and a fee other than the one booked is the difference."""
+    at = START + timedelta(hours=3)
+    ref = "BF" + "9" * 20
+    paid = capture_hold(
+        f"{ref}:paid-out", "c", "bankco", Money.of("80.00", "USD"), Money.of("1.00", "USD")
+    )
+    _, psp = ledger_sides(booked_postings(paid, at), "demo")
+    assert [(m.amount_minor, m.fee_minor, m.flow) for m in psp] == [(-8000, 100, Flow.PAYOUT)]
+    fee = Money.of(reported_fee, "USD").to_minor_units()
+    row = PspRow("bankco", "po_1", ref, Flow.PAYOUT, DAY, -8000, fee, -8000 - fee, "USD")
+    result = reconcile(PERIOD, Sides([], [], psp, [row]))
+    assert [(b.type, b.amount_minor, b.expected_minor, b.actual_minor) for b in result.breaks] == (
+        found
+    )
+    assert result.matched == (0 if found else 1)
 
 
 @pytest.mark.parametrize(

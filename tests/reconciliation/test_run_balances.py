@@ -108,9 +108,14 @@ async def ingest(
 
 
 async def payment(
-    sessions: async_sessionmaker[AsyncSession], ref: str, amount: int, since: datetime
+    sessions: async_sessionmaker[AsyncSession],
+    ref: str,
+    amount: int,
+    since: datetime,
+    **fields: Any,
 ) -> None:
-    """A withdrawal out at BankCo (`payout_sent`) since `since`."""
+    """A withdrawal out at BankCo (`payout_sent`) since `since`, unless `fields` say otherwise
+    (another direction, status, a `transfer_reference`)."""
     client_id = uuid.uuid4()
     async with sessions.begin() as session:
         session.add(
@@ -128,16 +133,19 @@ async def payment(
             Payment(
                 client_id=client_id,
                 reference=ref,
-                status="payout_sent",
                 currency="USD",
                 amount_minor=amount,
                 requested_minor=amount,
                 idempotency_key=ref,
                 request_hash="0" * 64,
                 workflow_id=f"withdrawal-{ref}",
-                direction="withdrawal",
-                provider="bankco",
                 updated_at=since,
+                **{
+                    "direction": "withdrawal",
+                    "provider": "bankco",
+                    "status": "payout_sent",
+                    **fields,
+                },
             )
         )
 
@@ -207,7 +215,7 @@ async def test_balances_waiting_payments_mail_and_the_stored_report(
             session, entry(f"{paid}:received", "psp:bankco:USD", "suspense:incoming:USD", "1000.00")
         )
         await post_entry(
-            session, entry(f"{paid}:to-mt5", f"mt5:{server}-{login}:USD", "hold:c:USD", "1000.00")
+            session, entry(f"{paid}:to-mt5", "hold:c:USD", f"mt5:{server}-{login}:USD", "1000.00")
         )
         session.add(
             StaffUser(

@@ -144,7 +144,7 @@ async def test_a_clean_day_has_no_breaks_and_a_deal_without_books_is_found(
             entry(f"{paid}:received", "psp:cardco:USD", "suspense:incoming:USD", "100.00"),
         )
         await post_entry(
-            session, entry(f"{paid}:to-mt5", f"mt5:{server}-{login}:USD", "hold:c:USD", "100.00")
+            session, entry(f"{paid}:to-mt5", "hold:c:USD", f"mt5:{server}-{login}:USD", "100.00")
         )
     # The broker day of now on the server's clock (UTC+2).
     day = day_to_reconcile(datetime.now(UTC), time(0), UTC_PLUS_2, today=True)

@@ -23,6 +23,7 @@ from db.queries.reconciliation import run_sides
 from domain.ledger import JournalEntry, Posting
 from domain.money import Money
 from domain.reconciliation.ledger import ledger_sides
+from domain.wallets import capture_hold
 
 
 def entry(key: str, debit: str, credit: str, amount: str) -> JournalEntry:
@@ -48,10 +49,11 @@ async def test_a_run_reads_the_ledger_and_its_snapshots(
             )
             await post_entry(
                 session,
-                entry(f"{reference}:to-mt5", "mt5:demo-5000001:USD", "hold:c:USD", "100.00"),
+                # the mirror credited for money onto MT5, as domain.funds.into_mt5 books it
+                entry(f"{reference}:to-mt5", "hold:c:USD", "mt5:demo-5000001:USD", "100.00"),
             )
         await post_entry(  # another server's mirror: not this run's
-            session, entry("BF3:to-mt5", "mt5:other-5000001:USD", "hold:c:USD", "5.00")
+            session, entry("BF3:to-mt5", "hold:c:USD", "mt5:other-5000001:USD", "5.00")
         )
     async with sessions() as session:
         booked = await session.scalar(
@@ -135,7 +137,7 @@ RAW_POSTINGS = text(
     "SELECT e.idempotency_key, e.booked_at, a.code, p.amount_minor, p.currency"
     " FROM postings p JOIN journal_entries e ON e.id = p.entry_id"
     " JOIN ledger_accounts a ON a.id = p.account_id"
-    " WHERE a.kind IN ('mt5', 'psp') AND e.booked_at >= :since AND e.booked_at < :until"
+    " WHERE a.kind IN ('mt5', 'psp', 'fees') AND e.booked_at >= :since AND e.booked_at < :until"
 )
 
 
@@ -146,11 +148,11 @@ async def test_the_ledger_side_parsed_in_sql_is_the_domains(
     ref = f"BF{uuid.uuid4().hex[:20].upper()}"
     payout = uuid.uuid4()
     cases = [  # entry key, debit, credit
-        (f"{ref}:to-mt5", f"mt5:{server}-5000001:USD", "hold:c:USD"),
-        (f"{ref}:to-mt5:reversal", "hold:c:USD", f"mt5:{server}-5000001:USD"),
-        (f"ib-payout:{payout}", f"mt5:{server}-007:USD", "hold:c:USD"),
-        (f"{ref}x:to-mt5", f"mt5:{server}-12x:USD", "hold:c:USD"),  # not a login
-        (f"{ref}y:to-mt5", f"mt5:{server}x-5:USD", "hold:c:USD"),  # another server
+        (f"{ref}:to-mt5", "hold:c:USD", f"mt5:{server}-5000001:USD"),  # as into_mt5
+        (f"{ref}:to-mt5:reversal", f"mt5:{server}-5000001:USD", "hold:c:USD"),
+        (f"ib-payout:{payout}", "hold:c:USD", f"mt5:{server}-007:USD"),
+        (f"{ref}x:to-mt5", "hold:c:USD", f"mt5:{server}-12x:USD"),  # not a login
+        (f"{ref}y:to-mt5", "hold:c:USD", f"mt5:{server}x-5:USD"),  # another server
         (f"{ref}:received", f"psp:pp{server}:USD", "suspense:incoming:USD"),
         (f"{ref}:paid-out", "hold:c:USD", f"psp:pp{server}:USD"),
         (f"{ref}:returned", "hold:c:USD", f"psp:pp{server}:USD"),
@@ -161,9 +163,15 @@ async def test_the_ledger_side_parsed_in_sql_is_the_domains(
         (f"{ref}z", f"psp:pp{server}:USD", "hold:c:USD"),  # no step
         (f"ib-payout:{ref}:a-b-c", f"psp:pp{server}:USD", "hold:c:USD"),
     ]
+    fee = Money.of("0.75", "USD")
     async with sessions.begin() as session:
         for key, debit, credit in cases:
             await post_entry(session, entry(key, debit, credit, "1.25"))
+        # a payout whose processor fee is booked as an expense: the clearing account pays 2.00
+        await post_entry(
+            session,
+            capture_hold(f"{ref}f:paid-out", "c", f"pp{server}", Money.of("1.25", "USD"), fee),
+        )
     now = datetime.now(UTC)
     start = datetime.combine(now.date(), time(0, tzinfo=UTC))
     run = ReconciliationRun(
@@ -187,7 +195,9 @@ async def test_the_ledger_side_parsed_in_sql_is_the_domains(
         mt5, psp = ledger_sides(list(raw), server)
     assert sorted(sides.ledger_mt5) == sorted(mt5)
     assert sorted(sides.ledger_psp) == sorted(psp)
-    assert sorted((m.reference, m.login) for m in mt5) == sorted(
-        [(ref, 5000001), (ref, 5000001), (payout.hex[:24], 7)]
+    assert sorted((m.reference, m.login, m.amount_minor) for m in mt5) == sorted(
+        [(ref, 5000001, 125), (ref, 5000001, -125), (payout.hex[:24], 7, 125)]
     )
-    assert len([m for m in psp if m.provider == f"pp{server}"]) == 9
+    assert len([m for m in psp if m.provider == f"pp{server}"]) == 10
+    (paid,) = [m for m in psp if m.key == f"{ref}f:paid-out"]
+    assert (paid.amount_minor, paid.fee_minor) == (-125, 75)  # the gross and the fee booked

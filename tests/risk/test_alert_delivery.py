@@ -22,11 +22,14 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.risk_exposure import (
+    ExposureMt5Reads,
+    NoTradingTerms,
     RiskExposureSteps,
     RiskWebhook,
     RiskWebhookFailed,
     RiskWebhookRefused,
 )
+from contracts import mt5_task_queue
 from contracts.risk_exposure import (
     RISK_EXPOSURE,
     ExposurePointRecorded,
@@ -37,7 +40,7 @@ from contracts.risk_exposure import (
     RiskExposureInput,
     risk_alert_webhook_workflow_id,
 )
-from contracts.steps import Step, implementations
+from contracts.steps import Mt5Step, Step, implementations
 from db.models import ExposurePointRow, RiskAlert, RiskThreshold
 from tests.risk.scene import B_CLIENT, SEEN, SERVER, seed, set_gold_lots
 from workflows.risk_exposure import RiskAlertWebhookWorkflow, RiskExposureWorkflow
@@ -206,15 +209,18 @@ async def test_the_scheduled_run_starts_one_webhook_delivery_per_raise(
     await watch_b_client(sessions)
     receiver = Receiver()
     queue = f"risk-{uuid.uuid4()}"
-    steps = implementations(
-        Step, RiskExposureSteps(sessions, webhook=webhook(), transport=receiver.transport)
-    )
+    database = RiskExposureSteps(sessions, webhook=webhook(), transport=receiver.transport)
+    steps = implementations(Step, database)
+    live = implementations(Mt5Step, ExposureMt5Reads(SERVER, database, NoTradingTerms()))
     client = temporal_env.client
-    async with Worker(
-        client,
-        task_queue=queue,
-        workflows=[RiskExposureWorkflow, RiskAlertWebhookWorkflow],
-        activities=list(steps.values()),
+    async with (
+        Worker(
+            client,
+            task_queue=queue,
+            workflows=[RiskExposureWorkflow, RiskAlertWebhookWorkflow],
+            activities=list(steps.values()),
+        ),
+        Worker(client, task_queue=mt5_task_queue(SERVER), activities=list(live.values())),
     ):
         result = await client.execute_workflow(
             RISK_EXPOSURE.name,

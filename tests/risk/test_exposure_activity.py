@@ -14,14 +14,15 @@ from temporalio.client import ScheduleActionStartWorkflow, ScheduleIntervalSpec
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.risk_exposure import RiskExposureSteps
+from activities.risk_exposure import ExposureMt5Reads, NoTradingTerms, RiskExposureSteps
+from contracts import mt5_task_queue
 from contracts.risk_exposure import (
     RISK_EXPOSURE,
     ExposurePointRecorded,
     RecordExposurePoint,
     RiskExposureInput,
 )
-from contracts.steps import Step, implementations
+from contracts.steps import Mt5Step, Step, implementations
 from db.models import ExposurePointRow, RiskAlert, RiskThreshold, StaffUser
 from db.models.trading import SymbolRow
 from mailer.smtp import InMemoryMailer
@@ -200,12 +201,23 @@ async def test_the_schedule_runs_the_step_through_temporal(
             )
     mailer = InMemoryMailer()
     queue = f"risk-{uuid.uuid4()}"
-    steps = implementations(Step, RiskExposureSteps(sessions, mailer))
-    async with Worker(
-        temporal_env.client,
-        task_queue=queue,
-        workflows=[RiskExposureWorkflow],
-        activities=list(steps.values()),
+    database = RiskExposureSteps(sessions, mailer)
+    steps = implementations(Step, database)
+    # The point is taken on the server's own queue; a gateway that reads nothing from MT5
+    # leaves the ingested state's figures (tests/risk/test_live_exposure.py reads MT5).
+    live = implementations(Mt5Step, ExposureMt5Reads(SERVER, database, NoTradingTerms()))
+    async with (
+        Worker(
+            temporal_env.client,
+            task_queue=queue,
+            workflows=[RiskExposureWorkflow],
+            activities=list(steps.values()),
+        ),
+        Worker(
+            temporal_env.client,
+            task_queue=mt5_task_queue(SERVER),
+            activities=list(live.values()),
+        ),
     ):
         result = await temporal_env.client.execute_workflow(
             RISK_EXPOSURE.name,
@@ -215,6 +227,7 @@ async def test_the_schedule_runs_the_step_through_temporal(
             result_type=ExposurePointRecorded,
         )
     assert result.net_notional == "90990.00"
+    assert result.groups_unread == ["real\\A", "real\\B"]  # read as hedging
     assert result.raised == ["total:*:gross_notional"]  # 531030 > 500000
     [mail] = mailer.sent  # the active risk-desk member only
     assert mail.to == "desk@example.com" and SERVER in mail.subject

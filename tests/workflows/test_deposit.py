@@ -363,12 +363,13 @@ class TestPaymentSessionInTheAnswer:
             handle: Handle = env.client.get_workflow_handle(
                 deposit_workflow_id(request.payment_id), result_type=MovementResult
             )
-            # Asked again (a repeated request), the running deposit gives the same answer.
+            # The page is answered before the step that stores it (if the request did not).
+            await blocked_after(handle, deposit.record_payment_session.name)
+            # Asked again (a repeated request), the running deposit gives the same answer. (After
+            # the step: an update's events written last would keep `blocked_after` waiting.)
             again = await handle.execute_update(
                 PAYMENT_SESSION.name, SessionWanted(), result_type=PAYMENT_SESSION.result
             )
-            # The page is answered before it is stored (the request commits the row between).
-            await blocked_after(handle, deposit.record_payment_session.name)
             shown = (await handle.describe()).typed_search_attributes
             await pay(handle, request)
             result = await finish(handle)

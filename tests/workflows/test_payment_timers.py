@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
@@ -52,13 +53,13 @@ def a_deposit(**timers: timedelta) -> DepositInput:
     return request.model_copy(update={"timers": request.timers.model_copy(update=timers)})
 
 
-async def elapsed(handle: WorkflowHandle[object, MovementResult]) -> timedelta:
+async def elapsed(handle: WorkflowHandle[Any, MovementResult]) -> timedelta:
     """Workflow time from its start to its last event."""
     events = list((await handle.fetch_history()).events)
     return events[-1].event_time.ToDatetime() - events[0].event_time.ToDatetime()
 
 
-async def timers_started(handle: WorkflowHandle[object, MovementResult]) -> int:
+async def timers_started(handle: WorkflowHandle[Any, MovementResult]) -> int:
     events = (await handle.fetch_history()).events
     return sum(1 for e in events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED)
 
@@ -67,7 +68,7 @@ def cases(fakes: MoneyFakes) -> list[OpenFinanceCase]:
     return list(fakes.inputs[funds.open_finance_case.name])
 
 
-async def running(handle: WorkflowHandle[object, MovementResult]) -> bool:
+async def running(handle: WorkflowHandle[Any, MovementResult]) -> bool:
     return (await handle.describe()).status is WorkflowExecutionStatus.RUNNING
 
 
