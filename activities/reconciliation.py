@@ -70,7 +70,12 @@ from db.queries.reconciliation import (
     waiting_of_run,
     waiting_payments,
 )
-from db.queries.reconciliation_cases import CUT_OFF_TIMING, breaks_of_run, open_cases_by_key
+from db.queries.reconciliation_cases import (
+    CUT_OFF_TIMING,
+    balanced_cases,
+    breaks_of_run,
+    open_cases_by_key,
+)
 from domain.money import MINOR_UNITS, Money
 from domain.reconciliation.matching import reconcile
 from domain.reconciliation.records import SETTLEMENT_KINDS, TRADE_ACTIONS, Result
@@ -137,6 +142,33 @@ async def match_run(
         run.breaks = len(result.breaks)
         run.finished_at = datetime.now(UTC)
     return result
+
+
+def _auto_close(
+    session: AsyncSession,
+    case: ReconciliationCase,
+    run: ReconciliationRun,
+    now: datetime,
+    resolution: str,
+    **why: object,
+) -> None:
+    """Close `case` for `run` (a timing break cleared, an account found balanced), with the
+    resolution saying which run closed it, and its system audit row."""
+    before = case.status
+    case.status = "auto_closed"
+    case.closed_at = now
+    case.resolution = resolution
+    record(
+        session,
+        system_actor(),
+        Change(
+            "reconciliation_case.auto_closed",
+            "reconciliation_case",
+            str(case.id),
+            before={"status": before},
+            after={"status": "auto_closed", "run_id": str(run.id), **why},
+        ),
+    )
 
 
 def minor_units(amount: str | Decimal, currency: str) -> int:
@@ -281,22 +313,23 @@ class ReconciliationSteps:
             case = cases.get(key)
             if case is None or case.type != CUT_OFF_TIMING or case.first_run_id == run.id:
                 continue
-            case.status = "auto_closed"
-            case.closed_at = now
-            case.resolution = f"cleared by the run of {run.day.isoformat()} ({run.id})"
-            closed += 1
-            record(
-                session,
-                actor,
-                Change(
-                    "reconciliation_case.auto_closed",
-                    "reconciliation_case",
-                    str(case.id),
-                    before={"status": "open"},
-                    after={"status": "auto_closed", "run_id": str(run.id)},
-                ),
+            _auto_close(
+                session, case, run, now, f"cleared by the run of {run.day.isoformat()} ({run.id})"
             )
+            closed += 1
             del cases[key]
+        # Balance cases of an earlier run whose login this run checked and found balanced.
+        for case in await balanced_cases(session, run, lock=True):
+            _auto_close(
+                session,
+                case,
+                run,
+                now,
+                f"balanced in the run of {run.day.isoformat()} ({run.id}):"
+                " MT5 less trading equals the ledger's mirror",
+                balanced=True,
+            )
+            closed += 1
         threshold = request.alert_above
         for found in breaks:
             case = cases.get(found.key)

@@ -1,5 +1,6 @@
 """The what-if document: one day's MT5 balance deals (Web API field names), ledger movements and
-processors' settlement rows, turned into `domain.reconciliation` sides. Format:
+processors' settlement rows, turned into `domain.reconciliation` sides, and optionally the
+payments waiting on a processor (`domain.reconciliation.waiting`). Format:
 docs/reconciliation.md."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from domain.reconciliation.records import (
     Sides,
     period_of,
 )
+from domain.reconciliation.waiting import WaitingPayment
 
 
 class _Strict(BaseModel):
@@ -98,6 +100,25 @@ class SettlementIn(_Strict):
         return self
 
 
+class WaitingIn(_Strict):
+    """A payment BrokerFlow waits on its processor for, as the scheduled run snapshots it
+    (`reconciliation_waiting`): a deposit `awaiting_funds` or a withdrawal `payout_sent`."""
+
+    reference: str
+    provider: str
+    direction: Literal["deposit", "withdrawal"]
+    status: Literal["awaiting_funds", "payout_sent"]
+    amount: Decimal  # positive, in the payment's currency
+    currency: str
+    since: datetime  # when it started waiting (its last change of status)
+
+    @model_validator(mode="after")
+    def _zoned(self) -> WaitingIn:
+        if self.since.tzinfo is None:
+            raise ValueError("since needs a zone (e.g. 2026-12-06T09:30:00Z)")
+        return self
+
+
 class Document(_Strict):
     day: date
     cut_off: time = time(0, tzinfo=UTC)
@@ -108,6 +129,17 @@ class Document(_Strict):
     mt5_deals: list[DealIn] = []
     ledger: list[LedgerIn] = []
     psp: list[SettlementIn] = []
+    # Optional: the payments waiting on a processor (lost_webhook, stuck_at_processor). Absent,
+    # the answer is the matching's alone, as before.
+    waiting: list[WaitingIn] | None = None
+    as_of: datetime | None = None  # the run's moment; default the period's end
+    stuck_after_seconds: int = Field(default=86400, ge=0)
+
+    @model_validator(mode="after")
+    def _zoned_as_of(self) -> Document:
+        if self.as_of is not None and self.as_of.tzinfo is None:
+            raise ValueError("as_of needs a zone (e.g. 2026-12-08T06:00:00Z)")
+        return self
 
     def period(self) -> Period:
         cut_off = self.cut_off if self.cut_off.tzinfo else self.cut_off.replace(tzinfo=UTC)
@@ -201,3 +233,20 @@ def sides_of(document: Document) -> Sides:
         if account.mt5_balance is not None and account.ledger_balance is not None
     ]
     return Sides(deals, ledger_mt5, ledger_psp, rows, balances)
+
+
+def waiting_of(document: Document) -> list[WaitingPayment]:
+    """The document's waiting payments as the scheduled run's snapshot gives them (amounts in
+    minor units, `since` in UTC); none when the document has no `waiting`."""
+    return [
+        WaitingPayment(
+            item.reference,
+            item.provider,
+            item.direction,
+            item.status,
+            item.since.astimezone(UTC),
+            _minor(item.amount, item.currency, f"waiting.{n}"),
+            item.currency,
+        )
+        for n, item in enumerate(document.waiting or [])
+    ]

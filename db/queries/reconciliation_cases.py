@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Select, String, cast, func, select
+from sqlalchemy import Select, String, cast, exists, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +30,7 @@ from db.models.staff import StaffUser
 T = TypeVar("T", bound=tuple[Any, ...])
 OPEN_STATUSES = ("open", "proposed")
 CUT_OFF_TIMING = "cut_off_timing"
+BALANCE_MISMATCH = "balance_mismatch"
 
 
 async def open_cases_by_key(
@@ -46,6 +47,40 @@ async def open_cases_by_key(
     if lock:
         query = query.with_for_update()
     return {case.key: case for case in await session.scalars(query)}
+
+
+async def balanced_cases(
+    session: AsyncSession, run: ReconciliationRun, *, lock: bool = False
+) -> list[ReconciliationCase]:
+    """The open (or proposed) `balance_mismatch` cases on the run's server that `run` shows
+    balanced: it checked the case's login (a row in its balances snapshot; a run that skipped
+    the check has none) and reported no balance break of the case's key. Only cases last seen
+    on the run's day or before (a back-filled earlier day says nothing about a later balance)
+    and by another run. By login."""
+    checked = exists().where(
+        ReconciliationBalance.run_id == run.id,
+        ReconciliationBalance.login == ReconciliationCase.login,
+    )
+    broken = exists().where(
+        ReconciliationBreak.run_id == run.id,
+        ReconciliationBreak.key == ReconciliationCase.key,
+    )
+    query = (
+        select(ReconciliationCase)
+        .where(
+            ReconciliationCase.server == run.server,
+            ReconciliationCase.type == BALANCE_MISMATCH,
+            ReconciliationCase.status.in_(OPEN_STATUSES),
+            ReconciliationCase.last_day <= run.day,
+            ReconciliationCase.last_run_id != run.id,
+            checked,
+            ~broken,
+        )
+        .order_by(ReconciliationCase.login, ReconciliationCase.id)
+    )
+    if lock:
+        query = query.with_for_update(of=ReconciliationCase)
+    return list(await session.scalars(query))
 
 
 async def breaks_of_run(session: AsyncSession, run_id: uuid.UUID) -> list[ReconciliationBreak]:
