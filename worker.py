@@ -314,6 +314,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     engine = create_engine(
         app_database_url(owner_database_url(settings), settings),
         pool_size=DATABASE_CONNECTIONS // 2,
+        # Every step is retried (a ping per step was ~1 ms of the loop and a round trip).
+        ping_on_checkout=False,
     )
     if records_spans():  # with exporter `none` SQL spans would cost CPU and record nothing
         SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)

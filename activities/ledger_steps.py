@@ -82,16 +82,20 @@ class LedgerSteps:
         self._fx_spread_bps = fx_spread_bps
         self._fx_rate_max_age = fx_rate_max_age
 
-    async def _book(self, entry: JournalEntry, then: MarkMovement | None) -> None:
+    async def _book(
+        self, entry: JournalEntry, then: MarkMovement | None, notice: Notify | None = None
+    ) -> None:
         async with refusals_as_business_failures():
             async with self._sessions.begin() as session:
                 await post_entry(session, entry)
                 if then is not None:
                     await apply_mark(session, then)
+                if notice is not None:
+                    await send_notice(session, notice)
 
     @implements(funds.book_entry)
     async def book_entry(self, booking: Booking) -> None:
-        await self._book(booking.entry, booking.then)
+        await self._book(booking.entry, booking.then, booking.notice)
 
     @implements(funds.mark_movement)
     async def mark_movement(self, mark: MarkMovement) -> None:
@@ -159,18 +163,22 @@ class LedgerSteps:
 
     @implements(funds.notify_client)
     async def notify_client(self, request: Notify) -> None:
-        """The notice, once per key: a retry finds it there and adds nothing (one statement)."""
         async with self._sessions.begin() as session:
-            await session.execute(
-                insert(Notification)
-                .values(
-                    client_id=request.client_id,
-                    key=request.key,
-                    kind=request.kind,
-                    message=request.message,
-                )
-                .on_conflict_do_nothing(index_elements=[Notification.key])
-            )
+            await send_notice(session, request)
+
+
+async def send_notice(session: AsyncSession, notice: Notify) -> None:
+    """The notice, once per key: a retry finds it there and adds nothing (one statement)."""
+    await session.execute(
+        insert(Notification)
+        .values(
+            client_id=notice.client_id,
+            key=notice.key,
+            kind=notice.kind,
+            message=notice.message,
+        )
+        .on_conflict_do_nothing(index_elements=[Notification.key])
+    )
 
 
 async def newest_rate(session: AsyncSession, sell: str, into: str) -> FxRate:

@@ -172,75 +172,85 @@ class PaymentSteps:
     @implements(deposit.record_payment_received)
     async def record_payment_received(self, request: PaymentReceived) -> None:
         """The processor collected the money: book it into suspense until the checks pass."""
-        event = request.event
-        try:
-            async with self._sessions.begin() as session:
-                payment = await move_row(
-                    session,
-                    Payment,
-                    request.payment_id,
-                    PaymentStatus.RECEIVED,
-                    values={
-                        "amount_minor": event.amount.to_minor_units(),
-                        "currency": event.amount.currency,
-                        "payer_name": event.payer_name or None,
-                        "provider_ref": event.provider_ref,
-                    },
-                    where=(Payment.status == PaymentStatus.AWAITING_FUNDS,),
-                    details={
-                        "amount": f"{event.amount.amount} {event.amount.currency}",
-                        "event_id": event.event_id,
-                    },
-                )
-                if payment is None:
-                    # Recorded already (a retry), or not awaiting funds; absent: not committed.
-                    await load_payment(session, request.payment_id)
-                    return
-                await post_entry(
-                    session,
-                    receive_payment(
-                        f"{payment.reference}:received", payment.provider, event.amount
-                    ),
-                )
-        except BackOfficeError as error:
-            raise as_business_failure(error) from error
+        async with self._sessions.begin() as session:
+            await self._book_received(session, request)
 
     @implements(deposit.assess_deposit)
     async def assess_deposit(self, request: PaymentRef) -> DepositAssessment:
         async with self._sessions.begin() as session:
-            payment, client = await _with_client(session, request.payment_id)
-            if payment.compliance_status == ComplianceStatus.NOT_CHECKED:
-                since_day, since_hour = _windows()
-                deposited_last_24h, deposits_last_hour = await self._earlier_collected(
-                    session, payment, since_day, since_hour
-                )
-                assessment = assess_deposit(
-                    DepositFacts(
-                        amount=amount_of(payment),
-                        requested=Money.from_minor_units(payment.requested_minor, payment.currency),
-                        kyc=KycStatus(client.kyc_status),
-                        screening=ScreeningStatus(client.screening_status),
-                        client_name=client.full_name,
-                        payer_name=payment.payer_name or "",
-                        deposited_last_24h=deposited_last_24h,
-                        deposits_last_hour=deposits_last_hour,
-                    ),
-                    self._limits,
-                )
-                payment.risk_flags = [flag.value for flag in assessment.flags]
-                payment.compliance_status = (
-                    ComplianceStatus.PENDING if assessment.held else ComplianceStatus.CLEARED
-                )
-                move(
-                    session,
-                    payment,
-                    PaymentStatus.HELD if assessment.held else PaymentStatus.CREDITING,
-                    details={"risk_flags": payment.risk_flags},
-                )
-            return DepositAssessment(
-                flags=tuple(payment.risk_flags),
-                amount=amount_of(payment),
+            return await self._assess(session, request.payment_id)
+
+    @implements(deposit.receive_deposit)
+    async def receive_deposit(self, request: PaymentReceived) -> DepositAssessment:
+        """The money booked into suspense and checked, in one transaction: a retry finds either
+        both done or neither."""
+        async with self._sessions.begin() as session:
+            await self._book_received(session, request)
+            return await self._assess(session, request.payment_id)
+
+    @staticmethod
+    async def _book_received(session: AsyncSession, request: PaymentReceived) -> None:
+        event = request.event
+        try:
+            payment = await move_row(
+                session,
+                Payment,
+                request.payment_id,
+                PaymentStatus.RECEIVED,
+                values={
+                    "amount_minor": event.amount.to_minor_units(),
+                    "currency": event.amount.currency,
+                    "payer_name": event.payer_name or None,
+                    "provider_ref": event.provider_ref,
+                },
+                where=(Payment.status == PaymentStatus.AWAITING_FUNDS,),
+                details={
+                    "amount": f"{event.amount.amount} {event.amount.currency}",
+                    "event_id": event.event_id,
+                },
             )
+            if payment is None:
+                # Recorded already (a retry), or not awaiting funds; absent: not committed.
+                await load_payment(session, request.payment_id)
+                return
+            await post_entry(
+                session,
+                receive_payment(f"{payment.reference}:received", payment.provider, event.amount),
+            )
+        except BackOfficeError as error:
+            raise as_business_failure(error) from error
+
+    async def _assess(self, session: AsyncSession, payment_id: uuid.UUID) -> DepositAssessment:
+        payment, client = await _with_client(session, payment_id)
+        if payment.compliance_status == ComplianceStatus.NOT_CHECKED:
+            since_day, since_hour = _windows()
+            deposited_last_24h, deposits_last_hour = await self._earlier_collected(
+                session, payment, since_day, since_hour
+            )
+            assessment = assess_deposit(
+                DepositFacts(
+                    amount=amount_of(payment),
+                    requested=Money.from_minor_units(payment.requested_minor, payment.currency),
+                    kyc=KycStatus(client.kyc_status),
+                    screening=ScreeningStatus(client.screening_status),
+                    client_name=client.full_name,
+                    payer_name=payment.payer_name or "",
+                    deposited_last_24h=deposited_last_24h,
+                    deposits_last_hour=deposits_last_hour,
+                ),
+                self._limits,
+            )
+            payment.risk_flags = [flag.value for flag in assessment.flags]
+            payment.compliance_status = (
+                ComplianceStatus.PENDING if assessment.held else ComplianceStatus.CLEARED
+            )
+            move(
+                session,
+                payment,
+                PaymentStatus.HELD if assessment.held else PaymentStatus.CREDITING,
+                details={"risk_flags": payment.risk_flags},
+            )
+        return DepositAssessment(flags=tuple(payment.risk_flags), amount=amount_of(payment))
 
     @staticmethod
     async def _earlier_collected(

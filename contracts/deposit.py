@@ -107,6 +107,9 @@ record_payment_received = Step(
     "record_payment_received", PaymentReceived, type(None), policies.DATABASE
 )
 assess_deposit = Step("assess_deposit", PaymentRef, DepositAssessment, policies.DATABASE)
+# Since `workflows.deposit.FEWER_LOCAL_STEPS`, the two above as one step in one transaction: the
+# money booked into suspense and checked, the payment moved on to crediting or held.
+receive_deposit = Step("receive_deposit", PaymentReceived, DepositAssessment, policies.DATABASE)
 # A rejected deposit goes back where it came from, and out of the books' suspense.
 return_payment_to_payer = Step("return_payment_to_payer", PaymentRef, type(None), policies.DATABASE)
 # Asked when no webhook has settled the deposit for a while: a lost webhook loses no payment.

@@ -144,12 +144,21 @@ class MarkMovement(Contract):
     mt5_ticket: int | None = None
 
 
+class Notify(Contract):
+    client_id: ClientId
+    key: str
+    kind: str
+    message: str
+
+
 class Booking(Contract):
     """One journal entry, and optionally the status its movement reaches with it (one
     transaction: the books and the status never disagree)."""
 
     entry: JournalEntry
     then: MarkMovement | None = None
+    # The client's notice of it, in the same transaction (once per its key, as `notify_client`).
+    notice: Notify | None = None
 
 
 class ReverseEntry(Contract):
@@ -174,13 +183,6 @@ class ConvertHeld(Contract):
     client_id: ClientId
     sell: Money
     into: str
-
-
-class Notify(Contract):
-    client_id: ClientId
-    key: str
-    kind: str
-    message: str
 
 
 class BalanceChange(Contract):

@@ -12,9 +12,17 @@ from sqlalchemy.ext.asyncio import (
 from db.embedded import to_psycopg_url
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, ping_on_checkout: bool = True) -> AsyncEngine:
+    """`ping_on_checkout`: test each pooled connection with a round trip before handing it out,
+    so a connection the server dropped (a restart, an idle timeout) fails no request. A caller
+    whose every use is retried (the worker's steps) can do without: the first use of a dropped
+    connection fails its attempt, SQLAlchemy takes it as a disconnect and empties the pool, and
+    the retry gets a fresh connection."""
     return create_async_engine(
-        to_psycopg_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        to_psycopg_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=ping_on_checkout,
     )
 
 

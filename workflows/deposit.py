@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         MarkMovement,
         MovementRef,
         MovementResult,
+        Notify,
         PaymentRef,
         RecordDecision,
         StaffDecision,
@@ -100,6 +101,11 @@ LOCAL_DATABASE_STEPS = "deposit-local-database-steps"
 # (update `payment_session`, sent with the start) before committing the payment's row, can hand
 # the page or reference back in the request's answer. Before, one step did both from the row.
 SESSION_IN_ANSWER = "deposit-payment-session-in-answer"
+# Since this change the money's arrival is recorded and checked in one local step
+# (`receive_deposit`: one transaction, so the payment is never seen `received` between them), and
+# the client's notice of the credit is written with its last booking: two local steps fewer.
+# Deposits that received their money before it replay the separate steps.
+FEWER_LOCAL_STEPS = "deposit-fewer-local-steps"
 
 
 class _TakeBackFailed(Exception):
@@ -324,13 +330,14 @@ class DepositWorkflow:
         request = self._request
         payment = PaymentRef(payment_id=request.payment_id)
         local = workflow.patched(LOCAL_DATABASE_STEPS)
-        await finish_first(
-            deposit.record_payment_received.run(
-                PaymentReceived(payment_id=request.payment_id, event=event), local=local
-            )
-        )
-        show_status(PaymentStatus.RECEIVED)
-        assessment = await finish_first(deposit.assess_deposit.run(payment, local=local))
+        received = PaymentReceived(payment_id=request.payment_id, event=event)
+        fewer = local and workflow.patched(FEWER_LOCAL_STEPS)
+        if fewer:
+            assessment = await finish_first(deposit.receive_deposit.local(received))
+        else:
+            await finish_first(deposit.record_payment_received.run(received, local=local))
+            show_status(PaymentStatus.RECEIVED)
+            assessment = await finish_first(deposit.assess_deposit.run(payment, local=local))
         if assessment.flags:
             self._status = PaymentStatus.HELD
             show_status(self._status)
@@ -367,38 +374,50 @@ class DepositWorkflow:
         self._status = PaymentStatus.CREDITING
         show_status(self._status)
         try:
-            where = await self._credit(assessment.amount, local)
+            where = await self._credit(assessment.amount, local, told=fewer)
         except _TakeBackFailed as failed:
             return failed.result
         credited = assessment.amount
-        await notify(
-            request.client_id,
-            f"{request.reference}:notice",
-            "deposit_completed",
-            f"{credited.amount} {credited.currency} from {request.reference} are credited {where}",
-            local=local,
-        )
+        if not fewer:  # else told with the last booking
+            notice = self._credited_notice(credited, where)
+            await notify(notice.client_id, notice.key, notice.kind, notice.message, local=local)
         reason = None if where == "as asked" else where
         return MovementResult(status=PaymentStatus.COMPLETED, credited=credited, reason=reason)
 
-    async def _credit(self, amount: Money, local: bool) -> str:
+    def _credited_notice(self, credited: Money, where: str) -> Notify:
+        reference = self._request.reference
+        return Notify(
+            client_id=self._request.client_id,
+            key=f"{reference}:notice",
+            kind="deposit_completed",
+            message=f"{credited.amount} {credited.currency} from {reference} are credited {where}",
+        )
+
+    async def _credit(self, amount: Money, local: bool, *, told: bool) -> str:
         """Credit the destination; returns where the money went, in the client's words.
-        `local`: the bookings run as local activities (`LOCAL_DATABASE_STEPS`)."""
+        `local`: the bookings run as local activities (`LOCAL_DATABASE_STEPS`); `told`: the
+        last booking tells the client (`FEWER_LOCAL_STEPS`)."""
         request = self._request
         saga = Saga("deposit", request.client_id, request.reference, self._movement, local=local)
         destination = request.destination
+
+        def notice(where: str) -> Notify | None:
+            return self._credited_notice(amount, where) if told else None
+
         if destination.mt5 is None or amount.currency != destination.currency:
+            where = "as asked" if destination.mt5 is None else "to the wallet (other currency)"
             await book(
                 accept_into_wallet(saga.key("wallet"), saga.client, amount),
                 MarkMovement(
                     movement=self._movement, status=PaymentStatus.COMPLETED, credited=amount
                 ),
                 local=local,
+                notice=notice(where),
             )
-            return "as asked" if destination.mt5 is None else "to the wallet (other currency)"
+            return where
         await book(accept_in_transit(saga.key("transit"), saga.client, amount), local=local)
         try:
-            await saga.give_to(destination, amount, CREDIT)
+            await saga.give_to(destination, amount, CREDIT, notice("as asked"))
             return "as asked"
         except Refused as refused:
             # Compensation: MT5 will not take it, but it is the client's money all the same. An
@@ -423,6 +442,7 @@ class DepositWorkflow:
                     credited=amount,
                     reason=where,
                 ),
+                notice=notice(where),
             )
             return where
 

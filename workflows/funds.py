@@ -146,11 +146,17 @@ async def unstoppable(steps: Awaitable[T]) -> T:
 
 
 async def book(
-    entry: JournalEntry, then: MarkMovement | None = None, *, local: bool = False
+    entry: JournalEntry,
+    then: MarkMovement | None = None,
+    *,
+    local: bool = False,
+    notice: Notify | None = None,
 ) -> None:
-    """Book `entry` (and move the movement to `then`); `local`: as a local activity (see
-    `contracts.steps.Step.local`: only a workflow that chose it under `workflow.patched`)."""
-    await finish_first(funds.book_entry.run(Booking(entry=entry, then=then), local=local))
+    """Book `entry` (and move the movement to `then`, and tell the client `notice`, all in one
+    transaction); `local`: as a local activity (see `contracts.steps.Step.local`: only a
+    workflow that chose it under `workflow.patched`)."""
+    booking = Booking(entry=entry, then=then, notice=notice)
+    await finish_first(funds.book_entry.run(booking, local=local))
     if then is not None:
         show_status(then.status)
 
@@ -443,8 +449,11 @@ class Saga:
 
     # -- money out of the hold into a pocket ---------------------------------------------------
 
-    async def give_to(self, pocket: Pocket, amount: Money, purpose: str) -> Money:
-        """Move held `amount` to the wallet or the MT5 account; the movement completes."""
+    async def give_to(
+        self, pocket: Pocket, amount: Money, purpose: str, notice: Notify | None = None
+    ) -> Money:
+        """Move held `amount` to the wallet or the MT5 account; the movement completes (and the
+        client is told `notice` with its last booking)."""
         if pocket.mt5 is None:
             # The last entry: once asked for, it is booked whatever cancellation comes.
             await unstoppable(
@@ -454,6 +463,7 @@ class Saga:
                         movement=self.movement, status=PaymentStatus.COMPLETED, credited=amount
                     ),
                     local=self.local,
+                    notice=notice,
                 )
             )
             self.complete()
@@ -474,6 +484,7 @@ class Saga:
                     mt5_ticket=ticket,
                 ),
                 local=self.local,
+                notice=notice,
             )
         )
         self.complete()

@@ -108,6 +108,9 @@ class MoneyFakes:
     input in `inputs[step]`; `booked` is a tiny ledger of the entry keys booked so far, and
     `deals` the comments of the balance deals MT5 holds (a refused change leaves none).
 
+    A booking that carries the client's notice is recorded as the booking, then the notice
+    (`notify_client`): what the client is told, and when, is the same.
+
     `refuse` maps a step name (or, for `book_entry`, an entry key) to the type of a
     non-retryable ApplicationError that call raises: a business refusal. `fail_for_good` does
     the same for a compensation, keyed by what it would write (`<entry key>:reversal` for
@@ -216,6 +219,12 @@ class MoneyFakes:
             assert self._received is not None
             return DepositAssessment(flags=self.deposit_flags, amount=self._received)
 
+        @implements(deposit.receive_deposit)
+        async def receive_deposit(request: PaymentReceived) -> DepositAssessment:
+            await self._call(deposit.receive_deposit.name, request.event.event_id, request)
+            self._received = request.event.amount
+            return DepositAssessment(flags=self.deposit_flags, amount=self._received)
+
         @implements(funds.record_decision)
         async def record_decision(request: RecordDecision) -> None:
             await self._call(funds.record_decision.name, request.decision.approve, request)
@@ -279,6 +288,9 @@ class MoneyFakes:
             key = request.entry.idempotency_key
             await self._call(funds.book_entry.name, key, request, refusal_key=key)
             self.booked.add(key)
+            if request.notice is not None:  # the client told in the booking's transaction
+                self.calls.append((funds.notify_client.name, request.notice.kind))
+                self.inputs[funds.notify_client.name].append(request.notice)
 
         @implements(funds.reverse_entry_if_booked)
         async def reverse_entry_if_booked(request: ReverseEntry) -> None:
@@ -363,6 +375,7 @@ class MoneyFakes:
             record_payment_session,
             record_payment_received,
             assess_deposit,
+            receive_deposit,
             record_decision,
             assess_withdrawal,
             send_payout,

@@ -128,8 +128,7 @@ class TestDeposit:
         assert fakes.calls == [
             (deposit.open_payment_session.name, None),
             (deposit.record_payment_session.name, None),
-            (deposit.record_payment_received.name, event_id),
-            (deposit.assess_deposit.name, None),
+            (deposit.receive_deposit.name, event_id),
             (funds.book_entry.name, f"{ref}:wallet"),
             (funds.notify_client.name, "deposit_completed"),
         ]
@@ -150,7 +149,7 @@ class TestDeposit:
             result = await finish(handle)
 
         assert result == MovementResult(status=PaymentStatus.COMPLETED, credited=AMOUNT)
-        assert fakes.after(deposit.assess_deposit.name) == [
+        assert fakes.after(deposit.receive_deposit.name) == [
             (funds.book_entry.name, f"{ref}:transit"),
             (funds.mt5_credit_balance.name, f"dep {ref}"),
             (funds.book_entry.name, f"{ref}:to-mt5"),
@@ -184,7 +183,7 @@ class TestDeposit:
         )
         # MT5 is asked whether the credit landed before the wallet gets the money: it did not,
         # so nothing is taken back there and the held money goes to the wallet.
-        assert fakes.after(deposit.assess_deposit.name) == [
+        assert fakes.after(deposit.receive_deposit.name) == [
             (funds.book_entry.name, f"{ref}:transit"),
             (funds.mt5_credit_balance.name, f"dep {ref}"),
             (funds.mt5_reverse_if_applied.name, (f"rev {ref}", False)),
@@ -216,7 +215,7 @@ class TestDeposit:
             credited=AMOUNT,
             reason="to the wallet (other currency)",
         )
-        assert fakes.after(deposit.assess_deposit.name) == [
+        assert fakes.after(deposit.receive_deposit.name) == [
             (funds.book_entry.name, f"{ref}:wallet"),
             (funds.notify_client.name, "deposit_completed"),
         ]
@@ -230,7 +229,7 @@ class TestDeposit:
         async with workers(env, fakes, DepositWorkflow) as queue:
             handle = await start(env, queue, request)
             await pay(handle, request)
-            await blocked_after(handle, deposit.assess_deposit.name)
+            await blocked_after(handle, deposit.receive_deposit.name)
 
             with pytest.raises(WorkflowUpdateFailedError) as not_compliance:
                 await decide(handle, decision("finance", approve=False))
@@ -248,7 +247,7 @@ class TestDeposit:
         assert result == MovementResult(
             status=PaymentStatus.REJECTED, reason="looked at the documents"
         )
-        assert fakes.after(deposit.assess_deposit.name) == [
+        assert fakes.after(deposit.receive_deposit.name) == [
             (funds.record_decision.name, False),
             (deposit.return_payment_to_payer.name, None),
             (funds.mark_movement.name, PaymentStatus.REJECTED),
@@ -267,13 +266,13 @@ class TestDeposit:
         async with workers(env, fakes, DepositWorkflow) as queue:
             handle = await start(env, queue, request)
             await pay(handle, request)
-            await blocked_after(handle, deposit.assess_deposit.name)
+            await blocked_after(handle, deposit.receive_deposit.name)
             outcome = await decide(handle, decision("compliance", approve=True))
             result = await finish(handle)
 
         assert outcome == DecisionOutcome(status=PaymentStatus.CREDITING, approvals=1)
         assert result == MovementResult(status=PaymentStatus.COMPLETED, credited=AMOUNT)
-        assert fakes.after(deposit.assess_deposit.name) == [
+        assert fakes.after(deposit.receive_deposit.name) == [
             (funds.record_decision.name, True),
             (funds.book_entry.name, f"{ref}:wallet"),
             (funds.notify_client.name, "deposit_completed"),

@@ -73,7 +73,7 @@ class TestTwoPaymentsOnOneReference:
             result = await finish(handle)
 
         assert result.status is PaymentStatus.COMPLETED
-        [received] = fakes.inputs[deposit.record_payment_received.name]
+        [received] = fakes.inputs[deposit.receive_deposit.name]
         assert received.event.event_id == first
         [item] = queued(fakes)
         assert (item.event.event_id, item.reason) == (second, UnmatchedReason.SECOND_PAYMENT)
@@ -89,7 +89,7 @@ class TestTwoPaymentsOnOneReference:
         async with workers(env, fakes, DepositWorkflow) as queue:
             handle = await start(env, queue, request)
             await pay(handle, request, PaymentEventKind.TRANSFER_RECEIVED, "bk_1")
-            await blocked_after(handle, deposit.assess_deposit.name)
+            await blocked_after(handle, deposit.receive_deposit.name)
             await pay(handle, request, PaymentEventKind.TRANSFER_RECEIVED, "bk_2")
             await blocked_after(handle, unmatched.queue_unmatched_funds.name)
             assert [(i.event.event_id, i.reason) for i in queued(fakes)] == [
@@ -100,7 +100,7 @@ class TestTwoPaymentsOnOneReference:
 
         assert result.status is PaymentStatus.COMPLETED
         assert len(queued(fakes)) == 1
-        assert fakes.steps().count(deposit.record_payment_received.name) == 1
+        assert fakes.steps().count(deposit.receive_deposit.name) == 1
 
 
 class TestPaymentsAfterTheDepositEnded:
@@ -125,7 +125,7 @@ class TestPaymentsAfterTheDepositEnded:
         assert [(i.event.event_id, i.reason) for i in queued(fakes)] == [
             (late, UnmatchedReason.DEPOSIT_EXPIRED)
         ]
-        assert deposit.record_payment_received.name not in fakes.steps()
+        assert deposit.receive_deposit.name not in fakes.steps()
 
     async def test_a_payment_after_a_decline_is_queued(self, env: WorkflowEnvironment) -> None:
         fakes = MoneyFakes()
@@ -163,7 +163,7 @@ class TestTakeBackFailedForGood:
 
         assert result.status is PaymentStatus.NEEDS_ATTENTION
         assert "taking it back from MT5 failed" in (result.reason or "")
-        assert fakes.after(deposit.assess_deposit.name) == [
+        assert fakes.after(deposit.receive_deposit.name) == [
             (funds.book_entry.name, f"{ref}:transit"),
             (funds.mt5_credit_balance.name, f"dep {ref}"),
             (funds.mt5_reverse_if_applied.name, (f"rev {ref}", True)),

@@ -208,7 +208,7 @@ class TestLostDepositWebhook:
         assert fakes.after(deposit.record_payment_session.name)[:3] == [
             (deposit.ask_processor_for_payment_events.name, ()),
             (deposit.ask_processor_for_payment_events.name, (paid.event_id,)),
-            (deposit.record_payment_received.name, paid.event_id),
+            (deposit.receive_deposit.name, paid.event_id),
         ]
         assert fakes.steps().count(funds.book_entry.name) == len(set(fakes.bookings()))
         assert not fakes.inputs[unmatched.queue_unmatched_funds.name]
@@ -227,7 +227,7 @@ class TestLostDepositWebhook:
             result = await deposits.finish(handle)
 
         assert result.status is PaymentStatus.COMPLETED
-        assert fakes.steps().count(deposit.record_payment_received.name) == 1
+        assert fakes.steps().count(deposit.receive_deposit.name) == 1
         assert not fakes.inputs[unmatched.queue_unmatched_funds.name]
 
     async def test_silence_to_the_end_of_the_window_expires_after_one_last_question(
@@ -275,7 +275,7 @@ class TestDecisionSla:
         async with workers(env, fakes, DepositWorkflow) as queue:
             handle = await deposits.start(env, queue, request)
             await deposits.pay(handle, request)
-            await blocked_after(handle, deposit.assess_deposit.name)
+            await blocked_after(handle, deposit.receive_deposit.name)
             await env.sleep(timedelta(hours=7))
             assert not cases(fakes)
             await env.sleep(timedelta(hours=2))
@@ -305,7 +305,7 @@ class TestDecisionSla:
         async with workers(env, fakes, DepositWorkflow) as queue:
             handle = await deposits.start(env, queue, request)
             await deposits.pay(handle, request)
-            await blocked_after(handle, deposit.assess_deposit.name)
+            await blocked_after(handle, deposit.receive_deposit.name)
             await env.sleep(timedelta(hours=23))
             await deposits.decide(handle, deposits.decision("compliance", approve=False))
             result = await deposits.finish(handle)
