@@ -43,6 +43,7 @@ from api.profiling.console import router as profiles_console_router
 from api.profiling.routes import router as profiles_router
 from api.reconciliation.console import router as reconciliation_console_router
 from api.reconciliation.routes import router as reconciliation_router
+from api.revenue.console import router as revenue_console_router
 from api.revenue.routes import router as revenue_router
 from api.risk.console import router as risk_console_router
 from api.risk.routes import router as risk_router
@@ -106,6 +107,7 @@ ROUTERS = (
     reconciliation_router,
     reconciliation_console_router,
     revenue_router,
+    revenue_console_router,
 )
 
 

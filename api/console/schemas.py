@@ -47,6 +47,13 @@ class ConsoleDecision(BaseModel):
     csrf: str = Field(default="", max_length=128)
 
 
+class ConsolePayAgain(BaseModel):
+    """A finance officer's request to pay again an IB payout MT5 refused (`needs_attention`)."""
+
+    reason: str = Field(max_length=1000)
+    csrf: str = Field(default="", max_length=128)
+
+
 class ConsoleCaseDecision(BaseModel):
     action: Literal["approve", "reject", "request_info"]
     reason: str = Field(default="", max_length=2000)

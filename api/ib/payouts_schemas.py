@@ -134,7 +134,7 @@ class PayoutDecisionEntry(BaseModel):
     """One decision on a payout, from its audit row."""
 
     at: datetime
-    action: str  # ib_payout.approved | ib_payout.rejected
+    action: str  # payouts_service.DECISION_ACTIONS
     staff_id: str | None
     name: str
     reason: str | None

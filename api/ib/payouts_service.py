@@ -77,7 +77,15 @@ FINANCE_SECTION_TITLE = "For finance: open fraud flags of this IB"
 # What each page of that section says in its margin (reports/templates/ib_statement.css).
 FINANCE_PAGE_MARK = "for finance, not in the IB"
 log = logging.getLogger("brokerflow.ib_payouts")
-DECISION_ACTIONS = ("ib_payout.approved", "ib_payout.rejected")
+# What the console's payout page lists under "Decisions": finance's decisions, and for a payout
+# MT5 refused, the refusal and each officer's request to pay it again (their audit rows).
+DECISION_ACTIONS = (
+    "ib_payout.approved",
+    "ib_payout.rejected",
+    "ib_payout.needs_attention",
+    "ib_payout.pay_again_requested",
+    "ib_payout.pay_again_approved",
+)
 
 
 async def decide(

@@ -201,6 +201,17 @@ async def servers_to_compute(session: AsyncSession) -> list[str]:
     return list(result.all())
 
 
+async def revenue_servers(session: AsyncSession) -> list[str]:
+    """The servers whose figures can be read: those followed and those computed already."""
+    result = await session.scalars(
+        text(
+            "SELECT server FROM ingestion_state UNION SELECT server FROM deal_revenue_state"
+            " ORDER BY server"
+        )
+    )
+    return list(result.all())
+
+
 # --- the mirrored dealer rules ----------------------------------------------------------------
 
 

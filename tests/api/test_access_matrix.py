@@ -208,6 +208,7 @@ EXPECTED = {
     ("GET", "/console/ib-payouts/{payout_id}"): FINANCE_READERS,
     ("GET", "/console/ib-payouts/{payout_id}/statement"): FINANCE_READERS,
     ("POST", "/console/ib-payouts/{payout_id}/decision"): {"finance"},
+    ("POST", "/console/ib-payouts/{payout_id}/pay-again"): {"finance"},
     ("POST", "/console/ib/login"): EVERYONE,
     ("POST", "/console/forgot-password"): EVERYONE,
     ("POST", "/console/reset-password"): EVERYONE,
@@ -261,6 +262,7 @@ EXPECTED = {
     ("GET", "/v1/revenue/servers/{server}/summary"): REVENUE_READERS,
     ("GET", "/v1/revenue/servers/{server}/slippage"): REVENUE_READERS,
     ("GET", "/v1/revenue/servers/{server}/mirror"): REVENUE_READERS,
+    ("GET", "/console/revenue"): REVENUE_READERS,
     # Reconciliation (issue 16): finance readers read runs, cases and reports; finance acts.
     ("GET", "/v1/reconciliation/runs"): FINANCE_READERS,
     ("POST", "/v1/reconciliation/runs"): {"finance"},

@@ -44,6 +44,8 @@ AUDITED_BY_THEIR_WORKFLOW = {
     ("POST", "/console/ib-payouts/{payout_id}/decision"),
     # Its workflow's step writes each approval's audit row (tests/ib_payout/test_pay_again.py).
     ("POST", "/v1/finance/ib-payouts/{payout_id}/pay-again"),
+    # The console's form calls the same service (tests/ib_payout/test_pay_again_console.py).
+    ("POST", "/console/ib-payouts/{payout_id}/pay-again"),
 }
 # Their audit entries (with before/after and the officer as actor) are asserted where their
 # fixtures live: tests/api/test_kyc_cases_api.py.

@@ -1,6 +1,7 @@
 """IB payouts in a real headless Chromium, against the real stack (API and worker processes,
 Temporal, PostgreSQL): finance reviews a payout's statement PDF in the console and approves it
-four-eyes; an introducing broker logs in to its portal pages and downloads its own statement.
+four-eyes, and pays again a payout MT5 refused; an introducing broker logs in to its portal
+pages and downloads its own statement.
 
 The scene (tests/ib_payout/scene.py): Atlas at the top, Beacon under it, one client of Beacon
 trading 3 lots of EURUSD. Beacon earns 3 x 400 + 150 CPA = 1,350 USD (above the four-eyes
@@ -15,6 +16,7 @@ import asyncio
 import subprocess
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +58,7 @@ IB_PASSWORD = "Atlas-Portal-Pass-42"
 WEEK = 7 * 86400
 LOGIN = 8_800_001  # far from the simulator's logins and deals: the stack's database is shared
 DEAL = 8_000_000_000
+REFUSED = f"MT5 live/{LOGIN} refused the credit: 4005 account disabled"
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,35 @@ def approve(page: Page, reason: str) -> None:
     form.locator("button[type=submit]").click()
 
 
+def until_paid(page: Page, url: str, what: str) -> None:
+    """The payout's page, loaded again until it shows the payout paid by the stack's worker."""
+
+    def paid() -> bool:
+        page.goto(url)
+        return page.locator("#payout-status").inner_text() == "paid"
+
+    until(paid, what, timeout=60)
+
+
+def refused_by_mt5(stack: Stack, payout_id: uuid.UUID) -> None:
+    """The payout as `IbPayout` leaves it when MT5 refuses the credit for good (written from a
+    thread of its own: Playwright's loop runs in this one)."""
+    settings = make_settings(stack.owner_url)
+
+    async def mark() -> None:
+        engine = create_engine(app_database_url(stack.owner_url, settings), pool_size=1)
+        async with create_sessionmaker(engine).begin() as session:
+            await session.execute(
+                update(IbPayout)
+                .where(IbPayout.id == payout_id)
+                .values(status="needs_attention", decision_reason=REFUSED)
+            )
+        await engine.dispose()
+
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, mark()).result()
+
+
 def open_payout_with_its_statement(page: Page, payout_id: uuid.UUID) -> None:
     """Open the payout from the queue; its statement PDF must load in the page's frame."""
     statement = f"/console/ib-payouts/{payout_id}/statement"
@@ -255,17 +287,30 @@ def test_two_finance_officers_approve_a_payout_from_its_statement(
     page.wait_for_url("**?notice=*")
     assert "approved (2 of 2)" in page.locator(".notice").inner_text()
 
-    def paid() -> bool:
-        page.goto(payout_url)
-        return page.locator("#payout-status").inner_text() == "paid"
-
-    until(paid, "the payout credited to Beacon's wallet", timeout=60)
+    until_paid(page, payout_url, "the payout credited to Beacon's wallet")
     assert page.locator("#decide").count() == 0
     decisions = page.locator("#decisions").inner_text()
     assert decisions.count("approved") == 2
     assert "Finance Ann" in decisions and "Finance Ben" in decisions
     assert page.locator("#payout-facts").inner_text().count("ib-payout:") == 1
     page.screenshot(path=str(artifacts_dir / "console-ib-payout-paid.png"), full_page=True)
+
+    # Atlas's payout (350 USD, one approval) was refused by MT5: the officer pays it again.
+    refused_by_mt5(stack, seeded.atlas_payout)
+    atlas_url = f"{stack.api_url}/console/ib-payouts/{seeded.atlas_payout}"
+    page.goto(atlas_url)
+    assert REFUSED in page.locator("#payout-reason").inner_text()
+    form = page.locator("#pay-again-form")
+    form.locator("input[name=reason]").fill("Atlas's account enabled again")
+    page.screenshot(path=str(artifacts_dir / "console-ib-payout-pay-again.png"), full_page=True)
+    form.locator("button[type=submit]").click()
+    page.wait_for_url("**?notice=*")
+    assert "paying it again is approved (1 of 1)" in page.locator(".notice").inner_text()
+
+    until_paid(page, atlas_url, "Atlas's payout paid again")
+    assert page.locator("#pay-again-form").count() == 0
+    assert "approved paying it again" in page.locator("#decisions").inner_text()
+    page.screenshot(path=str(artifacts_dir / "console-ib-payout-paid-again.png"), full_page=True)
     page.context.close()
 
 

@@ -1,7 +1,8 @@
 """The reports page in a real headless Chromium against the stack: a finance officer opens
 /console/reports over two seeded days on a server of its own, sees the charts drawn (bars per
 symbol, the stacked breakdown, the cohort line) with the seeded figures, and downloads the CSV
-and the PDF. Screenshots in test-artifacts/."""
+and the PDF; then the same deals' dealer-revenue figures on /console/revenue. Screenshots in
+test-artifacts/."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from activities.analytics import AnalyticsSteps
 from api.security import hash_password
 from contracts.analytics import RefreshAggregates
 from db.models import AccountApplication, Client, Mt5Account, StaffUser
+from db.queries.revenue import refresh_deal_revenue
 from db.sealed import SecretBox
 from db.session import create_engine, create_sessionmaker
 from db.trade_store import Batch, DealStore, copy_text
@@ -102,6 +104,8 @@ def seed(stack: Stack) -> Officer:
                 )
             )
         await AnalyticsSteps(sessions).run(RefreshAggregates(servers=[SERVER]))
+        async with sessions.begin() as session:
+            await refresh_deal_revenue(session, SERVER, datetime.now(UTC))
         await engine.dispose()
 
     asyncio.run(insert())
@@ -145,5 +149,19 @@ def test_finance_reads_the_reports_with_charts(stack: Stack, artifacts_dir: Path
                 f"{stack.api_url}{page.locator('#pdf-link').get_attribute('href')}"
             )
             assert pdf.status == 200 and pdf.body().startswith(b"%PDF-")
+
+            # The dealer-revenue page of the same deals (finance reads it too).
+            page.click("nav >> text=Revenue")
+            page.wait_for_url("**/console/revenue")
+            page.goto(
+                f"{stack.api_url}/console/revenue?server={SERVER}&first={DAY}&last=2025-06-03"
+            )
+            b_book = page.locator("#totals tr[data-book='USD-B']").inner_text().split("\t")
+            # 4 deals; commission 7 + 12 + 3 + 5, fee 1; the house's side of the clients'
+            # profit -40 - 25 + 9 - 15; no raw quote on any deal (no spread or markup).
+            assert [b_book[2], b_book[4], b_book[5], *b_book[6:9], b_book[10]] == [
+                "4", "—", "—", "27.00", "1.00", "71.00", "4",
+            ]  # fmt: skip
+            page.screenshot(path=str(artifacts_dir / "revenue-console.png"), full_page=True)
         finally:
             browser.close()
