@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Query, Request, status
+from fastapi import APIRouter, Body, Path, Query, Request, status
 
 from api.deps import SessionDep, SettingsDep
 from api.ib import service
@@ -160,7 +160,10 @@ async def list_fraud_flags(
     responses=error_responses({404: "no such flag", 409: "cleared already"}),
 )
 async def clear_fraud_flag(
-    flag_id: int, body: FraudFlagClear, officer: FinanceOfficer, session: SessionDep
+    flag_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="the flag's id (a bigint)")],
+    body: FraudFlagClear,
+    officer: FinanceOfficer,
+    session: SessionDep,
 ) -> FraudFlagView:
     flag = await service.clear_fraud_flag(session, flag_id, body.reason, officer)
     return FraudFlagView.model_validate(flag)
