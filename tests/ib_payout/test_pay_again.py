@@ -11,20 +11,18 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.ib_management import IbManagementSteps
-from activities.ib_payout import IbPayoutSteps, accrue, ib_wallet
+from activities.ib_payout import ib_wallet
 from api.app import create_app
 from api.ib.payouts import finance_router
 from api.temporal import TemporalConnector
 from contracts import TASK_QUEUE
 from contracts.ib_payout import (
-    PayoutFrequency,
-    PayoutPeriod,
     PayoutResult,
     PayoutStatus,
     ib_payout_again_workflow_id,
@@ -37,16 +35,11 @@ from db.sealed import SecretBox
 from domain.roles import StaffRole
 from settings import IbRules, Settings
 from tests.conftest import app_client
-from tests.ib_payout.scene import T0, example_scene
-from tests.ib_payout.test_accrual import PERIOD
+from tests.ib_payout.opened import REFUSED, first_week_payouts, refused_by_mt5
 from tests.support.people import People
 from tests.support.waiting import eventually
 from tests.workflows.money_fakes import replay
-from worker import document_store
 from workflows.ib_payout import IbPayoutAgainWorkflow
-
-WEEK = 7 * 86400
-REFUSED = "MT5 live/7700001 refused the credit: 4005 account disabled"
 
 
 @pytest.fixture
@@ -65,25 +58,9 @@ async def test_finance_pays_a_payout_needing_attention_again_once_with_four_eyes
     settings: Settings,
     temporal_env: WorkflowEnvironment,
 ) -> None:
-    ibs = await example_scene(sessions)
-    steps = IbPayoutSteps(sessions, document_store(settings))
-    await accrue(sessions, PERIOD)
-    opened = await steps.open_ib_payouts(
-        PayoutPeriod(frequency=PayoutFrequency.WEEKLY, start=T0, end=T0 + WEEK)
-    )
-    async with sessions.begin() as session:
-        by_ib = {
-            p.ib_id: p.id
-            for p in await session.scalars(select(IbPayout).where(IbPayout.id.in_(opened.payouts)))
-        }
-        d_payout, s_payout = by_ib[ibs["D"]], by_ib[ibs["S"]]
-        # As `IbPayout` leaves it when MT5 refuses the credit for good (D is paid to its
-        # wallet now: finance corrected the destination).
-        await session.execute(
-            update(IbPayout)
-            .where(IbPayout.id == d_payout)
-            .values(status="needs_attention", decision_reason=REFUSED)
-        )
+    opened = await first_week_payouts(sessions, settings)
+    steps, d_payout, s_payout = opened.steps, opened.of("D"), opened.of("S")
+    await refused_by_mt5(sessions, d_payout)  # D is paid to its wallet now: finance corrected it
     people = People(sessions, SecretBox(settings.secrets_key), api)
     first = await people.staff(StaffRole.FINANCE)
     second = await people.staff(StaffRole.FINANCE)
@@ -144,7 +121,7 @@ async def test_finance_pays_a_payout_needing_attention_again_once_with_four_eyes
     async with sessions() as session:
         payout = await session.get(IbPayout, d_payout)
         assert payout is not None and payout.ledger_key == f"ib-payout:{d_payout}"
-        wallet = ib_wallet(ibs["D"], "USD")
+        wallet = ib_wallet(opened.ibs["D"], "USD")
         assert (await balance(session, wallet, "USD")).amount == Decimal("-106.50")
         entries = list(
             await session.scalars(

@@ -12,17 +12,15 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.ib_management import IbManagementSteps
-from activities.ib_payout import IbPayoutSteps, accrue
 from api.app import create_app
 from api.temporal import TemporalConnector
 from contracts import TASK_QUEUE
-from contracts.ib_payout import PayoutFrequency, PayoutPeriod
 from contracts.steps import Step, implementations
 from db.models import AuditEntry
 from db.models.ib import IbPayout
@@ -30,12 +28,9 @@ from db.sealed import SecretBox
 from domain.roles import StaffRole
 from settings import IbRules, Settings
 from tests.conftest import app_client
-from tests.ib_payout.scene import T0, example_scene
-from tests.ib_payout.test_accrual import PERIOD
-from tests.ib_payout.test_pay_again import REFUSED, WEEK
+from tests.ib_payout.opened import REFUSED, first_week_payouts, refused_by_mt5
 from tests.support.people import People
 from tests.support.waiting import eventually
-from worker import document_store
 from workflows.ib_payout import IbPayoutAgainWorkflow
 
 
@@ -62,21 +57,10 @@ async def test_two_officers_pay_a_payout_again_from_its_page(
     settings: Settings,
     temporal_env: WorkflowEnvironment,
 ) -> None:
-    ibs = await example_scene(sessions)
-    steps = IbPayoutSteps(sessions, document_store(settings))
-    await accrue(sessions, PERIOD)
-    opened = await steps.open_ib_payouts(
-        PayoutPeriod(frequency=PayoutFrequency.WEEKLY, start=T0, end=T0 + WEEK)
-    )
-    async with sessions.begin() as session:
-        payouts = await session.scalars(select(IbPayout).where(IbPayout.id.in_(opened.payouts)))
-        by_ib = {p.ib_id: p.id for p in payouts}
-        d_payout, other = by_ib.pop(ibs["D"]), by_ib.popitem()[1]
-        await session.execute(
-            update(IbPayout)
-            .where(IbPayout.id == d_payout)
-            .values(status="needs_attention", decision_reason=REFUSED)
-        )
+    opened = await first_week_payouts(sessions, settings)
+    steps, d_payout = opened.steps, opened.of("D")
+    other = next(p for p in opened.payouts.values() if p != d_payout)
+    await refused_by_mt5(sessions, d_payout)
     people = People(sessions, SecretBox(settings.secrets_key), console)
     first, second = await people.staff(StaffRole.FINANCE), await people.staff(StaffRole.FINANCE)
     auditor = await people.staff(StaffRole.AUDITOR)

@@ -15,16 +15,14 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.ib_management import IbManagementSteps
-from activities.ib_payout import IbPayoutSteps, accrue
+from activities.ib_payout import accrue
 from api.app import create_app
 from api.ib.payouts import attribution_router, finance_router, portal_router
 from api.security import hash_password
 from api.temporal import TemporalConnector
 from contracts.ib_payout import (
     IB_PAYOUT,
-    PayoutFrequency,
     PayoutInput,
-    PayoutPeriod,
     ib_payout_workflow_id,
 )
 from contracts.steps import Step, implementations
@@ -34,14 +32,12 @@ from db.sealed import SecretBox
 from domain.roles import StaffRole
 from settings import Settings
 from tests.conftest import app_client
+from tests.ib_payout.opened import first_week_payouts
 from tests.ib_payout.scene import T0, example_scene
-from tests.ib_payout.test_accrual import PERIOD
+from tests.ib_payout.test_accrual import PERIOD, WEEK
 from tests.support.people import PASSWORD, People
 from tests.support.waiting import eventually
-from worker import document_store
 from workflows.ib_payout import IbPayoutWorkflow
-
-WEEK = 7 * 86400
 
 
 @pytest.fixture
@@ -78,17 +74,8 @@ async def test_finance_and_the_ib_portal(
     settings: Settings,
     temporal_env: WorkflowEnvironment,
 ) -> None:
-    ibs = await example_scene(sessions)
-    steps = IbPayoutSteps(sessions, document_store(settings))
-    await accrue(sessions, PERIOD)
-    opened = await steps.open_ib_payouts(
-        PayoutPeriod(frequency=PayoutFrequency.WEEKLY, start=T0, end=T0 + WEEK)
-    )
-    async with sessions() as session:
-        by_ib = {
-            p.ib_id: p.id
-            for p in await session.scalars(select(IbPayout).where(IbPayout.id.in_(opened.payouts)))
-        }
+    opened = await first_week_payouts(sessions, settings)
+    ibs, steps, by_ib = opened.ibs, opened.steps, opened.payouts
     people = People(sessions, SecretBox(settings.secrets_key), api)
     finance = await people.staff(StaffRole.FINANCE)
     support = await people.staff(StaffRole.SUPPORT)
