@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from pydantic import Field
@@ -47,13 +48,17 @@ class MovementResult(Contract):
 # -- what operations search for in the Temporal UI (custom search attributes) -------------------
 
 # Set by every deposit, withdrawal and transfer at its start and upserted as its status changes
-# (`workflows.funds.show_movement` / `show_status`). Registered where a Temporal server is
-# started (`search_attribute_flags`: ops/stack.py, tests/conftest.py) or, on a production
-# cluster, by docker-compose.yml's `temporal-search-attributes` step.
+# (`workflows.funds.show_movement` / `show_status`); so are finance's resolutions of unmatched
+# funds and IB payouts (each behind its own `workflow.patched`). Registered where a Temporal
+# server is started (`search_attribute_flags`: ops/stack.py, tests/conftest.py) or, on a
+# production cluster, by docker-compose.yml's `temporal-search-attributes` step.
 CLIENT_ID = SearchAttributeKey.for_keyword("BrokerflowClientId")
-# The movement's reference (BF... for a payment, the transfer's own for a transfer).
+# The movement's reference (BF... for a payment, the transfer's own for a transfer, UF... for an
+# unmatched item, the payout's id for an IB payout).
 PAYMENT_REFERENCE = SearchAttributeKey.for_keyword("BrokerflowPaymentReference")
-# A `PaymentStatus` value, as the movement's row holds it.
+# The status the row the workflow moves holds: a `PaymentStatus` value (deposit, withdrawal,
+# transfer), an `UnmatchedStatus` (an unmatched item's resolution), a `PayoutStatus` (an IB
+# payout). The vocabularies share words (`crediting`, `rejected`): filter by `WorkflowType` too.
 MOVEMENT_STATUS = SearchAttributeKey.for_keyword("BrokerflowMovementStatus")
 # When the movement entered `MOVEMENT_STATUS` (workflow time): "stuck for a day" is this < now - 1d.
 STATUS_SINCE = SearchAttributeKey.for_datetime("BrokerflowStatusSince")
@@ -84,7 +89,7 @@ def search_attribute_flags() -> list[str]:
     ]
 
 
-def stuck_since(workflow_type: str, status: PaymentStatus, entered_before: datetime) -> str:
+def stuck_since(workflow_type: str, status: StrEnum, entered_before: datetime) -> str:
     """The visibility list filter (Temporal UI, `temporal workflow list --query`) of the running
     `workflow_type` movements that have been in `status` since before `entered_before` (UTC)."""
     when = entered_before.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

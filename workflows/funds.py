@@ -15,9 +15,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal
-from typing import TypeVar
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -63,25 +65,34 @@ COMPENSATIONS_RUN_TO_THEIR_END = "compensations-run-to-their-end"
 SEARCH_ATTRIBUTES_SHOWN = "money-search-attributes"
 
 
-def show_movement(client_id: ClientId, reference: str, status: PaymentStatus) -> None:
-    """At a run's start: the movement's search attributes, if this run shows them."""
-    if not workflow.patched(SEARCH_ATTRIBUTES_SHOWN):
+def show_movement(
+    client_id: ClientId | None,
+    reference: str,
+    status: StrEnum,
+    *,
+    patch: str = SEARCH_ATTRIBUTES_SHOWN,
+) -> None:
+    """At a run's start: the movement's search attributes, if this run shows them (`patch`: the
+    `workflow.patched` id under which this workflow type began to; the client only when known).
+    `status` is the value the row the workflow moves holds (a `PaymentStatus`; an unmatched
+    item's or an IB payout's own status)."""
+    if not workflow.patched(patch):
         return
-    workflow.upsert_search_attributes(
-        [
-            CLIENT_ID.value_set(str(client_id)),
-            PAYMENT_REFERENCE.value_set(reference),
-            MOVEMENT_STATUS.value_set(status.value),
-            STATUS_SINCE.value_set(workflow.now()),
-        ]
-    )
+    shown: list[SearchAttributeUpdate[Any]] = [
+        PAYMENT_REFERENCE.value_set(reference),
+        MOVEMENT_STATUS.value_set(status.value),
+        STATUS_SINCE.value_set(workflow.now()),
+    ]
+    if client_id is not None:
+        shown.insert(0, CLIENT_ID.value_set(str(client_id)))
+    workflow.upsert_search_attributes(shown)
 
 
-def show_status(status: PaymentStatus) -> None:
+def show_status(status: StrEnum) -> None:
     """The movement's status (and since when) in its search attributes, once it changes; a run
-    that does not show them (started before `SEARCH_ATTRIBUTES_SHOWN`) is left as it is."""
+    that does not show them (started before its `show_movement` patch) is left as it is."""
     shown = workflow.info().typed_search_attributes
-    if shown.get(CLIENT_ID) is None or shown.get(MOVEMENT_STATUS) == status.value:
+    if shown.get(PAYMENT_REFERENCE) is None or shown.get(MOVEMENT_STATUS) == status.value:
         return
     workflow.upsert_search_attributes(
         [MOVEMENT_STATUS.value_set(status.value), STATUS_SINCE.value_set(workflow.now())]

@@ -61,7 +61,14 @@ with workflow.unsafe.imports_passed_through():
         mt5_payout_comment,
     )
 
-from workflows.funds import failure_text, finish_first, refusal_of, unstoppable
+from workflows.funds import (
+    failure_text,
+    finish_first,
+    refusal_of,
+    show_movement,
+    show_status,
+    unstoppable,
+)
 
 FINANCE = "finance"
 # Since this change an approved payout is paid where the IB is paid (its wallet or its MT5
@@ -69,6 +76,11 @@ FINANCE = "finance"
 PAY_WHERE_THE_IB_IS_PAID = "ib-payout-to-mt5-account"
 # Since this change the cycle flags fraud signals before it opens the payouts.
 CYCLE_FLAGS_FRAUD = "ib-payout-cycle-fraud-flags"
+# Since this change a payout's run carries the search attributes of `contracts.funds`
+# (docs/payments.md): the payout's id as its reference, its `PayoutStatus` and since when
+# (no client: an IB is not one), upserted as the payout's row moves. A run started before it
+# carries none to its end.
+PAYOUT_SEARCH_ATTRIBUTES = "ib-payout-search-attributes"
 
 
 @workflow.defn(name=IB_PAYOUT_CYCLE.name)
@@ -159,13 +171,18 @@ class IbPayoutWorkflow:
 
     @workflow.run
     async def run(self, request: PayoutInput) -> PayoutResult:
+        show_movement(
+            None, str(request.payout_id), PayoutStatus.ACCRUED, patch=PAYOUT_SEARCH_ATTRIBUTES
+        )
         payout = PayoutRef(payout_id=request.payout_id)
         try:
             statement = await ib_payout.render_ib_statement(payout)
             self._needed = 2 if statement.amount > request.four_eyes_above else 1
             self._status = PayoutStatus.STATEMENT_READY
+            show_status(self._status)
             await workflow.wait_condition(self._decided)
             await workflow.wait_condition(workflow.all_handlers_finished)
+            show_status(self._status)  # approved, or rejected
             if self._rejection is not None:
                 raise _Rejected(self._rejection.reason)
         except (Exception, asyncio.CancelledError) as stop:
@@ -176,6 +193,7 @@ class IbPayoutWorkflow:
                     ReleasePayout(payout_id=request.payout_id, reason=reason[:1000])
                 )
             )
+            show_status(PayoutStatus.REJECTED)  # the release leaves the row rejected
             if isinstance(stop, _Rejected):
                 self._status = PayoutStatus.REJECTED
                 return PayoutResult(status=PayoutStatus.REJECTED)
@@ -184,9 +202,11 @@ class IbPayoutWorkflow:
         if workflow.patched(PAY_WHERE_THE_IB_IS_PAID):
             result = await unstoppable(self._pay(payout))
             self._status = result.status
+            show_status(result.status)
             return result
         key = await unstoppable(ib_payout.credit_ib_payout(payout))
         self._status = PayoutStatus.PAID
+        show_status(self._status)
         return PayoutResult(status=PayoutStatus.PAID, ledger_key=key)
 
     async def _pay(self, payout: PayoutRef) -> PayoutResult:

@@ -21,15 +21,21 @@ with workflow.unsafe.imports_passed_through():
         UnmatchedTakeBackFailed,
     )
     from domain.money_flows import Mt5AccountRef, mt5_comment
-    from domain.payments import UnmatchedStatus
+    from domain.payments import UnmatchedAction, UnmatchedStatus, unmatched_reference
 
 # Checked by the workflow sandbox like this module (not passed through): workflow code.
-from workflows.funds import failure_text, unstoppable
+from workflows.funds import failure_text, show_movement, show_status, unstoppable
 
 # `workflow.patched` id: since this change a credit may go straight to a client's MT5 account
 # (hold, MT5 credit, then the MT5 mirror; on a refusal MT5 gives back what it holds and the
 # money goes to the wallet). Before it every credit went to the wallet in one step.
 CREDIT_TO_MT5 = "unmatched-funds-credit-to-mt5"
+# `workflow.patched` id: since this change a resolution carries the search attributes of
+# `contracts.funds` (docs/unmatched-funds.md): the client credited (none for a return), the
+# item's `UF…` reference, the item's `UnmatchedStatus` and since when, set at the run's start
+# (`crediting`/`returning`, as the API left the row) and upserted when the item's status moves
+# (credited, returned, or open again). A run started before it carries none to its end.
+SEARCH_ATTRIBUTES_SHOWN = "unmatched-funds-search-attributes"
 # The MT5 deals' purposes (the comment is `<purpose> <UF…>`, the deal's idempotency key).
 CREDIT = "dep"
 TAKE_BACK = "rev"
@@ -44,6 +50,20 @@ class ResolveUnmatchedFundsWorkflow:
 
     @workflow.run
     async def run(self, request: ResolveUnmatched) -> UnmatchedOutcome:
+        show_movement(
+            request.client_id,
+            unmatched_reference(str(request.item_id)),
+            UnmatchedStatus.CREDITING
+            if request.action is UnmatchedAction.CREDIT
+            else UnmatchedStatus.RETURNING,
+            patch=SEARCH_ATTRIBUTES_SHOWN,
+        )
+        outcome = await self._resolve(request)
+        # Credited, returned, or open again; a credit whose MT5 take-back failed stays crediting.
+        show_status(outcome.status)
+        return outcome
+
+    async def _resolve(self, request: ResolveUnmatched) -> UnmatchedOutcome:
         if request.mt5 is not None and workflow.patched(CREDIT_TO_MT5):
             return await unstoppable(self._credit_to_mt5(request, request.mt5))
         try:
