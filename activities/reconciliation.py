@@ -308,6 +308,7 @@ class ReconciliationSteps:
         keys = sorted({found.key for found in breaks} | set(request.cleared))
         cases = await open_cases_by_key(session, run.server, keys, lock=True)
         opened = carried = closed = alerted = 0
+        auto_closed: list[uuid.UUID] = []
         # Timing cases of an earlier day whose other side this run found: closed by the run.
         for key in sorted(set(request.cleared)):
             case = cases.get(key)
@@ -317,6 +318,7 @@ class ReconciliationSteps:
                 session, case, run, now, f"cleared by the run of {run.day.isoformat()} ({run.id})"
             )
             closed += 1
+            auto_closed.append(case.id)
             del cases[key]
         # Balance cases of an earlier run whose login this run checked and found balanced.
         for case in await balanced_cases(session, run, lock=True):
@@ -330,6 +332,15 @@ class ReconciliationSteps:
                 balanced=True,
             )
             closed += 1
+            auto_closed.append(case.id)
+        # An entry still waiting for its second officer on a case closed here can no longer
+        # be approved (docs/reconciliation.md, "Proposals").
+        await case_queries.lapse_waiting_proposals(
+            session,
+            auto_closed,
+            now,
+            f"the case was auto-closed by the run of {run.day} ({run.id})",
+        )
         threshold = request.alert_above
         for found in breaks:
             case = cases.get(found.key)

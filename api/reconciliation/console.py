@@ -1,37 +1,38 @@
 """The finance console's reconciliation pages: runs (with the back-fill form), one run (its
 counts, sign-off, report PDF and CSV, its cases), the break cases with filters, and one case
-(assign, comment, propose or approve its adjusting entry). Over the same service as the API,
+(assign, comment, propose, approve or reject its adjusting entry, resolve it without one,
+reopen it once closed; its proposals and history). Over the same service as the API,
 so each action is checked and audited once; a refused action comes back to the page as an
 error message."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from api.deps import SessionDep, SettingsDep, StateDep
 from api.pages import back, check_csrf, pdf_response, render
-from api.policy import ConsoleFinanceOfficer, ConsoleFinanceReader
+from api.policy import ConsoleFinanceOfficer, ConsoleFinanceReader, Principal
 from api.reconciliation import service
 from api.reconciliation.schemas import (
     AdjustmentRequest,
     BackfillRequest,
     CommentRequest,
     ConsoleAdjustmentForm,
+    ConsoleApproveForm,
     ConsoleAssignForm,
     ConsoleBackfillForm,
     ConsoleCommentForm,
-    ConsoleForm,
     ConsoleNoteForm,
-    ResolveRequest,
     SignOffRequest,
 )
+from api.schemas import Reason
 from db.queries.reconciliation_cases import CaseFilter
 from domain.errors import BackOfficeError
 from domain.reconciliation.records import BreakType
@@ -44,6 +45,7 @@ Message = Annotated[str, Query(max_length=500)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 PAGE = 25
 STATUSES = ["unresolved", "open", "proposed", "resolved", "auto_closed"]
+NOTE: TypeAdapter[str] = TypeAdapter(Reason)  # a reason or an explanation, as the API checks it
 
 
 def _back(page: str, **message: str) -> RedirectResponse:
@@ -289,10 +291,16 @@ async def case_page(
         session,
         [
             case.assignee_id,
+            case.reopened_by,
             *[c.staff_id for c in case.comments],
-            adjustment.proposed_by if adjustment else None,
-            adjustment.approved_by if adjustment else None,
+            *[p.proposed_by for p in case.proposals],
+            *[p.decided_by for p in case.proposals],
+            *[_uuid(e.actor_id or "") for e in case.history if e.actor_kind == "staff"],
         ],
+    )
+    officer = _is_officer(staff)
+    waiting = (
+        adjustment is not None and adjustment.status == "proposed" and case.status == "proposed"
     )
     return render(
         request,
@@ -301,11 +309,13 @@ async def case_page(
         case=case,
         names=names,
         staff_choices=choices,
-        can_act=_is_officer(staff) and case.status in ("open", "proposed"),
-        can_approve=_is_officer(staff)
-        and case.status == "proposed"
+        can_act=officer and case.status in ("open", "proposed"),
+        can_approve=officer
+        and waiting
         and adjustment is not None
         and adjustment.proposed_by != staff.id,
+        can_reject=officer and waiting,
+        can_reopen=officer and case.status not in ("open", "proposed"),
         notice=notice,
         error=error,
     )
@@ -377,15 +387,68 @@ async def propose(
 @router.post("/cases/{case_id}/approve")
 async def approve(
     case_id: UUID,
-    form: Annotated[ConsoleForm, Form()],
+    form: Annotated[ConsoleApproveForm, Form()],
     officer: ConsoleFinanceOfficer,
     session: SessionDep,
 ) -> RedirectResponse:
     check_csrf(officer, form.csrf)
+    # The proposal the page showed: refused if another replaced it meanwhile.
+    expected = int(form.proposal) if form.proposal.isdecimal() else None
     return await _acted(
         _case_page(case_id),
-        service.approve_adjustment(session, officer, case_id),
+        service.approve_adjustment(session, officer, case_id, expected),
         "adjusting entry approved and posted: case resolved",
+    )
+
+
+async def _noted(
+    case_id: UUID,
+    officer: Principal,
+    form: ConsoleNoteForm,
+    act: Callable[[str], Awaitable[object]],
+    notice: str,
+    *,
+    refused: str = "say why in at least 3 characters",
+) -> RedirectResponse:
+    """A case page's form of one note (a reason, an explanation): checked as the API checks
+    it, then `act(note)`; back to the case page with `notice` or the refusal."""
+    check_csrf(officer, form.csrf)
+    try:
+        note = NOTE.validate_python(form.note)
+    except ValidationError:
+        return _back(_case_page(case_id), error=refused)
+    return await _acted(_case_page(case_id), act(note), notice)
+
+
+@router.post("/cases/{case_id}/reject")
+async def reject(
+    case_id: UUID,
+    form: Annotated[ConsoleNoteForm, Form()],
+    officer: ConsoleFinanceOfficer,
+    session: SessionDep,
+) -> RedirectResponse:
+    return await _noted(
+        case_id,
+        officer,
+        form,
+        lambda reason: service.reject_adjustment(session, officer, case_id, reason),
+        "proposed entry rejected: the case is open for a new proposal",
+    )
+
+
+@router.post("/cases/{case_id}/reopen")
+async def reopen(
+    case_id: UUID,
+    form: Annotated[ConsoleNoteForm, Form()],
+    officer: ConsoleFinanceOfficer,
+    session: SessionDep,
+) -> RedirectResponse:
+    return await _noted(
+        case_id,
+        officer,
+        form,
+        lambda reason: service.reopen(session, officer, case_id, reason),
+        "case reopened",
     )
 
 
@@ -396,13 +459,11 @@ async def resolve(
     officer: ConsoleFinanceOfficer,
     session: SessionDep,
 ) -> RedirectResponse:
-    check_csrf(officer, form.csrf)
-    try:
-        body = ResolveRequest(explanation=form.note)
-    except ValidationError:
-        return _back(_case_page(case_id), error="explain the break in at least 3 characters")
-    return await _acted(
-        _case_page(case_id),
-        service.resolve_explained(session, officer, case_id, body.explanation),
+    return await _noted(
+        case_id,
+        officer,
+        form,
+        lambda explanation: service.resolve_explained(session, officer, case_id, explanation),
         "case resolved: explained, nothing booked",
+        refused="explain the break in at least 3 characters",
     )

@@ -12,12 +12,15 @@ from api.problems import error_responses
 from api.reconciliation import service
 from api.reconciliation.schemas import (
     AdjustmentRequest,
+    ApproveRequest,
     AssignRequest,
     BackfillAccepted,
     BackfillRequest,
     CaseDetail,
     CasePage,
     CommentRequest,
+    RejectRequest,
+    ReopenRequest,
     ResolveRequest,
     RunPage,
     RunView,
@@ -203,17 +206,56 @@ async def propose_adjustment(
     responses=error_responses(
         {
             404: "no such break case",
-            409: "nothing proposed, proposed by the same officer (four-eyes), or a wallet short",
+            409: "nothing waiting (none proposed, or it was rejected, replaced or lapsed),"
+            " not the proposal read, proposed by the same officer (four-eyes), or a wallet short",
             422: "the entry cannot be posted",
         }
     ),
 )
 async def approve_adjustment(
-    case_id: UUID, officer: FinanceOfficer, session: SessionDep
+    case_id: UUID,
+    officer: FinanceOfficer,
+    session: SessionDep,
+    body: ApproveRequest | None = None,
 ) -> CaseDetail:
     """Approve (a second, different finance officer) and post the proposed entry through the
-    ledger; the case is resolved. Audited as `reconciliation_case.adjustment_approved`."""
-    return await service.approve_adjustment(session, officer, case_id)
+    ledger; the case is resolved. With `proposal`, only if that is still the one waiting.
+    Audited as `reconciliation_case.adjustment_approved`."""
+    expected = body.proposal if body is not None else None
+    return await service.approve_adjustment(session, officer, case_id, expected)
+
+
+@router.post(
+    "/cases/{case_id}/adjustment/reject",
+    responses=error_responses(
+        {404: "no such break case", 409: "no adjusting entry waits for a decision on the case"}
+    ),
+)
+async def reject_adjustment(
+    case_id: UUID, body: RejectRequest, officer: FinanceOfficer, session: SessionDep
+) -> CaseDetail:
+    """Reject the proposed entry (withdraw it, when its proposer does): kept as `rejected`
+    with the reason, never posted nor approvable; the case is open again for a new proposal.
+    Audited as `reconciliation_case.adjustment_rejected`."""
+    return await service.reject_adjustment(session, officer, case_id, body.reason)
+
+
+@router.post(
+    "/cases/{case_id}/reopen",
+    responses=error_responses(
+        {
+            404: "no such break case",
+            409: "the case is not closed, or another case is open on its break key",
+        }
+    ),
+)
+async def reopen_case(
+    case_id: UUID, body: ReopenRequest, officer: FinanceOfficer, session: SessionDep
+) -> CaseDetail:
+    """Reopen a closed case (resolved, with or without an entry, or auto-closed): open again,
+    its earlier resolution kept in its history; an entry posted stays posted (undoing it is a
+    new proposal). Audited as `reconciliation_case.reopened`."""
+    return await service.reopen(session, officer, case_id, body.reason)
 
 
 @router.post(

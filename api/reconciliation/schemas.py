@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import BaseModel, Field, StringConstraints
@@ -60,6 +60,11 @@ class SignOffRequest(BaseModel):
 
 
 class AdjustmentView(BaseModel):
+    """An adjusting entry proposed on a case (its `number`-th) and what became of it:
+    `proposed` (waiting for a second finance officer), `approved` (posted as `entry_key`),
+    `rejected` (withdrawn when `decided_by` is its proposer), `replaced` (by a later proposal)
+    or `lapsed` (the case closed before anyone decided)."""
+
     debit_account: str
     credit_account: str
     amount: str
@@ -69,6 +74,12 @@ class AdjustmentView(BaseModel):
     proposed_at: datetime
     approved_by: UUID | None
     entry_key: str | None
+    number: int = 1
+    status: str = "proposed"
+    decided_by: UUID | None = None
+    decided_at: datetime | None = None
+    # Why it was rejected (or lapsed).
+    decision_note: str | None = None
 
 
 class CaseView(BaseModel):
@@ -97,7 +108,12 @@ class CaseView(BaseModel):
     resolution: str | None
     # Who resolved it: the approver of its entry, or the officer who explained it.
     resolved_by: UUID | None = None
+    # The latest entry proposed on the case, whatever became of it (all: `CaseDetail`).
     adjustment: AdjustmentView | None
+    # The case's last reopening after it closed (its earlier closings: `CaseDetail.history`).
+    reopened_at: datetime | None = None
+    reopened_by: UUID | None = None
+    reopen_reason: str | None = None
 
 
 class CaseComment(BaseModel):
@@ -106,8 +122,25 @@ class CaseComment(BaseModel):
     created_at: datetime
 
 
+class CaseEvent(BaseModel):
+    """One audit row of the case: what was done, by whom, when, and the before and after."""
+
+    at: datetime
+    action: str
+    actor_kind: str
+    actor_id: str | None
+    reason: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
 class CaseDetail(CaseView):
     comments: list[CaseComment]
+    # Every entry proposed on the case, the first first.
+    proposals: list[AdjustmentView] = []
+    # Its audit rows, the oldest first: opened, assigned, proposed, rejected, resolved,
+    # reopened... (a reopened case's earlier resolution stays here).
+    history: list[CaseEvent] = []
 
 
 class CasePage(BaseModel):
@@ -127,6 +160,25 @@ class ResolveRequest(BaseModel):
     """Why the break needs no entry (explained: nothing to book)."""
 
     explanation: Reason
+
+
+class RejectRequest(BaseModel):
+    """Why the proposed entry is rejected (or withdrawn by its proposer)."""
+
+    reason: Reason
+
+
+class ApproveRequest(BaseModel):
+    """Optionally, the number of the proposal the approver read: refused (409) when another
+    replaced it meanwhile, so an officer never approves an entry they have not seen."""
+
+    proposal: int | None = Field(default=None, ge=1, le=1_000_000)
+
+
+class ReopenRequest(BaseModel):
+    """Why the closed case is worked again."""
+
+    reason: Reason
 
 
 class AdjustmentRequest(BaseModel):
@@ -162,6 +214,10 @@ class ConsoleAssignForm(ConsoleForm):
 
 class ConsoleCommentForm(ConsoleForm):
     body: str = Field(default="", max_length=1000)
+
+
+class ConsoleApproveForm(ConsoleForm):
+    proposal: str = Field(default="", max_length=12)
 
 
 class ConsoleAdjustmentForm(ConsoleForm):

@@ -1,6 +1,7 @@
 """What finance does with the reconciliation runs: read runs and break cases, back-fill a day,
 assign, comment, resolve a case by an adjusting entry two different finance officers agree
-on, sign a run off, and the run's report (PDF, CSV). Every change writes its audit row in the
+on (or reject the entry proposed), resolve it without one, reopen a closed case, sign a run
+off, and the run's report (PDF, CSV). Every change writes its audit row in the
 request's transaction; services only flush."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from api.reconciliation.schemas import (
     BackfillRequest,
     CaseComment,
     CaseDetail,
+    CaseEvent,
     CasePage,
     CaseView,
     RunPage,
@@ -41,6 +43,7 @@ from db.models.reconciliation import ReconciliationRun
 from db.models.reconciliation_cases import (
     ReconciliationCase,
     ReconciliationCaseComment,
+    ReconciliationCaseProposal,
     ReconciliationSignoff,
 )
 from db.queries import reconciliation_cases as queries
@@ -69,21 +72,29 @@ def age_days(case: ReconciliationCase, today: date) -> int:
     return case_age_days(case, today)
 
 
-def case_view(case: ReconciliationCase, today: date) -> CaseView:
-    adjustment = None
-    if case.adj_proposed_by is not None and case.adj_proposed_at is not None:
-        assert case.adj_amount_minor is not None and case.adj_currency is not None
-        adjustment = AdjustmentView(
-            debit_account=case.adj_debit_account or "",
-            credit_account=case.adj_credit_account or "",
-            amount=decimal_text(case.adj_amount_minor, case.adj_currency),
-            currency=case.adj_currency,
-            reason=case.adj_reason or "",
-            proposed_by=case.adj_proposed_by,
-            proposed_at=case.adj_proposed_at,
-            approved_by=case.adj_approved_by,
-            entry_key=case.adj_entry_key,
-        )
+def proposal_view(proposal: ReconciliationCaseProposal) -> AdjustmentView:
+    return AdjustmentView(
+        debit_account=proposal.debit_account,
+        credit_account=proposal.credit_account,
+        amount=decimal_text(proposal.amount_minor, proposal.currency),
+        currency=proposal.currency,
+        reason=proposal.reason,
+        proposed_by=proposal.proposed_by,
+        proposed_at=proposal.proposed_at,
+        approved_by=proposal.decided_by if proposal.status == "approved" else None,
+        entry_key=proposal.entry_key,
+        number=proposal.number,
+        status=proposal.status,
+        decided_by=proposal.decided_by,
+        decided_at=proposal.decided_at,
+        decision_note=proposal.decision_note,
+    )
+
+
+def case_view(
+    case: ReconciliationCase, today: date, proposal: ReconciliationCaseProposal | None
+) -> CaseView:
+    """The case, with `proposal` its latest adjusting entry (if it has one)."""
     return CaseView(
         id=case.id,
         server=case.server,
@@ -106,8 +117,11 @@ def case_view(case: ReconciliationCase, today: date) -> CaseView:
         last_run_id=case.last_run_id,
         closed_at=case.closed_at,
         resolution=case.resolution,
-        resolved_by=case.resolved_by or case.adj_approved_by,
-        adjustment=adjustment,
+        resolved_by=case.resolved_by,
+        adjustment=proposal_view(proposal) if proposal is not None else None,
+        reopened_at=case.reopened_at,
+        reopened_by=case.reopened_by,
+        reopen_reason=case.reopen_reason,
     )
 
 
@@ -240,7 +254,8 @@ async def cases(
 ) -> CasePage:
     rows, total = await queries.cases_oldest_first(session, wanted, limit, offset)
     today = _today()
-    return CasePage(items=[case_view(c, today) for c in rows], total=total)
+    latest = await queries.last_proposals(session, [c.id for c in rows])
+    return CasePage(items=[case_view(c, today, latest.get(c.id)) for c in rows], total=total)
 
 
 async def _case_or_404(
@@ -255,10 +270,25 @@ async def _case_or_404(
 async def case_detail(session: AsyncSession, case_id: uuid.UUID) -> CaseDetail:
     case = await _case_or_404(session, case_id)
     comments = await queries.case_comments(session, case_id)
+    proposals = await queries.proposals_of(session, case_id)
+    trail = await queries.case_trail(session, case_id)
     return CaseDetail(
-        **case_view(case, _today()).model_dump(),
+        **case_view(case, _today(), proposals[-1] if proposals else None).model_dump(),
         comments=[
             CaseComment(staff_id=c.staff_id, body=c.body, created_at=c.created_at) for c in comments
+        ],
+        proposals=[proposal_view(p) for p in proposals],
+        history=[
+            CaseEvent(
+                at=row.occurred_at,
+                action=row.action,
+                actor_kind=row.actor_kind,
+                actor_id=row.actor_id,
+                reason=row.reason,
+                before=row.before,
+                after=row.after,
+            )
+            for row in trail
         ],
     )
 
@@ -321,11 +351,11 @@ async def resolve_explained(
 ) -> CaseDetail:
     """Resolve an open case without an adjusting entry: the break is explained and nothing
     is to be booked (a timing difference finance has seen settle, a known dealer correction).
-    A case with a proposed entry is refused: that entry is approved, or replaced first."""
+    A case with a proposed entry is refused: that entry is approved, or rejected first."""
     case = await _case_or_404(session, case_id, lock=True)
     if case.status != "open":
         raise Conflict(
-            "an adjusting entry is proposed on this case: approve it"
+            "an adjusting entry is proposed on this case: approve or reject it"
             if case.status == "proposed"
             else f"the case is {case.status}"
         )
@@ -357,8 +387,24 @@ def _check_account(code: str, currency: str, field: str) -> None:
         raise InvalidInput(f"ledger account {code!r} does not hold {currency}", field=field)
 
 
-def adjustment_key(case_id: uuid.UUID) -> str:
-    return f"recon-adjustment:{case_id}"
+def adjustment_key(case_id: uuid.UUID, number: int = 1) -> str:
+    """The journal key of the case's `number`-th proposal once approved: each posts once, and
+    a reopened case's later entry is a new one."""
+    base = f"recon-adjustment:{case_id}"
+    return base if number == 1 else f"{base}:{number}"
+
+
+def _proposed(proposal: ReconciliationCaseProposal) -> dict[str, object]:
+    """What an audit row says of a proposal."""
+    return {
+        "number": proposal.number,
+        "status": proposal.status,
+        "debit_account": proposal.debit_account,
+        "credit_account": proposal.credit_account,
+        "amount": decimal_text(proposal.amount_minor, proposal.currency),
+        "currency": proposal.currency,
+        "proposed_by": str(proposal.proposed_by),
+    }
 
 
 async def propose_adjustment(
@@ -366,7 +412,7 @@ async def propose_adjustment(
 ) -> CaseDetail:
     """The first officer's half of the four-eyes: the entry is checked (balanced, exact in its
     currency, known account kinds in that currency) but not posted. A new proposal replaces
-    one nobody approved yet."""
+    (marks `replaced`) one nobody decided yet; every proposal is kept."""
     case = await _case_or_404(session, case_id, lock=True)
     _still_open(case)
     _check_account(request.debit_account, request.currency, "debit_account")
@@ -380,20 +426,36 @@ async def propose_adjustment(
         raise InvalidInput(
             f"{request.amount} is finer than {request.currency} allows", field="amount"
         )
+    number = await queries.next_proposal_number(session, case_id)
     transfer(
-        adjustment_key(case_id),
+        adjustment_key(case_id, number),
         request.reason,
         request.debit_account,
         request.credit_account,
         amount,
     )
-    case.adj_debit_account = request.debit_account
-    case.adj_credit_account = request.credit_account
-    case.adj_amount_minor = amount.to_minor_units()
-    case.adj_currency = request.currency
-    case.adj_reason = request.reason
-    case.adj_proposed_by = officer.id
-    case.adj_proposed_at = datetime.now(UTC)
+    now = datetime.now(UTC)
+    replaced = await queries.waiting_proposal(session, case_id)
+    if replaced is not None:
+        replaced.status = "replaced"
+        replaced.decided_by = officer.id
+        replaced.decided_at = now
+        replaced.decision_note = f"replaced by proposal {number}"
+        await session.flush()  # one waiting proposal per case: this one first
+    proposal = ReconciliationCaseProposal(
+        case_id=case_id,
+        number=number,
+        status="proposed",
+        debit_account=request.debit_account,
+        credit_account=request.credit_account,
+        amount_minor=amount.to_minor_units(),
+        currency=request.currency,
+        reason=request.reason,
+        proposed_by=officer.id,
+        proposed_at=now,
+    )
+    session.add(proposal)
+    before_status = case.status
     case.status = "proposed"
     audit.record(
         session,
@@ -402,7 +464,13 @@ async def propose_adjustment(
             "reconciliation_case.adjustment_proposed",
             "reconciliation_case",
             str(case_id),
+            before={
+                "status": before_status,
+                "replaced": _proposed(replaced) if replaced is not None else None,
+            },
             after={
+                "status": "proposed",
+                "number": number,
                 "debit_account": request.debit_account,
                 "credit_account": request.credit_account,
                 "amount": str(amount.amount),
@@ -415,39 +483,62 @@ async def propose_adjustment(
     return await case_detail(session, case_id)
 
 
+async def _waiting_or_409(
+    session: AsyncSession, case: ReconciliationCase
+) -> ReconciliationCaseProposal:
+    waiting = (
+        await queries.waiting_proposal(session, case.id) if case.status == "proposed" else None
+    )
+    if waiting is None:
+        last = (await queries.last_proposals(session, [case.id])).get(case.id)
+        why = f"proposal {last.number} was {last.status}" if last is not None else "none proposed"
+        if case.status not in queries.OPEN_STATUSES:
+            why += f", the case is {case.status}"
+        raise Conflict(f"no adjusting entry waits for a decision on this case ({why})")
+    return waiting
+
+
 async def approve_adjustment(
-    session: AsyncSession, officer: Principal, case_id: uuid.UUID
+    session: AsyncSession, officer: Principal, case_id: uuid.UUID, expected: int | None = None
 ) -> CaseDetail:
-    """The second officer's half: the proposed entry is posted through the ledger (balanced,
-    once by its key) and the case resolved, in this request's transaction."""
+    """The second officer's half: the waiting proposal is posted through the ledger (balanced,
+    once by its key) and the case resolved, in this request's transaction. A rejected,
+    replaced or lapsed proposal is never approved; `expected` (the proposal the officer read)
+    refuses one that another replaced meanwhile."""
     case = await _case_or_404(session, case_id, lock=True)
-    if case.status != "proposed" or case.adj_proposed_by is None:
-        raise Conflict("no adjusting entry waits for approval on this case")
-    if case.adj_proposed_by == officer.id:
+    proposal = await _waiting_or_409(session, case)
+    if expected is not None and proposal.number != expected:
+        raise Conflict(
+            f"proposal {expected} is no longer the one waiting (proposal {proposal.number} is):"
+            " read it before approving"
+        )
+    if proposal.proposed_by == officer.id:
         raise Conflict("four-eyes: another finance officer must approve the entry proposed")
-    assert case.adj_amount_minor is not None and case.adj_currency is not None
-    key = adjustment_key(case_id)
+    key = adjustment_key(case_id, proposal.number)
     entry = transfer(
         key,
-        f"reconciliation adjustment {case.key}: {case.adj_reason}"[:500],
-        case.adj_debit_account or "",
-        case.adj_credit_account or "",
-        Money.from_minor_units(case.adj_amount_minor, case.adj_currency),
+        f"reconciliation adjustment {case.key}: {proposal.reason}"[:500],
+        proposal.debit_account,
+        proposal.credit_account,
+        Money.from_minor_units(proposal.amount_minor, proposal.currency),
     )
-    debited = case.adj_debit_account or ""
+    debited = proposal.debit_account
     if debited.startswith(f"{AccountKind.CLIENT_WALLET.value}:"):
         # The database refuses a wallet below zero at COMMIT (docs/ledger.md): refuse it here,
         # as a conflict with a reason, under the wallet's lock.
-        owed = -(await locked_balance(session, debited, case.adj_currency)).to_minor_units()
-        if owed < case.adj_amount_minor:
+        owed = -(await locked_balance(session, debited, proposal.currency)).to_minor_units()
+        if owed < proposal.amount_minor:
             raise Conflict(f"{debited} holds less than the entry debits from it")
     await post_entry(session, entry)
     now = datetime.now(UTC)
-    case.adj_approved_by = officer.id
-    case.adj_entry_key = key
+    proposal.status = "approved"
+    proposal.decided_by = officer.id
+    proposal.decided_at = now
+    proposal.entry_key = key
     case.status = "resolved"
     case.closed_at = now
     case.resolution = f"adjusting entry {key}"
+    case.resolved_by = officer.id
     audit.record(
         session,
         officer.actor(),
@@ -455,8 +546,90 @@ async def approve_adjustment(
             "reconciliation_case.adjustment_approved",
             "reconciliation_case",
             str(case_id),
-            before={"status": "proposed"},
-            after={"status": "resolved", "entry_key": key},
+            before={"status": "proposed", "number": proposal.number},
+            after={"status": "resolved", "number": proposal.number, "entry_key": key},
+        ),
+    )
+    await session.flush()
+    return await case_detail(session, case_id)
+
+
+async def reject_adjustment(
+    session: AsyncSession, officer: Principal, case_id: uuid.UUID, reason: str
+) -> CaseDetail:
+    """The waiting proposal rejected (withdrawn, when by its proposer): kept, marked
+    `rejected` with the reason, never posted nor approvable; the case is open again, for a new
+    proposal or a resolution without an entry."""
+    case = await _case_or_404(session, case_id, lock=True)
+    proposal = await _waiting_or_409(session, case)
+    before = _proposed(proposal)
+    proposal.status = "rejected"
+    proposal.decided_by = officer.id
+    proposal.decided_at = datetime.now(UTC)
+    proposal.decision_note = reason
+    case.status = "open"
+    audit.record(
+        session,
+        officer.actor(),
+        audit.Change(
+            "reconciliation_case.adjustment_rejected",
+            "reconciliation_case",
+            str(case_id),
+            before={"status": "proposed", "proposal": before},
+            after={
+                "status": "open",
+                "proposal": {**before, "status": "rejected"},
+                "withdrawn": proposal.proposed_by == officer.id,
+            },
+            reason=reason,
+        ),
+    )
+    await session.flush()
+    return await case_detail(session, case_id)
+
+
+async def reopen(
+    session: AsyncSession, officer: Principal, case_id: uuid.UUID, reason: str
+) -> CaseDetail:
+    """A closed case (resolved with or without an entry, or auto-closed) open again, to be
+    worked like any open case. Its resolution leaves the case (its audit rows keep it); an
+    entry posted for it stays posted (undoing it is a new proposal, the other way round)."""
+    case = await _case_or_404(session, case_id, lock=True)
+    if case.status in queries.OPEN_STATUSES:
+        raise Conflict(f"the case is {case.status}: it is not closed")
+    other = await queries.other_open_case(session, case)
+    if other is not None:
+        raise Conflict(
+            f"case {other.id} is open on the same break key (a later run opened it): work that one"
+        )
+    now = datetime.now(UTC)
+    posted = [p.entry_key for p in await queries.proposals_of(session, case_id) if p.entry_key]
+    before = {
+        "status": case.status,
+        "closed_at": case.closed_at.isoformat() if case.closed_at else None,
+        "resolution": case.resolution,
+        "resolved_by": str(case.resolved_by) if case.resolved_by else None,
+    }
+    lapsed = await queries.lapse_waiting_proposals(
+        session, [case_id], now, "the case was closed before anyone approved it"
+    )
+    case.status = "open"
+    case.closed_at = None
+    case.resolution = None
+    case.resolved_by = None
+    case.reopened_at = now
+    case.reopened_by = officer.id
+    case.reopen_reason = reason
+    audit.record(
+        session,
+        officer.actor(),
+        audit.Change(
+            "reconciliation_case.reopened",
+            "reconciliation_case",
+            str(case_id),
+            before=before,
+            after={"status": "open", "entries_kept": posted, "proposals_lapsed": lapsed},
+            reason=reason,
         ),
     )
     await session.flush()

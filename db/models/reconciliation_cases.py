@@ -1,12 +1,24 @@
-"""Break cases (one per break key and MT5 server while open), their comments, and each run's
-sign-off by finance (docs/reconciliation.md, "Break cases"). Migration `0033`."""
+"""Break cases (one per break key and MT5 server while open), their comments, the adjusting
+entries proposed on them, and each run's sign-off by finance (docs/reconciliation.md, "Break
+cases"). Migrations `0033`, `0038`, `0039`."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, RecordModel
@@ -46,17 +58,47 @@ class ReconciliationCase(RecordModel):
     assignee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_users.id"))
     closed_at: Mapped[datetime | None]
     resolution: Mapped[str | None] = mapped_column(Text)
-    adj_debit_account: Mapped[str | None] = mapped_column(Text)
-    adj_credit_account: Mapped[str | None] = mapped_column(Text)
-    adj_amount_minor: Mapped[int | None] = mapped_column(BigInteger)
-    adj_currency: Mapped[str | None] = mapped_column(String(3))
-    adj_reason: Mapped[str | None] = mapped_column(Text)
-    adj_proposed_by: Mapped[uuid.UUID | None]
-    adj_proposed_at: Mapped[datetime | None]
-    adj_approved_by: Mapped[uuid.UUID | None]
-    adj_entry_key: Mapped[str | None] = mapped_column(Text)
-    # Resolved without an adjusting entry (explained, nothing to book): by whom (0038).
+    # Who resolved it: the officer who explained it (0038), or who approved its entry (0039).
     resolved_by: Mapped[uuid.UUID | None]
+    # The last reopening of the case once closed (0039); earlier closings are in its audit rows.
+    reopened_at: Mapped[datetime | None]
+    reopened_by: Mapped[uuid.UUID | None]
+    reopen_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class ReconciliationCaseProposal(Base):
+    """An adjusting entry proposed on a case (its `number`-th), and what became of it:
+    `proposed` (waiting for a second finance officer, at most one per case), `approved`
+    (posted as `entry_key`), `rejected` (withdrawn when by its proposer), `replaced` (by a later
+    proposal) or `lapsed` (the case closed first). A decided proposal is final (a trigger);
+    the approver is never the proposer (a check). Migration `0039`."""
+
+    __tablename__ = "reconciliation_case_proposals"
+    __table_args__ = (
+        UniqueConstraint("case_id", "number", name="uq_reconciliation_case_proposals_case_id"),
+        Index(
+            "uq_reconciliation_case_proposals_waiting",
+            "case_id",
+            unique=True,
+            postgresql_where=text("status = 'proposed'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("reconciliation_cases.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    debit_account: Mapped[str] = mapped_column(Text)
+    credit_account: Mapped[str] = mapped_column(Text)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str] = mapped_column(Text)
+    proposed_by: Mapped[uuid.UUID]
+    proposed_at: Mapped[datetime]
+    decided_by: Mapped[uuid.UUID | None]
+    decided_at: Mapped[datetime | None]
+    decision_note: Mapped[str | None] = mapped_column(Text)  # why rejected, or lapsed
+    entry_key: Mapped[str | None] = mapped_column(Text)
 
 
 class ReconciliationCaseComment(Base):

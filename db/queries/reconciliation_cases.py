@@ -6,13 +6,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Select, String, cast, exists, func, select
+from sqlalchemy import Select, String, cast, exists, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.models.audit import AuditEntry
 from db.models.reconciliation import (
     ReconciliationBalance,
     ReconciliationBreak,
@@ -23,6 +24,7 @@ from db.models.reconciliation import (
 from db.models.reconciliation_cases import (
     ReconciliationCase,
     ReconciliationCaseComment,
+    ReconciliationCaseProposal,
     ReconciliationSignoff,
 )
 from db.models.staff import StaffUser
@@ -147,6 +149,109 @@ async def case_comments(
         select(ReconciliationCaseComment)
         .where(ReconciliationCaseComment.case_id == case_id)
         .order_by(ReconciliationCaseComment.id)
+    )
+    return list(rows)
+
+
+async def proposals_of(
+    session: AsyncSession, case_id: uuid.UUID
+) -> list[ReconciliationCaseProposal]:
+    """Every adjusting entry proposed on the case, the first first."""
+    rows = await session.scalars(
+        select(ReconciliationCaseProposal)
+        .where(ReconciliationCaseProposal.case_id == case_id)
+        .order_by(ReconciliationCaseProposal.number)
+    )
+    return list(rows)
+
+
+async def last_proposals(
+    session: AsyncSession, case_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, ReconciliationCaseProposal]:
+    """Each case's latest proposal (whatever became of it), for the cases that have one."""
+    if not case_ids:
+        return {}
+    rows = await session.scalars(
+        select(ReconciliationCaseProposal)
+        .distinct(ReconciliationCaseProposal.case_id)
+        .where(ReconciliationCaseProposal.case_id.in_(list(case_ids)))
+        .order_by(ReconciliationCaseProposal.case_id, ReconciliationCaseProposal.number.desc())
+    )
+    return {p.case_id: p for p in rows}
+
+
+async def waiting_proposal(
+    session: AsyncSession, case_id: uuid.UUID
+) -> ReconciliationCaseProposal | None:
+    """The case's proposal waiting for a decision (at most one, by a partial unique index),
+    locked: the caller decides it. Lock the case first."""
+    rows = await session.scalars(
+        select(ReconciliationCaseProposal)
+        .where(
+            ReconciliationCaseProposal.case_id == case_id,
+            ReconciliationCaseProposal.status == "proposed",
+        )
+        .with_for_update()
+    )
+    return rows.first()
+
+
+async def next_proposal_number(session: AsyncSession, case_id: uuid.UUID) -> int:
+    """The number the case's next proposal gets (1 for its first). Lock the case first."""
+    last = await session.scalar(
+        select(func.max(ReconciliationCaseProposal.number)).where(
+            ReconciliationCaseProposal.case_id == case_id
+        )
+    )
+    return int(last or 0) + 1
+
+
+async def lapse_waiting_proposals(
+    session: AsyncSession, case_ids: Sequence[uuid.UUID], at: datetime, note: str
+) -> int:
+    """Mark the proposals still waiting on `case_ids` (cases being closed) lapsed: nobody
+    decided them before the case closed, and they can no longer be approved."""
+    if not case_ids:
+        return 0
+    done = await session.execute(
+        update(ReconciliationCaseProposal)
+        .where(
+            ReconciliationCaseProposal.case_id.in_(list(case_ids)),
+            ReconciliationCaseProposal.status == "proposed",
+        )
+        .values(status="lapsed", decided_at=at, decision_note=note)
+        .returning(ReconciliationCaseProposal.id)
+    )
+    return len(done.all())
+
+
+async def other_open_case(
+    session: AsyncSession, case: ReconciliationCase
+) -> ReconciliationCase | None:
+    """Another case open (or proposed) on `case`'s server and key: a later run opened it after
+    `case` closed (at most one case per key is open)."""
+    rows = await session.scalars(
+        select(ReconciliationCase).where(
+            ReconciliationCase.server == case.server,
+            ReconciliationCase.key == case.key,
+            ReconciliationCase.status.in_(OPEN_STATUSES),
+            ReconciliationCase.id != case.id,
+        )
+    )
+    return rows.first()
+
+
+async def case_trail(session: AsyncSession, case_id: uuid.UUID) -> list[AuditEntry]:
+    """The case's audit rows, the oldest first: its history (opened, assigned, proposals and
+    their decisions, each closing and reopening)."""
+    rows = await session.scalars(
+        select(AuditEntry)
+        .where(
+            AuditEntry.entity_type == "reconciliation_case",
+            AuditEntry.entity_id == str(case_id),
+        )
+        .order_by(AuditEntry.id)
+        .limit(500)
     )
     return list(rows)
 

@@ -277,6 +277,8 @@ EXPECTED = {
     ("POST", "/v1/reconciliation/cases/{case_id}/adjustment"): {"finance"},
     ("POST", "/v1/reconciliation/cases/{case_id}/adjustment/approve"): {"finance"},
     ("POST", "/v1/reconciliation/cases/{case_id}/resolve"): {"finance"},
+    ("POST", "/v1/reconciliation/cases/{case_id}/adjustment/reject"): {"finance"},
+    ("POST", "/v1/reconciliation/cases/{case_id}/reopen"): {"finance"},
     ("GET", "/console/reconciliation"): FINANCE_READERS,
     ("POST", "/console/reconciliation/runs"): {"finance"},
     ("GET", "/console/reconciliation/runs/{run_id}"): FINANCE_READERS,
@@ -290,6 +292,8 @@ EXPECTED = {
     ("POST", "/console/reconciliation/cases/{case_id}/adjustment"): {"finance"},
     ("POST", "/console/reconciliation/cases/{case_id}/approve"): {"finance"},
     ("POST", "/console/reconciliation/cases/{case_id}/resolve"): {"finance"},
+    ("POST", "/console/reconciliation/cases/{case_id}/reject"): {"finance"},
+    ("POST", "/console/reconciliation/cases/{case_id}/reopen"): {"finance"},
     # onboarding: the mailed link is open (the token is the credential), the rest is the client's
     ("GET", "/v1/verify-email"): EVERYONE,
     ("POST", "/v1/me/email/verification"): {"client"},

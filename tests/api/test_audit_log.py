@@ -125,7 +125,8 @@ AUDITED_IN_PROFILE_TESTS = {
 AUDITED_IN_REVENUE_TESTS = {("PUT", "/v1/revenue/servers/{server}/dealer-rules")}
 # Reconciliation (back-fill, sign-off, case assign/comment/adjustment proposed and approved, API
 # and console): each audit row (finance officer, request id, before/after) is asserted in
-# tests/reconciliation/test_cases_api.py, beside the runs and cases it needs.
+# tests/reconciliation/test_cases_api.py, beside the runs and cases it needs (an entry rejected,
+# a case reopened: tests/reconciliation/test_case_decisions.py).
 AUDITED_IN_RECONCILIATION_TESTS = {
     ("POST", "/v1/reconciliation/runs"),
     ("POST", "/v1/reconciliation/runs/{run_id}/sign-off"),
@@ -134,6 +135,8 @@ AUDITED_IN_RECONCILIATION_TESTS = {
     ("POST", "/v1/reconciliation/cases/{case_id}/adjustment"),
     ("POST", "/v1/reconciliation/cases/{case_id}/adjustment/approve"),
     ("POST", "/v1/reconciliation/cases/{case_id}/resolve"),
+    ("POST", "/v1/reconciliation/cases/{case_id}/adjustment/reject"),
+    ("POST", "/v1/reconciliation/cases/{case_id}/reopen"),
     ("POST", "/console/reconciliation/runs"),
     ("POST", "/console/reconciliation/runs/{run_id}/sign-off"),
     ("POST", "/console/reconciliation/cases/{case_id}/assign"),
@@ -141,6 +144,8 @@ AUDITED_IN_RECONCILIATION_TESTS = {
     ("POST", "/console/reconciliation/cases/{case_id}/adjustment"),
     ("POST", "/console/reconciliation/cases/{case_id}/approve"),
     ("POST", "/console/reconciliation/cases/{case_id}/resolve"),
+    ("POST", "/console/reconciliation/cases/{case_id}/reject"),
+    ("POST", "/console/reconciliation/cases/{case_id}/reopen"),
 }
 
 

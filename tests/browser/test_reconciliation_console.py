@@ -1,8 +1,9 @@
 """The reconciliation console in a real headless Chromium: a finance officer reads the runs
 (an unresolved-cases banner), opens a run (its counts, its cases, the report PDF framed), signs
 it off, filters the break cases, opens the alerted one, assigns it, comments and proposes the
-adjusting entry; a second finance officer approves it and the case is resolved. Screenshots of
-each page in test-artifacts/."""
+adjusting entry; a second finance officer approves it and the case is resolved, then reopens
+it (open again, the entry still posted, its history kept). Screenshots of each page in
+test-artifacts/."""
 
 from __future__ import annotations
 
@@ -214,6 +215,18 @@ def test_finance_signs_a_run_off_and_resolves_a_break_with_four_eyes(
             expect(second.locator("#adjustment")).to_contain_text("Recon Officer Two")
             second.screenshot(
                 path=str(artifacts_dir / "console-reconciliation-case-resolved.png"),
+                full_page=True,
+            )
+            # Reopened: open again, the entry still shown as posted, the history kept.
+            second.fill("#reopen-form input[name=note]", "the dealer reversed the deposit")
+            second.click("#reopen-form button[type=submit]")
+            second.wait_for_url("**notice=*")
+            expect(second.locator("#case-status")).to_have_text("open")
+            expect(second.locator("#reopened")).to_contain_text("the dealer reversed the deposit")
+            expect(second.locator("#adjustment")).to_contain_text("posted as")
+            expect(second.locator("#history")).to_contain_text("adjustment approved")
+            second.screenshot(
+                path=str(artifacts_dir / "console-reconciliation-case-reopened.png"),
                 full_page=True,
             )
         finally:
