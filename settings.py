@@ -370,6 +370,9 @@ class RiskSettings(BaseModel):
     webhook_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$", max_length=2000)
     # The HMAC-SHA256 key of the webhook's signature; required with webhook_url, never logged.
     webhook_secret: SecretStr | None = None
+    # An account is "near a margin call" when its margin level is at or below its group's
+    # MarginCall x (1 + this): 0.2 = within 20 % above the line (domain/exposure/margin_calls).
+    margin_call_headroom: Decimal = Field(default=Decimal("0.2"), ge=0, le=10)
 
     @model_validator(mode="after")
     def _webhook_is_signed(self) -> RiskSettings:

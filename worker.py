@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
+from decimal import Decimal
 from importlib.abc import MetaPathFinder
 from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
 from types import CodeType, ModuleType
@@ -58,6 +59,7 @@ from db.embedded import owner_database_url
 from db.sealed import SecretBox
 from db.session import create_engine, create_sessionmaker
 from db.urls import app_database_url
+from domain.exposure.margin_calls import DEFAULT_HEADROOM
 from domain.payment_checks import PaymentLimits
 from mailer.smtp import Mailer, SmtpMailer
 from mt5_adapter.gateway import Mt5Gateway
@@ -204,6 +206,7 @@ def build_workers(
     documents: DocumentStore | None = None,
     link_key: SecretStr | None = None,
     risk_webhook: RiskWebhook | None = None,
+    margin_call_headroom: Decimal = DEFAULT_HEADROOM,
 ) -> list[Worker]:
     """`providers` may be left out where no payment runs (e.g. MT5-only tests); `mailer`
     defaults to SMTP as `mail` says, `documents` to none (no list can be loaded), `link_key`
@@ -235,7 +238,11 @@ def build_workers(
     unmatched = UnmatchedFundsSteps(sessions, providers or {})
     ib_payouts = IbPayoutSteps(sessions, documents or NoDocumentStore())
     exposure = RiskExposureSteps(
-        sessions, mailer or smtp_mailer(mail), sender=mail.sender, webhook=risk_webhook
+        sessions,
+        mailer or smtp_mailer(mail),
+        sender=mail.sender,
+        webhook=risk_webhook,
+        margin_call_headroom=margin_call_headroom,
     )
     database_steps = implementations(
         Step,
@@ -351,6 +358,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             documents=document_store(settings),
             link_key=settings.jwt_secret,
             risk_webhook=risk_webhook(settings.risk.opened(settings.secrets_key)),
+            margin_call_headroom=settings.risk.margin_call_headroom,
         )
         try:
             await ensure_schedules(client, settings)

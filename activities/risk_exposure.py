@@ -10,9 +10,12 @@ What it reads (docs/risk-exposure.md, "Live view, alerts, dashboard"):
   (`account_books`, B when none is set);
 * from MT5 (`record_live_exposure_point`, on the server's queue; `ExposureMt5Reads`): the group
   and leverage of the logins BrokerFlow did not open (`user/get_batch`), each group's currency
-  and MarginMode (`group/get`, once per group and run) and the symbols' last ticks
-  (`tick/last`). The database step `record_exposure_point` (runs started before) reads none of
-  it: every account as hedging, other logins left out (`skipped_logins`), quotes from positions;
+  and MarginMode (`group/get`, once per group and run, with its MarginCall / MarginStopOut),
+  the symbols' last ticks (`tick/last`) and the trade states of the logins with positions
+  (`user/account/get_batch`: each account's margin-call / stop-out proximity, shown in the
+  point's `margin_calls` and alerted per account and state). The database step
+  `record_exposure_point` (runs started before) reads none of it: every account as hedging,
+  other logins left out (`skipped_logins`), quotes from positions;
 * quotes: a symbol's last tick when MT5 gives a usable one (bid > 0, ask >= bid), else the
   lowest and highest `PriceCurrent` of its open positions (MT5 values a buy at the bid, a sell
   at the ask; with positions on one side only both are that side's price); currency
@@ -42,7 +45,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -85,10 +88,20 @@ from domain.exposure.alerts import (
 )
 from domain.exposure.compute import AccountTerms, Book, OrderRow, PositionRow, compute
 from domain.exposure.document import SymbolRecord
+from domain.exposure.margin_calls import (
+    AT_RISK,
+    DEFAULT_HEADROOM,
+    MarginCheck,
+    MarginLimits,
+    MarginState,
+    classify,
+    percent,
+)
 from domain.exposure.market import FOREX_MODES, ONE, ZERO, Market, Quote, SymbolTerms
+from domain.exposure.report import exact, money
 from mailer.smtp import Mailer, MailRejected, OutgoingMail
 from mt5_adapter.errors import Mt5Error, Mt5NotFound
-from mt5_adapter.terms import GroupTerms, Tick, TradingTerms, UserTerms
+from mt5_adapter.terms import GroupTerms, Tick, TradeState, TradeStates, TradingTerms, UserTerms
 
 log = logging.getLogger("brokerflow.risk_exposure")
 
@@ -267,6 +280,9 @@ class Mt5Terms:
     ticks: dict[str, Tick] = field(default_factory=dict)
     unread_groups: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
+    # The trade states of the logins with positions (`user/account/get_batch`); None when they
+    # were not read (a gateway that cannot, or the reads stopped before them).
+    trade_states: dict[int, TradeState] | None = None
 
 
 def accounts_of(
@@ -353,10 +369,115 @@ async def read_mt5_terms(
                         except Mt5NotFound:
                             continue
                 terms.ticks.update((t.symbol, t) for t in ticks)
+            if isinstance(source, TradeStates):
+                # Last: the point needs the groups and ticks more than the margin calls.
+                with_positions = sorted({p.login for p in scene.positions})
+                states = await source.trade_states(with_positions) if with_positions else []
+                terms.trade_states = {t.login: t for t in states}
     except (Mt5Error, TimeoutError) as e:
         what = "timed out" if isinstance(e, TimeoutError) else f"{type(e).__name__}: {e}"
         terms.errors.append(f"MT5 reads stopped ({what})")
     return terms
+
+
+# Margin-call alerts have no threshold row: their `threshold_id` is derived from the login and
+# the state, so the unique index on unresolved alerts keeps one per (server, login, state).
+MARGIN_ALERTS = uuid.UUID("6f1d8a52-3c1e-4d0b-9a57-0c4f3e2b7d11")
+MARGIN_METRICS = frozenset(state.value for state in AT_RISK)
+CENT = Decimal("0.01")  # a margin alert's value: the level in % (or equity) to 2 decimals
+
+
+def margin_alert_id(login: int, state: MarginState) -> uuid.UUID:
+    return uuid.uuid5(MARGIN_ALERTS, f"{login}:{state.value}")
+
+
+@dataclass(frozen=True)
+class MarginVerdict:
+    """One account's margin-call check in a run: the check, its group's lines, and the row the
+    point shows when the account is at risk."""
+
+    login: int
+    check: MarginCheck
+    limits: MarginLimits
+    row: dict[str, Any]
+
+
+def margin_verdicts(
+    accounts: dict[int, AccountTerms],
+    groups: dict[str, GroupTerms],
+    states: dict[int, TradeState],
+    logins: Iterable[int],
+    headroom: Decimal,
+) -> dict[int, MarginVerdict]:
+    """The margin-call state of each of `logins` (those with positions) whose group MT5 gave;
+    a login MT5 has no trade state for has nothing at risk (Margin 0)."""
+    found: dict[int, MarginVerdict] = {}
+    for login in sorted(set(logins)):
+        account = accounts.get(login)
+        group = None if account is None else groups.get(account.group)
+        if account is None or group is None:
+            continue  # unknown account or group: nothing to compare with
+        limits = MarginLimits(group.margin_call, group.margin_stop_out, group.margin_so_mode)
+        state = states.get(login)
+        equity = ZERO if state is None else state.equity
+        margin = ZERO if state is None else state.margin
+        check = classify(equity, margin, limits, headroom)
+        found[login] = MarginVerdict(
+            login,
+            check,
+            limits,
+            {
+                "login": login,
+                "group": account.group,
+                "currency": account.currency,
+                "equity": money(equity, account.currency),
+                "margin": money(margin, account.currency),
+                "level": None if check.level is None else percent(check.level),
+                "margin_call": exact(limits.margin_call),
+                "stop_out": exact(limits.stop_out),
+                "near_limit": exact(check.near_limit),
+                "so_mode": "money" if limits.by_money else "percent",
+                "state": check.state.value,
+            },
+        )
+    return found
+
+
+def at_risk_rows(verdicts: dict[int, MarginVerdict]) -> list[dict[str, Any]]:
+    """The accounts not fine, the most severe first, then the lowest level."""
+    risky = [v for v in verdicts.values() if v.check.state is not MarginState.FINE]
+    risky.sort(key=lambda v: (-v.check.state.severity, v.check.measure or ZERO, v.login))
+    return [v.row for v in risky]
+
+
+def alert_line(alert: RiskAlert) -> str:
+    """One alert in the risk desk's mail."""
+    where = "at or below" if alert.metric in MARGIN_METRICS else "above"
+    return (
+        f"{alert.server}  {alert.scope} {alert.key}  {alert.metric} {format(alert.last_value, 'f')}"
+        f" {where} {format(alert.raise_above, 'f')}  (raised {alert.raised_at:%Y-%m-%d %H:%M:%S}"
+        f" UTC, {alert.raised_count}x)"
+    )
+
+
+def raise_alert(
+    session: AsyncSession,
+    alert: RiskAlert | None,
+    new: RiskAlert,
+    worst: Callable[[Decimal, Decimal], Decimal],
+) -> RiskAlert:
+    """De-duplication: the key's newest alert, unresolved, is raised again with `new`'s value
+    (its peak the `worst` of the two); otherwise `new` is added."""
+    if alert is None or alert.status == RESOLVED:
+        session.add(new)
+        return new
+    alert.cleared_at = None
+    alert.status = OPEN
+    alert.raised_count += 1
+    alert.last_value = new.value
+    alert.peak_value = worst(alert.peak_value, new.value)
+    alert.raise_above = new.raise_above
+    return alert
 
 
 def alert_key(threshold: RiskThreshold) -> str:
@@ -434,8 +555,10 @@ class RiskExposureSteps:
         now: Callable[[], datetime] = _utc_now,
         webhook: RiskWebhook | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        margin_call_headroom: Decimal = DEFAULT_HEADROOM,
     ) -> None:
         self._sessions = sessions
+        self._headroom = margin_call_headroom
         self.sessions = sessions
         self._mailer = mailer
         self._sender = sender
@@ -534,6 +657,12 @@ class RiskExposureSteps:
         if watched:
             # Only the accounts a threshold watches: a point does not store every account.
             figures["accounts"] = account_utilisations(exposure, watched)
+        verdicts: dict[int, MarginVerdict] | None = None
+        if mt5 is not None and mt5.trade_states is not None:
+            verdicts = margin_verdicts(
+                accounts, groups, mt5.trade_states, (p.login for p in positions), self._headroom
+            )
+            figures["margin_calls"] = at_risk_rows(verdicts)
         total = figures["total"]
         utilisation = figures["utilisation"]
         row = ExposurePointRow(
@@ -553,6 +682,11 @@ class RiskExposureSteps:
         await session.flush()
         await queries.drop_points_before(session, server, at - request.retention)
         raised, cleared, alerts = await self._evaluate(session, server, at, figures, thresholds)
+        if verdicts is not None:
+            more = await self._evaluate_margin_calls(
+                session, server, at, verdicts, {p.login for p in positions}
+            )
+            raised, cleared, alerts = raised + more[0], cleared + more[1], alerts + more[2]
         return ExposurePointRecorded(
             point_id=row.id,
             net_notional=total["net_notional"],
@@ -600,31 +734,21 @@ class RiskExposureSteps:
             rule = Rule(threshold.raise_above, threshold.clear_below)
             step = transition(rule, value, is_raised)
             if step is Transition.RAISE and value is not None:
-                if alert is not None and alert.status != RESOLVED:
-                    # De-duplication: the key's unresolved alert is raised again.
-                    alert.cleared_at = None
-                    alert.status = OPEN
-                    alert.raised_count += 1
-                    alert.last_value = value
-                    alert.peak_value = max(alert.peak_value, value)
-                    raised_alerts.append(alert)
-                else:
-                    alert = RiskAlert(
-                        threshold_id=threshold.id,
-                        server=server,
-                        scope=threshold.scope,
-                        key=key,
-                        metric=threshold.metric,
-                        status=OPEN,
-                        value=value,
-                        last_value=value,
-                        peak_value=value,
-                        raise_above=threshold.raise_above,
-                        raised_at=at,
-                        raised_count=1,
-                    )
-                    session.add(alert)
-                    raised_alerts.append(alert)
+                new = RiskAlert(
+                    threshold_id=threshold.id,
+                    server=server,
+                    scope=threshold.scope,
+                    key=key,
+                    metric=threshold.metric,
+                    status=OPEN,
+                    value=value,
+                    last_value=value,
+                    peak_value=value,
+                    raise_above=threshold.raise_above,
+                    raised_at=at,
+                    raised_count=1,
+                )
+                raised_alerts.append(raise_alert(session, alert, new, max))
                 raised.append(alert_key(threshold))
             elif step is Transition.CLEAR and alert is not None:
                 alert.cleared_at = at
@@ -635,6 +759,73 @@ class RiskExposureSteps:
                 if alert.status != RESOLVED:
                     alert.last_value = value
                     alert.peak_value = max(alert.peak_value, value)
+        await session.flush()
+        return (
+            raised,
+            cleared,
+            [RaisedAlert(alert_id=str(a.id), raised_count=a.raised_count) for a in raised_alerts],
+        )
+
+    async def _evaluate_margin_calls(
+        self,
+        session: AsyncSession,
+        server: str,
+        at: datetime,
+        verdicts: dict[int, MarginVerdict],
+        with_positions: set[int],
+    ) -> tuple[list[str], list[str], list[RaisedAlert]]:
+        """Per account, the alert of its present state (near margin call, margin call, stop
+        out) raised, and its alerts of the other states cleared. An account with a raised
+        alert and no position left has nothing at risk (cleared); one with positions that was
+        not checked (its group unread) keeps its alerts as they are."""
+        latest = await queries.latest_alerts_of(session, server)
+        flagged = {
+            int(a.key)
+            for a in latest.values()
+            if a.metric in MARGIN_METRICS and a.cleared_at is None and a.key.isdigit()
+        }
+        raised: list[str] = []
+        cleared: list[str] = []
+        raised_alerts: list[RiskAlert] = []
+        for login in sorted(set(verdicts) | flagged):
+            verdict = verdicts.get(login)
+            if verdict is None and login in with_positions:
+                continue  # not checked this run: nothing changes
+            state = MarginState.FINE if verdict is None else verdict.check.state
+            measure = None if verdict is None else verdict.check.measure
+            value = None if measure is None else measure.quantize(CENT, ROUND_HALF_UP)
+            for level in AT_RISK:
+                alert = latest.get(margin_alert_id(login, level))
+                is_raised = alert is not None and alert.cleared_at is None
+                key = f"{Scope.ACCOUNT.value}:{login}:{level.value}"
+                if state is level and value is not None and verdict is not None:
+                    if is_raised and alert is not None:
+                        if alert.status != RESOLVED:
+                            alert.last_value = value
+                            alert.peak_value = min(alert.peak_value, value)  # the worst
+                        continue
+                    new = RiskAlert(
+                        threshold_id=margin_alert_id(login, level),
+                        server=server,
+                        scope=Scope.ACCOUNT.value,
+                        key=str(login),
+                        metric=level.value,
+                        status=OPEN,
+                        value=value,
+                        last_value=value,
+                        peak_value=value,
+                        raise_above=verdict.check.limit_of(level, verdict.limits),
+                        raised_at=at,
+                        raised_count=1,
+                    )
+                    # The worst of a margin level is its lowest.
+                    raised_alerts.append(raise_alert(session, alert, new, min))
+                    raised.append(key)
+                elif is_raised and alert is not None:
+                    alert.cleared_at = at
+                    if value is not None:
+                        alert.last_value = value
+                    cleared.append(key)
         await session.flush()
         return (
             raised,
@@ -660,12 +851,7 @@ class RiskExposureSteps:
             ]
         if not alerts or not recipients:
             return RiskAlertsDelivered()
-        lines = [
-            f"{a.server}  {a.scope} {a.key}  {a.metric} {format(a.last_value, 'f')}"
-            f" above {format(a.raise_above, 'f')}  (raised {a.raised_at:%Y-%m-%d %H:%M:%S} UTC,"
-            f" {a.raised_count}x)"
-            for a in alerts
-        ]
+        lines = [alert_line(a) for a in alerts]
         text = (
             f"{len(alerts)} risk alert(s) raised on {request.server}:\n\n"
             + "\n".join(lines)

@@ -22,11 +22,16 @@ MARGIN_MODE_RETAIL_HEDGED = 2
 
 @dataclass(frozen=True)
 class GroupTerms:
-    """A group's `Currency` (its accounts' deposit currency) and `MarginMode` (`group/get`)."""
+    """A group's `Currency` (its accounts' deposit currency) and `MarginMode` (`group/get`),
+    and its margin-call and stop-out lines: `MarginCall`, `MarginStopOut` (percent of margin,
+    or money when `MarginSOMode` is 1). A fake that gives none gives 0: no line is reached."""
 
     group: str
     currency: str
     margin_mode: int
+    margin_call: Decimal = Decimal(0)
+    margin_stop_out: Decimal = Decimal(0)
+    margin_so_mode: int = 0
 
     @property
     def hedging(self) -> bool:
@@ -55,6 +60,26 @@ class Tick:
     ask: Decimal
     last: Decimal
     server_msc: int
+
+
+@dataclass(frozen=True)
+class TradeState:
+    """An account's trade state (`user/account/get_batch`): its `Equity` and `Margin` in the
+    deposit currency and MT5's own `MarginLevel` (%; 0 when Margin is 0)."""
+
+    login: int
+    equity: Decimal
+    margin: Decimal
+    margin_level: Decimal
+
+
+@runtime_checkable
+class TradeStates(Protocol):
+    async def trade_states(self, logins: Sequence[int]) -> list[TradeState]:
+        """`user/account/get_batch?login=…` (pages of `USER_PAGE` logins): the trade states
+        found; a login MT5 has none for (13: no positions, orders or activity since its
+        restart) is absent, and has nothing at risk."""
+        ...
 
 
 @runtime_checkable

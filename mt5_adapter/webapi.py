@@ -38,7 +38,7 @@ from mt5_adapter.errors import (
 from mt5_adapter.handshake import answer_to, new_challenge, proves
 from mt5_adapter.quotes import Quote
 from mt5_adapter.server_time import ServerZone, zone_of
-from mt5_adapter.terms import USER_PAGE, GroupTerms, Tick, UserTerms
+from mt5_adapter.terms import USER_PAGE, GroupTerms, Tick, TradeState, UserTerms
 
 log = logging.getLogger(__name__)
 
@@ -532,7 +532,39 @@ class WebApiGateway:
             group=str(record.get("Group", group)),
             currency=str(record.get("Currency", "")),
             margin_mode=_int(record.get("MarginMode", 0)),
+            margin_call=_money(record.get("MarginCall") or "0"),
+            margin_stop_out=_money(record.get("MarginStopOut") or "0"),
+            margin_so_mode=_int(record.get("MarginSOMode") or 0),
         )
+
+    async def trade_states(self, logins: Sequence[int]) -> list[TradeState]:
+        """`TradeStates` over `user/account/get_batch?login=…` in pages of `USER_PAGE`. A page
+        answered 13 (the reference: no trade state for an account without positions, orders or
+        activity; whether one such login fails the whole batch is unverified) is halved until
+        the logins MT5 has no state for are alone, and those are left out."""
+        found: list[TradeState] = []
+        wanted = sorted(set(logins))
+        pages = [wanted[start : start + USER_PAGE] for start in range(0, len(wanted), USER_PAGE)]
+        while pages:
+            page = pages.pop()
+            try:
+                answer = await self._call(
+                    "user/account/get_batch", {"login": ",".join(map(str, page))}
+                )
+            except Mt5NotFound:
+                if len(page) > 1:
+                    pages += [page[: len(page) // 2], page[len(page) // 2 :]]
+                continue
+            for record in answer.get("answer") or []:
+                found.append(
+                    TradeState(
+                        login=_int(record["Login"]),
+                        equity=_money(record.get("Equity") or "0"),
+                        margin=_money(record.get("Margin") or "0"),
+                        margin_level=_money(record.get("MarginLevel") or "0"),
+                    )
+                )
+        return sorted(found, key=lambda s: s.login)
 
     async def user_terms(self, logins: Sequence[int]) -> list[UserTerms]:
         """`user/get_batch?login=…` in pages of `USER_PAGE`: each account's group, leverage and

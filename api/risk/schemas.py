@@ -199,6 +199,24 @@ class SymbolExposure(BaseModel):
     net_lots: str
 
 
+class MarginCallView(BaseModel):
+    """An account near a margin call, at one, or at a stop out in the newest point (its trade
+    state from MT5, money in its deposit currency; `level` in %, null when Margin is 0;
+    `margin_call`, `stop_out` and `near_limit` are percent, or money when `so_mode` is money)."""
+
+    login: int
+    group: str
+    currency: str
+    equity: str
+    margin: str
+    level: str | None
+    margin_call: str
+    stop_out: str
+    near_limit: str
+    so_mode: Literal["percent", "money"]
+    state: Literal["near_margin_call", "margin_call", "stop_out"]
+
+
 class SeriesPoint(BaseModel):
     at: datetime
     net_notional: str
@@ -222,6 +240,9 @@ class LiveExposure(BaseModel):
     by_symbol: list[SymbolExposure]
     series: list[SeriesPoint]
     alerts: list[AlertView]
+    # The accounts at risk in the newest point, the most severe first (empty when none, or
+    # when the point was made without MT5's trade states).
+    margin_calls: list[MarginCallView]
 
 
 class ConsoleAlertForm(BaseModel):

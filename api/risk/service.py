@@ -16,6 +16,7 @@ from api.risk.schemas import (
     AlertView,
     BookSet,
     LiveExposure,
+    MarginCallView,
     SeriesPoint,
     SymbolExposure,
     ThresholdCreate,
@@ -259,6 +260,7 @@ async def live_exposure(
             house_net_notional=None,
             margin_utilisation=None,
             by_symbol=[],
+            margin_calls=[],
             series=[],
             alerts=alerts,
         )
@@ -287,6 +289,9 @@ async def live_exposure(
         house_net_notional=_text(latest.house_net_notional),
         margin_utilisation=_text(latest.margin_utilisation),
         by_symbol=by_symbol,
+        margin_calls=[
+            MarginCallView.model_validate(row) for row in latest.figures.get("margin_calls", [])
+        ],
         series=[
             SeriesPoint(
                 at=p.at,
