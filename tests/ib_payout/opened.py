@@ -9,16 +9,30 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
 from activities.ib_payout import IbPayoutSteps, accrue
 from contracts.ib_payout import PayoutFrequency, PayoutPeriod
 from db.models.ib import IbPayout
 from settings import Settings
+from tests.conftest import FLEET_NAMESPACE
 from tests.ib_payout.scene import T0, example_scene
 from tests.ib_payout.test_accrual import PERIOD, WEEK
 from worker import document_store
 
 REFUSED = "MT5 live/7700001 refused the credit: 4005 account disabled"
+
+
+async def own_namespace(temporal_env: WorkflowEnvironment) -> Client:
+    """A client on a namespace of the tests' own: the session's end-to-end stack runs a real
+    worker on the main task queue of the default namespace, which would take this test's
+    workflow and activity tasks (and run them against the stack's database)."""
+    return await Client.connect(
+        temporal_env.client.service_client.config.target_host,
+        namespace=FLEET_NAMESPACE,
+        data_converter=temporal_env.client.data_converter,
+    )
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ from db.models.ib import IbPayout
 from db.sealed import SecretBox
 from domain.roles import StaffRole
 from settings import IbRules, Settings
-from tests.conftest import app_client
-from tests.ib_payout.opened import REFUSED, first_week_payouts, refused_by_mt5
+from tests.conftest import FLEET_NAMESPACE, app_client
+from tests.ib_payout.opened import REFUSED, first_week_payouts, own_namespace, refused_by_mt5
 from tests.support.people import People
 from tests.support.waiting import eventually
 from tests.workflows.money_fakes import replay
@@ -59,6 +59,7 @@ async def test_finance_pays_a_payout_needing_attention_again_once_with_four_eyes
     temporal_env: WorkflowEnvironment,
 ) -> None:
     opened = await first_week_payouts(sessions, settings)
+    temporal = await own_namespace(temporal_env)
     steps, d_payout, s_payout = opened.steps, opened.of("D"), opened.of("S")
     await refused_by_mt5(sessions, d_payout)  # D is paid to its wallet now: finance corrected it
     people = People(sessions, SecretBox(settings.secrets_key), api)
@@ -66,7 +67,7 @@ async def test_finance_pays_a_payout_needing_attention_again_once_with_four_eyes
     second = await people.staff(StaffRole.FINANCE)
     support = await people.staff(StaffRole.SUPPORT)
     api._transport.app.state.brokerflow.temporal = TemporalConnector(  # type: ignore[attr-defined]
-        "unused", "default", client=temporal_env.client
+        "unused", FLEET_NAMESPACE, client=temporal
     )
     url = f"/v1/finance/ib-payouts/{d_payout}/pay-again"
     body = {"reason": "IB's destination corrected to its wallet"}
@@ -75,7 +76,7 @@ async def test_finance_pays_a_payout_needing_attention_again_once_with_four_eyes
         return {**person.headers, "X-Request-ID": request_id}  # type: ignore[attr-defined]
 
     async with Worker(
-        temporal_env.client,
+        temporal,
         task_queue=TASK_QUEUE,
         workflows=[IbPayoutAgainWorkflow],
         activities=list(implementations(Step, steps, IbManagementSteps(sessions)).values()),
@@ -111,7 +112,7 @@ async def test_finance_pays_a_payout_needing_attention_again_once_with_four_eyes
         await eventually(paid, "the payout paid again", timeout=30)
         after = await api.post(url, json=body, headers=asked(second, uuid.uuid4().hex))
         assert after.status_code == 409 and "is paid" in after.text
-        run = temporal_env.client.get_workflow_handle(
+        run = temporal.get_workflow_handle(
             ib_payout_again_workflow_id(d_payout), result_type=PayoutResult
         )
         assert (await run.result()).status is PayoutStatus.PAID

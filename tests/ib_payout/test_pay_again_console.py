@@ -27,8 +27,8 @@ from db.models.ib import IbPayout
 from db.sealed import SecretBox
 from domain.roles import StaffRole
 from settings import IbRules, Settings
-from tests.conftest import app_client
-from tests.ib_payout.opened import REFUSED, first_week_payouts, refused_by_mt5
+from tests.conftest import FLEET_NAMESPACE, app_client
+from tests.ib_payout.opened import REFUSED, first_week_payouts, own_namespace, refused_by_mt5
 from tests.support.people import People
 from tests.support.waiting import eventually
 from workflows.ib_payout import IbPayoutAgainWorkflow
@@ -58,6 +58,7 @@ async def test_two_officers_pay_a_payout_again_from_its_page(
     temporal_env: WorkflowEnvironment,
 ) -> None:
     opened = await first_week_payouts(sessions, settings)
+    temporal = await own_namespace(temporal_env)
     steps, d_payout = opened.steps, opened.of("D")
     other = next(p for p in opened.payouts.values() if p != d_payout)
     await refused_by_mt5(sessions, d_payout)
@@ -65,7 +66,7 @@ async def test_two_officers_pay_a_payout_again_from_its_page(
     first, second = await people.staff(StaffRole.FINANCE), await people.staff(StaffRole.FINANCE)
     auditor = await people.staff(StaffRole.AUDITOR)
     console._transport.app.state.brokerflow.temporal = TemporalConnector(  # type: ignore[attr-defined]
-        "unused", "default", client=temporal_env.client
+        "unused", FLEET_NAMESPACE, client=temporal
     )
     page_url = f"/console/ib-payouts/{d_payout}"
     form_url = f"{page_url}/pay-again"
@@ -88,7 +89,7 @@ async def test_two_officers_pay_a_payout_again_from_its_page(
     csrf = match.group(1)
 
     async with Worker(
-        temporal_env.client,
+        temporal,
         task_queue=TASK_QUEUE,
         workflows=[IbPayoutAgainWorkflow],
         activities=list(implementations(Step, steps, IbManagementSteps(sessions)).values()),
