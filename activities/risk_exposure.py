@@ -681,10 +681,18 @@ class RiskExposureSteps:
         session.add(row)
         await session.flush()
         await queries.drop_points_before(session, server, at - request.retention)
-        raised, cleared, alerts = await self._evaluate(session, server, at, figures, thresholds)
+        # Each rule's newest alert, read once for both evaluations (their alerts' ids differ).
+        latest = (
+            await queries.latest_alerts_of(session, server)
+            if thresholds or verdicts is not None
+            else {}
+        )
+        raised, cleared, alerts = await self._evaluate(
+            session, server, at, figures, thresholds, latest
+        )
         if verdicts is not None:
             more = await self._evaluate_margin_calls(
-                session, server, at, verdicts, {p.login for p in positions}
+                session, server, at, verdicts, {p.login for p in positions}, latest
             )
             raised, cleared, alerts = raised + more[0], cleared + more[1], alerts + more[2]
         return ExposurePointRecorded(
@@ -707,11 +715,12 @@ class RiskExposureSteps:
         at: datetime,
         point: dict[str, Any],
         thresholds: Sequence[RiskThreshold],
+        latest: dict[uuid.UUID, RiskAlert],
     ) -> tuple[list[str], list[str], list[RaisedAlert]]:
-        """(keys raised, keys cleared, the raises of the alerts raised)."""
+        """(keys raised, keys cleared, the raises of the alerts raised); `latest`: each rule's
+        newest alert on the server (`queries.latest_alerts_of`)."""
         if not thresholds:
             return [], [], []
-        latest = await queries.latest_alerts_of(session, server)
         earlier: dict[int, dict[str, Any] | None] = {}
         raised: list[str] = []
         cleared: list[str] = []
@@ -773,12 +782,12 @@ class RiskExposureSteps:
         at: datetime,
         verdicts: dict[int, MarginVerdict],
         with_positions: set[int],
+        latest: dict[uuid.UUID, RiskAlert],
     ) -> tuple[list[str], list[str], list[RaisedAlert]]:
         """Per account, the alert of its present state (near margin call, margin call, stop
         out) raised, and its alerts of the other states cleared. An account with a raised
         alert and no position left has nothing at risk (cleared); one with positions that was
         not checked (its group unread) keeps its alerts as they are."""
-        latest = await queries.latest_alerts_of(session, server)
         flagged = {
             int(a.key)
             for a in latest.values()

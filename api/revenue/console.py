@@ -12,12 +12,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
-from api.analytics.access import Day
 from api.deps import SessionDep
 from api.pages import render
 from api.policy import ConsolePolicy, Principal
 from api.revenue import service
-from api.revenue.schemas import SERVER_PATTERN
+from api.revenue.schemas import SERVER_PATTERN, First, Last
 from api.revenue.service import REVENUE_READERS
 from db.queries import revenue as queries
 
@@ -27,8 +26,6 @@ ConsoleRevenueReader = Annotated[
 ]
 
 Server = Annotated[str | None, Query(pattern=SERVER_PATTERN)]
-First = Annotated[Day | None, Query(description="first UTC day (default: last)")]
-Last = Annotated[Day | None, Query(description="last UTC day, included (default: today)")]
 
 
 @router.get("", response_class=HTMLResponse)

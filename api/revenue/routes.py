@@ -8,13 +8,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.analytics.access import Day
 from api.deps import SessionDep
 from api.revenue import service
 from api.revenue.schemas import (
     DealerRulesSet,
     DealerRuleView,
     DealRevenueView,
+    First,
+    Last,
     MirrorReport,
     RevenueSummary,
     ServerName,
@@ -23,9 +24,6 @@ from api.revenue.schemas import (
 from api.revenue.service import RevenueDesk, RevenueReader
 
 router = APIRouter(prefix="/v1/revenue/servers/{server}", tags=["revenue"])
-
-First = Annotated[Day | None, Query(description="first UTC day (default: last)")]
-Last = Annotated[Day | None, Query(description="last UTC day, included (default: today)")]
 
 
 @router.get("/dealer-rules")

@@ -8,11 +8,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import Path
+from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from api.analytics.access import Day
 
 SERVER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 ServerName = Annotated[str, Path(pattern=SERVER_PATTERN, description="an MT5 server's name")]
+# The UTC days a figure covers, as the API and the console page take them.
+First = Annotated[Day | None, Query(description="first UTC day (default: last)")]
+Last = Annotated[Day | None, Query(description="last UTC day, included (default: today)")]
 Mask = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$"),

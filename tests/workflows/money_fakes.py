@@ -68,6 +68,7 @@ from domain.payments import (
     UnmatchedAction,
     UnmatchedStatus,
 )
+from tests.support.waiting import eventually
 
 # The temporal-test-server binary sits next to the interpreter (as in tests/conftest.py).
 BIN = Path(sys.executable).parent
@@ -148,19 +149,11 @@ class MoneyFakes:
 
     async def called(self, step: str) -> None:
         """Wait until `step` has been called (a paused step is then in flight)."""
-        for _ in range(400):
-            if step in self.steps():
-                return
-            await asyncio.sleep(0.025)
-        raise AssertionError(f"{step} was never called")
+        await eventually(lambda: step in self.steps(), f"{step} called", timeout=10)
 
     async def landed(self, comment: str) -> None:
         """Wait until MT5 holds the balance deal `comment` (a paused change, once released)."""
-        for _ in range(400):
-            if comment in self.deals:
-                return
-            await asyncio.sleep(0.025)
-        raise AssertionError(f"MT5 never applied {comment}")
+        await eventually(lambda: comment in self.deals, f"MT5 applied {comment}", timeout=10)
 
     def steps(self) -> list[str]:
         return [name for name, _ in self.calls]

@@ -35,6 +35,7 @@ from contracts.unmatched_funds import (
 )
 from domain.money import Money
 from domain.payments import unmatched_reference
+from tests.support.waiting import eventually
 from tests.workflows.money_fakes import MoneyFakes, usd
 
 
@@ -86,11 +87,7 @@ class IbPayoutFakes:
         return self.paused[step]
 
     async def called(self, step: str) -> None:
-        for _ in range(400):
-            if step in self.calls:
-                return
-            await asyncio.sleep(0.025)
-        raise AssertionError(f"{step} was never called")
+        await eventually(lambda: step in self.calls, f"{step} called", timeout=10)
 
     async def _call(self, step: str) -> None:
         self.calls.append(step)
