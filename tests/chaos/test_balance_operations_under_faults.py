@@ -2,7 +2,7 @@
 
 About 10% of `trade/balance` requests fail, a third of those after the deposit was applied
 (commit-then-drop), and look-ups fail too. Afterwards every balance is exactly what was intended
-and no operation has two deals. `BROKERFLOW_CHAOS_BALANCE_OPS` sets the size (default 1000).
+and no operation has two deals. `BROKERFLOW_CHAOS_BALANCE_OPS` sets the size (default 600).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from tests.e2e.helpers import simulator_deals, simulator_users
 from tests.support.processes import Simulator, start_simulator
 
 pytestmark = pytest.mark.chaos
-OPERATIONS = int(os.environ.get("BROKERFLOW_CHAOS_BALANCE_OPS", "1000"))
+OPERATIONS = int(os.environ.get("BROKERFLOW_CHAOS_BALANCE_OPS", "600"))
 ACCOUNTS = 20
 FAULTS = [
     {"path": "/api/trade/balance", "mode": "drop_after_commit", "probability": 0.035},

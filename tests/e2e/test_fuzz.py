@@ -41,7 +41,7 @@ from tests.support.stack import Stack
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.e2e
-EXAMPLES = int(os.environ.get("BROKERFLOW_FUZZ_EXAMPLES", "3"))
+EXAMPLES = int(os.environ.get("BROKERFLOW_FUZZ_EXAMPLES", "2"))
 PHASES = os.environ.get("BROKERFLOW_FUZZ_PHASES", "examples,fuzzing")
 # Run anonymously only: as a principal they would end the very session the run goes on with.
 SESSION_ENDERS = frozenset({"POST /v1/auth/logout", "POST /console/logout"})
