@@ -86,7 +86,7 @@ from workflows.registry import WORKFLOWS
 
 log = logging.getLogger("brokerflow.worker")
 DATABASE_CONNECTIONS = 20
-LOCAL_STEPS_AT_ONCE = DATABASE_CONNECTIONS // 4
+LOCAL_STEPS_AT_ONCE = DATABASE_CONNECTIONS // 2
 
 
 class _CompiledOnceLoader(SourceFileLoader):
@@ -297,7 +297,8 @@ def build_workers(
             activities=list(database_steps.values()),
             # Each database step holds a connection: no more steps at once than the pool has
             # connections, or the waiting ones run out of their start-to-close time. Steps a
-            # workflow runs locally (`Step.local`: short ones) take a quarter of them.
+            # workflow runs locally (`Step.local`: short ones, a deposit's database steps and
+            # its processor's) take half of them.
             max_concurrent_activities=DATABASE_CONNECTIONS - LOCAL_STEPS_AT_ONCE,
             max_concurrent_local_activities=LOCAL_STEPS_AT_ONCE,
         )

@@ -41,7 +41,7 @@ from db.queries.movements import (
     wait_until_committed,
 )
 from domain.errors import BackOfficeError
-from domain.funds import receive_payment, return_payment
+from domain.funds import accept_in_transit, receive_payment, return_payment
 from domain.money import Money
 from domain.money_flows import MovementKind
 from domain.payment_checks import (
@@ -185,8 +185,22 @@ class PaymentSteps:
         """The money booked into suspense and checked, in one transaction: a retry finds either
         both done or neither."""
         async with self._sessions.begin() as session:
+            if request.session is not None:  # nothing written when the request stored it
+                await store_session(session, request.payment_id, request.session)
             await self._book_received(session, request)
-            return await self._assess(session, request.payment_id)
+            assessment = await self._assess(session, request.payment_id)
+            transit = request.in_transit
+            if (
+                transit is None
+                or assessment.flags
+                or assessment.amount.currency != transit.currency
+            ):
+                return assessment
+            # Idempotent by its key: a retry finds it booked (the same entry) and adds nothing.
+            await post_entry(
+                session, accept_in_transit(transit.key, str(transit.client_id), assessment.amount)
+            )
+            return assessment.model_copy(update={"in_transit": True})
 
     @staticmethod
     async def _book_received(session: AsyncSession, request: PaymentReceived) -> None:

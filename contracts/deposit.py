@@ -42,14 +42,30 @@ class DepositInput(Contract):
     timers: PaymentTimers = Field(default_factory=PaymentTimers)
 
 
+class InTransit(Contract):
+    """A deposit bound for an MT5 account in `currency`: `receive_deposit` books it in transit
+    (`domain.funds.accept_in_transit`, under `key`) in its own transaction when the checks pass
+    and the money came in that currency; else the workflow books it later, as before."""
+
+    key: str
+    client_id: ClientId
+    currency: str
+
+
 class PaymentReceived(Contract):
     payment_id: uuid.UUID
     event: PaymentEvent
+    # Since `workflows.deposit.FEWER_ROUND_TRIPS`, for `receive_deposit`: the processor's answer
+    # when the money arrived before the deposit stored it (`record_payment_session`), stored
+    # first if the request did not (the webhook found the payment: its request has committed).
+    session: PaymentSession | None = None
+    in_transit: InTransit | None = None
 
 
 class DepositAssessment(Contract):
     flags: tuple[RiskFlag, ...]
     amount: Money  # what the processor collected: what the client gets
+    in_transit: bool = False  # booked in transit by the step (`PaymentReceived.in_transit`)
 
 
 class ProcessorEvents(Contract):
@@ -108,7 +124,8 @@ record_payment_received = Step(
 )
 assess_deposit = Step("assess_deposit", PaymentRef, DepositAssessment, policies.DATABASE)
 # Since `workflows.deposit.FEWER_LOCAL_STEPS`, the two above as one step in one transaction: the
-# money booked into suspense and checked, the payment moved on to crediting or held.
+# money booked into suspense and checked, the payment moved on to crediting or held (and, since
+# `FEWER_ROUND_TRIPS`, a cleared deposit bound for MT5 booked in transit: `InTransit`).
 receive_deposit = Step("receive_deposit", PaymentReceived, DepositAssessment, policies.DATABASE)
 # A rejected deposit goes back where it came from, and out of the books' suspense.
 return_payment_to_payer = Step("return_payment_to_payer", PaymentRef, type(None), policies.DATABASE)

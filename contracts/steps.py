@@ -22,6 +22,8 @@ from datetime import timedelta
 from typing import Any, Generic, TypeVar, overload
 
 from temporalio import activity, workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as StepTimedOut
 
 from contracts import mt5_task_queue
 from contracts.policies import Policy
@@ -82,15 +84,29 @@ class Step(_Stub[A, R]):
         (a long one) cannot run locally."""
         if self.policy.heartbeat is not None:
             raise TypeError(f"{self.name} heartbeats: it runs as an activity, not locally")
-        result = await workflow.execute_local_activity(
-            self.name,
-            argument,
-            start_to_close_timeout=self.policy.timeout,
-            schedule_to_close_timeout=self.policy.give_up_after,
-            retry_policy=self.policy.retry,
-            local_retry_threshold=LOCAL_RETRY_THRESHOLD,
-            result_type=temporal_result_type(self.result),
-        )
+        try:
+            result = await workflow.execute_local_activity(
+                self.name,
+                argument,
+                start_to_close_timeout=self.policy.timeout,
+                schedule_to_close_timeout=self.policy.give_up_after,
+                retry_policy=self.policy.retry,
+                local_retry_threshold=LOCAL_RETRY_THRESHOLD,
+                result_type=temporal_result_type(self.result),
+            )
+        except (ApplicationError, StepTimedOut) as failure:
+            # A local step's failure reaches the workflow bare, an activity's inside an
+            # ActivityError: raised as an activity's, a step fails one way wherever it ran
+            # (the workflows' `except ActivityError` handle both).
+            raise ActivityError(
+                f"local step {self.name} failed",
+                scheduled_event_id=0,
+                started_event_id=0,
+                identity="",
+                activity_type=self.name,
+                activity_id="",
+                retry_state=None,
+            ) from failure
         return result  # type: ignore[no-any-return]
 
     async def run(self, argument: A, *, local: bool) -> R:

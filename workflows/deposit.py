@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         DEPOSIT,
         PAYMENT_SESSION,
         DepositInput,
+        InTransit,
         OpenPaymentSession,
         PaymentReceived,
         RecordPaymentSession,
@@ -78,6 +79,8 @@ from workflows.funds import (
 FUNDS_ARRIVED = (PaymentEventKind.PAYMENT_SUCCEEDED, PaymentEventKind.TRANSFER_RECEIVED)
 # The MT5 credit deal's purpose (its reversal is the saga's "rev").
 CREDIT = "dep"
+# The saga's step (and entry key suffix) of the money held in transit to MT5.
+TRANSIT = "transit"
 # `workflow.patched` id: since this change a credit MT5 refused is taken back from MT5 (if it is
 # there) before the money goes to the wallet. Deposits that reached that point before it replay
 # without the step.
@@ -106,6 +109,24 @@ SESSION_IN_ANSWER = "deposit-payment-session-in-answer"
 # the client's notice of the credit is written with its last booking: two local steps fewer.
 # Deposits that received their money before it replay the separate steps.
 FEWER_LOCAL_STEPS = "deposit-fewer-local-steps"
+# Since this change a deposit costs fewer of the server's round trips (docs/payments.md, "Cost
+# per deposit"):
+# - the processor is asked as a local step: its answer reaches the request at the end of the
+#   first workflow task. The request stores it on the payment's row when it came in time; a
+#   step stores it if the request did not (a slow processor; the client reads the payment until
+#   it shows it), once the request has committed: `STORE_SESSION_AFTER` later, or, when the
+#   money arrives first (the webhook found the committed row), `receive_deposit` in its own
+#   transaction;
+# - a cleared deposit bound for MT5 is booked in transit by `receive_deposit` (`InTransit`);
+# - the search attributes are set once in the first task (not before the processor and again
+#   after it);
+# - it is the one patch a new deposit asks for: such a run takes each earlier patch's path
+#   without asking (every patch asked writes a marker and a search-attribute update to the
+#   history: five per deposit before). Runs started before ask as they did.
+FEWER_ROUND_TRIPS = "deposit-fewer-round-trips"
+# Later than the request waits for the processor (`api.payments.service.SESSION_WAIT_SECONDS`):
+# by then the request has committed, with or without the answer.
+STORE_SESSION_AFTER = timedelta(seconds=15)
 
 
 class _TakeBackFailed(Exception):
@@ -132,6 +153,10 @@ class DepositWorkflow:
         # The processor's page or reference once it has answered, or why it did not.
         self._session: PaymentSession | None = None
         self._session_refused: str | None = None
+        # Whether this run started on `FEWER_ROUND_TRIPS` (set first thing in `run`).
+        self._current = False
+        # The processor's answer, when the money arrived before a step stored it.
+        self._unstored: PaymentSession | None = None
 
     @workflow.signal(name=PAYMENT_EVENT.name)
     async def payment_event(self, event: PaymentEvent) -> None:
@@ -180,7 +205,9 @@ class DepositWorkflow:
 
     @workflow.run
     async def run(self, request: DepositInput) -> MovementResult:
-        show_movement(request.client_id, request.reference, PaymentStatus.INITIATED)
+        self._current = workflow.patched(FEWER_ROUND_TRIPS)
+        if not self._current:  # else shown once the processor has answered (the same task)
+            show_movement(request.client_id, request.reference, PaymentStatus.INITIATED)
         try:
             event = await self._funds_or_decline()
         except TimeoutError:
@@ -202,6 +229,17 @@ class DepositWorkflow:
         await unstoppable(self._settle(event, UnmatchedReason.SECOND_PAYMENT))
         return await unstoppable(self._last(self._receive(event)))
 
+    def _show_movement(self) -> None:
+        """The deposit's search attributes, at its status (`FEWER_ROUND_TRIPS`: once, in the
+        task that asks the processor, instead of once before it and again after)."""
+        request = self._request
+        show_movement(request.client_id, request.reference, self._status, patch=None)
+
+    def _since(self, patch: str) -> bool:
+        """Whether the run takes the path of the change behind `patch`: always on
+        `FEWER_ROUND_TRIPS`, else as `workflow.patched` says."""
+        return self._current or workflow.patched(patch)
+
     async def _settle(self, taken: PaymentEvent | None, others: UnmatchedReason) -> None:
         """The run has settled on `taken` (or on no money): every other payment that arrived,
         now or later, is queued for finance as unmatched funds, `others` saying why."""
@@ -214,7 +252,7 @@ class DepositWorkflow:
     async def _queue_if_not_taken(self, event: PaymentEvent) -> None:
         if event.kind not in FUNDS_ARRIVED or event.event_id == self._taken:
             return
-        if event.event_id in self._queued or not workflow.patched(QUEUE_FUNDS_NOT_TAKEN):
+        if event.event_id in self._queued or not self._since(QUEUE_FUNDS_NOT_TAKEN):
             return
         self._queued.add(event.event_id)
         taken = f"; the deposit took {self._taken}" if self._taken else ""
@@ -240,8 +278,12 @@ class DepositWorkflow:
 
     async def _funds_or_decline(self) -> PaymentEvent:
         payment = PaymentRef(payment_id=self._request.payment_id)
+        local = self._current
         try:
-            if workflow.patched(SESSION_IN_ANSWER):
+            if local:
+                opening = deposit.open_payment_session.local(self._opening())
+                self._session = opened = await finish_first(opening)
+            elif self._since(SESSION_IN_ANSWER):
                 opened = await finish_first(deposit.open_payment_session(self._opening()))
                 # The update answers the request with it; the request stores it on the payment's
                 # row and commits. The next step waits for that commit (a database lock the
@@ -256,17 +298,30 @@ class DepositWorkflow:
             else:
                 self._session = await finish_first(deposit.start_processor_deposit(payment))
         except ActivityError as failure:
+            if local:
+                self._show_movement()
             self._session_refused = failure_text(failure)
             await workflow.wait_condition(workflow.all_handlers_finished)
             raise
         self._status = PaymentStatus.AWAITING_FUNDS
+        if local:
+            self._show_movement()
+            await self._store_at_next_wake(
+                RecordPaymentSession(payment_id=payment.payment_id, session=opened)
+            )
+            if self._processor_outcome() is None:
+                await self._wait_or_ask_processor(payment)
+            return self._outcome()
         show_status(self._status)
-        if workflow.patched(ASK_PROCESSOR_WHEN_SILENT):
+        if self._since(ASK_PROCESSOR_WHEN_SILENT):
             await self._wait_or_ask_processor(payment)
         else:
             await workflow.wait_condition(
                 lambda: self._processor_outcome() is not None, timeout=PAYMENT_WINDOW
             )
+        return self._outcome()
+
+    def _outcome(self) -> PaymentEvent:
         event = self._processor_outcome()
         if event is None:
             raise ApplicationError(
@@ -275,6 +330,22 @@ class DepositWorkflow:
                 non_retryable=True,
             )
         return event
+
+    async def _store_at_next_wake(self, answer: RecordPaymentSession) -> None:
+        """`FEWER_ROUND_TRIPS`: the processor's answer stored on the payment once the request
+        has committed: `STORE_SESSION_AFTER` from now, or when an outcome comes first. Money
+        that arrived first is received by a step that stores it too (`_unstored`): one step."""
+        try:
+            await workflow.wait_condition(
+                lambda: self._processor_outcome() is not None, timeout=STORE_SESSION_AFTER
+            )
+        except TimeoutError:
+            pass
+        outcome = self._processor_outcome()
+        if outcome is not None and outcome.kind in FUNDS_ARRIVED:
+            self._unstored = answer.session
+            return
+        await finish_first(deposit.record_payment_session.local(answer))
 
     def _opening(self) -> OpenPaymentSession:
         request = self._request
@@ -329,9 +400,15 @@ class DepositWorkflow:
     async def _receive(self, event: PaymentEvent) -> MovementResult:
         request = self._request
         payment = PaymentRef(payment_id=request.payment_id)
-        local = workflow.patched(LOCAL_DATABASE_STEPS)
-        received = PaymentReceived(payment_id=request.payment_id, event=event)
-        fewer = local and workflow.patched(FEWER_LOCAL_STEPS)
+        local = self._since(LOCAL_DATABASE_STEPS)
+        saga = Saga("deposit", request.client_id, request.reference, self._movement, local=local)
+        received = PaymentReceived(
+            payment_id=request.payment_id,
+            event=event,
+            session=self._unstored,
+            in_transit=self._in_transit(saga),
+        )
+        fewer = local and self._since(FEWER_LOCAL_STEPS)
         if fewer:
             assessment = await finish_first(deposit.receive_deposit.local(received))
         else:
@@ -341,7 +418,7 @@ class DepositWorkflow:
         if assessment.flags:
             self._status = PaymentStatus.HELD
             show_status(self._status)
-            if workflow.patched(HELD_DECISION_SLA):
+            if self._since(HELD_DECISION_SLA):
                 sla = request.timers.held_decision_sla
                 flags = ", ".join(flag.value for flag in assessment.flags)
                 await wait_or_escalate(
@@ -374,7 +451,9 @@ class DepositWorkflow:
         self._status = PaymentStatus.CREDITING
         show_status(self._status)
         try:
-            where = await self._credit(assessment.amount, local, told=fewer)
+            where = await self._credit(
+                saga, assessment.amount, told=fewer, in_transit=assessment.in_transit
+            )
         except _TakeBackFailed as failed:
             return failed.result
         credited = assessment.amount
@@ -393,13 +472,23 @@ class DepositWorkflow:
             message=f"{credited.amount} {credited.currency} from {reference} are credited {where}",
         )
 
-    async def _credit(self, amount: Money, local: bool, *, told: bool) -> str:
+    def _in_transit(self, saga: Saga) -> InTransit | None:
+        """`FEWER_ROUND_TRIPS`: a deposit bound for MT5 is booked in transit by the step that
+        checks it (when they pass, in the account's currency)."""
+        destination = self._request.destination
+        if not self._current or destination.mt5 is None:
+            return None
+        return InTransit(
+            key=saga.key(TRANSIT), client_id=saga.client_id, currency=destination.currency
+        )
+
+    async def _credit(self, saga: Saga, amount: Money, *, told: bool, in_transit: bool) -> str:
         """Credit the destination; returns where the money went, in the client's words.
-        `local`: the bookings run as local activities (`LOCAL_DATABASE_STEPS`); `told`: the
-        last booking tells the client (`FEWER_LOCAL_STEPS`)."""
-        request = self._request
-        saga = Saga("deposit", request.client_id, request.reference, self._movement, local=local)
-        destination = request.destination
+        `saga.local`: the bookings run as local activities (`LOCAL_DATABASE_STEPS`); `told`: the
+        last booking tells the client (`FEWER_LOCAL_STEPS`); `in_transit`: the checks' step has
+        booked it in transit (`FEWER_ROUND_TRIPS`)."""
+        local = saga.local
+        destination = self._request.destination
 
         def notice(where: str) -> Notify | None:
             return self._credited_notice(amount, where) if told else None
@@ -415,7 +504,8 @@ class DepositWorkflow:
                 notice=notice(where),
             )
             return where
-        await book(accept_in_transit(saga.key("transit"), saga.client, amount), local=local)
+        if not in_transit:
+            await book(accept_in_transit(saga.key(TRANSIT), saga.client, amount), local=local)
         try:
             await saga.give_to(destination, amount, CREDIT, notice("as asked"))
             return "as asked"
@@ -423,7 +513,7 @@ class DepositWorkflow:
             # Compensation: MT5 will not take it, but it is the client's money all the same. An
             # attempt may have landed before the refusal: MT5 gives it back first, or the client
             # would have it twice.
-            if workflow.patched(TAKE_BACK_BEFORE_WALLET):
+            if self._since(TAKE_BACK_BEFORE_WALLET):
                 # The credit's own compensation (registered by `give_to`): MT5 gives back what
                 # it holds of it. One refused for good (a history from before
                 # `COMPENSATIONS_RUN_TO_THEIR_END` fails the workflow here instead) leaves the
@@ -450,7 +540,7 @@ class DepositWorkflow:
         """MT5 refused the credit and taking back what it may hold failed for good: the money
         stays in the client's hold (neither wallet nor MT5 is credited by us), a case for
         finance says what is left to do, and the deposit ends needs_attention."""
-        transit = saga.key("transit")
+        transit = saga.key(TRANSIT)
         saga.not_undone = [
             step.model_copy(update={"what": f"{step.what}, then credit the hold {transit}"})
             for step in saga.not_undone

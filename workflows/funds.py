@@ -70,13 +70,14 @@ def show_movement(
     reference: str,
     status: StrEnum,
     *,
-    patch: str = SEARCH_ATTRIBUTES_SHOWN,
+    patch: str | None = SEARCH_ATTRIBUTES_SHOWN,
 ) -> None:
     """At a run's start: the movement's search attributes, if this run shows them (`patch`: the
-    `workflow.patched` id under which this workflow type began to; the client only when known).
+    `workflow.patched` id under which this workflow type began to, None when the run knows it
+    started after it; the client only when known).
     `status` is the value the row the workflow moves holds (a `PaymentStatus`; an unmatched
     item's or an IB payout's own status)."""
-    if not workflow.patched(patch):
+    if patch is not None and not workflow.patched(patch):
         return
     shown: list[SearchAttributeUpdate[Any]] = [
         PAYMENT_REFERENCE.value_set(reference),

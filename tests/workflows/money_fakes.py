@@ -215,8 +215,12 @@ class MoneyFakes:
         @implements(deposit.receive_deposit)
         async def receive_deposit(request: PaymentReceived) -> DepositAssessment:
             await self._call(deposit.receive_deposit.name, request.event.event_id, request)
-            self._received = request.event.amount
-            return DepositAssessment(flags=self.deposit_flags, amount=self._received)
+            self._received = received = request.event.amount
+            transit = request.in_transit
+            if transit is None or self.deposit_flags or received.currency != transit.currency:
+                return DepositAssessment(flags=self.deposit_flags, amount=received)
+            self.booked.add(transit.key)  # in the step's own transaction, as the real one does
+            return DepositAssessment(flags=(), amount=received, in_transit=True)
 
         @implements(funds.record_decision)
         async def record_decision(request: RecordDecision) -> None:
@@ -434,9 +438,13 @@ async def blocked_after(handle: WorkflowHandle[Any, Any], step: str) -> None:
             and e.activity_task_completed_event_attributes.scheduled_event_id in scheduled
             for e in events
         ) or any(local_step(e) == step for e in events)
-        # A timer or a patch (marker, search attribute) the task started is written after it.
+        # A timer or a patch (marker, search attribute) the task started, a timer it cancelled
+        # or an update it accepted and answered is written after it.
         while events and events[-1].event_type in (
             EventType.EVENT_TYPE_TIMER_STARTED,
+            EventType.EVENT_TYPE_TIMER_CANCELED,
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED,
             EventType.EVENT_TYPE_MARKER_RECORDED,
             EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
         ):

@@ -17,7 +17,13 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 
 from contracts import deposit, funds
-from contracts.deposit import PAYMENT_SESSION, DepositInput, SessionWanted, deposit_workflow_id
+from contracts.deposit import (
+    PAYMENT_SESSION,
+    DepositInput,
+    InTransit,
+    SessionWanted,
+    deposit_workflow_id,
+)
 from contracts.funds import (
     CLIENT_ID,
     DECIDE,
@@ -125,13 +131,19 @@ class TestDeposit:
             result = await finish(handle)
 
         assert result == MovementResult(status=PaymentStatus.COMPLETED, credited=AMOUNT)
+        # The money arrived before the processor's answer was stored by a step of its own: the
+        # step that receives it stores it (if the request did not).
         assert fakes.calls == [
             (deposit.open_payment_session.name, None),
-            (deposit.record_payment_session.name, None),
             (deposit.receive_deposit.name, event_id),
             (funds.book_entry.name, f"{ref}:wallet"),
             (funds.notify_client.name, "deposit_completed"),
         ]
+        [received] = fakes.inputs[deposit.receive_deposit.name]
+        assert received.session == PaymentSession(
+            provider="cardco", provider_ref="pay_1", redirect_url="https://x"
+        )
+        assert received.in_transit is None  # to the wallet
         booking = fakes.bookings()[f"{ref}:wallet"]
         assert booking.entry.description == "deposit credited to wallet"
         assert booking.then is not None
@@ -150,7 +162,6 @@ class TestDeposit:
 
         assert result == MovementResult(status=PaymentStatus.COMPLETED, credited=AMOUNT)
         assert fakes.after(deposit.receive_deposit.name) == [
-            (funds.book_entry.name, f"{ref}:transit"),
             (funds.mt5_credit_balance.name, f"dep {ref}"),
             (funds.book_entry.name, f"{ref}:to-mt5"),
             (funds.notify_client.name, "deposit_completed"),
@@ -160,9 +171,13 @@ class TestDeposit:
         started, first_task = await start_times(handle)
         assert started <= credit.requested_at <= first_task  # the movement's start
         assert credit.requested_at == (await handle.describe()).start_time
-        bookings = fakes.bookings()
-        assert bookings[f"{ref}:transit"].entry.description == "deposit in transit to MT5"
-        into_mt5 = bookings[f"{ref}:to-mt5"]
+        # Booked in transit by the step that checked it, in its transaction.
+        [received] = fakes.inputs[deposit.receive_deposit.name]
+        assert received.in_transit == InTransit(
+            key=f"{ref}:transit", client_id=request.client_id, currency="USD"
+        )
+        assert f"{ref}:transit" in fakes.booked
+        into_mt5 = fakes.bookings()[f"{ref}:to-mt5"]
         assert into_mt5.entry.description.startswith("credited to MT5")
         assert into_mt5.then is not None
         assert into_mt5.then.status is PaymentStatus.COMPLETED
@@ -184,7 +199,6 @@ class TestDeposit:
         # MT5 is asked whether the credit landed before the wallet gets the money: it did not,
         # so nothing is taken back there and the held money goes to the wallet.
         assert fakes.after(deposit.receive_deposit.name) == [
-            (funds.book_entry.name, f"{ref}:transit"),
             (funds.mt5_credit_balance.name, f"dep {ref}"),
             (funds.mt5_reverse_if_applied.name, (f"rev {ref}", False)),
             (funds.book_entry.name, f"{ref}:to-wallet"),
@@ -280,6 +294,29 @@ class TestDeposit:
         [recorded] = fakes.inputs[funds.record_decision.name]
         assert recorded.final and recorded.new_status is PaymentStatus.CREDITING
 
+    async def test_a_held_deposit_to_mt5_is_booked_in_transit_once_approved(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        fakes = MoneyFakes(deposit_flags=(RiskFlag.LARGE_AMOUNT,))
+        request = deposit_request(mt5_pocket(fakes))
+        ref = request.reference
+        async with workers(env, fakes, DepositWorkflow) as queue:
+            handle = await start(env, queue, request)
+            await pay(handle, request)
+            await blocked_after(handle, deposit.receive_deposit.name)
+            assert f"{ref}:transit" not in fakes.booked  # held: not in transit yet
+            await decide(handle, decision("compliance", approve=True))
+            result = await finish(handle)
+
+        assert result == MovementResult(status=PaymentStatus.COMPLETED, credited=AMOUNT)
+        assert fakes.after(deposit.receive_deposit.name) == [
+            (funds.record_decision.name, True),
+            (funds.book_entry.name, f"{ref}:transit"),
+            (funds.mt5_credit_balance.name, f"dep {ref}"),
+            (funds.book_entry.name, f"{ref}:to-mt5"),
+            (funds.notify_client.name, "deposit_completed"),
+        ]
+
     async def test_no_payment_within_the_window_expires(self, env: WorkflowEnvironment) -> None:
         fakes = MoneyFakes()
         request = deposit_request(wallet_pocket())
@@ -362,8 +399,9 @@ class TestPaymentSessionInTheAnswer:
             handle: Handle = env.client.get_workflow_handle(
                 deposit_workflow_id(request.payment_id), result_type=MovementResult
             )
-            # The page is answered before the step that stores it (if the request did not).
-            await blocked_after(handle, deposit.record_payment_session.name)
+            # The page is answered before the step that stores it (if the request did not),
+            # which runs at the deposit's next wake-up.
+            await blocked_after(handle, deposit.open_payment_session.name)
             # Asked again (a repeated request), the running deposit gives the same answer. (After
             # the step: an update's events written last would keep `blocked_after` waiting.)
             again = await handle.execute_update(

@@ -49,7 +49,6 @@ async def test_a_credit_refused_after_mt5_applied_it_is_taken_back_before_the_wa
     assert (result.reason or "").startswith("to the wallet: MT5 refused the credit")
     # MT5 gives the credit back before the wallet gets the money.
     assert fakes.after(deposit.receive_deposit.name) == [
-        (funds.book_entry.name, f"{ref}:transit"),
         (funds.mt5_credit_balance.name, f"dep {ref}"),
         (funds.mt5_reverse_if_applied.name, (f"rev {ref}", True)),
         (funds.book_entry.name, f"{ref}:to-wallet"),

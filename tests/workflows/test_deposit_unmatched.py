@@ -164,7 +164,6 @@ class TestTakeBackFailedForGood:
         assert result.status is PaymentStatus.NEEDS_ATTENTION
         assert "taking it back from MT5 failed" in (result.reason or "")
         assert fakes.after(deposit.receive_deposit.name) == [
-            (funds.book_entry.name, f"{ref}:transit"),
             (funds.mt5_credit_balance.name, f"dep {ref}"),
             (funds.mt5_reverse_if_applied.name, (f"rev {ref}", True)),
             (funds.open_finance_case.name, FinanceCaseKind.COMPENSATION_INCOMPLETE),

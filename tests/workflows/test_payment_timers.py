@@ -255,7 +255,7 @@ class TestLostDepositWebhook:
         request = a_deposit()
         async with workers(env, fakes, DepositWorkflow) as queue:
             handle = await deposits.start(env, queue, request)
-            await blocked_after(handle, deposit.record_payment_session.name)
+            await blocked_after(handle, deposit.open_payment_session.name)
             await env.sleep(timedelta(hours=3))
             assert await running(handle)
             await deposits.pay(handle, request)
