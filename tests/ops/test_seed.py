@@ -25,6 +25,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from api.payments import service as payment_service
 from db.models import (
     AccountApplication,
     AuditEntry,
@@ -114,8 +115,11 @@ async def test_seeding_twice_creates_nothing_new_and_prints_credentials_once(
     sessions: async_sessionmaker[AsyncSession],
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # No worker: the demo activity does not wait for workflows that will not move.
+    # No worker: the demo activity does not wait for workflows that will not move, and a deposit
+    # request does not wait 10 s for a payment page nobody will ask the processor for.
+    monkeypatch.setattr(payment_service, "SESSION_WAIT_SECONDS", 0.2)
     first = await seed(seed_settings, activity_seconds=0)
     path = tmp_path / "dev-credentials.txt"
     print_report(first, path)
