@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas import Reason, decimal_text
+from api.schemas import Mt5Login, Reason, decimal_text
 from db.models import FinanceCase, Payment, UnmatchedFunds
 
 
@@ -269,7 +269,9 @@ class CreditUnmatchedRequest(BaseModel):
     reason: Reason
     # One of the client's live MT5 accounts, in the item's currency, to credit straight away
     # (through the deposits' balance step); left out, the client's wallet is credited.
-    mt5_login: int | None = Field(default=None, gt=0, le=2**63 - 1)
+    # Bounded as every MT5 login is (`Mt5Login`): below 2**63, a bound a JSON number can state
+    # exactly (2**63 - 1 reads as 2**63 in a double, which the fuzz then sent as valid).
+    mt5_login: Mt5Login | None = None
 
 
 # -- the console's forms and what its finance-case and unmatched-funds pages show -----------------
