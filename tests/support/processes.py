@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -21,10 +22,37 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
+# Ports handed to children are picked below the kernel's ephemeral range: a port bound to 0
+# comes from that range, and any outgoing connection (the suite makes thousands) may take it as
+# its source port before the child binds it (a full run failed so: "address already in use").
+# Above the well-known ports a `make run` stack uses (all below 10000).
+_CHILD_PORTS = range(20000, 32768)
+_handed_out: set[int] = set()
+_shuffle = random.Random()  # its own: a test seeding the shared one must not fix our picks
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return _CHILD_PORTS.stop
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port no one listens on, not handed out before in this run, outside the kernel's
+    ephemeral range."""
+    ports = range(_CHILD_PORTS.start, min(_CHILD_PORTS.stop, _ephemeral_start()))
+    for port in _shuffle.sample(ports, len(ports)):
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {ports}")
 
 
 @dataclass
