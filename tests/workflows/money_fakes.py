@@ -158,6 +158,14 @@ class MoneyFakes:
     def steps(self) -> list[str]:
         return [name for name, _ in self.calls]
 
+    def received(self) -> PaymentReceived:
+        """What `receive_deposit` was given. A local step runs again when its workflow task is
+        retried before the task recorded it (the time-skipping server can time a task out while
+        the step runs): the same step with the same argument, idempotent; never another one."""
+        first, *again = self.inputs[deposit.receive_deposit.name]
+        assert all(call == first for call in again), again
+        return first  # type: ignore[no-any-return]
+
     def bookings(self) -> dict[str, Booking]:
         return {b.entry.idempotency_key: b for b in self.inputs[funds.book_entry.name]}
 

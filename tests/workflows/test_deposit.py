@@ -139,7 +139,7 @@ class TestDeposit:
             (funds.book_entry.name, f"{ref}:wallet"),
             (funds.notify_client.name, "deposit_completed"),
         ]
-        [received] = fakes.inputs[deposit.receive_deposit.name]
+        received = fakes.received()
         assert received.session == PaymentSession(
             provider="cardco", provider_ref="pay_1", redirect_url="https://x"
         )
@@ -172,7 +172,7 @@ class TestDeposit:
         assert started <= credit.requested_at <= first_task  # the movement's start
         assert credit.requested_at == (await handle.describe()).start_time
         # Booked in transit by the step that checked it, in its transaction.
-        [received] = fakes.inputs[deposit.receive_deposit.name]
+        received = fakes.received()
         assert received.in_transit == InTransit(
             key=f"{ref}:transit", client_id=request.client_id, currency="USD"
         )

@@ -73,7 +73,7 @@ class TestTwoPaymentsOnOneReference:
             result = await finish(handle)
 
         assert result.status is PaymentStatus.COMPLETED
-        [received] = fakes.inputs[deposit.receive_deposit.name]
+        received = fakes.received()
         assert received.event.event_id == first
         [item] = queued(fakes)
         assert (item.event.event_id, item.reason) == (second, UnmatchedReason.SECOND_PAYMENT)
