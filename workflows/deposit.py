@@ -278,9 +278,8 @@ class DepositWorkflow:
 
     async def _funds_or_decline(self) -> PaymentEvent:
         payment = PaymentRef(payment_id=self._request.payment_id)
-        local = self._current
         try:
-            if local:
+            if self._current:
                 opening = deposit.open_payment_session.local(self._opening())
                 self._session = opened = await finish_first(opening)
             elif self._since(SESSION_IN_ANSWER):
@@ -298,13 +297,13 @@ class DepositWorkflow:
             else:
                 self._session = await finish_first(deposit.start_processor_deposit(payment))
         except ActivityError as failure:
-            if local:
+            if self._current:
                 self._show_movement()
             self._session_refused = failure_text(failure)
             await workflow.wait_condition(workflow.all_handlers_finished)
             raise
         self._status = PaymentStatus.AWAITING_FUNDS
-        if local:
+        if self._current:
             self._show_movement()
             await self._store_at_next_wake(
                 RecordPaymentSession(payment_id=payment.payment_id, session=opened)
