@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from itertools import combinations
@@ -18,9 +19,13 @@ from pydantic import (
     BeforeValidator,
     EmailStr,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     StringConstraints,
     WithJsonSchema,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 from domain.countries import ISO_COUNTRIES, is_iso_country
 from domain.errors import InvalidInput
@@ -58,15 +63,56 @@ _SPACE = "".join(
     for code in range(0x10000)
     if chr(code).isspace() and code not in range(0x1C, 0x20)
 )
-_TEXT = f"[^{_SPACE}]"
 
-# Stripped text: the lengths count what is left without surrounding spaces, so the document
-# says so with a pattern (a bare `minLength` would admit "  ", which strips to nothing).
-PersonName = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 200, "pattern": _TEXT}),
-]
+
+@dataclass(frozen=True)
+class Stripped:
+    """Text the server strips of surrounding spaces, as `Annotated[str, Stripped(...)]`.
+
+    The document's `maxLength` counts the text as sent, so the server checks that length before
+    stripping; `min_length` counts what is left, which the document says with a pattern (a bare
+    `minLength` would admit "  ", which strips to nothing). `refused` is a regex class body of
+    characters the stripped text may not hold (e.g. `\\x00`).
+    """
+
+    min_length: int
+    max_length: int
+    refused: str = ""
+
+    def __get_pydantic_core_schema__(
+        self, source: object, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.chain_schema(
+            [
+                core_schema.str_schema(max_length=self.max_length),
+                core_schema.str_schema(
+                    strip_whitespace=True,
+                    min_length=self.min_length,
+                    pattern=f"^[^{self.refused}]*$" if self.refused else None,
+                ),
+            ]
+        )
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        any_ = f"[^{self.refused}]" if self.refused else "[\\s\\S]"
+        text = f"[^{self.refused}{_SPACE}]"
+        if self.min_length <= 1:
+            core = f"{text}(?:{any_}*{text})?"
+        else:
+            core = f"{text}{any_}{{{self.min_length - 2},}}{text}"
+        if self.min_length == 0:
+            core = f"(?:{core})?"
+        return {
+            "type": "string",
+            "minLength": self.min_length,
+            "maxLength": self.max_length,
+            "pattern": f"^[{_SPACE}]*{core}[{_SPACE}]*$",
+        }
+
+
+PersonName = Annotated[str, Stripped(1, 200)]
 
 
 def _iso_country(value: str) -> str:
@@ -118,7 +164,7 @@ NewPassword = Annotated[
 # -- contact and address data ---------------------------------------------------------------------
 
 # Text a person types on one line: no control characters (no line breaks, no NUL, no escapes).
-_ONE_LINE = r"^[^\x00-\x1f\x7f-\x9f]+$"
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
 _PHONE_SEPARATORS = re.compile(r"[\s().\-]")
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 # Numbers a person can be reached on; toll-free, premium-rate, shared-cost and the like are not.
@@ -171,12 +217,8 @@ Phone = Annotated[
         }
     ),
 ]
-AddressLine = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_ONE_LINE)
-]
-City = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=_ONE_LINE)
-]
+AddressLine = Annotated[str, Stripped(1, 200, refused=_CONTROL)]
+City = Annotated[str, Stripped(1, 100, refused=_CONTROL)]
 
 
 def _postal_code(value: str) -> str:
@@ -188,7 +230,7 @@ def _postal_code(value: str) -> str:
 # every national format fits (DE 10115, GB SW1A 1AA, CA K1A 0B1, NL 1012 AB, PT 1000-001).
 PostalCode = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=2, max_length=12),
+    Stripped(2, 12),
     AfterValidator(_postal_code),
     StringConstraints(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9 -]{0,10}[A-Za-z0-9])?$"),
 ]
@@ -238,19 +280,9 @@ CurrencyCode = Annotated[
     AfterValidator(_booked_currency),
     WithJsonSchema({"type": "string", "enum": sorted(MINOR_UNITS)}),
 ]
-Reason = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=3, max_length=1000),
-    WithJsonSchema(
-        # Three characters or more from the first that is not a space to the last.
-        {
-            "type": "string",
-            "minLength": 3,
-            "maxLength": 1000,
-            "pattern": f"^[{_SPACE}]*{_TEXT}[\\s\\S]+{_TEXT}[{_SPACE}]*$",
-        }
-    ),
-]
+Reason = Annotated[str, Stripped(3, 1000)]
+# A note staff write on a decision: one character or more, no NUL (PostgreSQL stores none).
+Note = Annotated[str, Stripped(1, 500, refused=r"\x00")]
 # An instant as RFC 3339 says (what the document's `format: date-time` means): date, time and
 # an offset. Without the check pydantic would also take a bare number (seconds since 1970) or a
 # time of no zone, neither of which the document admits.

@@ -7,14 +7,14 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from api.audit.schemas import AuditView
-from api.schemas import Reason
+from api.schemas import Reason, Stripped
 from domain.kyc import CaseStatus, ReviewAction
 
-InfoNeeded = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
-EddText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=10, max_length=2000)]
+InfoNeeded = Annotated[str, Stripped(0, 2000)]
+EddText = Annotated[str, Stripped(10, 2000)]
 
 
 class EnhancedDueDiligence(BaseModel):
@@ -30,7 +30,7 @@ class EnhancedDueDiligence(BaseModel):
     relationship_purpose: EddText
 
 
-GroupName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+GroupName = Annotated[str, Stripped(1, 128)]
 
 
 # -- the queue -----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
+from api.schemas import Stripped
 from db.models import AccountChange, ClientDocument, KycCase
 from domain.appropriateness import QUESTIONNAIRE_VERSION, QUESTIONS
 from domain.documents import DocumentKind
@@ -184,7 +185,7 @@ class KycOverview(BaseModel):
     missing: list[str]
 
 
-NoteText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+NoteText = Annotated[str, Stripped(0, 2000)]
 
 
 class KycInfoSubmission(BaseModel):

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.risk.schemas import Share
+from api.schemas import Note
 from db.models import BookDecision, ClientProfileRow
 from domain.profiling import Profile
 
 DecidedBook = Literal["A", "B", "hybrid"]
-Reason = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=500, pattern=r"^[^\x00]*$"),
-]
 
 
 def _share(value: Any) -> str | None:
@@ -28,7 +25,7 @@ class AcceptBook(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: Reason | None = None
+    reason: Note | None = None
 
 
 class OverrideBook(BaseModel):
@@ -38,7 +35,7 @@ class OverrideBook(BaseModel):
 
     book: DecidedBook
     a_share: Share | None = None
-    reason: Reason
+    reason: Note
 
 
 class DecisionView(BaseModel):

@@ -12,6 +12,7 @@ from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api.analytics.access import Day
+from api.schemas import Note
 
 SERVER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 ServerName = Annotated[str, Path(pattern=SERVER_PATTERN, description="an MT5 server's name")]
@@ -23,10 +24,6 @@ Mask = Annotated[
     StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$"),
 ]
 GatewayName = Annotated[str, StringConstraints(max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")]
-Reason = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=500, pattern=r"^[^\x00]*$"),
-]
 
 
 class DealerRuleIn(BaseModel):
@@ -51,7 +48,7 @@ class DealerRulesSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rules: list[DealerRuleIn] = Field(max_length=500)
-    reason: Reason | None = None
+    reason: Note | None = None
 
 
 class DealerRuleView(DealerRuleIn):

@@ -19,6 +19,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from api.schemas import Note
 from db.models import AccountBook, RiskAlert, RiskThreshold
 from domain.exposure.alerts import Metric, Scope
 
@@ -48,10 +49,6 @@ Share = Annotated[
     _decimal(SHARE_PATTERN, "0.25"),
     WithJsonSchema({"type": "string", "pattern": SHARE_PATTERN, "examples": ["0.25"]}),
 ]
-Text = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=500, pattern=r"^[^\x00]*$"),
-]
 BookName = Literal["A", "B", "hybrid", "coverage"]
 
 
@@ -63,7 +60,7 @@ class BookSet(BaseModel):
 
     book: BookName
     a_share: Share | None = None
-    reason: Text | None = None
+    reason: Note | None = None
 
 
 class BookView(BaseModel):
@@ -140,7 +137,7 @@ class ThresholdView(BaseModel):
 class AlertNote(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    note: Text | None = None
+    note: Note | None = None
 
 
 class AlertView(BaseModel):
