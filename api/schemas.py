@@ -57,8 +57,10 @@ Email = Annotated[
 # A password being checked (log-in): any the user may once have chosen.
 Password = Annotated[str, Field(min_length=1, max_length=128)]
 # What pydantic's `strip_whitespace` removes (Unicode White_Space; Python's `isspace` also
-# counts U+001C-U+001F, pydantic does not), as a regex class.
-_SPACE = "".join(
+# counts U+001C-U+001F, pydantic does not), as a regex class body. Patterns name these spaces
+# one by one, never as `\s`: a client's JSON Schema validator (ECMA-262: U+FEFF is a space,
+# U+0085 is not) and the server's regex engine (Unicode: the other way round) disagree on it.
+SPACES = "".join(
     f"\\u{code:04x}"
     for code in range(0x10000)
     if chr(code).isspace() and code not in range(0x1C, 0x20)
@@ -97,7 +99,7 @@ class Stripped:
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         any_ = f"[^{self.refused}]" if self.refused else "[\\s\\S]"
-        text = f"[^{self.refused}{_SPACE}]"
+        text = f"[^{self.refused}{SPACES}]"
         if self.min_length <= 1:
             core = f"{text}(?:{any_}*{text})?"
         else:
@@ -108,7 +110,7 @@ class Stripped:
             "type": "string",
             "minLength": self.min_length,
             "maxLength": self.max_length,
-            "pattern": f"^[{_SPACE}]*{core}[{_SPACE}]*$",
+            "pattern": f"^[{SPACES}]*{core}[{SPACES}]*$",
         }
 
 

@@ -10,7 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from api.audit.schemas import AuditView
-from api.schemas import Reason, Stripped
+from api.schemas import SPACES, Reason, Stripped
 from domain.kyc import CaseStatus, ReviewAction
 
 InfoNeeded = Annotated[str, Stripped(0, 2000)]
@@ -214,7 +214,7 @@ class CaseDecisionRequest(BaseModel):
                 {"properties": {"action": {"not": {"const": ReviewAction.REQUEST_INFO.value}}}},
                 {
                     "required": ["info_needed"],
-                    "properties": {"info_needed": {"type": "string", "pattern": "\\S"}},
+                    "properties": {"info_needed": {"type": "string", "pattern": f"[^{SPACES}]"}},
                 },
             ]
         },

@@ -8,14 +8,18 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from api.schemas import Amount, CurrencyCode, Reason
+from api.schemas import SPACES, Amount, CurrencyCode, Reason
 
 # A ledger account's code: `<kind>:<owner>:<currency>` (docs/ledger.md).
 LedgerAccountCode = Annotated[
     str,
-    StringConstraints(min_length=7, max_length=200, pattern=r"^[a-z0-9]+:[^\s:][^\s]*:[A-Z]{3}$"),
+    StringConstraints(
+        min_length=7, max_length=200, pattern=f"^[a-z0-9]+:[^{SPACES}:][^{SPACES}]*:[A-Z]{{3}}$"
+    ),
 ]
-ServerName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\s]+$")]
+ServerName = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=f"^[^{SPACES}]+$")
+]
 
 
 class RunView(BaseModel):

@@ -3,6 +3,8 @@ running API to it with schemathesis, for every role)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -74,6 +76,29 @@ def test_limits_are_the_servers(document: dict[str, Any]) -> None:
     assert (password["minLength"], password["maxLength"]) == (12, 128)
     assert "pattern" in password
     assert "enum" in schemas["FxRateCreate"]["properties"]["base"]
+
+
+def patterns_in(node: object) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("pattern"), str):
+            yield node["pattern"]
+        for value in node.values():
+            yield from patterns_in(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from patterns_in(value)
+
+
+def test_no_pattern_uses_a_class_the_regex_dialects_read_differently(
+    document: dict[str, Any],
+) -> None:
+    """`\\s`, `\\d`, `\\w`, `\\b` mean other characters to a client's JSON Schema validator
+    (ECMA-262) than to the server's regex engine (Unicode): U+0085 is a space to one only, `\\d`
+    is ASCII to one only. `[\\s\\S]` (any character) means the same to both."""
+    patterns = list(patterns_in(document))
+    assert len(patterns) > 20
+    ambiguous = re.compile(r"(?<!\\)\\[sSdDwWbB]")
+    assert [p for p in patterns if ambiguous.search(p.replace("[\\s\\S]", ""))] == []
 
 
 async def test_405_names_every_method_of_the_path(app: FastAPI) -> None:
