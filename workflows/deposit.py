@@ -15,7 +15,7 @@ the wallet or the MT5 account.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
@@ -305,11 +305,12 @@ class DepositWorkflow:
         self._status = PaymentStatus.AWAITING_FUNDS
         if self._current:
             self._show_movement()
+            awaiting_since = workflow.now()
             await self._store_at_next_wake(
                 RecordPaymentSession(payment_id=payment.payment_id, session=opened)
             )
             if self._processor_outcome() is None:
-                await self._wait_or_ask_processor(payment)
+                await self._wait_or_ask_processor(payment, since=awaiting_since)
             return self._outcome()
         show_status(self._status)
         if self._since(ASK_PROCESSOR_WHEN_SILENT):
@@ -331,12 +332,15 @@ class DepositWorkflow:
         return event
 
     async def _store_at_next_wake(self, answer: RecordPaymentSession) -> None:
-        """`FEWER_ROUND_TRIPS`: the processor's answer stored on the payment once the request
-        has committed: `STORE_SESSION_AFTER` from now, or when an outcome comes first. Money
-        that arrived first is received by a step that stores it too (`_unstored`): one step."""
+        """`FEWER_ROUND_TRIPS`: the processor's answer stored on the payment at the deposit's
+        next wake-up: `STORE_SESSION_AFTER` from now (the request has committed by then), its
+        first question to the processor if that is sooner (the step waits for the request's
+        commit), or when an outcome comes first. Money that arrived first is received by a step
+        that stores it too (`_unstored`): one step."""
+        wake = min(STORE_SESSION_AFTER, self._request.timers.deposit_poll_after)
         try:
             await workflow.wait_condition(
-                lambda: self._processor_outcome() is not None, timeout=STORE_SESSION_AFTER
+                lambda: self._processor_outcome() is not None, timeout=wake
             )
         except TimeoutError:
             pass
@@ -356,21 +360,25 @@ class DepositWorkflow:
             amount=request.amount,
         )
 
-    async def _wait_or_ask_processor(self, payment: PaymentRef) -> None:
+    async def _wait_or_ask_processor(
+        self, payment: PaymentRef, since: datetime | None = None
+    ) -> None:
         """Wait for the processor's outcome. While no webhook brings one, ask the processor what
-        it sent `deposit_poll_after` in, then at doubling intervals up to `deposit_poll_every`,
-        and once more as the payment window closes; its events keep their own ids, so one that
-        also comes by webhook counts once. Raises TimeoutError if the window closes without."""
+        it sent `deposit_poll_after` after `since` (now if not given), then at doubling intervals
+        up to `deposit_poll_every`, and once more as the payment window closes; its events keep
+        their own ids, so one that also comes by webhook counts once. Raises TimeoutError if the
+        window closes without."""
         timers = self._request.timers
-        closes = workflow.now() + PAYMENT_WINDOW
+        started = since or workflow.now()
+        closes = started + PAYMENT_WINDOW
         interval = timers.deposit_poll_after
+        ask_at = started + interval
         while True:
-            remaining = closes - workflow.now()
-            if remaining > timedelta(0):
+            wait = min(ask_at, closes) - workflow.now()
+            if wait > timedelta(0):
                 try:
                     await workflow.wait_condition(
-                        lambda: self._processor_outcome() is not None,
-                        timeout=min(interval, remaining),
+                        lambda: self._processor_outcome() is not None, timeout=wait
                     )
                     return
                 except TimeoutError:
@@ -381,6 +389,7 @@ class DepositWorkflow:
             if workflow.now() >= closes:
                 raise TimeoutError("no payment arrived in time")
             interval = min(interval * 2, timers.deposit_poll_every)
+            ask_at = workflow.now() + interval
 
     async def _ask_processor(self, payment: PaymentRef) -> None:
         try:

@@ -59,6 +59,19 @@ async def elapsed(handle: WorkflowHandle[Any, MovementResult]) -> timedelta:
     return events[-1].event_time.ToDatetime() - events[0].event_time.ToDatetime()
 
 
+async def asked_at(handle: WorkflowHandle[Any, MovementResult]) -> list[timedelta]:
+    """When the deposit asked the processor, in workflow time from its start (to the second)."""
+    events = list((await handle.fetch_history()).events)
+    started = events[0].event_time.ToDatetime()
+    return [
+        timedelta(seconds=round((e.event_time.ToDatetime() - started).total_seconds()))
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name
+        == deposit.ask_processor_for_payment_events.name
+    ]
+
+
 async def timers_started(handle: WorkflowHandle[Any, MovementResult]) -> int:
     events = (await handle.fetch_history()).events
     return sum(1 for e in events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED)
@@ -213,7 +226,24 @@ class TestLostDepositWebhook:
         assert fakes.steps().count(funds.book_entry.name) == len(set(fakes.bookings()))
         assert not fakes.inputs[unmatched.queue_unmatched_funds.name]
         # Asked 5 minutes in, then 10 minutes later.
-        assert timedelta(minutes=15) <= await elapsed(handle) < timedelta(minutes=20)
+        assert await asked_at(handle) == [timedelta(minutes=5), timedelta(minutes=15)]
+
+    async def test_a_first_question_sooner_than_storing_the_session_is_not_put_off(
+        self, env: WorkflowEnvironment
+    ) -> None:
+        request = a_deposit(deposit_poll_after=timedelta(seconds=2))
+        paid = payment_event(PaymentEventKind.PAYMENT_SUCCEEDED, request.reference, request.amount)
+        fakes = MoneyFakes(processor_events=[(), (paid,)])
+        async with workers(env, fakes, DepositWorkflow) as queue:
+            handle = await deposits.start(env, queue, request)
+            result = await deposits.finish(handle)
+
+        assert result.status is PaymentStatus.COMPLETED
+        # The session is stored at the first question, 2 s in, not 15 s (STORE_SESSION_AFTER).
+        assert fakes.steps().index(deposit.record_payment_session.name) < fakes.steps().index(
+            deposit.ask_processor_for_payment_events.name
+        )
+        assert await asked_at(handle) == [timedelta(seconds=2), timedelta(seconds=6)]
 
     async def test_a_webhook_and_the_answer_to_asking_bring_one_payment_once(
         self, env: WorkflowEnvironment
