@@ -162,7 +162,7 @@ async def my_commissions(
     me: IbPrincipal,
     session: SessionDep,
     limit: Limit = 100,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, lt=2**63)] = None,
 ) -> list[CommissionRowView]:
     """The IB's commission rows, newest first, each with its calculation trace."""
     rows = await service.commissions_of(session, me.id, limit, before_id)

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas import Reason
+from api.schemas import Mt5Login, Reason
 from contracts.ib_payout import PayoutStatus
 
 
@@ -101,9 +101,9 @@ class AttributionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     server: str = Field(min_length=1, max_length=64)
-    login: int = Field(gt=0)
+    login: Mt5Login
     ib_id: UUID
-    effective_from: int  # trade-server-clock Unix seconds
+    effective_from: int = Field(ge=0, lt=2**63)  # trade-server-clock Unix seconds
     reason: Reason
 
 

@@ -4,9 +4,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 
-from api.schemas import Email, NewPassword, PersonName, Reason
+from api.schemas import Email, Mt5Login, NewPassword, PersonName, Reason
 from contracts.ib_payout import PayoutFrequency
 from domain.ib.document import PlanVersion
 
@@ -84,7 +84,7 @@ class PayoutDestinationSet(BaseModel):
 
     kind: Literal["wallet", "mt5"]
     server: ServerName | None = None
-    login: int | None = Field(default=None, gt=0)
+    login: Mt5Login | None = None
 
     @model_validator(mode="after")
     def _mt5_names_the_account(self) -> PayoutDestinationSet:

@@ -101,6 +101,62 @@ def test_no_pattern_uses_a_class_the_regex_dialects_read_differently(
     assert [p for p in patterns if ambiguous.search(p.replace("[\\s\\S]", ""))] == []
 
 
+def unbounded_integers(document: dict[str, Any], node: object, at: str) -> Iterator[str]:
+    """Where `node` (a schema a client sends) admits an integer of any size."""
+    while isinstance(node, dict) and "$ref" in node:
+        node = document["components"]["schemas"][node["$ref"].rsplit("/", 1)[-1]]
+    if not isinstance(node, dict):
+        return
+    if node.get("type") == "integer" and not {"maximum", "exclusiveMaximum"} & node.keys():
+        yield at
+    for key in ("anyOf", "oneOf", "allOf"):
+        for branch in node.get(key, []):
+            yield from unbounded_integers(document, branch, at)
+    for name, field in node.get("properties", {}).items():
+        yield from unbounded_integers(document, field, f"{at}.{name}")
+    if "items" in node:
+        yield from unbounded_integers(document, node["items"], f"{at}[]")
+
+
+# A plan's terms are kept as a JSON document and a preview is computed in memory: their
+# integers (MT5's deal fields among them) are never put in a bigint column.
+NO_BIGINT_COLUMN = {
+    "POST /v1/ibs/plans",
+    "POST /v1/ibs/plans/{plan_id}/versions",
+    "POST /v1/ibs/plan-preview",
+}
+
+
+def test_every_integer_a_client_sends_fits_the_column_it_goes_to(
+    document: dict[str, Any],
+) -> None:
+    """An id, a login or a time beyond a bigint was a 422 the document did not foresee (a
+    fuzzing run sent `before_id` 7.6e23): each says its maximum (below 2**63, exact in a JSON
+    number)."""
+    unbounded = [
+        where
+        for method, path, operation in operations(document)
+        if f"{method} {path}" not in NO_BIGINT_COLUMN
+        for where in [
+            *(
+                found
+                for p in operation.get("parameters", [])
+                for found in unbounded_integers(
+                    document, p["schema"], f"{method} {path} {p['in']}.{p['name']}"
+                )
+            ),
+            *(
+                found
+                for content in operation.get("requestBody", {}).get("content", {}).values()
+                for found in unbounded_integers(
+                    document, content["schema"], f"{method} {path} body"
+                )
+            ),
+        ]
+    ]
+    assert unbounded == []
+
+
 async def test_405_names_every_method_of_the_path(app: FastAPI) -> None:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
