@@ -67,6 +67,10 @@ SPACES = "".join(
 )
 
 
+# A regex class body: the one character no text column can hold.
+NUL = r"\x00"
+
+
 @dataclass(frozen=True)
 class Stripped:
     """Text the server strips of surrounding spaces, as `Annotated[str, Stripped(...)]`.
@@ -74,12 +78,12 @@ class Stripped:
     The document's `maxLength` counts the text as sent, so the server checks that length before
     stripping; `min_length` counts what is left, which the document says with a pattern (a bare
     `minLength` would admit "  ", which strips to nothing). `refused` is a regex class body of
-    characters the stripped text may not hold (e.g. `\\x00`).
+    characters the stripped text may not hold: NUL at least, which PostgreSQL cannot store.
     """
 
     min_length: int
     max_length: int
-    refused: str = ""
+    refused: str = NUL
 
     def __get_pydantic_core_schema__(
         self, source: object, handler: GetCoreSchemaHandler
@@ -90,7 +94,7 @@ class Stripped:
                 core_schema.str_schema(
                     strip_whitespace=True,
                     min_length=self.min_length,
-                    pattern=f"^[^{self.refused}]*$" if self.refused else None,
+                    pattern=f"^[^{self.refused}]*$",
                 ),
             ]
         )
@@ -98,7 +102,7 @@ class Stripped:
     def __get_pydantic_json_schema__(
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
-        any_ = f"[^{self.refused}]" if self.refused else "[\\s\\S]"
+        any_ = f"[^{self.refused}]"
         text = f"[^{self.refused}{SPACES}]"
         if self.min_length <= 1:
             core = f"{text}(?:{any_}*{text})?"
@@ -283,8 +287,8 @@ CurrencyCode = Annotated[
     WithJsonSchema({"type": "string", "enum": sorted(MINOR_UNITS)}),
 ]
 Reason = Annotated[str, Stripped(3, 1000)]
-# A note staff write on a decision: one character or more, no NUL (PostgreSQL stores none).
-Note = Annotated[str, Stripped(1, 500, refused=r"\x00")]
+# A note staff write on a decision.
+Note = Annotated[str, Stripped(1, 500)]
 # An instant as RFC 3339 says (what the document's `format: date-time` means): date, time and
 # an offset. Without the check pydantic would also take a bare number (seconds since 1970) or a
 # time of no zone, neither of which the document admits.

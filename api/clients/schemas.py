@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from api.me.schemas import ApplicationView, ClientProfile, Mt5AccountView
+from api.schemas import Stripped
 
 
 class ClientSummary(ClientProfile):
@@ -23,7 +24,7 @@ class ClientStatusChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Literal["active", "blocked"]
-    reason: str = Field(min_length=3, max_length=500)
+    reason: Annotated[str, Stripped(3, 500)]
 
 
 class ClientPage(BaseModel):

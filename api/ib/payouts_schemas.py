@@ -10,6 +10,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.ib.schemas import ServerName
 from api.schemas import Mt5Login, Reason
 from contracts.ib_payout import PayoutStatus
 
@@ -100,7 +101,7 @@ class CommissionRowView(BaseModel):
 class AttributionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    server: str = Field(min_length=1, max_length=64)
+    server: ServerName
     login: Mt5Login
     ib_id: UUID
     effective_from: int = Field(ge=0, lt=2**63)  # trade-server-clock Unix seconds

@@ -12,7 +12,9 @@ from domain.ib.document import PlanVersion
 
 ReferralCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{3,32}$")]
 PlanId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
-ServerName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+ServerName = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
 
 
 class IbCreate(BaseModel):

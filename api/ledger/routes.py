@@ -9,12 +9,18 @@ from api.ledger import service
 from api.ledger.schemas import JournalEntryPage, LedgerAccountPage
 from api.policy import FinanceReader
 from api.problems import error_responses
-from api.schemas import Limit, Offset
+from api.schemas import NUL, Limit, Offset
 from domain.ledger import AccountKind
 
 router = APIRouter(prefix="/v1/finance/ledger", tags=["finance"])
 AccountCode = Annotated[
-    str, Path(min_length=3, max_length=200, description="e.g. wallet:<client id>:EUR")
+    str,
+    Path(
+        min_length=3,
+        max_length=200,
+        pattern=f"^[^{NUL}]+$",
+        description="e.g. wallet:<client id>:EUR",
+    ),
 ]
 
 

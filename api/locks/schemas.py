@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
+
+from api.schemas import Stripped
 
 
 class LockView(BaseModel):
@@ -24,4 +27,4 @@ class LockView(BaseModel):
 class UnlockRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=3, max_length=500)
+    reason: Annotated[str, Stripped(3, 500)]

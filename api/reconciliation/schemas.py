@@ -8,17 +8,19 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from api.schemas import SPACES, Amount, CurrencyCode, Reason
+from api.schemas import NUL, SPACES, Amount, CurrencyCode, Reason
 
 # A ledger account's code: `<kind>:<owner>:<currency>` (docs/ledger.md).
 LedgerAccountCode = Annotated[
     str,
     StringConstraints(
-        min_length=7, max_length=200, pattern=f"^[a-z0-9]+:[^{SPACES}:][^{SPACES}]*:[A-Z]{{3}}$"
+        min_length=7,
+        max_length=200,
+        pattern=f"^[a-z0-9]+:[^{SPACES}{NUL}:][^{SPACES}{NUL}]*:[A-Z]{{3}}$",
     ),
 ]
 ServerName = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=f"^[^{SPACES}]+$")
+    str, StringConstraints(min_length=1, max_length=64, pattern=f"^[^{SPACES}{NUL}]+$")
 ]
 
 

@@ -68,3 +68,21 @@ def test_what_is_kept_is_the_stripped_text() -> None:
     )
     with pytest.raises(ValidationError, match="at least 1 character"):
         TypeAdapter(Note).validate_python(" \u3000 ")
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("Reason", "checked\x00 with the desk"),
+        ("Note", "a\x00b"),
+        ("ServerName", "mt5\x00live"),
+        ("LedgerAccountCode", "wallet:a\x00b:USD"),
+    ],
+)
+def test_a_nul_is_refused_by_the_document_and_the_server(name: str, text: str) -> None:
+    """PostgreSQL stores no NUL: a text that would reach a column with one is refused up front,
+    as the document says, not by the database (a fuzzing run's reason held two)."""
+    adapter: TypeAdapter[str] = TypeAdapter({**TYPES, "Reason": Reason, "Note": Note}[name])
+    assert not document_admits(adapter.json_schema(), text)
+    assert not server_admits(adapter, text)
+    assert server_admits(adapter, text.replace("\x00", ""))
