@@ -206,12 +206,22 @@ class TestPayoutVerdict:
 
 
 class TestLostDepositWebhook:
+    @pytest.mark.parametrize(
+        ("poll_after", "asked"),
+        [
+            # The default: 5 minutes in, then 10 minutes later.
+            (timedelta(minutes=5), [timedelta(minutes=5), timedelta(minutes=15)]),
+            # Sooner than the session is stored (STORE_SESSION_AFTER, 15 s): not put off by it.
+            (timedelta(seconds=2), [timedelta(seconds=2), timedelta(seconds=6)]),
+        ],
+        ids=["default", "sooner-than-storing-the-session"],
+    )
     async def test_a_payment_whose_webhook_is_lost_is_found_by_asking_the_processor(
-        self, env: WorkflowEnvironment
+        self, env: WorkflowEnvironment, poll_after: timedelta, asked: list[timedelta]
     ) -> None:
-        request = a_deposit()
+        request = a_deposit(deposit_poll_after=poll_after)
         paid = payment_event(PaymentEventKind.PAYMENT_SUCCEEDED, request.reference, request.amount)
-        # Nothing to say at the first question (5 min), the payment at the second (10 min later).
+        # Nothing to say at the first question, the payment at the second.
         fakes = MoneyFakes(processor_events=[(), (paid,)])
         async with workers(env, fakes, DepositWorkflow) as queue:
             handle = await deposits.start(env, queue, request)
@@ -225,25 +235,7 @@ class TestLostDepositWebhook:
         ]
         assert fakes.steps().count(funds.book_entry.name) == len(set(fakes.bookings()))
         assert not fakes.inputs[unmatched.queue_unmatched_funds.name]
-        # Asked 5 minutes in, then 10 minutes later.
-        assert await asked_at(handle) == [timedelta(minutes=5), timedelta(minutes=15)]
-
-    async def test_a_first_question_sooner_than_storing_the_session_is_not_put_off(
-        self, env: WorkflowEnvironment
-    ) -> None:
-        request = a_deposit(deposit_poll_after=timedelta(seconds=2))
-        paid = payment_event(PaymentEventKind.PAYMENT_SUCCEEDED, request.reference, request.amount)
-        fakes = MoneyFakes(processor_events=[(), (paid,)])
-        async with workers(env, fakes, DepositWorkflow) as queue:
-            handle = await deposits.start(env, queue, request)
-            result = await deposits.finish(handle)
-
-        assert result.status is PaymentStatus.COMPLETED
-        # The session is stored at the first question, 2 s in, not 15 s (STORE_SESSION_AFTER).
-        assert fakes.steps().index(deposit.record_payment_session.name) < fakes.steps().index(
-            deposit.ask_processor_for_payment_events.name
-        )
-        assert await asked_at(handle) == [timedelta(seconds=2), timedelta(seconds=6)]
+        assert await asked_at(handle) == asked
 
     async def test_a_webhook_and_the_answer_to_asking_bring_one_payment_once(
         self, env: WorkflowEnvironment
