@@ -134,7 +134,10 @@ CountryCode = Annotated[
     WithJsonSchema({"type": "string", "enum": sorted(ISO_COUNTRIES)}),
 ]
 TotpCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
-Mt5Login = Annotated[int, Field(gt=0, lt=2**63)]
+# A bigint column holds values below 2**63. Bounds say so with `lt`: 2**63 - 1 is not exact in
+# a JSON number (a double reads it as 2**63, which a client then sends as valid).
+BIGINT_END = 2**63
+Mt5Login = Annotated[int, Field(gt=0, lt=BIGINT_END)]
 
 # A password being chosen: 12 to 128 characters, of at least three of four kinds: lower case
 # (a-z), upper case (A-Z), digit (0-9), other (anything else, letters beyond A-Z too). One
@@ -313,6 +316,8 @@ Instant = Annotated[
 ]
 Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+# Keyset paging: the rows older than this id (a bigint).
+BeforeId = Annotated[int | None, Query(ge=1, lt=BIGINT_END)]
 
 
 def decimal_text(minor_units: int, currency: str) -> str:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from api.audit.schemas import AuditPage, AuditView
 from api.deps import SessionDep
 from api.policy import AuditorPrincipal
-from api.schemas import Instant
+from api.schemas import BeforeId, Instant
 from db.models import AuditEntry
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -25,7 +25,7 @@ async def search_audit_log(
     action: ShortText = None,
     since: Instant | None = None,
     until: Instant | None = None,
-    before_id: Annotated[int | None, Query(gt=0, lt=2**63)] = None,
+    before_id: BeforeId = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditPage:
     """Newest first. Page with `before_id` = the previous page's `next_before_id`."""

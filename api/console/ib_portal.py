@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.auth import service as auth_service
@@ -24,6 +24,7 @@ from api.ib.payouts_schemas import CommissionRowView
 from api.ib.service import own_profile
 from api.pages import console_log_in, pdf_response, render, signed_in, templates
 from api.policy import ConsolePolicy, Principal, public
+from api.schemas import BeforeId
 
 router = APIRouter(prefix="/console/ib", tags=["console"])
 HOME = "/console/ib"
@@ -96,7 +97,7 @@ async def commissions(
     request: Request,
     me: ConsoleIb,
     session: SessionDep,
-    before_id: Annotated[int | None, Query(ge=1, lt=2**63)] = None,
+    before_id: BeforeId = None,
 ) -> HTMLResponse:
     """The IB's commission rows, newest first, a page at a time (older: `before_id`), each
     with its calculation trace."""

@@ -32,6 +32,7 @@ from api.finance.schemas import (
 )
 from api.pages import back, check_csrf, render
 from api.policy import ConsoleFinanceOfficer, ConsoleFinanceReader
+from api.schemas import BIGINT_END
 from db.models import FinanceCase, Payment, UnmatchedFunds
 from db.queries.clients import client_by_email
 from domain.errors import BackOfficeError, NotFound
@@ -260,7 +261,7 @@ async def credit_unmatched(
     if client is None:
         return _back(page, error=f"no client with the email {form.client_email.strip()!r}")
     login = form.mt5_login.strip()
-    if login and not (login.isdigit() and 0 < int(login) < 2**63):
+    if login and not (login.isdigit() and 0 < int(login) < BIGINT_END):
         return _back(page, error=f"{login!r} is not an MT5 login")
     try:
         view = await service.resolve_unmatched(

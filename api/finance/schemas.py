@@ -269,8 +269,6 @@ class CreditUnmatchedRequest(BaseModel):
     reason: Reason
     # One of the client's live MT5 accounts, in the item's currency, to credit straight away
     # (through the deposits' balance step); left out, the client's wallet is credited.
-    # Bounded as every MT5 login is (`Mt5Login`): below 2**63, a bound a JSON number can state
-    # exactly (2**63 - 1 reads as 2**63 in a double, which the fuzz then sent as valid).
     mt5_login: Mt5Login | None = None
 
 

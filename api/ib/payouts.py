@@ -3,10 +3,10 @@ tree, its clients (masked), its commission rows with their traces and its statem
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from api.deps import SessionDep, SettingsDep, StateDep, documents_of
 from api.ib import payouts_service as service
@@ -25,7 +25,7 @@ from api.ib.payouts_schemas import (
 )
 from api.policy import AdminPrincipal, FinanceOfficer, FinanceReader, IbPrincipal
 from api.problems import error_responses
-from api.schemas import Limit
+from api.schemas import BeforeId, Limit
 from contracts.ib_payout import PayoutStatus
 from db.queries import ib as queries
 
@@ -162,7 +162,7 @@ async def my_commissions(
     me: IbPrincipal,
     session: SessionDep,
     limit: Limit = 100,
-    before_id: Annotated[int | None, Query(ge=1, lt=2**63)] = None,
+    before_id: BeforeId = None,
 ) -> list[CommissionRowView]:
     """The IB's commission rows, newest first, each with its calculation trace."""
     rows = await service.commissions_of(session, me.id, limit, before_id)

@@ -11,7 +11,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.ib.schemas import ServerName
-from api.schemas import Mt5Login, Reason
+from api.schemas import BIGINT_END, Mt5Login, Reason
 from contracts.ib_payout import PayoutStatus
 
 
@@ -104,7 +104,7 @@ class AttributionRequest(BaseModel):
     server: ServerName
     login: Mt5Login
     ib_id: UUID
-    effective_from: int = Field(ge=0, lt=2**63)  # trade-server-clock Unix seconds
+    effective_from: int = Field(ge=0, lt=BIGINT_END)  # trade-server-clock Unix seconds
     reason: Reason
 
 

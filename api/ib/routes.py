@@ -29,6 +29,7 @@ from api.policy import (
     IbReader,
 )
 from api.problems import error_responses
+from api.schemas import BIGINT_END
 from domain.ib.commissions import PreviewInput
 
 staff_router = APIRouter(prefix="/v1/ibs", tags=["introducing brokers (staff)"])
@@ -160,8 +161,7 @@ async def list_fraud_flags(
     responses=error_responses({404: "no such flag", 409: "cleared already"}),
 )
 async def clear_fraud_flag(
-    # Below 2**63 (a bigint), stated as a bound a JSON number holds exactly.
-    flag_id: Annotated[int, Path(ge=1, lt=2**63, description="the flag's id (a bigint)")],
+    flag_id: Annotated[int, Path(ge=1, lt=BIGINT_END, description="the flag's id (a bigint)")],
     body: FraudFlagClear,
     officer: FinanceOfficer,
     session: SessionDep,
